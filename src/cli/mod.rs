@@ -1,0 +1,1 @@
+//! The `jobvisor` command line (helper fills this in).

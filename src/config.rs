@@ -1,0 +1,282 @@
+//! Daemon configuration: where things live and the delays Kubernetes hard-codes.
+//!
+//! Read from YAML (`config/jobvisor.yaml` documents every key). Unknown keys and malformed
+//! values stop start-up with the file, line and key named. Durations are Kubernetes/Go
+//! style strings (`200ms`, `10s`, `6m`, `1h30m`). Defaults are Kubernetes' own values, so a
+//! daemon without a config file behaves like a cluster; tests shrink the delays.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Config {
+    pub paths: Paths,
+    pub backoff: Backoff,
+    pub store: Store,
+    pub pods: Pods,
+    pub log: Log,
+}
+
+/// Every location the daemon touches. `None` means "derived from --root or the defaults".
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Paths {
+    pub manifests: Option<PathBuf>,
+    pub state: Option<PathBuf>,
+    pub logs: Option<PathBuf>,
+    pub socket: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Backoff {
+    /// Job controller: delay before replacing the n-th failed pod is base·2^(n−1) (K8s 10s).
+    #[serde(deserialize_with = "duration")]
+    pub pod_failure_base: Duration,
+    /// Cap on that delay (K8s 10m).
+    #[serde(deserialize_with = "duration")]
+    pub pod_failure_max: Duration,
+    /// Kubelet: CrashLoopBackOff base for OnFailure restarts (K8s 10s).
+    #[serde(deserialize_with = "duration")]
+    pub container_restart_base: Duration,
+    /// Cap on the CrashLoopBackOff delay (K8s 5m).
+    #[serde(deserialize_with = "duration")]
+    pub container_restart_max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            pod_failure_base: Duration::from_secs(10),
+            pod_failure_max: Duration::from_secs(600),
+            container_restart_base: Duration::from_secs(10),
+            container_restart_max: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Store {
+    /// Longest a state change waits in memory before it is written and fsynced in one batch.
+    #[serde(deserialize_with = "duration")]
+    pub flush_interval: Duration,
+    /// The journal is folded into a fresh snapshot once it grows past this many bytes.
+    pub compact_bytes: u64,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store {
+            flush_interval: Duration::from_millis(20),
+            compact_bytes: 64 << 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Pods {
+    /// Grace period when the pod template does not set terminationGracePeriodSeconds (K8s 30s).
+    #[serde(deserialize_with = "duration")]
+    pub default_termination_grace_period: Duration,
+    /// Finished pods kept per Job; older ones (and their logs) are removed. 0 keeps all.
+    pub max_finished_pods_per_job: usize,
+}
+
+impl Default for Pods {
+    fn default() -> Self {
+        Pods {
+            default_termination_grace_period: Duration::from_secs(30),
+            max_finished_pods_per_job: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Log {
+    /// tracing filter: `info`, `debug`, `info,jobvisor::runtime=debug`. Env JOBVISOR_LOG wins.
+    pub level: String,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            level: "info".into(),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            paths: Paths::default(),
+            backoff: Backoff::default(),
+            store: Store::default(),
+            pods: Pods::default(),
+            log: Log::default(),
+        }
+    }
+}
+
+/// Parses a Kubernetes-style duration: `200ms`, `10s`, `6m`, `1h30m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let parsed: jiff::SignedDuration = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: want e.g. \"200ms\", \"10s\", \"6m\""))?;
+    Duration::try_from(parsed).map_err(|_| format!("invalid duration {text:?}: must not be negative"))
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+impl Config {
+    pub fn from_yaml(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_yaml(path, &text)
+    }
+}
+
+/// Where one daemon keeps everything, resolved from `--root`, the config and the defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layout {
+    pub manifests: PathBuf,
+    pub state: PathBuf,
+    pub logs: PathBuf,
+    pub socket: PathBuf,
+}
+
+impl Layout {
+    /// Everything under one folder: `DIR/manifests`, `DIR/state`, `DIR/logs`, `DIR/jobvisor.sock`.
+    pub fn under_root(root: &Path) -> Layout {
+        Layout {
+            manifests: root.join("manifests"),
+            state: root.join("state"),
+            logs: root.join("logs"),
+            socket: root.join("jobvisor.sock"),
+        }
+    }
+
+    /// The system layout for root, the XDG one for anyone else.
+    pub fn system_default() -> Layout {
+        if nix::unistd::geteuid().is_root() {
+            return Layout {
+                manifests: "/etc/jobvisor/manifests.d".into(),
+                state: "/var/lib/jobvisor".into(),
+                logs: "/var/log/jobvisor".into(),
+                socket: "/run/jobvisor/jobvisor.sock".into(),
+            };
+        }
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| ".".into());
+        let xdg = |var: &str, fallback: &str| {
+            std::env::var_os(var)
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+                .unwrap_or_else(|| home.join(fallback))
+        };
+        let runtime = std::env::var_os("XDG_RUNTIME_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| xdg("XDG_STATE_HOME", ".local/state"));
+        Layout {
+            manifests: xdg("XDG_CONFIG_HOME", ".config").join("jobvisor/manifests.d"),
+            state: xdg("XDG_STATE_HOME", ".local/state").join("jobvisor"),
+            logs: xdg("XDG_STATE_HOME", ".local/state").join("jobvisor/logs"),
+            socket: runtime.join("jobvisor/jobvisor.sock"),
+        }
+    }
+
+    /// Default config file location for this layout.
+    pub fn default_config_file(root: Option<&Path>) -> PathBuf {
+        match root {
+            Some(r) => r.join("config.yaml"),
+            None if nix::unistd::geteuid().is_root() => "/etc/jobvisor/config.yaml".into(),
+            None => std::env::var_os("XDG_CONFIG_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+                .unwrap_or_else(|| ".".into())
+                .join("jobvisor/config.yaml"),
+        }
+    }
+
+    /// Config keys win over the root/system default, one by one.
+    pub fn with_overrides(mut self, paths: &Paths) -> Layout {
+        let pick = |slot: &mut PathBuf, over: &Option<PathBuf>| {
+            if let Some(p) = over {
+                *slot = p.clone();
+            }
+        };
+        pick(&mut self.manifests, &paths.manifests);
+        pick(&mut self.state, &paths.state);
+        pick(&mut self.logs, &paths.logs);
+        pick(&mut self.socket, &paths.socket);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_like_kubernetes() {
+        assert_eq!(parse_duration("200ms").unwrap(), Duration::from_millis(200));
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("6m").unwrap(), Duration::from_secs(360));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn keys_have_kubernetes_defaults_and_unknown_keys_fail() {
+        let p = Path::new("c.yaml");
+        let c = Config::from_yaml(p, "backoff:\n  podFailureBase: 50ms\n").unwrap();
+        assert_eq!(c.backoff.pod_failure_base, Duration::from_millis(50));
+        assert_eq!(c.backoff.pod_failure_max, Duration::from_secs(600));
+        assert_eq!(c.backoff.container_restart_base, Duration::from_secs(10));
+        assert_eq!(c.backoff.container_restart_max, Duration::from_secs(300));
+        let err = Config::from_yaml(p, "backoff:\n  podFailureBse: 1s\n").unwrap_err();
+        assert!(err.to_string().contains("podFailureBse"), "{err}");
+        let err = Config::from_yaml(p, "backoff:\n  podFailureBase: soon\n").unwrap_err();
+        assert!(err.to_string().contains("invalid duration"), "{err}");
+    }
+
+    #[test]
+    fn shipped_default_config_matches_code_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/jobvisor.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let parsed = Config::from_yaml(&path, &text).unwrap();
+        assert_eq!(parsed, Config::default());
+    }
+}

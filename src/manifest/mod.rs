@@ -1,0 +1,1 @@
+//! Manifest files → validated, defaulted objects (helper fills this in).

@@ -1,0 +1,1 @@
+//! Wire paths and the Unix-socket HTTP client (helper fills this in).

@@ -1,0 +1,1 @@
+//! Container logs in the kubelet's CRI format (helper fills this in).

@@ -1,0 +1,89 @@
+//! The pod runtime: runs containers as host processes and reports what happened.
+//!
+//! The daemon talks to it through the [`Runtime`] trait only: `start` a container, `stop` a
+//! pod. Everything that happens afterwards comes back as [`RuntimeEvent`]s on the channel
+//! given at construction, so the daemon's loop stays the single owner of state.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+pub mod logs;
+pub mod process;
+
+/// Everything needed to run one container once. Built by the daemon from the pod spec.
+#[derive(Clone)]
+pub struct ContainerLaunch {
+    pub pod_uid: String,
+    pub namespace: String,
+    pub pod_name: String,
+    pub container: String,
+    /// Which run of this container this is (0 for the first); names the log file.
+    pub restart_count: i32,
+    /// `command` + `args`, already `$(VAR)`-expanded; argv[0] is looked up in the env's PATH.
+    pub argv: Vec<String>,
+    /// The complete environment (the child gets nothing else).
+    pub env: Vec<(String, String)>,
+    pub working_dir: PathBuf,
+    /// `logs/pods/<ns>_<pod>_<uid>/<container>/<restart_count>.log`
+    pub log_path: PathBuf,
+}
+
+impl std::fmt::Debug for ContainerLaunch {
+    // env values may be secrets
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContainerLaunch")
+            .field("pod", &format_args!("{}/{}", self.namespace, self.pod_name))
+            .field("container", &self.container)
+            .field("restart_count", &self.restart_count)
+            .field("argv", &self.argv)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a container run ended, in the words Kubernetes uses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExitInfo {
+    /// 128+signal when killed by a signal, 128 for a failed exec.
+    pub exit_code: i32,
+    pub signal: Option<i32>,
+    /// `Completed` (exit 0), `Error` (non-zero or signal), `StartError` (exec failed).
+    pub reason: String,
+    /// For StartError: the OS error, e.g. `exec: "nope": No such file or directory (os error 2)`.
+    pub message: Option<String>,
+    pub started_at: Timestamp,
+    pub finished_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RuntimeEvent {
+    Started {
+        pod_uid: String,
+        container: String,
+        restart_count: i32,
+        pid: u32,
+        started_at: Timestamp,
+    },
+    /// Sent once per `start`, after the container's output is fully in its log file.
+    Exited {
+        pod_uid: String,
+        container: String,
+        restart_count: i32,
+        exit: ExitInfo,
+    },
+}
+
+pub trait Runtime: Send + Sync + 'static {
+    /// Starts one container run. Never blocks on the process; the outcome (including a failed
+    /// exec) arrives as `Started`/`Exited` events.
+    fn start(&self, launch: ContainerLaunch);
+    /// Stops every running container of the pod: SIGTERM to each process group, SIGKILL to
+    /// whatever is left after `grace`. Their `Exited` events follow as usual.
+    fn stop_pod(&self, pod_uid: &str, grace: Duration);
+    /// Kills the process group of a container a previous daemon started and lost (crash
+    /// recovery), if `pid` still names that same process (`proc_start` guards against reuse).
+    fn kill_leftover(&self, pid: u32, proc_start: Option<u64>);
+    /// Number of containers currently running.
+    fn running(&self) -> usize;
+}
