@@ -1,1 +1,52 @@
-//! (in progress)
+//! Pure controllers: decisions over state and an injected `now`, never I/O.
+//!
+//! [`job`] is Kubernetes' Job controller (`pkg/controller/job/job_controller.go`); [`pod`] is the
+//! part of the kubelet that decides container starts, restarts and pod phase. Both are
+//! level-triggered: they look at the whole current state and say what should happen next,
+//! so after a crash they simply converge again. [`backoff`] holds the two exponential delays.
+//! This module must not use tokio, `std::fs` or `std::process` (CI checks it).
+
+pub mod backoff;
+pub mod job;
+pub mod pod;
+
+use jiff::Timestamp;
+
+/// A Kubernetes event the controller wants recorded (the daemon fills in object refs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSpec {
+    /// `Normal` or `Warning`.
+    pub type_: &'static str,
+    pub reason: String,
+    pub message: String,
+}
+
+impl EventSpec {
+    pub fn normal(reason: &str, message: impl Into<String>) -> Self {
+        EventSpec {
+            type_: "Normal",
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+    pub fn warning(reason: &str, message: impl Into<String>) -> Self {
+        EventSpec {
+            type_: "Warning",
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// `b - a` as a std Duration, zero when `b` is not after `a`.
+pub fn elapsed(a: Timestamp, b: Timestamp) -> std::time::Duration {
+    std::time::Duration::try_from(b.duration_since(a)).unwrap_or_default()
+}
+
+/// `t + d`, saturating at the far end of time instead of failing.
+pub fn add(t: Timestamp, d: std::time::Duration) -> Timestamp {
+    jiff::SignedDuration::try_from(d)
+        .ok()
+        .and_then(|d| t.checked_add(d).ok())
+        .unwrap_or(Timestamp::MAX)
+}

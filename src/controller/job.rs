@@ -1,0 +1,287 @@
+//! The Job controller: one pure `sync` per Job, after `syncJob`/`manageJob` in Kubernetes'
+//! `pkg/controller/job/job_controller.go`.
+//!
+//! Input: the Job, the pods it owns, `now` and the backoff config. Output: the new status,
+//! how many pods to create, which pods to delete, events, and when to look again. Pods are
+//! counted into `status.succeeded`/`status.failed` exactly once: a pod still carrying the
+//! `batch.kubernetes.io/job-tracking` finalizer is uncounted; the decision lists the pods
+//! whose finalizer the daemon must remove in the same store batch as the status.
+//! The finishing sequence is Kubernetes' two-step one (spec §5.4): an interim condition
+//! (`SuccessCriteriaMet`/`FailureTarget`), pods terminated, then `Complete`/`Failed`.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use super::{EventSpec, add, backoff, elapsed, pod};
+use crate::api::{JOB_TRACKING_FINALIZER, Job, JobCondition, JobStatus, Pod, PodPhase};
+
+/// Kubernetes caps pod creations and deletions per sync (`MaxPodCreateDeletePerSync`).
+const MAX_PER_SYNC: usize = 500;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PodFailureBackoff {
+    pub base: Duration,
+    pub max: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delete {
+    pub pod: String,
+    /// Count the pod as failed (Job failure, deadline) rather than drop it uncounted (scale-down, success).
+    pub count_as_failed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobDecision {
+    pub status: JobStatus,
+    /// New pods to create from the template now.
+    pub create: usize,
+    /// Active pods to terminate gracefully.
+    pub delete: Vec<Delete>,
+    /// Pods whose tracking finalizer the daemon must remove in the same store batch as this
+    /// status: they are counted now (terminal or user-deleted) or deleted by the controller.
+    pub untrack: Vec<String>,
+    pub events: Vec<EventSpec>,
+    pub requeue_after: Option<Duration>,
+}
+
+impl JobDecision {
+    fn new(status: JobStatus) -> Self {
+        JobDecision { status, create: 0, delete: Vec::new(), untrack: Vec::new(), events: Vec::new(), requeue_after: None }
+    }
+    /// Deleting a pod always releases it from tracking, so it is never counted twice.
+    fn delete_pod(&mut self, p: &Pod, count_as_failed: bool) {
+        let name = p.metadata.name().to_string();
+        if tracked(p) {
+            self.untrack.push(name.clone());
+        }
+        self.delete.push(Delete { pod: name, count_as_failed });
+    }
+    fn requeue(&mut self, after: Duration) {
+        self.requeue_after = Some(self.requeue_after.map_or(after, |r| r.min(after)));
+    }
+}
+
+fn tracked(p: &Pod) -> bool {
+    p.metadata.finalizers.iter().any(|f| f == JOB_TRACKING_FINALIZER)
+}
+fn terminating(p: &Pod) -> bool {
+    p.metadata.deletion_timestamp.is_some() && !p.status.phase.is_terminal()
+}
+fn active(p: &Pod) -> bool {
+    p.metadata.deletion_timestamp.is_none() && !p.status.phase.is_terminal()
+}
+/// `isPodFailed` under podReplacementPolicy TerminatingOrFailed: a pod deleted by someone
+/// else counts as failed as soon as it is terminating.
+fn failed(p: &Pod, terminating_counts: bool) -> bool {
+    p.status.phase == PodPhase::Failed || (terminating_counts && terminating(p))
+}
+
+pub fn sync(job: &Job, pods: &[&Pod], now: Timestamp, cfg: PodFailureBackoff) -> JobDecision {
+    let mut status = job.status.clone().unwrap_or_default();
+    if status.is_finished() {
+        return finished(status, pods);
+    }
+    let spec = &job.spec;
+    let terminating_counts = spec.pod_replacement_policy.as_deref() != Some("Failed");
+    let mut d = JobDecision::new(JobStatus::default());
+
+    // Count what finished since the last sync.
+    for p in pods.iter().filter(|p| tracked(p)) {
+        if p.status.phase == PodPhase::Succeeded {
+            status.succeeded += 1;
+            d.untrack.push(p.metadata.name().to_string());
+        } else if failed(p, terminating_counts) {
+            status.failed += 1;
+            d.untrack.push(p.metadata.name().to_string());
+        }
+    }
+    if status.start_time.is_none() {
+        status.start_time = Some(now);
+    }
+    let mut live: Vec<&Pod> = pods.iter().copied().filter(|p| active(p)).collect();
+
+    if status.condition("SuccessCriteriaMet").is_none() && status.condition("FailureTarget").is_none() {
+        if let Some((reason, message)) = failure(job, &status, &live, now, &mut d) {
+            set_condition(&mut status, "FailureTarget", reason, message, now);
+        } else if succeeded(job, &status, live.len()) {
+            set_condition(&mut status, "SuccessCriteriaMet", "CompletionsReached", "Reached expected number of succeeded pods", now);
+        }
+    }
+
+    let failing = status.condition("FailureTarget").is_some();
+    if failing || status.condition("SuccessCriteriaMet").is_some() {
+        // Terminate what still runs; on failure those pods count as failed.
+        for p in live.drain(..) {
+            if failing {
+                status.failed += 1;
+            }
+            d.delete_pod(p, failing);
+        }
+    } else {
+        manage(job, &status, &mut live, pods, now, cfg, &mut d);
+    }
+
+    let still_terminating = pods.iter().filter(|p| terminating(p)).count() + d.delete.len();
+    status.active = live.len() as i32 + d.create as i32;
+    status.ready = live.iter().filter(|p| pod::is_ready(p)).count() as i32;
+    status.terminating = still_terminating as i32;
+    if still_terminating == 0 {
+        finish(&mut status, now, &mut d.events);
+    }
+    if status.is_finished() {
+        status.active = 0;
+        status.ready = 0;
+    }
+    d.status = status;
+    d
+}
+
+/// A finished Job keeps its status; stray pods still tracked are released uncounted.
+fn finished(status: JobStatus, pods: &[&Pod]) -> JobDecision {
+    let mut d = JobDecision::new(status);
+    for p in pods {
+        if active(p) {
+            d.delete_pod(p, false);
+        } else if tracked(p) {
+            d.untrack.push(p.metadata.name().to_string());
+        }
+    }
+    d
+}
+
+/// Failure criteria in `syncJob`'s order: backoffLimit, then activeDeadlineSeconds.
+fn failure(
+    job: &Job,
+    status: &JobStatus,
+    live: &[&Pod],
+    now: Timestamp,
+    d: &mut JobDecision,
+) -> Option<(&'static str, &'static str)> {
+    let limit = job.spec.backoff_limit.unwrap_or(6);
+    let on_failure = job.spec.template.spec.restart_policy.as_deref() == Some("OnFailure");
+    // pastBackoffLimitOnFailure: restarts of pods that are still Pending/Running count too.
+    let restarts: i64 = if on_failure {
+        live.iter().flat_map(|p| &p.status.container_statuses).map(|c| i64::from(c.restart_count)).sum()
+    } else {
+        0
+    };
+    let past_restarts = on_failure && if limit == 0 { restarts > 0 } else { restarts >= i64::from(limit) };
+    if status.failed > limit || past_restarts {
+        return Some(("BackoffLimitExceeded", "Job has reached the specified backoff limit"));
+    }
+    if let (Some(secs), Some(start)) = (job.spec.active_deadline_seconds, status.start_time) {
+        let deadline = add(start, Duration::from_secs(u64::try_from(secs).unwrap_or(0)));
+        if now >= deadline {
+            return Some(("DeadlineExceeded", "Job was active longer than specified deadline"));
+        }
+        d.requeue(elapsed(now, deadline));
+    }
+    None
+}
+
+fn succeeded(job: &Job, status: &JobStatus, active: usize) -> bool {
+    match job.spec.completions {
+        Some(c) => status.succeeded >= c,
+        // Work queue: done once any pod succeeded and none is left running.
+        None => status.succeeded > 0 && active == 0,
+    }
+}
+
+/// `manageJob`: create or delete pods to reach the wanted number of active pods.
+fn manage(
+    job: &Job,
+    status: &JobStatus,
+    live: &mut Vec<&Pod>,
+    pods: &[&Pod],
+    now: Timestamp,
+    cfg: PodFailureBackoff,
+    d: &mut JobDecision,
+) {
+    let parallelism = job.spec.parallelism.unwrap_or(1).max(0) as usize;
+    let want = match job.spec.completions {
+        Some(c) => ((c - status.succeeded).max(0) as usize).min(parallelism),
+        None if status.succeeded > 0 => live.len(),
+        None => parallelism,
+    };
+    if live.len() > want {
+        // Prefer removing pods that are not ready, then the newest.
+        live.sort_by_key(|p| (pod::is_ready(p), std::cmp::Reverse(p.metadata.creation_timestamp)));
+        let excess = (live.len() - want).min(MAX_PER_SYNC);
+        for p in live.drain(..excess) {
+            d.delete_pod(p, false);
+        }
+        return;
+    }
+    let missing = want - live.len();
+    if missing == 0 {
+        return;
+    }
+    let wait = failure_backoff_remaining(pods, now, cfg);
+    if wait > Duration::ZERO {
+        d.requeue(wait);
+        return;
+    }
+    d.create = missing.min(MAX_PER_SYNC);
+    if missing > MAX_PER_SYNC {
+        d.requeue(Duration::ZERO);
+    }
+}
+
+/// Time left before pods may be created again: `base·2^(n−1)` after the last of the `n`
+/// failures that finished after the latest success (`backoff_utils.go`).
+fn failure_backoff_remaining(pods: &[&Pod], now: Timestamp, cfg: PodFailureBackoff) -> Duration {
+    let finish = |p: &&Pod| pod::finish_time(p);
+    let last_success = pods.iter().filter(|p| p.status.phase == PodPhase::Succeeded).filter_map(finish).max();
+    // Natural failures only: pods the controller itself deleted end Failed too, uncounted.
+    let failures: Vec<Timestamp> = pods
+        .iter()
+        .filter(|p| p.status.phase == PodPhase::Failed && p.metadata.deletion_timestamp.is_none())
+        .filter_map(finish)
+        .filter(|t| last_success.is_none_or(|s| *t > s))
+        .collect();
+    let Some(last_failure) = failures.iter().max() else {
+        return Duration::ZERO;
+    };
+    let delay = backoff::pod_failure_delay(failures.len() as u32, cfg.base, cfg.max);
+    elapsed(now, add(*last_failure, delay))
+}
+
+/// The second step of finishing: once no pod is left terminating, the interim condition
+/// becomes terminal.
+fn finish(status: &mut JobStatus, now: Timestamp, events: &mut Vec<EventSpec>) {
+    if let Some(c) = status.condition("SuccessCriteriaMet").cloned() {
+        set_condition(status, "Complete", &c.reason, &c.message, now);
+        status.completion_time = Some(now);
+        events.push(EventSpec::normal("Completed", "Job completed"));
+    } else if let Some(c) = status.condition("FailureTarget").cloned() {
+        set_condition(status, "Failed", &c.reason, &c.message, now);
+        events.push(EventSpec::warning(&c.reason, c.message));
+    }
+}
+
+fn set_condition(status: &mut JobStatus, type_: &str, reason: &str, message: &str, now: Timestamp) {
+    if let Some(c) = status.conditions.iter_mut().find(|c| c.type_ == type_) {
+        if c.status != "True" || c.reason != reason || c.message != message {
+            *c = condition(type_, reason, message, now);
+        }
+        return;
+    }
+    status.conditions.push(condition(type_, reason, message, now));
+}
+
+fn condition(type_: &str, reason: &str, message: &str, now: Timestamp) -> JobCondition {
+    JobCondition {
+        type_: type_.into(),
+        status: "True".into(),
+        last_probe_time: Some(now),
+        last_transition_time: Some(now),
+        reason: reason.into(),
+        message: message.into(),
+    }
+}
+
+#[cfg(test)]
+#[path = "job_tests.rs"]
+mod tests;

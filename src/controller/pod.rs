@@ -1,0 +1,304 @@
+//! The kubelet's decisions for one pod: which containers to start or restart, when, and
+//! what the pod's phase and conditions are (`kubelet getPhase`, `kuberuntime doBackOff`).
+//!
+//! The daemon records what the runtime reports (started, exited) into the pod status; this
+//! module turns that into the next actions. A container with no status yet has never been
+//! asked to start. `restartPolicy: OnFailure` restarts a container that exited non-zero, the
+//! first time at once, then after the CrashLoopBackOff delay measured from its exit.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use super::{EventSpec, add, backoff, elapsed};
+use crate::api::{
+    ContainerState, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus, Pod,
+    PodCondition, PodPhase, PodStatus,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RestartBackoff {
+    pub base: Duration,
+    pub max: Duration,
+}
+
+/// A start the runtime should perform now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Start {
+    pub container: String,
+    /// The run number: 0 for the first start, restartCount after a restart.
+    pub restart_count: i32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodDecision {
+    pub status: PodStatus,
+    pub start: Vec<Start>,
+    pub requeue_after: Option<Duration>,
+    pub events: Vec<EventSpec>,
+    /// CrashLoopBackOff restart counting starts again from this restartCount (per container).
+    pub backoff_resets: Vec<(String, i32)>,
+}
+
+/// Where a container's CrashLoopBackOff count restarts from (`restartCount` at the last
+/// reset); kept by the daemon beside the pod.
+pub type BackoffBase = dyn Fn(&str) -> i32;
+
+pub fn sync(pod: &Pod, backoff_base: &BackoffBase, now: Timestamp, cfg: RestartBackoff) -> PodDecision {
+    let mut status = pod.status.clone();
+    let mut start = Vec::new();
+    let mut events = Vec::new();
+    let mut requeue: Option<Duration> = None;
+    let mut resets = Vec::new();
+    let deleted = pod.metadata.deletion_timestamp.is_some();
+    let on_failure = pod.spec.restart_policy.as_deref() == Some("OnFailure");
+
+    if !status.phase.is_terminal() {
+        for container in &pod.spec.containers {
+            let Some(cs) = status.container_statuses.iter_mut().find(|c| c.name == container.name) else {
+                if !deleted {
+                    status.container_statuses.push(creating(&container.name, container.image.as_deref(), 0));
+                    start.push(Start { container: container.name.clone(), restart_count: 0 });
+                }
+                continue;
+            };
+            if deleted || !on_failure {
+                continue;
+            }
+            match crash_loop(pod, cs, backoff_base(&cs.name), now, cfg) {
+                CrashLoop::Stay => {}
+                CrashLoop::RestartNow { reset } => {
+                    if reset {
+                        resets.push((cs.name.clone(), cs.restart_count));
+                    }
+                    restart(cs);
+                    start.push(Start { container: cs.name.clone(), restart_count: cs.restart_count });
+                }
+                CrashLoop::Wait { delay, remaining, reset, first } => {
+                    if reset {
+                        resets.push((cs.name.clone(), cs.restart_count));
+                    }
+                    if first {
+                        let msg = format!(
+                            "Back-off restarting failed container {} in pod {}_{}({})",
+                            cs.name,
+                            pod.metadata.name(),
+                            pod.metadata.namespace(),
+                            pod.metadata.uid()
+                        );
+                        events.push(EventSpec::warning("BackOff", msg));
+                        into_backoff(pod, cs, delay);
+                    }
+                    requeue = Some(requeue.map_or(remaining, |r| r.min(remaining)));
+                }
+            }
+        }
+    }
+    let phase = phase(pod, &status, deleted);
+    if phase != status.phase {
+        status.phase = phase;
+    }
+    update_conditions(&mut status, now);
+    PodDecision {
+        status,
+        start,
+        requeue_after: requeue,
+        events,
+        backoff_resets: resets,
+    }
+}
+
+enum CrashLoop {
+    Stay,
+    RestartNow { reset: bool },
+    Wait { delay: Duration, remaining: Duration, reset: bool, first: bool },
+}
+
+/// What an `OnFailure` container that has stopped should do now.
+fn crash_loop(pod: &Pod, cs: &ContainerStatus, base: i32, now: Timestamp, cfg: RestartBackoff) -> CrashLoop {
+    let (last, first) = match (&cs.state.terminated, &cs.state.waiting) {
+        (Some(t), _) if t.exit_code != 0 => (t, true),
+        (None, Some(w)) if w.reason.as_deref() == Some("CrashLoopBackOff") => match &cs.last_state.terminated {
+            Some(t) => (t, false),
+            None => return CrashLoop::Stay,
+        },
+        _ => return CrashLoop::Stay,
+    };
+    let _ = pod;
+    let finished = last.finished_at.unwrap_or(now);
+    // client-go's backoff entry expires when the exit comes more than 2×max after the
+    // last restart: a long healthy run makes the next restart immediate again.
+    let ran = last.started_at.map(|s| elapsed(s, finished)).unwrap_or_default();
+    let reset = first && ran > cfg.max * 2 && cs.restart_count > base;
+    let base = if reset { cs.restart_count } else { base };
+    let next = u32::try_from(cs.restart_count + 1 - base).unwrap_or(1);
+    let delay = backoff::container_restart_delay(next, cfg.base, cfg.max);
+    let due = add(finished, delay);
+    if now >= due {
+        CrashLoop::RestartNow { reset }
+    } else {
+        CrashLoop::Wait { delay, remaining: elapsed(now, due), reset, first }
+    }
+}
+
+fn creating(name: &str, image: Option<&str>, restart_count: i32) -> ContainerStatus {
+    ContainerStatus {
+        name: name.to_string(),
+        state: ContainerState {
+            waiting: Some(ContainerStateWaiting {
+                reason: Some("ContainerCreating".into()),
+                message: None,
+            }),
+            ..Default::default()
+        },
+        image: image.unwrap_or_default().to_string(),
+        restart_count,
+        started: Some(false),
+        ..Default::default()
+    }
+}
+
+fn restart(cs: &mut ContainerStatus) {
+    if let Some(t) = cs.state.terminated.take() {
+        cs.last_state = ContainerState { terminated: Some(t), ..Default::default() };
+    }
+    cs.restart_count += 1;
+    cs.state = ContainerState {
+        waiting: Some(ContainerStateWaiting { reason: Some("ContainerCreating".into()), message: None }),
+        ..Default::default()
+    };
+    cs.ready = false;
+    cs.started = Some(false);
+}
+
+fn into_backoff(pod: &Pod, cs: &mut ContainerStatus, delay: Duration) {
+    if let Some(t) = cs.state.terminated.take() {
+        cs.last_state = ContainerState { terminated: Some(t), ..Default::default() };
+    }
+    let message = format!(
+        "back-off {} restarting failed container={} pod={}_{}({})",
+        go_duration(delay),
+        cs.name,
+        pod.metadata.name(),
+        pod.metadata.namespace(),
+        pod.metadata.uid()
+    );
+    cs.state = ContainerState {
+        waiting: Some(ContainerStateWaiting { reason: Some("CrashLoopBackOff".into()), message: Some(message) }),
+        ..Default::default()
+    };
+    cs.ready = false;
+    cs.started = Some(false);
+}
+
+/// Go's `time.Duration.String()` for the whole-millisecond delays we produce: `10s`, `5m0s`, `200ms`.
+pub fn go_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let (h, m) = (ms / 3_600_000, (ms / 60_000) % 60);
+    let s = (ms % 60_000) as f64 / 1000.0;
+    let secs = if s.fract() == 0.0 { format!("{}s", s as u64) } else { format!("{s}s") };
+    match (h, m) {
+        (0, 0) => secs,
+        (0, m) => format!("{m}m{secs}"),
+        (h, m) => format!("{h}h{m}m{secs}"),
+    }
+}
+
+fn terminated(cs: &ContainerStatus) -> Option<&ContainerStateTerminated> {
+    cs.state.terminated.as_ref()
+}
+
+/// kubelet `getPhase` for a pod without init containers.
+fn phase(pod: &Pod, status: &PodStatus, deleted: bool) -> PodPhase {
+    if status.phase.is_terminal() {
+        return status.phase;
+    }
+    let on_failure = pod.spec.restart_policy.as_deref() == Some("OnFailure");
+    let statuses: Vec<Option<&ContainerStatus>> = pod
+        .spec
+        .containers
+        .iter()
+        .map(|c| status.container_statuses.iter().find(|s| s.name == c.name))
+        .collect();
+    let exit_codes: Vec<Option<i32>> = statuses
+        .iter()
+        .map(|s| s.and_then(terminated).map(|t| t.exit_code))
+        .collect();
+    let all_ok = exit_codes.iter().all(|c| *c == Some(0));
+    if all_ok {
+        return PodPhase::Succeeded;
+    }
+    // A deleted pod is done once nothing of it runs; containers waiting (never started or in
+    // back-off) will not start any more.
+    let running = statuses.iter().any(|s| s.is_some_and(|s| s.state.running.is_some() || is_starting(s)));
+    if deleted && !running {
+        return PodPhase::Failed;
+    }
+    let all_done = exit_codes.iter().all(Option::is_some);
+    if all_done && !on_failure {
+        return PodPhase::Failed;
+    }
+    let any_started = statuses.iter().any(|s| {
+        s.is_some_and(|s| s.state.running.is_some() || s.state.terminated.is_some() || s.restart_count > 0)
+    });
+    if any_started { PodPhase::Running } else { PodPhase::Pending }
+}
+
+fn is_starting(cs: &ContainerStatus) -> bool {
+    cs.state.waiting.as_ref().and_then(|w| w.reason.as_deref()) == Some("ContainerCreating")
+}
+
+fn update_conditions(status: &mut PodStatus, now: Timestamp) {
+    let all_running =
+        !status.container_statuses.is_empty() && status.container_statuses.iter().all(|c| c.state.running.is_some());
+    let ready = status.phase == PodPhase::Running && all_running;
+    let initialized = true;
+    let flag = |b: bool| if b { "True" } else { "False" };
+    let reason = |b: bool| if b { None } else { Some(if status.phase.is_terminal() { "PodCompleted" } else { "ContainersNotReady" }.to_string()) };
+    let wanted = [
+        ("Initialized", flag(initialized), None),
+        ("Ready", flag(ready), reason(ready)),
+        ("ContainersReady", flag(ready), reason(ready)),
+        ("PodScheduled", "True", None),
+    ];
+    for (type_, value, why) in wanted {
+        match status.conditions.iter_mut().find(|c| c.type_ == type_) {
+            Some(c) if c.status == value => {}
+            Some(c) => {
+                c.status = value.into();
+                c.reason = why;
+                c.last_transition_time = Some(now);
+            }
+            None => status.conditions.push(PodCondition {
+                type_: type_.into(),
+                status: value.into(),
+                last_transition_time: Some(now),
+                reason: why,
+                message: None,
+            }),
+        }
+    }
+}
+
+/// True when the pod's Ready condition is True.
+pub fn is_ready(pod: &Pod) -> bool {
+    pod.status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
+/// When the pod finished: the latest container finish time, else its deletion time, else creation.
+pub fn finish_time(pod: &Pod) -> Option<Timestamp> {
+    pod.status
+        .container_statuses
+        .iter()
+        .filter_map(|c| terminated(c).and_then(|t| t.finished_at))
+        .max()
+        .or(pod.metadata.deletion_timestamp)
+        .or(pod.metadata.creation_timestamp)
+}
+
+#[cfg(test)]
+#[path = "pod_tests.rs"]
+mod tests;

@@ -1,0 +1,197 @@
+//! Kubelet decisions: start, restart with CrashLoopBackOff, and pod phase.
+
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::*;
+use crate::api::{Container, ContainerStateRunning, ObjectMeta, PodSpec};
+
+const CFG: RestartBackoff = RestartBackoff { base: Duration::from_secs(10), max: Duration::from_secs(300) };
+
+fn now() -> Timestamp {
+    "2026-01-01T12:00:00Z".parse().unwrap()
+}
+fn ago(secs: i64) -> Timestamp {
+    now() - SignedDuration::from_secs(secs)
+}
+
+fn pod(policy: &str, containers: &[&str]) -> Pod {
+    Pod {
+        metadata: ObjectMeta { name: Some("p".into()), namespace: Some("default".into()), uid: Some("u".into()), ..Default::default() },
+        spec: PodSpec {
+            restart_policy: Some(policy.into()),
+            containers: containers.iter().map(|c| Container { name: c.to_string(), ..Default::default() }).collect(),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+fn running(name: &str, restarts: i32) -> ContainerStatus {
+    ContainerStatus {
+        name: name.into(),
+        restart_count: restarts,
+        state: ContainerState { running: Some(ContainerStateRunning { started_at: Some(ago(60)) }), ..Default::default() },
+        ..Default::default()
+    }
+}
+
+fn exited(name: &str, code: i32, restarts: i32, ran_secs: i64, finished_ago: i64) -> ContainerStatus {
+    ContainerStatus {
+        name: name.into(),
+        restart_count: restarts,
+        state: ContainerState {
+            terminated: Some(ContainerStateTerminated {
+                exit_code: code,
+                started_at: Some(ago(finished_ago + ran_secs)),
+                finished_at: Some(ago(finished_ago)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+fn no_base(_: &str) -> i32 {
+    0
+}
+
+#[test]
+fn new_pod_starts_every_container() {
+    let d = sync(&pod("Never", &["a", "b"]), &no_base, now(), CFG);
+    let names: Vec<&str> = d.start.iter().map(|s| s.container.as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+    assert_eq!(d.status.phase, PodPhase::Pending);
+    // Asked once: the next sync does not start them again.
+    let mut p = pod("Never", &["a", "b"]);
+    p.status = d.status;
+    assert!(sync(&p, &no_base, now(), CFG).start.is_empty());
+}
+
+#[test]
+fn phase_table() {
+    // (policy, container statuses, deleted, expected phase)
+    let cases: Vec<(&str, Vec<ContainerStatus>, bool, PodPhase)> = vec![
+        ("Never", vec![running("a", 0)], false, PodPhase::Running),
+        ("Never", vec![exited("a", 0, 0, 1, 1)], false, PodPhase::Succeeded),
+        ("Never", vec![exited("a", 1, 0, 1, 1)], false, PodPhase::Failed),
+        ("Never", vec![exited("a", 128, 0, 0, 1)], false, PodPhase::Failed),
+        ("Never", vec![exited("a", 1, 0, 1, 1), running("b", 0)], false, PodPhase::Running),
+        ("Never", vec![exited("a", 0, 0, 1, 1), exited("b", 2, 0, 1, 1)], false, PodPhase::Failed),
+        ("OnFailure", vec![exited("a", 0, 0, 1, 1)], false, PodPhase::Succeeded),
+        ("OnFailure", vec![running("a", 0)], true, PodPhase::Running),
+        ("OnFailure", vec![exited("a", 143, 0, 1, 0)], true, PodPhase::Failed),
+        ("Never", vec![exited("a", 0, 0, 1, 0)], true, PodPhase::Succeeded),
+    ];
+    for (i, (policy, statuses, deleted, want)) in cases.into_iter().enumerate() {
+        let names: Vec<String> = statuses.iter().map(|s| s.name.clone()).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut p = pod(policy, &refs);
+        p.status.container_statuses = statuses;
+        p.status.phase = PodPhase::Running;
+        if deleted {
+            p.metadata.deletion_timestamp = Some(ago(1));
+        }
+        let d = sync(&p, &no_base, now(), CFG);
+        assert_eq!(d.status.phase, want, "case {i}");
+        assert!(d.start.is_empty(), "case {i}: nothing restarts");
+    }
+}
+
+#[test]
+fn on_failure_first_restart_is_immediate_then_backs_off() {
+    let mut p = pod("OnFailure", &["a"]);
+    p.status.phase = PodPhase::Running;
+    p.status.container_statuses = vec![exited("a", 1, 0, 1, 0)];
+    let d = sync(&p, &no_base, now(), CFG);
+    assert_eq!(d.start, vec![Start { container: "a".into(), restart_count: 1 }]);
+    assert_eq!(d.status.container_statuses[0].restart_count, 1);
+    assert!(d.status.container_statuses[0].last_state.terminated.is_some());
+
+    // Second failure: wait 10s in CrashLoopBackOff.
+    p.status.container_statuses = vec![exited("a", 1, 1, 1, 0)];
+    let d = sync(&p, &no_base, now(), CFG);
+    assert!(d.start.is_empty());
+    assert_eq!(d.requeue_after, Some(Duration::from_secs(10)));
+    let cs = &d.status.container_statuses[0];
+    let waiting = cs.state.waiting.as_ref().unwrap();
+    assert_eq!(waiting.reason.as_deref(), Some("CrashLoopBackOff"));
+    assert_eq!(waiting.message.as_deref(), Some("back-off 10s restarting failed container=a pod=p_default(u)"));
+    assert_eq!(d.events[0].reason, "BackOff");
+    assert_eq!(d.status.phase, PodPhase::Running);
+
+    // Still waiting 4s later; restarted when due.
+    p.status = d.status.clone();
+    let d = sync(&p, &no_base, now() + SignedDuration::from_secs(4), CFG);
+    assert!(d.start.is_empty() && d.events.is_empty());
+    assert_eq!(d.requeue_after, Some(Duration::from_secs(6)));
+    let d = sync(&p, &no_base, now() + SignedDuration::from_secs(10), CFG);
+    assert_eq!(d.start, vec![Start { container: "a".into(), restart_count: 2 }]);
+
+    // Third failure waits 20s, the k-th 10·2^(k-2) capped at 5m.
+    p.status.container_statuses = vec![exited("a", 1, 2, 1, 0)];
+    assert_eq!(sync(&p, &no_base, now(), CFG).requeue_after, Some(Duration::from_secs(20)));
+    p.status.container_statuses = vec![exited("a", 1, 9, 1, 0)];
+    assert_eq!(sync(&p, &no_base, now(), CFG).requeue_after, Some(Duration::from_secs(300)));
+}
+
+#[test]
+fn long_run_resets_crash_loop_backoff() {
+    let mut p = pod("OnFailure", &["a"]);
+    p.status.phase = PodPhase::Running;
+    p.status.container_statuses = vec![exited("a", 1, 5, 601, 0)];
+    let d = sync(&p, &no_base, now(), CFG);
+    assert_eq!(d.start, vec![Start { container: "a".into(), restart_count: 6 }]);
+    assert_eq!(d.backoff_resets, vec![("a".to_string(), 5)]);
+    // From the reset on, the next failure waits the base again.
+    p.status.container_statuses = vec![exited("a", 1, 6, 1, 0)];
+    let d = sync(&p, &|_: &str| 5, now(), CFG);
+    assert_eq!(d.requeue_after, Some(Duration::from_secs(10)));
+}
+
+#[test]
+fn exit_zero_and_never_do_not_restart() {
+    let mut p = pod("OnFailure", &["a", "b"]);
+    p.status.phase = PodPhase::Running;
+    p.status.container_statuses = vec![exited("a", 0, 0, 1, 0), running("b", 0)];
+    let d = sync(&p, &no_base, now(), CFG);
+    assert!(d.start.is_empty());
+    assert_eq!(d.status.phase, PodPhase::Running);
+    let mut p = pod("Never", &["a"]);
+    p.status.container_statuses = vec![exited("a", 1, 0, 1, 0)];
+    assert!(sync(&p, &no_base, now(), CFG).start.is_empty());
+}
+
+#[test]
+fn deleted_pod_never_restarts() {
+    let mut p = pod("OnFailure", &["a"]);
+    p.metadata.deletion_timestamp = Some(ago(1));
+    p.status.phase = PodPhase::Running;
+    p.status.container_statuses = vec![exited("a", 143, 0, 1, 0)];
+    let d = sync(&p, &no_base, now(), CFG);
+    assert!(d.start.is_empty());
+    assert_eq!(d.status.phase, PodPhase::Failed);
+}
+
+#[test]
+fn ready_follows_running_containers() {
+    let mut p = pod("Never", &["a"]);
+    p.status.container_statuses = vec![running("a", 0)];
+    let d = sync(&p, &no_base, now(), CFG);
+    p.status = d.status;
+    assert!(is_ready(&p));
+    p.status.container_statuses = vec![exited("a", 0, 0, 1, 0)];
+    let d = sync(&p, &no_base, now(), CFG);
+    p.status = d.status;
+    assert!(!is_ready(&p));
+}
+
+#[test]
+fn go_durations() {
+    assert_eq!(go_duration(Duration::from_millis(200)), "200ms");
+    assert_eq!(go_duration(Duration::from_secs(10)), "10s");
+    assert_eq!(go_duration(Duration::from_secs(300)), "5m0s");
+    assert_eq!(go_duration(Duration::from_millis(1500)), "1.5s");
+}
