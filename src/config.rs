@@ -140,7 +140,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .trim()
         .parse()
         .map_err(|_| format!("invalid duration {text:?}: want e.g. \"200ms\", \"10s\", \"6m\""))?;
-    Duration::try_from(parsed).map_err(|_| format!("invalid duration {text:?}: must not be negative"))
+    Duration::try_from(parsed)
+        .map_err(|_| format!("invalid duration {text:?}: must not be negative"))
 }
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -198,7 +199,9 @@ impl Layout {
                 socket: "/run/jobvisor/jobvisor.sock".into(),
             };
         }
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| ".".into());
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| ".".into());
         let xdg = |var: &str, fallback: &str| {
             std::env::var_os(var)
                 .map(PathBuf::from)

@@ -1,1 +1,401 @@
-//! (in progress)
+//! The API server: HTTP/1.1 on the Unix socket, Kubernetes REST paths and JSON.
+//!
+//! Handlers are thin: each turns a request into a [`Request`] for the daemon's loop and the
+//! answer into HTTP. Errors are Kubernetes `Status` objects. `?watch=true` streams
+//! newline-delimited watch events; `.../log?follow=true` streams a container's log as it
+//! grows. So `curl --unix-socket` works, and anyone who knows the Kubernetes API knows ours.
+
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use http_body_util::channel::{Channel, Sender};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::net::UnixListener;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::api::{Status, WatchEvent};
+use crate::daemon::requests::{Change, Filter, Kind, ListReply, LogTarget, Request, bad_request};
+use crate::runtime::logs;
+
+/// Largest request body accepted (a manifest file).
+const MAX_BODY: usize = 4 << 20;
+/// How often a followed log is checked for new lines.
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(50);
+
+#[derive(Clone)]
+struct Api {
+    tx: mpsc::Sender<Request>,
+}
+
+pub async fn serve(listener: UnixListener, tx: mpsc::Sender<Request>) {
+    let app = router(Api { tx });
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::error!(error = %e, "API server stopped");
+    }
+}
+
+fn router(api: Api) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/version", get(version))
+        .route("/apis/batch/v1/jobs", get(list_jobs_all))
+        .route("/apis/batch/v1/namespaces/{ns}/jobs", get(list_jobs))
+        .route(
+            "/apis/batch/v1/namespaces/{ns}/jobs/{name}",
+            get(get_job).delete(delete_job),
+        )
+        .route("/api/v1/pods", get(list_pods_all))
+        .route("/api/v1/namespaces/{ns}/pods", get(list_pods))
+        .route(
+            "/api/v1/namespaces/{ns}/pods/{name}",
+            get(get_pod).delete(delete_pod),
+        )
+        .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(pod_log))
+        .route("/api/v1/events", get(list_events_all))
+        .route("/api/v1/namespaces/{ns}/events", get(list_events))
+        .route("/apis/jobvisor.io/v1/manifests", get(manifests))
+        .route("/apis/jobvisor.io/v1/manifests/{file}", put(put_manifest))
+        .fallback(|| async {
+            status_response(Status::failure(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            ))
+        })
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .with_state(api)
+}
+
+async fn version() -> Json<Value> {
+    Json(
+        json!({"gitVersion": format!("v{}", crate::VERSION), "platform": format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH)}),
+    )
+}
+
+fn status_response(s: Status) -> Response {
+    let code = StatusCode::from_u16(s.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (code, Json(s)).into_response()
+}
+
+fn unavailable() -> Status {
+    Status::failure(
+        503,
+        "ServiceUnavailable",
+        "the jobvisor daemon is shutting down",
+    )
+}
+
+impl Api {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, Status>>) -> Request,
+    ) -> Result<T, Status> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(make(reply)).await.map_err(|_| unavailable())?;
+        rx.await.map_err(|_| unavailable())?
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListQuery {
+    label_selector: Option<String>,
+    field_selector: Option<String>,
+    watch: Option<String>,
+}
+
+fn truthy(v: &Option<String>) -> bool {
+    matches!(v.as_deref(), Some("true" | "1" | "True"))
+}
+
+async fn list(api: Api, kind: Kind, namespace: Option<String>, q: ListQuery) -> Response {
+    let filter = match Filter::parse(q.label_selector.as_deref(), q.field_selector.as_deref()) {
+        Ok(f) => f,
+        Err(e) => return status_response(bad_request(e)),
+    };
+    let watch = truthy(&q.watch);
+    let ns = namespace.clone();
+    let f = filter.clone();
+    let reply = api
+        .ask(|reply| Request::List {
+            kind,
+            namespace: ns,
+            filter: f,
+            watch,
+            reply,
+        })
+        .await;
+    match reply {
+        Err(s) => status_response(s),
+        Ok(ListReply { items, watch: Some(rx) }) => watch_response(kind, namespace, filter, items, rx),
+        Ok(ListReply { items, watch: None }) => Json(json!({
+            "apiVersion": kind.api_version(), "kind": kind.list_kind(), "metadata": {}, "items": items
+        }))
+        .into_response(),
+    }
+}
+
+/// The current objects as `ADDED`, then every matching change, one JSON object per line.
+fn watch_response(
+    kind: Kind,
+    namespace: Option<String>,
+    filter: Filter,
+    items: Vec<Value>,
+    mut rx: tokio::sync::broadcast::Receiver<Change>,
+) -> Response {
+    let (mut tx, body) = Channel::<Bytes>::new(64);
+    tokio::spawn(async move {
+        for item in items {
+            if send_line(
+                &mut tx,
+                &WatchEvent {
+                    type_: "ADDED".into(),
+                    object: item,
+                },
+            )
+            .await
+            .is_err()
+            {
+                return;
+            }
+        }
+        loop {
+            let change = match rx.recv().await {
+                Ok(c) => c,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(
+                        missed = n,
+                        "a watcher fell behind; closing its stream so it re-lists"
+                    );
+                    return;
+                }
+                Err(_) => return,
+            };
+            let wanted = change.kind == kind
+                && namespace.as_deref().is_none_or(|n| n == change.namespace)
+                && filter.matches(&change.labels, &change.object);
+            if wanted {
+                let ev = WatchEvent {
+                    type_: change.type_.to_string(),
+                    object: &*change.object,
+                };
+                if send_line(&mut tx, &ev).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::new(body))
+        .unwrap_or_else(|_| {
+            status_response(Status::failure(500, "InternalError", "building response"))
+        })
+}
+
+async fn send_line<T: serde::Serialize>(tx: &mut Sender<Bytes>, v: &T) -> Result<(), ()> {
+    let mut line = serde_json::to_vec(v).map_err(|_| ())?;
+    line.push(b'\n');
+    tx.send_data(Bytes::from(line)).await.map_err(|_| ())
+}
+
+async fn list_jobs_all(State(api): State<Api>, Query(q): Query<ListQuery>) -> Response {
+    list(api, Kind::Job, None, q).await
+}
+async fn list_jobs(
+    State(api): State<Api>,
+    Path(ns): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    list(api, Kind::Job, Some(ns), q).await
+}
+async fn list_pods_all(State(api): State<Api>, Query(q): Query<ListQuery>) -> Response {
+    list(api, Kind::Pod, None, q).await
+}
+async fn list_pods(
+    State(api): State<Api>,
+    Path(ns): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    list(api, Kind::Pod, Some(ns), q).await
+}
+async fn list_events_all(State(api): State<Api>, Query(q): Query<ListQuery>) -> Response {
+    list(api, Kind::Event, None, q).await
+}
+async fn list_events(
+    State(api): State<Api>,
+    Path(ns): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    list(api, Kind::Event, Some(ns), q).await
+}
+
+async fn get_one(api: Api, kind: Kind, namespace: String, name: String) -> Response {
+    match api
+        .ask(|reply| Request::Get {
+            kind,
+            namespace,
+            name,
+            reply,
+        })
+        .await
+    {
+        Ok(v) => Json(v).into_response(),
+        Err(s) => status_response(s),
+    }
+}
+async fn delete_one(api: Api, kind: Kind, namespace: String, name: String) -> Response {
+    match api
+        .ask(|reply| Request::Delete {
+            kind,
+            namespace,
+            name,
+            reply,
+        })
+        .await
+    {
+        Ok(v) => Json(v).into_response(),
+        Err(s) => status_response(s),
+    }
+}
+async fn get_job(State(api): State<Api>, Path((ns, name)): Path<(String, String)>) -> Response {
+    get_one(api, Kind::Job, ns, name).await
+}
+async fn delete_job(State(api): State<Api>, Path((ns, name)): Path<(String, String)>) -> Response {
+    delete_one(api, Kind::Job, ns, name).await
+}
+async fn get_pod(State(api): State<Api>, Path((ns, name)): Path<(String, String)>) -> Response {
+    get_one(api, Kind::Pod, ns, name).await
+}
+async fn delete_pod(State(api): State<Api>, Path((ns, name)): Path<(String, String)>) -> Response {
+    delete_one(api, Kind::Pod, ns, name).await
+}
+
+async fn manifests(State(api): State<Api>) -> Response {
+    match api.ask(|reply| Request::Manifests { reply }).await {
+        Ok(v) => Json(v).into_response(),
+        Err(s) => status_response(s),
+    }
+}
+
+async fn put_manifest(
+    State(api): State<Api>,
+    Path(filename): Path<String>,
+    body: String,
+) -> Response {
+    match api
+        .ask(|reply| Request::PutManifest {
+            filename,
+            body,
+            reply,
+        })
+        .await
+    {
+        Ok(v) => Json(v).into_response(),
+        Err(s) => status_response(s),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LogQuery {
+    container: Option<String>,
+    follow: Option<String>,
+    previous: Option<String>,
+    tail_lines: Option<usize>,
+    timestamps: Option<String>,
+}
+
+async fn pod_log(
+    State(api): State<Api>,
+    Path((ns, pod)): Path<(String, String)>,
+    Query(q): Query<LogQuery>,
+) -> Response {
+    let previous = truthy(&q.previous);
+    let ask = move |api: Api, ns: String, pod: String, container: Option<String>| async move {
+        api.ask(|reply| Request::Log {
+            namespace: ns,
+            pod,
+            container,
+            previous,
+            reply,
+        })
+        .await
+    };
+    let target = match ask(api.clone(), ns.clone(), pod.clone(), q.container.clone()).await {
+        Ok(t) => t,
+        Err(s) => return status_response(s),
+    };
+    let opts = logs::ReadOptions {
+        tail_lines: q.tail_lines,
+        timestamps: truthy(&q.timestamps),
+    };
+    if !truthy(&q.follow) || !target.running {
+        return match logs::read_log(&target.path, &opts) {
+            Ok(text) => text_response(Body::from(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => text_response(Body::empty()),
+            Err(e) => status_response(Status::failure(
+                500,
+                "InternalError",
+                format!("reading log: {e}"),
+            )),
+        };
+    }
+    let (mut tx, body) = Channel::<Bytes>::new(16);
+    tokio::spawn(async move {
+        let still_running = || ask(api.clone(), ns.clone(), pod.clone(), q.container.clone());
+        if let Err(e) = follow(&mut tx, target, opts, still_running).await {
+            tracing::debug!(error = %e, "log follow ended");
+        }
+    });
+    text_response(Body::new(body))
+}
+
+fn text_response(body: Body) -> Response {
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(body)
+        .unwrap_or_else(|_| {
+            status_response(Status::failure(500, "InternalError", "building response"))
+        })
+}
+
+/// Streams what is in the log, then what is appended, until the container has ended and
+/// everything it wrote was sent.
+async fn follow<F, Fut>(
+    tx: &mut Sender<Bytes>,
+    target: LogTarget,
+    opts: logs::ReadOptions,
+    still_running: F,
+) -> Result<(), String>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<LogTarget, Status>>,
+{
+    let mut follower = logs::LogFollower::open(&target.path, &opts).map_err(|e| e.to_string())?;
+    loop {
+        let running = still_running().await.map(|t| t.running).unwrap_or(false);
+        let chunk = follower.read_new().map_err(|e| e.to_string())?;
+        if !chunk.is_empty() {
+            tx.send_data(Bytes::from(chunk))
+                .await
+                .map_err(|_| "client went away".to_string())?;
+        }
+        if !running {
+            let rest = follower.read_new().map_err(|e| e.to_string())?;
+            if !rest.is_empty() {
+                tx.send_data(Bytes::from(rest))
+                    .await
+                    .map_err(|_| "client went away".to_string())?;
+            }
+            return Ok(());
+        }
+        tokio::time::sleep(FOLLOW_INTERVAL).await;
+    }
+}

@@ -104,7 +104,10 @@ impl Store {
         let mut writer = Writer {
             dir: dir.to_path_buf(),
             journal,
-            objects: objects.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            objects: objects
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             seq,
             compact_bytes,
         };
@@ -137,7 +140,10 @@ impl Store {
     }
 
     /// Hands every dirty key's current JSON (`None`: deleted) to the writer as one batch.
-    pub fn flush(&mut self, mut current: impl FnMut(&str) -> Option<Box<RawValue>>) -> Result<(), StoreError> {
+    pub fn flush(
+        &mut self,
+        mut current: impl FnMut(&str) -> Option<Box<RawValue>>,
+    ) -> Result<(), StoreError> {
         if self.dirty.is_empty() {
             return Ok(());
         }
@@ -157,10 +163,15 @@ impl Store {
     /// Waits until everything handed over so far is on disk.
     pub fn sync(&self) -> Result<(), StoreError> {
         let (tx, rx) = mpsc::channel();
-        self.tx.send(Msg::Sync(tx)).map_err(|_| StoreError::WriterGone)?;
+        self.tx
+            .send(Msg::Sync(tx))
+            .map_err(|_| StoreError::WriterGone)?;
         match rx.recv() {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(message)) => Err(StoreError::Corrupt { path: self.dir.clone(), message }),
+            Ok(Err(message)) => Err(StoreError::Corrupt {
+                path: self.dir.clone(),
+                message,
+            }),
             Err(_) => Err(StoreError::WriterGone),
         }
     }
@@ -193,14 +204,18 @@ fn load(dir: &Path) -> Result<(Objects, u64), StoreError> {
     let snap_path = dir.join(SNAPSHOT);
     let (mut objects, snap_seq) = match std::fs::read(&snap_path) {
         Ok(bytes) => {
-            let snap: Snapshot = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
-                path: snap_path.clone(),
-                message: e.to_string(),
-            })?;
+            let snap: Snapshot =
+                serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+                    path: snap_path.clone(),
+                    message: e.to_string(),
+                })?;
             if snap.version != FORMAT_VERSION {
                 return Err(StoreError::Corrupt {
                     path: snap_path,
-                    message: format!("format version {} (this jobvisor reads {FORMAT_VERSION})", snap.version),
+                    message: format!(
+                        "format version {} (this jobvisor reads {FORMAT_VERSION})",
+                        snap.version
+                    ),
                 });
             }
             (snap.objects, snap.seq)
@@ -219,7 +234,9 @@ fn load(dir: &Path) -> Result<(Objects, u64), StoreError> {
     let mut line = Vec::new();
     loop {
         line.clear();
-        let n = reader.read_until(b'\n', &mut line).map_err(io("reading", &journal_path))?;
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(io("reading", &journal_path))?;
         if n == 0 {
             break;
         }
@@ -243,10 +260,16 @@ fn load(dir: &Path) -> Result<(Objects, u64), StoreError> {
             };
         }
     }
-    let len = std::fs::metadata(&journal_path).map_err(io("reading", &journal_path))?.len();
+    let len = std::fs::metadata(&journal_path)
+        .map_err(io("reading", &journal_path))?
+        .len();
     if len > good_end {
-        let f = OpenOptions::new().write(true).open(&journal_path).map_err(io("opening", &journal_path))?;
-        f.set_len(good_end).map_err(io("truncating", &journal_path))?;
+        let f = OpenOptions::new()
+            .write(true)
+            .open(&journal_path)
+            .map_err(io("opening", &journal_path))?;
+        f.set_len(good_end)
+            .map_err(io("truncating", &journal_path))?;
         f.sync_all().map_err(io("syncing", &journal_path))?;
     }
     Ok((objects, seq))
@@ -301,10 +324,15 @@ impl Writer {
     fn commit(&mut self, buf: &[u8]) -> Result<(), StoreError> {
         let path = self.dir.join(JOURNAL);
         if !buf.is_empty() {
-            self.journal.write_all(buf).map_err(io("appending to", &path))?;
+            self.journal
+                .write_all(buf)
+                .map_err(io("appending to", &path))?;
             self.journal.sync_data().map_err(io("syncing", &path))?;
         }
-        let size = self.journal.seek(SeekFrom::End(0)).map_err(io("reading", &path))?;
+        let size = self
+            .journal
+            .seek(SeekFrom::End(0))
+            .map_err(io("reading", &path))?;
         if size > self.compact_bytes {
             self.compact()?;
         }
@@ -320,7 +348,10 @@ impl Writer {
         };
         let bytes = serde_json::to_vec(&snap);
         self.objects = snap.objects;
-        let bytes = bytes.map_err(|e| StoreError::Corrupt { path: self.dir.clone(), message: e.to_string() })?;
+        let bytes = bytes.map_err(|e| StoreError::Corrupt {
+            path: self.dir.clone(),
+            message: e.to_string(),
+        })?;
         write_atomic(&self.dir.join(SNAPSHOT), &bytes)?;
         let path = self.dir.join(JOURNAL);
         self.journal.set_len(0).map_err(io("truncating", &path))?;
@@ -332,14 +363,19 @@ impl Writer {
 /// Write temp, fsync, rename over, fsync the directory: readers see the old or the new file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp"));
     let mut f = File::create(&tmp).map_err(io("creating", &tmp))?;
     f.write_all(bytes).map_err(io("writing", &tmp))?;
     f.sync_all().map_err(io("syncing", &tmp))?;
     drop(f);
     std::fs::rename(&tmp, path).map_err(io("renaming into", path))?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io("syncing", dir))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io("syncing", dir))?;
     Ok(())
 }
 
@@ -352,7 +388,9 @@ mod tests {
     }
 
     fn keys(o: &Objects) -> Vec<(String, String)> {
-        o.iter().map(|(k, v)| (k.clone(), v.get().to_string())).collect()
+        o.iter()
+            .map(|(k, v)| (k.clone(), v.get().to_string()))
+            .collect()
     }
 
     #[test]
@@ -363,13 +401,17 @@ mod tests {
             assert!(objs.is_empty());
             s.touch("jobs/a");
             s.touch("pods/b");
-            s.flush(|k| Some(raw(&format!("{{\"k\":\"{k}\"}}")))).unwrap();
+            s.flush(|k| Some(raw(&format!("{{\"k\":\"{k}\"}}"))))
+                .unwrap();
             s.touch("pods/b");
             s.flush(|_| None).unwrap();
             s.sync().unwrap();
         }
         let (_s, objs) = Store::open(dir.path(), 1 << 20).unwrap();
-        assert_eq!(keys(&objs), vec![("jobs/a".into(), "{\"k\":\"jobs/a\"}".into())]);
+        assert_eq!(
+            keys(&objs),
+            vec![("jobs/a".into(), "{\"k\":\"jobs/a\"}".into())]
+        );
     }
 
     #[test]
@@ -383,16 +425,24 @@ mod tests {
         }
         let journal = dir.path().join(JOURNAL);
         let mut f = OpenOptions::new().append(true).open(&journal).unwrap();
-        f.write_all(b"{\"seq\":2,\"ops\":[{\"k\":\"a\",\"v\":2},{\"k\":\"b\"").unwrap();
+        f.write_all(b"{\"seq\":2,\"ops\":[{\"k\":\"a\",\"v\":2},{\"k\":\"b\"")
+            .unwrap();
         drop(f);
         let (mut s, objs) = Store::open(dir.path(), 1 << 20).unwrap();
-        assert_eq!(keys(&objs), vec![("a".into(), "1".into())], "the torn batch is not half-applied");
+        assert_eq!(
+            keys(&objs),
+            vec![("a".into(), "1".into())],
+            "the torn batch is not half-applied"
+        );
         s.touch("c");
         s.flush(|_| Some(raw("3"))).unwrap();
         s.sync().unwrap();
         drop(s);
         let (_s, objs) = Store::open(dir.path(), 1 << 20).unwrap();
-        assert_eq!(keys(&objs), vec![("a".into(), "1".into()), ("c".into(), "3".into())]);
+        assert_eq!(
+            keys(&objs),
+            vec![("a".into(), "1".into()), ("c".into(), "3".into())]
+        );
     }
 
     #[test]
@@ -409,11 +459,18 @@ mod tests {
         assert!(dir.path().join(SNAPSHOT).exists());
         // Simulate a crash between snapshot rename and journal truncation: old lines remain.
         let stale = "{\"seq\":1,\"ops\":[{\"k\":\"k0\",\"v\":999}]}\n";
-        let mut f = OpenOptions::new().append(true).open(dir.path().join(JOURNAL)).unwrap();
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(JOURNAL))
+            .unwrap();
         f.write_all(stale.as_bytes()).unwrap();
         drop(f);
         let (_s, objs) = Store::open(dir.path(), 64).unwrap();
-        let want: Vec<(String, String)> = (15..20).map(|i| (format!("k{}", i % 5), i.to_string())).collect::<BTreeMap<_, _>>().into_iter().collect();
+        let want: Vec<(String, String)> = (15..20)
+            .map(|i| (format!("k{}", i % 5), i.to_string()))
+            .collect::<BTreeMap<_, _>>()
+            .into_iter()
+            .collect();
         assert_eq!(keys(&objs), want);
     }
 
@@ -421,6 +478,9 @@ mod tests {
     fn second_daemon_is_locked_out() {
         let dir = tempfile::tempdir().unwrap();
         let (_s, _) = Store::open(dir.path(), 1 << 20).unwrap();
-        assert!(matches!(Store::open(dir.path(), 1 << 20), Err(StoreError::Locked(_))));
+        assert!(matches!(
+            Store::open(dir.path(), 1 << 20),
+            Err(StoreError::Locked(_))
+        ));
     }
 }

@@ -28,11 +28,14 @@ pub fn is_manifest_name(name: &str) -> bool {
         || name.ends_with(".swp")
         || (name.starts_with('#') && name.ends_with('#'))
         || name == "4913";
-    !editor_leftover && (name.ends_with(".yaml") || name.ends_with(".yml") || name.ends_with(".json"))
+    !editor_leftover
+        && (name.ends_with(".yaml") || name.ends_with(".yml") || name.ends_with(".json"))
 }
 
 fn is_manifest_path(path: &Path) -> bool {
-    path.file_name().and_then(|n| n.to_str()).is_some_and(is_manifest_name)
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(is_manifest_name)
 }
 
 /// The manifest files in `dir` now, sorted (so the first-seen file wins a name clash).
@@ -116,7 +119,10 @@ mod tests {
     }
 
     async fn next(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Hint>) -> Option<Hint> {
-        tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv()).await.ok().flatten()
+        tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+            .await
+            .ok()
+            .flatten()
     }
 
     #[tokio::test]

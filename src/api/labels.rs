@@ -76,7 +76,9 @@ fn parse_requirement(part: &str) -> Result<Requirement, String> {
             let inner = rest
                 .strip_prefix('(')
                 .and_then(|r| r.strip_suffix(')'))
-                .ok_or_else(|| format!("unable to parse requirement: {part:?}: expected '(' … ')'"))?;
+                .ok_or_else(|| {
+                    format!("unable to parse requirement: {part:?}: expected '(' … ')'")
+                })?;
             let values = inner.split(',').map(|v| v.trim().to_string()).collect();
             let key = k.trim().to_string();
             return Ok(if notin {
@@ -97,7 +99,10 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]

@@ -51,7 +51,11 @@ mod tests {
         // first restart immediate, then 10, 20, 40, 80, 160, 300, 300 …
         let want = [0, 0, 10, 20, 40, 80, 160, 300, 300];
         for (k, w) in want.iter().enumerate() {
-            assert_eq!(container_restart_delay(k as u32, S(10), S(300)), S(*w), "k={k}");
+            assert_eq!(
+                container_restart_delay(k as u32, S(10), S(300)),
+                S(*w),
+                "k={k}"
+            );
         }
     }
 }

@@ -48,7 +48,14 @@ pub struct JobDecision {
 
 impl JobDecision {
     fn new(status: JobStatus) -> Self {
-        JobDecision { status, create: 0, delete: Vec::new(), untrack: Vec::new(), events: Vec::new(), requeue_after: None }
+        JobDecision {
+            status,
+            create: 0,
+            delete: Vec::new(),
+            untrack: Vec::new(),
+            events: Vec::new(),
+            requeue_after: None,
+        }
     }
     /// Deleting a pod always releases it from tracking, so it is never counted twice.
     fn delete_pod(&mut self, p: &Pod, count_as_failed: bool) {
@@ -56,7 +63,10 @@ impl JobDecision {
         if tracked(p) {
             self.untrack.push(name.clone());
         }
-        self.delete.push(Delete { pod: name, count_as_failed });
+        self.delete.push(Delete {
+            pod: name,
+            count_as_failed,
+        });
     }
     fn requeue(&mut self, after: Duration) {
         self.requeue_after = Some(self.requeue_after.map_or(after, |r| r.min(after)));
@@ -64,7 +74,10 @@ impl JobDecision {
 }
 
 fn tracked(p: &Pod) -> bool {
-    p.metadata.finalizers.iter().any(|f| f == JOB_TRACKING_FINALIZER)
+    p.metadata
+        .finalizers
+        .iter()
+        .any(|f| f == JOB_TRACKING_FINALIZER)
 }
 fn terminating(p: &Pod) -> bool {
     p.metadata.deletion_timestamp.is_some() && !p.status.phase.is_terminal()
@@ -102,11 +115,19 @@ pub fn sync(job: &Job, pods: &[&Pod], now: Timestamp, cfg: PodFailureBackoff) ->
     }
     let mut live: Vec<&Pod> = pods.iter().copied().filter(|p| active(p)).collect();
 
-    if status.condition("SuccessCriteriaMet").is_none() && status.condition("FailureTarget").is_none() {
+    if status.condition("SuccessCriteriaMet").is_none()
+        && status.condition("FailureTarget").is_none()
+    {
         if let Some((reason, message)) = failure(job, &status, &live, now, &mut d) {
             set_condition(&mut status, "FailureTarget", reason, message, now);
         } else if succeeded(job, &status, live.len()) {
-            set_condition(&mut status, "SuccessCriteriaMet", "CompletionsReached", "Reached expected number of succeeded pods", now);
+            set_condition(
+                &mut status,
+                "SuccessCriteriaMet",
+                "CompletionsReached",
+                "Reached expected number of succeeded pods",
+                now,
+            );
         }
     }
 
@@ -163,18 +184,32 @@ fn failure(
     let on_failure = job.spec.template.spec.restart_policy.as_deref() == Some("OnFailure");
     // pastBackoffLimitOnFailure: restarts of pods that are still Pending/Running count too.
     let restarts: i64 = if on_failure {
-        live.iter().flat_map(|p| &p.status.container_statuses).map(|c| i64::from(c.restart_count)).sum()
+        live.iter()
+            .flat_map(|p| &p.status.container_statuses)
+            .map(|c| i64::from(c.restart_count))
+            .sum()
     } else {
         0
     };
-    let past_restarts = on_failure && if limit == 0 { restarts > 0 } else { restarts >= i64::from(limit) };
+    let past_restarts = on_failure
+        && if limit == 0 {
+            restarts > 0
+        } else {
+            restarts >= i64::from(limit)
+        };
     if status.failed > limit || past_restarts {
-        return Some(("BackoffLimitExceeded", "Job has reached the specified backoff limit"));
+        return Some((
+            "BackoffLimitExceeded",
+            "Job has reached the specified backoff limit",
+        ));
     }
     if let (Some(secs), Some(start)) = (job.spec.active_deadline_seconds, status.start_time) {
         let deadline = add(start, Duration::from_secs(u64::try_from(secs).unwrap_or(0)));
         if now >= deadline {
-            return Some(("DeadlineExceeded", "Job was active longer than specified deadline"));
+            return Some((
+                "DeadlineExceeded",
+                "Job was active longer than specified deadline",
+            ));
         }
         d.requeue(elapsed(now, deadline));
     }
@@ -207,7 +242,12 @@ fn manage(
     };
     if live.len() > want {
         // Prefer removing pods that are not ready, then the newest.
-        live.sort_by_key(|p| (pod::is_ready(p), std::cmp::Reverse(p.metadata.creation_timestamp)));
+        live.sort_by_key(|p| {
+            (
+                pod::is_ready(p),
+                std::cmp::Reverse(p.metadata.creation_timestamp),
+            )
+        });
         let excess = (live.len() - want).min(MAX_PER_SYNC);
         for p in live.drain(..excess) {
             d.delete_pod(p, false);
@@ -233,7 +273,11 @@ fn manage(
 /// failures that finished after the latest success (`backoff_utils.go`).
 fn failure_backoff_remaining(pods: &[&Pod], now: Timestamp, cfg: PodFailureBackoff) -> Duration {
     let finish = |p: &&Pod| pod::finish_time(p);
-    let last_success = pods.iter().filter(|p| p.status.phase == PodPhase::Succeeded).filter_map(finish).max();
+    let last_success = pods
+        .iter()
+        .filter(|p| p.status.phase == PodPhase::Succeeded)
+        .filter_map(finish)
+        .max();
     // Natural failures only: pods the controller itself deleted end Failed too, uncounted.
     let failures: Vec<Timestamp> = pods
         .iter()
@@ -268,7 +312,9 @@ fn set_condition(status: &mut JobStatus, type_: &str, reason: &str, message: &st
         }
         return;
     }
-    status.conditions.push(condition(type_, reason, message, now));
+    status
+        .conditions
+        .push(condition(type_, reason, message, now));
 }
 
 fn condition(type_: &str, reason: &str, message: &str, now: Timestamp) -> JobCondition {

@@ -7,11 +7,14 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::*;
 use crate::api::{
-    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStatus, JobSpec, ObjectMeta, PodCondition,
-    PodStatus,
+    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStatus, JobSpec,
+    ObjectMeta, PodCondition, PodStatus,
 };
 
-const CFG: PodFailureBackoff = PodFailureBackoff { base: Duration::from_secs(10), max: Duration::from_secs(600) };
+const CFG: PodFailureBackoff = PodFailureBackoff {
+    base: Duration::from_secs(10),
+    max: Duration::from_secs(600),
+};
 
 fn now() -> Timestamp {
     "2026-01-01T12:00:00Z".parse().unwrap()
@@ -38,15 +41,28 @@ enum P {
 
 fn pod(i: usize, kind: P, tracked: bool) -> Pod {
     let mut p = Pod::default();
-    p.metadata = ObjectMeta { name: Some(format!("job-{i}")), creation_timestamp: Some(ago(1000 - i as i64)), ..Default::default() };
+    p.metadata = ObjectMeta {
+        name: Some(format!("job-{i}")),
+        creation_timestamp: Some(ago(1000 - i as i64)),
+        ..Default::default()
+    };
     if tracked {
         p.metadata.finalizers.push(JOB_TRACKING_FINALIZER.into());
     }
     let terminated = |code, secs| ContainerState {
-        terminated: Some(ContainerStateTerminated { exit_code: code, finished_at: Some(ago(secs)), ..Default::default() }),
+        terminated: Some(ContainerStateTerminated {
+            exit_code: code,
+            finished_at: Some(ago(secs)),
+            ..Default::default()
+        }),
         ..Default::default()
     };
-    let running = ContainerState { running: Some(ContainerStateRunning { started_at: Some(ago(5)) }), ..Default::default() };
+    let running = ContainerState {
+        running: Some(ContainerStateRunning {
+            started_at: Some(ago(5)),
+        }),
+        ..Default::default()
+    };
     let (phase, state, restarts, ready) = match kind {
         P::Running => (PodPhase::Running, running, 0, true),
         P::Pending => (PodPhase::Pending, ContainerState::default(), 0, false),
@@ -60,7 +76,12 @@ fn pod(i: usize, kind: P, tracked: bool) -> Pod {
     };
     p.status = PodStatus {
         phase,
-        container_statuses: vec![ContainerStatus { name: "c".into(), state, restart_count: restarts, ..Default::default() }],
+        container_statuses: vec![ContainerStatus {
+            name: "c".into(),
+            state,
+            restart_count: restarts,
+            ..Default::default()
+        }],
         conditions: vec![PodCondition {
             type_: "Ready".into(),
             status: if ready { "True" } else { "False" }.into(),
@@ -134,7 +155,12 @@ fn run(c: &Case) -> JobDecision {
         start_time: c.started_ago.map(ago),
         ..Default::default()
     });
-    let pods: Vec<Pod> = c.pods.iter().enumerate().map(|(i, (k, t))| pod(i, *k, *t)).collect();
+    let pods: Vec<Pod> = c
+        .pods
+        .iter()
+        .enumerate()
+        .map(|(i, (k, t))| pod(i, *k, *t))
+        .collect();
     let refs: Vec<&Pod> = pods.iter().collect();
     sync(&job, &refs, now(), CFG)
 }
@@ -143,41 +169,320 @@ fn run(c: &Case) -> JobDecision {
 fn sync_table() {
     use P::*;
     let cases = vec![
-        Case { name: "job start", parallelism: 2, completions: Some(5), create: 2, active: 2, ..BASE },
-        Case { name: "work queue start", parallelism: 2, completions: None, create: 2, active: 2, ..BASE },
-        Case { name: "correct number of pods", parallelism: 2, completions: Some(5), pods: vec![(Running, true), (Running, true)], active: 2, ..BASE },
-        Case { name: "too few active pods", parallelism: 2, completions: Some(5), pods: vec![(Running, true), (Succeeded(5), true)], create: 1, active: 2, succeeded: 1, ..BASE },
-        Case { name: "too many active pods", parallelism: 2, completions: Some(5), pods: vec![(Running, true), (Running, true), (Pending, true)], delete: 1, active: 2, ..BASE },
-        Case { name: "never more than the completions left", parallelism: 5, completions: Some(3), prior: (2, 0), create: 1, active: 1, succeeded: 2, ..BASE },
-        Case { name: "job finish", parallelism: 2, completions: Some(5), prior: (4, 0), pods: vec![(Succeeded(1), true)], succeeded: 5, conditions: &["SuccessCriteriaMet", "Complete"], reason: "CompletionsReached", ..BASE },
-        Case { name: "completions reached with a pod still running: terminate it, uncounted", parallelism: 2, completions: Some(1), pods: vec![(Succeeded(1), true), (Running, true)], delete: 1, succeeded: 1, conditions: &["SuccessCriteriaMet"], reason: "CompletionsReached", ..BASE },
-        Case { name: "work queue: one done, one running: wait", parallelism: 2, completions: None, pods: vec![(Succeeded(1), true), (Running, true)], active: 1, succeeded: 1, ..BASE },
-        Case { name: "work queue: all finished", parallelism: 2, completions: None, pods: vec![(Succeeded(1), true), (Succeeded(1), true)], succeeded: 2, conditions: &["SuccessCriteriaMet", "Complete"], reason: "CompletionsReached", ..BASE },
-        Case { name: "work queue: finished despite one failure", parallelism: 2, completions: None, pods: vec![(Succeeded(1), true), (Failed(1), true)], succeeded: 1, failed: 1, conditions: &["SuccessCriteriaMet", "Complete"], reason: "CompletionsReached", ..BASE },
-        Case { name: "counted pods are not counted again", parallelism: 1, completions: Some(3), prior: (1, 1), pods: vec![(Succeeded(50), false), (Failed(40), false)], create: 1, active: 1, succeeded: 1, failed: 1, ..BASE },
-        Case { name: "new failed pod waits out the backoff", parallelism: 1, completions: Some(5), pods: vec![(Failed(3), true)], failed: 1, requeue: Some(7), ..BASE },
-        Case { name: "backoff elapsed: replace", parallelism: 1, completions: Some(5), pods: vec![(Failed(11), true)], create: 1, active: 1, failed: 1, ..BASE },
-        Case { name: "two consecutive failures double the delay", parallelism: 1, completions: Some(5), prior: (0, 1), pods: vec![(Failed(30), false), (Failed(5), true)], failed: 2, requeue: Some(15), ..BASE },
-        Case { name: "a success resets the backoff", parallelism: 1, completions: Some(5), prior: (0, 2), pods: vec![(Failed(30), false), (Failed(25), false), (Succeeded(20), true)], create: 1, active: 1, succeeded: 1, failed: 2, ..BASE },
-        Case { name: "backoffLimit 0: first failure fails the job", backoff_limit: 0, pods: vec![(Failed(1), true)], failed: 1, conditions: &["FailureTarget", "Failed"], reason: "BackoffLimitExceeded", ..BASE },
-        Case { name: "failed == backoffLimit is not past it", backoff_limit: 2, prior: (0, 1), pods: vec![(Failed(100), false), (Failed(100), true)], create: 1, active: 1, failed: 2, ..BASE },
-        Case { name: "failed > backoffLimit fails the job", backoff_limit: 2, prior: (0, 2), pods: vec![(Failed(1), true)], failed: 3, conditions: &["FailureTarget", "Failed"], reason: "BackoffLimitExceeded", ..BASE },
-        Case { name: "failing with active pods: terminate them, count them failed, Failed waits", parallelism: 2, completions: Some(5), backoff_limit: 0, pods: vec![(Failed(1), true), (Running, true)], delete: 1, failed: 2, conditions: &["FailureTarget"], reason: "BackoffLimitExceeded", ..BASE },
-        Case { name: "OnFailure: restarts reach backoffLimit", restart_policy: "OnFailure", backoff_limit: 2, pods: vec![(Restarted(2), true)], delete: 1, failed: 1, conditions: &["FailureTarget"], reason: "BackoffLimitExceeded", ..BASE },
-        Case { name: "OnFailure: restarts below backoffLimit", restart_policy: "OnFailure", backoff_limit: 2, pods: vec![(Restarted(1), true)], active: 1, ..BASE },
-        Case { name: "OnFailure: backoffLimit 0 fails on the first restart", restart_policy: "OnFailure", backoff_limit: 0, pods: vec![(Restarted(1), true)], delete: 1, failed: 1, conditions: &["FailureTarget"], reason: "BackoffLimitExceeded", ..BASE },
-        Case { name: "deadline exceeded", deadline: Some(10), started_ago: Some(10), pods: vec![(Running, true)], delete: 1, failed: 1, conditions: &["FailureTarget"], reason: "DeadlineExceeded", ..BASE },
-        Case { name: "deadline exceeded with no pods", deadline: Some(10), started_ago: Some(60), pods: vec![(Failed(100), false)], prior: (0, 1), failed: 1, conditions: &["FailureTarget", "Failed"], reason: "DeadlineExceeded", ..BASE },
-        Case { name: "deadline ahead: requeue for it", deadline: Some(30), started_ago: Some(10), pods: vec![(Running, true)], active: 1, requeue: Some(20), ..BASE },
-        Case { name: "backoffLimit wins over the deadline", deadline: Some(1), backoff_limit: 0, pods: vec![(Failed(1), true)], failed: 1, conditions: &["FailureTarget", "Failed"], reason: "BackoffLimitExceeded", ..BASE },
-        Case { name: "first sync sets startTime and creates", started_ago: None, create: 1, active: 1, ..BASE },
-        Case { name: "completions 0 completes at once", completions: Some(0), conditions: &["SuccessCriteriaMet", "Complete"], reason: "CompletionsReached", ..BASE },
-        Case { name: "parallelism 0 creates nothing", parallelism: 0, completions: Some(3), ..BASE },
-        Case { name: "user-deleted pod counts as failed and is replaced", parallelism: 1, completions: Some(2), pods: vec![(Terminating, true)], failed: 1, requeue: None, create: 1, active: 1, ..BASE },
+        Case {
+            name: "job start",
+            parallelism: 2,
+            completions: Some(5),
+            create: 2,
+            active: 2,
+            ..BASE
+        },
+        Case {
+            name: "work queue start",
+            parallelism: 2,
+            completions: None,
+            create: 2,
+            active: 2,
+            ..BASE
+        },
+        Case {
+            name: "correct number of pods",
+            parallelism: 2,
+            completions: Some(5),
+            pods: vec![(Running, true), (Running, true)],
+            active: 2,
+            ..BASE
+        },
+        Case {
+            name: "too few active pods",
+            parallelism: 2,
+            completions: Some(5),
+            pods: vec![(Running, true), (Succeeded(5), true)],
+            create: 1,
+            active: 2,
+            succeeded: 1,
+            ..BASE
+        },
+        Case {
+            name: "too many active pods",
+            parallelism: 2,
+            completions: Some(5),
+            pods: vec![(Running, true), (Running, true), (Pending, true)],
+            delete: 1,
+            active: 2,
+            ..BASE
+        },
+        Case {
+            name: "never more than the completions left",
+            parallelism: 5,
+            completions: Some(3),
+            prior: (2, 0),
+            create: 1,
+            active: 1,
+            succeeded: 2,
+            ..BASE
+        },
+        Case {
+            name: "job finish",
+            parallelism: 2,
+            completions: Some(5),
+            prior: (4, 0),
+            pods: vec![(Succeeded(1), true)],
+            succeeded: 5,
+            conditions: &["SuccessCriteriaMet", "Complete"],
+            reason: "CompletionsReached",
+            ..BASE
+        },
+        Case {
+            name: "completions reached with a pod still running: terminate it, uncounted",
+            parallelism: 2,
+            completions: Some(1),
+            pods: vec![(Succeeded(1), true), (Running, true)],
+            delete: 1,
+            succeeded: 1,
+            conditions: &["SuccessCriteriaMet"],
+            reason: "CompletionsReached",
+            ..BASE
+        },
+        Case {
+            name: "work queue: one done, one running: wait",
+            parallelism: 2,
+            completions: None,
+            pods: vec![(Succeeded(1), true), (Running, true)],
+            active: 1,
+            succeeded: 1,
+            ..BASE
+        },
+        Case {
+            name: "work queue: all finished",
+            parallelism: 2,
+            completions: None,
+            pods: vec![(Succeeded(1), true), (Succeeded(1), true)],
+            succeeded: 2,
+            conditions: &["SuccessCriteriaMet", "Complete"],
+            reason: "CompletionsReached",
+            ..BASE
+        },
+        Case {
+            name: "work queue: finished despite one failure",
+            parallelism: 2,
+            completions: None,
+            pods: vec![(Succeeded(1), true), (Failed(1), true)],
+            succeeded: 1,
+            failed: 1,
+            conditions: &["SuccessCriteriaMet", "Complete"],
+            reason: "CompletionsReached",
+            ..BASE
+        },
+        Case {
+            name: "counted pods are not counted again",
+            parallelism: 1,
+            completions: Some(3),
+            prior: (1, 1),
+            pods: vec![(Succeeded(50), false), (Failed(40), false)],
+            create: 1,
+            active: 1,
+            succeeded: 1,
+            failed: 1,
+            ..BASE
+        },
+        Case {
+            name: "new failed pod waits out the backoff",
+            parallelism: 1,
+            completions: Some(5),
+            pods: vec![(Failed(3), true)],
+            failed: 1,
+            requeue: Some(7),
+            ..BASE
+        },
+        Case {
+            name: "backoff elapsed: replace",
+            parallelism: 1,
+            completions: Some(5),
+            pods: vec![(Failed(11), true)],
+            create: 1,
+            active: 1,
+            failed: 1,
+            ..BASE
+        },
+        Case {
+            name: "two consecutive failures double the delay",
+            parallelism: 1,
+            completions: Some(5),
+            prior: (0, 1),
+            pods: vec![(Failed(30), false), (Failed(5), true)],
+            failed: 2,
+            requeue: Some(15),
+            ..BASE
+        },
+        Case {
+            name: "a success resets the backoff",
+            parallelism: 1,
+            completions: Some(5),
+            prior: (0, 2),
+            pods: vec![
+                (Failed(30), false),
+                (Failed(25), false),
+                (Succeeded(20), true),
+            ],
+            create: 1,
+            active: 1,
+            succeeded: 1,
+            failed: 2,
+            ..BASE
+        },
+        Case {
+            name: "backoffLimit 0: first failure fails the job",
+            backoff_limit: 0,
+            pods: vec![(Failed(1), true)],
+            failed: 1,
+            conditions: &["FailureTarget", "Failed"],
+            reason: "BackoffLimitExceeded",
+            ..BASE
+        },
+        Case {
+            name: "failed == backoffLimit is not past it",
+            backoff_limit: 2,
+            prior: (0, 1),
+            pods: vec![(Failed(100), false), (Failed(100), true)],
+            create: 1,
+            active: 1,
+            failed: 2,
+            ..BASE
+        },
+        Case {
+            name: "failed > backoffLimit fails the job",
+            backoff_limit: 2,
+            prior: (0, 2),
+            pods: vec![(Failed(1), true)],
+            failed: 3,
+            conditions: &["FailureTarget", "Failed"],
+            reason: "BackoffLimitExceeded",
+            ..BASE
+        },
+        Case {
+            name: "failing with active pods: terminate them, count them failed, Failed waits",
+            parallelism: 2,
+            completions: Some(5),
+            backoff_limit: 0,
+            pods: vec![(Failed(1), true), (Running, true)],
+            delete: 1,
+            failed: 2,
+            conditions: &["FailureTarget"],
+            reason: "BackoffLimitExceeded",
+            ..BASE
+        },
+        Case {
+            name: "OnFailure: restarts reach backoffLimit",
+            restart_policy: "OnFailure",
+            backoff_limit: 2,
+            pods: vec![(Restarted(2), true)],
+            delete: 1,
+            failed: 1,
+            conditions: &["FailureTarget"],
+            reason: "BackoffLimitExceeded",
+            ..BASE
+        },
+        Case {
+            name: "OnFailure: restarts below backoffLimit",
+            restart_policy: "OnFailure",
+            backoff_limit: 2,
+            pods: vec![(Restarted(1), true)],
+            active: 1,
+            ..BASE
+        },
+        Case {
+            name: "OnFailure: backoffLimit 0 fails on the first restart",
+            restart_policy: "OnFailure",
+            backoff_limit: 0,
+            pods: vec![(Restarted(1), true)],
+            delete: 1,
+            failed: 1,
+            conditions: &["FailureTarget"],
+            reason: "BackoffLimitExceeded",
+            ..BASE
+        },
+        Case {
+            name: "deadline exceeded",
+            deadline: Some(10),
+            started_ago: Some(10),
+            pods: vec![(Running, true)],
+            delete: 1,
+            failed: 1,
+            conditions: &["FailureTarget"],
+            reason: "DeadlineExceeded",
+            ..BASE
+        },
+        Case {
+            name: "deadline exceeded with no pods",
+            deadline: Some(10),
+            started_ago: Some(60),
+            pods: vec![(Failed(100), false)],
+            prior: (0, 1),
+            failed: 1,
+            conditions: &["FailureTarget", "Failed"],
+            reason: "DeadlineExceeded",
+            ..BASE
+        },
+        Case {
+            name: "deadline ahead: requeue for it",
+            deadline: Some(30),
+            started_ago: Some(10),
+            pods: vec![(Running, true)],
+            active: 1,
+            requeue: Some(20),
+            ..BASE
+        },
+        Case {
+            name: "backoffLimit wins over the deadline",
+            deadline: Some(1),
+            backoff_limit: 0,
+            pods: vec![(Failed(1), true)],
+            failed: 1,
+            conditions: &["FailureTarget", "Failed"],
+            reason: "BackoffLimitExceeded",
+            ..BASE
+        },
+        Case {
+            name: "first sync sets startTime and creates",
+            started_ago: None,
+            create: 1,
+            active: 1,
+            ..BASE
+        },
+        Case {
+            name: "completions 0 completes at once",
+            completions: Some(0),
+            conditions: &["SuccessCriteriaMet", "Complete"],
+            reason: "CompletionsReached",
+            ..BASE
+        },
+        Case {
+            name: "parallelism 0 creates nothing",
+            parallelism: 0,
+            completions: Some(3),
+            ..BASE
+        },
+        Case {
+            name: "user-deleted pod counts as failed and is replaced",
+            parallelism: 1,
+            completions: Some(2),
+            pods: vec![(Terminating, true)],
+            failed: 1,
+            requeue: None,
+            create: 1,
+            active: 1,
+            ..BASE
+        },
     ];
     for c in &cases {
         let d = run(c);
-        let got_conditions: Vec<&str> = d.status.conditions.iter().map(|c| c.type_.as_str()).collect();
+        let got_conditions: Vec<&str> = d
+            .status
+            .conditions
+            .iter()
+            .map(|c| c.type_.as_str())
+            .collect();
         assert_eq!(d.create, c.create, "{}: create", c.name);
         assert_eq!(d.delete.len(), c.delete, "{}: delete", c.name);
         assert_eq!(d.status.active, c.active, "{}: active", c.name);
@@ -187,19 +492,39 @@ fn sync_table() {
         if let Some(cond) = d.status.conditions.first() {
             assert_eq!(cond.reason, c.reason, "{}: reason", c.name);
         }
-        assert_eq!(d.requeue_after.map(|r| r.as_secs()), c.requeue, "{}: requeue", c.name);
+        assert_eq!(
+            d.requeue_after.map(|r| r.as_secs()),
+            c.requeue,
+            "{}: requeue",
+            c.name
+        );
         assert_eq!(d.status.start_time.is_some(), true, "{}: startTime", c.name);
         let complete = got_conditions.contains(&"Complete");
-        assert_eq!(d.status.completion_time.is_some(), complete, "{}: completionTime", c.name);
+        assert_eq!(
+            d.status.completion_time.is_some(),
+            complete,
+            "{}: completionTime",
+            c.name
+        );
     }
 }
 
 #[test]
 fn finishing_is_two_steps_and_final() {
     // Step 1: backoff exceeded with a running pod → FailureTarget, pod deleted, no Failed yet.
-    let case = Case { parallelism: 2, completions: Some(5), backoff_limit: 0, pods: vec![(P::Failed(1), true), (P::Running, true)], ..BASE };
+    let case = Case {
+        parallelism: 2,
+        completions: Some(5),
+        backoff_limit: 0,
+        pods: vec![(P::Failed(1), true), (P::Running, true)],
+        ..BASE
+    };
     let d = run(&case);
-    assert_eq!(d.untrack, vec!["job-0", "job-1"], "both pods released from tracking once");
+    assert_eq!(
+        d.untrack,
+        vec!["job-0", "job-1"],
+        "both pods released from tracking once"
+    );
     let mut job = Job::default();
     job.spec.backoff_limit = Some(0);
     job.status = Some(d.status.clone());
@@ -212,10 +537,21 @@ fn finishing_is_two_steps_and_final() {
     // Step 3: it ended (Failed, untracked): Failed appended, counts unchanged, one event.
     p.status.phase = PodPhase::Failed;
     let d3 = sync(&job, &[&p], now(), CFG);
-    let types: Vec<&str> = d3.status.conditions.iter().map(|c| c.type_.as_str()).collect();
+    let types: Vec<&str> = d3
+        .status
+        .conditions
+        .iter()
+        .map(|c| c.type_.as_str())
+        .collect();
     assert_eq!(types, ["FailureTarget", "Failed"]);
     assert_eq!(d3.status.failed, 2);
-    assert_eq!(d3.events, vec![EventSpec::warning("BackoffLimitExceeded", "Job has reached the specified backoff limit")]);
+    assert_eq!(
+        d3.events,
+        vec![EventSpec::warning(
+            "BackoffLimitExceeded",
+            "Job has reached the specified backoff limit"
+        )]
+    );
     // A finished Job never does anything again.
     job.status = Some(d3.status.clone());
     let d4 = sync(&job, &[], now(), CFG);
@@ -225,9 +561,19 @@ fn finishing_is_two_steps_and_final() {
 
 #[test]
 fn complete_sets_completion_time_and_event() {
-    let case = Case { completions: Some(1), pods: vec![(P::Succeeded(1), true)], ..BASE };
+    let case = Case {
+        completions: Some(1),
+        pods: vec![(P::Succeeded(1), true)],
+        ..BASE
+    };
     let d = run(&case);
     assert_eq!(d.status.completion_time, Some(now()));
-    assert_eq!(d.events, vec![EventSpec::normal("Completed", "Job completed")]);
-    assert_eq!(d.status.condition("Complete").map(|c| c.message.as_str()), Some("Reached expected number of succeeded pods"));
+    assert_eq!(
+        d.events,
+        vec![EventSpec::normal("Completed", "Job completed")]
+    );
+    assert_eq!(
+        d.status.condition("Complete").map(|c| c.message.as_str()),
+        Some("Reached expected number of succeeded pods")
+    );
 }

@@ -44,7 +44,12 @@ pub struct PodDecision {
 /// reset); kept by the daemon beside the pod.
 pub type BackoffBase = dyn Fn(&str) -> i32;
 
-pub fn sync(pod: &Pod, backoff_base: &BackoffBase, now: Timestamp, cfg: RestartBackoff) -> PodDecision {
+pub fn sync(
+    pod: &Pod,
+    backoff_base: &BackoffBase,
+    now: Timestamp,
+    cfg: RestartBackoff,
+) -> PodDecision {
     let mut status = pod.status.clone();
     let mut start = Vec::new();
     let mut events = Vec::new();
@@ -55,10 +60,21 @@ pub fn sync(pod: &Pod, backoff_base: &BackoffBase, now: Timestamp, cfg: RestartB
 
     if !status.phase.is_terminal() {
         for container in &pod.spec.containers {
-            let Some(cs) = status.container_statuses.iter_mut().find(|c| c.name == container.name) else {
+            let Some(cs) = status
+                .container_statuses
+                .iter_mut()
+                .find(|c| c.name == container.name)
+            else {
                 if !deleted {
-                    status.container_statuses.push(creating(&container.name, container.image.as_deref(), 0));
-                    start.push(Start { container: container.name.clone(), restart_count: 0 });
+                    status.container_statuses.push(creating(
+                        &container.name,
+                        container.image.as_deref(),
+                        0,
+                    ));
+                    start.push(Start {
+                        container: container.name.clone(),
+                        restart_count: 0,
+                    });
                 }
                 continue;
             };
@@ -72,9 +88,17 @@ pub fn sync(pod: &Pod, backoff_base: &BackoffBase, now: Timestamp, cfg: RestartB
                         resets.push((cs.name.clone(), cs.restart_count));
                     }
                     restart(cs);
-                    start.push(Start { container: cs.name.clone(), restart_count: cs.restart_count });
+                    start.push(Start {
+                        container: cs.name.clone(),
+                        restart_count: cs.restart_count,
+                    });
                 }
-                CrashLoop::Wait { delay, remaining, reset, first } => {
+                CrashLoop::Wait {
+                    delay,
+                    remaining,
+                    reset,
+                    first,
+                } => {
                     if reset {
                         resets.push((cs.name.clone(), cs.restart_count));
                     }
@@ -110,25 +134,43 @@ pub fn sync(pod: &Pod, backoff_base: &BackoffBase, now: Timestamp, cfg: RestartB
 
 enum CrashLoop {
     Stay,
-    RestartNow { reset: bool },
-    Wait { delay: Duration, remaining: Duration, reset: bool, first: bool },
+    RestartNow {
+        reset: bool,
+    },
+    Wait {
+        delay: Duration,
+        remaining: Duration,
+        reset: bool,
+        first: bool,
+    },
 }
 
 /// What an `OnFailure` container that has stopped should do now.
-fn crash_loop(pod: &Pod, cs: &ContainerStatus, base: i32, now: Timestamp, cfg: RestartBackoff) -> CrashLoop {
+fn crash_loop(
+    pod: &Pod,
+    cs: &ContainerStatus,
+    base: i32,
+    now: Timestamp,
+    cfg: RestartBackoff,
+) -> CrashLoop {
     let (last, first) = match (&cs.state.terminated, &cs.state.waiting) {
         (Some(t), _) if t.exit_code != 0 => (t, true),
-        (None, Some(w)) if w.reason.as_deref() == Some("CrashLoopBackOff") => match &cs.last_state.terminated {
-            Some(t) => (t, false),
-            None => return CrashLoop::Stay,
-        },
+        (None, Some(w)) if w.reason.as_deref() == Some("CrashLoopBackOff") => {
+            match &cs.last_state.terminated {
+                Some(t) => (t, false),
+                None => return CrashLoop::Stay,
+            }
+        }
         _ => return CrashLoop::Stay,
     };
     let _ = pod;
     let finished = last.finished_at.unwrap_or(now);
     // client-go's backoff entry expires when the exit comes more than 2×max after the
     // last restart: a long healthy run makes the next restart immediate again.
-    let ran = last.started_at.map(|s| elapsed(s, finished)).unwrap_or_default();
+    let ran = last
+        .started_at
+        .map(|s| elapsed(s, finished))
+        .unwrap_or_default();
     let reset = first && ran > cfg.max * 2 && cs.restart_count > base;
     let base = if reset { cs.restart_count } else { base };
     let next = u32::try_from(cs.restart_count + 1 - base).unwrap_or(1);
@@ -137,7 +179,12 @@ fn crash_loop(pod: &Pod, cs: &ContainerStatus, base: i32, now: Timestamp, cfg: R
     if now >= due {
         CrashLoop::RestartNow { reset }
     } else {
-        CrashLoop::Wait { delay, remaining: elapsed(now, due), reset, first }
+        CrashLoop::Wait {
+            delay,
+            remaining: elapsed(now, due),
+            reset,
+            first,
+        }
     }
 }
 
@@ -160,11 +207,17 @@ fn creating(name: &str, image: Option<&str>, restart_count: i32) -> ContainerSta
 
 fn restart(cs: &mut ContainerStatus) {
     if let Some(t) = cs.state.terminated.take() {
-        cs.last_state = ContainerState { terminated: Some(t), ..Default::default() };
+        cs.last_state = ContainerState {
+            terminated: Some(t),
+            ..Default::default()
+        };
     }
     cs.restart_count += 1;
     cs.state = ContainerState {
-        waiting: Some(ContainerStateWaiting { reason: Some("ContainerCreating".into()), message: None }),
+        waiting: Some(ContainerStateWaiting {
+            reason: Some("ContainerCreating".into()),
+            message: None,
+        }),
         ..Default::default()
     };
     cs.ready = false;
@@ -173,7 +226,10 @@ fn restart(cs: &mut ContainerStatus) {
 
 fn into_backoff(pod: &Pod, cs: &mut ContainerStatus, delay: Duration) {
     if let Some(t) = cs.state.terminated.take() {
-        cs.last_state = ContainerState { terminated: Some(t), ..Default::default() };
+        cs.last_state = ContainerState {
+            terminated: Some(t),
+            ..Default::default()
+        };
     }
     let message = format!(
         "back-off {} restarting failed container={} pod={}_{}({})",
@@ -184,7 +240,10 @@ fn into_backoff(pod: &Pod, cs: &mut ContainerStatus, delay: Duration) {
         pod.metadata.uid()
     );
     cs.state = ContainerState {
-        waiting: Some(ContainerStateWaiting { reason: Some("CrashLoopBackOff".into()), message: Some(message) }),
+        waiting: Some(ContainerStateWaiting {
+            reason: Some("CrashLoopBackOff".into()),
+            message: Some(message),
+        }),
         ..Default::default()
     };
     cs.ready = false;
@@ -199,7 +258,11 @@ pub fn go_duration(d: Duration) -> String {
     }
     let (h, m) = (ms / 3_600_000, (ms / 60_000) % 60);
     let s = (ms % 60_000) as f64 / 1000.0;
-    let secs = if s.fract() == 0.0 { format!("{}s", s as u64) } else { format!("{s}s") };
+    let secs = if s.fract() == 0.0 {
+        format!("{}s", s as u64)
+    } else {
+        format!("{s}s")
+    };
     match (h, m) {
         (0, 0) => secs,
         (0, m) => format!("{m}m{secs}"),
@@ -233,7 +296,9 @@ fn phase(pod: &Pod, status: &PodStatus, deleted: bool) -> PodPhase {
     }
     // A deleted pod is done once nothing of it runs; containers waiting (never started or in
     // back-off) will not start any more.
-    let running = statuses.iter().any(|s| s.is_some_and(|s| s.state.running.is_some() || is_starting(s)));
+    let running = statuses
+        .iter()
+        .any(|s| s.is_some_and(|s| s.state.running.is_some() || is_starting(s)));
     if deleted && !running {
         return PodPhase::Failed;
     }
@@ -242,9 +307,15 @@ fn phase(pod: &Pod, status: &PodStatus, deleted: bool) -> PodPhase {
         return PodPhase::Failed;
     }
     let any_started = statuses.iter().any(|s| {
-        s.is_some_and(|s| s.state.running.is_some() || s.state.terminated.is_some() || s.restart_count > 0)
+        s.is_some_and(|s| {
+            s.state.running.is_some() || s.state.terminated.is_some() || s.restart_count > 0
+        })
     });
-    if any_started { PodPhase::Running } else { PodPhase::Pending }
+    if any_started {
+        PodPhase::Running
+    } else {
+        PodPhase::Pending
+    }
 }
 
 fn is_starting(cs: &ContainerStatus) -> bool {
@@ -252,12 +323,28 @@ fn is_starting(cs: &ContainerStatus) -> bool {
 }
 
 fn update_conditions(status: &mut PodStatus, now: Timestamp) {
-    let all_running =
-        !status.container_statuses.is_empty() && status.container_statuses.iter().all(|c| c.state.running.is_some());
+    let all_running = !status.container_statuses.is_empty()
+        && status
+            .container_statuses
+            .iter()
+            .all(|c| c.state.running.is_some());
     let ready = status.phase == PodPhase::Running && all_running;
     let initialized = true;
     let flag = |b: bool| if b { "True" } else { "False" };
-    let reason = |b: bool| if b { None } else { Some(if status.phase.is_terminal() { "PodCompleted" } else { "ContainersNotReady" }.to_string()) };
+    let reason = |b: bool| {
+        if b {
+            None
+        } else {
+            Some(
+                if status.phase.is_terminal() {
+                    "PodCompleted"
+                } else {
+                    "ContainersNotReady"
+                }
+                .to_string(),
+            )
+        }
+    };
     let wanted = [
         ("Initialized", flag(initialized), None),
         ("Ready", flag(ready), reason(ready)),
@@ -285,7 +372,10 @@ fn update_conditions(status: &mut PodStatus, now: Timestamp) {
 
 /// True when the pod's Ready condition is True.
 pub fn is_ready(pod: &Pod) -> bool {
-    pod.status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+    pod.status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True")
 }
 
 /// When the pod finished: the latest container finish time, else its deletion time, else creation.

@@ -7,7 +7,10 @@ use jiff::{SignedDuration, Timestamp};
 use super::*;
 use crate::api::{Container, ContainerStateRunning, ObjectMeta, PodSpec};
 
-const CFG: RestartBackoff = RestartBackoff { base: Duration::from_secs(10), max: Duration::from_secs(300) };
+const CFG: RestartBackoff = RestartBackoff {
+    base: Duration::from_secs(10),
+    max: Duration::from_secs(300),
+};
 
 fn now() -> Timestamp {
     "2026-01-01T12:00:00Z".parse().unwrap()
@@ -18,10 +21,21 @@ fn ago(secs: i64) -> Timestamp {
 
 fn pod(policy: &str, containers: &[&str]) -> Pod {
     Pod {
-        metadata: ObjectMeta { name: Some("p".into()), namespace: Some("default".into()), uid: Some("u".into()), ..Default::default() },
+        metadata: ObjectMeta {
+            name: Some("p".into()),
+            namespace: Some("default".into()),
+            uid: Some("u".into()),
+            ..Default::default()
+        },
         spec: PodSpec {
             restart_policy: Some(policy.into()),
-            containers: containers.iter().map(|c| Container { name: c.to_string(), ..Default::default() }).collect(),
+            containers: containers
+                .iter()
+                .map(|c| Container {
+                    name: c.to_string(),
+                    ..Default::default()
+                })
+                .collect(),
             ..Default::default()
         },
         ..Default::default()
@@ -32,12 +46,23 @@ fn running(name: &str, restarts: i32) -> ContainerStatus {
     ContainerStatus {
         name: name.into(),
         restart_count: restarts,
-        state: ContainerState { running: Some(ContainerStateRunning { started_at: Some(ago(60)) }), ..Default::default() },
+        state: ContainerState {
+            running: Some(ContainerStateRunning {
+                started_at: Some(ago(60)),
+            }),
+            ..Default::default()
+        },
         ..Default::default()
     }
 }
 
-fn exited(name: &str, code: i32, restarts: i32, ran_secs: i64, finished_ago: i64) -> ContainerStatus {
+fn exited(
+    name: &str,
+    code: i32,
+    restarts: i32,
+    ran_secs: i64,
+    finished_ago: i64,
+) -> ContainerStatus {
     ContainerStatus {
         name: name.into(),
         restart_count: restarts,
@@ -75,15 +100,55 @@ fn phase_table() {
     // (policy, container statuses, deleted, expected phase)
     let cases: Vec<(&str, Vec<ContainerStatus>, bool, PodPhase)> = vec![
         ("Never", vec![running("a", 0)], false, PodPhase::Running),
-        ("Never", vec![exited("a", 0, 0, 1, 1)], false, PodPhase::Succeeded),
-        ("Never", vec![exited("a", 1, 0, 1, 1)], false, PodPhase::Failed),
-        ("Never", vec![exited("a", 128, 0, 0, 1)], false, PodPhase::Failed),
-        ("Never", vec![exited("a", 1, 0, 1, 1), running("b", 0)], false, PodPhase::Running),
-        ("Never", vec![exited("a", 0, 0, 1, 1), exited("b", 2, 0, 1, 1)], false, PodPhase::Failed),
-        ("OnFailure", vec![exited("a", 0, 0, 1, 1)], false, PodPhase::Succeeded),
+        (
+            "Never",
+            vec![exited("a", 0, 0, 1, 1)],
+            false,
+            PodPhase::Succeeded,
+        ),
+        (
+            "Never",
+            vec![exited("a", 1, 0, 1, 1)],
+            false,
+            PodPhase::Failed,
+        ),
+        (
+            "Never",
+            vec![exited("a", 128, 0, 0, 1)],
+            false,
+            PodPhase::Failed,
+        ),
+        (
+            "Never",
+            vec![exited("a", 1, 0, 1, 1), running("b", 0)],
+            false,
+            PodPhase::Running,
+        ),
+        (
+            "Never",
+            vec![exited("a", 0, 0, 1, 1), exited("b", 2, 0, 1, 1)],
+            false,
+            PodPhase::Failed,
+        ),
+        (
+            "OnFailure",
+            vec![exited("a", 0, 0, 1, 1)],
+            false,
+            PodPhase::Succeeded,
+        ),
         ("OnFailure", vec![running("a", 0)], true, PodPhase::Running),
-        ("OnFailure", vec![exited("a", 143, 0, 1, 0)], true, PodPhase::Failed),
-        ("Never", vec![exited("a", 0, 0, 1, 0)], true, PodPhase::Succeeded),
+        (
+            "OnFailure",
+            vec![exited("a", 143, 0, 1, 0)],
+            true,
+            PodPhase::Failed,
+        ),
+        (
+            "Never",
+            vec![exited("a", 0, 0, 1, 0)],
+            true,
+            PodPhase::Succeeded,
+        ),
     ];
     for (i, (policy, statuses, deleted, want)) in cases.into_iter().enumerate() {
         let names: Vec<String> = statuses.iter().map(|s| s.name.clone()).collect();
@@ -106,9 +171,20 @@ fn on_failure_first_restart_is_immediate_then_backs_off() {
     p.status.phase = PodPhase::Running;
     p.status.container_statuses = vec![exited("a", 1, 0, 1, 0)];
     let d = sync(&p, &no_base, now(), CFG);
-    assert_eq!(d.start, vec![Start { container: "a".into(), restart_count: 1 }]);
+    assert_eq!(
+        d.start,
+        vec![Start {
+            container: "a".into(),
+            restart_count: 1
+        }]
+    );
     assert_eq!(d.status.container_statuses[0].restart_count, 1);
-    assert!(d.status.container_statuses[0].last_state.terminated.is_some());
+    assert!(
+        d.status.container_statuses[0]
+            .last_state
+            .terminated
+            .is_some()
+    );
 
     // Second failure: wait 10s in CrashLoopBackOff.
     p.status.container_statuses = vec![exited("a", 1, 1, 1, 0)];
@@ -118,7 +194,10 @@ fn on_failure_first_restart_is_immediate_then_backs_off() {
     let cs = &d.status.container_statuses[0];
     let waiting = cs.state.waiting.as_ref().unwrap();
     assert_eq!(waiting.reason.as_deref(), Some("CrashLoopBackOff"));
-    assert_eq!(waiting.message.as_deref(), Some("back-off 10s restarting failed container=a pod=p_default(u)"));
+    assert_eq!(
+        waiting.message.as_deref(),
+        Some("back-off 10s restarting failed container=a pod=p_default(u)")
+    );
     assert_eq!(d.events[0].reason, "BackOff");
     assert_eq!(d.status.phase, PodPhase::Running);
 
@@ -128,13 +207,25 @@ fn on_failure_first_restart_is_immediate_then_backs_off() {
     assert!(d.start.is_empty() && d.events.is_empty());
     assert_eq!(d.requeue_after, Some(Duration::from_secs(6)));
     let d = sync(&p, &no_base, now() + SignedDuration::from_secs(10), CFG);
-    assert_eq!(d.start, vec![Start { container: "a".into(), restart_count: 2 }]);
+    assert_eq!(
+        d.start,
+        vec![Start {
+            container: "a".into(),
+            restart_count: 2
+        }]
+    );
 
     // Third failure waits 20s, the k-th 10·2^(k-2) capped at 5m.
     p.status.container_statuses = vec![exited("a", 1, 2, 1, 0)];
-    assert_eq!(sync(&p, &no_base, now(), CFG).requeue_after, Some(Duration::from_secs(20)));
+    assert_eq!(
+        sync(&p, &no_base, now(), CFG).requeue_after,
+        Some(Duration::from_secs(20))
+    );
     p.status.container_statuses = vec![exited("a", 1, 9, 1, 0)];
-    assert_eq!(sync(&p, &no_base, now(), CFG).requeue_after, Some(Duration::from_secs(300)));
+    assert_eq!(
+        sync(&p, &no_base, now(), CFG).requeue_after,
+        Some(Duration::from_secs(300))
+    );
 }
 
 #[test]
@@ -143,7 +234,13 @@ fn long_run_resets_crash_loop_backoff() {
     p.status.phase = PodPhase::Running;
     p.status.container_statuses = vec![exited("a", 1, 5, 601, 0)];
     let d = sync(&p, &no_base, now(), CFG);
-    assert_eq!(d.start, vec![Start { container: "a".into(), restart_count: 6 }]);
+    assert_eq!(
+        d.start,
+        vec![Start {
+            container: "a".into(),
+            restart_count: 6
+        }]
+    );
     assert_eq!(d.backoff_resets, vec![("a".to_string(), 5)]);
     // From the reset on, the next failure waits the base again.
     p.status.container_statuses = vec![exited("a", 1, 6, 1, 0)];

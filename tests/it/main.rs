@@ -1,1 +1,10 @@
+//! One integration binary: the real daemon, driven through files, the CLI and the socket.
 
+mod support;
+
+mod api;
+mod cli;
+mod examples;
+mod files;
+mod lifecycle;
+mod pods;

@@ -1,0 +1,312 @@
+//! Answers to API requests, read from and written to the loop's own state.
+
+use serde_json::{Value, json};
+
+use super::Daemon;
+use super::requests::{Filter, Kind, ListReply, LogTarget, Request, bad_request, not_found};
+use super::world::{Key, key};
+use crate::api::{ContainerStatus, Status};
+
+impl Daemon {
+    pub(super) fn on_request(&mut self, req: Request) {
+        match req {
+            Request::List {
+                kind,
+                namespace,
+                filter,
+                watch,
+                reply,
+            } => {
+                let items = self.list(kind, namespace.as_deref(), &filter);
+                let watch = watch.then(|| self.changes.subscribe());
+                let _ = reply.send(Ok(ListReply { items, watch }));
+            }
+            Request::Get {
+                kind,
+                namespace,
+                name,
+                reply,
+            } => {
+                let _ = reply.send(self.get(kind, &key(&namespace, &name)));
+            }
+            Request::Delete {
+                kind,
+                namespace,
+                name,
+                reply,
+            } => {
+                let k = key(&namespace, &name);
+                let result = match kind {
+                    Kind::Job => self.api_delete_job(&k),
+                    Kind::Pod => self.api_delete_pod(&k),
+                    Kind::Event => Err(Status::failure(
+                        405,
+                        "MethodNotAllowed",
+                        "events cannot be deleted",
+                    )),
+                };
+                let _ = reply.send(result);
+            }
+            Request::Manifests { reply } => {
+                let items: Vec<Value> = self
+                    .world
+                    .manifests
+                    .values()
+                    .filter_map(|m| serde_json::to_value(&m.file).ok())
+                    .collect();
+                let _ = reply.send(Ok(json!({"apiVersion": "jobvisor.io/v1", "kind": "ManifestList", "metadata": {}, "items": items})));
+            }
+            Request::PutManifest {
+                filename,
+                body,
+                reply,
+            } => {
+                let _ = reply.send(self.put_manifest(&filename, body));
+            }
+            Request::Log {
+                namespace,
+                pod,
+                container,
+                previous,
+                reply,
+            } => {
+                let _ = reply.send(self.log_target(
+                    &key(&namespace, &pod),
+                    container.as_deref(),
+                    previous,
+                ));
+            }
+        }
+    }
+
+    fn list(&self, kind: Kind, ns: Option<&str>, filter: &Filter) -> Vec<Value> {
+        let in_ns = |k: &Key| ns.is_none_or(|n| n == k.0);
+        let keep = |labels: &crate::api::Labels, v: Value| filter.matches(labels, &v).then_some(v);
+        match kind {
+            Kind::Job => self
+                .world
+                .jobs
+                .iter()
+                .filter(|(k, _)| in_ns(k))
+                .filter_map(|(_, r)| {
+                    keep(&r.job.metadata.labels, serde_json::to_value(&r.job).ok()?)
+                })
+                .collect(),
+            Kind::Pod => self
+                .world
+                .pods
+                .iter()
+                .filter(|(k, _)| in_ns(k))
+                .filter_map(|(_, r)| {
+                    keep(&r.pod.metadata.labels, serde_json::to_value(&r.pod).ok()?)
+                })
+                .collect(),
+            Kind::Event => self
+                .world
+                .events
+                .iter()
+                .filter(|e| ns.is_none_or(|n| n == e.metadata.namespace()))
+                .filter_map(|e| keep(&e.metadata.labels, serde_json::to_value(e).ok()?))
+                .collect(),
+        }
+    }
+
+    fn get(&self, kind: Kind, k: &Key) -> Result<Value, Status> {
+        let v = match kind {
+            Kind::Job => self.world.jobs.get(k).map(|r| serde_json::to_value(&r.job)),
+            Kind::Pod => self.world.pods.get(k).map(|r| serde_json::to_value(&r.pod)),
+            Kind::Event => self
+                .world
+                .events
+                .iter()
+                .find(|e| e.metadata.name() == k.1 && e.metadata.namespace() == k.0)
+                .map(serde_json::to_value),
+        };
+        match v {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(e)) => Err(Status::failure(500, "InternalError", e.to_string())),
+            None => Err(not_found(kind, &k.1)),
+        }
+    }
+
+    /// Deleting a Job deletes the file that defines it, so the two never disagree; a file that
+    /// defines more than this Job is left for the user to edit.
+    fn api_delete_job(&mut self, k: &Key) -> Result<Value, Status> {
+        let rec = self
+            .world
+            .jobs
+            .get(k)
+            .ok_or_else(|| not_found(Kind::Job, &k.1))?;
+        let source = rec.source.clone();
+        let uid = rec.job.metadata.uid().to_string();
+        let others: Vec<String> = self
+            .world
+            .manifests
+            .get(&source)
+            .map(|m| {
+                m.jobs
+                    .iter()
+                    .filter(|o| *o != k)
+                    .map(|o| format!("job/{}", o.1))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !others.is_empty() {
+            return Err(Status::failure(
+                409,
+                "Conflict",
+                format!(
+                    "jobs.batch \"{}\" is defined in {} together with {}; edit or remove that file instead",
+                    k.1,
+                    source.display(),
+                    others.join(", ")
+                ),
+            ));
+        }
+        match std::fs::remove_file(&source) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(Status::failure(
+                    500,
+                    "InternalError",
+                    format!("removing {}: {e}", source.display()),
+                ));
+            }
+        }
+        self.apply_file(&source);
+        self.delete_job(k, "deleted through the API");
+        Ok(success(Kind::Job, &k.1, &uid))
+    }
+
+    fn api_delete_pod(&mut self, k: &Key) -> Result<Value, Status> {
+        let rec = self
+            .world
+            .pods
+            .get(k)
+            .ok_or_else(|| not_found(Kind::Pod, &k.1))?;
+        let v = serde_json::to_value(&rec.pod)
+            .map_err(|e| Status::failure(500, "InternalError", e.to_string()))?;
+        let now = self.clock.now();
+        self.delete_pod(k, now);
+        self.job_of_pod_dirty(k);
+        Ok(v)
+    }
+
+    /// `jobvisor apply`: validate, then write the file atomically into the manifests directory.
+    fn put_manifest(&mut self, filename: &str, body: String) -> Result<Value, Status> {
+        if filename.contains('/') || !crate::watch::is_manifest_name(filename) {
+            return Err(bad_request(format!(
+                "invalid manifest file name {filename:?}: want a plain *.yaml, *.yml or *.json name"
+            )));
+        }
+        let path = self.layout.manifests.join(filename);
+        let report = crate::manifest::load(&path, &body);
+        if !report.errors.is_empty() {
+            return Err(Status::failure(422, "Invalid", report.errors.join("\n")));
+        }
+        crate::store::write_atomic(&path, body.as_bytes())
+            .map_err(|e| Status::failure(500, "InternalError", e.to_string()))?;
+        let previous: Vec<Key> = self
+            .world
+            .manifests
+            .get(&path)
+            .map(|m| m.jobs.clone())
+            .unwrap_or_default();
+        self.apply_text(&path, body);
+        let m = self
+            .world
+            .manifests
+            .get(&path)
+            .ok_or_else(|| Status::failure(500, "InternalError", "manifest vanished"))?;
+        let mut v = serde_json::to_value(&m.file)
+            .map_err(|e| Status::failure(500, "InternalError", e.to_string()))?;
+        let actions: Vec<Value> = m.jobs.iter().map(|k| json!({"name": k.1, "namespace": k.0, "action": if previous.contains(k) { "configured" } else { "created" }})).collect();
+        v["actions"] = Value::Array(actions);
+        Ok(v)
+    }
+
+    fn log_target(
+        &self,
+        k: &Key,
+        container: Option<&str>,
+        previous: bool,
+    ) -> Result<LogTarget, Status> {
+        let rec = self
+            .world
+            .pods
+            .get(k)
+            .ok_or_else(|| not_found(Kind::Pod, &k.1))?;
+        let pod = &rec.pod;
+        let names: Vec<&str> = pod
+            .spec
+            .containers
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        let name = match container {
+            Some(c) if names.contains(&c) => c,
+            Some(c) => {
+                return Err(bad_request(format!(
+                    "container {c} is not valid for pod {}",
+                    k.1
+                )));
+            }
+            None if names.len() == 1 => names[0],
+            None => {
+                return Err(bad_request(format!(
+                    "a container name must be specified for pod {}, choose one of: [{}]",
+                    k.1,
+                    names.join(" ")
+                )));
+            }
+        };
+        let cs: Option<&ContainerStatus> = pod
+            .status
+            .container_statuses
+            .iter()
+            .find(|c| c.name == name);
+        let restarts = cs.map_or(0, |c| c.restart_count);
+        let run = if previous {
+            if restarts == 0 {
+                return Err(bad_request(format!(
+                    "previous terminated container \"{name}\" in pod \"{}\" not found",
+                    k.1
+                )));
+            }
+            restarts - 1
+        } else {
+            restarts
+        };
+        let running = !previous
+            && cs.is_some_and(|c| c.state.terminated.is_none())
+            && !pod.status.phase.is_terminal();
+        let path = crate::runtime::logs::container_log_path(
+            self.logs_root(),
+            &k.0,
+            &k.1,
+            pod.metadata.uid(),
+            name,
+            run,
+        );
+        if !path.exists() && !running {
+            return Err(bad_request(format!(
+                "container \"{name}\" in pod \"{}\" is waiting to start: ContainerCreating",
+                k.1
+            )));
+        }
+        Ok(LogTarget { path, running })
+    }
+}
+
+fn success(kind: Kind, name: &str, uid: &str) -> Value {
+    let (group, resource) = match kind {
+        Kind::Job => ("batch", "jobs"),
+        Kind::Pod => ("", "pods"),
+        Kind::Event => ("", "events"),
+    };
+    json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+        "details": {"name": name, "group": group, "kind": resource, "uid": uid}
+    })
+}

@@ -1,0 +1,280 @@
+//! A manifest file's objects follow the file: created, updated in place, recreated or
+//! deleted as its content says. Decided by content, never by the event that woke us.
+
+use std::path::{Path, PathBuf};
+
+use super::world::{JobRecord, Key, ManifestRecord, job_store_key, key, manifest_store_key};
+use super::{Daemon, Kind};
+use crate::api::{Job, ManifestFile, ObjectReference};
+use crate::controller::EventSpec;
+use crate::manifest;
+
+/// How a Job from a file relates to the one already running.
+enum Delta {
+    Same,
+    /// Only mutable fields changed: apply in place.
+    Mutable,
+    /// The pod template or another immutable field changed: a new Job replaces the old.
+    Immutable,
+}
+
+fn delta(old: &Job, new: &Job) -> Delta {
+    if old == new {
+        return Delta::Same;
+    }
+    let (o, n) = (&old.spec, &new.spec);
+    let immutable_same = o.template == n.template
+        && o.completions == n.completions
+        && o.completion_mode == n.completion_mode
+        && o.selector == n.selector
+        && o.manual_selector == n.manual_selector
+        && o.pod_failure_policy == n.pod_failure_policy
+        && o.success_policy == n.success_policy
+        && o.backoff_limit_per_index == n.backoff_limit_per_index
+        && o.managed_by == n.managed_by;
+    if immutable_same {
+        Delta::Mutable
+    } else {
+        Delta::Immutable
+    }
+}
+
+impl Daemon {
+    /// Brings the world in line with one file as it is on disk now.
+    pub(super) fn apply_file(&mut self, path: &Path) {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return self.file_removed(path),
+            Err(e) => {
+                tracing::error!(file = %path.display(), error = %e, "cannot read manifest");
+                return self.record_manifest(
+                    path,
+                    String::new(),
+                    "Invalid",
+                    vec![format!("{}: {e}", path.display())],
+                    vec![],
+                );
+            }
+        };
+        if self
+            .world
+            .manifests
+            .get(path)
+            .is_some_and(|m| m.content == text && m.file.state != "Conflict")
+        {
+            return;
+        }
+        self.apply_text(path, text);
+    }
+
+    /// Applies already-read content (the watcher and `PUT manifests` both end here).
+    pub(super) fn apply_text(&mut self, path: &Path, text: String) {
+        let report = manifest::load(path, &text);
+        if !report.errors.is_empty() {
+            for e in &report.errors {
+                tracing::error!("{e}");
+            }
+            // The last good version keeps running: a bad edit never takes objects away.
+            return self.record_manifest(path, text, "Invalid", report.errors, report.warnings);
+        }
+        for w in &report.warnings {
+            tracing::warn!("{w}");
+        }
+        let mut errors = Vec::new();
+        let mut now_defined = Vec::new();
+        for job in report.jobs {
+            let k = key(job.metadata.namespace(), job.metadata.name());
+            match self.world.jobs.get(&k) {
+                Some(other)
+                    if other.source != path && self.world.manifests.contains_key(&other.source) =>
+                {
+                    errors.push(format!(
+                        "{}: Job \"{}\" in namespace \"{}\" is already defined in {}; this definition is ignored",
+                        path.display(),
+                        k.1,
+                        k.0,
+                        other.source.display()
+                    ));
+                    continue;
+                }
+                _ => {}
+            }
+            self.upsert_job(path, &k, job);
+            now_defined.push(k);
+        }
+        let before = self
+            .world
+            .manifests
+            .get(path)
+            .map(|m| m.jobs.clone())
+            .unwrap_or_default();
+        for gone in before.iter().filter(|k| !now_defined.contains(k)) {
+            self.delete_job(gone, "its definition was removed from the manifest");
+        }
+        let state = if errors.is_empty() {
+            "Applied"
+        } else {
+            "Conflict"
+        };
+        for e in &errors {
+            tracing::error!("{e}");
+        }
+        self.record_manifest(path, text, state, errors, report.warnings);
+        if let Some(m) = self.world.manifests.get_mut(path) {
+            m.jobs = now_defined;
+            m.file.objects = m.jobs.iter().map(|k| job_object_ref(k)).collect();
+        }
+    }
+
+    fn upsert_job(&mut self, path: &Path, k: &Key, applied: Job) {
+        let now = self.clock.now();
+        let change = self.world.jobs.get(k).map(|r| delta(&r.applied, &applied));
+        match change {
+            Some(Delta::Same) => {
+                if let Some(r) = self.world.jobs.get_mut(k) {
+                    r.source = path.to_path_buf();
+                }
+            }
+            Some(Delta::Mutable) => {
+                let Some(r) = self.world.jobs.get_mut(k) else {
+                    return;
+                };
+                let mut job = applied.clone();
+                manifest::assign_identity(&mut job, r.job.metadata.uid(), now);
+                r.job.spec = job.spec;
+                r.job.metadata.labels = job.metadata.labels;
+                r.job.metadata.annotations = job.metadata.annotations;
+                r.job.metadata.generation = Some(r.job.metadata.generation.unwrap_or(1) + 1);
+                r.job.metadata.creation_timestamp = r.job.metadata.creation_timestamp.or(Some(now));
+                r.applied = applied;
+                r.source = path.to_path_buf();
+                tracing::info!(job = %format!("{}/{}", k.0, k.1), file = %path.display(), "job updated in place");
+                self.job_changed(k);
+                self.dirty_jobs.insert(k.clone());
+            }
+            Some(Delta::Immutable) => {
+                self.delete_job(k, "its pod template changed");
+                self.create_job(path, k, applied, true);
+            }
+            None => self.create_job(path, k, applied, false),
+        }
+    }
+
+    fn create_job(&mut self, path: &Path, k: &Key, applied: Job, recreated: bool) {
+        let now = self.clock.now();
+        let mut job = applied.clone();
+        let uid = self.names.uid();
+        manifest::assign_identity(&mut job, &uid, now);
+        job.metadata.annotations.insert(
+            crate::api::ANNOTATION_SOURCE.into(),
+            path.display().to_string(),
+        );
+        self.world.jobs.insert(
+            k.clone(),
+            JobRecord {
+                job: job.clone(),
+                applied,
+                source: path.to_path_buf(),
+            },
+        );
+        self.store.touch(job_store_key(k));
+        self.note(Kind::Job, k, "ADDED");
+        self.dirty_jobs.insert(k.clone());
+        tracing::info!(job = %format!("{}/{}", k.0, k.1), file = %path.display(), "job created");
+        if recreated {
+            let msg = format!(
+                "Job recreated because its pod template in {} changed; pods of the previous Job were terminated",
+                path.display()
+            );
+            self.record_event(
+                super::reconcile::job_ref(&job),
+                EventSpec::normal("Recreated", msg),
+                "jobvisor",
+            );
+        }
+    }
+
+    /// Removes a Job; its pods are terminated gracefully and removed when they have ended
+    /// (background cascading deletion). Their logs stay.
+    pub(super) fn delete_job(&mut self, k: &Key, why: &str) {
+        let Some(rec) = self.world.jobs.remove(k) else {
+            return;
+        };
+        tracing::info!(job = %format!("{}/{}", k.0, k.1), "job deleted: {why}");
+        let now = self.clock.now();
+        for pk in self.world.pod_keys_of(rec.job.metadata.uid()) {
+            if let Some(p) = self.world.pods.get_mut(&pk) {
+                p.pod.metadata.finalizers.clear();
+                p.pod.metadata.owner_references.clear();
+            }
+            self.delete_pod(&pk, now);
+        }
+        self.store.touch(job_store_key(k));
+        self.note_deleted(Kind::Job, k, &rec.job);
+    }
+
+    fn file_removed(&mut self, path: &Path) {
+        let Some(record) = self.world.manifests.remove(path) else {
+            return;
+        };
+        self.store.touch(manifest_store_key(path));
+        tracing::info!(file = %path.display(), "manifest removed");
+        for k in &record.jobs {
+            if self.world.jobs.get(k).is_some_and(|r| r.source == path) {
+                self.delete_job(k, "its manifest file was removed");
+            }
+        }
+        // A file that lost a name clash to this one may apply now.
+        let waiting: Vec<PathBuf> = self
+            .world
+            .manifests
+            .iter()
+            .filter(|(_, m)| m.file.state == "Conflict")
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in waiting {
+            self.apply_file(&p);
+        }
+    }
+
+    fn record_manifest(
+        &mut self,
+        path: &Path,
+        content: String,
+        state: &str,
+        errors: Vec<String>,
+        warnings: Vec<String>,
+    ) {
+        let now = self.clock.now();
+        let entry = self
+            .world
+            .manifests
+            .entry(path.to_path_buf())
+            .or_insert_with(|| ManifestRecord {
+                file: ManifestFile {
+                    path: path.display().to_string(),
+                    ..Default::default()
+                },
+                content: String::new(),
+                jobs: Vec::new(),
+            });
+        entry.content = content;
+        entry.file.state = state.into();
+        entry.file.errors = errors;
+        entry.file.warnings = warnings;
+        if state == "Applied" {
+            entry.file.applied_time = Some(now);
+        }
+        self.store.touch(manifest_store_key(path));
+    }
+}
+
+fn job_object_ref(k: &Key) -> ObjectReference {
+    ObjectReference {
+        kind: "Job".into(),
+        namespace: k.0.clone(),
+        name: k.1.clone(),
+        uid: String::new(),
+        api_version: Some("batch/v1".into()),
+    }
+}

@@ -1,0 +1,340 @@
+//! The daemon: the only place that wires the pieces together.
+//!
+//! One task owns all state ([`World`]) and runs a `select!` loop over manifest hints, runtime
+//! events, API requests, controller requeue timers, store flushes and signals — no polling.
+//! Each turn drains what is ready, lets the pure controllers decide for every pod and Job
+//! that changed, carries out their decisions through the runtime, then publishes changes to
+//! watchers and marks what the store must write in its next batch.
+
+mod answer;
+mod apply;
+mod launch;
+mod names;
+mod reconcile;
+pub mod requests;
+mod serve;
+mod world;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, Layout};
+use crate::runtime::{Runtime, RuntimeEvent};
+use crate::store::Store;
+use crate::watch::Hint;
+use names::Names;
+use requests::{Change, Kind, Request};
+use world::{Key, World};
+
+/// `jobvisor daemon [--root DIR] [--config FILE]`
+#[derive(Debug, Clone, Default)]
+pub struct DaemonOptions {
+    pub root: Option<PathBuf>,
+    pub config: Option<PathBuf>,
+}
+
+/// Something to look at again at a given time.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Target {
+    Job(Key),
+    Pod(Key),
+}
+
+pub struct Daemon {
+    cfg: Config,
+    layout: Layout,
+    clock: Arc<dyn Clock>,
+    runtime: Arc<dyn Runtime>,
+    store: Store,
+    world: World,
+    names: Names,
+    home: String,
+    node_name: String,
+    dirty_jobs: BTreeSet<Key>,
+    dirty_pods: BTreeSet<Key>,
+    pending_changes: Vec<(Kind, Key, &'static str)>,
+    timers: BinaryHeap<Reverse<(Instant, Target)>>,
+    changes: broadcast::Sender<Change>,
+    flush_at: Option<Instant>,
+    shutting_down: bool,
+    /// When shutting down: give up waiting for processes at this time.
+    shutdown_deadline: Option<Instant>,
+}
+
+/// Loads the config and resolves every path: `--config`, else the layout's default file.
+pub fn load_config(opts: &DaemonOptions) -> anyhow::Result<(Config, Layout)> {
+    let file = opts
+        .config
+        .clone()
+        .unwrap_or_else(|| Layout::default_config_file(opts.root.as_deref()));
+    let cfg = match Config::load(&file) {
+        Ok(c) => c,
+        Err(crate::config::ConfigError::Read { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound && opts.config.is_none() =>
+        {
+            Config::default()
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let base = match &opts.root {
+        Some(root) => Layout::under_root(root),
+        None => Layout::system_default(),
+    };
+    let layout = base.with_overrides(&cfg.paths);
+    Ok((cfg, layout))
+}
+
+/// Runs the daemon until SIGTERM/SIGINT. Errors here are start-up failures.
+pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
+    let (cfg, layout) = load_config(&opts)?;
+    init_tracing(&cfg.log.level);
+    for dir in [&layout.manifests, &layout.state, &layout.logs] {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let (runtime_tx, runtime_rx) = mpsc::unbounded_channel();
+    let runtime: Arc<dyn Runtime> = Arc::new(crate::runtime::process::ProcessRuntime::new(
+        clock.clone(),
+        runtime_tx,
+    ));
+    let mut daemon = Daemon::open(cfg, layout, clock, runtime)?;
+    let (hint_tx, hint_rx) = mpsc::unbounded_channel();
+    let _watcher = crate::watch::watch(&daemon.layout.manifests, hint_tx)
+        .with_context(|| format!("watching {}", daemon.layout.manifests.display()))?;
+    let (req_tx, req_rx) = mpsc::channel(256);
+    let listener = serve::bind(&daemon.layout.socket)?;
+    let server = tokio::spawn(crate::server::serve(listener, req_tx));
+    daemon.recover();
+    daemon.rescan();
+    daemon.turn();
+    tracing::info!(
+        manifests = %daemon.layout.manifests.display(),
+        socket = %daemon.layout.socket.display(),
+        "jobvisor {} ready",
+        crate::VERSION
+    );
+    serve::notify("READY=1");
+    let result = daemon.run_loop(runtime_rx, hint_rx, req_rx).await;
+    serve::notify("STOPPING=1");
+    server.abort();
+    let _ = std::fs::remove_file(&daemon.layout.socket);
+    result
+}
+
+fn init_tracing(level: &str) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::prelude::*;
+    let spec = std::env::var("JOBVISOR_LOG").unwrap_or_else(|_| level.to_string());
+    let filter: tracing_subscriber::filter::Targets = spec.parse().unwrap_or_else(|_| {
+        tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO)
+    });
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let _ = tracing_subscriber::registry()
+        .with(fmt)
+        .with(filter)
+        .try_init();
+}
+
+impl Daemon {
+    pub fn open(
+        cfg: Config,
+        layout: Layout,
+        clock: Arc<dyn Clock>,
+        runtime: Arc<dyn Runtime>,
+    ) -> anyhow::Result<Daemon> {
+        let (store, objects) = Store::open(&layout.state, cfg.store.compact_bytes)
+            .with_context(|| format!("opening state in {}", layout.state.display()))?;
+        let (world, problems) = World::from_objects(&objects);
+        for p in problems {
+            tracing::error!("{p}; skipped");
+        }
+        let (changes, _) = broadcast::channel(4096);
+        Ok(Daemon {
+            cfg,
+            layout,
+            clock,
+            runtime,
+            store,
+            world,
+            names: Names::new(),
+            home: std::env::var("HOME").unwrap_or_else(|_| "/".into()),
+            node_name: nix::unistd::gethostname()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| "localhost".into()),
+            dirty_jobs: BTreeSet::new(),
+            dirty_pods: BTreeSet::new(),
+            pending_changes: Vec::new(),
+            timers: BinaryHeap::new(),
+            changes,
+            flush_at: None,
+            shutting_down: false,
+            shutdown_deadline: None,
+        })
+    }
+
+    async fn run_loop(
+        &mut self,
+        mut runtime_rx: mpsc::UnboundedReceiver<RuntimeEvent>,
+        mut hint_rx: mpsc::UnboundedReceiver<Hint>,
+        mut req_rx: mpsc::Receiver<Request>,
+    ) -> anyhow::Result<()> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+        let mut hup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
+        let far = Duration::from_secs(3600);
+        loop {
+            let next_timer = self
+                .timers
+                .peek()
+                .map(|Reverse((at, _))| *at)
+                .unwrap_or_else(|| Instant::now() + far);
+            let next_timer = self
+                .shutdown_deadline
+                .map_or(next_timer, |d| d.min(next_timer));
+            let flush_at = self.flush_at.unwrap_or_else(|| Instant::now() + far);
+            tokio::select! {
+                Some(ev) = runtime_rx.recv() => {
+                    self.on_runtime(ev);
+                    while let Ok(ev) = runtime_rx.try_recv() { self.on_runtime(ev); }
+                }
+                Some(hint) = hint_rx.recv(), if !self.shutting_down => {
+                    self.on_hint(hint);
+                    while let Ok(h) = hint_rx.try_recv() { self.on_hint(h); }
+                }
+                Some(req) = req_rx.recv() => self.on_request(req),
+                _ = tokio::time::sleep_until(next_timer) => self.fire_timers(),
+                _ = tokio::time::sleep_until(flush_at) => self.flush(),
+                _ = hup.recv() => { tracing::info!("SIGHUP: rescanning manifests"); self.rescan(); }
+                _ = term.recv() => self.begin_shutdown("SIGTERM"),
+                _ = int.recv() => self.begin_shutdown("SIGINT"),
+            }
+            self.turn();
+            if self.shutting_down && self.shutdown_done() {
+                break;
+            }
+        }
+        self.flush();
+        self.store.sync().context("writing final state")?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+
+    /// After every input: decide for everything that changed, act, publish, persist.
+    fn turn(&mut self) {
+        self.reconcile();
+        self.publish_changes();
+        if self.store.has_dirty() && self.flush_at.is_none() {
+            self.flush_at = Some(Instant::now() + self.cfg.store.flush_interval);
+        }
+    }
+
+    fn flush(&mut self) {
+        self.flush_at = None;
+        let world = &self.world;
+        if let Err(e) = self.store.flush(|k| world.stored(k)) {
+            tracing::error!(error = %e, "saving state failed");
+        }
+    }
+
+    fn schedule(&mut self, after: Duration, target: Target) {
+        self.timers.push(Reverse((Instant::now() + after, target)));
+    }
+
+    fn fire_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(Reverse((at, _))) = self.timers.peek() {
+            if *at > now {
+                break;
+            }
+            if let Some(Reverse((_, target))) = self.timers.pop() {
+                match target {
+                    Target::Job(k) => self.dirty_jobs.insert(k),
+                    Target::Pod(k) => self.dirty_pods.insert(k),
+                };
+            }
+        }
+    }
+
+    fn on_hint(&mut self, hint: Hint) {
+        match hint {
+            Hint::Path(p) => self.apply_file(&p),
+            Hint::Rescan => self.rescan(),
+        }
+    }
+
+    /// Compares the whole manifests directory with what is applied.
+    fn rescan(&mut self) {
+        let files = match crate::watch::scan(&self.layout.manifests) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(dir = %self.layout.manifests.display(), error = %e, "cannot read manifests directory");
+                return;
+            }
+        };
+        let known: Vec<PathBuf> = self
+            .world
+            .manifests
+            .keys()
+            .filter(|p| !files.contains(p))
+            .cloned()
+            .collect();
+        for path in known.iter().chain(files.iter()) {
+            self.apply_file(path);
+        }
+    }
+
+    fn begin_shutdown(&mut self, why: &str) {
+        if self.shutting_down {
+            return;
+        }
+        tracing::info!("{why}: stopping pods");
+        self.shutting_down = true;
+        self.stop_all_pods();
+        // Past the longest grace period every process got SIGKILL; allow a little for reaping.
+        self.shutdown_deadline = Some(Instant::now() + self.max_grace() + Duration::from_secs(5));
+    }
+
+    fn shutdown_done(&self) -> bool {
+        let out_of_time = self.shutdown_deadline.is_some_and(|d| Instant::now() >= d);
+        if out_of_time && self.runtime.running() > 0 {
+            tracing::warn!(
+                running = self.runtime.running(),
+                "giving up waiting for containers to exit"
+            );
+        }
+        self.runtime.running() == 0 || out_of_time
+    }
+
+    /// Longest grace period among pods still running.
+    fn max_grace(&self) -> Duration {
+        self.world
+            .pods
+            .values()
+            .filter(|r| !r.pod.status.phase.is_terminal())
+            .map(|r| self.grace_of(&r.pod))
+            .max()
+            .unwrap_or_default()
+    }
+
+    fn grace_of(&self, pod: &crate::api::Pod) -> Duration {
+        pod.spec
+            .termination_grace_period_seconds
+            .map(|s| Duration::from_secs(u64::try_from(s).unwrap_or(0)))
+            .unwrap_or(self.cfg.pods.default_termination_grace_period)
+    }
+
+    pub fn logs_root(&self) -> &Path {
+        &self.layout.logs
+    }
+}

@@ -1,0 +1,673 @@
+//! Carrying out controller decisions: pod starts and restarts, pod creation and deletion,
+//! status updates, events; and recording what the runtime reports.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+
+use super::world::{Key, PodRecord, job_store_key, key, pod_store_key};
+use super::{Daemon, Kind, Target};
+use crate::api::{
+    ContainerState, ContainerStateRunning, ContainerStateTerminated, Event, EventSource,
+    JOB_TRACKING_FINALIZER, LABEL_CONTROLLER_UID, LABEL_JOB_NAME, LABEL_LEGACY_CONTROLLER_UID,
+    LABEL_LEGACY_JOB_NAME, ObjectMeta, ObjectReference, OwnerReference, POD_API_VERSION, Pod,
+    PodCondition, PodPhase, PodStatus,
+};
+use crate::controller::EventSpec;
+use crate::controller::job::{self, PodFailureBackoff};
+use crate::controller::pod::{self, RestartBackoff};
+use crate::runtime::{ExitInfo, RuntimeEvent};
+
+/// Rounds of pod → Job → new pod decisions in one turn before the rest waits for the next.
+const MAX_ROUNDS: usize = 4;
+
+impl Daemon {
+    pub(super) fn reconcile(&mut self) {
+        for _ in 0..MAX_ROUNDS {
+            if self.dirty_pods.is_empty() && self.dirty_jobs.is_empty() {
+                return;
+            }
+            for k in std::mem::take(&mut self.dirty_pods) {
+                self.sync_pod(&k);
+            }
+            if self.shutting_down {
+                self.dirty_jobs.clear();
+                continue;
+            }
+            for k in std::mem::take(&mut self.dirty_jobs) {
+                self.sync_job(&k);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ pods (kubelet)
+
+    fn sync_pod(&mut self, k: &Key) {
+        if self.shutting_down {
+            // Nothing starts or restarts any more; pods end as the node shuts down.
+            self.mark_node_shutdown(
+                k,
+                "Pod was terminated in response to imminent node shutdown.",
+            );
+            return;
+        }
+        let now = self.clock.now();
+        let cfg = RestartBackoff {
+            base: self.cfg.backoff.container_restart_base,
+            max: self.cfg.backoff.container_restart_max,
+        };
+        let Some(rec) = self.world.pods.get(k) else {
+            return;
+        };
+        let runs = rec.runs.clone();
+        let base = move |c: &str| runs.get(c).map_or(0, |r| r.backoff_base);
+        let d = pod::sync(&rec.pod, &base, now, cfg);
+        let pod = rec.pod.clone();
+        for e in &d.events {
+            self.record_event(pod_ref(&pod), e.clone(), "kubelet");
+        }
+        for s in &d.start {
+            if let Some(c) = pod.spec.containers.iter().find(|c| c.name == s.container) {
+                let launch =
+                    super::launch::launch(&pod, c, s.restart_count, &self.layout.logs, &self.home);
+                self.runtime.start(launch);
+            }
+        }
+        if let Some(after) = d.requeue_after {
+            self.schedule(after, Target::Pod(k.clone()));
+        }
+        let Some(rec) = self.world.pods.get_mut(k) else {
+            return;
+        };
+        for (c, base) in &d.backoff_resets {
+            rec.runs.entry(c.clone()).or_default().backoff_base = *base;
+        }
+        let phase_changed = rec.pod.status.phase != d.status.phase;
+        let ready_changed = pod::is_ready(&rec.pod) != {
+            let mut p = rec.pod.clone();
+            p.status.conditions = d.status.conditions.clone();
+            pod::is_ready(&p)
+        };
+        if rec.pod.status != d.status {
+            rec.pod.status = d.status;
+            self.pod_changed(k);
+        }
+        if phase_changed || ready_changed {
+            self.job_of_pod_dirty(k);
+        }
+        self.maybe_remove_pod(k);
+    }
+
+    /// A deleted pod whose processes are gone and which no Job still has to count is removed,
+    /// as the API server removes it once its finalizers are gone. Its logs stay.
+    fn maybe_remove_pod(&mut self, k: &Key) {
+        let Some(rec) = self.world.pods.get(k) else {
+            return;
+        };
+        let p = &rec.pod;
+        if p.metadata.deletion_timestamp.is_none()
+            || !p.status.phase.is_terminal()
+            || !p.metadata.finalizers.is_empty()
+        {
+            return;
+        }
+        self.job_of_pod_dirty(k);
+        if let Some(rec) = self.world.remove_pod(k) {
+            self.store.touch(pod_store_key(k));
+            self.note_deleted(Kind::Pod, k, &rec.pod);
+        }
+    }
+
+    pub(super) fn job_of_pod_dirty(&mut self, k: &Key) {
+        let owner = self
+            .world
+            .pods
+            .get(k)
+            .and_then(|r| r.pod.metadata.owner_references.first());
+        if let Some(job) = owner.map(|o| key(&k.0, &o.name)) {
+            self.dirty_jobs.insert(job);
+        }
+    }
+
+    pub(super) fn pod_changed(&mut self, k: &Key) {
+        self.store.touch(pod_store_key(k));
+        self.note(Kind::Pod, k, "MODIFIED");
+    }
+
+    pub(super) fn job_changed(&mut self, k: &Key) {
+        self.store.touch(job_store_key(k));
+        self.note(Kind::Job, k, "MODIFIED");
+    }
+
+    // ------------------------------------------------------------------ Jobs
+
+    fn sync_job(&mut self, k: &Key) {
+        let now = self.clock.now();
+        let cfg = PodFailureBackoff {
+            base: self.cfg.backoff.pod_failure_base,
+            max: self.cfg.backoff.pod_failure_max,
+        };
+        let Some(rec) = self.world.jobs.get(k) else {
+            return;
+        };
+        let pod_keys = self.world.pod_keys_of(rec.job.metadata.uid());
+        let pods: Vec<&Pod> = pod_keys
+            .iter()
+            .filter_map(|pk| self.world.pods.get(pk))
+            .map(|r| &r.pod)
+            .collect();
+        let d = job::sync(&rec.job, &pods, now, cfg);
+        let job = rec.job.clone();
+        let status_changed = rec.job.status.as_ref() != Some(&d.status);
+        for name in &d.untrack {
+            let pk = key(&k.0, name);
+            if let Some(p) = self.world.pods.get_mut(&pk) {
+                p.pod
+                    .metadata
+                    .finalizers
+                    .retain(|f| f != JOB_TRACKING_FINALIZER);
+                self.pod_changed(&pk);
+                self.dirty_pods.insert(pk);
+            }
+        }
+        for del in &d.delete {
+            self.delete_pod(&key(&k.0, &del.pod), now);
+            self.record_event(
+                job_ref(&job),
+                EventSpec::normal("SuccessfulDelete", format!("Deleted pod: {}", del.pod)),
+                "job-controller",
+            );
+        }
+        for _ in 0..d.create {
+            let name = self.create_pod(&job, now);
+            self.record_event(
+                job_ref(&job),
+                EventSpec::normal("SuccessfulCreate", format!("Created pod: {name}")),
+                "job-controller",
+            );
+        }
+        for e in d.events {
+            self.log_job_event(k, &e);
+            self.record_event(job_ref(&job), e, "job-controller");
+        }
+        if let Some(after) = d.requeue_after {
+            self.schedule(after, Target::Job(k.clone()));
+        }
+        if status_changed && let Some(rec) = self.world.jobs.get_mut(k) {
+            rec.job.status = Some(d.status);
+            self.job_changed(k);
+        }
+    }
+
+    fn log_job_event(&self, k: &Key, e: &EventSpec) {
+        if e.type_ == "Warning" {
+            tracing::warn!(job = %format!("{}/{}", k.0, k.1), reason = %e.reason, "{}", e.message);
+        } else {
+            tracing::info!(job = %format!("{}/{}", k.0, k.1), reason = %e.reason, "{}", e.message);
+        }
+    }
+
+    /// A pod from the Job's template, as `manageJob` and the API server would make it.
+    fn create_pod(&mut self, job: &crate::api::Job, now: Timestamp) -> String {
+        let meta = &job.metadata;
+        let template = &job.spec.template;
+        let mut labels = template.metadata.labels.clone();
+        for (l, v) in [
+            (LABEL_CONTROLLER_UID, meta.uid()),
+            (LABEL_JOB_NAME, meta.name()),
+            (LABEL_LEGACY_CONTROLLER_UID, meta.uid()),
+            (LABEL_LEGACY_JOB_NAME, meta.name()),
+        ] {
+            labels.entry(l.to_string()).or_insert_with(|| v.to_string());
+        }
+        let mut name = self.names.pod_name(meta.name());
+        while self.world.pods.contains_key(&key(meta.namespace(), &name)) {
+            name = self.names.pod_name(meta.name());
+        }
+        let mut spec = template.spec.clone();
+        spec.node_name = Some(self.node_name.clone());
+        let pod = Pod {
+            api_version: POD_API_VERSION.into(),
+            kind: "Pod".into(),
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                generate_name: Some(format!("{}-", meta.name())),
+                namespace: Some(meta.namespace().into()),
+                uid: Some(self.names.uid()),
+                creation_timestamp: Some(now),
+                labels,
+                annotations: template.metadata.annotations.clone(),
+                owner_references: vec![OwnerReference {
+                    api_version: "batch/v1".into(),
+                    kind: "Job".into(),
+                    name: meta.name().into(),
+                    uid: meta.uid().into(),
+                    controller: Some(true),
+                    block_owner_deletion: Some(true),
+                }],
+                finalizers: vec![JOB_TRACKING_FINALIZER.into()],
+                ..Default::default()
+            },
+            spec,
+            status: PodStatus {
+                phase: PodPhase::Pending,
+                start_time: Some(now),
+                host_ip: Some("127.0.0.1".into()),
+                ..Default::default()
+            },
+        };
+        let k = key(meta.namespace(), &name);
+        self.world.insert_pod(PodRecord {
+            pod,
+            runs: Default::default(),
+        });
+        self.store.touch(pod_store_key(&k));
+        self.note(Kind::Pod, &k, "ADDED");
+        self.dirty_pods.insert(k);
+        name
+    }
+
+    /// Graceful deletion: mark the pod, SIGTERM now, SIGKILL after its grace period.
+    pub(super) fn delete_pod(&mut self, k: &Key, now: Timestamp) {
+        let grace = match self.world.pods.get(k) {
+            Some(r) if r.pod.metadata.deletion_timestamp.is_none() => self.grace_of(&r.pod),
+            _ => return,
+        };
+        let Some(rec) = self.world.pods.get_mut(k) else {
+            return;
+        };
+        rec.pod.metadata.deletion_timestamp = Some(now);
+        rec.pod.metadata.deletion_grace_period_seconds = Some(grace.as_secs() as i64);
+        let pod = rec.pod.clone();
+        if !pod.status.phase.is_terminal() {
+            self.runtime.stop_pod(pod.metadata.uid(), grace);
+            for c in pod
+                .status
+                .container_statuses
+                .iter()
+                .filter(|c| c.state.running.is_some())
+            {
+                self.record_event(
+                    pod_ref(&pod),
+                    EventSpec::normal("Killing", format!("Stopping container {}", c.name)),
+                    "kubelet",
+                );
+            }
+        }
+        self.pod_changed(k);
+        self.dirty_pods.insert(k.clone());
+    }
+
+    // ------------------------------------------------------------------ runtime reports
+
+    pub(super) fn on_runtime(&mut self, ev: RuntimeEvent) {
+        match ev {
+            RuntimeEvent::Started {
+                pod_uid,
+                container,
+                restart_count,
+                pid,
+                started_at,
+            } => self.on_started(&pod_uid, &container, restart_count, pid, started_at),
+            RuntimeEvent::Exited {
+                pod_uid,
+                container,
+                restart_count,
+                exit,
+            } => self.on_exited(&pod_uid, &container, restart_count, exit),
+        }
+    }
+
+    fn on_started(
+        &mut self,
+        uid: &str,
+        container: &str,
+        restart_count: i32,
+        pid: u32,
+        at: Timestamp,
+    ) {
+        let Some(k) = self.world.pod_by_uid.get(uid).cloned() else {
+            return;
+        };
+        let Some(rec) = self.world.pods.get_mut(&k) else {
+            return;
+        };
+        let Some(cs) = rec
+            .pod
+            .status
+            .container_statuses
+            .iter_mut()
+            .find(|c| c.name == container)
+        else {
+            return;
+        };
+        if cs.restart_count != restart_count || cs.state.terminated.is_some() {
+            return;
+        }
+        cs.state = ContainerState {
+            running: Some(ContainerStateRunning {
+                started_at: Some(at),
+            }),
+            ..Default::default()
+        };
+        cs.ready = true;
+        cs.started = Some(true);
+        cs.container_id = Some(format!("jobvisor://{pid}"));
+        let run = rec.runs.entry(container.to_string()).or_default();
+        run.pid = Some(pid);
+        run.proc_start = crate::runtime::process::proc_start_time(pid);
+        let pod = rec.pod.clone();
+        self.record_event(
+            pod_ref(&pod),
+            EventSpec::normal("Started", format!("Started container {container}")),
+            "kubelet",
+        );
+        tracing::debug!(pod = %k.1, container, pid, "container started");
+        self.pod_changed(&k);
+        self.dirty_pods.insert(k);
+    }
+
+    fn on_exited(&mut self, uid: &str, container: &str, restart_count: i32, exit: ExitInfo) {
+        let Some(k) = self.world.pod_by_uid.get(uid).cloned() else {
+            return;
+        };
+        let Some(rec) = self.world.pods.get_mut(&k) else {
+            return;
+        };
+        let Some(cs) = rec
+            .pod
+            .status
+            .container_statuses
+            .iter_mut()
+            .find(|c| c.name == container)
+        else {
+            return;
+        };
+        if cs.restart_count != restart_count {
+            return;
+        }
+        let container_id = cs.container_id.clone();
+        cs.state = ContainerState {
+            terminated: Some(ContainerStateTerminated {
+                exit_code: exit.exit_code,
+                signal: exit.signal,
+                reason: Some(exit.reason.clone()),
+                message: exit.message.clone(),
+                started_at: Some(exit.started_at),
+                finished_at: Some(exit.finished_at),
+                container_id,
+            }),
+            ..Default::default()
+        };
+        cs.ready = false;
+        cs.started = Some(false);
+        if let Some(run) = rec.runs.get_mut(container) {
+            run.pid = None;
+            run.proc_start = None;
+        }
+        if exit.reason == "StartError" {
+            let pod = rec.pod.clone();
+            let msg = format!(
+                "Error: {}",
+                exit.message.as_deref().unwrap_or("failed to start")
+            );
+            self.record_event(pod_ref(&pod), EventSpec::warning("Failed", msg), "kubelet");
+        }
+        tracing::info!(pod = %k.1, container, exit_code = exit.exit_code, reason = %exit.reason, "container exited");
+        if self.shutting_down {
+            self.mark_node_shutdown(
+                &k,
+                "Pod was terminated in response to imminent node shutdown.",
+            );
+        }
+        self.pod_changed(&k);
+        self.dirty_pods.insert(k);
+    }
+
+    // ------------------------------------------------------------------ start-up and shutdown
+
+    /// Pods a previous daemon left unfinished cannot be re-attached: their processes are no
+    /// longer our children. Kill what is left of them and fail the pods, as a node that went
+    /// away would; the Job controller then counts and replaces them.
+    pub(super) fn recover(&mut self) {
+        let unfinished: Vec<Key> = self
+            .world
+            .pods
+            .iter()
+            .filter(|(_, r)| !r.pod.status.phase.is_terminal())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in unfinished {
+            if let Some(rec) = self.world.pods.get(&k) {
+                for run in rec.runs.values() {
+                    if let Some(pid) = run.pid {
+                        self.runtime.kill_leftover(pid, run.proc_start);
+                    }
+                }
+            }
+            let now = self.clock.now();
+            if let Some(rec) = self.world.pods.get_mut(&k) {
+                for cs in &mut rec.pod.status.container_statuses {
+                    if cs.state.terminated.is_none() {
+                        let started_at = cs.state.running.as_ref().and_then(|r| r.started_at);
+                        cs.state = ContainerState {
+                            terminated: Some(ContainerStateTerminated {
+                                exit_code: 137,
+                                signal: Some(9),
+                                reason: Some("Error".into()),
+                                message: Some(
+                                    "the jobvisor daemon stopped while this container was running"
+                                        .into(),
+                                ),
+                                started_at,
+                                finished_at: Some(now),
+                                container_id: cs.container_id.clone(),
+                            }),
+                            ..Default::default()
+                        };
+                        cs.ready = false;
+                    }
+                }
+                for run in rec.runs.values_mut() {
+                    run.pid = None;
+                }
+            }
+            self.mark_node_shutdown(
+                &k,
+                "Pod was terminated because the jobvisor daemon stopped unexpectedly.",
+            );
+            tracing::warn!(pod = %k.1, "pod was running when the daemon stopped; marked failed");
+        }
+        let jobs: Vec<Key> = self.world.jobs.keys().cloned().collect();
+        self.dirty_jobs.extend(jobs);
+    }
+
+    /// Failed with Kubernetes' graceful-node-shutdown reason and a DisruptionTarget condition.
+    fn mark_node_shutdown(&mut self, k: &Key, message: &str) {
+        let now = self.clock.now();
+        let Some(rec) = self.world.pods.get_mut(k) else {
+            return;
+        };
+        let st = &mut rec.pod.status;
+        // Done once no process runs or is about to: waiting containers will not start now.
+        let starting = |c: &crate::api::ContainerStatus| {
+            c.state.waiting.as_ref().and_then(|w| w.reason.as_deref()) == Some("ContainerCreating")
+        };
+        let done = st
+            .container_statuses
+            .iter()
+            .all(|c| c.state.running.is_none() && !starting(c));
+        if st.phase.is_terminal() || !done {
+            return;
+        }
+        st.phase = PodPhase::Failed;
+        st.reason = Some("Terminated".into());
+        st.message = Some(message.into());
+        st.conditions.retain(|c| c.type_ != "DisruptionTarget");
+        st.conditions.push(PodCondition {
+            type_: "DisruptionTarget".into(),
+            status: "True".into(),
+            last_transition_time: Some(now),
+            reason: Some("TerminationByKubelet".into()),
+            message: Some(message.into()),
+        });
+        self.pod_changed(k);
+    }
+
+    pub(super) fn stop_all_pods(&mut self) {
+        let live: Vec<(String, std::time::Duration)> = self
+            .world
+            .pods
+            .values()
+            .filter(|r| !r.pod.status.phase.is_terminal())
+            .map(|r| (r.pod.metadata.uid().to_string(), self.grace_of(&r.pod)))
+            .collect();
+        for (uid, grace) in live {
+            self.runtime.stop_pod(&uid, grace);
+        }
+        // Pods whose containers never started are done already.
+        let keys: Vec<Key> = self.world.pods.keys().cloned().collect();
+        for k in keys {
+            self.mark_node_shutdown(
+                &k,
+                "Pod was terminated in response to imminent node shutdown.",
+            );
+        }
+    }
+
+    // ------------------------------------------------------------------ events and watchers
+
+    pub(super) fn record_event(
+        &mut self,
+        involved: ObjectReference,
+        e: EventSpec,
+        component: &str,
+    ) {
+        let now = self.clock.now();
+        if let Some(last) = self.world.events.iter_mut().rev().take(16).find(|ev| {
+            ev.involved_object.uid == involved.uid
+                && ev.reason == e.reason
+                && ev.message == e.message
+        }) {
+            last.count += 1;
+            last.last_timestamp = Some(now);
+            return;
+        }
+        let name = format!("{}.{}", involved.name, self.names.event_suffix());
+        let event = Event {
+            api_version: "v1".into(),
+            kind: "Event".into(),
+            metadata: ObjectMeta {
+                name: Some(name),
+                namespace: Some(involved.namespace.clone()),
+                uid: Some(self.names.uid()),
+                creation_timestamp: Some(now),
+                ..Default::default()
+            },
+            involved_object: involved,
+            reason: e.reason,
+            message: e.message,
+            type_: e.type_.into(),
+            source: EventSource {
+                component: component.into(),
+            },
+            first_timestamp: Some(now),
+            last_timestamp: Some(now),
+            count: 1,
+        };
+        if self.changes.receiver_count() > 0
+            && let Ok(v) = serde_json::to_value(&event)
+        {
+            let ns = event.metadata.namespace().to_string();
+            let _ = self.changes.send(super::Change {
+                kind: Kind::Event,
+                namespace: ns,
+                labels: Default::default(),
+                type_: "ADDED",
+                object: Arc::new(v),
+            });
+        }
+        self.world.push_event(event);
+    }
+
+    pub(super) fn note(&mut self, kind: Kind, k: &Key, type_: &'static str) {
+        if self.changes.receiver_count() > 0 {
+            self.pending_changes.push((kind, k.clone(), type_));
+        }
+    }
+
+    pub(super) fn note_deleted<T: serde::Serialize>(&mut self, kind: Kind, k: &Key, object: &T) {
+        if self.changes.receiver_count() == 0 {
+            return;
+        }
+        if let Ok(v) = serde_json::to_value(object) {
+            let labels = labels_of(&v);
+            let _ = self.changes.send(super::Change {
+                kind,
+                namespace: k.0.clone(),
+                labels,
+                type_: "DELETED",
+                object: Arc::new(v),
+            });
+        }
+    }
+
+    /// Sends each object changed this turn once, as it is now.
+    pub(super) fn publish_changes(&mut self) {
+        let mut seen = std::collections::BTreeSet::new();
+        for (kind, k, type_) in std::mem::take(&mut self.pending_changes) {
+            if !seen.insert((kind, k.clone())) {
+                continue;
+            }
+            let value = match kind {
+                Kind::Job => self
+                    .world
+                    .jobs
+                    .get(&k)
+                    .map(|r| serde_json::to_value(&r.job)),
+                Kind::Pod => self
+                    .world
+                    .pods
+                    .get(&k)
+                    .map(|r| serde_json::to_value(&r.pod)),
+                Kind::Event => None,
+            };
+            if let Some(Ok(v)) = value {
+                let labels = labels_of(&v);
+                let _ = self.changes.send(super::Change {
+                    kind,
+                    namespace: k.0.clone(),
+                    labels,
+                    type_,
+                    object: Arc::new(v),
+                });
+            }
+        }
+    }
+}
+
+fn labels_of(v: &serde_json::Value) -> crate::api::Labels {
+    v.pointer("/metadata/labels")
+        .and_then(|l| serde_json::from_value(l.clone()).ok())
+        .unwrap_or_default()
+}
+
+pub(super) fn pod_ref(p: &Pod) -> ObjectReference {
+    ObjectReference {
+        kind: "Pod".into(),
+        namespace: p.metadata.namespace().into(),
+        name: p.metadata.name().into(),
+        uid: p.metadata.uid().into(),
+        api_version: Some("v1".into()),
+    }
+}
+
+pub(super) fn job_ref(j: &crate::api::Job) -> ObjectReference {
+    ObjectReference {
+        kind: "Job".into(),
+        namespace: j.metadata.namespace().into(),
+        name: j.metadata.name().into(),
+        uid: j.metadata.uid().into(),
+        api_version: Some("batch/v1".into()),
+    }
+}

@@ -1,0 +1,161 @@
+//! API requests as the server hands them to the daemon's loop, and the answers.
+//!
+//! The server owns HTTP; the loop owns state. A request carries a oneshot for its reply, so
+//! every read sees one consistent state and every write goes through the same path as a file.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::sync::{broadcast, oneshot};
+
+use crate::api::labels::Selector;
+use crate::api::{Labels, Status};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    Job,
+    Pod,
+    Event,
+}
+
+impl Kind {
+    /// The resource as Kubernetes names it in messages: `jobs.batch "x" not found`.
+    pub fn resource(self) -> &'static str {
+        match self {
+            Kind::Job => "jobs.batch",
+            Kind::Pod => "pods",
+            Kind::Event => "events",
+        }
+    }
+    pub fn list_kind(self) -> &'static str {
+        match self {
+            Kind::Job => "JobList",
+            Kind::Pod => "PodList",
+            Kind::Event => "EventList",
+        }
+    }
+    pub fn api_version(self) -> &'static str {
+        match self {
+            Kind::Job => "batch/v1",
+            Kind::Pod | Kind::Event => "v1",
+        }
+    }
+}
+
+/// One change to an object, for `?watch=true` streams.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub kind: Kind,
+    pub namespace: String,
+    pub labels: Labels,
+    /// `ADDED`, `MODIFIED` or `DELETED`.
+    pub type_: &'static str,
+    pub object: Arc<Value>,
+}
+
+/// `labelSelector` and `fieldSelector` of a list or watch.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub labels: Selector,
+    /// `(path, value)` pairs such as `("metadata.name", "x")`; `!=` is not supported.
+    pub fields: Vec<(String, String)>,
+}
+
+impl Filter {
+    pub fn parse(
+        label_selector: Option<&str>,
+        field_selector: Option<&str>,
+    ) -> Result<Filter, String> {
+        let labels = Selector::parse(label_selector.unwrap_or(""))?;
+        let mut fields = Vec::new();
+        for part in field_selector
+            .unwrap_or("")
+            .split(',')
+            .filter(|p| !p.trim().is_empty())
+        {
+            let (k, v) = part
+                .split_once("==")
+                .or_else(|| part.split_once('='))
+                .ok_or_else(|| format!("invalid field selector: {part:?}: want field=value"))?;
+            fields.push((k.trim().to_string(), v.trim().to_string()));
+        }
+        Ok(Filter { labels, fields })
+    }
+
+    pub fn matches(&self, labels: &Labels, object: &Value) -> bool {
+        self.labels.matches(labels)
+            && self.fields.iter().all(|(path, want)| {
+                let pointer = format!("/{}", path.replace('.', "/"));
+                object
+                    .pointer(&pointer)
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    == want
+            })
+    }
+}
+
+pub type Reply<T> = oneshot::Sender<Result<T, Status>>;
+
+pub struct ListReply {
+    pub items: Vec<Value>,
+    /// Subscribed in the same loop turn the items were read, so no change is missed.
+    pub watch: Option<broadcast::Receiver<Change>>,
+}
+
+/// Where a container's log is, and whether more may still come.
+#[derive(Debug, Clone)]
+pub struct LogTarget {
+    pub path: PathBuf,
+    pub running: bool,
+}
+
+pub enum Request {
+    List {
+        kind: Kind,
+        namespace: Option<String>,
+        filter: Filter,
+        watch: bool,
+        reply: Reply<ListReply>,
+    },
+    Get {
+        kind: Kind,
+        namespace: String,
+        name: String,
+        reply: Reply<Value>,
+    },
+    Delete {
+        kind: Kind,
+        namespace: String,
+        name: String,
+        reply: Reply<Value>,
+    },
+    Manifests {
+        reply: Reply<Value>,
+    },
+    PutManifest {
+        filename: String,
+        body: String,
+        reply: Reply<Value>,
+    },
+    Log {
+        namespace: String,
+        pod: String,
+        container: Option<String>,
+        previous: bool,
+        reply: Reply<LogTarget>,
+    },
+}
+
+pub fn not_found(kind: Kind, name: &str) -> Status {
+    Status::failure(
+        404,
+        "NotFound",
+        format!("{} \"{name}\" not found", kind.resource()),
+    )
+}
+
+pub fn bad_request(message: impl Into<String>) -> Status {
+    Status::failure(400, "BadRequest", message)
+}

@@ -1,0 +1,181 @@
+//! The daemon's in-memory state: every object with the bookkeeping jobvisor keeps beside
+//! it, plus the indexes the loop needs. The store persists these records as they are.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::api::{Event, Job, LABEL_CONTROLLER_UID, ManifestFile, Pod};
+use crate::store::Objects;
+
+/// `(namespace, name)`
+pub type Key = (String, String);
+
+pub fn key(ns: &str, name: &str) -> Key {
+    (ns.to_string(), name.to_string())
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// The Job as served: identity, defaults and status.
+    pub job: Job,
+    /// The defaulted Job as read from its file, before identity: what file changes compare against.
+    pub applied: Job,
+    /// The manifest file that defines it.
+    pub source: PathBuf,
+}
+
+/// What jobvisor knows about one container run beyond the Kubernetes status.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunInfo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proc_start: Option<u64>,
+    /// restartCount at the last CrashLoopBackOff reset.
+    #[serde(default)]
+    pub backoff_base: i32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PodRecord {
+    pub pod: Pod,
+    #[serde(default)]
+    pub runs: BTreeMap<String, RunInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ManifestRecord {
+    pub file: ManifestFile,
+    /// The bytes last read, to tell a real change from a touch.
+    pub content: String,
+    /// Jobs this file defines now (those it applied successfully).
+    pub jobs: Vec<Key>,
+}
+
+/// Events kept in memory (Kubernetes keeps them an hour); older ones fall off.
+pub const MAX_EVENTS: usize = 10_000;
+
+#[derive(Default)]
+pub struct World {
+    pub jobs: BTreeMap<Key, JobRecord>,
+    pub pods: BTreeMap<Key, PodRecord>,
+    pub manifests: BTreeMap<PathBuf, ManifestRecord>,
+    pub events: VecDeque<Event>,
+    /// job uid → its pods
+    pub pods_of_job: HashMap<String, BTreeSet<Key>>,
+    /// pod uid → pod key
+    pub pod_by_uid: HashMap<String, Key>,
+}
+
+/// Store keys: `jobs/<ns>/<name>`, `pods/<ns>/<name>`, `manifests/<path>`.
+pub fn job_store_key(k: &Key) -> String {
+    format!("jobs/{}/{}", k.0, k.1)
+}
+pub fn pod_store_key(k: &Key) -> String {
+    format!("pods/{}/{}", k.0, k.1)
+}
+pub fn manifest_store_key(p: &std::path::Path) -> String {
+    format!("manifests/{}", p.display())
+}
+
+fn owner_uid(pod: &Pod) -> Option<&str> {
+    pod.metadata
+        .labels
+        .get(LABEL_CONTROLLER_UID)
+        .map(String::as_str)
+}
+
+impl World {
+    /// Rebuilds the world from stored objects; unreadable records are reported and skipped.
+    pub fn from_objects(objects: &Objects) -> (World, Vec<String>) {
+        let mut w = World::default();
+        let mut problems = Vec::new();
+        for (k, v) in objects {
+            let result = if k.starts_with("jobs/") {
+                serde_json::from_str::<JobRecord>(v.get()).map(|r| {
+                    let key = key(r.job.metadata.namespace(), r.job.metadata.name());
+                    w.jobs.insert(key, r);
+                })
+            } else if k.starts_with("pods/") {
+                serde_json::from_str::<PodRecord>(v.get()).map(|r| w.insert_pod(r))
+            } else if let Some(path) = k.strip_prefix("manifests/") {
+                serde_json::from_str::<ManifestRecord>(v.get()).map(|r| {
+                    w.manifests.insert(PathBuf::from(path), r);
+                })
+            } else {
+                Ok(())
+            };
+            if let Err(e) = result {
+                problems.push(format!("stored object {k}: {e}"));
+            }
+        }
+        (w, problems)
+    }
+
+    /// The current JSON of a store key, `None` when it no longer exists.
+    pub fn stored(&self, store_key: &str) -> Option<Box<RawValue>> {
+        let split = |rest: &str| rest.split_once('/').map(|(a, b)| key(a, b));
+        let json = if let Some(rest) = store_key.strip_prefix("jobs/") {
+            self.jobs
+                .get(&split(rest)?)
+                .map(serde_json::value::to_raw_value)
+        } else if let Some(rest) = store_key.strip_prefix("pods/") {
+            self.pods
+                .get(&split(rest)?)
+                .map(serde_json::value::to_raw_value)
+        } else if let Some(path) = store_key.strip_prefix("manifests/") {
+            self.manifests
+                .get(std::path::Path::new(path))
+                .map(serde_json::value::to_raw_value)
+        } else {
+            None
+        };
+        json.and_then(Result::ok)
+    }
+
+    pub fn insert_pod(&mut self, r: PodRecord) {
+        let k = key(r.pod.metadata.namespace(), r.pod.metadata.name());
+        if let Some(owner) = owner_uid(&r.pod) {
+            self.pods_of_job
+                .entry(owner.to_string())
+                .or_default()
+                .insert(k.clone());
+        }
+        self.pod_by_uid
+            .insert(r.pod.metadata.uid().to_string(), k.clone());
+        self.pods.insert(k, r);
+    }
+
+    pub fn remove_pod(&mut self, k: &Key) -> Option<PodRecord> {
+        let r = self.pods.remove(k)?;
+        if let Some(owner) = owner_uid(&r.pod)
+            && let Some(set) = self.pods_of_job.get_mut(owner)
+        {
+            set.remove(k);
+            if set.is_empty() {
+                self.pods_of_job.remove(owner);
+            }
+        }
+        self.pod_by_uid.remove(r.pod.metadata.uid());
+        Some(r)
+    }
+
+    /// Pods owned by the Job with this uid, in name order.
+    pub fn pod_keys_of(&self, job_uid: &str) -> Vec<Key> {
+        self.pods_of_job
+            .get(job_uid)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn push_event(&mut self, e: Event) {
+        if self.events.len() >= MAX_EVENTS {
+            self.events.pop_front();
+        }
+        self.events.push_back(e);
+    }
+}

@@ -1,0 +1,149 @@
+//! The socket speaks Kubernetes: REST paths, JSON objects, Status errors, watch streams.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::*;
+
+const T: Duration = Duration::from_secs(60);
+
+#[test]
+fn objects_lists_and_errors_are_kubernetes_shaped() {
+    let d = TestDaemon::start();
+    d.copy_example("simple-job.yaml");
+    d.wait_condition("simple-job", "Complete", T);
+
+    let (code, job) = d.get_json("/apis/batch/v1/namespaces/default/jobs/simple-job");
+    assert_eq!(code, 200);
+    assert_eq!(job["apiVersion"], "batch/v1");
+    assert_eq!(job["kind"], "Job");
+    assert!(job["metadata"]["uid"].is_string() && job["metadata"]["creationTimestamp"].is_string());
+    assert_eq!(job["spec"]["backoffLimit"], 6, "defaults applied");
+    assert_eq!(job["spec"]["completionMode"], "NonIndexed");
+    let uid = job["metadata"]["uid"].as_str().unwrap();
+    assert_eq!(
+        job["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"],
+        uid
+    );
+    assert_eq!(
+        job["spec"]["template"]["metadata"]["labels"]["job-name"],
+        "simple-job"
+    );
+
+    let (_, list) = d.get_json("/apis/batch/v1/jobs");
+    assert_eq!(
+        (list["apiVersion"].as_str(), list["kind"].as_str()),
+        (Some("batch/v1"), Some("JobList"))
+    );
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    let (_, pods) = d.get_json("/api/v1/namespaces/default/pods");
+    assert_eq!(pods["kind"], "PodList");
+    let pod = &pods["items"][0];
+    assert!(
+        pod["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("simple-job-")
+    );
+    assert_eq!(pod["metadata"]["ownerReferences"][0]["kind"], "Job");
+    assert_eq!(pod["metadata"]["ownerReferences"][0]["uid"], uid);
+    assert_eq!(
+        pod["metadata"]["labels"]["batch.kubernetes.io/job-name"],
+        "simple-job"
+    );
+    assert!(
+        pod["metadata"]["finalizers"].is_null(),
+        "tracking finalizer removed once counted"
+    );
+    assert_eq!(
+        pod["status"]["containerStatuses"][0]["state"]["terminated"]["reason"],
+        "Completed"
+    );
+
+    let (_, events) = d.get_json("/api/v1/events");
+    let reasons: Vec<&str> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["reason"].as_str())
+        .collect();
+    for want in ["SuccessfulCreate", "Started", "Completed"] {
+        assert!(reasons.contains(&want), "{want} in {reasons:?}");
+    }
+
+    let (code, missing) = d.get_json("/apis/batch/v1/namespaces/default/jobs/nope");
+    assert_eq!(code, 404);
+    assert_eq!(missing["kind"], "Status");
+    assert_eq!(missing["reason"], "NotFound");
+    assert_eq!(missing["code"], 404);
+    assert_eq!(missing["message"], "jobs.batch \"nope\" not found");
+    let (code, _) = d.get_json("/apis/batch/v1/namespaces/other/jobs/simple-job");
+    assert_eq!(code, 404, "namespaces are separate");
+    let (code, _) = d.get_json("/no/such/path");
+    assert_eq!(code, 404);
+    let (code, body) = d.http("GET", "/healthz", None);
+    assert_eq!((code, body.as_str()), (200, "ok"));
+}
+
+#[test]
+fn watch_streams_changes_as_they_happen() {
+    let d = TestDaemon::start();
+    let mut s = UnixStream::connect(d.socket()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    s.write_all(b"GET /apis/batch/v1/namespaces/default/jobs?watch=true HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut reader = BufReader::new(s);
+    d.drop_manifest("w.yaml", &job_yaml("w", "Never", &["true"], ""));
+    let mut seen = Vec::new();
+    let mut line = String::new();
+    while !seen.iter().any(|(_, c): &(String, bool)| *c) {
+        line.clear();
+        if reader.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        if let Ok(ev) = serde_json::from_str::<Value>(line.trim()) {
+            seen.push((
+                ev["type"].as_str().unwrap_or("").to_string(),
+                has_condition(&ev["object"], "Complete"),
+            ));
+        }
+    }
+    assert_eq!(
+        seen.first().map(|s| s.0.as_str()),
+        Some("ADDED"),
+        "{seen:?}"
+    );
+    assert!(seen.iter().any(|(t, c)| t == "MODIFIED" && *c), "{seen:?}");
+}
+
+#[test]
+fn manifests_can_be_put_through_the_api() {
+    let d = TestDaemon::start();
+    let (code, body) = d.http(
+        "PUT",
+        "/apis/jobvisor.io/v1/manifests/put.yaml",
+        Some(&job_yaml("put", "Never", &["true"], "")),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(d.manifests().join("put.yaml").exists());
+    d.wait_condition("put", "Complete", T);
+    let (code, body) = d.http(
+        "PUT",
+        "/apis/jobvisor.io/v1/manifests/bad.yaml",
+        Some(&job_yaml("bad", "Always", &["true"], "")),
+    );
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("restartPolicy: Required value"), "{body}");
+    assert!(
+        !d.manifests().join("bad.yaml").exists(),
+        "nothing written when invalid"
+    );
+    let (code, _) = d.http(
+        "PUT",
+        "/apis/jobvisor.io/v1/manifests/..%2Fescape.yaml",
+        Some("x"),
+    );
+    assert_eq!(code, 400);
+}

@@ -1,0 +1,134 @@
+//! The CLI, as an operator who knows kubectl uses it.
+
+use std::time::Duration;
+
+use crate::support::*;
+
+const T: Duration = Duration::from_secs(60);
+
+#[test]
+fn quickstart_get_logs_describe_wait() {
+    let d = TestDaemon::start();
+    d.copy_example("simple-job.yaml");
+    let out = d.cli_ok(&[
+        "wait",
+        "--for=condition=complete",
+        "job/simple-job",
+        "--timeout",
+        "60s",
+    ]);
+    assert_eq!(out.trim(), "job.batch/simple-job condition met");
+
+    let table = d.cli_ok(&["get", "jobs"]);
+    let lines: Vec<&str> = table.lines().collect();
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(header, ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]);
+    let row: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(&row[..3], ["simple-job", "Complete", "1/1"]);
+
+    assert_eq!(d.cli_ok(&["logs", "job/simple-job"]), "11\n");
+    let pods = d.cli_ok(&["get", "pods"]);
+    assert!(
+        pods.lines()
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .eq(["NAME", "READY", "STATUS", "RESTARTS", "AGE"]),
+        "{pods}"
+    );
+    assert!(pods.contains("Completed"), "{pods}");
+
+    let describe = d.cli_ok(&["describe", "job", "simple-job"]);
+    for want in [
+        "Name:",
+        "simple-job",
+        "Pods Statuses:",
+        "1 Succeeded",
+        "SuccessfulCreate",
+        "Completed",
+    ] {
+        assert!(describe.contains(want), "{want} missing in:\n{describe}");
+    }
+
+    let json = d.cli_ok(&["get", "job", "simple-job", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["kind"], "Job");
+    let names = d.cli_ok(&["get", "jobs", "-o", "name"]);
+    assert_eq!(names.trim(), "job.batch/simple-job");
+}
+
+#[test]
+fn errors_read_like_kubectl() {
+    let d = TestDaemon::start();
+    let out = d.cli(&["get", "job", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "Error from server (NotFound): jobs.batch \"nope\" not found"
+    );
+    let empty = d.cli(&["get", "jobs"]);
+    assert!(empty.status.success());
+    assert!(
+        String::from_utf8_lossy(&empty.stderr).contains("No resources found in default namespace.")
+    );
+}
+
+#[test]
+fn apply_validate_and_delete() {
+    let d = TestDaemon::start();
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.yaml");
+    std::fs::write(&good, job_yaml("applied", "Never", &["true"], "")).unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, job_yaml("bad", "Sometimes", &["true"], "")).unwrap();
+
+    let out = d.cli(&["validate", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        err.contains("bad.yaml") && err.contains("Unsupported value: \"Sometimes\""),
+        "{err}"
+    );
+    d.cli_ok(&["validate", good.to_str().unwrap()]);
+
+    let out = d.cli(&["apply", "-f", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let applied = d.cli_ok(&["apply", "-f", good.to_str().unwrap()]);
+    assert!(applied.contains("job.batch/applied"), "{applied}");
+    assert!(d.manifests().join("good.yaml").exists());
+    d.cli_ok(&[
+        "wait",
+        "--for=condition=complete",
+        "job/applied",
+        "--timeout",
+        "60s",
+    ]);
+
+    let deleted = d.cli_ok(&["delete", "job", "applied"]);
+    assert_eq!(deleted.trim(), "job.batch \"applied\" deleted");
+    assert!(!d.manifests().join("good.yaml").exists());
+    assert!(wait_until(T, || d.job("applied").is_none()));
+}
+
+#[test]
+fn wait_for_failed_and_timeout() {
+    let d = TestDaemon::start();
+    d.copy_example("failing-job.yaml");
+    d.cli_ok(&[
+        "wait",
+        "--for=condition=failed",
+        "job/failing-job",
+        "--timeout",
+        "60s",
+    ]);
+    let out = d.cli(&[
+        "wait",
+        "--for=condition=complete",
+        "job/failing-job",
+        "--timeout",
+        "300ms",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("timed out waiting for the condition"));
+}

@@ -1,0 +1,110 @@
+//! The shipped examples behave as the README promises.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::*;
+
+const T: Duration = Duration::from_secs(60);
+
+fn ts(v: &Value) -> jiff::Timestamp {
+    v.as_str().and_then(|s| s.parse().ok()).expect("timestamp")
+}
+
+/// (started, finished) of a pod's only container.
+fn run_span(pod: &Value) -> (jiff::Timestamp, jiff::Timestamp) {
+    let t = &pod["status"]["containerStatuses"][0]["state"]["terminated"];
+    (ts(&t["startedAt"]), ts(&t["finishedAt"]))
+}
+
+#[test]
+fn simple_job_logs_eleven() {
+    let d = TestDaemon::start();
+    d.copy_example("simple-job.yaml");
+    let job = d.wait_condition("simple-job", "Complete", T);
+    assert_eq!(condition_types(&job), ["SuccessCriteriaMet", "Complete"]);
+    assert_eq!(job["status"]["succeeded"], 1);
+    assert_eq!(
+        job["status"]["conditions"][1]["reason"],
+        "CompletionsReached"
+    );
+    assert!(job["status"]["completionTime"].is_string());
+    let pods = d.pods_of("simple-job");
+    let pod = pods[0]["metadata"]["name"].as_str().unwrap();
+    let (code, body) = d.http(
+        "GET",
+        &format!("/api/v1/namespaces/default/pods/{pod}/log"),
+        None,
+    );
+    assert_eq!((code, body.as_str()), (200, "11\n"));
+}
+
+#[test]
+fn sequential_job_runs_pods_one_after_another() {
+    let d = TestDaemon::start();
+    d.copy_example("sequential-job.yaml");
+    let job = d.wait_condition("sequential-job", "Complete", T);
+    assert_eq!(job["status"]["succeeded"], 3);
+    let mut spans: Vec<_> = d.pods_of("sequential-job").iter().map(run_span).collect();
+    assert_eq!(spans.len(), 3);
+    spans.sort();
+    for w in spans.windows(2) {
+        assert!(w[0].1 <= w[1].0, "pods overlapped: {spans:?}");
+    }
+}
+
+#[test]
+fn parallel_job_runs_pods_at_once() {
+    let d = TestDaemon::start();
+    d.copy_example("parallel-job.yaml");
+    let job = d.wait_condition("parallel-job", "Complete", T);
+    assert_eq!(job["status"]["succeeded"], 3);
+    let spans: Vec<_> = d.pods_of("parallel-job").iter().map(run_span).collect();
+    assert_eq!(spans.len(), 3);
+    let latest_start = spans.iter().map(|s| s.0).max().unwrap();
+    let earliest_end = spans.iter().map(|s| s.1).min().unwrap();
+    assert!(
+        latest_start < earliest_end,
+        "all three should run at the same time: {spans:?}"
+    );
+}
+
+#[test]
+fn flaky_job_replaces_failed_pods_until_three_succeed() {
+    let d = TestDaemon::start();
+    d.copy_example("flaky-job.yaml");
+    let job = d.wait_condition("flaky-job", "Complete", T);
+    let pods = d.pods_of("flaky-job");
+    let failed = pods
+        .iter()
+        .filter(|p| p["status"]["phase"] == "Failed")
+        .count();
+    let succeeded = pods
+        .iter()
+        .filter(|p| p["status"]["phase"] == "Succeeded")
+        .count();
+    assert_eq!(job["status"]["succeeded"], 3);
+    assert_eq!(succeeded, 3);
+    assert_eq!(job["status"]["failed"], failed as i64);
+}
+
+#[test]
+fn failing_job_stops_at_backoff_limit() {
+    let d = TestDaemon::start();
+    d.copy_example("failing-job.yaml");
+    let job = d.wait_condition("failing-job", "Failed", T);
+    assert_eq!(condition_types(&job), ["FailureTarget", "Failed"]);
+    assert_eq!(
+        job["status"]["conditions"][1]["reason"],
+        "BackoffLimitExceeded"
+    );
+    assert_eq!(
+        job["status"]["conditions"][1]["message"],
+        "Job has reached the specified backoff limit"
+    );
+    let limit = job["spec"]["backoffLimit"].as_i64().unwrap();
+    assert_eq!(job["status"]["failed"].as_i64(), Some(limit + 1));
+    assert_eq!(d.pods_of("failing-job").len() as i64, limit + 1);
+    assert!(job["status"]["completionTime"].is_null());
+}
