@@ -42,7 +42,7 @@ pub struct DaemonOptions {
 }
 
 /// Something to look at again at a given time.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Target {
     Job(Key),
     Pod(Key),
@@ -62,6 +62,8 @@ pub struct Daemon {
     dirty_pods: BTreeSet<Key>,
     pending_changes: Vec<(Kind, Key, &'static str)>,
     timers: BinaryHeap<Reverse<(Instant, Target)>>,
+    /// Earliest pending wake-up per target, so requeues do not pile up.
+    timer_index: std::collections::HashMap<Target, Instant>,
     changes: broadcast::Sender<Change>,
     flush_at: Option<Instant>,
     shutting_down: bool,
@@ -175,6 +177,7 @@ impl Daemon {
             dirty_pods: BTreeSet::new(),
             pending_changes: Vec::new(),
             timers: BinaryHeap::new(),
+            timer_index: std::collections::HashMap::new(),
             changes,
             flush_at: None,
             shutting_down: false,
@@ -247,8 +250,14 @@ impl Daemon {
         }
     }
 
+    /// Wakes `target` after `after`, unless it is already due to wake no later than that.
     fn schedule(&mut self, after: Duration, target: Target) {
-        self.timers.push(Reverse((Instant::now() + after, target)));
+        let at = Instant::now() + after;
+        if self.timer_index.get(&target).is_some_and(|t| *t <= at) {
+            return;
+        }
+        self.timer_index.insert(target.clone(), at);
+        self.timers.push(Reverse((at, target)));
     }
 
     fn fire_timers(&mut self) {
@@ -257,7 +266,10 @@ impl Daemon {
             if *at > now {
                 break;
             }
-            if let Some(Reverse((_, target))) = self.timers.pop() {
+            if let Some(Reverse((at, target))) = self.timers.pop() {
+                if self.timer_index.get(&target) == Some(&at) {
+                    self.timer_index.remove(&target);
+                }
                 match target {
                     Target::Job(k) => self.dirty_jobs.insert(k),
                     Target::Pod(k) => self.dirty_pods.insert(k),

@@ -150,12 +150,7 @@ impl Daemon {
         let Some(rec) = self.world.jobs.get(k) else {
             return;
         };
-        let pod_keys = self.world.pod_keys_of(rec.job.metadata.uid());
-        let pods: Vec<&Pod> = pod_keys
-            .iter()
-            .filter_map(|pk| self.world.pods.get(pk))
-            .map(|r| &r.pod)
-            .collect();
+        let pods = self.pods_that_matter(rec.job.metadata.uid());
         let d = job::sync(&rec.job, &pods, now, cfg);
         let job = rec.job.clone();
         let status_changed = rec.job.status.as_ref() != Some(&d.status);
@@ -197,6 +192,29 @@ impl Daemon {
             rec.job.status = Some(d.status);
             self.job_changed(k);
         }
+    }
+
+    /// The pods a Job sync must see: all but the succeeded pods already counted, of which
+    /// only the latest is kept (it bounds the failure backoff). A Job that ran thousands of
+    /// pods then costs a sync in proportion to its live pods, not its history.
+    fn pods_that_matter(&self, job_uid: &str) -> Vec<&Pod> {
+        let mut pods = Vec::new();
+        let mut latest_success: Option<&Pod> = None;
+        let keys = self.world.pods_of_job.get(job_uid).into_iter().flatten();
+        for pod in keys
+            .filter_map(|pk| self.world.pods.get(pk))
+            .map(|r| &r.pod)
+        {
+            let counted_success =
+                pod.status.phase == PodPhase::Succeeded && pod.metadata.finalizers.is_empty();
+            if !counted_success {
+                pods.push(pod);
+            } else if latest_success.is_none_or(|l| pod::finish_time(l) < pod::finish_time(pod)) {
+                latest_success = Some(pod);
+            }
+        }
+        pods.extend(latest_success);
+        pods
     }
 
     fn log_job_event(&self, k: &Key, e: &EventSpec) {

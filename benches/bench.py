@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""jobvisor benchmarks, run by hand (not in CI): prints measured figures beside their baselines.
+
+1. Throughput: a Job of N `true` pods at parallelism P, versus `xargs -P P` running the same
+   N `true` processes. Figure: pods per second, and the ratio to xargs.
+2. Latency: a manifest renamed into the watched directory → its first container's exec
+   (the container's `startedAt`, taken right after exec succeeded), over F files one at a time.
+   Figures: p50 and p99.
+
+Usage: benches/bench.py [--pods 5000] [--parallelism 50] [--files 200] [--bin target/release/jobvisor]
+"""
+import argparse
+import http.client
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+
+
+class UnixHTTP(http.client.HTTPConnection):
+    def __init__(self, path):
+        super().__init__("localhost", timeout=60)
+        self.path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(self.path)
+
+
+def get(sock, path):
+    c = UnixHTTP(sock)
+    c.request("GET", path)
+    r = c.getresponse()
+    body = r.read()
+    c.close()
+    return r.status, json.loads(body) if body.startswith(b"{") else body
+
+
+def parse_ts(s):
+    # RFC 3339 with up to 9 fractional digits → float seconds since the epoch
+    date, _, frac = s.rstrip("Z").partition(".")
+    base = datetime.fromisoformat(date + "+00:00").timestamp()
+    return base + (float("0." + frac) if frac else 0.0)
+
+
+def job_yaml(name, command, completions=1, parallelism=1):
+    cmd = ", ".join(json.dumps(c) for c in command)
+    return f"""apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {name}
+spec:
+  completions: {completions}
+  parallelism: {parallelism}
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: c
+        image: busybox:1.36
+        command: [{cmd}]
+"""
+
+
+class Daemon:
+    def __init__(self, binary):
+        self.root = tempfile.mkdtemp(prefix="jobvisor-bench-")
+        self.sock = os.path.join(self.root, "jobvisor.sock")
+        with open(os.path.join(self.root, "config.yaml"), "w") as f:
+            f.write("log:\n  level: warn\n")
+        self.proc = subprocess.Popen([binary, "daemon", "--root", self.root], stderr=subprocess.DEVNULL)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                if get(self.sock, "/healthz")[0] == 200:
+                    return
+            except OSError:
+                time.sleep(0.02)
+        sys.exit("daemon did not start")
+
+    def drop(self, name, text):
+        manifests = os.path.join(self.root, "manifests")
+        tmp = os.path.join(manifests, "." + name + ".tmp")
+        with open(tmp, "w") as f:
+            f.write(text)
+        t = time.time()
+        os.rename(tmp, os.path.join(manifests, name))
+        return t
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=120)
+
+
+def throughput(binary, pods, parallelism):
+    d = Daemon(binary)
+    try:
+        t0 = d.drop("tp.yaml", job_yaml("tp", ["true"], pods, parallelism))
+        while True:
+            _, job = get(d.sock, "/apis/batch/v1/namespaces/default/jobs/tp")
+            conds = [c["type"] for c in (job.get("status") or {}).get("conditions", []) if c["status"] == "True"]
+            if "Complete" in conds or "Failed" in conds:
+                break
+            time.sleep(0.01)
+        status = job["status"]
+        elapsed = parse_ts(status.get("completionTime") or status["conditions"][-1]["lastTransitionTime"]) - t0
+    finally:
+        d.stop()
+    t1 = time.time()
+    subprocess.run(f"seq {pods} | xargs -P {parallelism} -n 1 true", shell=True, check=True)
+    xargs = time.time() - t1
+    return pods / elapsed, pods / xargs, status
+
+
+def latency(binary, files):
+    d = Daemon(binary)
+    delays = []
+    try:
+        for i in range(files):
+            name = f"lat-{i}"
+            t0 = d.drop(name + ".yaml", job_yaml(name, ["true"]))
+            while True:
+                _, pods = get(d.sock, f"/api/v1/namespaces/default/pods?labelSelector=job-name%3D{name}")
+                started = None
+                for p in pods.get("items", []):
+                    for cs in p["status"].get("containerStatuses", []):
+                        st = cs.get("state", {}).get("terminated") or cs.get("state", {}).get("running") or {}
+                        started = st.get("startedAt") or started
+                if started:
+                    delays.append((parse_ts(started) - t0) * 1000)
+                    break
+                time.sleep(0.002)
+    finally:
+        d.stop()
+    delays.sort()
+    p99 = delays[min(len(delays) - 1, int(round(0.99 * len(delays))) - 1)]
+    return statistics.median(delays), p99
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pods", type=int, default=5000)
+    ap.add_argument("--parallelism", type=int, default=50)
+    ap.add_argument("--files", type=int, default=200)
+    ap.add_argument("--bin", default="target/release/jobvisor")
+    a = ap.parse_args()
+    if not os.path.exists(a.bin):
+        sys.exit(f"{a.bin} not found: cargo build --release")
+    print(f"machine: {os.cpu_count()} cores, {os.uname().release}")
+    ours, xargs, status = throughput(a.bin, a.pods, a.parallelism)
+    print(f"\n{a.pods} `true` pods at parallelism {a.parallelism} (succeeded {status.get('succeeded')}, failed {status.get('failed')}):")
+    print(f"  {'':24}{'measured':>12}{'target':>12}")
+    print(f"  {'jobvisor pods/s':24}{ours:12.0f}{'>= 1000':>12}")
+    print(f"  {'xargs -P processes/s':24}{xargs:12.0f}{'baseline':>12}")
+    print(f"  {'jobvisor / xargs':24}{ours / xargs:12.2f}{'>= 1.2':>12}")
+    p50, p99 = latency(a.bin, a.files)
+    print(f"\nmanifest renamed in -> first container exec, {a.files} files one at a time:")
+    print(f"  {'':24}{'measured':>12}{'target':>12}")
+    print(f"  {'p50 ms':24}{p50:12.2f}{'<= 5':>12}")
+    print(f"  {'p99 ms':24}{p99:12.2f}{'':>12}")
+
+
+if __name__ == "__main__":
+    main()

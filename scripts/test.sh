@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite, exactly as CI runs it (.ci/run calls this script).
+#   formatting · clippy · controller/manifest purity · examples against the Kubernetes schema
+#   · unit tests (controllers table-driven, fake clock) · integration tests (real daemon).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --all-targets --locked -- -D warnings
+
+step "controllers and manifest parsing stay pure (no tokio, std::fs, std::process)"
+if grep -rnE '\btokio\b|std::fs|std::process' src/controller src/manifest --include='*.rs' | grep -v '^\S*:[0-9]*:\s*//'; then
+  echo "error: src/controller and src/manifest must not do I/O (see STYLE: controllers decide, the runtime acts)" >&2
+  exit 1
+fi
+
+step "examples pass kubernetes-validate --strict"
+if ! command -v kubernetes-validate >/dev/null 2>&1; then
+  python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate
+fi
+kubernetes-validate --strict examples/*.yaml
+
+step "cargo test"
+cargo test --locked --all-targets -- --test-threads="${JOBVISOR_TEST_THREADS:-4}"
