@@ -312,6 +312,9 @@ pub struct Container {
 #[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EnvVar {
+    // Defaulted so that a missing name is a validation error (`Required value`) with the
+    // other errors, not a parse error.
+    #[serde(default)]
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,

@@ -1,0 +1,770 @@
+//! Manifest text → typed [`Job`]s: YAML streams and JSON, each object dispatched on its
+//! `apiVersion`/`kind`, with errors as `file:line:col: field.path: message`.
+//!
+//! Typed multi-document YAML with field paths needs two passes (see DEPENDENCIES.md §1):
+//! pass 1 reads every document as an untyped value to learn its kind and starting line;
+//! pass 2 deserializes the same text again, and `Manifest`'s `Deserialize` takes the next
+//! kind from a thread-local queue and wraps `Job` in `serde_path_to_error`. A Job is never
+//! deserialized from the pass-1 value, because that would lose line and column.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+
+use serde::de::{Deserialize, Deserializer, IgnoredAny};
+use serde_json::Value;
+use serde_path_to_error::Segment;
+use serde_saphyr::{MessageFormatter, Spanned, UserMessageFormatter};
+
+use crate::api::{JOB_API_VERSION, Job};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    Yaml,
+    Json,
+}
+
+/// Where an object sits in its file, for messages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Origin {
+    /// 1-based number among the file's non-empty documents.
+    pub document: usize,
+    /// 1-based line where the document's content starts (YAML only).
+    pub line: Option<u64>,
+    /// Index in the `items` of a `kind: List` document.
+    pub item: Option<usize>,
+}
+
+/// What the text of one file yields before defaulting and validation.
+#[derive(Debug, Default)]
+pub(crate) struct Parsed {
+    pub jobs: Vec<(Origin, Job)>,
+    /// Fully formatted, naming the file. Non-empty means the file is rejected.
+    pub errors: Vec<String>,
+    /// More than one non-empty document: messages then say which one.
+    pub multi_document: bool,
+}
+
+pub(crate) fn parse(file: &str, text: &str, format: Format) -> Parsed {
+    match format {
+        Format::Yaml => parse_yaml(file, text),
+        Format::Json => parse_json(file, text),
+    }
+}
+
+// ---------------------------------------------------------------- dispatch
+
+/// What pass 2 must do with the next object it meets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Job {
+        item: Option<usize>,
+    },
+    /// A `kind: List`; its item slots follow in the queue.
+    List,
+    /// Already reported from pass 1 (wrong kind); only skipped over.
+    Skip,
+}
+
+/// One object as pass 2 returns it, shaped like pass 1's slots.
+enum Manifest {
+    Job(Box<Job>),
+    List(Vec<Manifest>),
+    Skipped,
+}
+
+#[derive(Default)]
+struct DispatchState {
+    slots: VecDeque<Slot>,
+    /// Path of the first deserialization error inside a Job, from the document root.
+    error_path: Option<Vec<Segment>>,
+}
+
+thread_local! {
+    // `Deserialize` takes no context argument, so pass 2 finds its slots here.
+    static DISPATCH: RefCell<DispatchState> = RefCell::new(DispatchState::default());
+}
+
+/// Installs the slot queue for one pass-2 run and clears it again on drop, even on panic,
+/// so a later load on this thread never sees stale slots.
+struct DispatchGuard;
+
+impl DispatchGuard {
+    fn install(slots: VecDeque<Slot>) -> DispatchGuard {
+        DISPATCH.with(|d| {
+            *d.borrow_mut() = DispatchState {
+                slots,
+                error_path: None,
+            }
+        });
+        DispatchGuard
+    }
+
+    fn take_error_path(&self) -> Option<Vec<Segment>> {
+        DISPATCH.with(|d| d.borrow_mut().error_path.take())
+    }
+}
+
+impl Drop for DispatchGuard {
+    fn drop(&mut self) {
+        DISPATCH.with(|d| *d.borrow_mut() = DispatchState::default());
+    }
+}
+
+fn next_slot() -> Option<Slot> {
+    DISPATCH.with(|d| d.borrow_mut().slots.pop_front())
+}
+
+fn stash_error_path(path: Vec<Segment>) {
+    DISPATCH.with(|d| {
+        let mut d = d.borrow_mut();
+        // The innermost failure is the first one stashed; outer layers only propagate it.
+        if d.error_path.is_none() {
+            d.error_path = Some(path);
+        }
+    });
+}
+
+impl<'de> Deserialize<'de> for Manifest {
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        match next_slot() {
+            Some(Slot::Job { item }) => match serde_path_to_error::deserialize::<_, Job>(de) {
+                Ok(job) => Ok(Manifest::Job(Box::new(job))),
+                Err(e) => {
+                    let mut path: Vec<Segment> = Vec::new();
+                    if let Some(index) = item {
+                        path.push(Segment::Map {
+                            key: "items".into(),
+                        });
+                        path.push(Segment::Seq { index });
+                    }
+                    path.extend(e.path().iter().cloned());
+                    stash_error_path(path);
+                    Err(e.into_inner())
+                }
+            },
+            Some(Slot::List) => ListDoc::deserialize(de).map(|l| Manifest::List(l.items)),
+            Some(Slot::Skip) => IgnoredAny::deserialize(de).map(|_| Manifest::Skipped),
+            None => Err(serde::de::Error::custom(
+                "internal error: the two parsing passes disagree on the number of documents",
+            )),
+        }
+    }
+}
+
+/// A `kind: List` in pass 2: only `items` matters, and each item pops its own slot.
+#[derive(serde::Deserialize)]
+struct ListDoc {
+    #[serde(default)]
+    items: Vec<Manifest>,
+}
+
+/// Decides from pass 1's untyped value what pass 2 does with a document.
+/// `Err` is the message (without location prefix) for an object jobvisor does not run.
+fn classify(value: &Value) -> Result<Slot, String> {
+    let Some(object) = value.as_object() else {
+        return Err(format!(
+            "expected a Kubernetes object (a mapping with apiVersion and kind), found {}",
+            json_type(value)
+        ));
+    };
+    let text = |key: &str| object.get(key).and_then(Value::as_str).unwrap_or("");
+    let (api_version, kind) = (text("apiVersion"), text("kind"));
+    match (api_version, kind) {
+        (JOB_API_VERSION, "Job") => Ok(Slot::Job { item: None }),
+        ("v1", "List") => Ok(Slot::List),
+        (_, "") => Err("kind not set: jobvisor runs batch/v1 Job".into()),
+        ("", _) => Err(format!(
+            "apiVersion not set for kind {}: jobvisor runs batch/v1 Job",
+            go_quote(kind)
+        )),
+        (_, "CronJob") => Err(format!(
+            "kind \"CronJob\" (apiVersion {}) is not supported by this version of jobvisor yet: \
+             it runs batch/v1 Job",
+            go_quote(api_version)
+        )),
+        _ => Err(format!(
+            "kind {} (apiVersion {}) is not supported: jobvisor runs batch/v1 Job",
+            go_quote(kind),
+            go_quote(api_version)
+        )),
+    }
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a sequence",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+/// Pass-1 facts about one non-empty document.
+struct DocPlan {
+    line: Option<u64>,
+    slot: Slot,
+    /// For a List: one slot per item (Job or Skip).
+    items: Vec<Slot>,
+}
+
+/// Classifies every document (and List item), reporting wrong kinds into `errors`.
+fn plan(
+    file: &str,
+    docs: Vec<(Option<u64>, Value)>,
+    multi: bool,
+    errors: &mut Vec<String>,
+) -> Vec<DocPlan> {
+    let mut plans = Vec::with_capacity(docs.len());
+    for (n, (line, value)) in docs.into_iter().enumerate() {
+        let origin = Origin {
+            document: n + 1,
+            line,
+            item: None,
+        };
+        let slot = classify(&value).unwrap_or_else(|msg| {
+            errors.push(format!("{}{msg}", object_prefix(file, origin, multi, true)));
+            Slot::Skip
+        });
+        let mut items = Vec::new();
+        if slot == Slot::List {
+            let list = value.get("items").and_then(Value::as_array);
+            for (i, item) in list.into_iter().flatten().enumerate() {
+                let origin = Origin {
+                    item: Some(i),
+                    ..origin
+                };
+                items.push(match classify(item) {
+                    Ok(Slot::Job { .. }) => Slot::Job { item: Some(i) },
+                    Ok(_) => {
+                        let msg = "a List inside a List is not supported";
+                        errors.push(format!("{}{msg}", object_prefix(file, origin, multi, true)));
+                        Slot::Skip
+                    }
+                    Err(msg) => {
+                        errors.push(format!("{}{msg}", object_prefix(file, origin, multi, true)));
+                        Slot::Skip
+                    }
+                });
+            }
+        }
+        plans.push(DocPlan { line, slot, items });
+    }
+    plans
+}
+
+fn slot_queue(plans: &[DocPlan]) -> VecDeque<Slot> {
+    let mut queue = VecDeque::new();
+    for p in plans {
+        queue.push_back(p.slot);
+        queue.extend(p.items.iter().copied());
+    }
+    queue
+}
+
+/// Pairs pass 2's objects with pass 1's origins.
+fn collect(plans: &[DocPlan], manifests: Vec<Manifest>, parsed: &mut Parsed) {
+    if plans.len() != manifests.len() {
+        parsed.errors.push(
+            "internal error: the two parsing passes disagree on the number of documents".into(),
+        );
+        return;
+    }
+    for (n, (plan, manifest)) in plans.iter().zip(manifests).enumerate() {
+        let origin = Origin {
+            document: n + 1,
+            line: plan.line,
+            item: None,
+        };
+        match manifest {
+            Manifest::Job(job) => parsed.jobs.push((origin, *job)),
+            Manifest::List(items) => {
+                for (i, item) in items.into_iter().enumerate() {
+                    if let Manifest::Job(job) = item {
+                        let origin = Origin {
+                            item: Some(i),
+                            ..origin
+                        };
+                        parsed.jobs.push((origin, *job));
+                    }
+                }
+            }
+            Manifest::Skipped => {}
+        }
+    }
+}
+
+// ---------------------------------------------------------------- YAML
+
+fn yaml_options() -> serde_saphyr::Options {
+    // Default budgets guard against alias bombs and deep nesting. Kubernetes reads YAML
+    // with YAML 1.1 habits, hence legacy octal; snippets are for terminals, not for one-line
+    // API and CLI messages.
+    serde_saphyr::options! {
+        with_snippet: false,
+        legacy_octal_numbers: true,
+    }
+}
+
+fn parse_yaml(file: &str, text: &str) -> Parsed {
+    let mut parsed = Parsed::default();
+    let docs: Vec<Spanned<Value>> =
+        match serde_saphyr::from_multiple_with_options(text, yaml_options()) {
+            Ok(docs) => docs,
+            Err(e) => {
+                parsed.errors.push(yaml_error(file, &e, None));
+                return parsed;
+            }
+        };
+    let multi = docs.len() > 1;
+    parsed.multi_document = multi;
+    let docs = docs
+        .into_iter()
+        .map(|s| (Some(s.referenced.line()).filter(|l| *l > 0), s.value))
+        .collect();
+    let plans = plan(file, docs, multi, &mut parsed.errors);
+
+    let guard = DispatchGuard::install(slot_queue(&plans));
+    let result: Result<Vec<Manifest>, _> =
+        serde_saphyr::from_multiple_with_options(text, yaml_options());
+    match result {
+        Ok(manifests) => collect(&plans, manifests, &mut parsed),
+        Err(e) => {
+            let path = guard.take_error_path();
+            parsed.errors.push(yaml_error(file, &e, path.as_deref()));
+        }
+    }
+    parsed
+}
+
+/// Unwraps the snippet and alias wrappers, which carry no message of their own.
+fn original(mut err: &serde_saphyr::Error) -> &serde_saphyr::Error {
+    loop {
+        match err {
+            serde_saphyr::Error::WithSnippet { error, .. }
+            | serde_saphyr::Error::AliasError { error, .. } => err = error,
+            _ => return err,
+        }
+    }
+}
+
+fn yaml_error(file: &str, err: &serde_saphyr::Error, path: Option<&[Segment]>) -> String {
+    let location = err
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .filter(|(line, _)| *line > 0);
+    let inner = original(err);
+    let unknown = match inner {
+        serde_saphyr::Error::SerdeUnknownField { field, .. } => Some(field.clone()),
+        _ => None,
+    };
+    let message = match inner {
+        // The parser's own wording tells the developer to change DuplicateKeyPolicy.
+        serde_saphyr::Error::DuplicateMappingKey { key: Some(k), .. } => {
+            format!("duplicate key {}", go_quote(k))
+        }
+        // The parser names the Rust type only (`invalid i32`); say what the field wants.
+        serde_saphyr::Error::InvalidScalar { ty, .. } => match *ty {
+            "i32" => "expected an integer (int32)".to_string(),
+            "i64" => "expected an integer (int64)".to_string(),
+            "bool" | "boolean" => "expected a boolean (true or false)".to_string(),
+            other => format!("invalid {other}"),
+        },
+        _ => UserMessageFormatter
+            .format_message(inner)
+            .replace('\n', " "),
+    };
+    located(file, location, path, unknown, message)
+}
+
+// ---------------------------------------------------------------- JSON
+
+fn parse_json(file: &str, text: &str) -> Parsed {
+    let mut parsed = Parsed::default();
+    if text.trim().is_empty() {
+        return parsed;
+    }
+    let value: Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            parsed.errors.push(json_error(file, &e, None));
+            return parsed;
+        }
+    };
+    let plans = plan(file, vec![(None, value)], false, &mut parsed.errors);
+
+    let guard = DispatchGuard::install(slot_queue(&plans));
+    match serde_json::from_str::<Manifest>(text) {
+        Ok(manifest) => collect(&plans, vec![manifest], &mut parsed),
+        Err(e) => {
+            let path = guard.take_error_path();
+            parsed.errors.push(json_error(file, &e, path.as_deref()));
+        }
+    }
+    parsed
+}
+
+fn json_error(file: &str, err: &serde_json::Error, path: Option<&[Segment]>) -> String {
+    let location = Some((err.line() as u64, err.column() as u64)).filter(|(l, _)| *l > 0);
+    // serde_json appends " at line L column C"; the location goes in front instead.
+    let full = err.to_string();
+    let suffix = format!(" at line {} column {}", err.line(), err.column());
+    let message = full.strip_suffix(&suffix).unwrap_or(&full).to_string();
+    let unknown = message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(name, _)| name.to_string());
+    located(file, location, path, unknown, message)
+}
+
+// ---------------------------------------------------------------- messages
+
+/// `file:line:col: path: message`; an unknown field names the object that holds it, as
+/// `kubectl --validate=strict` does: `spec.template.spec: unknown field "restartPolcy"`.
+fn located(
+    file: &str,
+    location: Option<(u64, u64)>,
+    path: Option<&[Segment]>,
+    unknown_field: Option<String>,
+    message: String,
+) -> String {
+    let mut out = String::from(file);
+    if let Some((line, col)) = location {
+        out.push_str(&format!(":{line}:{col}"));
+    }
+    out.push_str(": ");
+    let mut segments = path.unwrap_or(&[]);
+    let message = match unknown_field {
+        Some(field) => {
+            if let Some((Segment::Map { key }, parent)) = segments.split_last()
+                && *key == field
+            {
+                segments = parent;
+            }
+            format!("unknown field {}", go_quote(&field))
+        }
+        None => message,
+    };
+    let path = render_path(segments);
+    if !path.is_empty() {
+        out.push_str(&path);
+        out.push_str(": ");
+    }
+    out.push_str(&message);
+    out
+}
+
+/// Kubernetes field-path notation: `spec.template.spec.containers[0].name`.
+fn render_path(segments: &[Segment]) -> String {
+    let mut out = String::new();
+    for s in segments {
+        match s {
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Unknown => out.push_str("[?]"),
+        }
+    }
+    out
+}
+
+/// Prefix naming one object: `file: ` for a single document; in a multi-document file
+/// `file: document 2: ` (`by_number`) or `file:12: ` (the line where it starts); then
+/// `items[3]: ` for an item of a List.
+pub(crate) fn object_prefix(file: &str, origin: Origin, multi: bool, by_number: bool) -> String {
+    let mut out = String::from(file);
+    if multi {
+        match (by_number, origin.line) {
+            (false, Some(line)) => out.push_str(&format!(":{line}")),
+            _ => out.push_str(&format!(": document {}", origin.document)),
+        }
+    }
+    if let Some(i) = origin.item {
+        out.push_str(&format!(": items[{i}]"));
+    }
+    out.push_str(": ");
+    out
+}
+
+/// Go's `%q`: how Kubernetes quotes string values in messages.
+pub(crate) fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{b}' => out.push_str("\\v"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if c.is_control() => {
+                let n = c as u32;
+                if n <= 0xffff {
+                    out.push_str(&format!("\\u{n:04x}"));
+                } else {
+                    out.push_str(&format!("\\U{n:08x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn yaml(text: &str) -> Parsed {
+        parse("x.yaml", text, Format::Yaml)
+    }
+
+    fn json(text: &str) -> Parsed {
+        parse("x.json", text, Format::Json)
+    }
+
+    const JOB: &str = "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: a\n";
+
+    #[test]
+    fn errors_name_file_line_column_and_path() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "unknown field, nested",
+                "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: x\nspec:\n  template:\n    spec:\n      restartPolcy: Never\n",
+                r#"x.yaml:8:7: spec.template.spec: unknown field "restartPolcy""#,
+            ),
+            (
+                "unknown field, top level",
+                "apiVersion: batch/v1\nkind: Job\nstatuss: {}\n",
+                r#"x.yaml:3:1: unknown field "statuss""#,
+            ),
+            (
+                "unknown field in a list element",
+                "apiVersion: batch/v1\nkind: Job\nspec:\n  template:\n    spec:\n      containers:\n        - name: a\n          imagePullPolcy: Always\n",
+                r#"x.yaml:8:11: spec.template.spec.containers[0]: unknown field "imagePullPolcy""#,
+            ),
+            (
+                "type error, quoted string for an integer",
+                "apiVersion: batch/v1\nkind: Job\nspec:\n  parallelism: \"two\"\n",
+                "x.yaml:4:16: spec.parallelism: expected an integer (int32)",
+            ),
+            (
+                "type error, map for a list",
+                "apiVersion: batch/v1\nkind: Job\nspec:\n  template:\n    spec:\n      containers:\n        - name: a\n          command: {sh: x}\n",
+                "x.yaml:8:20: spec.template.spec.containers[0].command: expected sequence start",
+            ),
+            (
+                "type error, boolean",
+                "apiVersion: batch/v1\nkind: Job\nspec:\n  suspend: maybe\n",
+                "x.yaml:4:12: spec.suspend: expected a boolean (true or false)",
+            ),
+            (
+                "duplicate key",
+                "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: x\n  name: y\n",
+                r#"x.yaml:5:3: duplicate key "name""#,
+            ),
+            (
+                "syntax error",
+                "apiVersion: batch/v1\nkind: Job\nmetadata:\n name: x\n  bad: [\n",
+                "x.yaml:5:6: mapping values are not allowed in this context",
+            ),
+        ];
+        for (name, text, want) in cases {
+            let p = yaml(text);
+            assert_eq!(p.errors, vec![want.to_string()], "case {name:?}");
+            assert!(p.jobs.is_empty(), "case {name:?}");
+        }
+    }
+
+    #[test]
+    fn wrong_kinds_are_named_by_document() {
+        let text = format!(
+            "---\n{JOB}---\napiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec: {{containers: []}}\n\
+             ---\napiVersion: batch/v1\nkind: CronJob\n---\nmetadata: {{name: x}}\n---\nkind: Job\n\
+             ---\napiVersion: batch/v1beta1\nkind: Job\n---\n- 1\n"
+        );
+        let p = yaml(&text);
+        assert_eq!(
+            p.errors,
+            vec![
+                r#"x.yaml: document 2: kind "Pod" (apiVersion "v1") is not supported: jobvisor runs batch/v1 Job"#,
+                r#"x.yaml: document 3: kind "CronJob" (apiVersion "batch/v1") is not supported by this version of jobvisor yet: it runs batch/v1 Job"#,
+                "x.yaml: document 4: kind not set: jobvisor runs batch/v1 Job",
+                r#"x.yaml: document 5: apiVersion not set for kind "Job": jobvisor runs batch/v1 Job"#,
+                r#"x.yaml: document 6: kind "Job" (apiVersion "batch/v1beta1") is not supported: jobvisor runs batch/v1 Job"#,
+                "x.yaml: document 7: expected a Kubernetes object (a mapping with apiVersion and kind), found a sequence",
+            ]
+        );
+        // The Job document itself parsed; the caller drops it because of the errors.
+        assert_eq!(p.jobs.len(), 1);
+    }
+
+    #[test]
+    fn single_document_kind_error_has_no_number() {
+        let p = yaml("apiVersion: batch/v1\nkind: CronJob\nspec: {schedule: '* * * * *'}\n");
+        assert_eq!(
+            p.errors,
+            vec![
+                r#"x.yaml: kind "CronJob" (apiVersion "batch/v1") is not supported by this version of jobvisor yet: it runs batch/v1 Job"#
+            ]
+        );
+    }
+
+    #[test]
+    fn multi_document_origins_skip_empty_documents() {
+        let text = format!("# header\n---\n{JOB}---\n# nothing here\n---\n\n\n{JOB}...\n");
+        let p = yaml(&text);
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        assert!(p.multi_document);
+        let origins: Vec<(usize, Option<u64>)> =
+            p.jobs.iter().map(|(o, _)| (o.document, o.line)).collect();
+        assert_eq!(origins, vec![(1, Some(3)), (2, Some(12))]);
+    }
+
+    #[test]
+    fn comments_and_empty_files_yield_nothing() {
+        for text in ["", "\n\n", "# just a comment\n", "---\n---\n# x\n", "~\n"] {
+            let p = yaml(text);
+            assert!(
+                p.errors.is_empty() && p.jobs.is_empty(),
+                "{text:?}: {:?}",
+                p.errors
+            );
+        }
+        let p = json("  \n");
+        assert!(p.errors.is_empty() && p.jobs.is_empty());
+    }
+
+    #[test]
+    fn later_documents_report_their_own_line() {
+        let text = format!("{JOB}---\n{JOB}spec:\n  backoffLimit: x\n");
+        let p = yaml(&text);
+        assert_eq!(
+            p.errors,
+            vec!["x.yaml:11:17: spec.backoffLimit: expected an integer (int32)".to_string()]
+        );
+    }
+
+    #[test]
+    fn budgets_stop_alias_bombs_and_deep_nesting() {
+        let mut bomb = String::from("a: &a [x,x,x,x,x,x,x,x,x]\n");
+        for (prev, name) in ["a", "b", "c", "d", "e", "f", "g", "h"]
+            .iter()
+            .zip(["b", "c", "d", "e", "f", "g", "h", "i"])
+        {
+            bomb.push_str(&format!(
+                "{name}: &{name} [{}]\n",
+                vec![format!("*{prev}"); 9].join(",")
+            ));
+        }
+        let p = yaml(&bomb);
+        assert_eq!(p.errors.len(), 1);
+        assert!(
+            p.errors[0].contains("too large or too complex"),
+            "{:?}",
+            p.errors
+        );
+
+        let deep = format!("{JOB}spec: {}{}\n", "[".repeat(5000), "]".repeat(5000));
+        let p = yaml(&deep);
+        assert_eq!(p.errors.len(), 1);
+        assert!(p.errors[0].starts_with("x.yaml:5:"), "{:?}", p.errors);
+    }
+
+    #[test]
+    fn json_object_and_list() {
+        let p = json(r#"{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"a"}}"#);
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        assert_eq!(p.jobs.len(), 1);
+        assert_eq!(p.jobs[0].1.metadata.name(), "a");
+
+        let list = r#"{"apiVersion":"v1","kind":"List","metadata":{},"items":[
+  {"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"a"}},
+  {"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"b"}}]}"#;
+        let p = json(list);
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        let items: Vec<(Option<usize>, &str)> = p
+            .jobs
+            .iter()
+            .map(|(o, j)| (o.item, j.metadata.name()))
+            .collect();
+        assert_eq!(items, vec![(Some(0), "a"), (Some(1), "b")]);
+    }
+
+    #[test]
+    fn json_errors() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "{\"apiVersion\":\"batch/v1\",\"kind\":\"Job\",\n \"spec\":{\"template\":{\"spec\":{\"restartPolcy\":1}}}}",
+                r#"x.json:2:43: spec.template.spec: unknown field "restartPolcy""#,
+            ),
+            (
+                "{\"apiVersion\":\"v1\",\"kind\":\"List\",\"items\":[{\"apiVersion\":\"batch/v1\",\"kind\":\"Job\"},\n{\"apiVersion\":\"batch/v1\",\"kind\":\"Job\",\"spec\":{\"x\":1}}]}",
+                r#"x.json:2:49: items[1].spec: unknown field "x""#,
+            ),
+            (
+                "{\"apiVersion\":\"v1\",\"kind\":\"List\",\"items\":[{\"apiVersion\":\"v1\",\"kind\":\"Pod\"}]}",
+                r#"x.json: items[0]: kind "Pod" (apiVersion "v1") is not supported: jobvisor runs batch/v1 Job"#,
+            ),
+            (
+                "{\"apiVersion\":\"batch/v1\",\"kind\":\"Job\",\"spec\":{\"parallelism\":\"two\"}}",
+                "x.json:1:65: spec.parallelism: invalid type: string \"two\", expected i32",
+            ),
+            (
+                "{\"apiVersion\":\"batch/v1\",\n",
+                "x.json:2:0: EOF while parsing a value",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(json(text).errors, vec![want.to_string()], "{text}");
+        }
+    }
+
+    #[test]
+    fn yaml_list_documents_work_too() {
+        let text = "apiVersion: v1\nkind: List\nitems:\n  - apiVersion: batch/v1\n    kind: Job\n    metadata: {name: a}\n    spec: {paralelism: 2}\n";
+        assert_eq!(
+            yaml(text).errors,
+            vec![r#"x.yaml:7:12: items[0].spec: unknown field "paralelism""#.to_string()]
+        );
+    }
+
+    #[test]
+    fn dispatch_state_is_cleared_after_an_error() {
+        let bad = yaml("apiVersion: batch/v1\nkind: Job\nspec: {x: 1}\n");
+        assert_eq!(bad.errors.len(), 1);
+        DISPATCH.with(|d| {
+            let d = d.borrow();
+            assert!(d.slots.is_empty() && d.error_path.is_none());
+        });
+        assert!(yaml(JOB).errors.is_empty());
+    }
+
+    #[test]
+    fn go_quote_matches_go() {
+        let cases = [
+            ("plain", r#""plain""#),
+            ("a\"b\\c", r#""a\"b\\c""#),
+            ("tab\tnl\n", r#""tab\tnl\n""#),
+            ("\u{1}\u{7f}", r#""\x01\x7f""#),
+            ("é", r#""é""#),
+            ("\u{85}", r#""\u0085""#),
+        ];
+        for (input, want) in cases {
+            assert_eq!(go_quote(input), want);
+        }
+    }
+}
