@@ -51,6 +51,29 @@ pub fn scan(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// Reads a manifest file, at most one byte past the size limit so an oversized file is
+/// reported rather than silently cut.
+pub fn read_manifest(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(crate::manifest::MAX_FILE_BYTES as u64 + 1)
+        .read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// Reads and loads a file (the CLI's `validate` and `apply`); an I/O error becomes the
+/// report's one error.
+pub fn load_path(path: &Path) -> crate::manifest::FileReport {
+    match read_manifest(path) {
+        Ok(text) => crate::manifest::load(path, &text),
+        Err(e) => crate::manifest::FileReport {
+            errors: vec![format!("{}: {e}", path.display())],
+            ..Default::default()
+        },
+    }
+}
+
 /// Keeps the inotify watch alive; dropping it stops watching.
 pub struct DirWatcher {
     _watcher: notify::RecommendedWatcher,

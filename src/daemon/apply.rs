@@ -42,7 +42,7 @@ fn delta(old: &Job, new: &Job) -> Delta {
 impl Daemon {
     /// Brings the world in line with one file as it is on disk now.
     pub(super) fn apply_file(&mut self, path: &Path) {
-        let text = match std::fs::read_to_string(path) {
+        let text = match crate::watch::read_manifest(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return self.file_removed(path),
             Err(e) => {

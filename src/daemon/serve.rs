@@ -26,6 +26,11 @@ pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
         UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
         .with_context(|| format!("setting mode 0660 on {}", path.display()))?;
+    // Members of group `jobvisor` (packaging/systemd/jobvisor.sysusers) may use the CLI.
+    if let Ok(Some(group)) = nix::unistd::Group::from_name("jobvisor") {
+        nix::unistd::chown(path, None, Some(group.gid))
+            .with_context(|| format!("giving {} to group jobvisor", path.display()))?;
+    }
     Ok(listener)
 }
 

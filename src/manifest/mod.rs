@@ -10,7 +10,6 @@ mod defaults;
 mod parse;
 mod validate;
 
-use std::io::Read;
 use std::path::Path;
 
 use jiff::Timestamp;
@@ -23,7 +22,7 @@ use crate::api::{
 use parse::{Format, Origin, go_quote, object_prefix};
 
 /// The API server refuses larger requests; a manifest file gets the same limit.
-const MAX_FILE_BYTES: usize = 3 * 1024 * 1024;
+pub const MAX_FILE_BYTES: usize = 3 * 1024 * 1024;
 
 /// What one file yields. All or nothing: `jobs` is empty whenever `errors` is not.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -101,24 +100,6 @@ pub fn load(path: &Path, text: &str) -> FileReport {
         report.jobs.clear();
     }
     report
-}
-
-/// Reads and loads a file; an I/O error becomes the report's one error.
-pub fn load_path(path: &Path) -> FileReport {
-    let read = std::fs::File::open(path).and_then(|f| {
-        // Read one byte past the limit so that an oversized file is detected, not truncated.
-        let mut text = String::new();
-        f.take(MAX_FILE_BYTES as u64 + 1)
-            .read_to_string(&mut text)?;
-        Ok(text)
-    });
-    match read {
-        Ok(text) => load(path, &text),
-        Err(e) => FileReport {
-            errors: vec![format!("{}: {e}", path.display())],
-            ..FileReport::default()
-        },
-    }
 }
 
 fn too_large(file: &str) -> FileReport {
@@ -381,7 +362,7 @@ mod tests {
                 "big.yaml: file is larger than 3 MiB, the Kubernetes API request limit".to_string()
             ]
         );
-        let r = load_path(Path::new("/nonexistent/jobvisor/x.yaml"));
+        let r = crate::watch::load_path(Path::new("/nonexistent/jobvisor/x.yaml"));
         assert_eq!(r.errors.len(), 1);
         assert!(
             r.errors[0].starts_with("/nonexistent/jobvisor/x.yaml: "),
@@ -402,7 +383,7 @@ mod tests {
             ) {
                 continue;
             }
-            let r = load_path(&path);
+            let r = crate::watch::load_path(&path);
             assert!(r.errors.is_empty(), "{}: {:?}", path.display(), r.errors);
             assert!(
                 r.warnings.is_empty(),
@@ -430,7 +411,7 @@ mod tests {
     #[test]
     fn simple_example_runs_expr() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-        let r = load_path(&dir.join("simple-job.yaml"));
+        let r = crate::watch::load_path(&dir.join("simple-job.yaml"));
         let c = &r.jobs[0].spec.template.spec.containers[0];
         assert_eq!(
             c.command.as_deref(),
