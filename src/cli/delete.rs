@@ -1,0 +1,161 @@
+//! `jobvisor delete job NAME…`: kubectl's `delete` for Jobs.
+//!
+//! The daemon removes the Job (its pods are stopped like a foreground delete) and the
+//! manifest file that defines it, because a Job whose file stayed would come straight back.
+//! When that file defines other objects too, the daemon refuses with 409 Conflict and says
+//! which; its message is printed as-is. Several names are deleted one by one like kubectl:
+//! a failure is printed and the others still go ahead; the exit code is 1 if any failed.
+
+use anyhow::bail;
+
+use super::{Ctx, Kind, NamespaceArg, Reported, split_type_name};
+use crate::proto;
+
+#[derive(Debug, clap::Args)]
+pub struct DeleteArgs {
+    /// `job` (or jobs, jobs.batch), or job/NAME.
+    #[arg(value_name = "TYPE")]
+    pub resource: String,
+    /// The Jobs to delete.
+    #[arg(value_name = "NAME")]
+    pub names: Vec<String>,
+    #[command(flatten)]
+    pub ns: NamespaceArg,
+}
+
+pub async fn run(ctx: &mut Ctx<'_>, args: DeleteArgs) -> anyhow::Result<()> {
+    // kubectl also takes `delete job/a job/b`.
+    let mut names = Vec::new();
+    let mut kind = None;
+    for word in std::iter::once(&args.resource).chain(&args.names) {
+        match split_type_name(word) {
+            Some((k, name)) => {
+                kind.get_or_insert(k);
+                if kind != Some(k) {
+                    bail!("delete takes one kind at a time");
+                }
+                names.push(name.to_string());
+            }
+            None if kind.is_none() && names.is_empty() => kind = Some(Kind::parse_or_err(word)?),
+            None => names.push(word.clone()),
+        }
+    }
+    match kind {
+        Some(Kind::Job) => {}
+        Some(Kind::Manifest) => {
+            bail!(
+                "manifests are deleted by deleting their Jobs (or removing the file from the manifests directory)"
+            )
+        }
+        Some(other) => bail!(
+            "jobvisor deletes jobs only: {} belong to a Job and go with it",
+            other.resource()
+        ),
+        None => bail!("you must specify the type of resource to delete"),
+    }
+    if names.is_empty() {
+        bail!("resource(s) were provided, but no name was specified");
+    }
+    let ns = args.ns.namespace.as_str();
+    let single = names.len() == 1;
+    let mut failed = false;
+    for name in &names {
+        match ctx.client.delete(&proto::job_path(ns, name)).await {
+            Ok(_) => ctx.print(&format!("{} \"{name}\" deleted\n", Kind::Job.name_prefix()))?,
+            Err(e) if single => return Err(e.into()),
+            Err(e) => {
+                failed = true;
+                let mut line = Vec::new();
+                super::report(&e.into(), &mut line);
+                ctx.err.write_all(&line)?;
+            }
+        }
+    }
+    if failed { Err(Reported.into()) } else { Ok(()) }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::api::Status;
+    use crate::cli::testing::{reported, serve};
+    use axum::Router;
+    use axum::extract::Path;
+    use axum::http::StatusCode;
+    use axum::routing::delete;
+
+    fn router() -> Router {
+        Router::new().route(
+            "/apis/batch/v1/namespaces/{ns}/jobs/{name}",
+            delete(|Path((_ns, name)): Path<(String, String)>| async move {
+                let (code, status) = match name.as_str() {
+                    "a" | "b" => (StatusCode::OK, Status {
+                        kind: "Status".into(),
+                        api_version: "v1".into(),
+                        status: "Success".into(),
+                        details: Some(serde_json::json!({"name": name, "group": "batch", "kind": "jobs"})),
+                        ..Default::default()
+                    }),
+                    "shared" => (
+                        StatusCode::CONFLICT,
+                        Status::failure(
+                            409,
+                            "Conflict",
+                            "jobs.batch \"shared\" is defined in /m/all.yaml together with job/other: edit the file instead",
+                        ),
+                    ),
+                    _ => (
+                        StatusCode::NOT_FOUND,
+                        Status::failure(404, "NotFound", format!("jobs.batch \"{name}\" not found")),
+                    ),
+                };
+                (code, axum::Json(status))
+            }),
+        )
+    }
+
+    fn args(words: &[&str]) -> DeleteArgs {
+        DeleteArgs {
+            resource: words[0].into(),
+            names: words[1..].iter().map(|w| w.to_string()).collect(),
+            ns: NamespaceArg {
+                namespace: "default".into(),
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn deletes_and_reports_like_kubectl() {
+        let mut h = serve(router());
+        run(&mut h.ctx(), args(&["job", "a"])).await.unwrap();
+        run(&mut h.ctx(), args(&["jobs/b"])).await.unwrap();
+        assert_eq!(
+            h.out(),
+            "job.batch \"a\" deleted\njob.batch \"b\" deleted\n"
+        );
+
+        let err = run(&mut h.ctx(), args(&["job", "shared"]))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            reported(&err),
+            "Error from server (Conflict): jobs.batch \"shared\" is defined in /m/all.yaml together with job/other: edit the file instead\n"
+        );
+
+        h.out.clear();
+        let err = run(&mut h.ctx(), args(&["job", "x", "a"]))
+            .await
+            .unwrap_err();
+        assert!(err.downcast_ref::<Reported>().is_some());
+        assert_eq!(
+            h.err(),
+            "Error from server (NotFound): jobs.batch \"x\" not found\n"
+        );
+        assert_eq!(h.out(), "job.batch \"a\" deleted\n");
+
+        let err = run(&mut h.ctx(), args(&["pods", "p"])).await.unwrap_err();
+        assert!(reported(&err).starts_with("error: jobvisor deletes jobs only"));
+    }
+}

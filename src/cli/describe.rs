@@ -1,0 +1,713 @@
+//! `jobvisor describe job|pod [NAME…]`: kubectl's `describeJob` and `describePod` layout
+//! (spec §6.4), with the object's events at the end.
+//!
+//! Like kubectl the text goes through a tabwriter (padding 2) so that `Key:` columns line up
+//! within each block, and the events table is laid out on its own. Events come from the
+//! events list with `fieldSelector=involvedObject.name=NAME` and are filtered here again by
+//! kind, namespace and uid, so a server that ignores the selector, or an older object of
+//! the same name, does not show foreign events. Without a name, every object of the kind in
+//! the namespace is described, as kubectl does. Times are printed in the local zone.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+
+use anyhow::bail;
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use serde_json::Value;
+use tabwriter::TabWriter;
+
+use super::format::{human_duration, rfc1123z_in, since};
+use super::table::{selector_string, sort_events};
+use super::{Ctx, Kind, NamespaceArg, Reported, split_type_name};
+use crate::api::{Container, ContainerState, ContainerStatus, Event, Job, Labels, List, Pod};
+use crate::proto;
+
+#[derive(Debug, clap::Args)]
+pub struct DescribeArgs {
+    /// job or pod (kubectl's aliases work), or TYPE/NAME.
+    #[arg(value_name = "TYPE")]
+    pub resource: String,
+    /// The objects to describe (all in the namespace when omitted).
+    #[arg(value_name = "NAME")]
+    pub names: Vec<String>,
+    #[command(flatten)]
+    pub ns: NamespaceArg,
+}
+
+pub async fn run(ctx: &mut Ctx<'_>, args: DescribeArgs) -> anyhow::Result<()> {
+    let (kind, mut names) = match split_type_name(&args.resource) {
+        Some((kind, name)) => (kind, vec![name.to_string()]),
+        None => (Kind::parse_or_err(&args.resource)?, Vec::new()),
+    };
+    names.extend(args.names);
+    if !matches!(kind, Kind::Job | Kind::Pod) {
+        bail!(
+            "describe supports jobs and pods; use `jobvisor get {}`",
+            kind.resource()
+        );
+    }
+    let ns = args.ns.namespace.as_str();
+    if names.is_empty() {
+        let path = match kind {
+            Kind::Job => proto::jobs_path(Some(ns)),
+            _ => proto::pods_path(Some(ns)),
+        };
+        let list: List<Value> = ctx.client.get_json(&path).await?;
+        names = list
+            .items
+            .iter()
+            .filter_map(|v| {
+                v.pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .map(String::from)
+            })
+            .collect();
+        names.sort();
+        if names.is_empty() {
+            ctx.eprint(&format!("No resources found in {ns} namespace."))?;
+            return Ok(());
+        }
+    }
+    let single = names.len() == 1;
+    let mut failed = false;
+    let mut first = true;
+    for name in &names {
+        match describe_one(ctx, kind, ns, name).await {
+            Ok(text) => {
+                // kubectl separates descriptions with two blank lines.
+                if !first {
+                    ctx.print("\n\n")?;
+                }
+                first = false;
+                ctx.print(&text)?;
+            }
+            Err(e) if single => return Err(e),
+            Err(e) => {
+                failed = true;
+                let mut line = Vec::new();
+                super::report(&e, &mut line);
+                ctx.err.write_all(&line)?;
+            }
+        }
+    }
+    if failed { Err(Reported.into()) } else { Ok(()) }
+}
+
+async fn describe_one(
+    ctx: &mut Ctx<'_>,
+    kind: Kind,
+    ns: &str,
+    name: &str,
+) -> anyhow::Result<String> {
+    match kind {
+        Kind::Job => {
+            let job: Job = ctx.client.get_json(&proto::job_path(ns, name)).await?;
+            let events = events_for(ctx, "Job", ns, name, job.metadata.uid()).await;
+            Ok(describe_job(
+                &job,
+                events.as_deref(),
+                ctx.clock.now(),
+                &TimeZone::system(),
+            ))
+        }
+        _ => {
+            let pod: Pod = ctx.client.get_json(&proto::pod_path(ns, name)).await?;
+            let events = events_for(ctx, "Pod", ns, name, pod.metadata.uid()).await;
+            Ok(describe_pod(
+                &pod,
+                events.as_deref(),
+                ctx.clock.now(),
+                &TimeZone::system(),
+            ))
+        }
+    }
+}
+
+/// The object's events, oldest first; `None` when they could not be fetched (kubectl then
+/// leaves the Events section out rather than failing the whole describe).
+async fn events_for(
+    ctx: &mut Ctx<'_>,
+    kind: &str,
+    ns: &str,
+    name: &str,
+    uid: &str,
+) -> Option<Vec<Event>> {
+    let path = proto::with_query(
+        &proto::events_path(Some(ns)),
+        &[("fieldSelector", format!("involvedObject.name={name}"))],
+    );
+    let list: List<Event> = ctx.client.get_json(&path).await.ok()?;
+    let mut events: Vec<Event> = list
+        .items
+        .into_iter()
+        .filter(|e| {
+            let o = &e.involved_object;
+            o.name == name
+                && o.kind == kind
+                && (o.namespace.is_empty() || o.namespace == ns)
+                && (o.uid.is_empty() || uid.is_empty() || o.uid == uid)
+        })
+        .collect();
+    sort_events(&mut events);
+    Some(events)
+}
+
+/// Go `text/tabwriter` as `kubectl describe` sets it up: no minimum width, padding 2.
+fn tabbed(text: &str) -> String {
+    let mut tw = TabWriter::new(Vec::new()).minwidth(0).padding(2);
+    let _ = tw.write_all(text.as_bytes());
+    let bytes = tw.into_inner().unwrap_or_default();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// kubectl's `printLabelsMultiline`: the first pair after the title, the others below it.
+fn labels_multiline(w: &mut String, title: &str, labels: &Labels) {
+    let _ = write!(w, "{title}:\t");
+    if labels.is_empty() {
+        w.push_str("<none>\n");
+        return;
+    }
+    for (i, (k, v)) in labels.iter().enumerate() {
+        if i > 0 {
+            w.push('\t');
+        }
+        let _ = writeln!(w, "{k}={v}");
+    }
+}
+
+/// Go's RFC1123Z; `kubectl describe` prints times in the local zone.
+fn time(ts: Option<Timestamp>, tz: &TimeZone) -> Option<String> {
+    ts.map(|t| rfc1123z_in(t, tz.clone()))
+}
+
+pub fn describe_job(job: &Job, events: Option<&[Event]>, now: Timestamp, tz: &TimeZone) -> String {
+    let mut w = String::new();
+    let spec = &job.spec;
+    let status = job.status.clone().unwrap_or_default();
+    let _ = writeln!(w, "Name:\t{}", job.metadata.name());
+    let _ = writeln!(w, "Namespace:\t{}", job.metadata.namespace());
+    let selector = spec
+        .selector
+        .as_ref()
+        .map(selector_string)
+        .unwrap_or_default();
+    let _ = writeln!(w, "Selector:\t{selector}");
+    labels_multiline(&mut w, "Labels", &job.metadata.labels);
+    labels_multiline(&mut w, "Annotations", &job.metadata.annotations);
+    if let Some(p) = spec.parallelism {
+        let _ = writeln!(w, "Parallelism:\t{p}");
+    }
+    match spec.completions {
+        Some(c) => {
+            let _ = writeln!(w, "Completions:\t{c}");
+        }
+        None => w.push_str("Completions:\t<unset>\n"),
+    }
+    if let Some(mode) = &spec.completion_mode {
+        let _ = writeln!(w, "Completion Mode:\t{mode}");
+    }
+    if let Some(suspend) = spec.suspend {
+        let _ = writeln!(w, "Suspend:\t{suspend}");
+    }
+    if let Some(limit) = spec.backoff_limit {
+        let _ = writeln!(w, "Backoff Limit:\t{limit}");
+    }
+    if let Some(ttl) = spec.ttl_seconds_after_finished {
+        let _ = writeln!(w, "TTL Seconds After Finished:\t{ttl}");
+    }
+    if let Some(start) = time(status.start_time, tz) {
+        let _ = writeln!(w, "Start Time:\t{start}");
+    }
+    if let Some(done) = time(status.completion_time, tz) {
+        let _ = writeln!(w, "Completed At:\t{done}");
+    }
+    if let (Some(start), Some(done)) = (status.start_time, status.completion_time) {
+        let _ = writeln!(
+            w,
+            "Duration:\t{}",
+            human_duration(done.duration_since(start))
+        );
+    }
+    if let Some(deadline) = spec.active_deadline_seconds {
+        let _ = writeln!(w, "Active Deadline Seconds:\t{deadline}s");
+    }
+    let _ = writeln!(
+        w,
+        "Pods Statuses:\t{} Active ({} Ready) / {} Succeeded / {} Failed",
+        status.active, status.ready, status.succeeded, status.failed
+    );
+    w.push_str("Pod Template:\n");
+    let template = &spec.template;
+    labels_multiline(&mut w, "  Labels", &template.metadata.labels);
+    if !template.metadata.annotations.is_empty() {
+        labels_multiline(&mut w, "  Annotations", &template.metadata.annotations);
+    }
+    containers(&mut w, &template.spec.containers, &[], "  ", tz);
+    finish(w, events, now)
+}
+
+pub fn describe_pod(pod: &Pod, events: Option<&[Event]>, now: Timestamp, tz: &TimeZone) -> String {
+    let mut w = String::new();
+    let st = &pod.status;
+    let _ = writeln!(w, "Name:\t{}", pod.metadata.name());
+    let _ = writeln!(w, "Namespace:\t{}", pod.metadata.namespace());
+    match pod.spec.node_name.as_deref().filter(|n| !n.is_empty()) {
+        Some(node) => {
+            let _ = writeln!(w, "Node:\t{node}/{}", st.host_ip.as_deref().unwrap_or(""));
+        }
+        None => w.push_str("Node:\t<none>\n"),
+    }
+    if let Some(start) = time(st.start_time, tz) {
+        let _ = writeln!(w, "Start Time:\t{start}");
+    }
+    labels_multiline(&mut w, "Labels", &pod.metadata.labels);
+    labels_multiline(&mut w, "Annotations", &pod.metadata.annotations);
+    match pod.metadata.deletion_timestamp {
+        Some(deleted) if !st.phase.is_terminal() => {
+            let _ = writeln!(
+                w,
+                "Status:\tTerminating (lasts {})",
+                since(Some(deleted), now)
+            );
+            if let Some(grace) = pod.metadata.deletion_grace_period_seconds {
+                let _ = writeln!(w, "Termination Grace Period:\t{grace}s");
+            }
+        }
+        _ => {
+            let _ = writeln!(w, "Status:\t{}", st.phase.as_str());
+        }
+    }
+    if let Some(reason) = st.reason.as_deref().filter(|r| !r.is_empty()) {
+        let _ = writeln!(w, "Reason:\t{reason}");
+    }
+    if let Some(message) = st.message.as_deref().filter(|m| !m.is_empty()) {
+        let _ = writeln!(w, "Message:\t{message}");
+    }
+    let owners = &pod.metadata.owner_references;
+    if let Some(owner) = owners
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .or(owners.first())
+    {
+        let _ = writeln!(w, "Controlled By:\t{}/{}", owner.kind, owner.name);
+    }
+    containers(&mut w, &pod.spec.containers, &st.container_statuses, "", tz);
+    if !st.conditions.is_empty() {
+        w.push_str("Conditions:\n  Type\tStatus\n");
+        for c in &st.conditions {
+            let _ = writeln!(w, "  {} \t{} ", c.type_, c.status);
+        }
+    }
+    finish(w, events, now)
+}
+
+/// kubectl's `describeContainers`; `space` is the indent of the section ("  " in a template).
+fn containers(
+    w: &mut String,
+    list: &[Container],
+    statuses: &[ContainerStatus],
+    space: &str,
+    tz: &TimeZone,
+) {
+    if list.is_empty() {
+        let _ = writeln!(w, "{space}Containers:\t<none>");
+        return;
+    }
+    let _ = writeln!(w, "{space}Containers:");
+    let name_indent = if space.is_empty() { "" } else { " " };
+    for c in list {
+        let status = statuses.iter().find(|s| s.name == c.name);
+        let _ = writeln!(w, "  {name_indent}{}:", c.name);
+        if let Some(id) = status.and_then(|s| s.container_id.as_deref()) {
+            let _ = writeln!(w, "    Container ID:\t{id}");
+        }
+        let _ = writeln!(w, "    Image:\t{}", c.image.as_deref().unwrap_or("<none>"));
+        for (title, words) in [("Command", &c.command), ("Args", &c.args)] {
+            if let Some(words) = words.as_ref().filter(|w| !w.is_empty()) {
+                let _ = writeln!(w, "    {title}:");
+                // One line per line of each word; a word's final newline adds no empty line.
+                let lines = words
+                    .iter()
+                    .flat_map(|word| word.strip_suffix('\n').unwrap_or(word).split('\n'));
+                for line in lines {
+                    let _ = writeln!(w, "      {line}");
+                }
+            }
+        }
+        if let Some(dir) = c.working_dir.as_deref().filter(|d| !d.is_empty()) {
+            let _ = writeln!(w, "    Working Dir:\t{dir}");
+        }
+        if let Some(s) = status {
+            state(w, "State", &s.state, tz);
+            if s.last_state.terminated.is_some() {
+                state(w, "Last State", &s.last_state, tz);
+            }
+            let _ = writeln!(w, "    Ready:\t{}", if s.ready { "True" } else { "False" });
+            let _ = writeln!(w, "    Restart Count:\t{}", s.restart_count);
+        }
+        if c.env.is_empty() {
+            w.push_str("    Environment:\t<none>\n");
+        } else {
+            w.push_str("    Environment:\n");
+            for e in &c.env {
+                match (&e.value, &e.value_from) {
+                    (_, Some(from)) => {
+                        let _ = writeln!(w, "      {}:\t<set from {}>", e.name, from);
+                    }
+                    (value, None) => {
+                        let value = value.as_deref().unwrap_or("");
+                        for (i, line) in value.split('\n').enumerate() {
+                            if i == 0 {
+                                let _ = writeln!(w, "      {}:\t{line}", e.name);
+                            } else {
+                                let _ = writeln!(w, "      \t{line}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// kubectl's `describeStatus`.
+fn state(w: &mut String, title: &str, state: &ContainerState, tz: &TimeZone) {
+    if state.running.is_some() {
+        let _ = writeln!(w, "    {title}:\tRunning");
+        if let Some(t) = time(state.running.as_ref().and_then(|r| r.started_at), tz) {
+            let _ = writeln!(w, "      Started:\t{t}");
+        }
+    } else if let Some(waiting) = &state.waiting {
+        let _ = writeln!(w, "    {title}:\tWaiting");
+        if let Some(reason) = waiting.reason.as_deref().filter(|r| !r.is_empty()) {
+            let _ = writeln!(w, "      Reason:\t{reason}");
+        }
+    } else if let Some(t) = &state.terminated {
+        let _ = writeln!(w, "    {title}:\tTerminated");
+        if let Some(reason) = t.reason.as_deref().filter(|r| !r.is_empty()) {
+            let _ = writeln!(w, "      Reason:\t{reason}");
+        }
+        if let Some(message) = t.message.as_deref().filter(|m| !m.is_empty()) {
+            let _ = writeln!(w, "      Message:\t{message}");
+        }
+        let _ = writeln!(w, "      Exit Code:\t{}", t.exit_code);
+        if let Some(signal) = t.signal.filter(|&s| s > 0) {
+            let _ = writeln!(w, "      Signal:\t{signal}");
+        }
+        if let Some(started) = time(t.started_at, tz) {
+            let _ = writeln!(w, "      Started:\t{started}");
+        }
+        if let Some(finished) = time(t.finished_at, tz) {
+            let _ = writeln!(w, "      Finished:\t{finished}");
+        }
+    } else {
+        let _ = writeln!(w, "    {title}:\tWaiting");
+    }
+}
+
+/// Lays out the body and appends kubectl's `DescribeEvents`. An empty list stays in the
+/// body's last column block (kubectl writes it before flushing), a table gets its own.
+fn finish(mut body: String, events: Option<&[Event]>, now: Timestamp) -> String {
+    match events {
+        None => tabbed(&body),
+        Some([]) => {
+            body.push_str("Events:\t<none>\n");
+            tabbed(&body)
+        }
+        Some(events) => {
+            let mut t = String::from(
+                "Events:\n  Type\tReason\tAge\tFrom\tMessage\n  ----\t------\t----\t----\t-------\n",
+            );
+            for e in events {
+                let first = since(
+                    e.first_timestamp
+                        .or(e.last_timestamp)
+                        .or(e.metadata.creation_timestamp),
+                    now,
+                );
+                let age = if e.count > 1 {
+                    format!(
+                        "{} (x{} over {first})",
+                        since(e.last_timestamp, now),
+                        e.count
+                    )
+                } else {
+                    first
+                };
+                let message = e.message.trim().replace(['\t', '\n'], " ");
+                let _ = writeln!(
+                    t,
+                    "  {}\t{}\t{age}\t{}\t{message}",
+                    e.type_, e.reason, e.source.component
+                );
+            }
+            tabbed(&body) + &tabbed(&t)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::api::{
+        ContainerStateTerminated, EnvVar, JobStatus, LabelSelector, ObjectReference, OwnerReference,
+    };
+    use crate::cli::testing::{reported, serve};
+    use axum::Router;
+    use axum::extract::{Path, RawQuery};
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    use serde_json::json;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn sample_job() -> Job {
+        let mut job = Job::default();
+        job.metadata.name = Some("pi".into());
+        job.metadata.namespace = Some("default".into());
+        job.metadata.uid = Some("u1".into());
+        job.metadata.labels.insert("job-name".into(), "pi".into());
+        job.metadata
+            .labels
+            .insert("controller-uid".into(), "u1".into());
+        let mut sel = LabelSelector::default();
+        sel.match_labels
+            .insert("batch.kubernetes.io/controller-uid".into(), "u1".into());
+        job.spec.selector = Some(sel);
+        job.spec.parallelism = Some(1);
+        job.spec.completion_mode = Some("NonIndexed".into());
+        job.spec.suspend = Some(false);
+        job.spec.backoff_limit = Some(6);
+        job.spec
+            .template
+            .metadata
+            .labels
+            .insert("job-name".into(), "pi".into());
+        job.spec.template.spec.containers.push(Container {
+            name: "pi".into(),
+            image: Some("perl:5.34.0".into()),
+            command: Some(vec!["perl".into(), "-wle".into(), "print 1".into()]),
+            env: vec![EnvVar {
+                name: "GREETING".into(),
+                value: Some("hi".into()),
+                value_from: None,
+            }],
+            ..Default::default()
+        });
+        job.status = Some(JobStatus {
+            succeeded: 1,
+            start_time: Some(ts("2024-01-15T09:58:00Z")),
+            completion_time: Some(ts("2024-01-15T09:59:05Z")),
+            ..Default::default()
+        });
+        job
+    }
+
+    fn sample_event(reason: &str, message: &str, at: &str, count: i32) -> Event {
+        Event {
+            involved_object: ObjectReference {
+                kind: "Job".into(),
+                name: "pi".into(),
+                namespace: "default".into(),
+                uid: "u1".into(),
+                api_version: None,
+            },
+            reason: reason.into(),
+            message: message.into(),
+            type_: "Normal".into(),
+            source: crate::api::EventSource {
+                component: "job-controller".into(),
+            },
+            first_timestamp: Some(ts("2024-01-15T09:58:00Z")),
+            last_timestamp: Some(ts(at)),
+            count,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn job_layout() {
+        let now = ts("2024-01-15T10:00:00Z");
+        let events = [
+            sample_event(
+                "SuccessfulCreate",
+                "Created pod: pi-xf9p4",
+                "2024-01-15T09:58:00Z",
+                1,
+            ),
+            sample_event("Completed", "Job completed", "2024-01-15T09:59:50Z", 4),
+        ];
+        let text = describe_job(&sample_job(), Some(&events), now, &TimeZone::UTC);
+        let want = "\
+Name:             pi
+Namespace:        default
+Selector:         batch.kubernetes.io/controller-uid=u1
+Labels:           controller-uid=u1
+                  job-name=pi
+Annotations:      <none>
+Parallelism:      1
+Completions:      <unset>
+Completion Mode:  NonIndexed
+Suspend:          false
+Backoff Limit:    6
+Start Time:       Mon, 15 Jan 2024 09:58:00 +0000
+Completed At:     Mon, 15 Jan 2024 09:59:05 +0000
+Duration:         65s
+Pods Statuses:    0 Active (0 Ready) / 1 Succeeded / 0 Failed
+Pod Template:
+  Labels:  job-name=pi
+  Containers:
+   pi:
+    Image:  perl:5.34.0
+    Command:
+      perl
+      -wle
+      print 1
+    Environment:
+      GREETING:  hi
+Events:
+  Type    Reason            Age               From            Message
+  ----    ------            ----              ----            -------
+  Normal  SuccessfulCreate  2m                job-controller  Created pod: pi-xf9p4
+  Normal  Completed         10s (x4 over 2m)  job-controller  Job completed
+";
+        assert_eq!(text, want);
+    }
+
+    #[test]
+    fn job_without_events_keeps_the_last_block_aligned() {
+        let now = ts("2024-01-15T10:00:00Z");
+        let text = describe_job(&sample_job(), Some(&[]), now, &TimeZone::UTC);
+        assert!(
+            text.ends_with("    Environment:\n      GREETING:  hi\nEvents:          <none>\n"),
+            "{text}"
+        );
+        let text = describe_job(&sample_job(), None, now, &TimeZone::UTC);
+        assert!(!text.contains("Events:"));
+    }
+
+    #[test]
+    fn pod_layout() {
+        let now = ts("2024-01-15T10:00:00Z");
+        let mut pod = Pod::default();
+        pod.metadata.name = Some("pi-xf9p4".into());
+        pod.metadata.namespace = Some("default".into());
+        pod.metadata.owner_references.push(OwnerReference {
+            api_version: "batch/v1".into(),
+            kind: "Job".into(),
+            name: "pi".into(),
+            uid: "u1".into(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        });
+        pod.spec.containers.push(Container {
+            name: "pi".into(),
+            image: Some("perl".into()),
+            args: Some(vec!["a\nb".into()]),
+            ..Default::default()
+        });
+        pod.status.phase = crate::api::PodPhase::Failed;
+        pod.status.container_statuses.push(ContainerStatus {
+            name: "pi".into(),
+            state: ContainerState {
+                terminated: Some(ContainerStateTerminated {
+                    exit_code: 137,
+                    signal: Some(9),
+                    reason: Some("Error".into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            restart_count: 2,
+            ..Default::default()
+        });
+        let text = describe_pod(&pod, Some(&[]), now, &TimeZone::UTC);
+        let want = "\
+Name:           pi-xf9p4
+Namespace:      default
+Node:           <none>
+Labels:         <none>
+Annotations:    <none>
+Status:         Failed
+Controlled By:  Job/pi
+Containers:
+  pi:
+    Image:  perl
+    Args:
+      a
+      b
+    State:          Terminated
+      Reason:       Error
+      Exit Code:    137
+      Signal:       9
+    Ready:          False
+    Restart Count:  2
+    Environment:    <none>
+Events:             <none>
+";
+        assert_eq!(text, want);
+    }
+
+    #[tokio::test]
+    async fn describe_fetches_and_filters_events() {
+        let router = Router::new()
+            .route(
+                "/apis/batch/v1/namespaces/{ns}/jobs/{name}",
+                get(|Path((_ns, name)): Path<(String, String)>| async move {
+                    if name == "pi" {
+                        (StatusCode::OK, axum::Json(serde_json::to_value(sample_job()).unwrap()))
+                    } else {
+                        let s = crate::api::Status::failure(404, "NotFound", format!("jobs.batch \"{name}\" not found"));
+                        (StatusCode::NOT_FOUND, axum::Json(serde_json::to_value(s).unwrap()))
+                    }
+                }),
+            )
+            .route(
+                "/api/v1/namespaces/{ns}/events",
+                get(|RawQuery(q): RawQuery| async move {
+                    assert_eq!(q.as_deref(), Some("fieldSelector=involvedObject.name%3Dpi"));
+                    let mine = sample_event("Completed", "Job completed", "2024-01-15T09:59:50Z", 1);
+                    let mut pod_event = mine.clone();
+                    pod_event.involved_object.kind = "Pod".into();
+                    pod_event.reason = "PodThing".into();
+                    let mut old = mine.clone();
+                    old.involved_object.uid = "u0".into();
+                    old.reason = "OldJob".into();
+                    axum::Json(json!({"apiVersion": "v1", "kind": "EventList", "items": [mine, pod_event, old]}))
+                }),
+            );
+        let mut h = serve(router);
+        let args = DescribeArgs {
+            resource: "jobs".into(),
+            names: vec!["pi".into()],
+            ns: NamespaceArg {
+                namespace: "default".into(),
+            },
+        };
+        run(&mut h.ctx(), args).await.unwrap();
+        let out = h.out();
+        assert!(out.contains("Completed"), "{out}");
+        assert!(
+            !out.contains("PodThing") && !out.contains("OldJob"),
+            "{out}"
+        );
+
+        let args = DescribeArgs {
+            resource: "job/nope".into(),
+            names: vec![],
+            ns: NamespaceArg {
+                namespace: "default".into(),
+            },
+        };
+        let err = run(&mut h.ctx(), args).await.unwrap_err();
+        assert_eq!(
+            reported(&err),
+            "Error from server (NotFound): jobs.batch \"nope\" not found\n"
+        );
+    }
+}

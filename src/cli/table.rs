@@ -1,0 +1,879 @@
+//! kubectl's table printers for the kinds jobvisor serves: the columns, the STATUS rules
+//! (`printJob`, `printPod` in `pkg/printers/internalversion/printers.go`, spec §6.2–6.3)
+//! and Go `text/tabwriter` layout with kubectl's settings.
+//!
+//! Every function here is pure: it takes the object and `now`, so the rules are table-tested.
+
+use std::io::Write;
+
+use jiff::Timestamp;
+use tabwriter::TabWriter;
+
+use super::format::{human_duration, since};
+use crate::api::{Event, Job, LabelSelector, ManifestFile, Pod};
+
+/// Lays rows out like kubectl: Go tabwriter with minwidth 6, padding 3. The tabwriter crate
+/// adds its padding after the minimum width, Go before it, so minwidth 3 + padding 3 here is
+/// Go's `max(width + 3, 6)`.
+pub fn render(rows: &[Vec<String>]) -> String {
+    let mut tw = TabWriter::new(Vec::new()).minwidth(3).padding(3);
+    for row in rows {
+        // Cells must not break the layout: a tab or newline in a message would.
+        let cells: Vec<String> = row.iter().map(|c| c.replace(['\t', '\n'], " ")).collect();
+        let _ = writeln!(tw, "{}", cells.join("\t"));
+    }
+    let bytes = tw.into_inner().unwrap_or_default();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+fn strs(headers: &[&str]) -> Vec<String> {
+    headers.iter().map(|h| h.to_string()).collect()
+}
+
+// ---------------------------------------------------------------- jobs
+
+pub fn job_headers(wide: bool) -> Vec<String> {
+    let mut h = strs(&["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]);
+    if wide {
+        h.extend(strs(&["CONTAINERS", "IMAGES", "SELECTOR"]));
+    }
+    h
+}
+
+pub fn job_row(job: &Job, now: Timestamp, wide: bool) -> Vec<String> {
+    let mut row = vec![
+        job.metadata.name().to_string(),
+        job_status(job).to_string(),
+        job_completions(job),
+        job_duration(job, now),
+        since(job.metadata.creation_timestamp, now),
+    ];
+    if wide {
+        let containers = &job.spec.template.spec.containers;
+        row.push(
+            containers
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        row.push(
+            containers
+                .iter()
+                .map(|c| c.image.as_deref().unwrap_or("<none>"))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        row.push(format_selector(job.spec.selector.as_ref()));
+    }
+    row
+}
+
+/// STATUS, first match wins (spec §6.2, kubectl PR #132832 for SuccessCriteriaMet).
+pub fn job_status(job: &Job) -> &'static str {
+    let has = |t: &str| {
+        job.status
+            .as_ref()
+            .is_some_and(|s| s.condition(t).is_some())
+    };
+    if has("Complete") {
+        "Complete"
+    } else if has("Failed") {
+        "Failed"
+    } else if job.metadata.deletion_timestamp.is_some() {
+        "Terminating"
+    } else if has("Suspended") {
+        "Suspended"
+    } else if has("FailureTarget") {
+        "FailureTarget"
+    } else if has("SuccessCriteriaMet") {
+        "SuccessCriteriaMet"
+    } else {
+        "Running"
+    }
+}
+
+/// `succeeded/completions`; a work queue (no completions) counts to 1.
+pub fn job_completions(job: &Job) -> String {
+    let succeeded = job.status.as_ref().map_or(0, |s| s.succeeded);
+    match (job.spec.completions, job.spec.parallelism) {
+        (Some(c), _) => format!("{succeeded}/{c}"),
+        (None, Some(p)) if p > 1 => format!("{succeeded}/1 of {p}"),
+        (None, _) => format!("{succeeded}/1"),
+    }
+}
+
+/// Empty before start; completion − start once complete; otherwise it keeps growing (a
+/// Failed Job has no completionTime, so kubectl's DURATION keeps counting for it too).
+pub fn job_duration(job: &Job, now: Timestamp) -> String {
+    let Some(status) = &job.status else {
+        return String::new();
+    };
+    match (status.start_time, status.completion_time) {
+        (None, _) => String::new(),
+        (Some(start), None) => human_duration(now.duration_since(start)),
+        (Some(start), Some(end)) => human_duration(end.duration_since(start)),
+    }
+}
+
+/// `metav1.FormatLabelSelector`: `a=b,c in (x,y)`, `<none>` when it selects nothing.
+pub fn format_selector(selector: Option<&LabelSelector>) -> String {
+    let text = selector.map(selector_string).unwrap_or_default();
+    if text.is_empty() {
+        "<none>".to_string()
+    } else {
+        text
+    }
+}
+
+/// `LabelSelectorAsSelector(s).String()`: requirements sorted by key, values sorted.
+pub fn selector_string(selector: &LabelSelector) -> String {
+    let mut reqs: Vec<(String, String)> = selector
+        .match_labels
+        .iter()
+        .map(|(k, v)| (k.clone(), format!("{k}={v}")))
+        .collect();
+    for e in &selector.match_expressions {
+        let mut values = e.values.clone();
+        values.sort();
+        let values = values.join(",");
+        let text = match e.operator.as_str() {
+            "In" => format!("{} in ({values})", e.key),
+            "NotIn" => format!("{} notin ({values})", e.key),
+            "Exists" => e.key.clone(),
+            "DoesNotExist" => format!("!{}", e.key),
+            other => format!("{} {other} ({values})", e.key),
+        };
+        reqs.push((e.key.clone(), text));
+    }
+    reqs.sort();
+    reqs.into_iter()
+        .map(|(_, t)| t)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+// ---------------------------------------------------------------- pods
+
+pub fn pod_headers(wide: bool) -> Vec<String> {
+    let mut h = strs(&["NAME", "READY", "STATUS", "RESTARTS", "AGE"]);
+    if wide {
+        h.extend(strs(&["IP", "NODE"]));
+    }
+    h
+}
+
+/// `node` is what NODE shows when the pod does not name one: this host.
+pub fn pod_row(pod: &Pod, now: Timestamp, wide: bool, node: &str) -> Vec<String> {
+    let summary = pod_summary(pod, now);
+    let mut row = vec![
+        pod.metadata.name().to_string(),
+        format!("{}/{}", summary.ready, pod.spec.containers.len()),
+        summary.status,
+        summary.restarts,
+        since(pod.metadata.creation_timestamp, now),
+    ];
+    if wide {
+        row.push(
+            pod.status
+                .host_ip
+                .clone()
+                .unwrap_or_else(|| "<none>".into()),
+        );
+        row.push(
+            pod.spec
+                .node_name
+                .clone()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| node.to_string()),
+        );
+    }
+    row
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodSummary {
+    pub ready: usize,
+    pub status: String,
+    pub restarts: String,
+}
+
+/// READY, STATUS and RESTARTS of `printPod` (spec §6.3). Containers are scanned last to
+/// first so the first one in spec order that is waiting or terminated names the STATUS.
+pub fn pod_summary(pod: &Pod, now: Timestamp) -> PodSummary {
+    let mut reason = pod
+        .status
+        .reason
+        .clone()
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| pod.status.phase.as_str().to_string());
+    let mut restarts = 0i64;
+    let mut ready = 0usize;
+    let mut has_running = false;
+    let mut last_restart: Option<Timestamp> = None;
+    for cs in pod.status.container_statuses.iter().rev() {
+        restarts += i64::from(cs.restart_count);
+        if let Some(finished) = cs
+            .last_state
+            .terminated
+            .as_ref()
+            .and_then(|t| t.finished_at)
+        {
+            last_restart = Some(last_restart.map_or(finished, |l: Timestamp| l.max(finished)));
+        }
+        let waiting = cs
+            .state
+            .waiting
+            .as_ref()
+            .and_then(|w| w.reason.clone())
+            .filter(|r| !r.is_empty());
+        if let Some(w) = waiting {
+            reason = w;
+        } else if let Some(t) = &cs.state.terminated {
+            reason = match t.reason.as_deref().filter(|r| !r.is_empty()) {
+                Some(r) => r.to_string(),
+                None => match t.signal.filter(|&s| s != 0) {
+                    Some(s) => format!("Signal:{s}"),
+                    None => format!("ExitCode:{}", t.exit_code),
+                },
+            };
+        } else if cs.ready && cs.state.running.is_some() {
+            has_running = true;
+            ready += 1;
+        }
+    }
+    // One container finished while another still runs: the pod is not "Completed" yet.
+    if reason == "Completed" && has_running {
+        let pod_ready = pod
+            .status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        reason = if pod_ready { "Running" } else { "NotReady" }.to_string();
+    }
+    if pod.metadata.deletion_timestamp.is_some() {
+        if pod.status.reason.as_deref() == Some("NodeLost") {
+            reason = "Unknown".to_string();
+        } else if !pod.status.phase.is_terminal() {
+            reason = "Terminating".to_string();
+        }
+    }
+    let restarts = match last_restart {
+        Some(at) if restarts > 0 => format!(
+            "{restarts} ({} ago)",
+            human_duration(now.duration_since(at))
+        ),
+        _ => restarts.to_string(),
+    };
+    PodSummary {
+        ready,
+        status: reason,
+        restarts,
+    }
+}
+
+// ---------------------------------------------------------------- events
+
+pub fn event_headers(wide: bool) -> Vec<String> {
+    if wide {
+        strs(&[
+            "LAST SEEN",
+            "TYPE",
+            "REASON",
+            "OBJECT",
+            "SUBOBJECT",
+            "SOURCE",
+            "MESSAGE",
+            "FIRST SEEN",
+            "COUNT",
+            "NAME",
+        ])
+    } else {
+        strs(&["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"])
+    }
+}
+
+pub fn event_row(ev: &Event, now: Timestamp, wide: bool) -> Vec<String> {
+    let object = format!(
+        "{}/{}",
+        ev.involved_object.kind.to_lowercase(),
+        ev.involved_object.name
+    );
+    let message = ev.message.trim().to_string();
+    let last_seen = since(event_time(ev), now);
+    if wide {
+        vec![
+            last_seen,
+            ev.type_.clone(),
+            ev.reason.clone(),
+            object,
+            String::new(),
+            ev.source.component.clone(),
+            message,
+            since(ev.first_timestamp.or(ev.last_timestamp), now),
+            ev.count.max(1).to_string(),
+            ev.metadata.name().to_string(),
+        ]
+    } else {
+        vec![
+            last_seen,
+            ev.type_.clone(),
+            ev.reason.clone(),
+            object,
+            message,
+        ]
+    }
+}
+
+/// When an event last happened: what `get events` sorts by and LAST SEEN shows.
+pub fn event_time(ev: &Event) -> Option<Timestamp> {
+    ev.last_timestamp
+        .or(ev.first_timestamp)
+        .or(ev.metadata.creation_timestamp)
+}
+
+/// Oldest first, as kubectl lists events (newest at the bottom, next to the prompt).
+pub fn sort_events(events: &mut [Event]) {
+    events.sort_by(|a, b| {
+        event_time(a)
+            .cmp(&event_time(b))
+            .then_with(|| a.metadata.name().cmp(b.metadata.name()))
+    });
+}
+
+// ---------------------------------------------------------------- manifests
+
+pub fn manifest_headers(wide: bool) -> Vec<String> {
+    let mut h = strs(&["PATH", "STATE", "OBJECTS", "ERRORS", "AGE"]);
+    if wide {
+        h.extend(strs(&["WARNINGS", "MESSAGE"]));
+    }
+    h
+}
+
+/// OBJECTS as `job/a,job/b`; AGE since the file was last applied; wide adds the first error
+/// (or warning) so a broken file is explained without `-o yaml`.
+pub fn manifest_row(m: &ManifestFile, now: Timestamp, wide: bool) -> Vec<String> {
+    let objects: Vec<String> = m
+        .objects
+        .iter()
+        .map(|o| format!("{}/{}", o.kind.to_lowercase(), o.name))
+        .collect();
+    let mut row = vec![
+        m.path.clone(),
+        m.state.clone(),
+        if objects.is_empty() {
+            "<none>".to_string()
+        } else {
+            objects.join(",")
+        },
+        m.errors.len().to_string(),
+        since(m.applied_time, now),
+    ];
+    if wide {
+        row.push(m.warnings.len().to_string());
+        row.push(
+            m.errors
+                .first()
+                .or(m.warnings.first())
+                .cloned()
+                .unwrap_or_else(|| "<none>".into()),
+        );
+    }
+    row
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::api::{
+        ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
+        ContainerStatus, JobCondition, JobStatus, LabelSelectorRequirement, ObjectReference,
+        PodCondition, PodPhase,
+    };
+    use jiff::SignedDuration;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    const NOW: &str = "2024-01-15T10:00:00Z";
+
+    fn cond(t: &str, status: &str) -> JobCondition {
+        JobCondition {
+            type_: t.into(),
+            status: status.into(),
+            last_probe_time: None,
+            last_transition_time: None,
+            reason: String::new(),
+            message: String::new(),
+        }
+    }
+
+    fn job_with(conds: &[(&str, &str)], deleting: bool) -> Job {
+        let mut job = Job::default();
+        job.metadata.name = Some("pi".into());
+        if deleting {
+            job.metadata.deletion_timestamp = Some(ts(NOW));
+        }
+        job.status = Some(JobStatus {
+            conditions: conds.iter().map(|(t, s)| cond(t, s)).collect(),
+            ..JobStatus::default()
+        });
+        job
+    }
+
+    #[test]
+    fn job_status_precedence() {
+        type Case<'a> = (&'a [(&'a str, &'a str)], bool, &'a str);
+        let cases: &[Case] = &[
+            (&[], false, "Running"),
+            (
+                &[("SuccessCriteriaMet", "True"), ("Complete", "True")],
+                false,
+                "Complete",
+            ),
+            (
+                &[("FailureTarget", "True"), ("Failed", "True")],
+                true,
+                "Failed",
+            ),
+            (&[("Complete", "True")], true, "Complete"),
+            (&[], true, "Terminating"),
+            (&[("Suspended", "True")], true, "Terminating"),
+            (&[("Suspended", "True")], false, "Suspended"),
+            (&[("Suspended", "False")], false, "Running"),
+            (
+                &[("Suspended", "True"), ("FailureTarget", "True")],
+                false,
+                "Suspended",
+            ),
+            (&[("FailureTarget", "True")], false, "FailureTarget"),
+            (
+                &[("SuccessCriteriaMet", "True")],
+                false,
+                "SuccessCriteriaMet",
+            ),
+            (&[("Complete", "False")], false, "Running"),
+        ];
+        for (conds, deleting, want) in cases {
+            assert_eq!(
+                job_status(&job_with(conds, *deleting)),
+                *want,
+                "{conds:?} {deleting}"
+            );
+        }
+        let mut no_status = job_with(&[], false);
+        no_status.status = None;
+        assert_eq!(job_status(&no_status), "Running");
+    }
+
+    #[test]
+    fn job_completions_column() {
+        let cases = [
+            (Some(3), Some(2), 1, "1/3"),
+            (Some(1), None, 1, "1/1"),
+            (None, None, 0, "0/1"),
+            (None, Some(1), 1, "1/1"),
+            (None, Some(3), 1, "1/1 of 3"),
+        ];
+        for (completions, parallelism, succeeded, want) in cases {
+            let mut job = job_with(&[], false);
+            job.spec.completions = completions;
+            job.spec.parallelism = parallelism;
+            job.status.as_mut().unwrap().succeeded = succeeded;
+            assert_eq!(job_completions(&job), want);
+        }
+    }
+
+    #[test]
+    fn job_duration_column() {
+        let now = ts(NOW);
+        let mut job = job_with(&[], false);
+        assert_eq!(job_duration(&job, now), "");
+        let status = job.status.as_mut().unwrap();
+        status.start_time = Some(ts("2024-01-15T09:56:48Z"));
+        assert_eq!(job_duration(&job, now), "3m12s");
+        job.status.as_mut().unwrap().completion_time = Some(ts("2024-01-15T09:56:57Z"));
+        assert_eq!(job_duration(&job, now), "9s");
+        job.status = None;
+        assert_eq!(job_duration(&job, now), "");
+    }
+
+    #[test]
+    fn job_table_layout() {
+        let now = ts(NOW);
+        let mut pi = job_with(&[("Complete", "True")], false);
+        pi.spec.completions = Some(1);
+        pi.metadata.creation_timestamp = Some(now - SignedDuration::from_secs(120));
+        let st = pi.status.as_mut().unwrap();
+        st.succeeded = 1;
+        st.start_time = Some(now - SignedDuration::from_secs(119));
+        st.completion_time = Some(now - SignedDuration::from_secs(110));
+        let mut wq = job_with(&[], false);
+        wq.metadata.name = Some("wq".into());
+        wq.spec.parallelism = Some(3);
+        wq.metadata.creation_timestamp = Some(now - SignedDuration::from_secs(20));
+        let st = wq.status.as_mut().unwrap();
+        st.succeeded = 1;
+        st.start_time = Some(now - SignedDuration::from_secs(20));
+        let mut rows = vec![job_headers(false)];
+        rows.push(job_row(&pi, now, false));
+        rows.push(job_row(&wq, now, false));
+        assert_eq!(
+            render(&rows),
+            "\
+NAME   STATUS     COMPLETIONS   DURATION   AGE
+pi     Complete   1/1           9s         2m
+wq     Running    1/1 of 3      20s        20s
+"
+        );
+    }
+
+    #[test]
+    fn wide_job_columns_and_selectors() {
+        let mut job = job_with(&[], false);
+        job.spec.template.spec.containers = vec![
+            crate::api::Container {
+                name: "a".into(),
+                image: Some("busybox".into()),
+                ..Default::default()
+            },
+            crate::api::Container {
+                name: "b".into(),
+                ..Default::default()
+            },
+        ];
+        let mut sel = LabelSelector::default();
+        sel.match_labels.insert("z".into(), "1".into());
+        sel.match_labels
+            .insert("batch.kubernetes.io/controller-uid".into(), "u".into());
+        sel.match_expressions.push(LabelSelectorRequirement {
+            key: "env".into(),
+            operator: "In".into(),
+            values: vec!["prod".into(), "dev".into()],
+        });
+        sel.match_expressions.push(LabelSelectorRequirement {
+            key: "gone".into(),
+            operator: "DoesNotExist".into(),
+            values: vec![],
+        });
+        job.spec.selector = Some(sel);
+        let row = job_row(&job, ts(NOW), true);
+        assert_eq!(row[5], "a,b");
+        assert_eq!(row[6], "busybox,<none>");
+        assert_eq!(
+            row[7],
+            "batch.kubernetes.io/controller-uid=u,env in (dev,prod),!gone,z=1"
+        );
+        assert_eq!(format_selector(None), "<none>");
+        assert_eq!(format_selector(Some(&LabelSelector::default())), "<none>");
+    }
+
+    fn running() -> ContainerState {
+        ContainerState {
+            running: Some(ContainerStateRunning { started_at: None }),
+            ..Default::default()
+        }
+    }
+    fn waiting(reason: &str) -> ContainerState {
+        ContainerState {
+            waiting: Some(ContainerStateWaiting {
+                reason: Some(reason.into()),
+                message: None,
+            }),
+            ..Default::default()
+        }
+    }
+    fn terminated(code: i32, reason: Option<&str>, signal: Option<i32>) -> ContainerState {
+        ContainerState {
+            terminated: Some(ContainerStateTerminated {
+                exit_code: code,
+                reason: reason.map(Into::into),
+                signal,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+    fn cstatus(name: &str, state: ContainerState, ready: bool) -> ContainerStatus {
+        ContainerStatus {
+            name: name.into(),
+            state,
+            ready,
+            ..Default::default()
+        }
+    }
+    fn pod(phase: PodPhase, statuses: Vec<ContainerStatus>) -> Pod {
+        let mut p = Pod::default();
+        p.metadata.name = Some("pi-abcde".into());
+        p.status.phase = phase;
+        p.spec.containers = statuses
+            .iter()
+            .map(|s| crate::api::Container {
+                name: s.name.clone(),
+                ..Default::default()
+            })
+            .collect();
+        p.status.container_statuses = statuses;
+        p
+    }
+
+    #[test]
+    fn pod_status_rules() {
+        use PodPhase::*;
+        let now = ts(NOW);
+        let cases: Vec<(&str, Pod, usize, &str)> = vec![
+            ("pending, no status", pod(Pending, vec![]), 0, "Pending"),
+            (
+                "creating",
+                pod(
+                    Pending,
+                    vec![cstatus("c", waiting("ContainerCreating"), false)],
+                ),
+                0,
+                "ContainerCreating",
+            ),
+            (
+                "running",
+                pod(Running, vec![cstatus("c", running(), true)]),
+                1,
+                "Running",
+            ),
+            (
+                "running, not ready",
+                pod(Running, vec![cstatus("c", running(), false)]),
+                0,
+                "Running",
+            ),
+            (
+                "completed",
+                pod(
+                    Succeeded,
+                    vec![cstatus("c", terminated(0, Some("Completed"), None), false)],
+                ),
+                0,
+                "Completed",
+            ),
+            (
+                "error",
+                pod(
+                    Failed,
+                    vec![cstatus("c", terminated(1, Some("Error"), None), false)],
+                ),
+                0,
+                "Error",
+            ),
+            (
+                "start error",
+                pod(
+                    Failed,
+                    vec![cstatus(
+                        "c",
+                        terminated(128, Some("StartError"), None),
+                        false,
+                    )],
+                ),
+                0,
+                "StartError",
+            ),
+            (
+                "exit code without reason",
+                pod(Failed, vec![cstatus("c", terminated(3, None, None), false)]),
+                0,
+                "ExitCode:3",
+            ),
+            (
+                "signal without reason",
+                pod(
+                    Failed,
+                    vec![cstatus("c", terminated(137, None, Some(9)), false)],
+                ),
+                0,
+                "Signal:9",
+            ),
+            (
+                "crash loop",
+                pod(
+                    Running,
+                    vec![cstatus("c", waiting("CrashLoopBackOff"), false)],
+                ),
+                0,
+                "CrashLoopBackOff",
+            ),
+            (
+                "first container in spec order wins",
+                pod(
+                    Running,
+                    vec![
+                        cstatus("a", waiting("CrashLoopBackOff"), false),
+                        cstatus("b", terminated(1, Some("Error"), None), false),
+                    ],
+                ),
+                0,
+                "CrashLoopBackOff",
+            ),
+            (
+                "one completed while another runs, no Ready condition",
+                pod(
+                    Running,
+                    vec![
+                        cstatus("a", terminated(0, Some("Completed"), None), false),
+                        cstatus("b", running(), true),
+                    ],
+                ),
+                1,
+                "NotReady",
+            ),
+        ];
+        for (what, p, ready, want) in cases {
+            let s = pod_summary(&p, now);
+            assert_eq!(s.status, want, "{what}");
+            assert_eq!(s.ready, ready, "{what}");
+        }
+
+        let mut p = pod(
+            Running,
+            vec![
+                cstatus("a", terminated(0, Some("Completed"), None), false),
+                cstatus("b", running(), true),
+            ],
+        );
+        p.status.conditions.push(PodCondition {
+            type_: "Ready".into(),
+            status: "True".into(),
+            last_transition_time: None,
+            reason: None,
+            message: None,
+        });
+        assert_eq!(pod_summary(&p, now).status, "Running");
+
+        let mut p = pod(Running, vec![cstatus("c", running(), true)]);
+        p.metadata.deletion_timestamp = Some(now);
+        assert_eq!(pod_summary(&p, now).status, "Terminating");
+        let mut p = pod(
+            Failed,
+            vec![cstatus("c", terminated(143, Some("Error"), None), false)],
+        );
+        p.metadata.deletion_timestamp = Some(now);
+        assert_eq!(pod_summary(&p, now).status, "Error");
+        let mut p = pod(Failed, vec![]);
+        p.status.reason = Some("DeadlineExceeded".into());
+        assert_eq!(pod_summary(&p, now).status, "DeadlineExceeded");
+    }
+
+    #[test]
+    fn pod_restarts_and_row() {
+        let now = ts(NOW);
+        let mut cs = cstatus("c", running(), true);
+        cs.restart_count = 2;
+        cs.last_state = terminated(1, Some("Error"), None);
+        cs.last_state.terminated.as_mut().unwrap().finished_at =
+            Some(now - SignedDuration::from_secs(15));
+        let mut p = pod(PodPhase::Running, vec![cs]);
+        p.metadata.creation_timestamp = Some(now - SignedDuration::from_secs(90));
+        assert_eq!(
+            pod_row(&p, now, false, "host"),
+            ["pi-abcde", "1/1", "Running", "2 (15s ago)", "90s"]
+        );
+        assert_eq!(pod_row(&p, now, true, "host")[5..], ["<none>", "host"]);
+        let p = pod(
+            PodPhase::Succeeded,
+            vec![cstatus("c", terminated(0, Some("Completed"), None), false)],
+        );
+        assert_eq!(
+            pod_row(&p, now, false, "h")[..4],
+            ["pi-abcde", "0/1", "Completed", "0"]
+        );
+    }
+
+    fn event(name: &str, last: Option<&str>, kind: &str) -> Event {
+        let mut e = Event {
+            involved_object: ObjectReference {
+                kind: kind.into(),
+                name: "simple-job".into(),
+                ..Default::default()
+            },
+            reason: "SuccessfulCreate".into(),
+            message: "Created pod: simple-job-abcde\n".into(),
+            type_: "Normal".into(),
+            last_timestamp: last.map(ts),
+            count: 1,
+            ..Default::default()
+        };
+        e.metadata.name = Some(name.into());
+        e.source.component = "job-controller".into();
+        e
+    }
+
+    #[test]
+    fn events_sorted_and_rendered() {
+        let now = ts(NOW);
+        let mut evs = vec![
+            event("b", Some("2024-01-15T09:59:50Z"), "Job"),
+            event("a", Some("2024-01-15T09:59:00Z"), "Pod"),
+            event("c", None, "Job"),
+        ];
+        sort_events(&mut evs);
+        let names: Vec<_> = evs.iter().map(|e| e.metadata.name()).collect();
+        assert_eq!(names, ["c", "a", "b"]);
+        assert_eq!(
+            event_row(&evs[2], now, false),
+            [
+                "10s",
+                "Normal",
+                "SuccessfulCreate",
+                "job/simple-job",
+                "Created pod: simple-job-abcde"
+            ]
+        );
+        assert_eq!(event_row(&evs[0], now, false)[0], "<unknown>");
+        assert_eq!(
+            event_row(&evs[1], now, true).len(),
+            event_headers(true).len()
+        );
+    }
+
+    #[test]
+    fn manifest_rows() {
+        let now = ts(NOW);
+        let m = ManifestFile {
+            path: "/etc/jobvisor/manifests.d/a.yaml".into(),
+            state: "Invalid".into(),
+            objects: vec![
+                ObjectReference {
+                    kind: "Job".into(),
+                    name: "a".into(),
+                    ..Default::default()
+                },
+                ObjectReference {
+                    kind: "Job".into(),
+                    name: "b".into(),
+                    ..Default::default()
+                },
+            ],
+            errors: vec!["a.yaml:3:1: bad".into()],
+            applied_time: Some(now - SignedDuration::from_secs(300)),
+            ..Default::default()
+        };
+        assert_eq!(
+            manifest_row(&m, now, true),
+            [
+                "/etc/jobvisor/manifests.d/a.yaml",
+                "Invalid",
+                "job/a,job/b",
+                "1",
+                "5m",
+                "0",
+                "a.yaml:3:1: bad"
+            ]
+        );
+        let empty = ManifestFile::default();
+        assert_eq!(
+            manifest_row(&empty, now, false)[2..],
+            ["<none>", "0", "<unknown>"]
+        );
+    }
+}
