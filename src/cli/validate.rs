@@ -7,7 +7,6 @@
 use anyhow::bail;
 
 use super::{Ctx, Reported, manifest_files};
-use crate::manifest;
 
 #[derive(Debug, clap::Args)]
 pub struct ValidateArgs {
@@ -23,7 +22,7 @@ pub fn run(ctx: &mut Ctx<'_>, args: ValidateArgs) -> anyhow::Result<()> {
     }
     let mut failed = false;
     for path in &files {
-        let report = manifest::load_path(path);
+        let report = crate::watch::load_path(path);
         for warning in &report.warnings {
             ctx.eprint(&format!("Warning: {warning}"))?;
         }

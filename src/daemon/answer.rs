@@ -207,12 +207,14 @@ impl Daemon {
         }
         crate::store::write_atomic(&path, body.as_bytes())
             .map_err(|e| Status::failure(500, "InternalError", e.to_string()))?;
-        let previous: Vec<Key> = self
-            .world
-            .manifests
-            .get(&path)
-            .map(|m| m.jobs.clone())
-            .unwrap_or_default();
+        let before: Vec<(Key, crate::api::Job)> = report
+            .jobs
+            .iter()
+            .filter_map(|j| {
+                let k = key(j.metadata.namespace(), j.metadata.name());
+                self.world.jobs.get(&k).map(|r| (k, r.applied.clone()))
+            })
+            .collect();
         self.apply_text(&path, body);
         let m = self
             .world
@@ -221,8 +223,17 @@ impl Daemon {
             .ok_or_else(|| Status::failure(500, "InternalError", "manifest vanished"))?;
         let mut v = serde_json::to_value(&m.file)
             .map_err(|e| Status::failure(500, "InternalError", e.to_string()))?;
-        let actions: Vec<Value> = m.jobs.iter().map(|k| json!({"name": k.1, "namespace": k.0, "action": if previous.contains(k) { "configured" } else { "created" }})).collect();
-        v["actions"] = Value::Array(actions);
+        // kubectl's words per object: created, configured or unchanged.
+        for (i, k) in m.jobs.iter().enumerate() {
+            let action = match before.iter().find(|(b, _)| b == k) {
+                None => "created",
+                Some((_, old)) if self.world.jobs.get(k).is_some_and(|r| r.applied == *old) => {
+                    "unchanged"
+                }
+                Some(_) => "configured",
+            };
+            v["objects"][i]["action"] = json!(action);
+        }
         Ok(v)
     }
 
