@@ -94,15 +94,12 @@ pub struct Pods {
     /// Grace period when the pod template does not set terminationGracePeriodSeconds (K8s 30s).
     #[serde(deserialize_with = "duration")]
     pub default_termination_grace_period: Duration,
-    /// Finished pods kept per Job; older ones (and their logs) are removed. 0 keeps all.
-    pub max_finished_pods_per_job: usize,
 }
 
 impl Default for Pods {
     fn default() -> Self {
         Pods {
             default_termination_grace_period: Duration::from_secs(30),
-            max_finished_pods_per_job: 0,
         }
     }
 }
