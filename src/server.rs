@@ -337,14 +337,17 @@ async fn pod_log(
         timestamps: truthy(&q.timestamps),
     };
     if !truthy(&q.follow) || !target.running {
-        return match logs::read_log(&target.path, &opts) {
-            Ok(text) => text_response(Body::from(text)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => text_response(Body::empty()),
-            Err(e) => status_response(Status::failure(
+        let path = target.path.clone();
+        let read = tokio::task::spawn_blocking(move || logs::read_log(&path, opts)).await;
+        return match read {
+            Ok(Ok(text)) => text_response(Body::from(text)),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => text_response(Body::empty()),
+            Ok(Err(e)) => status_response(Status::failure(
                 500,
                 "InternalError",
                 format!("reading log: {e}"),
             )),
+            Err(e) => status_response(Status::failure(500, "InternalError", e.to_string())),
         };
     }
     let (mut tx, body) = Channel::<Bytes>::new(16);
@@ -367,7 +370,7 @@ fn text_response(body: Body) -> Response {
 }
 
 /// Streams what is in the log, then what is appended, until the container has ended and
-/// everything it wrote was sent.
+/// everything it wrote was sent. File reads run on the blocking pool.
 async fn follow<F, Fut>(
     tx: &mut Sender<Bytes>,
     target: LogTarget,
@@ -378,24 +381,38 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<LogTarget, Status>>,
 {
-    let mut follower = logs::LogFollower::open(&target.path, &opts).map_err(|e| e.to_string())?;
+    let gone = |_| "client went away".to_string();
+    let path = target.path.clone();
+    let (mut follower, first) =
+        tokio::task::spawn_blocking(move || logs::LogFollower::open(&path, opts))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+    tx.send_data(Bytes::from(first)).await.map_err(gone)?;
     loop {
         let running = still_running().await.map(|t| t.running).unwrap_or(false);
-        let chunk = follower.read_new().map_err(|e| e.to_string())?;
-        if !chunk.is_empty() {
-            tx.send_data(Bytes::from(chunk))
-                .await
-                .map_err(|_| "client went away".to_string())?;
+        let (back, chunk) = tokio::task::spawn_blocking(move || {
+            let chunk = follower.poll();
+            (follower, chunk)
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        follower = back;
+        let chunk = chunk.map_err(|e| e.to_string())?;
+        let idle = chunk.is_empty();
+        if !idle {
+            tx.send_data(Bytes::from(chunk)).await.map_err(gone)?;
         }
-        if !running {
-            let rest = follower.read_new().map_err(|e| e.to_string())?;
+        if !running && idle {
+            // A trailing partial line is only complete now.
+            let rest = follower.finish();
             if !rest.is_empty() {
-                tx.send_data(Bytes::from(rest))
-                    .await
-                    .map_err(|_| "client went away".to_string())?;
+                tx.send_data(Bytes::from(rest)).await.map_err(gone)?;
             }
             return Ok(());
         }
-        tokio::time::sleep(FOLLOW_INTERVAL).await;
+        if idle {
+            tokio::time::sleep(FOLLOW_INTERVAL).await;
+        }
     }
 }

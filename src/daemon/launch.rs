@@ -6,9 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::api::{Container, Pod};
 use crate::runtime::ContainerLaunch;
 use crate::runtime::logs::container_log_path;
-
-/// PATH a container gets when its env does not set one (the usual image default).
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+use crate::runtime::process::DEFAULT_PATH;
 
 pub fn launch(
     pod: &Pod,

@@ -325,8 +325,15 @@ impl Daemon {
                 container,
                 restart_count,
                 pid,
+                proc_start,
                 started_at,
-            } => self.on_started(&pod_uid, &container, restart_count, pid, started_at),
+            } => self.on_started(
+                &pod_uid,
+                &container,
+                restart_count,
+                (pid, proc_start),
+                started_at,
+            ),
             RuntimeEvent::Exited {
                 pod_uid,
                 container,
@@ -341,7 +348,7 @@ impl Daemon {
         uid: &str,
         container: &str,
         restart_count: i32,
-        pid: u32,
+        (pid, proc_start): (u32, Option<u64>),
         at: Timestamp,
     ) {
         let Some(k) = self.world.pod_by_uid.get(uid).cloned() else {
@@ -373,7 +380,7 @@ impl Daemon {
         cs.container_id = Some(format!("jobvisor://{pid}"));
         let run = rec.runs.entry(container.to_string()).or_default();
         run.pid = Some(pid);
-        run.proc_start = crate::runtime::process::proc_start_time(pid);
+        run.proc_start = proc_start;
         let pod = rec.pod.clone();
         self.record_event(
             pod_ref(&pod),

@@ -21,7 +21,7 @@ pub struct ContainerLaunch {
     pub container: String,
     /// Which run of this container this is (0 for the first); names the log file.
     pub restart_count: i32,
-    /// `command` + `args`, already `$(VAR)`-expanded; argv[0] is looked up in the env's PATH.
+    /// `command` + `args`, already `$(VAR)`-expanded; `argv[0]` is looked up in the env's PATH.
     pub argv: Vec<String>,
     /// The complete environment (the child gets nothing else).
     pub env: Vec<(String, String)>,
@@ -50,7 +50,8 @@ pub struct ExitInfo {
     pub signal: Option<i32>,
     /// `Completed` (exit 0), `Error` (non-zero or signal), `StartError` (exec failed).
     pub reason: String,
-    /// For StartError: the OS error, e.g. `exec: "nope": No such file or directory (os error 2)`.
+    /// For StartError: the OS error worded like runc's, e.g.
+    /// `exec: "nope": executable file not found in $PATH`.
     pub message: Option<String>,
     pub started_at: Timestamp,
     pub finished_at: Timestamp,
@@ -63,6 +64,9 @@ pub enum RuntimeEvent {
         container: String,
         restart_count: i32,
         pid: u32,
+        /// `/proc/<pid>/stat` start time (clock ticks since boot): record it with the pid and
+        /// pass it to [`Runtime::kill_leftover`] so a reused pid is never killed.
+        proc_start: Option<u64>,
         started_at: Timestamp,
     },
     /// Sent once per `start`, after the container's output is fully in its log file.
