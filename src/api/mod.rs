@@ -385,6 +385,7 @@ pub struct PodStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "hostIP")]
     pub host_ip: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<Timestamp>,
@@ -421,6 +422,7 @@ pub struct ContainerStatus {
     #[serde(default)]
     pub image: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "containerID")]
     pub container_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started: Option<bool>,
@@ -468,6 +470,7 @@ pub struct ContainerStateTerminated {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "containerID")]
     pub container_id: Option<String>,
 }
 
@@ -545,8 +548,12 @@ pub struct Status {
     pub kind: String,
     pub api_version: String,
     pub status: String,
+    // A success Status carries no message or reason.
+    #[serde(default)]
     pub message: String,
+    #[serde(default)]
     pub reason: String,
+    #[serde(default)]
     pub code: u16,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<Value>,
