@@ -21,7 +21,7 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Config {
     pub paths: Paths,
@@ -115,18 +115,6 @@ impl Default for Log {
     fn default() -> Self {
         Log {
             level: "info".into(),
-        }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            paths: Paths::default(),
-            backoff: Backoff::default(),
-            store: Store::default(),
-            pods: Pods::default(),
-            log: Log::default(),
         }
     }
 }

@@ -40,10 +40,12 @@ enum P {
 }
 
 fn pod(i: usize, kind: P, tracked: bool) -> Pod {
-    let mut p = Pod::default();
-    p.metadata = ObjectMeta {
-        name: Some(format!("job-{i}")),
-        creation_timestamp: Some(ago(1000 - i as i64)),
+    let mut p = Pod {
+        metadata: ObjectMeta {
+            name: Some(format!("job-{i}")),
+            creation_timestamp: Some(ago(1000 - i as i64)),
+            ..Default::default()
+        },
         ..Default::default()
     };
     if tracked {
@@ -498,7 +500,7 @@ fn sync_table() {
             "{}: requeue",
             c.name
         );
-        assert_eq!(d.status.start_time.is_some(), true, "{}: startTime", c.name);
+        assert!(d.status.start_time.is_some(), "{}: startTime", c.name);
         let complete = got_conditions.contains(&"Complete");
         assert_eq!(
             d.status.completion_time.is_some(),

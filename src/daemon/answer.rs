@@ -1,5 +1,8 @@
 //! Answers to API requests, read from and written to the loop's own state.
 
+// A `Status` is the Kubernetes error body itself; it is built once per failed request.
+#![allow(clippy::result_large_err)]
+
 use serde_json::{Value, json};
 
 use super::Daemon;

@@ -122,7 +122,7 @@ impl Daemon {
         self.record_manifest(path, text, state, errors, report.warnings);
         if let Some(m) = self.world.manifests.get_mut(path) {
             m.jobs = now_defined;
-            m.file.objects = m.jobs.iter().map(|k| job_object_ref(k)).collect();
+            m.file.objects = m.jobs.iter().map(job_object_ref).collect();
         }
     }
 
