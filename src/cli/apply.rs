@@ -230,7 +230,7 @@ mod tests {
                     _ => json!({
                         "path": format!("/m/{file}"), "state": "Applied",
                         "objects": [
-                            {"kind": "Job", "name": format!("from-{}", body.trim())},
+                            {"kind": "Job", "name": format!("from-{}", job_name(&body))},
                             {"kind": "Job", "name": "second", "action": "unchanged"}
                         ]
                     }),
@@ -240,9 +240,23 @@ mod tests {
         )
     }
 
+    /// A valid Job manifest named `name` (the client validates before it uploads).
+    fn job(name: &str) -> String {
+        format!(
+            "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: {name}\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: c\n        image: busybox\n        command: [\"true\"]\n"
+        )
+    }
+
+    fn job_name(text: &str) -> String {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix("name: "))
+            .unwrap_or("")
+            .to_string()
+    }
+
     fn write(dir: &std::path::Path, name: &str, text: &str) -> PathBuf {
         let p = dir.join(name);
-        std::fs::write(&p, text).unwrap();
+        std::fs::write(&p, job(text)).unwrap();
         p
     }
 
