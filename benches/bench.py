@@ -104,7 +104,10 @@ def throughput(binary, pods, parallelism):
     try:
         t0 = d.drop("tp.yaml", job_yaml("tp", ["true"], pods, parallelism))
         while True:
-            _, job = get(d.sock, "/apis/batch/v1/namespaces/default/jobs/tp")
+            code, job = get(d.sock, "/apis/batch/v1/namespaces/default/jobs/tp")
+            if code != 200:  # not applied yet
+                time.sleep(0.01)
+                continue
             conds = [c["type"] for c in (job.get("status") or {}).get("conditions", []) if c["status"] == "True"]
             if "Complete" in conds or "Failed" in conds:
                 break

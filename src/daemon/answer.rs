@@ -95,15 +95,16 @@ impl Daemon {
                     keep(&r.job.metadata.labels, serde_json::to_value(&r.job).ok()?)
                 })
                 .collect(),
-            Kind::Pod => self
-                .world
-                .pods
-                .iter()
-                .filter(|(k, _)| in_ns(k))
-                .filter_map(|(_, r)| {
-                    keep(&r.pod.metadata.labels, serde_json::to_value(&r.pod).ok()?)
-                })
-                .collect(),
+            Kind::Pod => {
+                // Pods live in a hash map (looked up on every event); lists are sorted by name.
+                let mut pods: Vec<_> = self.world.pods.iter().filter(|(k, _)| in_ns(k)).collect();
+                pods.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                pods.into_iter()
+                    .filter_map(|(_, r)| {
+                        keep(&r.pod.metadata.labels, serde_json::to_value(&r.pod).ok()?)
+                    })
+                    .collect()
+            }
             Kind::Event => self
                 .world
                 .events

@@ -161,6 +161,7 @@ impl Daemon {
                     .metadata
                     .finalizers
                     .retain(|f| f != JOB_TRACKING_FINALIZER);
+                self.world.settle(&pk);
                 self.pod_changed(&pk);
                 self.dirty_pods.insert(pk);
             }
@@ -194,27 +195,17 @@ impl Daemon {
         }
     }
 
-    /// The pods a Job sync must see: all but the succeeded pods already counted, of which
-    /// only the latest is kept (it bounds the failure backoff). A Job that ran thousands of
-    /// pods then costs a sync in proportion to its live pods, not its history.
+    /// The pods a Job sync must see: all but the successes already counted, plus the latest
+    /// of those (it bounds the failure backoff). A Job that ran thousands of pods then costs a
+    /// sync in proportion to its unfinished pods, not its history.
     fn pods_that_matter(&self, job_uid: &str) -> Vec<&Pod> {
-        let mut pods = Vec::new();
-        let mut latest_success: Option<&Pod> = None;
-        let keys = self.world.pods_of_job.get(job_uid).into_iter().flatten();
-        for pod in keys
+        let pending = self.world.pending_of_job.get(job_uid).into_iter().flatten();
+        let last = self.world.last_success_of_job.get(job_uid);
+        pending
+            .chain(last)
             .filter_map(|pk| self.world.pods.get(pk))
             .map(|r| &r.pod)
-        {
-            let counted_success =
-                pod.status.phase == PodPhase::Succeeded && pod.metadata.finalizers.is_empty();
-            if !counted_success {
-                pods.push(pod);
-            } else if latest_success.is_none_or(|l| pod::finish_time(l) < pod::finish_time(pod)) {
-                latest_success = Some(pod);
-            }
-        }
-        pods.extend(latest_success);
-        pods
+            .collect()
     }
 
     fn log_job_event(&self, k: &Key, e: &EventSpec) {
@@ -387,7 +378,7 @@ impl Daemon {
             EventSpec::normal("Started", format!("Started container {container}")),
             "kubelet",
         );
-        tracing::debug!(pod = %k.1, container, pid, "container started");
+        tracing::info!(pod = %k.1, container, pid, "container started");
         self.pod_changed(&k);
         self.dirty_pods.insert(k);
     }

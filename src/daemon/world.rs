@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::api::{Event, Job, LABEL_CONTROLLER_UID, ManifestFile, Pod};
+use crate::api::{Event, Job, LABEL_CONTROLLER_UID, ManifestFile, Pod, PodPhase};
+use crate::controller::pod::finish_time;
 use crate::store::Objects;
 
 /// `(namespace, name)`
@@ -62,11 +63,16 @@ pub const MAX_EVENTS: usize = 10_000;
 #[derive(Default)]
 pub struct World {
     pub jobs: BTreeMap<Key, JobRecord>,
-    pub pods: BTreeMap<Key, PodRecord>,
+    /// A hash map: pods are looked up on every runtime event and Job sync.
+    pub pods: HashMap<Key, PodRecord>,
     pub manifests: BTreeMap<PathBuf, ManifestRecord>,
     pub events: VecDeque<Event>,
     /// job uid → its pods
     pub pods_of_job: HashMap<String, BTreeSet<Key>>,
+    /// job uid → its pods a Job sync must still see: all but the successes already counted
+    pub pending_of_job: HashMap<String, BTreeSet<Key>>,
+    /// job uid → its latest-finished counted success (it bounds the pod-failure backoff)
+    pub last_success_of_job: HashMap<String, Key>,
     /// pod uid → pod key
     pub pod_by_uid: HashMap<String, Key>,
 }
@@ -144,10 +150,45 @@ impl World {
                 .entry(owner.to_string())
                 .or_default()
                 .insert(k.clone());
+            self.pending_of_job
+                .entry(owner.to_string())
+                .or_default()
+                .insert(k.clone());
         }
         self.pod_by_uid
             .insert(r.pod.metadata.uid().to_string(), k.clone());
-        self.pods.insert(k, r);
+        self.pods.insert(k.clone(), r);
+        self.settle(&k);
+    }
+
+    /// Moves a pod out of its Job's pending set once its success has been counted.
+    pub fn settle(&mut self, k: &Key) {
+        let Some(pod) = self.pods.get(k).map(|r| &r.pod) else {
+            return;
+        };
+        let counted_success =
+            pod.status.phase == PodPhase::Succeeded && pod.metadata.finalizers.is_empty();
+        let Some(owner) = owner_uid(pod).map(str::to_string) else {
+            return;
+        };
+        if !counted_success {
+            return;
+        }
+        let finished = finish_time(pod);
+        if let Some(set) = self.pending_of_job.get_mut(&owner) {
+            set.remove(k);
+        }
+        let later = match self
+            .last_success_of_job
+            .get(&owner)
+            .and_then(|l| self.pods.get(l))
+        {
+            Some(last) => finish_time(&last.pod) < finished,
+            None => true,
+        };
+        if later {
+            self.last_success_of_job.insert(owner, k.clone());
+        }
     }
 
     pub fn remove_pod(&mut self, k: &Key) -> Option<PodRecord> {
@@ -158,6 +199,16 @@ impl World {
             set.remove(k);
             if set.is_empty() {
                 self.pods_of_job.remove(owner);
+                self.pending_of_job.remove(owner);
+                self.last_success_of_job.remove(owner);
+            }
+        }
+        if let Some(owner) = owner_uid(&r.pod) {
+            if let Some(set) = self.pending_of_job.get_mut(owner) {
+                set.remove(k);
+            }
+            if self.last_success_of_job.get(owner) == Some(k) {
+                self.last_success_of_job.remove(owner);
             }
         }
         self.pod_by_uid.remove(r.pod.metadata.uid());
