@@ -132,3 +132,112 @@ fn wait_for_failed_and_timeout() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("timed out waiting for the condition"));
 }
+
+#[test]
+fn logs_follow_streams_until_the_container_ends() {
+    let d = TestDaemon::start();
+    d.drop_manifest(
+        "f.yaml",
+        &job_yaml(
+            "f",
+            "Never",
+            &[
+                "sh",
+                "-c",
+                "for i in 1 2 3; do echo line $i; sleep 0.2; done",
+            ],
+            "",
+        ),
+    );
+    assert!(wait_until(T, || d
+        .pods_of("f")
+        .iter()
+        .any(|p| p["status"]["phase"] == "Running")));
+    let out = d.cli_ok(&["logs", "-f", "job/f"]);
+    assert_eq!(out, "line 1\nline 2\nline 3\n");
+    let stamped = d.cli_ok(&["logs", "job/f", "--timestamps", "--tail", "1"]);
+    let (ts, text) = stamped.trim_end().split_once(' ').unwrap();
+    assert!(ts.parse::<jiff::Timestamp>().is_ok(), "{stamped}");
+    assert_eq!(text, "line 3");
+}
+
+#[test]
+fn get_watch_prints_rows_as_the_job_progresses() {
+    use std::io::{BufRead, BufReader};
+    let d = TestDaemon::start();
+    let mut child = std::process::Command::new(BIN)
+        .arg("--root")
+        .arg(d.path())
+        .args(["get", "jobs", "-w"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    d.drop_manifest("w.yaml", &job_yaml("w", "Never", &["true"], ""));
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    while let Some(Ok(line)) = lines.next() {
+        let done = line.contains("Complete");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        seen.iter()
+            .any(|l| l.starts_with("w ") && l.contains("Complete")),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn describe_pod_events_and_manifests() {
+    let d = TestDaemon::start();
+    d.copy_example("simple-job.yaml");
+    d.drop_manifest(
+        "broken.yaml",
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: broken\nspec: {}\n",
+    );
+    d.cli_ok(&[
+        "wait",
+        "--for=condition=complete",
+        "job/simple-job",
+        "--timeout",
+        "60s",
+    ]);
+    let pod = d.pods_of("simple-job")[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let describe = d.cli_ok(&["describe", "pod", &pod]);
+    for want in [
+        "Name:",
+        pod.as_str(),
+        "Controlled By:",
+        "Job/simple-job",
+        "Exit Code:",
+        "Started",
+    ] {
+        assert!(describe.contains(want), "{want} missing in:\n{describe}");
+    }
+    let events = d.cli_ok(&["get", "events"]);
+    assert!(
+        events.contains("SuccessfulCreate") && events.contains("job/simple-job"),
+        "{events}"
+    );
+    let manifests = d.cli_ok(&["get", "manifests"]);
+    assert!(
+        manifests.contains("broken.yaml") && manifests.contains("Invalid"),
+        "{manifests}"
+    );
+    assert!(
+        manifests.contains("simple-job.yaml") && manifests.contains("Applied"),
+        "{manifests}"
+    );
+    let yaml = d.cli_ok(&["get", "manifests", "-o", "yaml"]);
+    assert!(
+        yaml.contains("spec.template.spec.containers: Required value"),
+        "{yaml}"
+    );
+}

@@ -144,3 +144,69 @@ fn sigterm_stops_pods_gracefully_and_records_them() {
         143
     );
 }
+
+#[test]
+fn a_bad_config_stops_start_up_naming_the_key() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(
+        root.path().join("config.yaml"),
+        "backoff:\n  podFailureBse: 1s\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["daemon", "--root"])
+        .arg(root.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("config.yaml") && err.contains("podFailureBse"),
+        "{err}"
+    );
+}
+
+#[test]
+fn repeated_kill_dash_nine_never_double_counts() {
+    let mut d = TestDaemon::start();
+    d.drop_manifest(
+        "many.yaml",
+        &job_yaml(
+            "many",
+            "Never",
+            &["sh", "-c", "sleep 0.05"],
+            "  completions: 40\n  parallelism: 8\n  backoffLimit: 100\n",
+        ),
+    );
+    for round in 0..4 {
+        // Crash at a different point of the run each time.
+        std::thread::sleep(Duration::from_millis(150 + 70 * round));
+        d.kill9();
+        d.spawn();
+    }
+    let job = d.wait_condition("many", "Complete", T);
+    let pods = d.pods_of("many");
+    let succeeded = pods
+        .iter()
+        .filter(|p| p["status"]["phase"] == "Succeeded")
+        .count();
+    let failed = pods
+        .iter()
+        .filter(|p| p["status"]["phase"] == "Failed")
+        .count();
+    assert_eq!(job["status"]["succeeded"], 40);
+    assert_eq!(succeeded, 40, "each success counted once");
+    assert_eq!(
+        job["status"]["failed"].as_u64().unwrap() as usize,
+        failed,
+        "each failed pod counted once"
+    );
+    let again = d.job("many").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        d.pods_of("many").len(),
+        pods.len(),
+        "a finished Job starts nothing more"
+    );
+    assert_eq!(again["status"], d.job("many").unwrap()["status"]);
+}
