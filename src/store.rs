@@ -195,9 +195,21 @@ fn lock(dir: &Path) -> Result<nix::fcntl::Flock<File>, StoreError> {
         .write(true)
         .open(&path)
         .map_err(io("opening", &path))?;
-    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
-        .map_err(|_| StoreError::Locked(dir.to_path_buf()))
+    // A daemon killed while spawning leaves a vfork child that holds the descriptor until its
+    // exec closes it: give such a child a moment before calling the state taken.
+    let mut file = file;
+    for _ in 0..LOCK_ATTEMPTS {
+        match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok(lock),
+            Err((f, _)) => file = f,
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Err(StoreError::Locked(dir.to_path_buf()))
 }
+
+/// 50 ms apart: up to 3 s for a dying daemon's children to let go of the lock.
+const LOCK_ATTEMPTS: u32 = 60;
 
 /// Snapshot, then journal lines newer than it; a torn tail is cut off.
 fn load(dir: &Path) -> Result<(Objects, u64), StoreError> {

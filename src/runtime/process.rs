@@ -53,7 +53,8 @@
 //! - Nothing else in this process may spawn children (std or tokio `Command`, `output()`)
 //!   while a `ProcessRuntime` exists: the orphan reaper would take their exit status. Such
 //!   code would have to register its pids in `OWNED` the way `spawn()` does.
-//! - Needs glibc >= 2.29 (`posix_spawn_file_actions_addchdir_np`); Debian 12 has 2.36.
+//! - Needs glibc >= 2.34 (`posix_spawn_file_actions_addchdir_np`, `…_addclosefrom_np`);
+//!   Debian 12 has 2.36.
 //! - A descendant that leaves the process group (`setsid`, `setpgid`) escapes the kill at exit
 //!   and at stop; only a cgroup can catch those. If it keeps the output pipes open, the log
 //!   pump gives up after 2 s.
@@ -476,6 +477,12 @@ fn spawn(launch: &ContainerLaunch, slot: &Slot) -> Result<Option<Spawned>, Strin
     let rc = unsafe {
         libc::posix_spawn_file_actions_addchdir_np(raw_actions(&mut actions), cwd.as_ptr())
     };
+    spawn_rc(rc).map_err(fail)?;
+    // Descriptors the daemon inherited without close-on-exec (from its own parent) must not
+    // reach containers: a container sees stdin, stdout and stderr only.
+    // SAFETY: as above (glibc >= 2.34).
+    let rc =
+        unsafe { libc::posix_spawn_file_actions_addclosefrom_np(raw_actions(&mut actions), 3) };
     spawn_rc(rc).map_err(fail)?;
     let mut attr = PosixSpawnAttr::init().map_err(fail)?;
     attr.set_flags(
