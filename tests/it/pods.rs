@@ -204,3 +204,24 @@ fn grace_period_then_sigkill_and_no_leftover_processes() {
     );
     std::fs::remove_file(path).unwrap();
 }
+
+#[test]
+fn containers_get_only_stdin_stdout_and_stderr() {
+    let d = TestDaemon::start();
+    d.drop_manifest(
+        "fds.yaml",
+        &job_yaml(
+            "fds",
+            "Never",
+            &["sh", "-c", "ls /proc/$$$$/fd | tr '\\n' ' '"],
+            "",
+        ),
+    );
+    d.wait_condition("fds", "Complete", T);
+    let out = d.cli_ok(&["logs", "job/fds"]);
+    assert_eq!(
+        out.trim(),
+        "0 1 2",
+        "the daemon's own descriptors leaked into the container"
+    );
+}
