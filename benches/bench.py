@@ -8,6 +8,7 @@
    Figures: p50 and p99.
 
 Usage: benches/bench.py [--pods 5000] [--parallelism 50] [--files 200] [--bin target/release/jobvisor]
+                        [--dir /dev/shm]   (where --root goes: logs and state are written there)
 """
 import argparse
 import http.client
@@ -70,8 +71,8 @@ spec:
 
 
 class Daemon:
-    def __init__(self, binary):
-        self.root = tempfile.mkdtemp(prefix="jobvisor-bench-")
+    def __init__(self, binary, parent=None):
+        self.root = tempfile.mkdtemp(prefix="jobvisor-bench-", dir=parent)
         self.sock = os.path.join(self.root, "jobvisor.sock")
         with open(os.path.join(self.root, "config.yaml"), "w") as f:
             f.write("log:\n  level: warn\n")
@@ -99,8 +100,8 @@ class Daemon:
         self.proc.wait(timeout=120)
 
 
-def throughput(binary, pods, parallelism):
-    d = Daemon(binary)
+def throughput(binary, pods, parallelism, parent=None):
+    d = Daemon(binary, parent)
     try:
         t0 = d.drop("tp.yaml", job_yaml("tp", ["true"], pods, parallelism))
         while True:
@@ -122,8 +123,8 @@ def throughput(binary, pods, parallelism):
     return pods / elapsed, pods / xargs, status
 
 
-def latency(binary, files):
-    d = Daemon(binary)
+def latency(binary, files, parent=None):
+    d = Daemon(binary, parent)
     delays = []
     try:
         for i in range(files):
@@ -153,17 +154,19 @@ def main():
     ap.add_argument("--parallelism", type=int, default=50)
     ap.add_argument("--files", type=int, default=200)
     ap.add_argument("--bin", default="target/release/jobvisor")
+    ap.add_argument("--dir", default=None, help="where the daemon's --root goes (default: $TMPDIR); try /dev/shm")
     a = ap.parse_args()
     if not os.path.exists(a.bin):
         sys.exit(f"{a.bin} not found: cargo build --release")
-    print(f"machine: {os.cpu_count()} cores, {os.uname().release}")
-    ours, xargs, status = throughput(a.bin, a.pods, a.parallelism)
+    where = a.dir or tempfile.gettempdir()
+    print(f"machine: {os.cpu_count()} cores, {os.uname().release}; --root under {where}")
+    ours, xargs, status = throughput(a.bin, a.pods, a.parallelism, a.dir)
     print(f"\n{a.pods} `true` pods at parallelism {a.parallelism} (succeeded {status.get('succeeded')}, failed {status.get('failed')}):")
     print(f"  {'':24}{'measured':>12}{'target':>12}")
     print(f"  {'jobvisor pods/s':24}{ours:12.0f}{'>= 1000':>12}")
     print(f"  {'xargs -P processes/s':24}{xargs:12.0f}{'baseline':>12}")
     print(f"  {'jobvisor / xargs':24}{ours / xargs:12.2f}{'>= 1.2':>12}")
-    p50, p99 = latency(a.bin, a.files)
+    p50, p99 = latency(a.bin, a.files, a.dir)
     print(f"\nmanifest renamed in -> first container exec, {a.files} files one at a time:")
     print(f"  {'':24}{'measured':>12}{'target':>12}")
     print(f"  {'p50 ms':24}{p50:12.2f}{'<= 5':>12}")
