@@ -334,6 +334,16 @@ impl Daemon {
         }
     }
 
+    /// The pod and container-status index a runtime report is about, if it concerns the
+    /// current run: a late report for an earlier run or a removed pod is ignored.
+    fn reported_run(&self, uid: &str, container: &str, restart_count: i32) -> Option<(Key, usize)> {
+        let k = self.world.pod_by_uid.get(uid)?;
+        let statuses = &self.world.pods.get(k)?.pod.status.container_statuses;
+        let i = statuses.iter().position(|c| c.name == container)?;
+        let current = statuses.get(i)?.restart_count == restart_count;
+        current.then(|| (k.clone(), i))
+    }
+
     fn on_started(
         &mut self,
         uid: &str,
@@ -342,22 +352,16 @@ impl Daemon {
         (pid, proc_start): (u32, Option<u64>),
         at: Timestamp,
     ) {
-        let Some(k) = self.world.pod_by_uid.get(uid).cloned() else {
+        let Some((k, i)) = self.reported_run(uid, container, restart_count) else {
             return;
         };
         let Some(rec) = self.world.pods.get_mut(&k) else {
             return;
         };
-        let Some(cs) = rec
-            .pod
-            .status
-            .container_statuses
-            .iter_mut()
-            .find(|c| c.name == container)
-        else {
+        let Some(cs) = rec.pod.status.container_statuses.get_mut(i) else {
             return;
         };
-        if cs.restart_count != restart_count || cs.state.terminated.is_some() {
+        if cs.state.terminated.is_some() {
             return;
         }
         cs.state = ContainerState {
@@ -384,24 +388,15 @@ impl Daemon {
     }
 
     fn on_exited(&mut self, uid: &str, container: &str, restart_count: i32, exit: ExitInfo) {
-        let Some(k) = self.world.pod_by_uid.get(uid).cloned() else {
+        let Some((k, i)) = self.reported_run(uid, container, restart_count) else {
             return;
         };
         let Some(rec) = self.world.pods.get_mut(&k) else {
             return;
         };
-        let Some(cs) = rec
-            .pod
-            .status
-            .container_statuses
-            .iter_mut()
-            .find(|c| c.name == container)
-        else {
+        let Some(cs) = rec.pod.status.container_statuses.get_mut(i) else {
             return;
         };
-        if cs.restart_count != restart_count {
-            return;
-        }
         let container_id = cs.container_id.clone();
         cs.state = ContainerState {
             terminated: Some(ContainerStateTerminated {

@@ -158,14 +158,8 @@ fn mutable_fields_apply_in_place_and_a_template_change_recreates() {
         recreated["metadata"]["uid"], first["metadata"]["uid"],
         "a new Job"
     );
-    let (_, events) = d.get_json("/api/v1/namespaces/default/events");
-    let reasons: Vec<&str> = events["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|e| e["reason"].as_str())
-        .collect();
-    assert!(reasons.contains(&"Recreated"), "{reasons:?}");
+    let reasons = d.event_reasons();
+    assert!(reasons.iter().any(|r| r == "Recreated"), "{reasons:?}");
     // The old Job's pods were terminated and are gone.
     assert!(wait_until(T, || d.pods_of("m").iter().all(
         |p| p["metadata"]["labels"]["controller-uid"] == recreated["metadata"]["uid"]

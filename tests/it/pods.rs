@@ -65,17 +65,11 @@ fn on_failure_backoff_limit_counts_restarts() {
     assert_eq!(job["status"]["failed"], 1, "one pod, counted once");
     // As in Kubernetes, the Job controller deleted the still-running pod when the Job failed.
     assert!(wait_until(T, || d.pods_of("ofl").is_empty()));
-    let (_, events) = d.get_json("/api/v1/namespaces/default/events");
-    let reasons: Vec<&str> = events["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|e| e["reason"].as_str())
-        .collect();
-    let created = reasons.iter().filter(|r| **r == "SuccessfulCreate").count();
+    let reasons = d.event_reasons();
+    let created = reasons.iter().filter(|r| *r == "SuccessfulCreate").count();
     assert_eq!(created, 1, "restarts happen in the same pod: {reasons:?}");
     assert!(
-        reasons.contains(&"BackOff") && reasons.contains(&"SuccessfulDelete"),
+        reasons.iter().any(|r| r == "BackOff") && reasons.iter().any(|r| r == "SuccessfulDelete"),
         "{reasons:?}"
     );
 }

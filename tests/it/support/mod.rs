@@ -189,6 +189,20 @@ impl TestDaemon {
         pods
     }
 
+    /// The reasons of all events, oldest first.
+    pub fn event_reasons(&self) -> Vec<String> {
+        let (_, events) = self.get_json("/api/v1/events");
+        events["items"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|e| e["reason"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Waits until the Job has the condition (`Complete`, `Failed`, …) with status True.
     pub fn wait_condition(&self, job: &str, condition: &str, timeout: Duration) -> Value {
         let mut last = Value::Null;
