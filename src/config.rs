@@ -28,7 +28,25 @@ pub struct Config {
     pub backoff: Backoff,
     pub store: Store,
     pub pods: Pods,
+    pub watch: Watch,
     pub log: Log,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Watch {
+    /// A manifest file that disappears is treated as removed only if it is still missing
+    /// after this long (editors save by renaming the old file away and writing a new one).
+    #[serde(deserialize_with = "duration")]
+    pub removal_grace: Duration,
+}
+
+impl Default for Watch {
+    fn default() -> Self {
+        Watch {
+            removal_grace: Duration::from_secs(1),
+        }
+    }
 }
 
 /// Every location the daemon touches. `None` means "derived from --root or the defaults".
@@ -215,6 +233,17 @@ impl Layout {
                 .unwrap_or_else(|| ".".into())
                 .join("jobvisor/config.yaml"),
         }
+    }
+
+    /// Every path made absolute, so a daemon started from another directory (or with
+    /// `--root ./x` one day and `--root x` the next) sees the same files as the same files.
+    pub fn absolute(self) -> std::io::Result<Layout> {
+        Ok(Layout {
+            manifests: std::path::absolute(&self.manifests)?,
+            state: std::path::absolute(&self.state)?,
+            logs: std::path::absolute(&self.logs)?,
+            socket: std::path::absolute(&self.socket)?,
+        })
     }
 
     /// Config keys win over the root/system default, one by one.

@@ -308,7 +308,7 @@ struct LogQuery {
     container: Option<String>,
     follow: Option<String>,
     previous: Option<String>,
-    tail_lines: Option<usize>,
+    tail_lines: Option<String>,
     timestamps: Option<String>,
 }
 
@@ -332,8 +332,19 @@ async fn pod_log(
         Ok(t) => t,
         Err(s) => return status_response(s),
     };
+    let tail_lines = match q.tail_lines.as_deref().map(str::parse::<i64>) {
+        None => None,
+        Some(Ok(n)) if n < 0 => None, // kubectl's --tail=-1: everything
+        Some(Ok(n)) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+        Some(Err(_)) => {
+            return status_response(bad_request(format!(
+                "invalid tailLines {:?}: want a whole number",
+                q.tail_lines.unwrap_or_default()
+            )));
+        }
+    };
     let opts = logs::ReadOptions {
-        tail_lines: q.tail_lines,
+        tail_lines,
         timestamps: truthy(&q.timestamps),
     };
     if !truthy(&q.follow) || !target.running {
@@ -390,7 +401,10 @@ where
             .map_err(|e| e.to_string())?;
     tx.send_data(Bytes::from(first)).await.map_err(gone)?;
     loop {
-        let running = still_running().await.map(|t| t.running).unwrap_or(false);
+        // Done when the container ended, or when a restart moved it on to another log file.
+        let running = still_running()
+            .await
+            .is_ok_and(|t| t.running && t.path == target.path);
         let (back, chunk) = tokio::task::spawn_blocking(move || {
             let chunk = follower.poll();
             (follower, chunk)

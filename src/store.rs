@@ -110,6 +110,7 @@ impl Store {
                 .collect(),
             seq,
             compact_bytes,
+            unwritten: Vec::new(),
         };
         let handle = std::thread::Builder::new()
             .name("store-writer".into())
@@ -293,6 +294,8 @@ struct Writer {
     objects: Objects,
     seq: u64,
     compact_bytes: u64,
+    /// Batches a failed write (a full disk, say) could not store: written first next time.
+    unwritten: Vec<u8>,
 }
 
 impl Writer {
@@ -335,11 +338,23 @@ impl Writer {
 
     fn commit(&mut self, buf: &[u8]) -> Result<(), StoreError> {
         let path = self.dir.join(JOURNAL);
-        if !buf.is_empty() {
-            self.journal
-                .write_all(buf)
-                .map_err(io("appending to", &path))?;
-            self.journal.sync_data().map_err(io("syncing", &path))?;
+        self.unwritten.extend_from_slice(buf);
+        if !self.unwritten.is_empty() {
+            let good_len = self
+                .journal
+                .seek(SeekFrom::End(0))
+                .map_err(io("reading", &path))?;
+            let written = self
+                .journal
+                .write_all(&self.unwritten)
+                .and_then(|()| self.journal.sync_data());
+            if let Err(e) = written {
+                // Cut a partly written line off again, so later batches never follow a torn
+                // one; the batches stay queued and are retried with the next write.
+                let _ = self.journal.set_len(good_len);
+                return Err(io("appending to", &path)(e));
+            }
+            self.unwritten.clear();
         }
         let size = self
             .journal

@@ -43,7 +43,9 @@ pub fn scan(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
-        if is_manifest_path(&entry.path()) && entry.file_type().is_ok_and(|t| !t.is_dir()) {
+        // Regular files only (symlinks followed): a FIFO or device would block the reader.
+        let regular = std::fs::metadata(entry.path()).is_ok_and(|m| m.is_file());
+        if is_manifest_path(&entry.path()) && regular {
             files.push(entry.path());
         }
     }
@@ -55,9 +57,20 @@ pub fn scan(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 /// reported rather than silently cut.
 pub fn read_manifest(path: &Path) -> std::io::Result<String> {
     use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking open and a check on the open file: a FIFO named `x.yaml` must not hang us.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
     let mut text = String::new();
-    std::fs::File::open(path)?
-        .take(crate::manifest::MAX_FILE_BYTES as u64 + 1)
+    file.take(crate::manifest::MAX_FILE_BYTES as u64 + 1)
         .read_to_string(&mut text)?;
     Ok(text)
 }

@@ -254,7 +254,14 @@ fn manage(
         }
         return;
     }
-    let missing = want - live.len();
+    // podReplacementPolicy Failed: a terminating pod still holds its slot until it has ended.
+    let waits_for_failed = job.spec.pod_replacement_policy.as_deref() == Some("Failed");
+    let held = if waits_for_failed {
+        pods.iter().filter(|p| terminating(p)).count()
+    } else {
+        0
+    };
+    let missing = want.saturating_sub(live.len() + held);
     if missing == 0 {
         return;
     }

@@ -102,6 +102,7 @@ struct Case {
     completions: Option<i32>,
     backoff_limit: i32,
     restart_policy: &'static str,
+    replacement: Option<&'static str>,
     deadline: Option<i64>,
     /// (kind, still tracked by the finalizer)
     pods: Vec<(P, bool)>,
@@ -125,6 +126,7 @@ const BASE: Case = Case {
     completions: Some(1),
     backoff_limit: 6,
     restart_policy: "Never",
+    replacement: None,
     deadline: None,
     pods: Vec::new(),
     prior: (0, 0),
@@ -146,6 +148,7 @@ fn run(c: &Case) -> JobDecision {
             completions: c.completions,
             backoff_limit: Some(c.backoff_limit),
             active_deadline_seconds: c.deadline,
+            pod_replacement_policy: c.replacement.map(String::from),
             ..Default::default()
         },
         ..Default::default()
@@ -474,6 +477,14 @@ fn sync_table() {
             requeue: None,
             create: 1,
             active: 1,
+            ..BASE
+        },
+        Case {
+            name: "podReplacementPolicy Failed: no replacement while the old pod terminates",
+            parallelism: 1,
+            completions: Some(2),
+            replacement: Some("Failed"),
+            pods: vec![(Terminating, true)],
             ..BASE
         },
     ];

@@ -178,23 +178,29 @@ impl Daemon {
                 ));
             }
         }
-        self.apply_file(&source);
-        self.delete_job(k, "deleted through the API");
+        self.file_removed(&source);
+        // The file is gone, so its Job is too; a file that lost a name clash to it may have
+        // taken the name over since, and that Job stays.
+        if self
+            .world
+            .jobs
+            .get(k)
+            .is_some_and(|r| r.job.metadata.uid() == uid)
+        {
+            self.delete_job(k, "deleted through the API");
+        }
         Ok(success(Kind::Job, &k.1, &uid))
     }
 
     fn api_delete_pod(&mut self, k: &Key) -> Result<Value, Status> {
-        let rec = self
-            .world
-            .pods
-            .get(k)
-            .ok_or_else(|| not_found(Kind::Pod, &k.1))?;
-        let v = serde_json::to_value(&rec.pod)
-            .map_err(|e| Status::failure(500, "InternalError", e.to_string()))?;
+        if !self.world.pods.contains_key(k) {
+            return Err(not_found(Kind::Pod, &k.1));
+        }
         let now = self.clock.now();
         self.delete_pod(k, now);
         self.job_of_pod_dirty(k);
-        Ok(v)
+        // The pod as it is now: terminating, with its deletionTimestamp.
+        self.get(Kind::Pod, k)
     }
 
     /// `jobvisor apply`: validate, then write the file atomically into the manifests directory.

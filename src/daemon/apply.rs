@@ -44,7 +44,7 @@ impl Daemon {
     pub(super) fn apply_file(&mut self, path: &Path) {
         let text = match crate::watch::read_manifest(path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return self.file_removed(path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return self.file_missing(path),
             Err(e) => {
                 tracing::error!(file = %path.display(), error = %e, "cannot read manifest");
                 return self.record_manifest(
@@ -108,7 +108,11 @@ impl Daemon {
             .get(path)
             .map(|m| m.jobs.clone())
             .unwrap_or_default();
-        for gone in before.iter().filter(|k| !now_defined.contains(k)) {
+        let dropped: Vec<Key> = before
+            .into_iter()
+            .filter(|k| !now_defined.contains(k))
+            .collect();
+        for gone in &dropped {
             self.delete_job(gone, "its definition was removed from the manifest");
         }
         let state = if errors.is_empty() {
@@ -123,6 +127,9 @@ impl Daemon {
         if let Some(m) = self.world.manifests.get_mut(path) {
             m.jobs = now_defined;
             m.file.objects = m.jobs.iter().map(job_object_ref).collect();
+        }
+        if !dropped.is_empty() {
+            self.retry_conflicts();
         }
     }
 
@@ -204,8 +211,8 @@ impl Daemon {
         let now = self.clock.now();
         for pk in self.world.pod_keys_of(rec.job.metadata.uid()) {
             if let Some(p) = self.world.pods.get_mut(&pk) {
+                // Nothing will count them any more: they go once they have stopped.
                 p.pod.metadata.finalizers.clear();
-                p.pod.metadata.owner_references.clear();
             }
             self.delete_pod(&pk, now);
         }
@@ -213,7 +220,28 @@ impl Daemon {
         self.note_deleted(Kind::Job, k, &rec.job);
     }
 
-    fn file_removed(&mut self, path: &Path) {
+    /// Editors save by renaming the old file away and writing a new one, and `mv a a~; cp a~ a`
+    /// does the same by hand: a file is only gone if it is still missing after
+    /// `watch.removalGrace`. Until then its Jobs are left alone.
+    fn file_missing(&mut self, path: &Path) {
+        if !self.world.manifests.contains_key(path) {
+            return;
+        }
+        let grace = self.cfg.watch.removal_grace;
+        if grace.is_zero() {
+            return self.file_removed(path);
+        }
+        self.schedule(grace, super::Target::Removal(path.to_path_buf()));
+    }
+
+    pub(super) fn confirm_removal(&mut self, path: &Path) {
+        match std::fs::symlink_metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.file_removed(path),
+            _ => self.apply_file(path),
+        }
+    }
+
+    pub(super) fn file_removed(&mut self, path: &Path) {
         let Some(record) = self.world.manifests.remove(path) else {
             return;
         };
@@ -224,7 +252,11 @@ impl Daemon {
                 self.delete_job(k, "its manifest file was removed");
             }
         }
-        // A file that lost a name clash to this one may apply now.
+        self.retry_conflicts();
+    }
+
+    /// Files that lost a name clash may apply once the winner let go of the name.
+    fn retry_conflicts(&mut self) {
         let waiting: Vec<PathBuf> = self
             .world
             .manifests

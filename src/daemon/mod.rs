@@ -41,11 +41,23 @@ pub struct DaemonOptions {
     pub config: Option<PathBuf>,
 }
 
+/// Longest grace period honoured: valid Kubernetes allows any int64, our timers do not.
+const MAX_GRACE: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// `now + after`, saturating far in the future instead of overflowing.
+fn later(after: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(after)
+        .unwrap_or_else(|| now + Duration::from_secs(10 * 365 * 24 * 3600))
+}
+
 /// Something to look at again at a given time.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Target {
     Job(Key),
     Pod(Key),
+    /// A manifest file found missing: removed for good if it is still missing then.
+    Removal(PathBuf),
 }
 
 pub struct Daemon {
@@ -90,7 +102,10 @@ pub fn load_config(opts: &DaemonOptions) -> anyhow::Result<(Config, Layout)> {
         Some(root) => Layout::under_root(root),
         None => Layout::system_default(),
     };
-    let layout = base.with_overrides(&cfg.paths);
+    let layout = base
+        .with_overrides(&cfg.paths)
+        .absolute()
+        .context("resolving the daemon's paths")?;
     Ok((cfg, layout))
 }
 
@@ -252,7 +267,7 @@ impl Daemon {
 
     /// Wakes `target` after `after`, unless it is already due to wake no later than that.
     fn schedule(&mut self, after: Duration, target: Target) {
-        let at = Instant::now() + after;
+        let at = later(after);
         if self.timer_index.get(&target).is_some_and(|t| *t <= at) {
             return;
         }
@@ -271,9 +286,14 @@ impl Daemon {
                     self.timer_index.remove(&target);
                 }
                 match target {
-                    Target::Job(k) => self.dirty_jobs.insert(k),
-                    Target::Pod(k) => self.dirty_pods.insert(k),
-                };
+                    Target::Job(k) => {
+                        self.dirty_jobs.insert(k);
+                    }
+                    Target::Pod(k) => {
+                        self.dirty_pods.insert(k);
+                    }
+                    Target::Removal(path) => self.confirm_removal(&path),
+                }
             }
         }
     }
@@ -314,7 +334,7 @@ impl Daemon {
         self.shutting_down = true;
         self.stop_all_pods();
         // Past the longest grace period every process got SIGKILL; allow a little for reaping.
-        self.shutdown_deadline = Some(Instant::now() + self.max_grace() + Duration::from_secs(5));
+        self.shutdown_deadline = Some(later(self.max_grace() + Duration::from_secs(5)));
     }
 
     fn shutdown_done(&self) -> bool {
@@ -344,6 +364,7 @@ impl Daemon {
             .termination_grace_period_seconds
             .map(|s| Duration::from_secs(u64::try_from(s).unwrap_or(0)))
             .unwrap_or(self.cfg.pods.default_termination_grace_period)
+            .min(MAX_GRACE)
     }
 
     pub fn logs_root(&self) -> &Path {

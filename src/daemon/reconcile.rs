@@ -82,17 +82,11 @@ impl Daemon {
         for (c, base) in &d.backoff_resets {
             rec.runs.entry(c.clone()).or_default().backoff_base = *base;
         }
-        let phase_changed = rec.pod.status.phase != d.status.phase;
-        let ready_changed = pod::is_ready(&rec.pod) != {
-            let mut p = rec.pod.clone();
-            p.status.conditions = d.status.conditions.clone();
-            pod::is_ready(&p)
-        };
+        // Any change can matter to the Job: phase and readiness, but also a restart count
+        // (OnFailure's backoffLimit).
         if rec.pod.status != d.status {
             rec.pod.status = d.status;
             self.pod_changed(k);
-        }
-        if phase_changed || ready_changed {
             self.job_of_pod_dirty(k);
         }
         self.maybe_remove_pod(k);
@@ -384,6 +378,7 @@ impl Daemon {
         );
         tracing::info!(pod = %k.1, container, pid, "container started");
         self.pod_changed(&k);
+        self.job_of_pod_dirty(&k);
         self.dirty_pods.insert(k);
     }
 
@@ -432,6 +427,7 @@ impl Daemon {
             );
         }
         self.pod_changed(&k);
+        self.job_of_pod_dirty(&k);
         self.dirty_pods.insert(k);
     }
 
@@ -489,8 +485,11 @@ impl Daemon {
             );
             tracing::warn!(pod = %k.1, "pod was running when the daemon stopped; marked failed");
         }
+        // Look at everything once: Jobs converge, and pods deleted before the crash go.
         let jobs: Vec<Key> = self.world.jobs.keys().cloned().collect();
         self.dirty_jobs.extend(jobs);
+        let pods: Vec<Key> = self.world.pods.keys().cloned().collect();
+        self.dirty_pods.extend(pods);
     }
 
     /// Failed with Kubernetes' graceful-node-shutdown reason and a DisruptionTarget condition.

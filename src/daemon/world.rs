@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::api::{Event, Job, LABEL_CONTROLLER_UID, ManifestFile, Pod, PodPhase};
+use crate::api::{Event, Job, ManifestFile, Pod, PodPhase};
 use crate::controller::pod::finish_time;
 use crate::store::Objects;
 
@@ -88,11 +88,14 @@ pub fn manifest_store_key(p: &std::path::Path) -> String {
     format!("manifests/{}", p.display())
 }
 
+/// The uid of the Job that controls the pod. From the owner reference the daemon itself set,
+/// never from a label a manifest could choose (`manualSelector`).
 fn owner_uid(pod: &Pod) -> Option<&str> {
     pod.metadata
-        .labels
-        .get(LABEL_CONTROLLER_UID)
-        .map(String::as_str)
+        .owner_references
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .map(|o| o.uid.as_str())
 }
 
 impl World {

@@ -250,3 +250,72 @@ pub fn process_alive(pid: u32) -> bool {
         Err(_) => false,
     }
 }
+
+#[test]
+fn an_editor_save_by_rename_never_reruns_a_finished_job() {
+    let d = TestDaemon::start();
+    let path = d.drop_manifest("vim.yaml", &job_yaml("vim", "Never", &["true"], ""));
+    let job = d.wait_condition("vim", "Complete", T);
+    // vim: rename the file away, write the new one, remove the backup.
+    let backup = d.manifests().join("vim.yaml~");
+    std::fs::rename(&path, &backup).unwrap();
+    std::fs::write(&path, std::fs::read_to_string(&backup).unwrap()).unwrap();
+    std::fs::remove_file(&backup).unwrap();
+    std::thread::sleep(Duration::from_millis(400)); // past watch.removalGrace
+    let again = d.job("vim").expect("still there");
+    assert_eq!(again["metadata"]["uid"], job["metadata"]["uid"]);
+    assert_eq!(d.pods_of("vim").len(), 1);
+}
+
+#[test]
+fn a_conflicting_file_takes_over_when_the_first_lets_go() {
+    let d = TestDaemon::start();
+    d.drop_manifest("a.yaml", &job_yaml("shared", "Never", &["true"], ""));
+    d.wait_condition("shared", "Complete", T);
+    d.drop_manifest(
+        "b.yaml",
+        &job_yaml("shared", "Never", &["sh", "-c", "echo from-b"], ""),
+    );
+    wait_manifest_state(&d, "b.yaml", "Conflict");
+    // a.yaml stops defining the Job by an edit: b.yaml applies by itself.
+    d.drop_manifest("a.yaml", &job_yaml("other", "Never", &["true"], ""));
+    wait_manifest_state(&d, "b.yaml", "Applied");
+    d.wait_condition("shared", "Complete", T);
+    assert_eq!(d.cli_ok(&["logs", "job/shared"]), "from-b\n");
+    // Deleting it removes b.yaml; nothing else claims the name.
+    d.cli_ok(&["delete", "job", "shared"]);
+    assert!(!d.manifests().join("b.yaml").exists());
+    assert!(wait_until(T, || d.job("shared").is_none()));
+}
+
+#[test]
+fn a_fifo_or_directory_named_like_a_manifest_is_ignored() {
+    let d = TestDaemon::start();
+    let fifo = d.manifests().join("pipe.yaml");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::fs::create_dir(d.manifests().join("dir.yaml")).unwrap();
+    let _ = std::process::Command::new("kill")
+        .args(["-HUP", &d.pid().to_string()])
+        .status();
+    d.drop_manifest("ok.yaml", &job_yaml("ok", "Never", &["true"], ""));
+    d.wait_condition("ok", "Complete", T);
+    let (code, _) = d.http("GET", "/healthz", None);
+    assert_eq!(code, 200);
+}
+
+#[test]
+fn a_manual_selector_with_chosen_labels_runs_normally() {
+    let d = TestDaemon::start();
+    let yaml = job_yaml("manual", "Never", &["true"], "  completions: 2\n  manualSelector: true\n  selector:\n    matchLabels:\n      controller-uid: mine\n")
+        .replace("  template:\n    spec:", "  template:\n    metadata:\n      labels:\n        controller-uid: mine\n    spec:");
+    d.drop_manifest("manual.yaml", &yaml);
+    let job = d.wait_condition("manual", "Complete", T);
+    assert_eq!(job["status"]["succeeded"], 2);
+    assert_eq!(d.pods_of("manual").len(), 2, "exactly the pods it needed");
+}

@@ -219,3 +219,37 @@ fn containers_get_only_stdin_stdout_and_stderr() {
         "the daemon's own descriptors leaked into the container"
     );
 }
+
+#[test]
+fn on_failure_start_errors_still_respect_backoff_limit() {
+    let d = TestDaemon::start();
+    d.drop_manifest(
+        "nob.yaml",
+        &job_yaml(
+            "nob",
+            "OnFailure",
+            &["/nonexistent-binary"],
+            "  backoffLimit: 2\n",
+        ),
+    );
+    let job = d.wait_condition("nob", "Failed", T);
+    assert_eq!(
+        job["status"]["conditions"][1]["reason"],
+        "BackoffLimitExceeded"
+    );
+}
+
+#[test]
+fn an_enormous_grace_period_does_not_break_shutdown() {
+    let mut d = TestDaemon::start();
+    let yaml = job_yaml("huge", "Never", &["sleep", "60"], "").replace(
+        "terminationGracePeriodSeconds: 2",
+        "terminationGracePeriodSeconds: 9223372036854775807",
+    );
+    d.drop_manifest("huge.yaml", &yaml);
+    assert!(wait_until(T, || d
+        .pods_of("huge")
+        .iter()
+        .any(|p| p["status"]["phase"] == "Running")));
+    assert!(d.stop().success(), "{}", tail(&d.daemon_log(), 20));
+}

@@ -24,6 +24,8 @@ store:
   flushInterval: 10ms
 pods:
   defaultTerminationGracePeriod: 3s
+watch:
+  removalGrace: 100ms
 log:
   level: debug
 ";
