@@ -337,15 +337,23 @@ impl Daemon {
         self.shutdown_deadline = Some(later(self.max_grace() + Duration::from_secs(5)));
     }
 
+    /// Done when every pod has ended as the records say — i.e. every container's exit has
+    /// been received and recorded, not merely when no process runs any more — or when the
+    /// longest grace period (plus a margin) has run out.
     fn shutdown_done(&self) -> bool {
+        let all_ended = self
+            .world
+            .pods
+            .values()
+            .all(|r| r.pod.status.phase.is_terminal());
         let out_of_time = self.shutdown_deadline.is_some_and(|d| Instant::now() >= d);
-        if out_of_time && self.runtime.running() > 0 {
+        if out_of_time && !all_ended {
             tracing::warn!(
                 running = self.runtime.running(),
                 "giving up waiting for containers to exit"
             );
         }
-        self.runtime.running() == 0 || out_of_time
+        all_ended || out_of_time
     }
 
     /// Longest grace period among pods still running.
