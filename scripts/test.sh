@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+. scripts/ensure-rust.sh
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -27,10 +29,16 @@ if [ "$impure" = 1 ]; then
 fi
 
 step "examples pass kubernetes-validate --strict"
-if ! command -v kubernetes-validate >/dev/null 2>&1; then
-  python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate
+validator=kubernetes-validate
+if ! command -v "$validator" >/dev/null 2>&1; then
+  # A private venv: Debian's system Python refuses global pip installs (PEP 668).
+  venv=target/tools-venv
+  [ -x "$venv/bin/kubernetes-validate" ] || {
+    python3 -m venv "$venv" && "$venv/bin/pip" install --quiet --disable-pip-version-check kubernetes-validate
+  } || { echo "error: need python3-venv to install kubernetes-validate: sudo apt-get install -y python3-venv" >&2; exit 1; }
+  validator="$venv/bin/kubernetes-validate"
 fi
-kubernetes-validate --strict examples/*.yaml
+"$validator" --strict examples/*.yaml
 
 step "cargo test"
 cargo test --locked --all-targets -- --test-threads="${JOBVISOR_TEST_THREADS:-4}"
