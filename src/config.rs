@@ -290,6 +290,41 @@ mod tests {
     }
 
     #[test]
+    fn layouts_root_system_and_overrides() {
+        let l = Layout::under_root(Path::new("/r"));
+        assert_eq!(l.manifests, Path::new("/r/manifests"));
+        assert_eq!(l.state, Path::new("/r/state"));
+        assert_eq!(l.logs, Path::new("/r/logs"));
+        assert_eq!(l.socket, Path::new("/r/jobvisor.sock"));
+        let paths = Paths {
+            socket: Some("/elsewhere.sock".into()),
+            ..Paths::default()
+        };
+        let o = l.with_overrides(&paths);
+        assert_eq!(o.socket, Path::new("/elsewhere.sock"));
+        assert_eq!(
+            o.manifests,
+            Path::new("/r/manifests"),
+            "other paths unchanged"
+        );
+        if nix::unistd::geteuid().is_root() {
+            let sys = Layout::system_default();
+            assert_eq!(sys.manifests, Path::new("/etc/jobvisor/manifests.d"));
+            assert_eq!(sys.state, Path::new("/var/lib/jobvisor"));
+            assert_eq!(sys.logs, Path::new("/var/log/jobvisor"));
+            assert_eq!(sys.socket, Path::new("/run/jobvisor/jobvisor.sock"));
+            assert_eq!(
+                Layout::default_config_file(None),
+                Path::new("/etc/jobvisor/config.yaml")
+            );
+        }
+        assert_eq!(
+            Layout::default_config_file(Some(Path::new("/r"))),
+            Path::new("/r/config.yaml")
+        );
+    }
+
+    #[test]
     fn shipped_default_config_matches_code_defaults() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/jobvisor.yaml");
         let text = std::fs::read_to_string(&path).unwrap();

@@ -80,6 +80,9 @@ fn objects_lists_and_errors_are_kubernetes_shaped() {
     assert_eq!(code, 404);
     let (code, body) = d.http("GET", "/healthz", None);
     assert_eq!((code, body.as_str()), (200, "ok"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(d.socket()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660, "socket mode");
 }
 
 #[test]
