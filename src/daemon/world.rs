@@ -233,3 +233,48 @@ impl World {
         self.events.push_back(e);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    /// State written by jobvisor 0.1.0 (two finished Jobs) must load in every later version:
+    /// an upgrade never loses or re-runs anything.
+    #[test]
+    fn golden_state_v1_still_loads() {
+        let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/state-v1");
+        let dir = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(&golden).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+        }
+        let (_store, objects) = Store::open(dir.path(), 1 << 30).unwrap();
+        let (world, problems) = World::from_objects(&objects);
+        assert!(problems.is_empty(), "{problems:?}");
+        let names: Vec<&str> = world.jobs.keys().map(|k| k.1.as_str()).collect();
+        assert_eq!(names, ["onfailure-job", "simple-job"]);
+        for r in world.jobs.values() {
+            let status = r.job.status.as_ref().unwrap();
+            assert!(
+                status.condition("Complete").is_some(),
+                "{}",
+                r.job.metadata.name()
+            );
+            assert_eq!(status.succeeded, 1);
+        }
+        assert_eq!(world.manifests.len(), 2);
+        assert!(
+            world
+                .pods
+                .values()
+                .any(|p| p.pod.status.phase == PodPhase::Succeeded)
+        );
+        let on_failure = world
+            .pods
+            .values()
+            .find(|p| p.pod.metadata.name().starts_with("onfailure-job-"))
+            .unwrap();
+        assert_eq!(on_failure.pod.status.container_statuses[0].restart_count, 1);
+    }
+}
