@@ -27,7 +27,6 @@ pub struct Config {
     pub paths: Paths,
     pub backoff: Backoff,
     pub store: Store,
-    pub pods: Pods,
     pub watch: Watch,
     pub log: Log,
 }
@@ -102,22 +101,6 @@ impl Default for Store {
         Store {
             flush_interval: Duration::from_millis(20),
             compact_bytes: 64 << 20,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-pub struct Pods {
-    /// Grace period when the pod template does not set terminationGracePeriodSeconds (K8s 30s).
-    #[serde(deserialize_with = "duration")]
-    pub default_termination_grace_period: Duration,
-}
-
-impl Default for Pods {
-    fn default() -> Self {
-        Pods {
-            default_termination_grace_period: Duration::from_secs(30),
         }
     }
 }

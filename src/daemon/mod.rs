@@ -41,6 +41,9 @@ pub struct DaemonOptions {
     pub config: Option<PathBuf>,
 }
 
+/// Kubernetes' default `terminationGracePeriodSeconds` (manifests get it by defaulting).
+const DEFAULT_GRACE: Duration = Duration::from_secs(30);
+
 /// Longest grace period honoured: valid Kubernetes allows any int64, our timers do not.
 const MAX_GRACE: Duration = Duration::from_secs(365 * 24 * 3600);
 
@@ -371,7 +374,7 @@ impl Daemon {
         pod.spec
             .termination_grace_period_seconds
             .map(|s| Duration::from_secs(u64::try_from(s).unwrap_or(0)))
-            .unwrap_or(self.cfg.pods.default_termination_grace_period)
+            .unwrap_or(DEFAULT_GRACE)
             .min(MAX_GRACE)
     }
 

@@ -22,8 +22,6 @@ backoff:
   containerRestartMax: 400ms
 store:
   flushInterval: 10ms
-pods:
-  defaultTerminationGracePeriod: 3s
 watch:
   removalGrace: 100ms
 log:
