@@ -34,8 +34,9 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Watch {
-    /// A manifest file that disappears is treated as removed only if it is still missing
-    /// after this long (editors save by renaming the old file away and writing a new one).
+    /// A manifest file that disappears, or a Job a file stops defining, counts only if that
+    /// still holds after this long (editors save by renaming the old file away and writing a
+    /// new one; a file can be read half-written).
     #[serde(deserialize_with = "duration")]
     pub removal_grace: Duration,
 }

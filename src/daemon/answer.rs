@@ -225,7 +225,7 @@ impl Daemon {
                 self.world.jobs.get(&k).map(|r| (k, r.applied.clone()))
             })
             .collect();
-        self.apply_text(&path, body);
+        self.apply_text(&path, body, true);
         let m = self
             .world
             .manifests

@@ -40,10 +40,19 @@ fn delta(old: &Job, new: &Job) -> Delta {
 }
 
 impl Daemon {
-    /// Brings the world in line with one file as it is on disk now.
+    /// Brings the world in line with one file as it is on disk now. Anything that would take
+    /// objects away waits out `watch.removalGrace` first (see [`Self::file_missing`]).
     pub(super) fn apply_file(&mut self, path: &Path) {
+        self.apply_file_as(path, false);
+    }
+
+    /// `confirmed`: the removal grace has passed, so missing files and dropped objects count.
+    fn apply_file_as(&mut self, path: &Path, confirmed: bool) {
         let text = match crate::watch::read_manifest(path) {
             Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && confirmed => {
+                return self.file_removed(path);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return self.file_missing(path),
             Err(e) => {
                 tracing::error!(file = %path.display(), error = %e, "cannot read manifest");
@@ -64,11 +73,14 @@ impl Daemon {
         {
             return;
         }
-        self.apply_text(path, text);
+        self.apply_text(path, text, confirmed);
     }
 
-    /// Applies already-read content (the watcher and `PUT manifests` both end here).
-    pub(super) fn apply_text(&mut self, path: &Path, text: String) {
+    /// Applies already-read content (the watcher and `PUT manifests` both end here). Unless
+    /// `confirmed`, Jobs the file no longer defines are kept until the removal grace has
+    /// passed: a file caught half-written (or empty, between an editor's rename and write)
+    /// must not delete, and so later re-run, anything.
+    pub(super) fn apply_text(&mut self, path: &Path, text: String, confirmed: bool) {
         let report = manifest::load(path, &text);
         if !report.errors.is_empty() {
             for e in &report.errors {
@@ -112,6 +124,17 @@ impl Daemon {
             .into_iter()
             .filter(|k| !now_defined.contains(k))
             .collect();
+        let grace = self.cfg.watch.removal_grace;
+        if !dropped.is_empty() && !confirmed && !grace.is_zero() {
+            // Keep the old content on record, so the re-check sees a change to apply.
+            self.schedule(grace, super::Target::Removal(path.to_path_buf()));
+            if let Some(m) = self.world.manifests.get_mut(path) {
+                m.jobs = now_defined;
+                m.jobs.extend(dropped);
+                m.file.objects = m.jobs.iter().map(job_object_ref).collect();
+            }
+            return;
+        }
         for gone in &dropped {
             self.delete_job(gone, "its definition was removed from the manifest");
         }
@@ -235,10 +258,7 @@ impl Daemon {
     }
 
     pub(super) fn confirm_removal(&mut self, path: &Path) {
-        match std::fs::symlink_metadata(path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.file_removed(path),
-            _ => self.apply_file(path),
-        }
+        self.apply_file_as(path, true);
     }
 
     pub(super) fn file_removed(&mut self, path: &Path) {
