@@ -241,3 +241,50 @@ fn describe_pod_events_and_manifests() {
         "{yaml}"
     );
 }
+
+#[test]
+fn namespaces_and_label_selectors() {
+    let d = TestDaemon::start();
+    let team = job_yaml("team-job", "Never", &["true"], "").replace(
+        "  name: team-job\n",
+        "  name: team-job\n  namespace: team\n  labels:\n    app: batch\n",
+    );
+    d.drop_manifest("team.yaml", &team);
+    d.drop_manifest("plain.yaml", &job_yaml("plain-job", "Never", &["true"], ""));
+    d.cli_ok(&[
+        "wait",
+        "--for=condition=complete",
+        "job/team-job",
+        "-n",
+        "team",
+        "--timeout",
+        "60s",
+    ]);
+    d.cli_ok(&[
+        "wait",
+        "--for=condition=complete",
+        "job/plain-job",
+        "--timeout",
+        "60s",
+    ]);
+    let default_ns = d.cli_ok(&["get", "jobs", "-o", "name"]);
+    assert_eq!(default_ns.trim(), "job.batch/plain-job");
+    let team_ns = d.cli_ok(&["get", "jobs", "-n", "team", "-o", "name"]);
+    assert_eq!(team_ns.trim(), "job.batch/team-job");
+    let all = d.cli_ok(&["get", "jobs", "-A"]);
+    assert!(all.starts_with("NAMESPACE"), "{all}");
+    assert!(all.contains("team ") && all.contains("default "), "{all}");
+    let selected = d.cli_ok(&["get", "jobs", "-A", "-l", "app=batch", "-o", "name"]);
+    assert_eq!(selected.trim(), "job.batch/team-job");
+    let pods = d.cli_ok(&[
+        "get",
+        "pods",
+        "-n",
+        "team",
+        "-l",
+        "job-name=team-job",
+        "-o",
+        "name",
+    ]);
+    assert!(pods.trim().starts_with("pod/team-job-"), "{pods}");
+}
