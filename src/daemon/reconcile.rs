@@ -161,6 +161,7 @@ impl Daemon {
             }
         }
         for del in &d.delete {
+            tracing::info!(pod = %del.pod, counted_as_failed = del.count_as_failed, "deleting pod");
             self.delete_pod(&key(&k.0, &del.pod), now);
             self.record_event(
                 job_ref(&job),
