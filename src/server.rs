@@ -44,20 +44,20 @@ fn router(api: Api) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/version", get(version))
-        .route("/apis/batch/v1/jobs", get(list_jobs_all))
+        .route("/apis/batch/v1/jobs", get(list_jobs))
         .route("/apis/batch/v1/namespaces/{ns}/jobs", get(list_jobs))
         .route(
             "/apis/batch/v1/namespaces/{ns}/jobs/{name}",
             get(get_job).delete(delete_job),
         )
-        .route("/api/v1/pods", get(list_pods_all))
+        .route("/api/v1/pods", get(list_pods))
         .route("/api/v1/namespaces/{ns}/pods", get(list_pods))
         .route(
             "/api/v1/namespaces/{ns}/pods/{name}",
             get(get_pod).delete(delete_pod),
         )
         .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(pod_log))
-        .route("/api/v1/events", get(list_events_all))
+        .route("/api/v1/events", get(list_events))
         .route("/api/v1/namespaces/{ns}/events", get(list_events))
         .route("/apis/jobvisor.io/v1/manifests", get(manifests))
         .route("/apis/jobvisor.io/v1/manifests/{file}", put(put_manifest))
@@ -205,35 +205,27 @@ async fn send_line<T: serde::Serialize>(tx: &mut Sender<Bytes>, v: &T) -> Result
     tx.send_data(Bytes::from(line)).await.map_err(|_| ())
 }
 
-async fn list_jobs_all(State(api): State<Api>, Query(q): Query<ListQuery>) -> Response {
-    list(api, Kind::Job, None, q).await
-}
+// Each serves both the cluster-wide and the namespaced list route.
 async fn list_jobs(
     State(api): State<Api>,
-    Path(ns): Path<String>,
+    ns: Option<Path<String>>,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    list(api, Kind::Job, Some(ns), q).await
-}
-async fn list_pods_all(State(api): State<Api>, Query(q): Query<ListQuery>) -> Response {
-    list(api, Kind::Pod, None, q).await
+    list(api, Kind::Job, ns.map(|Path(n)| n), q).await
 }
 async fn list_pods(
     State(api): State<Api>,
-    Path(ns): Path<String>,
+    ns: Option<Path<String>>,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    list(api, Kind::Pod, Some(ns), q).await
-}
-async fn list_events_all(State(api): State<Api>, Query(q): Query<ListQuery>) -> Response {
-    list(api, Kind::Event, None, q).await
+    list(api, Kind::Pod, ns.map(|Path(n)| n), q).await
 }
 async fn list_events(
     State(api): State<Api>,
-    Path(ns): Path<String>,
+    ns: Option<Path<String>>,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    list(api, Kind::Event, Some(ns), q).await
+    list(api, Kind::Event, ns.map(|Path(n)| n), q).await
 }
 
 async fn get_one(api: Api, kind: Kind, namespace: String, name: String) -> Response {

@@ -42,11 +42,11 @@ pub struct PodDecision {
 
 /// Where a container's CrashLoopBackOff count restarts from (`restartCount` at the last
 /// reset); kept by the daemon beside the pod.
-pub type BackoffBase = dyn Fn(&str) -> i32;
+pub type BackoffBase<'a> = dyn Fn(&str) -> i32 + 'a;
 
 pub fn sync(
     pod: &Pod,
-    backoff_base: &BackoffBase,
+    backoff_base: &BackoffBase<'_>,
     now: Timestamp,
     cfg: RestartBackoff,
 ) -> PodDecision {

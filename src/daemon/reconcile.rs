@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
+use super::launch::launch;
 use super::world::{Key, PodRecord, job_store_key, key, pod_store_key};
 use super::{Daemon, Kind, Target};
 use crate::api::{
@@ -59,19 +60,34 @@ impl Daemon {
         let Some(rec) = self.world.pods.get(k) else {
             return;
         };
-        let runs = rec.runs.clone();
-        let base = move |c: &str| runs.get(c).map_or(0, |r| r.backoff_base);
+        let runs = &rec.runs;
+        let base = |c: &str| runs.get(c).map_or(0, |r| r.backoff_base);
         let d = pod::sync(&rec.pod, &base, now, cfg);
-        let pod = rec.pod.clone();
+        let launches: Vec<_> = d
+            .start
+            .iter()
+            .filter_map(|s| {
+                let c = rec
+                    .pod
+                    .spec
+                    .containers
+                    .iter()
+                    .find(|c| c.name == s.container)?;
+                Some(launch(
+                    &rec.pod,
+                    c,
+                    s.restart_count,
+                    &self.layout.logs,
+                    &self.home,
+                ))
+            })
+            .collect();
+        let involved = pod_ref(&rec.pod);
         for e in &d.events {
-            self.record_event(pod_ref(&pod), e.clone(), "kubelet");
+            self.record_event(involved.clone(), e.clone(), "kubelet");
         }
-        for s in &d.start {
-            if let Some(c) = pod.spec.containers.iter().find(|c| c.name == s.container) {
-                let launch =
-                    super::launch::launch(&pod, c, s.restart_count, &self.layout.logs, &self.home);
-                self.runtime.start(launch);
-            }
+        for l in launches {
+            self.runtime.start(l);
         }
         if let Some(after) = d.requeue_after {
             self.schedule(after, Target::Pod(k.clone()));
@@ -146,7 +162,9 @@ impl Daemon {
         };
         let pods = self.pods_that_matter(rec.job.metadata.uid());
         let d = job::sync(&rec.job, &pods, now, cfg);
-        let job = rec.job.clone();
+        let involved = job_ref(&rec.job);
+        // The whole Job (its pod template) is needed only to create pods.
+        let template_job = (d.create > 0).then(|| rec.job.clone());
         let status_changed = rec.job.status.as_ref() != Some(&d.status);
         for name in &d.untrack {
             let pk = key(&k.0, name);
@@ -164,22 +182,22 @@ impl Daemon {
             tracing::info!(pod = %del.pod, counted_as_failed = del.count_as_failed, "deleting pod");
             self.delete_pod(&key(&k.0, &del.pod), now);
             self.record_event(
-                job_ref(&job),
+                involved.clone(),
                 EventSpec::normal("SuccessfulDelete", format!("Deleted pod: {}", del.pod)),
                 "job-controller",
             );
         }
-        for _ in 0..d.create {
-            let name = self.create_pod(&job, now);
-            self.record_event(
-                job_ref(&job),
-                EventSpec::normal("SuccessfulCreate", format!("Created pod: {name}")),
-                "job-controller",
-            );
+        if let Some(job) = &template_job {
+            for _ in 0..d.create {
+                let name = self.create_pod(job, now);
+                let msg = format!("Created pod: {name}");
+                let event = EventSpec::normal("SuccessfulCreate", msg);
+                self.record_event(involved.clone(), event, "job-controller");
+            }
         }
         for e in d.events {
             self.log_job_event(k, &e);
-            self.record_event(job_ref(&job), e, "job-controller");
+            self.record_event(involved.clone(), e, "job-controller");
         }
         if let Some(after) = d.requeue_after {
             self.schedule(after, Target::Job(k.clone()));
@@ -282,18 +300,22 @@ impl Daemon {
         };
         rec.pod.metadata.deletion_timestamp = Some(now);
         rec.pod.metadata.deletion_grace_period_seconds = Some(grace.as_secs() as i64);
-        let pod = rec.pod.clone();
-        if !pod.status.phase.is_terminal() {
-            self.runtime.stop_pod(pod.metadata.uid(), grace);
-            for c in pod
+        if !rec.pod.status.phase.is_terminal() {
+            self.runtime.stop_pod(rec.pod.metadata.uid(), grace);
+            let involved = pod_ref(&rec.pod);
+            let running: Vec<String> = rec
+                .pod
                 .status
                 .container_statuses
                 .iter()
                 .filter(|c| c.state.running.is_some())
-            {
+                .map(|c| c.name.clone())
+                .collect();
+            for name in running {
+                let msg = format!("Stopping container {name}");
                 self.record_event(
-                    pod_ref(&pod),
-                    EventSpec::normal("Killing", format!("Stopping container {}", c.name)),
+                    involved.clone(),
+                    EventSpec::normal("Killing", msg),
                     "kubelet",
                 );
             }
@@ -329,14 +351,21 @@ impl Daemon {
         }
     }
 
-    /// The pod and container-status index a runtime report is about, if it concerns the
-    /// current run: a late report for an earlier run or a removed pod is ignored.
-    fn reported_run(&self, uid: &str, container: &str, restart_count: i32) -> Option<(Key, usize)> {
-        let k = self.world.pod_by_uid.get(uid)?;
-        let statuses = &self.world.pods.get(k)?.pod.status.container_statuses;
-        let i = statuses.iter().position(|c| c.name == container)?;
-        let current = statuses.get(i)?.restart_count == restart_count;
-        current.then(|| (k.clone(), i))
+    /// The pod a runtime report is about and its container's index, if the report concerns
+    /// the current run: a late report for an earlier run or a removed pod is ignored.
+    fn reported_run(
+        &mut self,
+        uid: &str,
+        container: &str,
+        restart_count: i32,
+    ) -> Option<(Key, &mut PodRecord, usize)> {
+        let k = self.world.pod_by_uid.get(uid)?.clone();
+        let rec = self.world.pods.get_mut(&k)?;
+        let statuses = &rec.pod.status.container_statuses;
+        let i = statuses
+            .iter()
+            .position(|c| c.name == container && c.restart_count == restart_count)?;
+        Some((k, rec, i))
     }
 
     fn on_started(
@@ -347,15 +376,10 @@ impl Daemon {
         (pid, proc_start): (u32, Option<u64>),
         at: Timestamp,
     ) {
-        let Some((k, i)) = self.reported_run(uid, container, restart_count) else {
+        let Some((k, rec, i)) = self.reported_run(uid, container, restart_count) else {
             return;
         };
-        let Some(rec) = self.world.pods.get_mut(&k) else {
-            return;
-        };
-        let Some(cs) = rec.pod.status.container_statuses.get_mut(i) else {
-            return;
-        };
+        let cs = &mut rec.pod.status.container_statuses[i];
         if cs.state.terminated.is_some() {
             return;
         }
@@ -371,9 +395,9 @@ impl Daemon {
         let run = rec.runs.entry(container.to_string()).or_default();
         run.pid = Some(pid);
         run.proc_start = proc_start;
-        let pod = rec.pod.clone();
+        let involved = pod_ref(&rec.pod);
         self.record_event(
-            pod_ref(&pod),
+            involved,
             EventSpec::normal("Started", format!("Started container {container}")),
             "kubelet",
         );
@@ -384,15 +408,10 @@ impl Daemon {
     }
 
     fn on_exited(&mut self, uid: &str, container: &str, restart_count: i32, exit: ExitInfo) {
-        let Some((k, i)) = self.reported_run(uid, container, restart_count) else {
+        let Some((k, rec, i)) = self.reported_run(uid, container, restart_count) else {
             return;
         };
-        let Some(rec) = self.world.pods.get_mut(&k) else {
-            return;
-        };
-        let Some(cs) = rec.pod.status.container_statuses.get_mut(i) else {
-            return;
-        };
+        let cs = &mut rec.pod.status.container_statuses[i];
         let container_id = cs.container_id.clone();
         cs.state = ContainerState {
             terminated: Some(ContainerStateTerminated {
@@ -413,12 +432,12 @@ impl Daemon {
             run.proc_start = None;
         }
         if exit.reason == "StartError" {
-            let pod = rec.pod.clone();
+            let involved = pod_ref(&rec.pod);
             let msg = format!(
                 "Error: {}",
                 exit.message.as_deref().unwrap_or("failed to start")
             );
-            self.record_event(pod_ref(&pod), EventSpec::warning("Failed", msg), "kubelet");
+            self.record_event(involved, EventSpec::warning("Failed", msg), "kubelet");
         }
         tracing::info!(pod = %k.1, container, exit_code = exit.exit_code, reason = %exit.reason, "container exited");
         if self.shutting_down {

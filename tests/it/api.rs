@@ -99,11 +99,13 @@ fn watch_streams_changes_as_they_happen() {
     }
     d.drop_manifest("w.yaml", &job_yaml("w", "Never", &["true"], ""));
     let mut seen = Vec::new();
+    let mut raw = Vec::new();
     while !seen.iter().any(|(_, c): &(String, bool)| *c) {
         line.clear();
         if reader.read_line(&mut line).unwrap() == 0 {
             break;
         }
+        raw.push(line.clone());
         if let Ok(ev) = serde_json::from_str::<Value>(line.trim()) {
             seen.push((
                 ev["type"].as_str().unwrap_or("").to_string(),
@@ -111,12 +113,13 @@ fn watch_streams_changes_as_they_happen() {
             ));
         }
     }
-    assert_eq!(
-        seen.first().map(|s| s.0.as_str()),
-        Some("ADDED"),
-        "{seen:?}"
+    // Keep the raw stream in the message: a framing problem shows there.
+    let first = seen.first().map(|s| s.0.as_str());
+    assert_eq!(first, Some("ADDED"), "{seen:?}\n{raw:#?}");
+    assert!(
+        seen.iter().any(|(t, c)| t == "MODIFIED" && *c),
+        "{seen:?}\n{raw:#?}"
     );
-    assert!(seen.iter().any(|(t, c)| t == "MODIFIED" && *c), "{seen:?}");
 }
 
 #[test]
