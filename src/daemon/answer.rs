@@ -21,7 +21,7 @@ impl Daemon {
                 reply,
             } => {
                 let items = self.list(kind, namespace.as_deref(), &filter);
-                let watch = watch.then(|| self.changes.subscribe());
+                let watch = watch.then(|| self.changes.of(kind).subscribe());
                 let _ = reply.send(Ok(ListReply { items, watch }));
             }
             Request::Get {

@@ -54,6 +54,44 @@ fn later(after: Duration) -> Instant {
         .unwrap_or_else(|| now + Duration::from_secs(10 * 365 * 24 * 3600))
 }
 
+/// One broadcast channel per kind, so a change is turned into JSON only when somebody
+/// watches its kind: `jobvisor wait` watches one Job and must not cost every pod a copy.
+struct Watchers {
+    jobs: broadcast::Sender<Change>,
+    pods: broadcast::Sender<Change>,
+    events: broadcast::Sender<Change>,
+}
+
+impl Watchers {
+    /// Changes a slow watcher may fall behind by before it misses some (and is told so).
+    const BACKLOG: usize = 4096;
+
+    fn new() -> Watchers {
+        Watchers {
+            jobs: broadcast::channel(Self::BACKLOG).0,
+            pods: broadcast::channel(Self::BACKLOG).0,
+            events: broadcast::channel(Self::BACKLOG).0,
+        }
+    }
+
+    fn of(&self, kind: Kind) -> &broadcast::Sender<Change> {
+        match kind {
+            Kind::Job => &self.jobs,
+            Kind::Pod => &self.pods,
+            Kind::Event => &self.events,
+        }
+    }
+
+    fn watched(&self, kind: Kind) -> bool {
+        self.of(kind).receiver_count() > 0
+    }
+
+    fn send(&self, change: Change) {
+        // No receiver left is fine: the watch ended.
+        let _ = self.of(change.kind).send(change);
+    }
+}
+
 /// Something to look at again at a given time.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Target {
@@ -79,7 +117,7 @@ pub struct Daemon {
     timers: BinaryHeap<Reverse<(Instant, Target)>>,
     /// Earliest pending wake-up per target, so requeues do not pile up.
     timer_index: std::collections::HashMap<Target, Instant>,
-    changes: broadcast::Sender<Change>,
+    changes: Watchers,
     flush_at: Option<Instant>,
     shutting_down: bool,
     /// When shutting down: give up waiting for processes at this time.
@@ -178,7 +216,7 @@ impl Daemon {
         for p in problems {
             tracing::error!("{p}; skipped");
         }
-        let (changes, _) = broadcast::channel(4096);
+        let changes = Watchers::new();
         Ok(Daemon {
             cfg,
             layout,

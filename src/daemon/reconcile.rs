@@ -605,11 +605,11 @@ impl Daemon {
             last_timestamp: Some(now),
             count: 1,
         };
-        if self.changes.receiver_count() > 0
+        if self.changes.watched(Kind::Event)
             && let Ok(v) = serde_json::to_value(&event)
         {
             let ns = event.metadata.namespace().to_string();
-            let _ = self.changes.send(super::Change {
+            self.changes.send(super::Change {
                 kind: Kind::Event,
                 namespace: ns,
                 labels: Default::default(),
@@ -621,18 +621,18 @@ impl Daemon {
     }
 
     pub(super) fn note(&mut self, kind: Kind, k: &Key, type_: &'static str) {
-        if self.changes.receiver_count() > 0 {
+        if self.changes.watched(kind) {
             self.pending_changes.push((kind, k.clone(), type_));
         }
     }
 
     pub(super) fn note_deleted<T: serde::Serialize>(&mut self, kind: Kind, k: &Key, object: &T) {
-        if self.changes.receiver_count() == 0 {
+        if !self.changes.watched(kind) {
             return;
         }
         if let Ok(v) = serde_json::to_value(object) {
             let labels = labels_of(&v);
-            let _ = self.changes.send(super::Change {
+            self.changes.send(super::Change {
                 kind,
                 namespace: k.0.clone(),
                 labels,
@@ -664,7 +664,7 @@ impl Daemon {
             };
             if let Some(Ok(v)) = value {
                 let labels = labels_of(&v);
-                let _ = self.changes.send(super::Change {
+                self.changes.send(super::Change {
                     kind,
                     namespace: k.0.clone(),
                     labels,

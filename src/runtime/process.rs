@@ -32,8 +32,10 @@
 //! reparented to us. A reaper task (SIGCHLD, a kick after each reap, a 500 ms tick) reaps
 //! them with the design in `shared/DEPENDENCIES.md` §4: peek with
 //! `waitid(P_ALL, WNOWAIT)`, leave pids in `OWNED` to their task, `waitpid` the rest. The
-//! owned set is process-wide because `waitid(P_ALL)` is, and it is locked across the spawn and
-//! the insert so a fresh child is never mistaken for an orphan.
+//! owned set is process-wide because `waitid(P_ALL)` is. Spawns hold the `SPAWNING` gate shared
+//! from before `posix_spawn` until the pid is in `OWNED`; the reaper takes it exclusively
+//! before reaping a pid it does not know, so a fresh child is never mistaken for an orphan,
+//! and spawns still run in parallel.
 //!
 //! **Stopping** ([`ProcessRuntime::stop_pod`]): SIGTERM to each container's process group,
 //! SIGKILL after the grace period (at once when it is zero). A stop that arrives before the
@@ -67,7 +69,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -108,6 +110,12 @@ const READ_BUF: usize = 32 * 1024;
 /// Pids of every child this process spawned and reaps itself (see the module docs). Held
 /// across `posix_spawn` and the insert; held by the orphan reaper across its peek and reap.
 static OWNED: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
+
+/// Held shared by every spawn from before `posix_spawn` until its pid is in [`OWNED`]; the
+/// orphan reaper takes it exclusively before reaping a pid it does not know, so a child whose
+/// spawn is still in flight is never taken for an orphan. Shared, so spawns run in parallel:
+/// `posix_spawn` waits for the child's exec, and one lock across it capped the spawn rate.
+static SPAWNING: RwLock<()> = RwLock::new(());
 
 fn owned_pids() -> MutexGuard<'static, BTreeSet<i32>> {
     // The set stays consistent even if a holder panicked: every update is a single call.
@@ -457,6 +465,10 @@ fn spawn(launch: &ContainerLaunch, slot: &Slot) -> Result<Option<Spawned>, Strin
     // them; the dup2 onto 1 and 2 in the child clears the flag there.
     let (out_r, out_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(fail)?;
     let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(fail)?;
+    // Only our ends are non-blocking (tokio needs it); the container's stay blocking.
+    for r in [&out_r, &err_r] {
+        nix::fcntl::fcntl(r, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map_err(fail)?;
+    }
     let mut actions = PosixSpawnFileActions::init().map_err(fail)?;
     // SAFETY: PosixSpawnFileActions is `#[repr(transparent)]` over the libc type and init()
     // initialized it; glibc copies the paths. (nix wraps addopen only with its "term" feature,
@@ -494,16 +506,16 @@ fn spawn(launch: &ContainerLaunch, slot: &Slot) -> Result<Option<Spawned>, Strin
     attr.set_sigmask(&SigSet::empty()).map_err(fail)?;
     attr.set_sigdefault(&SigSet::all()).map_err(fail)?;
 
-    // Both locks across the spawn: a stop either sees the pgid or prevents the spawn, and the
-    // orphan reaper never sees this child before it is in OWNED.
+    // The slot's lock across the spawn: a stop either sees the pgid or prevents the spawn.
+    // The shared SPAWNING gate: the orphan reaper leaves this child alone until it is in OWNED.
     let spawned = {
+        let _gate = SPAWNING.read().unwrap_or_else(|e| e.into_inner());
         let mut ctl = slot.ctl();
         if ctl.stopping {
             return Ok(None);
         }
-        let mut owned = owned_pids();
         posix_spawn(program.as_c_str(), &actions, &attr, &argv, &envp).inspect(|pid| {
-            owned.insert(pid.as_raw());
+            owned_pids().insert(pid.as_raw());
             ctl.pgid = Some(*pid);
         })
     };
@@ -697,8 +709,9 @@ async fn supervise(shared: &Shared, launch: Arc<ContainerLaunch>, slot: Arc<Slot
     }
 }
 
+/// `fd` is the read end of a pipe made non-blocking in [`spawn`] (so no checks are needed).
 fn receiver(fd: OwnedFd, pid: u32) -> Option<pipe::Receiver> {
-    pipe::Receiver::from_owned_fd(fd)
+    pipe::Receiver::from_owned_fd_unchecked(fd)
         .map_err(|e| warn!(pid, error = %e, "cannot read container output; dropping it"))
         .ok()
 }
@@ -986,22 +999,31 @@ async fn recv_opt(s: Option<&mut tokio::signal::unix::Signal>) -> Option<()> {
 /// task reaps it, then kicks us).
 fn reap_orphans() {
     loop {
-        let owned = owned_pids();
-        match waitid(
+        let pid = match waitid(
             Id::All,
             WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT,
         ) {
             Ok(WaitStatus::StillAlive) | Err(_) => break,
-            Ok(st) => {
-                let Some(pid) = st.pid() else { break };
-                if owned.contains(&pid.as_raw()) {
-                    break;
-                }
-                // The zombie pins the pid: this reaps exactly the process we peeked at.
-                let _ = waitpid(pid, Some(WaitPidFlag::WNOHANG));
-                trace!(pid = pid.as_raw(), "reaped orphan");
-            }
+            Ok(st) => match st.pid() {
+                Some(pid) => pid,
+                None => break,
+            },
+        };
+        if owned_pids().contains(&pid.as_raw()) {
+            break;
         }
+        // Unknown so far: it may be a child whose spawn has not registered it yet. Wait for
+        // the spawns in flight (rare: only orphans get here), then look again.
+        let _gate = SPAWNING.write().unwrap_or_else(|e| e.into_inner());
+        let owned = owned_pids();
+        if owned.contains(&pid.as_raw()) {
+            break;
+        }
+        // While it is unreaped, the zombie pins the pid: this reaps the process we peeked at
+        // (or, if its task reaped it meanwhile, whatever orphan took the pid since — still
+        // an orphan: no spawn can run while we hold the gate).
+        let _ = waitpid(pid, Some(WaitPidFlag::WNOHANG));
+        trace!(pid = pid.as_raw(), "reaped orphan");
     }
 }
 

@@ -122,6 +122,69 @@ fn watch_streams_changes_as_they_happen() {
     );
 }
 
+/// Opens `path` as a watch; returns once the response headers came (the watch is registered).
+fn open_watch(d: &TestDaemon, path: &str) -> BufReader<UnixStream> {
+    let mut s = UnixStream::connect(d.socket()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut reader = BufReader::new(s);
+    let mut line = String::new();
+    while reader.read_line(&mut line).unwrap() > 0 && line != "\r\n" {
+        line.clear();
+    }
+    reader
+}
+
+/// Watch events read until `done` says so (chunk-size lines are skipped: not JSON objects).
+fn watch_events(reader: &mut BufReader<UnixStream>, done: impl Fn(&Value) -> bool) -> Vec<Value> {
+    let mut events = Vec::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).unwrap() == 0 {
+            return events;
+        }
+        if let Ok(ev @ Value::Object(_)) = serde_json::from_str::<Value>(line.trim()) {
+            let stop = done(&ev);
+            events.push(ev);
+            if stop {
+                return events;
+            }
+        }
+    }
+}
+
+#[test]
+fn pod_and_event_watches_each_see_their_own_kind() {
+    let d = TestDaemon::start();
+    let mut pods = open_watch(&d, "/api/v1/namespaces/default/pods?watch=true");
+    let mut events = open_watch(&d, "/api/v1/events?watch=true");
+    d.drop_manifest("pw.yaml", &job_yaml("pw", "Never", &["true"], ""));
+    let seen = watch_events(&mut pods, |ev| {
+        ev["object"]["status"]["phase"] == "Succeeded"
+    });
+    let kinds: Vec<&str> = seen
+        .iter()
+        .filter_map(|e| e["object"]["kind"].as_str())
+        .collect();
+    assert!(kinds.iter().all(|k| *k == "Pod"), "{seen:#?}");
+    assert_eq!(
+        seen.first().map(|e| &e["type"]),
+        Some(&Value::from("ADDED")),
+        "{seen:#?}"
+    );
+    let seen = watch_events(&mut events, |ev| ev["object"]["reason"] == "Completed");
+    assert!(
+        seen.iter().all(|e| e["object"]["kind"] == "Event"),
+        "{seen:#?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|e| e["object"]["reason"] == "SuccessfulCreate"),
+        "{seen:#?}"
+    );
+}
+
 #[test]
 fn manifests_can_be_put_through_the_api() {
     let d = TestDaemon::start();
