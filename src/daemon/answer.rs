@@ -310,9 +310,16 @@ impl Daemon {
             name,
             run,
         );
-        if !path.exists() && !running {
+        // Not the file: it appears with the first output, and a silent container has none.
+        let started = previous
+            || cs.is_some_and(|c| c.state.running.is_some() || c.state.terminated.is_some());
+        if !started {
+            let reason = cs
+                .and_then(|c| c.state.waiting.as_ref())
+                .and_then(|w| w.reason.as_deref())
+                .unwrap_or("ContainerCreating");
             return Err(bad_request(format!(
-                "container \"{name}\" in pod \"{}\" is waiting to start: ContainerCreating",
+                "container \"{name}\" in pod \"{}\" is waiting to start: {reason}",
                 k.1
             )));
         }

@@ -373,7 +373,8 @@ pub struct ReadOptions {
 }
 
 /// The container's output as `kubectl logs` shows it: text only, split lines joined, an
-/// unfinished last line without its newline.
+/// unfinished last line without its newline. A missing file reads as empty: the runtime
+/// creates it with the container's first output.
 pub fn read_log(path: &Path, opts: ReadOptions) -> io::Result<String> {
     let (mut follower, mut text) = LogFollower::open(path, opts)?;
     text.push_str(&follower.finish());
@@ -385,9 +386,11 @@ pub fn read_log(path: &Path, opts: ReadOptions) -> io::Result<String> {
 /// `open` returns what [`read_log`] would (minus an unfinished last line, which may still be
 /// continued); then call `poll` every 50-100 ms for the text of records appended since, and once
 /// the container has terminated and `poll` returned nothing, `finish` for an unfinished last
-/// line. Blocking I/O: call from `spawn_blocking` in async code.
+/// line. Blocking I/O: call from `spawn_blocking` in async code. Until the file exists (the
+/// container has not written yet) there is nothing to read; each `poll` looks for it again.
 pub struct LogFollower {
-    file: File,
+    path: PathBuf,
+    file: Option<File>,
     /// Just past the last complete record read; an unfinished record is read again next time.
     offset: u64,
     timestamps: bool,
@@ -396,17 +399,20 @@ pub struct LogFollower {
 
 impl LogFollower {
     pub fn open(path: &Path, opts: ReadOptions) -> io::Result<(LogFollower, String)> {
-        let file = File::open(path).map_err(|e| with_path(e, "open", path))?;
-        let len = file
-            .metadata()
-            .map_err(|e| with_path(e, "stat", path))?
-            .len();
         let mut follower = LogFollower {
-            file,
+            path: path.to_owned(),
+            file: None,
             offset: 0,
             timestamps: opts.timestamps,
             joiner: Joiner::default(),
         };
+        let Some(file) = follower.file()? else {
+            return Ok((follower, String::new()));
+        };
+        let len = file
+            .metadata()
+            .map_err(|e| with_path(e, "stat", path))?
+            .len();
         let lines = match opts.tail_lines {
             None => follower
                 .read_new()
@@ -441,10 +447,26 @@ impl LogFollower {
         self.offset
     }
 
+    /// The open file, opened now if it has appeared; `None` while it does not exist.
+    fn file(&mut self) -> io::Result<Option<&File>> {
+        if self.file.is_none() {
+            match File::open(&self.path) {
+                Ok(f) => self.file = Some(f),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(with_path(e, "open", &self.path)),
+            }
+        }
+        Ok(self.file.as_ref())
+    }
+
     fn read_new(&mut self) -> io::Result<Vec<Logical>> {
+        let offset = self.offset;
+        let Some(mut file) = self.file()? else {
+            return Ok(Vec::new());
+        };
         let mut buf = Vec::new();
-        self.file.seek(SeekFrom::Start(self.offset))?;
-        (&self.file).read_to_end(&mut buf)?;
+        file.seek(SeekFrom::Start(offset))?;
+        file.read_to_end(&mut buf)?;
         let mut out = Vec::new();
         let consumed = feed_records(&buf, &mut self.joiner, &mut out);
         self.offset += consumed as u64;
@@ -458,7 +480,10 @@ impl LogFollower {
         loop {
             let start = len.saturating_sub(window);
             let mut buf = vec![0; (len - start) as usize];
-            self.file.read_exact_at(&mut buf, start)?;
+            let Some(file) = self.file()? else {
+                return Ok(Vec::new());
+            };
+            file.read_exact_at(&mut buf, start)?;
             // Mid-file, the window starts inside some record: skip to the next one.
             let skip = if start == 0 {
                 0
@@ -839,9 +864,33 @@ mod tests {
     }
 
     #[test]
-    fn missing_file_error_names_the_path() {
-        let err = read_log(Path::new("/nonexistent/x.log"), ReadOptions::default()).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::NotFound);
-        assert!(err.to_string().contains("/nonexistent/x.log"), "{err}");
+    fn missing_file_reads_as_empty_until_it_appears() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c/0.log");
+        assert_eq!(read_log(&path, ReadOptions::default()).unwrap(), "");
+        let tail = ReadOptions {
+            tail_lines: Some(3),
+            ..Default::default()
+        };
+        let (mut f, first) = LogFollower::open(&path, tail).unwrap();
+        assert_eq!(first, "");
+        assert_eq!(f.poll().unwrap(), "");
+        let mut out = Vec::new();
+        let mut enc = CriEncoder::new();
+        enc.push(Stream::Stdout, b"late\n", ts(1), &mut out);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &out).unwrap();
+        assert_eq!(f.poll().unwrap(), "late\n");
+    }
+
+    #[test]
+    fn unreadable_file_error_names_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory where the file should be: open works, reading does not.
+        let err = read_log(dir.path(), ReadOptions::default()).unwrap_err();
+        assert!(
+            err.to_string().contains(&dir.path().display().to_string()),
+            "{err}"
+        );
     }
 }

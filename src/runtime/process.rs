@@ -1,9 +1,10 @@
 //! Containers as host processes: spawn, supervise, log, stop, reap.
 //!
 //! **One tokio task per container run** ([`ProcessRuntime::start`]). On a blocking-pool
-//! thread it opens the log file, resolves `argv[0]` and `posix_spawn`s the container in a new
-//! session (pid = pgid = sid); back on the runtime it sends `Started`, then pumps stdout and
-//! stderr into the CRI log ([`super::logs`]) until the main process exits. Then it SIGKILLs
+//! thread it resolves `argv[0]` and `posix_spawn`s the container in a new session
+//! (pid = pgid = sid); back on the runtime it sends `Started`, then pumps stdout and stderr
+//! into the CRI log ([`super::logs`]; the file is created with the first output, so a silent
+//! container leaves none) until the main process exits. Then it SIGKILLs
 //! the rest of the process group (Kubernetes kills the whole container when its main process
 //! ends), reaps, waits up to 2 s for the pipes to reach EOF, flushes the log and only then
 //! sends `Exited`: when the status says terminated, the log is complete.
@@ -34,8 +35,9 @@
 //! `waitid(P_ALL, WNOWAIT)`, leave pids in `OWNED` to their task, `waitpid` the rest. The
 //! owned set is process-wide because `waitid(P_ALL)` is. Spawns hold the `SPAWNING` gate shared
 //! from before `posix_spawn` until the pid is in `OWNED`; the reaper takes it exclusively
-//! before reaping a pid it does not know, so a fresh child is never mistaken for an orphan,
-//! and spawns still run in parallel.
+//! before reaping a pid it does not know (or, while spawns are in flight, looks again when
+//! the next one is done), so a fresh child is never mistaken for an orphan, spawns still run
+//! in parallel, and the reaper never blocks an async worker.
 //!
 //! **Stopping** ([`ProcessRuntime::stop_pod`]): SIGTERM to each container's process group,
 //! SIGKILL after the grace period (at once when it is zero). A stop that arrives before the
@@ -68,7 +70,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::time::Duration;
 
@@ -137,6 +139,9 @@ struct Shared {
     running: AtomicUsize,
     /// Wakes the orphan reaper after we reaped one of ours: an owned zombie hides later ones.
     reaper_kick: Notify,
+    /// The reaper found a pid it does not know while spawns were in flight: the next spawn to
+    /// finish kicks it, so it can look again.
+    reaper_deferred: AtomicBool,
 }
 
 /// One container run, shared by its task and `stop_pod`.
@@ -177,6 +182,7 @@ impl ProcessRuntime {
             pods: Mutex::new(HashMap::new()),
             running: AtomicUsize::new(0),
             reaper_kick: Notify::new(),
+            reaper_deferred: AtomicBool::new(false),
         });
         shared.handle.spawn(orphan_reaper(Arc::downgrade(&shared)));
         ProcessRuntime { shared }
@@ -392,17 +398,9 @@ impl Drop for OwnedPid {
 enum Prepared {
     /// A stop came first; nothing was spawned.
     Stopped,
-    /// The log file could not be created; nothing was spawned.
-    NoLog(io::Error),
-    /// The spawn failed; `message` says why in runc's words.
-    Failed {
-        log: std::fs::File,
-        message: String,
-    },
-    Running {
-        log: std::fs::File,
-        child: Spawned,
-    },
+    /// The spawn failed; the message says why in runc's words.
+    Failed(String),
+    Running(Spawned),
 }
 
 struct Spawned {
@@ -413,23 +411,20 @@ struct Spawned {
     owned: OwnedPid,
 }
 
-/// The blocking half of a start: log file, program lookup, spawn. Runs on the blocking pool
-/// so the async workers never wait on the disk, on `posix_spawn` or on the [`OWNED`] lock.
+/// The blocking half of a start: program lookup and spawn. Runs on the blocking pool so the
+/// async workers never wait on the disk or on `posix_spawn` (which returns after the exec).
 fn prepare(launch: &ContainerLaunch, slot: &Slot) -> Prepared {
     if slot.ctl().stopping {
         return Prepared::Stopped;
     }
-    let log = match open_log(&launch.log_path) {
-        Ok(log) => log,
-        Err(e) => return Prepared::NoLog(e),
-    };
     match spawn(launch, slot) {
-        Ok(Some(child)) => Prepared::Running { log, child },
+        Ok(Some(child)) => Prepared::Running(child),
         Ok(None) => Prepared::Stopped,
-        Err(message) => Prepared::Failed { log, message },
+        Err(message) => Prepared::Failed(message),
     }
 }
 
+/// Creates the log file (and its directories) of a run, or opens it to append.
 fn open_log(path: &Path) -> io::Result<std::fs::File> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
@@ -615,26 +610,20 @@ async fn supervise(shared: &Shared, launch: Arc<ContainerLaunch>, slot: Arc<Slot
         let (launch, slot) = (launch.clone(), slot.clone());
         tokio::task::spawn_blocking(move || prepare(&launch, &slot)).await
     };
-    let (log, child) = match prepared {
+    // Our SPAWNING guard is gone: a reaper that waited for it may look again.
+    if shared.reaper_deferred.swap(false, Ordering::SeqCst) {
+        shared.reaper_kick.notify_one();
+    }
+    let child = match prepared {
         Err(e) => return start_error(clock.now(), format!("internal error: {e}")),
         Ok(Prepared::Stopped) => return stopped_before_start(clock.now()),
-        Ok(Prepared::NoLog(e)) => {
-            return start_error(
-                clock.now(),
-                format!(
-                    "failed to create log file {:?}: {}",
-                    launch.log_path.display().to_string(),
-                    errno_words(&e)
-                ),
-            );
-        }
-        Ok(Prepared::Failed { log, message }) => {
+        Ok(Prepared::Failed(message)) => {
             debug!(?launch, %message, "container failed to start");
-            let mut log = LogSink::new(log, &launch.log_path);
+            let mut log = LogSink::new(&launch.log_path);
             log.message(&message, clock.now()).await;
             return start_error(clock.now(), message);
         }
-        Ok(Prepared::Running { log, child }) => (log, child),
+        Ok(Prepared::Running(child)) => child,
     };
     let Spawned {
         pid: pgid,
@@ -655,7 +644,7 @@ async fn supervise(shared: &Shared, launch: Arc<ContainerLaunch>, slot: Arc<Slot
     });
     trace!(pid, ?launch, "container started");
 
-    let mut log = LogSink::new(log, &launch.log_path);
+    let mut log = LogSink::new(&launch.log_path);
     let mut stdout = receiver(stdout, pid);
     let mut stderr = receiver(stderr, pid);
     let mut out_buf = vec![0u8; READ_BUF];
@@ -846,8 +835,13 @@ fn exited_unreaped(pid: Pid) -> bool {
 }
 
 /// The log file of one run, with the CRI encoder in front of it.
+///
+/// The file (and its directories) is created with the first output, not at start: a container
+/// that never writes costs no inodes (three per run: on a busy host, as much as the rest of
+/// a short container's bookkeeping) and leaves no empty file. Readers treat a missing file of a
+/// started container as empty.
 struct LogSink {
-    file: tokio::fs::File,
+    file: Option<tokio::fs::File>,
     path: PathBuf,
     enc: CriEncoder,
     /// Records of the current read, written (not just buffered) before the next read, so
@@ -857,12 +851,12 @@ struct LogSink {
 }
 
 impl LogSink {
-    fn new(file: std::fs::File, path: &Path) -> LogSink {
+    fn new(path: &Path) -> LogSink {
         LogSink {
-            file: tokio::fs::File::from_std(file),
+            file: None,
             path: path.to_owned(),
             enc: CriEncoder::new(),
-            batch: Vec::with_capacity(4096),
+            batch: Vec::new(),
             write_failed: false,
         }
     }
@@ -896,13 +890,27 @@ impl LogSink {
             return;
         }
         if !self.write_failed
-            && let Err(e) = self.file.write_all(&self.batch).await
+            && let Err(e) = self.write_out().await
         {
             // Keep draining the pipes (a full pipe would block the container), like containerd.
             warn!(path = %self.path.display(), error = %e, "writing container log failed");
             self.write_failed = true;
         }
         self.batch.clear();
+    }
+
+    async fn write_out(&mut self) -> io::Result<()> {
+        let file = match &mut self.file {
+            Some(file) => file,
+            None => {
+                let path = self.path.clone();
+                let file = tokio::task::spawn_blocking(move || open_log(&path))
+                    .await
+                    .map_err(io::Error::other)??;
+                self.file.insert(tokio::fs::File::from_std(file))
+            }
+        };
+        file.write_all(&self.batch).await
     }
 
     /// A runtime message (start errors) as a stderr line.
@@ -918,7 +926,8 @@ impl LogSink {
         // tokio's File finishes writes in the background: wait for them, so the log is
         // complete before `Exited` goes out.
         if !self.write_failed
-            && let Err(e) = self.file.flush().await
+            && let Some(file) = &mut self.file
+            && let Err(e) = file.flush().await
         {
             warn!(path = %self.path.display(), error = %e, "writing container log failed");
             self.write_failed = true;
@@ -978,8 +987,8 @@ async fn orphan_reaper(shared: Weak<Shared>) {
         }
     };
     loop {
-        reap_orphans();
         let Some(s) = shared.upgrade() else { return };
+        reap_orphans(&s.reaper_deferred);
         tokio::select! {
             r = recv_opt(sigchld.as_mut()) => if r.is_none() { sigchld = None },
             () = s.reaper_kick.notified() => {}
@@ -996,32 +1005,39 @@ async fn recv_opt(s: Option<&mut tokio::signal::unix::Signal>) -> Option<()> {
 }
 
 /// Reaps every waitable child that is not in [`OWNED`]; stops at the first owned one (its
-/// task reaps it, then kicks us).
-fn reap_orphans() {
+/// task reaps it, then kicks us). A pid not in OWNED may be a child whose spawn is still in
+/// flight: then it sets `deferred` and stops, and the spawn kicks us when it is done. Never
+/// blocks (it runs on an async worker).
+fn reap_orphans(deferred: &AtomicBool) {
     loop {
         let pid = match waitid(
             Id::All,
             WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT,
         ) {
-            Ok(WaitStatus::StillAlive) | Err(_) => break,
+            Ok(WaitStatus::StillAlive) | Err(_) => return,
             Ok(st) => match st.pid() {
                 Some(pid) => pid,
-                None => break,
+                None => return,
             },
         };
         if owned_pids().contains(&pid.as_raw()) {
-            break;
+            return;
         }
-        // Unknown so far: it may be a child whose spawn has not registered it yet. Wait for
-        // the spawns in flight (rare: only orphans get here), then look again.
-        let _gate = SPAWNING.write().unwrap_or_else(|e| e.into_inner());
+        // Set before trying, so a spawn that releases its guard after our try sees it.
+        deferred.store(true, Ordering::SeqCst);
+        let _gate = match SPAWNING.try_write() {
+            Ok(gate) => gate,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return,
+        };
+        deferred.store(false, Ordering::SeqCst);
         let owned = owned_pids();
         if owned.contains(&pid.as_raw()) {
-            break;
+            return;
         }
         // While it is unreaped, the zombie pins the pid: this reaps the process we peeked at
-        // (or, if its task reaped it meanwhile, whatever orphan took the pid since — still
-        // an orphan: no spawn can run while we hold the gate).
+        // (or, if its task reaped it meanwhile, whatever orphan took the pid since — still an
+        // orphan: no spawn can run while we hold the gate).
         let _ = waitpid(pid, Some(WaitPidFlag::WNOHANG));
         trace!(pid = pid.as_raw(), "reaped orphan");
     }
@@ -1283,6 +1299,8 @@ mod tests {
         let run = h.run(&["true"]).await;
         assert_eq!(run.exit.exit_code, 0);
         assert_eq!(run.exit.reason, "Completed");
+        // Created with the first output: a silent run leaves no file (nor directories).
+        assert!(!run.log.parent().unwrap().exists(), "{}", run.log.display());
         assert_eq!(log_text(&run.log), "");
     }
 

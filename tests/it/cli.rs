@@ -162,6 +162,32 @@ fn logs_follow_streams_until_the_container_ends() {
 }
 
 #[test]
+fn silent_containers_have_empty_logs_and_no_log_file() {
+    let d = TestDaemon::start();
+    // `late` is silent for a while, so `logs -f` starts before its log file exists.
+    d.drop_manifest("quiet.yaml", &job_yaml("quiet", "Never", &["true"], ""));
+    d.drop_manifest(
+        "late.yaml",
+        &job_yaml("late", "Never", &["sh", "-c", "sleep 0.5; echo late"], ""),
+    );
+    d.wait_condition("quiet", "Complete", T);
+    assert_eq!(d.cli_ok(&["logs", "job/quiet"]), "");
+    assert_eq!(d.cli_ok(&["logs", "job/quiet", "--tail", "5"]), "");
+    let pod = &d.pods_of("quiet")[0];
+    let dir = d.path().join(format!(
+        "logs/pods/default_{}_{}",
+        pod["metadata"]["name"].as_str().unwrap(),
+        pod["metadata"]["uid"].as_str().unwrap()
+    ));
+    assert!(!dir.exists(), "{} exists", dir.display());
+    assert!(wait_until(T, || d
+        .pods_of("late")
+        .iter()
+        .any(|p| p["status"]["phase"] == "Running")));
+    assert_eq!(d.cli_ok(&["logs", "-f", "job/late"]), "late\n");
+}
+
+#[test]
 fn get_watch_prints_rows_as_the_job_progresses() {
     use std::io::{BufRead, BufReader};
     let d = TestDaemon::start();
