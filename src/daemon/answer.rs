@@ -311,8 +311,13 @@ impl Daemon {
             run,
         );
         // Not the file: it appears with the first output, and a silent container has none.
+        // Waiting after a run (CrashLoopBackOff) shows that run's log, as kubelet does.
         let started = previous
-            || cs.is_some_and(|c| c.state.running.is_some() || c.state.terminated.is_some());
+            || cs.is_some_and(|c| {
+                c.state.running.is_some()
+                    || c.state.terminated.is_some()
+                    || c.last_state.terminated.is_some()
+            });
         if !started {
             let reason = cs
                 .and_then(|c| c.state.waiting.as_ref())

@@ -106,11 +106,15 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// SIGCHLD coalesces and can be missed while the reaper is busy: look again this often anyway.
 const REAPER_TICK: Duration = Duration::from_millis(500);
+/// How long the reaper keeps deferring to spawns in flight before it waits them out (on the
+/// blocking pool): a steady stream of spawns must not keep orphans unreaped.
+const REAPER_PATIENCE: Duration = Duration::from_millis(200);
 /// One read per stream per wakeup; bigger reads mean fewer log writes for chatty containers.
 const READ_BUF: usize = 32 * 1024;
 
-/// Pids of every child this process spawned and reaps itself (see the module docs). Held
-/// across `posix_spawn` and the insert; held by the orphan reaper across its peek and reap.
+/// Pids of every child this process spawned and reaps itself (see the module docs). A pid
+/// goes in before its spawn releases [`SPAWNING`], and out when its task reaps it (under this
+/// lock); the orphan reaper holds it across its check and reap of a pid not in it.
 static OWNED: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
 
 /// Held shared by every spawn from before `posix_spawn` until its pid is in [`OWNED`]; the
@@ -140,7 +144,9 @@ struct Shared {
     /// Wakes the orphan reaper after we reaped one of ours: an owned zombie hides later ones.
     reaper_kick: Notify,
     /// The reaper found a pid it does not know while spawns were in flight: the next spawn to
-    /// finish kicks it, so it can look again.
+    /// finish kicks it, so it can look again. (Per runtime while the gate is per process: with
+    /// several runtimes, as in tests, another's spawns do not kick us; the tick and
+    /// [`REAPER_PATIENCE`] bound that wait.)
     reaper_deferred: AtomicBool,
 }
 
@@ -610,7 +616,9 @@ async fn supervise(shared: &Shared, launch: Arc<ContainerLaunch>, slot: Arc<Slot
         let (launch, slot) = (launch.clone(), slot.clone());
         tokio::task::spawn_blocking(move || prepare(&launch, &slot)).await
     };
-    // Our SPAWNING guard is gone: a reaper that waited for it may look again.
+    // Our SPAWNING guard is gone: a reaper that deferred to it may look again. (The fence
+    // pairs with the reaper's: its flag store and our guard release cannot both be missed.)
+    std::sync::atomic::fence(Ordering::SeqCst);
     if shared.reaper_deferred.swap(false, Ordering::SeqCst) {
         shared.reaper_kick.notify_one();
     }
@@ -986,9 +994,21 @@ async fn orphan_reaper(shared: Weak<Shared>) {
             None
         }
     };
+    let mut deferred_since: Option<Instant> = None;
     loop {
         let Some(s) = shared.upgrade() else { return };
-        reap_orphans(&s.reaper_deferred);
+        let pass = if deferred_since.is_some_and(|t| t.elapsed() >= REAPER_PATIENCE) {
+            let s = s.clone();
+            tokio::task::spawn_blocking(move || reap_orphans(&s.reaper_deferred, Gate::Wait))
+                .await
+                .unwrap_or(Pass::Deferred)
+        } else {
+            reap_orphans(&s.reaper_deferred, Gate::Try)
+        };
+        deferred_since = match pass {
+            Pass::Done => None,
+            Pass::Deferred => deferred_since.or_else(|| Some(Instant::now())),
+        };
         tokio::select! {
             r = recv_opt(sigchld.as_mut()) => if r.is_none() { sigchld = None },
             () = s.reaper_kick.notified() => {}
@@ -1004,36 +1024,57 @@ async fn recv_opt(s: Option<&mut tokio::signal::unix::Signal>) -> Option<()> {
     }
 }
 
+/// How the orphan reaper gets the [`SPAWNING`] gate for a pid it does not know.
+#[derive(Clone, Copy)]
+enum Gate {
+    /// Only if no spawn is in flight (it runs on an async worker and must not block).
+    Try,
+    /// Wait for the spawns in flight (on the blocking pool); new ones wait behind us.
+    Wait,
+}
+
+/// The outcome of one [`reap_orphans`] pass.
+enum Pass {
+    Done,
+    /// Stopped at a pid it does not know while spawns were in flight.
+    Deferred,
+}
+
 /// Reaps every waitable child that is not in [`OWNED`]; stops at the first owned one (its
 /// task reaps it, then kicks us). A pid not in OWNED may be a child whose spawn is still in
-/// flight: then it sets `deferred` and stops, and the spawn kicks us when it is done. Never
-/// blocks (it runs on an async worker).
-fn reap_orphans(deferred: &AtomicBool) {
+/// flight: with [`Gate::Try`] it then sets `deferred` and stops, and the spawn kicks us when it
+/// is done.
+fn reap_orphans(deferred: &AtomicBool, gate: Gate) -> Pass {
     loop {
         let pid = match waitid(
             Id::All,
             WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT,
         ) {
-            Ok(WaitStatus::StillAlive) | Err(_) => return,
+            Ok(WaitStatus::StillAlive) | Err(_) => return Pass::Done,
             Ok(st) => match st.pid() {
                 Some(pid) => pid,
-                None => return,
+                None => return Pass::Done,
             },
         };
         if owned_pids().contains(&pid.as_raw()) {
-            return;
+            return Pass::Done;
         }
-        // Set before trying, so a spawn that releases its guard after our try sees it.
+        // Set before trying, so a spawn that releases its guard after our try sees it (the
+        // fence orders this store before the try's load, as the spawn's side does).
         deferred.store(true, Ordering::SeqCst);
-        let _gate = match SPAWNING.try_write() {
-            Ok(gate) => gate,
-            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return,
+        std::sync::atomic::fence(Ordering::SeqCst);
+        let _gate = match gate {
+            Gate::Wait => SPAWNING.write().unwrap_or_else(|e| e.into_inner()),
+            Gate::Try => match SPAWNING.try_write() {
+                Ok(g) => g,
+                Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => return Pass::Deferred,
+            },
         };
         deferred.store(false, Ordering::SeqCst);
         let owned = owned_pids();
         if owned.contains(&pid.as_raw()) {
-            return;
+            return Pass::Done;
         }
         // While it is unreaped, the zombie pins the pid: this reaps the process we peeked at
         // (or, if its task reaped it meanwhile, whatever orphan took the pid since — still an

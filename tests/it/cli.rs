@@ -188,6 +188,23 @@ fn silent_containers_have_empty_logs_and_no_log_file() {
 }
 
 #[test]
+fn logs_in_crash_loop_back_off_show_the_last_run() {
+    // A long container-restart backoff keeps the pod in CrashLoopBackOff while we look.
+    let d = TestDaemon::start_with(&FAST_CONFIG.replace(
+        "containerRestartBase: 50ms\n  containerRestartMax: 400ms",
+        "containerRestartBase: 1m\n  containerRestartMax: 1m",
+    ));
+    d.drop_manifest(
+        "crash.yaml",
+        &job_yaml("crash", "OnFailure", &["sh", "-c", "echo boom; exit 1"], ""),
+    );
+    assert!(wait_until(T, || d.pods_of("crash").iter().any(|p| {
+        p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    })));
+    assert_eq!(d.cli_ok(&["logs", "job/crash"]), "boom\n");
+}
+
+#[test]
 fn get_watch_prints_rows_as_the_job_progresses() {
     use std::io::{BufRead, BufReader};
     let d = TestDaemon::start();
