@@ -42,7 +42,8 @@ pub async fn serve(listener: UnixListener, tx: mpsc::Sender<Request>) {
 
 fn router(api: Api) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/version", get(version))
         .route("/apis/batch/v1/jobs", get(list_jobs))
         .route("/apis/batch/v1/namespaces/{ns}/jobs", get(list_jobs))
@@ -70,6 +71,29 @@ fn router(api: Api) -> Router {
         })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(api)
+}
+
+/// `ok`, or 500 with the reason, as the API server's health endpoints answer. A daemon whose
+/// loop does not answer is not healthy either.
+async fn health_check(
+    api: &Api,
+    check: fn(&crate::daemon::health::Problems) -> Result<(), String>,
+) -> Response {
+    match api.ask(|reply| Request::Health { reply }).await {
+        Ok(problems) => match check(&problems) {
+            Ok(()) => (StatusCode::OK, "ok").into_response(),
+            Err(why) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{why}\n")).into_response(),
+        },
+        Err(s) => status_response(s),
+    }
+}
+
+async fn healthz(State(api): State<Api>) -> Response {
+    health_check(&api, crate::daemon::health::Problems::healthy).await
+}
+
+async fn readyz(State(api): State<Api>) -> Response {
+    health_check(&api, crate::daemon::health::Problems::ready).await
 }
 
 async fn version() -> Json<Value> {

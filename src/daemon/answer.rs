@@ -59,6 +59,9 @@ impl Daemon {
                     .collect();
                 let _ = reply.send(Ok(json!({"apiVersion": "jobvisor.io/v1", "kind": "ManifestList", "metadata": {}, "items": items})));
             }
+            Request::Health { reply } => {
+                let _ = reply.send(Ok(self.problems.clone()));
+            }
             Request::PutManifest {
                 filename,
                 body,

@@ -8,6 +8,7 @@
 
 mod answer;
 mod apply;
+pub mod health;
 mod launch;
 mod names;
 mod reconcile;
@@ -122,6 +123,8 @@ pub struct Daemon {
     shutting_down: bool,
     /// When shutting down: give up waiting for processes at this time.
     shutdown_deadline: Option<Instant>,
+    /// What keeps the daemon from its job now (`/healthz`, `/readyz`, `STATUS=`).
+    problems: health::Problems,
 }
 
 /// Loads the config and resolves every path: `--config`, else the layout's default file.
@@ -238,6 +241,7 @@ impl Daemon {
             flush_at: None,
             shutting_down: false,
             shutdown_deadline: None,
+            problems: health::Problems::default(),
         })
     }
 

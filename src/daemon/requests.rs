@@ -134,6 +134,10 @@ pub enum Request {
     Manifests {
         reply: Reply<Value>,
     },
+    /// What keeps the daemon from its job now: `/healthz`, `/readyz`.
+    Health {
+        reply: Reply<super::health::Problems>,
+    },
     PutManifest {
         filename: String,
         body: String,
