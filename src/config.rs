@@ -90,9 +90,10 @@ impl Default for Backoff {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Store {
-    /// Longest a state change waits in memory before it is written and fsynced in one batch.
-    #[serde(deserialize_with = "duration")]
-    pub flush_interval: Duration,
+    /// Obsolete since batches are written as soon as the writer is free (group commit); still
+    /// accepted so an older config keeps starting, and ignored with a warning.
+    #[serde(deserialize_with = "optional_duration")]
+    pub flush_interval: Option<Duration>,
     /// The journal is folded into a fresh snapshot once it grows past this many bytes.
     pub compact_bytes: u64,
 }
@@ -100,7 +101,7 @@ pub struct Store {
 impl Default for Store {
     fn default() -> Self {
         Store {
-            flush_interval: Duration::from_millis(20),
+            flush_interval: None,
             compact_bytes: 64 << 20,
         }
     }
@@ -129,6 +130,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|_| format!("invalid duration {text:?}: want e.g. \"200ms\", \"10s\", \"6m\""))?;
     Duration::try_from(parsed)
         .map_err(|_| format!("invalid duration {text:?}: must not be negative"))
+}
+
+fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
 }
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {

@@ -18,6 +18,10 @@ fn main() -> ExitCode {
             root: args.root,
             config: d.config,
         }),
+        Command::RecoverState(d) => daemon::recover_state(&DaemonOptions {
+            root: args.root,
+            config: d.config,
+        }),
         command => run_client(&args.root, &args.socket, command),
     };
     match result {

@@ -157,8 +157,8 @@ async fn list(api: Api, kind: Kind, namespace: Option<String>, q: ListQuery) -> 
         .await;
     match reply {
         Err(s) => status_response(s),
-        Ok(ListReply { items, watch: Some(rx) }) => watch_response(kind, namespace, filter, items, rx),
-        Ok(ListReply { items, watch: None }) => Json(json!({
+        Ok(ListReply { items, watch: Some(rx), after }) => watch_response(kind, namespace, filter, items, rx, after),
+        Ok(ListReply { items, watch: None, .. }) => Json(json!({
             "apiVersion": kind.api_version(), "kind": kind.list_kind(), "metadata": {}, "items": items
         }))
         .into_response(),
@@ -172,6 +172,7 @@ fn watch_response(
     filter: Filter,
     items: Vec<Value>,
     mut rx: tokio::sync::broadcast::Receiver<Change>,
+    after: u64,
 ) -> Response {
     let (mut tx, body) = Channel::<Bytes>::new(64);
     tokio::spawn(async move {
@@ -201,7 +202,9 @@ fn watch_response(
                 }
                 Err(_) => return,
             };
-            let wanted = change.kind == kind
+            // The initial list already reflects changes made before it was read.
+            let wanted = change.id > after
+                && change.kind == kind
                 && namespace.as_deref().is_none_or(|n| n == change.namespace)
                 && filter.matches(&change.labels, &change.object);
             if wanted {

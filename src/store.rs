@@ -1,24 +1,32 @@
-//! The store: every object's latest JSON, crash-safe on disk, written in batches.
+//! The store: every object's latest JSON, crash-safe on disk, written by group commit.
 //!
-//! On disk, under the state directory:
-//! - `snapshot.json`: `{"version":1,"seq":N,"objects":{key: object}}`, replaced atomically
-//!   (write temp, fsync, rename, fsync the directory);
-//! - `journal.jsonl`: one line per batch, `{"seq":N,"ops":[{"k":key,"v":object|null}]}`,
-//!   appended and fsynced once per batch by a writer thread.
+//! On disk, under the state directory (0700; every file 0600: objects carry `env` values):
+//! - `snapshot.json`: `{"version":1,"seq":N,"objects":{key: object},"crc":"xxxxxxxx"}`,
+//!   replaced atomically (write temp, fsync, rename, fsync the directory);
+//! - `journal.jsonl`: one record per commit, `{"seq":N,"ops":[{"k":key,"v":object|null}],
+//!   "crc":"xxxxxxxx"}`, appended and fsynced by a writer thread.
 //!
-//! A batch is one line, so it is all-or-nothing: a `kill -9` mid-write leaves a torn last
-//! line, which loading drops (and truncates away). That also makes the Job controller's
-//! "count the pod, release its finalizer, write the status" atomic. Lines at or below the
-//! snapshot's `seq` are skipped, so a crash between snapshot and journal truncation is safe.
-//! The caller marks keys dirty as it changes objects and calls `flush` at most every
-//! `store.flushInterval`: no fsync per object, and the event loop never waits on the disk.
-//! Both files stay readable with `jq`. A lock file keeps a second daemon off the same state.
+//! `crc` is the CRC-32 (IEEE 802.3 polynomial, zlib's) of the record without it — the bytes up
+//! to `,"crc":` followed by `}` — as 8 lowercase hex digits, so a record stays plain JSON for
+//! `jq`. Records without `crc` (jobvisor 0.1.0) are still read.
+//!
+//! Group commit: the writer takes everything queued, merges it into ONE record, writes it and
+//! fsyncs once, then reports the record's `seq` as durable. So at most one record is ever
+//! unsynced, and a torn tail can only be the last record: incomplete or failing its checksum,
+//! it was never reported durable, and loading moves it aside to `journal.torn-<offset>`. A bad
+//! record anywhere else is corruption: loading stops with the file, offset and the way out
+//! ([`recover`]), and never rewrites the evidence. Lines at or below the snapshot's `seq` are
+//! skipped, so a crash between snapshot and journal truncation is safe. A failed write is cut
+//! back, reported, and retried with back-off (its ops stay queued, merged by key) until it
+//! succeeds. A lock file keeps a second daemon off the same state.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -26,7 +34,14 @@ use serde_json::value::RawValue;
 const SNAPSHOT: &str = "snapshot.json";
 const JOURNAL: &str = "journal.jsonl";
 const LOCK: &str = "lock";
+/// Test-only power-loss mode: the journal's length after the last completed fsync.
+const SYNCED: &str = "journal.synced";
 const FORMAT_VERSION: u32 = 1;
+/// State is private: objects carry containers' `env` values.
+pub const STATE_DIR_MODE: u32 = 0o700;
+pub const STATE_FILE_MODE: u32 = 0o600;
+/// `,"crc":"` + 8 hex digits + `"}`
+const CRC_TRAILER: usize = 18;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -38,6 +53,21 @@ pub enum StoreError {
     },
     #[error("state {path} is corrupt: {message}")]
     Corrupt { path: PathBuf, message: String },
+    #[error(
+        "state {path} is corrupt at byte offset {offset}: {message}; {later} later record(s) \
+         follow it, so this is not a torn tail from a crash. Nothing was changed. Keep a copy of \
+         the state directory, then run `jobvisor recover-state` (with the same --root/--config) \
+         to keep the {good} good record(s) before the offset and move the damaged journal aside \
+         to {aside}; the records from the offset on are then lost"
+    )]
+    CorruptRecord {
+        path: PathBuf,
+        offset: u64,
+        message: String,
+        good: usize,
+        later: usize,
+        aside: PathBuf,
+    },
     #[error("state directory {0} is in use by another jobvisor daemon")]
     Locked(PathBuf),
     #[error("the store's writer thread has stopped")]
@@ -52,33 +82,94 @@ fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> St
     }
 }
 
+// `deny_unknown_fields`: a damaged field name (`"crd"`) must not pass as an old record.
 #[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Snapshot {
     version: u32,
     seq: u64,
     objects: BTreeMap<String, Box<RawValue>>,
+    /// Checked before parsing (see [`decode`]); `encode` appends it.
+    #[serde(rename = "crc", default, skip_serializing)]
+    _crc: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct JournalLine {
     seq: u64,
     ops: Vec<Op>,
+    #[serde(rename = "crc", default, skip_serializing)]
+    _crc: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Op {
     k: String,
     v: Option<Box<RawValue>>,
 }
 
+/// What the writer tells its owner after each commit attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Durability {
+    /// Every batch up to this `seq` is on disk (fsynced).
+    Durable(u64),
+    /// Writing failed (full disk, EIO, EPERM…); the batches stay queued and are retried.
+    Failing(String),
+}
+
+/// Faults a test can inject through the environment; all off in production.
+#[derive(Debug, Clone, Default)]
+pub struct TestFaults {
+    /// `JOBVISOR_TEST_POWER_LOSS=1`: record the journal's length after each completed fsync in
+    /// `journal.synced`, and on open drop every byte past it, as a power loss would (the page
+    /// cache survives a SIGKILL, so a killed daemon alone cannot show this).
+    pub power_loss: bool,
+    /// `JOBVISOR_TEST_FSYNC_DELAY_MS=N`: sleep before each journal fsync, to widen the window
+    /// between a write and its durability.
+    pub fsync_delay: Duration,
+}
+
+impl TestFaults {
+    pub fn from_env() -> TestFaults {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty() && v != "0");
+        TestFaults {
+            power_loss: var("JOBVISOR_TEST_POWER_LOSS").is_some(),
+            fsync_delay: var("JOBVISOR_TEST_FSYNC_DELAY_MS")
+                .and_then(|v| v.parse().ok())
+                .map(Duration::from_millis)
+                .unwrap_or_default(),
+        }
+    }
+}
+
+pub struct StoreOptions {
+    pub compact_bytes: u64,
+    pub faults: TestFaults,
+    /// Called from the writer thread after every commit attempt.
+    pub on_durable: Box<dyn Fn(Durability) + Send>,
+}
+
+impl StoreOptions {
+    pub fn new(compact_bytes: u64) -> StoreOptions {
+        StoreOptions {
+            compact_bytes,
+            faults: TestFaults::default(),
+            on_durable: Box::new(|_| {}),
+        }
+    }
+}
+
 enum Msg {
     Batch(JournalLine),
-    Sync(std::sync::mpsc::Sender<Result<(), String>>),
+    Sync(mpsc::Sender<Result<(), String>>),
 }
 
 pub struct Store {
     dir: PathBuf,
-    dirty: BTreeSet<String>,
+    dirty: std::collections::BTreeSet<String>,
+    /// The `seq` of the last batch handed to the writer.
     seq: u64,
     tx: mpsc::Sender<Msg>,
     writer: Option<std::thread::JoinHandle<()>>,
@@ -90,16 +181,21 @@ pub type Objects = BTreeMap<String, Box<RawValue>>;
 
 impl Store {
     /// Opens (creating if needed) the state directory and loads every object.
-    pub fn open(dir: &Path, compact_bytes: u64) -> Result<(Store, Objects), StoreError> {
-        std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
+    pub fn open(dir: &Path, opts: StoreOptions) -> Result<(Store, Objects), StoreError> {
+        private_dir(dir)?;
         let lock = lock(dir)?;
+        if opts.faults.power_loss {
+            lose_unsynced(dir)?;
+        }
         let (objects, seq) = load(dir)?;
         let journal_path = dir.join(JOURNAL);
         let journal = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(STATE_FILE_MODE)
             .open(&journal_path)
             .map_err(io("opening", &journal_path))?;
+        private_file(&journal_path)?;
         let (tx, rx) = mpsc::channel();
         let mut writer = Writer {
             dir: dir.to_path_buf(),
@@ -109,8 +205,11 @@ impl Store {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             seq,
-            compact_bytes,
-            unwritten: Vec::new(),
+            compact_bytes: opts.compact_bytes,
+            queued: BTreeMap::new(),
+            queued_seq: seq,
+            faults: opts.faults,
+            on_durable: opts.on_durable,
         };
         let handle = std::thread::Builder::new()
             .name("store-writer".into())
@@ -118,7 +217,7 @@ impl Store {
             .map_err(io("starting writer for", dir))?;
         let store = Store {
             dir: dir.to_path_buf(),
-            dirty: BTreeSet::new(),
+            dirty: Default::default(),
             seq,
             tx,
             writer: Some(handle),
@@ -140,13 +239,25 @@ impl Store {
         !self.dirty.is_empty()
     }
 
-    /// Hands every dirty key's current JSON (`None`: deleted) to the writer as one batch.
+    /// The `seq` that makes everything changed so far durable: the next batch's if keys are
+    /// dirty, else the last batch handed over.
+    pub fn covering_seq(&self) -> u64 {
+        self.seq + u64::from(self.has_dirty())
+    }
+
+    /// The `seq` of the last batch handed to the writer.
+    pub fn last_handed(&self) -> u64 {
+        self.seq
+    }
+
+    /// Hands every dirty key's current JSON (`None`: deleted) to the writer as one batch;
+    /// returns its `seq`, which the writer reports through `on_durable` once it is on disk.
     pub fn flush(
         &mut self,
         mut current: impl FnMut(&str) -> Option<Box<RawValue>>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<u64, StoreError> {
         if self.dirty.is_empty() {
-            return Ok(());
+            return Ok(self.seq);
         }
         self.seq += 1;
         let ops = std::mem::take(&mut self.dirty)
@@ -157,8 +268,13 @@ impl Store {
             })
             .collect();
         self.tx
-            .send(Msg::Batch(JournalLine { seq: self.seq, ops }))
-            .map_err(|_| StoreError::WriterGone)
+            .send(Msg::Batch(JournalLine {
+                seq: self.seq,
+                ops,
+                _crc: None,
+            }))
+            .map_err(|_| StoreError::WriterGone)?;
+        Ok(self.seq)
     }
 
     /// Waits until everything handed over so far is on disk.
@@ -188,12 +304,45 @@ impl Drop for Store {
     }
 }
 
+/// Creates the state directory 0700, and makes an existing one 0700 (an older release made
+/// it 0755): the journal holds containers' `env` values.
+fn private_dir(dir: &Path) -> Result<(), StoreError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(STATE_DIR_MODE)
+        .create(dir)
+        .map_err(io("creating", dir))?;
+    let mode = std::fs::metadata(dir)
+        .map_err(io("reading", dir))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(STATE_DIR_MODE))
+            .map_err(io("making private", dir))?;
+    }
+    Ok(())
+}
+
+/// Makes an existing state file 0600 (an older release wrote 0644).
+fn private_file(path: &Path) -> Result<(), StoreError> {
+    let mode = std::fs::metadata(path)
+        .map_err(io("reading", path))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(STATE_FILE_MODE))
+            .map_err(io("making private", path))?;
+    }
+    Ok(())
+}
+
 fn lock(dir: &Path) -> Result<nix::fcntl::Flock<File>, StoreError> {
     let path = dir.join(LOCK);
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(STATE_FILE_MODE)
         .open(&path)
         .map_err(io("opening", &path))?;
     // A daemon killed while spawning leaves a vfork child that holds the descriptor until its
@@ -204,7 +353,7 @@ fn lock(dir: &Path) -> Result<nix::fcntl::Flock<File>, StoreError> {
             Ok(lock) => return Ok(lock),
             Err((f, _)) => file = f,
         }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(50));
     }
     Err(StoreError::Locked(dir.to_path_buf()))
 }
@@ -212,56 +361,174 @@ fn lock(dir: &Path) -> Result<nix::fcntl::Flock<File>, StoreError> {
 /// 50 ms apart: up to 3 s for a dying daemon's children to let go of the lock.
 const LOCK_ATTEMPTS: u32 = 60;
 
-/// Snapshot, then journal lines newer than it; a torn tail is cut off.
-fn load(dir: &Path) -> Result<(Objects, u64), StoreError> {
-    let snap_path = dir.join(SNAPSHOT);
-    let (mut objects, snap_seq) = match std::fs::read(&snap_path) {
-        Ok(bytes) => {
-            let snap: Snapshot =
-                serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
-                    path: snap_path.clone(),
-                    message: e.to_string(),
-                })?;
-            if snap.version != FORMAT_VERSION {
-                return Err(StoreError::Corrupt {
-                    path: snap_path,
-                    message: format!(
-                        "format version {} (this jobvisor reads {FORMAT_VERSION})",
-                        snap.version
-                    ),
-                });
-            }
-            (snap.objects, snap.seq)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (BTreeMap::new(), 0),
-        Err(e) => return Err(io("reading", &snap_path)(e)),
+/// Power-loss mode: what the last completed fsync did not cover is gone.
+fn lose_unsynced(dir: &Path) -> Result<(), StoreError> {
+    let synced_path = dir.join(SYNCED);
+    let Ok(text) = std::fs::read_to_string(&synced_path) else {
+        return Ok(());
     };
-    let journal_path = dir.join(JOURNAL);
-    let file = match File::open(&journal_path) {
+    let Ok(synced) = text.trim().parse::<u64>() else {
+        return Ok(());
+    };
+    let path = dir.join(JOURNAL);
+    if let Ok(f) = OpenOptions::new().write(true).open(&path) {
+        let len = f.metadata().map_err(io("reading", &path))?.len();
+        if len > synced {
+            tracing::warn!(
+                lost = len - synced,
+                "simulated power loss: dropping unsynced journal bytes"
+            );
+            f.set_len(synced).map_err(io("truncating", &path))?;
+        }
+    }
+    Ok(())
+}
+
+/// The CRC-32 of a record as written: the JSON without its trailing `}`, then `}`.
+fn crc_of(body_without_close: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(body_without_close);
+    h.update(b"}");
+    h.finalize()
+}
+
+/// Serializes a value as one checksummed JSON object (no newline).
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, serde_json::Error> {
+    let mut out = serde_json::to_vec(value)?;
+    if out.last() == Some(&b'}') {
+        out.pop();
+        let crc = crc_of(&out);
+        out.extend_from_slice(format!(",\"crc\":\"{crc:08x}\"}}").as_bytes());
+    }
+    Ok(out)
+}
+
+/// Checks a record's checksum (if it has one) and parses it. `None` of the checksum means a
+/// record from before checksums, accepted if it parses.
+fn decode<T: serde::de::DeserializeOwned>(record: &[u8]) -> Result<T, String> {
+    let n = record.len();
+    let trailer = n
+        .checked_sub(CRC_TRAILER)
+        .map(|at| (at, &record[at..]))
+        .filter(|(_, t)| t.starts_with(b",\"crc\":\"") && t.ends_with(b"\"}"));
+    if let Some((at, t)) = trailer {
+        let want = std::str::from_utf8(&t[8..16])
+            .ok()
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+            .ok_or("malformed checksum")?;
+        let got = crc_of(&record[..at]);
+        if got != want {
+            return Err(format!(
+                "checksum mismatch (stored {want:08x}, computed {got:08x})"
+            ));
+        }
+    }
+    serde_json::from_slice(record).map_err(|e| format!("unreadable record: {e}"))
+}
+
+/// One journal record as found on disk.
+struct Found {
+    offset: u64,
+    len: u64,
+    result: Result<JournalLine, String>,
+}
+
+/// Reads every record of a journal: complete ones are checked, an incomplete last line is
+/// reported as such.
+fn scan_journal(path: &Path) -> Result<Vec<Found>, StoreError> {
+    let file = match File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((objects, snap_seq)),
-        Err(e) => return Err(io("opening", &journal_path)(e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io("opening", path)(e)),
     };
     let mut reader = BufReader::new(file);
-    let (mut good_end, mut seq) = (0u64, snap_seq);
+    let (mut offset, mut found) = (0u64, Vec::new());
     let mut line = Vec::new();
     loop {
         line.clear();
         let n = reader
             .read_until(b'\n', &mut line)
-            .map_err(io("reading", &journal_path))?;
+            .map_err(io("reading", path))?;
         if n == 0 {
             break;
         }
-        let parsed = match line.last() {
-            Some(b'\n') => serde_json::from_slice::<JournalLine>(&line).ok(),
-            _ => None,
+        let result = match line.strip_suffix(b"\n") {
+            Some(record) => decode::<JournalLine>(record),
+            None => Err("incomplete record (no newline)".to_string()),
         };
-        let Some(batch) = parsed else {
-            tracing::warn!(path = %journal_path.display(), offset = good_end, "dropping a torn journal tail");
-            break;
+        found.push(Found {
+            offset,
+            len: n as u64,
+            result,
+        });
+        offset += n as u64;
+    }
+    Ok(found)
+}
+
+fn torn_path(dir: &Path, offset: u64) -> PathBuf {
+    dir.join(format!("journal.torn-{offset}"))
+}
+
+fn corrupt_path(dir: &Path, offset: u64) -> PathBuf {
+    dir.join(format!("journal.corrupt-{offset}"))
+}
+
+fn load_snapshot(dir: &Path) -> Result<(Objects, u64), StoreError> {
+    let snap_path = dir.join(SNAPSHOT);
+    let bytes = match std::fs::read(&snap_path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((BTreeMap::new(), 0)),
+        Err(e) => return Err(io("reading", &snap_path)(e)),
+    };
+    let corrupt = |message: String| StoreError::Corrupt {
+        path: snap_path.clone(),
+        message: format!(
+            "{message}; it was written atomically, so this is damage, not a crash: restore the \
+             state directory from a backup"
+        ),
+    };
+    let trimmed = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+    let snap: Snapshot = decode(trimmed).map_err(corrupt)?;
+    if snap.version != FORMAT_VERSION {
+        return Err(StoreError::Corrupt {
+            path: snap_path,
+            message: format!(
+                "format version {} (this jobvisor reads {FORMAT_VERSION})",
+                snap.version
+            ),
+        });
+    }
+    Ok((snap.objects, snap.seq))
+}
+
+/// Snapshot, then journal records newer than it. A bad last record is a torn tail and is
+/// moved aside; a bad record before the last stops loading.
+fn load(dir: &Path) -> Result<(Objects, u64), StoreError> {
+    let (mut objects, snap_seq) = load_snapshot(dir)?;
+    let journal_path = dir.join(JOURNAL);
+    let found = scan_journal(&journal_path)?;
+    let mut seq = snap_seq;
+    let count = found.len();
+    for (i, f) in found.into_iter().enumerate() {
+        let batch = match f.result {
+            Ok(batch) => batch,
+            Err(message) if i + 1 == count => {
+                move_torn_tail(dir, f.offset, &message)?;
+                break;
+            }
+            Err(message) => {
+                return Err(StoreError::CorruptRecord {
+                    path: journal_path,
+                    offset: f.offset,
+                    message,
+                    good: i,
+                    later: count - i - 1,
+                    aside: corrupt_path(dir, f.offset),
+                });
+            }
         };
-        good_end += n as u64;
+        let _ = f.len;
         if batch.seq <= snap_seq {
             continue;
         }
@@ -273,137 +540,284 @@ fn load(dir: &Path) -> Result<(Objects, u64), StoreError> {
             };
         }
     }
-    let len = std::fs::metadata(&journal_path)
-        .map_err(io("reading", &journal_path))?
-        .len();
-    if len > good_end {
-        let f = OpenOptions::new()
-            .write(true)
-            .open(&journal_path)
-            .map_err(io("opening", &journal_path))?;
-        f.set_len(good_end)
-            .map_err(io("truncating", &journal_path))?;
-        f.sync_all().map_err(io("syncing", &journal_path))?;
-    }
     Ok((objects, seq))
+}
+
+/// Keeps the bytes of a torn last record in `journal.torn-<offset>` and cuts them off the
+/// journal. Nothing in them was ever reported: they were never fsynced.
+fn move_torn_tail(dir: &Path, offset: u64, why: &str) -> Result<(), StoreError> {
+    let path = dir.join(JOURNAL);
+    let bytes = std::fs::read(&path).map_err(io("reading", &path))?;
+    let tail = bytes.get(offset as usize..).unwrap_or_default();
+    let aside = torn_path(dir, offset);
+    write_atomic(&aside, tail, STATE_FILE_MODE)?;
+    let f = OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .map_err(io("opening", &path))?;
+    f.set_len(offset).map_err(io("truncating", &path))?;
+    f.sync_all().map_err(io("syncing", &path))?;
+    tracing::warn!(
+        path = %path.display(), offset, bytes = tail.len(), moved_to = %aside.display(),
+        "the journal's last record was torn by a crash ({why}); it was never reported, moved it aside"
+    );
+    Ok(())
+}
+
+/// What `recover` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recovered {
+    /// The state loads as it is (a torn tail, if any, is handled at start).
+    Clean,
+    /// The journal was cut at `offset`: `kept` records stay, the damaged file is at `aside`.
+    Cut {
+        offset: u64,
+        kept: usize,
+        dropped: usize,
+        aside: PathBuf,
+    },
+}
+
+/// The explicit way out of a corrupt journal: moves the damaged journal aside (never
+/// rewriting it) and writes a new one holding the good records before the first bad one.
+/// Takes the lock: the daemon must not be running.
+pub fn recover(dir: &Path) -> Result<Recovered, StoreError> {
+    let _lock = lock(dir)?;
+    load_snapshot(dir)?;
+    let path = dir.join(JOURNAL);
+    let found = scan_journal(&path)?;
+    let count = found.len();
+    let Some(bad) = found
+        .iter()
+        .position(|f| f.result.is_err())
+        .filter(|&i| i + 1 < count)
+    else {
+        return Ok(Recovered::Clean);
+    };
+    let offset = found[bad].offset;
+    let aside = corrupt_path(dir, offset);
+    let bytes = std::fs::read(&path).map_err(io("reading", &path))?;
+    let good = bytes.get(..offset as usize).unwrap_or_default();
+    std::fs::rename(&path, &aside).map_err(io("moving aside", &path))?;
+    write_atomic(&path, good, STATE_FILE_MODE)?;
+    Ok(Recovered::Cut {
+        offset,
+        kept: bad,
+        dropped: count - bad,
+        aside,
+    })
 }
 
 struct Writer {
     dir: PathBuf,
     journal: File,
     objects: Objects,
+    /// The last durable `seq`.
     seq: u64,
     compact_bytes: u64,
-    /// Batches a failed write (a full disk, say) could not store: written first next time.
-    unwritten: Vec<u8>,
+    /// Ops handed over but not yet durable, merged by key (the latest value wins).
+    queued: BTreeMap<String, Option<Box<RawValue>>>,
+    queued_seq: u64,
+    faults: TestFaults,
+    on_durable: Box<dyn Fn(Durability) + Send>,
 }
+
+/// Retrying a failed write: first after this, doubling up to `RETRY_MAX`.
+const RETRY_MIN: Duration = Duration::from_millis(50);
+const RETRY_MAX: Duration = Duration::from_secs(5);
 
 impl Writer {
     fn run(&mut self, rx: mpsc::Receiver<Msg>) {
-        while let Ok(first) = rx.recv() {
-            // Take everything queued: one write and one fsync for all of it.
-            let mut msgs = vec![first];
-            msgs.extend(rx.try_iter());
+        let mut retry = RETRY_MIN;
+        loop {
+            let first = if self.queued.is_empty() {
+                match rx.recv() {
+                    Ok(m) => Some(m),
+                    Err(_) => return,
+                }
+            } else {
+                // A failed write is retried on its own, new batches or not.
+                match rx.recv_timeout(retry) {
+                    Ok(m) => Some(m),
+                    Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        let _ = self.commit();
+                        return;
+                    }
+                }
+            };
+            // Take everything queued: one record and one fsync for all of it.
             let mut waiters = Vec::new();
-            let mut buf = Vec::new();
-            for m in msgs {
+            for m in first.into_iter().chain(rx.try_iter()) {
                 match m {
-                    Msg::Batch(line) => self.append(&mut buf, line),
+                    Msg::Batch(line) => {
+                        self.queued_seq = line.seq;
+                        self.queued
+                            .extend(line.ops.into_iter().map(|op| (op.k, op.v)));
+                    }
                     Msg::Sync(w) => waiters.push(w),
                 }
             }
-            let result = self.commit(&buf).map_err(|e| e.to_string());
-            if let Err(e) = &result {
-                tracing::error!(error = %e, "writing state failed");
+            let result = self.commit();
+            match &result {
+                Ok(()) => {
+                    retry = RETRY_MIN;
+                    (self.on_durable)(Durability::Durable(self.seq));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "writing state failed; retrying");
+                    retry = (retry * 2).min(RETRY_MAX);
+                    (self.on_durable)(Durability::Failing(e.to_string()));
+                }
             }
+            let result = result.map_err(|e| e.to_string());
             for w in waiters {
                 let _ = w.send(result.clone());
             }
         }
     }
 
-    fn append(&mut self, buf: &mut Vec<u8>, line: JournalLine) {
-        if serde_json::to_writer(&mut *buf, &line).is_err() {
-            return;
+    /// Writes everything queued as one record and fsyncs it.
+    fn commit(&mut self) -> Result<(), StoreError> {
+        if self.queued.is_empty() {
+            return Ok(());
         }
-        buf.push(b'\n');
-        self.seq = line.seq;
-        for op in line.ops {
-            match op.v {
-                Some(v) => self.objects.insert(op.k, v),
-                None => self.objects.remove(&op.k),
-            };
-        }
-    }
-
-    fn commit(&mut self, buf: &[u8]) -> Result<(), StoreError> {
         let path = self.dir.join(JOURNAL);
-        self.unwritten.extend_from_slice(buf);
-        if !self.unwritten.is_empty() {
-            let good_len = self
-                .journal
-                .seek(SeekFrom::End(0))
-                .map_err(io("reading", &path))?;
-            let written = self
-                .journal
-                .write_all(&self.unwritten)
-                .and_then(|()| self.journal.sync_data());
-            if let Err(e) = written {
-                // Cut a partly written line off again, so later batches never follow a torn
-                // one; the batches stay queued and are retried with the next write.
-                let _ = self.journal.set_len(good_len);
-                return Err(io("appending to", &path)(e));
-            }
-            self.unwritten.clear();
-        }
-        let size = self
+        let line = JournalLine {
+            _crc: None,
+            seq: self.queued_seq,
+            ops: self
+                .queued
+                .iter()
+                .map(|(k, v)| Op {
+                    k: k.clone(),
+                    v: v.clone(),
+                })
+                .collect(),
+        };
+        let mut record = encode(&line).map_err(|e| StoreError::Corrupt {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        record.push(b'\n');
+        let good_len = self
             .journal
             .seek(SeekFrom::End(0))
             .map_err(io("reading", &path))?;
-        if size > self.compact_bytes {
+        let written = self.journal.write_all(&record).and_then(|()| {
+            if !self.faults.fsync_delay.is_zero() {
+                std::thread::sleep(self.faults.fsync_delay);
+            }
+            self.journal.sync_data()
+        });
+        if let Err(e) = written {
+            // Cut a partly written record off again, so a later record never follows a torn
+            // one; the ops stay queued and are retried.
+            let _ = self.journal.set_len(good_len);
+            return Err(io("appending to", &path)(e));
+        }
+        let len = good_len + record.len() as u64;
+        self.note_synced(len);
+        self.seq = self.queued_seq;
+        for (k, v) in std::mem::take(&mut self.queued) {
+            match v {
+                Some(v) => self.objects.insert(k, v),
+                None => self.objects.remove(&k),
+            };
+        }
+        if len > self.compact_bytes {
             self.compact()?;
         }
         Ok(())
     }
 
+    fn note_synced(&self, len: u64) {
+        if self.faults.power_loss {
+            let _ = std::fs::write(self.dir.join(SYNCED), len.to_string());
+        }
+    }
+
     /// Folds the journal into a new snapshot, then empties the journal.
     fn compact(&mut self) -> Result<(), StoreError> {
         let snap = Snapshot {
+            _crc: None,
             version: FORMAT_VERSION,
             seq: self.seq,
             objects: std::mem::take(&mut self.objects),
         };
-        let bytes = serde_json::to_vec(&snap);
+        let bytes = encode(&snap);
         self.objects = snap.objects;
         let bytes = bytes.map_err(|e| StoreError::Corrupt {
             path: self.dir.clone(),
             message: e.to_string(),
         })?;
-        write_atomic(&self.dir.join(SNAPSHOT), &bytes)?;
+        write_atomic(&self.dir.join(SNAPSHOT), &bytes, STATE_FILE_MODE)?;
         let path = self.dir.join(JOURNAL);
         self.journal.set_len(0).map_err(io("truncating", &path))?;
         self.journal.sync_all().map_err(io("syncing", &path))?;
+        self.note_synced(0);
         Ok(())
     }
 }
 
 /// Write temp, fsync, rename over, fsync the directory: readers see the old or the new file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+/// The temp file has an unpredictable name and is opened `O_CREAT|O_EXCL|O_NOFOLLOW`, so a
+/// file or symlink planted in the directory can never redirect the write.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StoreError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut f = File::create(&tmp).map_err(io("creating", &tmp))?;
-    f.write_all(bytes).map_err(io("writing", &tmp))?;
-    f.sync_all().map_err(io("syncing", &tmp))?;
+    let (tmp, mut f) = create_temp(dir, &name, mode)?;
+    let written = f
+        .write_all(bytes)
+        .map_err(io("writing", &tmp))
+        .and_then(|()| f.sync_all().map_err(io("syncing", &tmp)));
     drop(f);
-    std::fs::rename(&tmp, path).map_err(io("renaming into", path))?;
+    let renamed =
+        written.and_then(|()| std::fs::rename(&tmp, path).map_err(io("renaming into", path)));
+    if let Err(e) = renamed {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io("syncing", dir))?;
     Ok(())
+}
+
+/// `.NAME.<random>.tmp` beside the target, created exclusively, never through a symlink.
+fn create_temp(dir: &Path, name: &str, mode: u32) -> Result<(PathBuf, File), StoreError> {
+    let mut last = None;
+    for _ in 0..8 {
+        let tmp = dir.join(format!(".{name}.{:016x}.tmp", unpredictable()));
+        match open_exclusive(&tmp, mode) {
+            Ok(f) => return Ok((tmp, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some((tmp, e)),
+            Err(e) => return Err(io("creating", &tmp)(e)),
+        }
+    }
+    let (tmp, e) = last.unwrap_or_else(|| (dir.to_path_buf(), std::io::Error::other("no name")));
+    Err(io("creating", &tmp)(e))
+}
+
+/// `O_CREAT|O_EXCL|O_NOFOLLOW`: a new file, or an error; never an existing file or symlink.
+fn open_exclusive(path: &Path, mode: u32) -> std::io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .mode(mode)
+        .open(path)
+}
+
+/// 64 random bits from std's per-process random hash keys: no crate for a temp-file name.
+fn unpredictable() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.finish()
 }
 
 #[cfg(test)]
@@ -424,7 +838,7 @@ mod tests {
     fn batches_survive_reopen_and_deletes_apply() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let (mut s, objs) = Store::open(dir.path(), 1 << 20).unwrap();
+            let (mut s, objs) = Store::open(dir.path(), StoreOptions::new(1 << 20)).unwrap();
             assert!(objs.is_empty());
             s.touch("jobs/a");
             s.touch("pods/b");
@@ -434,49 +848,334 @@ mod tests {
             s.flush(|_| None).unwrap();
             s.sync().unwrap();
         }
-        let (_s, objs) = Store::open(dir.path(), 1 << 20).unwrap();
+        let (_s, objs) = Store::open(dir.path(), StoreOptions::new(1 << 20)).unwrap();
         assert_eq!(
             keys(&objs),
             vec![("jobs/a".into(), "{\"k\":\"jobs/a\"}".into())]
         );
     }
 
-    #[test]
-    fn torn_tail_is_dropped_whole_and_truncated() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let (mut s, _) = Store::open(dir.path(), 1 << 20).unwrap();
-            s.touch("a");
-            s.flush(|_| Some(raw("1"))).unwrap();
+    /// Opens, writes `n` batches of one key each (`k0`..), waits for the disk, closes.
+    fn write_batches(dir: &Path, n: usize) {
+        let (mut s, _) = Store::open(dir, StoreOptions::new(1 << 20)).unwrap();
+        for i in 0..n {
+            s.touch(format!("k{i}"));
+            s.flush(|_| Some(raw(&i.to_string()))).unwrap();
             s.sync().unwrap();
         }
-        let journal = dir.path().join(JOURNAL);
-        let mut f = OpenOptions::new().append(true).open(&journal).unwrap();
-        f.write_all(b"{\"seq\":2,\"ops\":[{\"k\":\"a\",\"v\":2},{\"k\":\"b\"")
+    }
+
+    fn journal_lines(dir: &Path) -> Vec<String> {
+        std::fs::read_to_string(dir.join(JOURNAL))
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn set_journal_lines(dir: &Path, lines: &[String], newline_at_end: bool) {
+        let mut text = lines.join("\n");
+        if newline_at_end {
+            text.push('\n');
+        }
+        std::fs::write(dir.join(JOURNAL), text).unwrap();
+    }
+
+    #[test]
+    fn records_carry_a_checksum_and_stay_plain_json() {
+        let dir = tempfile::tempdir().unwrap();
+        write_batches(dir.path(), 2);
+        for line in journal_lines(dir.path()) {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            let crc = v["crc"].as_str().unwrap();
+            assert_eq!(crc.len(), 8, "{line}");
+            let at = line.len() - CRC_TRAILER;
+            assert_eq!(format!("{:08x}", crc_of(&line.as_bytes()[..at])), crc);
+        }
+    }
+
+    #[test]
+    fn torn_tail_is_moved_aside_never_half_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        write_batches(dir.path(), 1);
+        let good_len = std::fs::metadata(dir.path().join(JOURNAL)).unwrap().len();
+        let torn = b"{\"seq\":2,\"ops\":[{\"k\":\"a\",\"v\":2},{\"k\":\"b\"";
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(JOURNAL))
             .unwrap();
+        f.write_all(torn).unwrap();
         drop(f);
-        let (mut s, objs) = Store::open(dir.path(), 1 << 20).unwrap();
+        let (mut s, objs) = Store::open(dir.path(), StoreOptions::new(1 << 20)).unwrap();
+        assert_eq!(keys(&objs), vec![("k0".into(), "0".into())]);
+        let aside = dir.path().join(format!("journal.torn-{good_len}"));
         assert_eq!(
-            keys(&objs),
-            vec![("a".into(), "1".into())],
-            "the torn batch is not half-applied"
+            std::fs::read(&aside).unwrap(),
+            torn,
+            "the torn bytes are kept"
         );
         s.touch("c");
         s.flush(|_| Some(raw("3"))).unwrap();
         s.sync().unwrap();
         drop(s);
-        let (_s, objs) = Store::open(dir.path(), 1 << 20).unwrap();
+        let (_s, objs) = Store::open(dir.path(), StoreOptions::new(1 << 20)).unwrap();
         assert_eq!(
             keys(&objs),
-            vec![("a".into(), "1".into()), ("c".into(), "3".into())]
+            vec![("c".into(), "3".into()), ("k0".into(), "0".into())]
         );
+    }
+
+    #[test]
+    fn a_last_record_failing_its_checksum_is_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        write_batches(dir.path(), 3);
+        let mut lines = journal_lines(dir.path());
+        // Complete and parseable, but not what was written: a power loss can leave this.
+        lines[2] = lines[2].replace("\"v\":2", "\"v\":7");
+        set_journal_lines(dir.path(), &lines, true);
+        let (_s, objs) = Store::open(dir.path(), StoreOptions::new(1 << 20)).unwrap();
+        assert_eq!(
+            keys(&objs).len(),
+            2,
+            "the damaged last record is not applied"
+        );
+        assert!(std::fs::read_dir(dir.path()).unwrap().any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("journal.torn-")
+        }));
+    }
+
+    #[test]
+    fn corruption_before_the_last_record_stops_loading_and_changes_nothing() {
+        for damage in ["garble", "checksum", "rename-field"] {
+            let dir = tempfile::tempdir().unwrap();
+            write_batches(dir.path(), 19);
+            let mut lines = journal_lines(dir.path());
+            lines[9] = match damage {
+                "garble" => lines[9].replace("\"ops\"", "\"o#s\""),
+                "checksum" => lines[9].replace("\"v\":9", "\"v\":8"),
+                _ => lines[9].replace("\"crc\"", "\"crd\""),
+            };
+            set_journal_lines(dir.path(), &lines, true);
+            let before = std::fs::read(dir.path().join(JOURNAL)).unwrap();
+            let offset: usize = lines[..9].iter().map(|l| l.len() + 1).sum();
+            let err = Store::open(dir.path(), StoreOptions::new(1 << 20))
+                .err()
+                .unwrap_or_else(|| panic!("{damage}: loaded a corrupt journal"));
+            let msg = err.to_string();
+            assert!(
+                matches!(err, StoreError::CorruptRecord { offset: o, good: 9, later: 9, .. } if o == offset as u64),
+                "{damage}: {msg}"
+            );
+            assert!(msg.contains(&format!("offset {offset}")), "{msg}");
+            assert!(msg.contains("jobvisor recover-state"), "{msg}");
+            assert_eq!(
+                std::fs::read(dir.path().join(JOURNAL)).unwrap(),
+                before,
+                "{damage}: the evidence is never rewritten"
+            );
+            // The explicit way out keeps the good prefix and moves the file aside whole.
+            let r = recover(dir.path()).unwrap();
+            let aside = dir.path().join(format!("journal.corrupt-{offset}"));
+            assert_eq!(
+                r,
+                Recovered::Cut {
+                    offset: offset as u64,
+                    kept: 9,
+                    dropped: 10,
+                    aside: aside.clone()
+                }
+            );
+            assert_eq!(std::fs::read(&aside).unwrap(), before);
+            let (s, objs) = Store::open(dir.path(), StoreOptions::new(1 << 20)).unwrap();
+            assert_eq!(objs.len(), 9, "{damage}");
+            drop(s);
+            assert_eq!(recover(dir.path()).unwrap(), Recovered::Clean);
+        }
+    }
+
+    #[test]
+    fn records_without_checksums_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let lines = vec![
+            "{\"seq\":1,\"ops\":[{\"k\":\"a\",\"v\":1}]}".to_string(),
+            "{\"seq\":2,\"ops\":[{\"k\":\"b\",\"v\":2}]}".to_string(),
+        ];
+        set_journal_lines(dir.path(), &lines, true);
+        let (_s, objs) = Store::open(dir.path(), StoreOptions::new(1 << 20)).unwrap();
+        assert_eq!(keys(&objs).len(), 2);
+    }
+
+    #[test]
+    fn state_is_private_even_when_an_older_release_made_it_public() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("state");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        write_batches(&dir, 40);
+        {
+            let mut opts = StoreOptions::new(64);
+            opts.compact_bytes = 64;
+            let (mut s, _) = Store::open(&dir, opts).unwrap();
+            s.touch("x");
+            s.flush(|_| Some(raw("1"))).unwrap();
+            s.sync().unwrap();
+        }
+        assert_eq!(mode(&dir), 0o700);
+        for f in [JOURNAL, SNAPSHOT, LOCK] {
+            assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
+        }
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(dir.join(JOURNAL), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+        drop(Store::open(&dir, StoreOptions::new(1 << 20)).unwrap());
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join(JOURNAL)), 0o600);
+    }
+
+    #[test]
+    fn atomic_write_never_follows_a_planted_file_or_symlink() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        // Where the previous release put its temp file, and whatever else one may guess.
+        for planted in [".t2.yaml.tmp", ".t2.yaml.0000000000000000.tmp"] {
+            std::os::unix::fs::symlink(&victim, dir.path().join(planted)).unwrap();
+        }
+        let target = dir.path().join("t2.yaml");
+        write_atomic(&target, b"new", 0o640).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "new");
+        let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640);
+        // And the open itself refuses an existing name, symlink or not.
+        let err = open_exclusive(&dir.path().join(".t2.yaml.tmp"), 0o600).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp") && !n.starts_with(".t2.yaml.0") && n != ".t2.yaml.tmp")
+            .collect();
+        assert!(names.is_empty(), "no temp file is left behind: {names:?}");
+    }
+
+    #[test]
+    fn group_commit_writes_one_record_per_fsync() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let mut opts = StoreOptions::new(1 << 20);
+        // Slow fsyncs: batches handed over meanwhile must share the next record.
+        opts.faults.fsync_delay = Duration::from_millis(30);
+        opts.on_durable = Box::new(move |d| {
+            let _ = tx.send(d);
+        });
+        let (mut s, _) = Store::open(dir.path(), opts).unwrap();
+        for i in 0..10 {
+            s.touch(format!("k{i}"));
+            s.flush(|_| Some(raw(&i.to_string()))).unwrap();
+        }
+        s.sync().unwrap();
+        let reports: Vec<Durability> = rx.try_iter().collect();
+        assert_eq!(reports.last(), Some(&Durability::Durable(10)));
+        let lines = journal_lines(dir.path());
+        assert!(lines.len() < 10, "{} records for 10 batches", lines.len());
+        assert_eq!(lines.len(), reports.len(), "one record per reported commit");
+        drop(s);
+        let (_s, objs) = Store::open(dir.path(), StoreOptions::new(1 << 20)).unwrap();
+        assert_eq!(objs.len(), 10);
+    }
+
+    #[test]
+    fn power_loss_mode_drops_what_no_fsync_covered() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = StoreOptions::new(1 << 20);
+        opts.faults.power_loss = true;
+        {
+            let (mut s, _) = Store::open(dir.path(), opts).unwrap();
+            s.touch("a");
+            s.flush(|_| Some(raw("1"))).unwrap();
+            s.sync().unwrap();
+        }
+        let synced: u64 = std::fs::read_to_string(dir.path().join(SYNCED))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            synced,
+            std::fs::metadata(dir.path().join(JOURNAL)).unwrap().len()
+        );
+        // Bytes written after the last fsync, as if the writer had been cut off.
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(JOURNAL))
+            .unwrap();
+        f.write_all(b"{\"seq\":2,\"ops\":[{\"k\":\"b\",\"v\":2}]}\n")
+            .unwrap();
+        drop(f);
+        let mut opts = StoreOptions::new(1 << 20);
+        opts.faults.power_loss = true;
+        let (_s, objs) = Store::open(dir.path(), opts).unwrap();
+        assert_eq!(keys(&objs), vec![("a".into(), "1".into())]);
+    }
+
+    /// A full disk: writes fail, are reported, retried, and succeed once there is room.
+    /// Needs root for a small tmpfs; skipped (and says so) otherwise.
+    #[test]
+    fn failed_writes_are_reported_and_retried_until_they_succeed() {
+        if !nix::unistd::Uid::effective().is_root() {
+            eprintln!("skipped: needs root to mount a small tmpfs");
+            return;
+        }
+        let mnt = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+            .arg(mnt.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        struct Unmount(PathBuf);
+        impl Drop for Unmount {
+            fn drop(&mut self) {
+                let _ = std::process::Command::new("umount").arg(&self.0).status();
+            }
+        }
+        let _unmount = Unmount(mnt.path().to_path_buf());
+        let dir = mnt.path().join("state");
+        let (tx, rx) = mpsc::channel();
+        let mut opts = StoreOptions::new(1 << 30);
+        opts.on_durable = Box::new(move |d| {
+            let _ = tx.send(d);
+        });
+        let (mut s, _) = Store::open(&dir, opts).unwrap();
+        let filler = mnt.path().join("filler");
+        let _ = std::fs::write(&filler, vec![0u8; 64 << 10]);
+        s.touch("a");
+        let big = format!("\"{}\"", "x".repeat(8 << 10));
+        s.flush(|_| Some(raw(&big))).unwrap();
+        let first = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert!(
+            matches!(&first, Durability::Failing(why) if why.contains("No space left")),
+            "{first:?}"
+        );
+        std::fs::remove_file(&filler).unwrap();
+        // Retried on its own: no new batch needed.
+        let recovered = (0..100)
+            .map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap())
+            .find(|d| matches!(d, Durability::Durable(_)));
+        assert_eq!(recovered, Some(Durability::Durable(1)));
+        drop(s);
+        let (_s, objs) = Store::open(&dir, StoreOptions::new(1 << 30)).unwrap();
+        assert_eq!(objs.len(), 1);
     }
 
     #[test]
     fn compaction_keeps_everything_and_skips_old_lines() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let (mut s, _) = Store::open(dir.path(), 64).unwrap();
+            let (mut s, _) = Store::open(dir.path(), StoreOptions::new(64)).unwrap();
             for i in 0..20 {
                 s.touch(format!("k{}", i % 5));
                 s.flush(|_| Some(raw(&i.to_string()))).unwrap();
@@ -492,7 +1191,7 @@ mod tests {
             .unwrap();
         f.write_all(stale.as_bytes()).unwrap();
         drop(f);
-        let (_s, objs) = Store::open(dir.path(), 64).unwrap();
+        let (_s, objs) = Store::open(dir.path(), StoreOptions::new(64)).unwrap();
         let want: Vec<(String, String)> = (15..20)
             .map(|i| (format!("k{}", i % 5), i.to_string()))
             .collect::<BTreeMap<_, _>>()
@@ -504,9 +1203,9 @@ mod tests {
     #[test]
     fn second_daemon_is_locked_out() {
         let dir = tempfile::tempdir().unwrap();
-        let (_s, _) = Store::open(dir.path(), 1 << 20).unwrap();
+        let (_s, _) = Store::open(dir.path(), StoreOptions::new(1 << 20)).unwrap();
         assert!(matches!(
-            Store::open(dir.path(), 1 << 20),
+            Store::open(dir.path(), StoreOptions::new(1 << 20)),
             Err(StoreError::Locked(_))
         ));
     }

@@ -70,6 +70,9 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Print the client and server versions.
     Version(version::VersionArgs),
+    /// Offline, with the daemon stopped: after a corrupt journal stopped start-up, keep the
+    /// good records before the damage and move the damaged journal aside.
+    RecoverState(DaemonArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -126,7 +129,9 @@ impl Ctx<'_> {
 /// Runs one client verb (everything but `daemon`, which `main` runs on its own runtime).
 pub async fn run(ctx: &mut Ctx<'_>, command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Daemon(_) => bail!("the daemon is not a client verb"),
+        Command::Daemon(_) | Command::RecoverState(_) => {
+            bail!("the daemon and recover-state are not client verbs")
+        }
         Command::Get(args) => get::run(ctx, args).await,
         Command::Describe(args) => describe::run(ctx, args).await,
         Command::Logs(args) => logs::run(ctx, args).await,

@@ -10,6 +10,9 @@ use super::requests::{Filter, Kind, ListReply, LogTarget, Request, bad_request, 
 use super::world::{Key, key};
 use crate::api::{ContainerStatus, Status};
 
+/// Manifest files written by `apply`: readable by all, like a file in /etc.
+const MANIFEST_FILE_MODE: u32 = 0o644;
+
 impl Daemon {
     pub(super) fn on_request(&mut self, req: Request) {
         match req {
@@ -22,7 +25,13 @@ impl Daemon {
             } => {
                 let items = self.list(kind, namespace.as_deref(), &filter);
                 let watch = watch.then(|| self.changes.of(kind).subscribe());
-                let _ = reply.send(Ok(ListReply { items, watch }));
+                let after = self.gate.last_change_id();
+                let answer = Ok(ListReply {
+                    items,
+                    watch,
+                    after,
+                });
+                self.answer_when_durable(held(reply, answer));
             }
             Request::Get {
                 kind,
@@ -30,7 +39,8 @@ impl Daemon {
                 name,
                 reply,
             } => {
-                let _ = reply.send(self.get(kind, &key(&namespace, &name)));
+                let answer = self.get(kind, &key(&namespace, &name));
+                self.answer_when_durable(held(reply, answer));
             }
             Request::Delete {
                 kind,
@@ -48,7 +58,7 @@ impl Daemon {
                         "events cannot be deleted",
                     )),
                 };
-                let _ = reply.send(result);
+                self.answer_when_durable(held(reply, result));
             }
             Request::Manifests { reply } => {
                 let items: Vec<Value> = self
@@ -57,7 +67,10 @@ impl Daemon {
                     .values()
                     .filter_map(|m| serde_json::to_value(&m.file).ok())
                     .collect();
-                let _ = reply.send(Ok(json!({"apiVersion": "jobvisor.io/v1", "kind": "ManifestList", "metadata": {}, "items": items})));
+                let answer = Ok(
+                    json!({"apiVersion": "jobvisor.io/v1", "kind": "ManifestList", "metadata": {}, "items": items}),
+                );
+                self.answer_when_durable(held(reply, answer));
             }
             Request::Health { reply } => {
                 let _ = reply.send(Ok(self.problems.clone()));
@@ -67,7 +80,8 @@ impl Daemon {
                 body,
                 reply,
             } => {
-                let _ = reply.send(self.put_manifest(&filename, body));
+                let answer = self.put_manifest(&filename, body);
+                self.answer_when_durable(held(reply, answer));
             }
             Request::Log {
                 namespace,
@@ -218,7 +232,7 @@ impl Daemon {
         if !report.errors.is_empty() {
             return Err(Status::failure(422, "Invalid", report.errors.join("\n")));
         }
-        crate::store::write_atomic(&path, body.as_bytes())
+        crate::store::write_atomic(&path, body.as_bytes(), MANIFEST_FILE_MODE)
             .map_err(|e| Status::failure(500, "InternalError", e.to_string()))?;
         let before: Vec<(Key, crate::api::Job)> = report
             .jobs
@@ -333,6 +347,19 @@ impl Daemon {
         }
         Ok(LogTarget { path, running })
     }
+}
+
+/// An answer that waits for the disk: sent as computed, or replaced by the store's error.
+fn held<T: Send + 'static>(
+    reply: super::requests::Reply<T>,
+    answer: Result<T, Status>,
+) -> super::durable::HeldAnswer {
+    Box::new(move |failed| {
+        let _ = reply.send(match failed {
+            Some(status) => Err(status),
+            None => answer,
+        });
+    })
 }
 
 fn success(kind: Kind, name: &str, uid: &str) -> Value {

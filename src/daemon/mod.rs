@@ -8,6 +8,7 @@
 
 mod answer;
 mod apply;
+mod durable;
 pub mod health;
 mod launch;
 mod names;
@@ -29,7 +30,7 @@ use tokio::time::Instant;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, Layout};
 use crate::runtime::{Runtime, RuntimeEvent};
-use crate::store::Store;
+use crate::store::{Durability, Store, StoreOptions, TestFaults};
 use crate::watch::Hint;
 use names::Names;
 use requests::{Change, Kind, Request};
@@ -119,12 +120,17 @@ pub struct Daemon {
     /// Earliest pending wake-up per target, so requeues do not pile up.
     timer_index: std::collections::HashMap<Target, Instant>,
     changes: Watchers,
-    flush_at: Option<Instant>,
+    /// What waits for the disk: changes, starts, answers (`durable.rs`).
+    gate: durable::Gate,
+    /// The store's writer reports each commit here.
+    durability_rx: Option<mpsc::UnboundedReceiver<Durability>>,
     shutting_down: bool,
     /// When shutting down: give up waiting for processes at this time.
     shutdown_deadline: Option<Instant>,
     /// What keeps the daemon from its job now (`/healthz`, `/readyz`, `STATUS=`).
     problems: health::Problems,
+    /// What systemd was last told (`STATUS=`).
+    notified_problems: health::Problems,
 }
 
 /// Loads the config and resolves every path: `--config`, else the layout's default file.
@@ -157,8 +163,15 @@ pub fn load_config(opts: &DaemonOptions) -> anyhow::Result<(Config, Layout)> {
 pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let (cfg, layout) = load_config(&opts)?;
     init_tracing(&cfg.log.level);
-    for dir in [&layout.manifests, &layout.state, &layout.logs] {
+    // The state directory is the store's to create: private (0700).
+    for dir in [&layout.manifests, &layout.logs] {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    if cfg.store.flush_interval.is_some() {
+        tracing::warn!(
+            "store.flushInterval is obsolete and ignored: state is written as soon as the writer \
+             is free, one fsync per batch"
+        );
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (runtime_tx, runtime_rx) = mpsc::unbounded_channel();
@@ -190,6 +203,32 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     result
 }
 
+/// `jobvisor recover-state`: the explicit way out of a corrupt journal (see `store::recover`).
+pub fn recover_state(opts: &DaemonOptions) -> anyhow::Result<()> {
+    let (_, layout) = load_config(opts)?;
+    let dir = &layout.state;
+    match crate::store::recover(dir).with_context(|| format!("recovering {}", dir.display()))? {
+        crate::store::Recovered::Clean => {
+            println!(
+                "{}: nothing to recover; the state loads as it is",
+                dir.display()
+            );
+        }
+        crate::store::Recovered::Cut {
+            offset,
+            kept,
+            dropped,
+            aside,
+        } => println!(
+            "{}: kept {kept} good journal record(s) before byte offset {offset}; the damaged \
+             journal ({dropped} record(s) from that offset on, not applied) is now {}",
+            dir.display(),
+            aside.display()
+        ),
+    }
+    Ok(())
+}
+
 fn init_tracing(level: &str) {
     use std::io::IsTerminal;
     use tracing_subscriber::prelude::*;
@@ -213,8 +252,17 @@ impl Daemon {
         clock: Arc<dyn Clock>,
         runtime: Arc<dyn Runtime>,
     ) -> anyhow::Result<Daemon> {
-        let (store, objects) = Store::open(&layout.state, cfg.store.compact_bytes)
+        let (durability_tx, durability_rx) = mpsc::unbounded_channel();
+        let opts = StoreOptions {
+            compact_bytes: cfg.store.compact_bytes,
+            faults: TestFaults::from_env(),
+            on_durable: Box::new(move |d| {
+                let _ = durability_tx.send(d);
+            }),
+        };
+        let (store, objects) = Store::open(&layout.state, opts)
             .with_context(|| format!("opening state in {}", layout.state.display()))?;
+        let gate = durable::Gate::new(store.covering_seq());
         let (world, problems) = World::from_objects(&objects);
         for p in problems {
             tracing::error!("{p}; skipped");
@@ -238,10 +286,12 @@ impl Daemon {
             timers: BinaryHeap::new(),
             timer_index: std::collections::HashMap::new(),
             changes,
-            flush_at: None,
+            gate,
+            durability_rx: Some(durability_rx),
             shutting_down: false,
             shutdown_deadline: None,
             problems: health::Problems::default(),
+            notified_problems: health::Problems::default(),
         })
     }
 
@@ -256,6 +306,10 @@ impl Daemon {
         let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
         let mut hup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
         let far = Duration::from_secs(3600);
+        let mut durability_rx = self
+            .durability_rx
+            .take()
+            .context("the daemon's loop runs once")?;
         loop {
             let next_timer = self
                 .timers
@@ -265,7 +319,6 @@ impl Daemon {
             let next_timer = self
                 .shutdown_deadline
                 .map_or(next_timer, |d| d.min(next_timer));
-            let flush_at = self.flush_at.unwrap_or_else(|| Instant::now() + far);
             tokio::select! {
                 Some(ev) = runtime_rx.recv() => {
                     self.on_runtime(ev);
@@ -277,7 +330,10 @@ impl Daemon {
                 }
                 Some(req) = req_rx.recv() => self.on_request(req),
                 _ = tokio::time::sleep_until(next_timer) => self.fire_timers(),
-                _ = tokio::time::sleep_until(flush_at) => self.flush(),
+                Some(d) = durability_rx.recv() => {
+                    self.on_durability(d);
+                    while let Ok(d) = durability_rx.try_recv() { self.on_durability(d); }
+                }
                 _ = hup.recv() => { tracing::info!("SIGHUP: rescanning manifests"); self.rescan(); }
                 _ = term.recv() => self.begin_shutdown("SIGTERM"),
                 _ = int.recv() => self.begin_shutdown("SIGINT"),
@@ -293,17 +349,21 @@ impl Daemon {
         Ok(())
     }
 
-    /// After every input: decide for everything that changed, act, publish, persist.
+    /// After every input: decide for everything that changed, act, persist, and let out what
+    /// is on disk.
     fn turn(&mut self) {
         self.reconcile();
         self.publish_changes();
-        if self.store.has_dirty() && self.flush_at.is_none() {
-            self.flush_at = Some(Instant::now() + self.cfg.store.flush_interval);
+        if self.store.last_handed() <= self.gate.durable {
+            // Group commit: the writer is idle, so this turn's changes go now; while it is
+            // busy they gather into the next batch.
+            self.flush();
         }
+        self.release();
+        self.notify_problems();
     }
 
     fn flush(&mut self) {
-        self.flush_at = None;
         let world = &self.world;
         if let Err(e) = self.store.flush(|k| world.stored(k)) {
             tracing::error!(error = %e, "saving state failed");

@@ -87,7 +87,7 @@ impl Daemon {
             self.record_event(involved.clone(), e.clone(), "kubelet");
         }
         for l in launches {
-            self.runtime.start(l);
+            self.start_when_recorded(l);
         }
         if let Some(after) = d.requeue_after {
             self.schedule(after, Target::Pod(k.clone()));
@@ -609,7 +609,8 @@ impl Daemon {
             && let Ok(v) = serde_json::to_value(&event)
         {
             let ns = event.metadata.namespace().to_string();
-            self.changes.send(super::Change {
+            self.publish(super::Change {
+                id: 0,
                 kind: Kind::Event,
                 namespace: ns,
                 labels: Default::default(),
@@ -632,7 +633,8 @@ impl Daemon {
         }
         if let Ok(v) = serde_json::to_value(object) {
             let labels = labels_of(&v);
-            self.changes.send(super::Change {
+            self.publish(super::Change {
+                id: 0,
                 kind,
                 namespace: k.0.clone(),
                 labels,
@@ -664,7 +666,8 @@ impl Daemon {
             };
             if let Some(Ok(v)) = value {
                 let labels = labels_of(&v);
-                self.changes.send(super::Change {
+                self.publish(super::Change {
+                    id: 0,
                     kind,
                     namespace: k.0.clone(),
                     labels,

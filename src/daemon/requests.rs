@@ -46,6 +46,8 @@ impl Kind {
 /// One change to an object, for `?watch=true` streams.
 #[derive(Debug, Clone)]
 pub struct Change {
+    /// Set when published: increasing, so a watch skips changes its initial list holds.
+    pub id: u64,
     pub kind: Kind,
     pub namespace: String,
     pub labels: Labels,
@@ -102,6 +104,8 @@ pub struct ListReply {
     pub items: Vec<Value>,
     /// Subscribed in the same loop turn the items were read, so no change is missed.
     pub watch: Option<broadcast::Receiver<Change>>,
+    /// The last change the items reflect: the watch skips changes up to this id.
+    pub after: u64,
 }
 
 /// Where a container's log is, and whether more may still come.

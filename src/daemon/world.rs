@@ -249,7 +249,8 @@ mod tests {
             let entry = entry.unwrap();
             std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
         }
-        let (_store, objects) = Store::open(dir.path(), 1 << 30).unwrap();
+        let (_store, objects) =
+            Store::open(dir.path(), crate::store::StoreOptions::new(1 << 30)).unwrap();
         let (world, problems) = World::from_objects(&objects);
         assert!(problems.is_empty(), "{problems:?}");
         let names: Vec<&str> = world.jobs.keys().map(|k| k.1.as_str()).collect();

@@ -63,8 +63,7 @@ fn kill_dash_nine_loses_nothing_and_leaves_no_process_behind() {
         .pods_of("crash")
         .iter()
         .any(|p| p["status"]["phase"] == "Running")));
-    // Give the store its flush interval so the running pod's pid is on disk.
-    std::thread::sleep(Duration::from_millis(200));
+    // Reported Running means the pid is on disk: nothing is reported before it is durable.
     let pid = container_pid(&d.pods_of("crash")[0]);
 
     d.kill9();

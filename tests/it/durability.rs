@@ -1,0 +1,209 @@
+//! Durable before visible, from outside: a store that cannot write holds new starts and says
+//! why; corruption stops start-up with the way out; state is private; atomic writes cannot be
+//! redirected. (The crash-at-any-instant trials are in `crash.rs`.)
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::support::*;
+
+const T: Duration = Duration::from_secs(60);
+
+/// A small tmpfs for the state directory: a full disk on demand. Unmounted on drop.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(at: &Path) -> SmallDisk {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=512k,mode=0700", "tmpfs"])
+            .arg(at)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mount tmpfs at {}", at.display());
+        SmallDisk(at.to_path_buf())
+    }
+
+    fn fill(&self) -> PathBuf {
+        let filler = self.0.join("filler");
+        // Writes until ENOSPC: the error is the point.
+        let _ = std::fs::write(&filler, vec![0u8; 1 << 20]);
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout == b"0\n")
+}
+
+#[test]
+fn a_full_disk_holds_new_starts_fails_health_and_recovers() {
+    if !is_root() {
+        eprintln!("skipped: needs root to mount a small tmpfs");
+        return;
+    }
+    let disk_dir = tempfile::tempdir().unwrap();
+    let disk = SmallDisk::mount(&disk_dir.path().join("disk"));
+    let config = format!(
+        "{FAST_CONFIG}paths:\n  state: {}\n",
+        disk.0.join("state").display()
+    );
+    let d = TestDaemon::start_with(&config);
+    let marker = d.path().join("ran");
+    d.drop_manifest(
+        "warm.yaml",
+        &job_yaml("warm", "Never", &["sleep", "30"], ""),
+    );
+    assert!(wait_until(T, || d
+        .pods_of("warm")
+        .iter()
+        .any(|p| p["status"]["phase"] == "Running")));
+    assert_eq!(d.http("GET", "/healthz", None), (200, "ok".into()));
+    let warm_pod = d.pods_of("warm").remove(0);
+
+    let filler = disk.fill();
+    let cmd = format!("echo ran >> {}", marker.display());
+    d.drop_manifest(
+        "new.yaml",
+        &job_yaml("new", "Never", &["sh", "-c", &cmd], ""),
+    );
+    let mut last = (0, String::new());
+    assert!(
+        wait_until(T, || {
+            last = d.http("GET", "/healthz", None);
+            last.0 == 500
+        }),
+        "healthz never failed: {last:?}"
+    );
+    assert!(last.1.contains("No space left on device"), "{last:?}");
+    let (code, ready) = d.http("GET", "/readyz", None);
+    assert_eq!(code, 500, "{ready}");
+    assert!(ready.contains("store: "), "{ready}");
+    // The new Job's pod was never recorded, so its container has not run; reads say why.
+    assert!(
+        !marker.exists(),
+        "a container ran before its pod was on disk"
+    );
+    let (code, body) = d.http("GET", "/apis/batch/v1/namespaces/default/jobs/new", None);
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("cannot write"), "{body}");
+    // The running container goes on meanwhile.
+    let warm_pid = crate::files::container_pid(&warm_pod);
+    assert!(crate::files::process_alive(warm_pid));
+
+    std::fs::remove_file(&filler).unwrap();
+    assert!(
+        wait_until(T, || d.http("GET", "/healthz", None).0 == 200),
+        "health never recovered"
+    );
+    d.wait_condition("new", "Complete", T);
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ran\n");
+    let reasons = d.event_reasons();
+    assert!(
+        reasons.contains(&"StateNotWritten".to_string()),
+        "{reasons:?}"
+    );
+    assert!(reasons.contains(&"StateWritten".to_string()), "{reasons:?}");
+}
+
+#[test]
+fn a_corrupt_journal_stops_start_up_and_recover_state_keeps_the_good_prefix() {
+    let mut d = TestDaemon::start();
+    let marker = d.path().join("runs");
+    for i in 0..3 {
+        let cmd = format!("echo {i} >> {}", marker.display());
+        d.drop_manifest(
+            &format!("j{i}.yaml"),
+            &job_yaml(&format!("j{i}"), "Never", &["sh", "-c", &cmd], ""),
+        );
+        d.wait_condition(&format!("j{i}"), "Complete", T);
+    }
+    assert!(d.stop().success());
+    let journal = d.path().join("state/journal.jsonl");
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() > 4, "{} records", lines.len());
+    let bad = lines.len() / 2;
+    let garbled = lines[bad].replacen("\"seq\"", "\"s#q\"", 1);
+    lines[bad] = &garbled;
+    let offset: usize = lines[..bad].iter().map(|l| l.len() + 1).sum();
+    std::fs::write(&journal, lines.join("\n") + "\n").unwrap();
+    let damaged = std::fs::read(&journal).unwrap();
+
+    let out = Command::new(BIN)
+        .args(["daemon", "--root"])
+        .arg(d.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "started on a corrupt journal: {stderr}"
+    );
+    assert!(stderr.contains(&format!("offset {offset}")), "{stderr}");
+    assert!(stderr.contains("journal.jsonl"), "{stderr}");
+    assert!(stderr.contains("jobvisor recover-state"), "{stderr}");
+    assert_eq!(
+        std::fs::read(&journal).unwrap(),
+        damaged,
+        "evidence untouched"
+    );
+
+    let out = d.cli(&["recover-state"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("kept {bad} good journal record(s)")),
+        "{stdout}"
+    );
+    let aside = d.path().join(format!("state/journal.corrupt-{offset}"));
+    assert_eq!(std::fs::read(&aside).unwrap(), damaged);
+    d.spawn();
+    // The daemon runs again on the good prefix; nothing is lost silently.
+    assert!(wait_until(T, || d.job("j0").is_some()));
+}
+
+#[test]
+fn state_is_private_and_logs_stay_readable_by_the_group() {
+    let mut d = TestDaemon::start();
+    d.drop_manifest("p.yaml", &job_yaml("p", "Never", &["echo", "hi"], ""));
+    d.wait_condition("p", "Complete", T);
+    assert!(d.stop().success());
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let state = d.path().join("state");
+    assert_eq!(mode(&state), 0o700);
+    for entry in std::fs::read_dir(&state).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+    }
+}
+
+#[test]
+fn apply_never_writes_through_a_planted_symlink() {
+    let d = TestDaemon::start();
+    let victim_dir = tempfile::tempdir().unwrap();
+    let victim = victim_dir.path().join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    std::os::unix::fs::symlink(&victim, d.manifests().join(".t2.yaml.tmp")).unwrap();
+    let src = d.path().join("t2.yaml");
+    std::fs::write(&src, job_yaml("t2", "Never", &["true"], "")).unwrap();
+    d.cli_ok(&["apply", "-f", src.to_str().unwrap()]);
+    d.wait_condition("t2", "Complete", T);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+}
