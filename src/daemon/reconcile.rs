@@ -589,7 +589,12 @@ impl Daemon {
             kind: "Event".into(),
             metadata: ObjectMeta {
                 name: Some(name),
-                namespace: Some(involved.namespace.clone()),
+                // Events about cluster-scoped objects (the node) live in `default`, as kubelet's do.
+                namespace: Some(if involved.namespace.is_empty() {
+                    "default".to_string()
+                } else {
+                    involved.namespace.clone()
+                }),
                 uid: Some(self.names.uid()),
                 creation_timestamp: Some(now),
                 ..Default::default()

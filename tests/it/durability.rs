@@ -207,3 +207,18 @@ fn apply_never_writes_through_a_planted_symlink() {
     d.wait_condition("t2", "Complete", T);
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
 }
+
+/// systemd re-applies `StateDirectoryMode=` and the tmpfiles entry at every start: both must
+/// keep the state private, or they would undo what the daemon does.
+#[test]
+fn packaging_keeps_the_state_directory_private() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/systemd");
+    let unit = std::fs::read_to_string(dir.join("jobvisor.service")).unwrap();
+    assert!(unit.lines().any(|l| l == "StateDirectoryMode=0700"), "unit");
+    let tmpfiles = std::fs::read_to_string(dir.join("jobvisor.tmpfile")).unwrap();
+    let entry = tmpfiles
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some("/var/lib/jobvisor"))
+        .unwrap();
+    assert_eq!(entry.split_whitespace().nth(2), Some("0700"), "{entry}");
+}
