@@ -51,13 +51,30 @@ impl Daemon {
                 let _ = reply.send(result);
             }
             Request::Manifests { reply } => {
+                let unavailable = &self.problems.manifests;
                 let items: Vec<Value> = self
                     .world
                     .manifests
                     .values()
-                    .filter_map(|m| serde_json::to_value(&m.file).ok())
+                    .filter_map(|m| {
+                        // While the directory is unavailable no file can be read, so none is
+                        // shown as in any other state; the record underneath stays as it was.
+                        let mut file = m.file.clone();
+                        if let Some(why) = unavailable {
+                            file.state = crate::api::ManifestState::Unavailable;
+                            file.message = Some(why.clone());
+                        }
+                        serde_json::to_value(&file).ok()
+                    })
                     .collect();
-                let _ = reply.send(Ok(json!({"apiVersion": "jobvisor.io/v1", "kind": "ManifestList", "metadata": {}, "items": items})));
+                let mut source = json!({
+                    "path": self.layout.manifests.display().to_string(),
+                    "state": if unavailable.is_some() { "Unavailable" } else { "Available" },
+                });
+                if let Some(why) = unavailable {
+                    source["message"] = json!(why);
+                }
+                let _ = reply.send(Ok(json!({"apiVersion": "jobvisor.io/v1", "kind": "ManifestList", "metadata": {}, "source": source, "items": items})));
             }
             Request::Health { reply } => {
                 let _ = reply.send(Ok(self.problems.clone()));
