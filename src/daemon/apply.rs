@@ -55,10 +55,10 @@ impl Daemon {
         }
         let text = match entry {
             Entry::Text(t) => t,
-            // A file is only missing if the directory is there to say so: while it is
-            // unavailable nothing is deleted.
-            Entry::Missing if !self.source_present() => {
-                tracing::info!(file = %path.display(), "missing, but so is the manifests directory: its objects are kept");
+            // A file is only gone if the directory is there to say so: while it is unavailable
+            // nothing is deleted (checked here, where a missing file would delete).
+            Entry::Missing if confirmed && !self.source_present() => {
+                tracing::info!(file = %path.display(), "still missing after watch.removalGrace, but so is the manifests directory: its objects are kept");
                 return;
             }
             Entry::Missing if confirmed => return self.file_removed(path),

@@ -434,11 +434,13 @@ fn removing_the_directory_deletes_nothing_and_its_return_is_noticed() {
     d.drop_manifest("kept.yaml", &text);
     let job = d.wait_condition("kept", "Complete", T);
     std::fs::remove_dir_all(d.manifests()).unwrap();
-    // Barrier: the daemon has seen the file go and decided to keep its Job.
+    // Barrier: the removal grace has passed and the daemon decided to keep the Job.
     assert!(
-        wait_until(T, || d.daemon_log().contains(
-            "missing, but so is the manifests directory: its objects are kept"
-        )),
+        wait_until(T, || {
+            d.daemon_log().contains(
+            "still missing after watch.removalGrace, but so is the manifests directory: its objects are kept"
+        )
+        }),
         "{}",
         tail(&d.daemon_log(), 40)
     );
