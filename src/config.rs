@@ -39,12 +39,19 @@ pub struct Watch {
     /// new one; a file can be read half-written).
     #[serde(deserialize_with = "duration")]
     pub removal_grace: Duration,
+    /// A fallback: how often the daemon checks that the manifests path still leads to the
+    /// directory it watches. Removing, re-creating or re-pointing the directory (or a symlink
+    /// to it) is seen at once through watches on it and its parent; this catches the rest (a
+    /// grandparent removed and restored).
+    #[serde(deserialize_with = "duration")]
+    pub recheck_interval: Duration,
 }
 
 impl Default for Watch {
     fn default() -> Self {
         Watch {
             removal_grace: Duration::from_secs(1),
+            recheck_interval: Duration::from_secs(10),
         }
     }
 }

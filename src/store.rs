@@ -737,7 +737,11 @@ impl Writer {
 
     fn note_synced(&self, len: u64) {
         if self.faults.power_loss {
-            let _ = std::fs::write(self.dir.join(SYNCED), len.to_string());
+            // Renamed into place: a SIGKILL mid-write must not leave a torn number behind.
+            // (No fsync: this mode simulates the power loss itself.)
+            let tmp = self.dir.join(".journal.synced.tmp");
+            let _ = std::fs::write(&tmp, len.to_string())
+                .and_then(|()| std::fs::rename(&tmp, self.dir.join(SYNCED)));
         }
     }
 

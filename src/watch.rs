@@ -3,13 +3,20 @@
 //! Level-triggered on purpose: an event kind is never trusted to say what happened. We only
 //! react once a file is complete — closed after writing, renamed into or out of the
 //! directory, or removed — so there is no polling and no fixed debounce delay; the daemon then
-//! re-reads the file and compares it with what it applied. Dotfiles (including atomic-save
-//! temporaries like `.job.yaml.tmp`) and editor leftovers (`*~`, `*.swp`, `#*#`, vim's
-//! `4913`) are ignored. An inotify queue overflow or watcher error asks for a full rescan.
+//! re-reads the file and compares it with what it applied. Entries that are complete the moment
+//! they appear (a FIFO, directory, socket or symlink named like a manifest) are reported when
+//! created, so they can be listed as `Ignored`. Dotfiles (including atomic-save temporaries
+//! like `.job.yaml.tmp`) and editor leftovers (`*~`, `*.swp`, `#*#`, vim's `4913`) are ignored.
+//! An inotify queue overflow or watcher error asks for a full rescan.
+//!
+//! The directory's parents are watched too (non-recursively), so that removing, re-creating
+//! or re-pointing the directory (or a symlink to it) asks the daemon to check what the path
+//! leads to now ([`Hint::Recheck`]): an inotify watch follows an inode, not a path.
 
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
-use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
+use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, ModifyKind};
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -19,6 +26,8 @@ pub enum Hint {
     Path(PathBuf),
     /// Events were lost: compare the whole directory.
     Rescan,
+    /// The directory itself, or its entry in a parent, changed: check what the path leads to.
+    Recheck,
 }
 
 /// Files jobvisor reads from the manifests directory.
@@ -38,14 +47,14 @@ fn is_manifest_path(path: &Path) -> bool {
         .is_some_and(is_manifest_name)
 }
 
-/// The manifest files in `dir` now, sorted (so the first-seen file wins a name clash).
+/// Every entry in `dir` named like a manifest now, whatever it is (a FIFO or dangling symlink
+/// is reported as `Ignored`, never skipped silently), sorted so the first-seen file wins a
+/// name clash.
 pub fn scan(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
-        // Regular files only (symlinks followed): a FIFO or device would block the reader.
-        let regular = std::fs::metadata(entry.path()).is_ok_and(|m| m.is_file());
-        if is_manifest_path(&entry.path()) && regular {
+        if is_manifest_path(&entry.path()) {
             files.push(entry.path());
         }
     }
@@ -53,50 +62,280 @@ pub fn scan(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Reads a manifest file, at most one byte past the size limit so an oversized file is
-/// reported rather than silently cut.
-pub fn read_manifest(path: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    // Non-blocking open and a check on the open file: a FIFO named `x.yaml` must not hang us.
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NONBLOCK)
-        .open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "not a regular file",
-        ));
-    }
-    let mut text = String::new();
-    file.take(crate::manifest::MAX_FILE_BYTES as u64 + 1)
-        .read_to_string(&mut text)?;
-    Ok(text)
+/// What a manifest-named entry holds now.
+#[derive(Debug)]
+pub enum Entry {
+    /// A regular file (or a symlink to one) and its text.
+    Text(String),
+    /// Nothing by that name.
+    Missing,
+    /// Not something jobvisor reads (FIFO, directory, dangling symlink…): why.
+    Ignored(String),
+    /// It can never be a manifest as it is (invalid UTF-8, permission denied…): the message,
+    /// naming the file.
+    Invalid(String),
+    /// Reading failed for a reason that passes (fds exhausted, EIO…): try again later.
+    Transient(std::io::Error),
 }
 
-/// Reads and loads a file (the CLI's `validate` and `apply`); an I/O error becomes the
-/// report's one error.
-pub fn load_path(path: &Path) -> crate::manifest::FileReport {
-    match read_manifest(path) {
-        Ok(text) => crate::manifest::load(path, &text),
-        Err(e) => crate::manifest::FileReport {
-            errors: vec![format!("{}: {e}", path.display())],
-            ..Default::default()
+/// How an I/O error while reading a manifest is treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The entry (or a directory on its path) is not there.
+    Missing,
+    /// A symlink loop.
+    Loop,
+    /// The system, not the file: out of fds or memory, an I/O error, an interrupted call.
+    /// Retried; never a verdict on the file.
+    Transient,
+    /// Anything else (permission denied, name too long…): reported as the file's error.
+    Permanent,
+}
+
+/// Pure: the class of an I/O error, by errno where there is one.
+pub fn classify(e: &std::io::Error) -> ErrorClass {
+    use nix::libc;
+    match e.raw_os_error() {
+        Some(libc::ENOENT | libc::ENOTDIR) => ErrorClass::Missing,
+        Some(libc::ELOOP) => ErrorClass::Loop,
+        Some(
+            libc::EMFILE
+            | libc::ENFILE
+            | libc::EIO
+            | libc::ENOMEM
+            | libc::EAGAIN
+            | libc::EINTR
+            | libc::ENOBUFS,
+        ) => ErrorClass::Transient,
+        Some(_) => ErrorClass::Permanent,
+        None => match e.kind() {
+            ErrorKind::NotFound => ErrorClass::Missing,
+            ErrorKind::Interrupted | ErrorKind::OutOfMemory | ErrorKind::WouldBlock => {
+                ErrorClass::Transient
+            }
+            _ => ErrorClass::Permanent,
         },
     }
 }
 
-/// Keeps the inotify watch alive; dropping it stops watching.
+/// `not a regular file: a FIFO`, with what a symlink points to.
+fn not_regular(path: &Path, kind: std::fs::FileType) -> String {
+    use std::os::unix::fs::FileTypeExt;
+    let what = if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else {
+        "not a file"
+    };
+    match std::fs::read_link(path) {
+        Ok(target) => format!(
+            "not a regular file: a symlink to {what} ({})",
+            target.display()
+        ),
+        Err(_) => format!("not a regular file: {what}"),
+    }
+}
+
+/// An error opening or inspecting `path`, as what it means for the entry.
+fn open_error(path: &Path, e: std::io::Error) -> Entry {
+    match classify(&e) {
+        ErrorClass::Missing => match std::fs::read_link(path) {
+            Ok(target) => Entry::Ignored(format!("dangling symlink to {}", target.display())),
+            Err(_) => Entry::Missing,
+        },
+        ErrorClass::Loop => Entry::Ignored("too many levels of symbolic links".into()),
+        ErrorClass::Transient => Entry::Transient(e),
+        ErrorClass::Permanent => Entry::Invalid(format!("{}: {e}", path.display())),
+    }
+}
+
+/// Line and column (1-based, the column in characters as the parser counts them) of byte
+/// `at`, given that `bytes[..at]` is valid UTF-8.
+pub fn line_col(bytes: &[u8], at: usize) -> (usize, usize) {
+    let before = &bytes[..at.min(bytes.len())];
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let col = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
+    (line, col)
+}
+
+/// Reads a manifest-named entry, at most one byte past the size limit so an oversized file is
+/// reported rather than silently cut.
+pub fn read_entry(path: &Path) -> Entry {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Look before opening: opening a FIFO, socket or device must never block or have effects.
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() => return Entry::Ignored(not_regular(path, m.file_type())),
+        Ok(_) => {}
+        Err(e) => return open_error(path, e),
+    }
+    // Non-blocking open and a check on the open file: it may have been replaced meanwhile.
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) => return open_error(path, e),
+    };
+    match file.metadata() {
+        Ok(m) if !m.is_file() => return Entry::Ignored(not_regular(path, m.file_type())),
+        Ok(_) => {}
+        Err(e) => return open_error(path, e),
+    }
+    let mut bytes = Vec::new();
+    if let Err(e) = file
+        .take(crate::manifest::MAX_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+    {
+        return match classify(&e) {
+            ErrorClass::Transient => Entry::Transient(e),
+            _ => Entry::Invalid(format!("{}: {e}", path.display())),
+        };
+    }
+    match String::from_utf8(bytes) {
+        Ok(text) => Entry::Text(text),
+        Err(e) => {
+            let (line, col) = line_col(e.as_bytes(), e.utf8_error().valid_up_to());
+            Entry::Invalid(format!("{}:{line}:{col}: invalid UTF-8", path.display()))
+        }
+    }
+}
+
+/// Reads and loads a file (the CLI's `validate` and `apply`); a reading problem becomes the
+/// report's one error.
+pub fn load_path(path: &Path) -> crate::manifest::FileReport {
+    let error = match read_entry(path) {
+        Entry::Text(text) => return crate::manifest::load(path, &text),
+        Entry::Missing => format!(
+            "{}: {}",
+            path.display(),
+            std::io::Error::from(ErrorKind::NotFound)
+        ),
+        Entry::Ignored(why) => format!("{}: {why}", path.display()),
+        Entry::Invalid(message) => message,
+        Entry::Transient(e) => format!("{}: {e}", path.display()),
+    };
+    crate::manifest::FileReport {
+        errors: vec![error],
+        ..Default::default()
+    }
+}
+
+/// Keeps the inotify watches alive; dropping it stops watching.
 pub struct DirWatcher {
     _watcher: notify::RecommendedWatcher,
 }
 
-/// Watches `dir` (not recursively) and sends hints to `tx`.
+/// What one watcher looks at: the manifests directory (when it is there) and the entries that
+/// lead to it in its parents.
+#[derive(Debug, Clone)]
+struct Scope {
+    dir: PathBuf,
+    /// (parent, name of the entry in it that leads to the directory): the configured path's
+    /// and, when a symlink is involved, its canonical target's.
+    parents: Vec<(PathBuf, std::ffi::OsString)>,
+}
+
+impl Scope {
+    fn new(dir: &Path) -> Scope {
+        let mut parents = Vec::new();
+        let canonical = std::fs::canonicalize(dir).ok();
+        for path in std::iter::once(dir).chain(canonical.as_deref()) {
+            if let (Some(parent), Some(name)) = (path.parent(), path.file_name()) {
+                let entry = (parent.to_path_buf(), name.to_os_string());
+                if !parent.as_os_str().is_empty() && !parents.contains(&entry) {
+                    parents.push(entry);
+                }
+            }
+        }
+        Scope {
+            dir: dir.to_path_buf(),
+            parents,
+        }
+    }
+
+    fn hints(&self, event: &notify::Event) -> Vec<Hint> {
+        if event.need_rescan() {
+            return vec![Hint::Rescan];
+        }
+        let mut hints = Vec::new();
+        for p in &event.paths {
+            let leads_to_dir = p == &self.dir
+                || self.parents.iter().any(|(parent, name)| {
+                    p == parent || (p.parent() == Some(parent) && p.file_name() == Some(name))
+                });
+            if leads_to_dir {
+                // Opening the directory (every rescan does) is no news about where it is.
+                if !matches!(event.kind, EventKind::Access(_)) && !hints.contains(&Hint::Recheck) {
+                    hints.push(Hint::Recheck);
+                }
+            } else if p.parent() == Some(self.dir.as_path())
+                && is_manifest_path(p)
+                && complete(&event.kind, p)
+            {
+                hints.push(Hint::Path(p.clone()));
+            }
+        }
+        hints
+    }
+}
+
+/// Whether an event means the entry is ready to be looked at.
+fn complete(kind: &EventKind, path: &Path) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write))
+        | EventKind::Modify(ModifyKind::Name(_))
+        | EventKind::Remove(_) => true,
+        // A regular file is complete only when closed after writing (reading it now could
+        // apply half of it); anything else is complete the moment it exists. One lstat, in
+        // the watcher's thread, and only for creations.
+        EventKind::Create(CreateKind::Folder) => true,
+        EventKind::Create(_) => std::fs::symlink_metadata(path).is_ok_and(|m| !m.is_file()),
+        _ => false,
+    }
+}
+
+/// Watches `dir` (not recursively) and the entries leading to it in its parents, and sends
+/// hints to `tx`. Fails when `dir` cannot be watched; a parent that cannot be watched only
+/// leaves the daemon's periodic re-check to notice changes there.
 pub fn watch(dir: &Path, tx: UnboundedSender<Hint>) -> notify::Result<DirWatcher> {
-    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+    let (mut watcher, scope) = watcher_for(dir, tx)?;
+    watcher.watch(dir, RecursiveMode::NonRecursive)?;
+    watch_parents(&mut watcher, &scope);
+    Ok(DirWatcher { _watcher: watcher })
+}
+
+/// While the directory is missing: watches only its parents, so its return is noticed at
+/// once. `None` when no parent can be watched either.
+pub fn watch_for_return(dir: &Path, tx: UnboundedSender<Hint>) -> Option<DirWatcher> {
+    let (mut watcher, scope) = watcher_for(dir, tx).ok()?;
+    (watch_parents(&mut watcher, &scope) > 0).then_some(DirWatcher { _watcher: watcher })
+}
+
+fn watcher_for(
+    dir: &Path,
+    tx: UnboundedSender<Hint>,
+) -> notify::Result<(notify::RecommendedWatcher, Scope)> {
+    let scope = Scope::new(dir);
+    let in_callback = scope.clone();
+    let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         let hints = match res {
-            Ok(event) => hints_for(&event),
+            Ok(event) => in_callback.hints(&event),
             Err(e) => {
                 tracing::warn!(error = %e, "manifest watcher error; rescanning");
                 vec![Hint::Rescan]
@@ -106,29 +345,20 @@ pub fn watch(dir: &Path, tx: UnboundedSender<Hint>) -> notify::Result<DirWatcher
             let _ = tx.send(h);
         }
     })?;
-    watcher.watch(dir, RecursiveMode::NonRecursive)?;
-    Ok(DirWatcher { _watcher: watcher })
+    Ok((watcher, scope))
 }
 
-fn hints_for(event: &notify::Event) -> Vec<Hint> {
-    if event.need_rescan() {
-        return vec![Hint::Rescan];
+fn watch_parents(watcher: &mut notify::RecommendedWatcher, scope: &Scope) -> usize {
+    let mut watched = 0;
+    for (parent, _) in &scope.parents {
+        match watcher.watch(parent, RecursiveMode::NonRecursive) {
+            Ok(()) => watched += 1,
+            Err(e) => {
+                tracing::debug!(dir = %parent.display(), error = %e, "cannot watch a parent of the manifests directory")
+            }
+        }
     }
-    let complete = matches!(
-        event.kind,
-        EventKind::Access(AccessKind::Close(AccessMode::Write))
-            | EventKind::Modify(ModifyKind::Name(_))
-            | EventKind::Remove(_)
-    );
-    if !complete {
-        return Vec::new();
-    }
-    event
-        .paths
-        .iter()
-        .filter(|p| is_manifest_path(p))
-        .map(|p| Hint::Path(p.clone()))
-        .collect()
+    watched
 }
 
 #[cfg(test)]
@@ -152,6 +382,107 @@ mod tests {
         for (name, want) in cases {
             assert_eq!(is_manifest_name(name), want, "{name}");
         }
+    }
+
+    #[test]
+    fn error_classes_table() {
+        use nix::libc;
+        let os = std::io::Error::from_raw_os_error;
+        let cases = [
+            (os(libc::ENOENT), ErrorClass::Missing),
+            (os(libc::ENOTDIR), ErrorClass::Missing),
+            (os(libc::ELOOP), ErrorClass::Loop),
+            (os(libc::EMFILE), ErrorClass::Transient),
+            (os(libc::ENFILE), ErrorClass::Transient),
+            (os(libc::EIO), ErrorClass::Transient),
+            (os(libc::ENOMEM), ErrorClass::Transient),
+            (os(libc::EAGAIN), ErrorClass::Transient),
+            (os(libc::EINTR), ErrorClass::Transient),
+            (os(libc::ENOBUFS), ErrorClass::Transient),
+            (os(libc::EACCES), ErrorClass::Permanent),
+            (os(libc::ENAMETOOLONG), ErrorClass::Permanent),
+            (ErrorKind::Interrupted.into(), ErrorClass::Transient),
+            (ErrorKind::OutOfMemory.into(), ErrorClass::Transient),
+            (ErrorKind::NotFound.into(), ErrorClass::Missing),
+            (ErrorKind::InvalidData.into(), ErrorClass::Permanent),
+        ];
+        for (e, want) in cases {
+            assert_eq!(classify(&e), want, "{e}");
+        }
+    }
+
+    #[test]
+    fn line_col_counts_characters() {
+        assert_eq!(line_col(b"", 0), (1, 1));
+        assert_eq!(line_col(b"ab\ncd\n  x", 8), (3, 3));
+        // Columns count characters, as the parser's do: "é" is two bytes, one column.
+        assert_eq!(line_col("a: é".as_bytes(), 5), (1, 5));
+    }
+
+    #[test]
+    fn entries_that_are_not_regular_files_say_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |n: &str| dir.path().join(n);
+        nix::unistd::mkfifo(&p("fifo.yaml"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        std::fs::create_dir(p("dir.yaml")).unwrap();
+        std::os::unix::fs::symlink("/nonexistent/x", p("dangling.yaml")).unwrap();
+        std::os::unix::fs::symlink("loop.yaml", p("loop.yaml")).unwrap();
+        std::os::unix::fs::symlink(dir.path(), p("todir.yaml")).unwrap();
+        let _sock = std::os::unix::net::UnixListener::bind(p("sock.yaml")).unwrap();
+        std::fs::write(p("utf8.yaml"), b"a: 1\nb: \xc3\xa9\xff\n").unwrap();
+        std::fs::write(p("ok.yaml"), "a: 1\n").unwrap();
+        let got = |n: &str| match read_entry(&p(n)) {
+            Entry::Text(t) => format!("text {t:?}"),
+            Entry::Missing => "missing".into(),
+            Entry::Ignored(why) => format!("ignored: {why}"),
+            Entry::Invalid(m) => format!("invalid: {m}"),
+            Entry::Transient(e) => format!("transient: {e}"),
+        };
+        assert_eq!(got("fifo.yaml"), "ignored: not a regular file: a FIFO");
+        assert_eq!(got("dir.yaml"), "ignored: not a regular file: a directory");
+        assert_eq!(got("sock.yaml"), "ignored: not a regular file: a socket");
+        assert_eq!(
+            got("dangling.yaml"),
+            "ignored: dangling symlink to /nonexistent/x"
+        );
+        assert_eq!(
+            got("loop.yaml"),
+            "ignored: too many levels of symbolic links"
+        );
+        assert_eq!(
+            got("todir.yaml"),
+            format!(
+                "ignored: not a regular file: a symlink to a directory ({})",
+                dir.path().display()
+            )
+        );
+        assert_eq!(
+            got("utf8.yaml"),
+            format!("invalid: {}:2:5: invalid UTF-8", p("utf8.yaml").display())
+        );
+        assert_eq!(got("ok.yaml"), "text \"a: 1\\n\"");
+        assert_eq!(got("none.yaml"), "missing");
+        // Every one of them is listed, so none is skipped silently.
+        assert_eq!(scan(dir.path()).unwrap().len(), 8);
+    }
+
+    #[tokio::test]
+    async fn removing_and_recreating_the_directory_asks_for_a_recheck() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("manifests");
+        std::fs::create_dir(&dir).unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let _w = watch(&dir, tx).unwrap();
+        std::fs::remove_dir(&dir).unwrap();
+        assert_eq!(next(&mut rx).await, Some(Hint::Recheck));
+        while rx.try_recv().is_ok() {}
+        std::fs::create_dir(&dir).unwrap();
+        assert_eq!(next(&mut rx).await, Some(Hint::Recheck));
+        // A FIFO is complete when created: hinted without a close-after-write.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let _w = watch(&dir, tx).unwrap();
+        nix::unistd::mkfifo(&dir.join("p.yaml"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert_eq!(next(&mut rx).await, Some(Hint::Path(dir.join("p.yaml"))));
     }
 
     async fn next(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Hint>) -> Option<Hint> {

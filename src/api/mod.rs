@@ -529,16 +529,58 @@ pub struct EventSource {
 #[serde(rename_all = "camelCase")]
 pub struct ManifestFile {
     pub path: String,
-    /// `Applied`, `Invalid` (nothing from this version applied; the last good one stays), `Conflict`.
-    pub state: String,
+    pub state: ManifestState,
     #[serde(default)]
     pub objects: Vec<ObjectReference>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Why the state is `Pending`, `Ignored` or `Unavailable` (none of those is the file's
+    /// fault as written, so it is not one of `errors`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied_time: Option<Timestamp>,
+}
+
+/// What became of a manifest file. On the wire the variant's name, as in `v1` state files.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ManifestState {
+    /// Its objects are what the file says.
+    #[default]
+    Applied,
+    /// Nothing from this version was applied (see `errors`); the last good version stays.
+    Invalid,
+    /// One of its Jobs is already defined by another file; the rest applied.
+    Conflict,
+    /// Reading it failed for a reason that passes (EMFILE, EIO, ENOMEM…): retried with
+    /// back-off; the last good version stays meanwhile.
+    Pending,
+    /// Named like a manifest but not a regular file (FIFO, directory, dangling symlink…).
+    Ignored,
+    /// The manifests directory is missing or unreadable: the file's objects are kept as they
+    /// were, and nothing is deleted, until it is back.
+    Unavailable,
+}
+
+impl ManifestState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ManifestState::Applied => "Applied",
+            ManifestState::Invalid => "Invalid",
+            ManifestState::Conflict => "Conflict",
+            ManifestState::Pending => "Pending",
+            ManifestState::Ignored => "Ignored",
+            ManifestState::Unavailable => "Unavailable",
+        }
+    }
+}
+
+impl std::fmt::Display for ManifestState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A Kubernetes `Status` object: the body of every error response.

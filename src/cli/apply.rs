@@ -148,7 +148,10 @@ fn kind_prefix(kind: &str) -> String {
 /// Prints what became of one file; `false` when the daemon did not take it.
 fn print_answer(ctx: &mut Ctx<'_>, file: &Checked, answer: &Value) -> anyhow::Result<bool> {
     let manifest: ManifestFile = serde_json::from_value(answer.clone()).unwrap_or_default();
-    if matches!(manifest.state.as_str(), "Invalid" | "Conflict") {
+    if matches!(
+        manifest.state,
+        crate::api::ManifestState::Invalid | crate::api::ManifestState::Conflict
+    ) {
         if manifest.errors.is_empty() {
             ctx.eprint(&format!(
                 "error: {}: {}",

@@ -103,6 +103,13 @@ pub async fn run(ctx: &mut Ctx<'_>, args: GetArgs) -> anyhow::Result<()> {
         None => list(ctx, kind, scope, selector.as_ref()).await?,
     };
 
+    if kind == Kind::Manifest {
+        // Files listed while their directory is gone are not being removed: say so first.
+        if let Some(why) = manifests_unavailable(ctx).await? {
+            ctx.eprint(&format!("Warning: {why}"))?;
+        }
+    }
+
     let mut header_printed = false;
     if args.watch {
         // kubectl -w prints objects one by one, never as a List.
@@ -140,6 +147,18 @@ pub async fn run(ctx: &mut Ctx<'_>, args: GetArgs) -> anyhow::Result<()> {
         header_printed,
     )
     .await
+}
+
+/// The daemon's reason when its manifests directory is unavailable (`source` of the list).
+async fn manifests_unavailable(ctx: &mut Ctx<'_>) -> anyhow::Result<Option<String>> {
+    let list: Value = ctx.client.get_json(&proto::manifests_path()).await?;
+    let source = &list["source"];
+    Ok((source["state"] == "Unavailable").then(|| {
+        source["message"]
+            .as_str()
+            .unwrap_or("the manifests directory is unavailable")
+            .to_string()
+    }))
 }
 
 fn no_resources(kind: Kind, scope: Option<&str>) -> String {

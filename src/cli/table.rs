@@ -352,7 +352,7 @@ pub fn manifest_headers(wide: bool) -> Vec<String> {
 }
 
 /// OBJECTS as `job/a,job/b`; AGE since the file was last applied; wide adds the first error
-/// (or warning) so a broken file is explained without `-o yaml`.
+/// (or the reason it is pending, ignored or unavailable, or the first warning) so a broken file is explained without `-o yaml`.
 pub fn manifest_row(m: &ManifestFile, now: Timestamp, wide: bool) -> Vec<String> {
     let objects: Vec<String> = m
         .objects
@@ -361,7 +361,7 @@ pub fn manifest_row(m: &ManifestFile, now: Timestamp, wide: bool) -> Vec<String>
         .collect();
     let mut row = vec![
         m.path.clone(),
-        m.state.clone(),
+        m.state.to_string(),
         if objects.is_empty() {
             "<none>".to_string()
         } else {
@@ -375,6 +375,7 @@ pub fn manifest_row(m: &ManifestFile, now: Timestamp, wide: bool) -> Vec<String>
         row.push(
             m.errors
                 .first()
+                .or(m.message.as_ref())
                 .or(m.warnings.first())
                 .cloned()
                 .unwrap_or_else(|| "<none>".into()),
@@ -841,7 +842,7 @@ wq     Running    1/1 of 3      20s        20s
         let now = ts(NOW);
         let m = ManifestFile {
             path: "/etc/jobvisor/manifests.d/a.yaml".into(),
-            state: "Invalid".into(),
+            state: crate::api::ManifestState::Invalid,
             objects: vec![
                 ObjectReference {
                     kind: "Job".into(),

@@ -61,14 +61,31 @@ impl Daemon {
                 self.answer_when_durable(held(reply, result));
             }
             Request::Manifests { reply } => {
+                let unavailable = &self.problems.manifests;
                 let items: Vec<Value> = self
                     .world
                     .manifests
                     .values()
-                    .filter_map(|m| serde_json::to_value(&m.file).ok())
+                    .filter_map(|m| {
+                        // While the directory is unavailable no file can be read, so none is
+                        // shown as in any other state; the record underneath stays as it was.
+                        let mut file = m.file.clone();
+                        if let Some(why) = unavailable {
+                            file.state = crate::api::ManifestState::Unavailable;
+                            file.message = Some(why.clone());
+                        }
+                        serde_json::to_value(&file).ok()
+                    })
                     .collect();
+                let mut source = json!({
+                    "path": self.layout.manifests.display().to_string(),
+                    "state": if unavailable.is_some() { "Unavailable" } else { "Available" },
+                });
+                if let Some(why) = unavailable {
+                    source["message"] = json!(why);
+                }
                 let answer = Ok(
-                    json!({"apiVersion": "jobvisor.io/v1", "kind": "ManifestList", "metadata": {}, "items": items}),
+                    json!({"apiVersion": "jobvisor.io/v1", "kind": "ManifestList", "metadata": {}, "source": source, "items": items}),
                 );
                 self.answer_when_durable(held(reply, answer));
             }

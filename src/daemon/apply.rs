@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::world::{JobRecord, Key, ManifestRecord, job_store_key, key, manifest_store_key};
 use super::{Daemon, Kind};
-use crate::api::{Job, ManifestFile, ObjectReference};
+use crate::api::{Job, ManifestFile, ManifestState, ObjectReference};
 use crate::controller::EventSpec;
 use crate::manifest;
 
@@ -48,32 +48,137 @@ impl Daemon {
 
     /// `confirmed`: the removal grace has passed, so missing files and dropped objects count.
     fn apply_file_as(&mut self, path: &Path, confirmed: bool) {
-        let text = match crate::watch::read_manifest(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && confirmed => {
-                return self.file_removed(path);
+        use crate::watch::Entry;
+        let entry = crate::watch::read_entry(path);
+        if !matches!(entry, Entry::Transient(_)) {
+            self.retries.remove(path);
+        }
+        let text = match entry {
+            Entry::Text(t) => t,
+            // A file is only gone if the directory is there to say so: while it is unavailable
+            // nothing is deleted (checked here, where a missing file would delete).
+            Entry::Missing if confirmed && !self.source_present() => {
+                tracing::info!(file = %path.display(), "still missing after watch.removalGrace, but so is the manifests directory: its objects are kept");
+                return;
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return self.file_missing(path),
-            Err(e) => {
-                tracing::error!(file = %path.display(), error = %e, "cannot read manifest");
+            Entry::Missing if confirmed => return self.file_removed(path),
+            Entry::Missing => return self.file_missing(path),
+            Entry::Ignored(why) => return self.file_ignored(path, why, confirmed),
+            Entry::Invalid(message) => {
+                tracing::error!("{message}");
+                // The last good version keeps running, as for any bad edit.
                 return self.record_manifest(
                     path,
                     String::new(),
-                    "Invalid",
-                    vec![format!("{}: {e}", path.display())],
+                    ManifestState::Invalid,
+                    vec![message],
                     vec![],
                 );
             }
+            Entry::Transient(e) => return self.read_later(path, &e),
         };
-        if self
-            .world
-            .manifests
-            .get(path)
-            .is_some_and(|m| m.content == text && m.file.state != "Conflict")
-        {
+        if self.world.manifests.get(path).is_some_and(|m| {
+            m.content == text
+                && matches!(
+                    m.file.state,
+                    ManifestState::Applied | ManifestState::Invalid
+                )
+        }) {
             return;
         }
         self.apply_text(path, text, confirmed);
+    }
+
+    /// A passing read error (fds or memory exhausted, EIO…) says nothing about the file: it is
+    /// `Pending` and read again with back-off, and whatever it last applied keeps running.
+    fn read_later(&mut self, path: &Path, e: &std::io::Error) {
+        let delay = self
+            .retries
+            .get(path)
+            .map_or(super::RETRY_BASE, |d| (*d * 2).min(super::RETRY_MAX));
+        self.retries.insert(path.to_path_buf(), delay);
+        self.schedule(delay, super::Target::Retry(path.to_path_buf()));
+        let message = format!("retrying in {delay:?}: {e}");
+        tracing::warn!(file = %path.display(), "cannot read manifest: {message}");
+        let content = self
+            .world
+            .manifests
+            .get(path)
+            .map(|m| m.content.clone())
+            .unwrap_or_default();
+        let errors = self
+            .world
+            .manifests
+            .get(path)
+            .map(|m| m.file.errors.clone())
+            .unwrap_or_default();
+        let warnings = self
+            .world
+            .manifests
+            .get(path)
+            .map(|m| m.file.warnings.clone())
+            .unwrap_or_default();
+        self.record_manifest(path, content, ManifestState::Pending, errors, warnings);
+        self.set_message(path, message);
+    }
+
+    /// Named like a manifest but not a regular file (a FIFO, a directory, a dangling
+    /// symlink…): listed as `Ignored` with the reason. Jobs it defined while it was a file go
+    /// as if it had been removed, after the same grace (a symlink being re-pointed may dangle
+    /// for a moment).
+    fn file_ignored(&mut self, path: &Path, why: String, confirmed: bool) {
+        let had_jobs = self
+            .world
+            .manifests
+            .get(path)
+            .is_some_and(|m| !m.jobs.is_empty());
+        let grace = self.cfg.watch.removal_grace;
+        if had_jobs && !confirmed && !grace.is_zero() {
+            self.schedule(grace, super::Target::Removal(path.to_path_buf()));
+        } else if had_jobs {
+            let jobs = self
+                .world
+                .manifests
+                .get_mut(path)
+                .map(|m| std::mem::take(&mut m.jobs))
+                .unwrap_or_default();
+            for k in &jobs {
+                if self.world.jobs.get(k).is_some_and(|r| r.source == path) {
+                    self.delete_job(k, "its manifest is no longer a regular file");
+                }
+            }
+            if let Some(m) = self.world.manifests.get_mut(path) {
+                m.file.objects.clear();
+            }
+        }
+        if !self
+            .world
+            .manifests
+            .get(path)
+            .is_some_and(|m| m.file.state == ManifestState::Ignored)
+        {
+            tracing::warn!(file = %path.display(), "ignored: {why}");
+        }
+        let content = if had_jobs && !confirmed {
+            self.world
+                .manifests
+                .get(path)
+                .map(|m| m.content.clone())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        self.record_manifest(path, content, ManifestState::Ignored, vec![], vec![]);
+        self.set_message(path, why);
+        if had_jobs && (confirmed || grace.is_zero()) {
+            self.retry_conflicts();
+        }
+    }
+
+    fn set_message(&mut self, path: &Path, message: String) {
+        if let Some(m) = self.world.manifests.get_mut(path) {
+            m.file.message = Some(message);
+        }
     }
 
     /// Applies already-read content (the watcher and `PUT manifests` both end here). Unless
@@ -87,7 +192,13 @@ impl Daemon {
                 tracing::error!("{e}");
             }
             // The last good version keeps running: a bad edit never takes objects away.
-            return self.record_manifest(path, text, "Invalid", report.errors, report.warnings);
+            return self.record_manifest(
+                path,
+                text,
+                ManifestState::Invalid,
+                report.errors,
+                report.warnings,
+            );
         }
         for w in &report.warnings {
             tracing::warn!("{w}");
@@ -139,9 +250,9 @@ impl Daemon {
             self.delete_job(gone, "its definition was removed from the manifest");
         }
         let state = if errors.is_empty() {
-            "Applied"
+            ManifestState::Applied
         } else {
-            "Conflict"
+            ManifestState::Conflict
         };
         for e in &errors {
             tracing::error!("{e}");
@@ -281,7 +392,7 @@ impl Daemon {
             .world
             .manifests
             .iter()
-            .filter(|(_, m)| m.file.state == "Conflict")
+            .filter(|(_, m)| m.file.state == ManifestState::Conflict)
             .map(|(p, _)| p.clone())
             .collect();
         for p in waiting {
@@ -293,7 +404,7 @@ impl Daemon {
         &mut self,
         path: &Path,
         content: String,
-        state: &str,
+        state: ManifestState,
         errors: Vec<String>,
         warnings: Vec<String>,
     ) {
@@ -311,10 +422,11 @@ impl Daemon {
                 jobs: Vec::new(),
             });
         entry.content = content;
-        entry.file.state = state.into();
+        entry.file.state = state;
         entry.file.errors = errors;
         entry.file.warnings = warnings;
-        if state == "Applied" {
+        entry.file.message = None;
+        if state == ManifestState::Applied {
             entry.file.applied_time = Some(now);
         }
         self.store.touch(manifest_store_key(path));

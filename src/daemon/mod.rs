@@ -15,6 +15,7 @@ mod names;
 mod reconcile;
 pub mod requests;
 mod serve;
+mod source;
 mod world;
 
 use std::cmp::Reverse;
@@ -101,7 +102,20 @@ enum Target {
     Pod(Key),
     /// A manifest file found missing: removed for good if it is still missing then.
     Removal(PathBuf),
+    /// A manifest whose read failed for a passing reason: read it again.
+    Retry(PathBuf),
+    /// Check that the manifests path still leads to the watched directory (the fallback).
+    Recheck,
+    /// Reading the manifests directory failed for a passing reason: list it again.
+    Rescan,
 }
+
+/// Back-off for re-reading a manifest after a passing error (EMFILE, EIO…): doubling from
+/// `RETRY_BASE` to `RETRY_MAX`. Constants, not config: the first retry is quick because fd
+/// exhaustion is usually brief, and the cap keeps a file on a failing disk from costing more
+/// than a read every 10 s, while the last good version keeps running meanwhile.
+const RETRY_BASE: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(10);
 
 pub struct Daemon {
     cfg: Config,
@@ -131,6 +145,12 @@ pub struct Daemon {
     problems: health::Problems,
     /// What systemd was last told (`STATUS=`).
     notified_problems: health::Problems,
+    /// The manifests directory: watched, or unavailable (and why).
+    source: source::Source,
+    /// Where the directory watch sends its hints; `None` until `run` wires it.
+    hint_tx: Option<mpsc::UnboundedSender<Hint>>,
+    /// Manifests being re-read after a passing error, and the delay before the next try.
+    retries: std::collections::HashMap<PathBuf, Duration>,
 }
 
 /// Loads the config and resolves every path: `--config`, else the layout's default file.
@@ -163,10 +183,10 @@ pub fn load_config(opts: &DaemonOptions) -> anyhow::Result<(Config, Layout)> {
 pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let (cfg, layout) = load_config(&opts)?;
     init_tracing(&cfg.log.level);
-    // The state directory is the store's to create: private (0700).
-    for dir in [&layout.manifests, &layout.logs] {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
+    // The state directory is the store's to create (private, 0700); the manifests
+    // directory only on a first start (see `source.rs`).
+    std::fs::create_dir_all(&layout.logs)
+        .with_context(|| format!("creating {}", layout.logs.display()))?;
     if cfg.store.flush_interval.is_some() {
         tracing::warn!(
             "store.flushInterval is obsolete and ignored: state is written as soon as the writer \
@@ -180,14 +200,16 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         runtime_tx,
     ));
     let mut daemon = Daemon::open(cfg, layout, clock, runtime)?;
+    daemon.create_manifests_dir_on_first_start();
     let (hint_tx, hint_rx) = mpsc::unbounded_channel();
-    let _watcher = crate::watch::watch(&daemon.layout.manifests, hint_tx)
-        .with_context(|| format!("watching {}", daemon.layout.manifests.display()))?;
+    daemon.hint_tx = Some(hint_tx);
     let (req_tx, req_rx) = mpsc::channel(256);
     let listener = serve::bind(&daemon.layout.socket)?;
     let server = tokio::spawn(crate::server::serve(listener, req_tx));
     daemon.recover();
-    daemon.rescan();
+    // Arms the watch and rescans; a missing directory is reported, never a start-up failure.
+    daemon.check_source(true);
+    daemon.recheck_source_later();
     daemon.turn();
     tracing::info!(
         manifests = %daemon.layout.manifests.display(),
@@ -195,8 +217,11 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         "jobvisor {} ready",
         crate::VERSION
     );
+    // Handlers before READY=1: a SIGHUP (`systemctl reload`) right after start must rescan,
+    // not kill the daemon with the signal's default action.
+    let signals = Signals::install()?;
     serve::notify("READY=1");
-    let result = daemon.run_loop(runtime_rx, hint_rx, req_rx).await;
+    let result = daemon.run_loop(runtime_rx, hint_rx, req_rx, signals).await;
     serve::notify("STOPPING=1");
     server.abort();
     let _ = std::fs::remove_file(&daemon.layout.socket);
@@ -227,6 +252,23 @@ pub fn recover_state(opts: &DaemonOptions) -> anyhow::Result<()> {
         ),
     }
     Ok(())
+}
+
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("installing SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing SIGINT handler")?,
+            hup: signal(SignalKind::hangup()).context("installing SIGHUP handler")?,
+        })
+    }
 }
 
 fn init_tracing(level: &str) {
@@ -292,6 +334,9 @@ impl Daemon {
             shutdown_deadline: None,
             problems: health::Problems::default(),
             notified_problems: health::Problems::default(),
+            source: source::Source::NotLooked,
+            hint_tx: None,
+            retries: std::collections::HashMap::new(),
         })
     }
 
@@ -300,11 +345,13 @@ impl Daemon {
         mut runtime_rx: mpsc::UnboundedReceiver<RuntimeEvent>,
         mut hint_rx: mpsc::UnboundedReceiver<Hint>,
         mut req_rx: mpsc::Receiver<Request>,
+        signals: Signals,
     ) -> anyhow::Result<()> {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-        let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-        let mut hup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
+        let Signals {
+            mut term,
+            mut int,
+            mut hup,
+        } = signals;
         let far = Duration::from_secs(3600);
         let mut durability_rx = self
             .durability_rx
@@ -334,7 +381,10 @@ impl Daemon {
                     self.on_durability(d);
                     while let Ok(d) = durability_rx.try_recv() { self.on_durability(d); }
                 }
-                _ = hup.recv() => { tracing::info!("SIGHUP: rescanning manifests"); self.rescan(); }
+                                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: re-arming the manifests watch and rescanning");
+                    self.check_source(true);
+                }
                 _ = term.recv() => self.begin_shutdown("SIGTERM"),
                 _ = int.recv() => self.begin_shutdown("SIGINT"),
             }
@@ -398,6 +448,12 @@ impl Daemon {
                         self.dirty_pods.insert(k);
                     }
                     Target::Removal(path) => self.confirm_removal(&path),
+                    Target::Retry(path) => self.apply_file(&path),
+                    Target::Recheck => {
+                        self.check_source(false);
+                        self.recheck_source_later();
+                    }
+                    Target::Rescan => self.rescan(),
                 }
             }
         }
@@ -407,17 +463,29 @@ impl Daemon {
         match hint {
             Hint::Path(p) => self.apply_file(&p),
             Hint::Rescan => self.rescan(),
+            Hint::Recheck => {
+                self.check_source(false);
+            }
+        }
+    }
+
+    /// Events were lost: compare the whole directory, if it is (still) the one watched.
+    fn rescan(&mut self) {
+        if self.check_source(false) {
+            self.rescan_dir();
         }
     }
 
     /// Compares the whole manifests directory with what is applied.
-    fn rescan(&mut self) {
+    fn rescan_dir(&mut self) {
         let files = match crate::watch::scan(&self.layout.manifests) {
             Ok(f) => f,
-            Err(e) => {
-                tracing::error!(dir = %self.layout.manifests.display(), error = %e, "cannot read manifests directory");
+            Err(e) if crate::watch::classify(&e) == crate::watch::ErrorClass::Transient => {
+                tracing::warn!(dir = %self.layout.manifests.display(), error = %e, "cannot list manifests directory; retrying");
+                self.schedule(RETRY_BASE, Target::Rescan);
                 return;
             }
+            Err(e) => return self.lose_source(e.to_string()),
         };
         let known: Vec<PathBuf> = self
             .world
@@ -478,6 +546,20 @@ impl Daemon {
             .map(|s| Duration::from_secs(u64::try_from(s).unwrap_or(0)))
             .unwrap_or(DEFAULT_GRACE)
             .min(MAX_GRACE)
+    }
+
+    /// The manifests directory is created only on a first start (nothing applied yet): if it
+    /// went missing later, creating it empty would delete every Job; the daemon waits for the
+    /// user instead, and a failure here is reported as an unavailable source, not a start-up
+    /// failure.
+    fn create_manifests_dir_on_first_start(&self) {
+        let dir = &self.layout.manifests;
+        if self.world.manifests.is_empty()
+            && std::fs::symlink_metadata(dir).is_err()
+            && let Err(e) = std::fs::create_dir_all(dir)
+        {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot create the manifests directory");
+        }
     }
 
     pub fn logs_root(&self) -> &Path {

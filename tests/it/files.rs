@@ -319,3 +319,270 @@ fn a_manual_selector_with_chosen_labels_runs_normally() {
     assert_eq!(job["status"]["succeeded"], 2);
     assert_eq!(d.pods_of("manual").len(), 2, "exactly the pods it needed");
 }
+
+/// FAST_CONFIG with one more `watch:` key. `recheckInterval: 1h` keeps the fallback re-check
+/// out of a test, so that only the watches (or SIGHUP) can be what re-arms.
+fn with_watch_key(key: &str) -> String {
+    FAST_CONFIG.replace("watch:\n", &format!("watch:\n  {key}\n"))
+}
+
+fn ready_code(d: &TestDaemon) -> (u16, String) {
+    d.http("GET", "/readyz", None)
+}
+
+#[test]
+fn entries_that_are_not_regular_files_are_listed_with_the_reason() {
+    let d = TestDaemon::start();
+    let m = d.manifests();
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(m.join("pipe.yaml"))
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::fs::create_dir(m.join("dir.yaml")).unwrap();
+    std::os::unix::fs::symlink("/nonexistent/x.yaml", m.join("dangling.yaml")).unwrap();
+    std::os::unix::fs::symlink("loop.yaml", m.join("loop.yaml")).unwrap();
+    let _sock = std::os::unix::net::UnixListener::bind(m.join("sock.yaml")).unwrap();
+    std::fs::write(
+        m.join("latin1.yaml"),
+        b"apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: caf\xe9\n",
+    )
+    .unwrap();
+    let reason = |file: &str| {
+        wait_manifest_state(&d, file, "Ignored")["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(reason("pipe.yaml"), "not a regular file: a FIFO");
+    assert_eq!(reason("dir.yaml"), "not a regular file: a directory");
+    assert_eq!(reason("sock.yaml"), "not a regular file: a socket");
+    assert_eq!(
+        reason("dangling.yaml"),
+        "dangling symlink to /nonexistent/x.yaml"
+    );
+    assert_eq!(reason("loop.yaml"), "too many levels of symbolic links");
+    let latin1 = wait_manifest_state(&d, "latin1.yaml", "Invalid");
+    assert_eq!(
+        latin1["errors"][0],
+        format!("{}:4:12: invalid UTF-8", m.join("latin1.yaml").display())
+    );
+    let table = d.cli_ok(&["get", "manifests", "-o", "wide"]);
+    assert!(
+        table.lines().any(|l| l.contains("pipe.yaml")
+            && l.contains("Ignored")
+            && l.contains("not a regular file: a FIFO")),
+        "{table}"
+    );
+    // A FIFO replaced by a regular file is applied; a directory removed leaves the list.
+    std::fs::remove_file(m.join("pipe.yaml")).unwrap();
+    d.drop_manifest("pipe.yaml", &job_yaml("was-a-pipe", "Never", &["true"], ""));
+    d.wait_condition("was-a-pipe", "Complete", T);
+    wait_manifest_state(&d, "pipe.yaml", "Applied");
+    std::fs::remove_dir(m.join("dir.yaml")).unwrap();
+    assert!(wait_until(T, || manifest_entry(&d, "dir.yaml").is_null()));
+}
+
+#[test]
+fn a_passing_read_error_is_retried_and_the_last_good_version_keeps_running() {
+    let d = TestDaemon::start();
+    let text = job_yaml("eio", "Never", &["true"], "");
+    let path = d.drop_manifest("eio.yaml", &text);
+    let job = d.wait_condition("eio", "Complete", T);
+    // A real EIO: reading /proc/self/mem at offset 0 (unmapped) fails so, in the daemon.
+    // The file becomes a symlink to a symlink outside the directory, so that the way back
+    // (re-pointing the outer link) makes no inotify event: only the retry can notice it.
+    let outside = d.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    let target = outside.join("target");
+    std::os::unix::fs::symlink("/proc/self/mem", &target).unwrap();
+    let tmp = d.manifests().join(".eio.yaml.tmp");
+    std::os::unix::fs::symlink(&target, &tmp).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    let pending = wait_manifest_state(&d, "eio.yaml", "Pending");
+    let msg = pending["message"].as_str().unwrap_or("");
+    assert!(
+        msg.contains("retrying") && msg.contains("Input/output error"),
+        "{pending:#}"
+    );
+    // Back-off doubles: seeing 400ms means three tries failed, well past the removal grace.
+    assert!(wait_until(T, || manifest_entry(&d, "eio.yaml")["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("retrying in 400ms"))));
+    let still = d.job("eio").expect("the last good version keeps running");
+    assert_eq!(still["metadata"]["uid"], job["metadata"]["uid"]);
+    // The disk recovers: the next retry applies it, the same Job, not re-run.
+    let good = outside.join("good.yaml");
+    std::fs::write(&good, &text).unwrap();
+    let tmp = outside.join("target.tmp");
+    std::os::unix::fs::symlink(&good, &tmp).unwrap();
+    std::fs::rename(&tmp, &target).unwrap();
+    wait_manifest_state(&d, "eio.yaml", "Applied");
+    assert_eq!(
+        d.job("eio").unwrap()["metadata"]["uid"],
+        job["metadata"]["uid"]
+    );
+    assert_eq!(d.pods_of("eio").len(), 1);
+}
+
+#[test]
+fn removing_the_directory_deletes_nothing_and_its_return_is_noticed() {
+    let d = TestDaemon::start_with(&with_watch_key("recheckInterval: 1h"));
+    let text = job_yaml("kept", "Never", &["true"], "");
+    d.drop_manifest("kept.yaml", &text);
+    let job = d.wait_condition("kept", "Complete", T);
+    std::fs::remove_dir_all(d.manifests()).unwrap();
+    // Barrier: the removal grace has passed and the daemon decided to keep the Job.
+    assert!(
+        wait_until(T, || {
+            d.daemon_log().contains(
+            "still missing after watch.removalGrace, but so is the manifests directory: its objects are kept"
+        )
+        }),
+        "{}",
+        tail(&d.daemon_log(), 40)
+    );
+    let (code, body) = ready_code(&d);
+    assert_eq!(code, 500, "{body}");
+    assert!(body.contains("is unavailable"), "{body}");
+    assert_eq!(d.http("GET", "/healthz", None).0, 200);
+    let out = d.cli(&["get", "manifests"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "manifests directory {} is unavailable",
+            d.manifests().display()
+        )) && stderr.contains("nothing is deleted while it is missing"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Unavailable"));
+    assert_eq!(manifest_entry(&d, "kept.yaml")["state"], "Unavailable");
+    assert_eq!(
+        d.job("kept").unwrap()["metadata"]["uid"],
+        job["metadata"]["uid"]
+    );
+    assert!(!d.manifests().exists(), "the daemon waits for the user");
+
+    // Restored (built aside, renamed into place): watched again and rescanned at once.
+    let aside = d.path().join("restore");
+    std::fs::create_dir(&aside).unwrap();
+    std::fs::write(aside.join("kept.yaml"), &text).unwrap();
+    std::fs::write(
+        aside.join("new.yaml"),
+        job_yaml("new", "Never", &["true"], ""),
+    )
+    .unwrap();
+    std::fs::rename(&aside, d.manifests()).unwrap();
+    d.wait_condition("new", "Complete", T);
+    wait_manifest_state(&d, "kept.yaml", "Applied");
+    assert!(wait_until(T, || ready_code(&d).0 == 200));
+    assert_eq!(
+        d.job("kept").unwrap()["metadata"]["uid"],
+        job["metadata"]["uid"]
+    );
+    assert_eq!(d.pods_of("kept").len(), 1, "never re-run");
+    // And files dropped afterwards are seen: the watch is armed on the new directory.
+    d.drop_manifest("later.yaml", &job_yaml("later", "Never", &["true"], ""));
+    d.wait_condition("later", "Complete", T);
+}
+
+#[test]
+fn a_start_without_the_directory_deletes_nothing() {
+    let mut d = TestDaemon::start();
+    let text = job_yaml("before", "Never", &["true"], "");
+    d.drop_manifest("before.yaml", &text);
+    let job = d.wait_condition("before", "Complete", T);
+    d.stop();
+    std::fs::remove_dir_all(d.manifests()).unwrap();
+    d.spawn();
+    let (code, body) = ready_code(&d);
+    assert_eq!(code, 500, "{body}");
+    assert_eq!(manifest_entry(&d, "before.yaml")["state"], "Unavailable");
+    assert!(!d.manifests().exists(), "not re-created empty");
+    std::fs::create_dir(d.manifests()).unwrap();
+    d.drop_manifest("before.yaml", &text);
+    wait_manifest_state(&d, "before.yaml", "Applied");
+    assert_eq!(
+        d.job("before").unwrap()["metadata"]["uid"],
+        job["metadata"]["uid"]
+    );
+    assert_eq!(d.pods_of("before").len(), 1);
+    assert_eq!(ready_code(&d).0, 200);
+}
+
+#[test]
+fn a_re_pointed_symlink_is_followed() {
+    let mut d = TestDaemon::start_with(&with_watch_key("recheckInterval: 1h"));
+    d.stop();
+    let (one, two) = (d.path().join("one"), d.path().join("two"));
+    std::fs::rename(d.manifests(), &one).unwrap();
+    std::fs::create_dir(&two).unwrap();
+    std::os::unix::fs::symlink(&one, d.manifests()).unwrap();
+    d.spawn();
+    d.drop_manifest("a.yaml", &job_yaml("in-one", "Never", &["true"], ""));
+    d.wait_condition("in-one", "Complete", T);
+    std::fs::write(
+        two.join("b.yaml"),
+        job_yaml("in-two", "Never", &["true"], ""),
+    )
+    .unwrap();
+    let tmp = d.path().join("link.tmp");
+    std::os::unix::fs::symlink(&two, &tmp).unwrap();
+    std::fs::rename(&tmp, d.manifests()).unwrap();
+    d.wait_condition("in-two", "Complete", T);
+    // What the new target lacks goes (after the removal grace), as for any removed file.
+    assert!(wait_until(T, || d.job("in-one").is_none()));
+    d.drop_manifest("c.yaml", &job_yaml("via-link", "Never", &["true"], ""));
+    d.wait_condition("via-link", "Complete", T);
+}
+
+/// Setting `paths.manifests` two levels below the root, so replacing the level in between is
+/// seen by neither the directory's watch nor its parent's.
+fn deep_layout(d: &mut TestDaemon, config: &str) -> std::path::PathBuf {
+    d.stop();
+    let deep = d.path().join("a/b/manifests");
+    std::fs::create_dir_all(&deep).unwrap();
+    std::fs::write(
+        d.path().join("config.yaml"),
+        format!("{config}paths:\n  manifests: {}\n", deep.display()),
+    )
+    .unwrap();
+    d.spawn();
+    deep
+}
+
+fn swap_grandparent(d: &TestDaemon, deep: &std::path::Path, file: &str, job: &str) {
+    std::fs::rename(d.path().join("a"), d.path().join("a.old")).unwrap();
+    std::fs::create_dir_all(deep).unwrap();
+    std::fs::write(deep.join(file), job_yaml(job, "Never", &["true"], "")).unwrap();
+}
+
+#[test]
+fn sighup_re_arms_the_watch() {
+    let mut d = TestDaemon::start();
+    let config = with_watch_key("recheckInterval: 1h");
+    let deep = deep_layout(&mut d, &config);
+    swap_grandparent(&d, &deep, "x.yaml", "after-hup");
+    let _ = std::process::Command::new("kill")
+        .args(["-HUP", &d.pid().to_string()])
+        .status();
+    d.wait_condition("after-hup", "Complete", T);
+    // Re-armed, not just rescanned once: a later drop is seen by itself.
+    std::fs::write(
+        deep.join("y.yaml"),
+        job_yaml("after-after", "Never", &["true"], ""),
+    )
+    .unwrap();
+    d.wait_condition("after-after", "Complete", T);
+}
+
+#[test]
+fn the_periodic_re_check_finds_a_replaced_ancestor() {
+    let mut d = TestDaemon::start();
+    let config = with_watch_key("recheckInterval: 100ms");
+    let deep = deep_layout(&mut d, &config);
+    swap_grandparent(&d, &deep, "x.yaml", "rechecked");
+    d.wait_condition("rechecked", "Complete", T);
+}
