@@ -19,9 +19,9 @@
 //! Knobs (environment of `cargo test`):
 //! - `JOBVISOR_CRASH_TRIALS`: trials per test (defaults keep the four tests at about a minute
 //!   on 2 cores);
-//! - `JOBVISOR_CRASH_KILLS`: SIGKILLs per storm trial (default 8);
-//! - `JOBVISOR_CRASH_PODS`: pods per storm Job (default 120);
-//! - `JOBVISOR_CRASH_SEED`: the base seed (default random; every test prints its own);
+//! - `JOBVISOR_CRASH_KILLS`: SIGKILLs per storm trial (default 12);
+//! - `JOBVISOR_CRASH_PODS`: pods per storm Job (default 150);
+//! - `JOBVISOR_CRASH_SEED`: the seed of the kill points (default: random, printed by each test);
 //! - `JOBVISOR_CRASH_FSYNC_DELAY_MS`: `JOBVISOR_TEST_FSYNC_DELAY_MS` given to the daemon in the
 //!   power-loss variants (default 5).
 //!
@@ -75,28 +75,21 @@ fn trials(default: u64) -> u64 {
     env_num("JOBVISOR_CRASH_TRIALS", default)
 }
 
-/// The base seed: `JOBVISOR_CRASH_SEED`, else random; each test mixes in its name.
-fn seed_for(test: &str) -> u64 {
-    let base = std::env::var("JOBVISOR_CRASH_SEED")
-        .ok()
-        .map(|v| {
-            v.trim()
-                .parse()
-                .unwrap_or_else(|_| panic!("JOBVISOR_CRASH_SEED={v:?} is not a number"))
-        })
-        .unwrap_or_else(|| {
-            // A fresh random seed per run (std seeds RandomState from the OS).
+/// `JOBVISOR_CRASH_SEED` (to replay a printed seed), else a fresh random one per test.
+fn seed() -> u64 {
+    match std::env::var("JOBVISOR_CRASH_SEED") {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("JOBVISOR_CRASH_SEED={v:?} is not a number")),
+        Err(_) => {
+            // std seeds RandomState from the OS, afresh for each instance.
             use std::hash::{BuildHasher, Hasher};
             std::collections::hash_map::RandomState::new()
                 .build_hasher()
                 .finish()
-        });
-    // FNV-1a of the name, so the four tests do not share kill points.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in test.bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
     }
-    base ^ h
 }
 
 /// xorshift64: enough randomness for kill points, and no new crate.
@@ -151,13 +144,15 @@ struct Harness {
     last_kill: String,
     seen: BTreeMap<String, Seen>,
     sentinels: u64,
+    /// Executions already reported as having no pod.
+    unrecorded: BTreeSet<String>,
     violations: Vec<String>,
 }
 
 impl Harness {
     fn new(test: &'static str, env: &[(&str, &str)]) -> Harness {
-        let seed = seed_for(test);
-        eprintln!("{test}: seed {seed} (JOBVISOR_CRASH_SEED for the base seed)");
+        let seed = seed();
+        eprintln!("{test}: seed {seed} (JOBVISOR_CRASH_SEED={seed} replays its kill points)");
         let marker_dir = tempfile::Builder::new()
             .prefix("jobvisor-crash-execs-")
             .tempdir()
@@ -173,6 +168,7 @@ impl Harness {
             last_kill: "none yet".into(),
             seen: BTreeMap::new(),
             sentinels: 0,
+            unrecorded: BTreeSet::new(),
             violations: Vec::new(),
         }
     }
@@ -225,9 +221,46 @@ impl Harness {
     /// SIGKILL now, then a new daemon on the same root.
     fn crash(&mut self, point: String) {
         self.d.kill9();
+        self.restart(point);
+    }
+
+    /// After a `kill9`: counts the kill point, starts a new daemon and checks that every
+    /// execution that had happened by the kill is a pod in the store.
+    fn restart(&mut self, point: String) {
+        // Read after the kill: these ran under the killed daemon (a container it started
+        // just before dying may still add its line; the next check sees that one).
+        let execs = self.execs();
         self.kill_points += 1;
         self.last_kill = format!("trial {}: {point}", self.trial);
         self.d.respawn();
+        self.check_execs_recorded(&execs);
+    }
+
+    /// Every execution in `execs` is a pod in the store (each missing one reported once).
+    fn check_execs_recorded(&mut self, execs: &[String]) {
+        let (code, pods) = self.d.get_json("/api/v1/pods");
+        assert_eq!(code, 200, "listing pods: {pods}");
+        let in_store: BTreeSet<&str> = pods["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["metadata"]["name"].as_str())
+            .collect();
+        let mut lost: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for pod in execs {
+            if !in_store.contains(pod.as_str()) && self.unrecorded.insert(pod.clone()) {
+                lost.entry(job_of_pod(pod).to_string())
+                    .or_default()
+                    .push(pod.clone());
+            }
+        }
+        for (job, pods) in lost {
+            let msg = format!(
+                "{} container execution(s) left no pod in the store: {pods:?}",
+                pods.len()
+            );
+            self.violate(&job, msg);
+        }
     }
 
     /// GETs the Job and checks it against everything observed of it before.
@@ -458,23 +491,8 @@ impl Harness {
             );
             self.violate(job, msg);
         }
-        let in_store: BTreeSet<&str> = pods
-            .iter()
-            .filter_map(|p| p["metadata"]["name"].as_str())
-            .collect();
-        let execs = self.execs_of(job);
-        let lost: BTreeSet<&str> = execs
-            .iter()
-            .map(String::as_str)
-            .filter(|p| !in_store.contains(p))
-            .collect();
-        if !lost.is_empty() {
-            let msg = format!(
-                "{} container execution(s) left no pod in the store: {lost:?}",
-                lost.len()
-            );
-            self.violate(job, msg);
-        }
+        let execs = self.execs();
+        self.check_execs_recorded(&execs);
     }
 
     /// Prints the summary; on violations keeps the directories and fails the test.
@@ -700,9 +718,9 @@ fn finished_trials(h: &mut Harness, n: u64) {
             uid,
             ..Seen::default()
         };
-        h.kill_points += 1;
-        h.last_kill = format!("trial {trial}: right after {cond} was reported through {channel:?}");
-        h.d.respawn();
+        h.restart(format!(
+            "right after {cond} was reported through {channel:?}"
+        ));
         if seen.uid.is_empty() {
             // Through `wait`: the uid and counts are learnt from the first look after the
             // restart; losing the condition still shows.
@@ -730,8 +748,8 @@ fn finished_trials(h: &mut Harness, n: u64) {
 /// Trials of one Job of many short pods, SIGKILLed at random instants (and right after a
 /// count went up) many times, watched the whole time; then killed right after it completes.
 fn storm_trials(h: &mut Harness, n: u64) {
-    let kills = env_num("JOBVISOR_CRASH_KILLS", 8);
-    let pods = env_num("JOBVISOR_CRASH_PODS", 120);
+    let kills = env_num("JOBVISOR_CRASH_KILLS", 12);
+    let pods = env_num("JOBVISOR_CRASH_PODS", 150);
     let mut rng = Rng::new(h.seed);
     for trial in 0..n {
         h.trial = trial;
@@ -749,29 +767,41 @@ fn storm_trials(h: &mut Harness, n: u64) {
             if h.finished(&job).is_some() {
                 break;
             }
-            let point = if rng.below(3) == 0 {
-                // Right after a count went up (or the Job finished): what was just reported
-                // must survive.
-                let base = h.seen.get(&job).map_or(0, |s| s.succeeded + s.failed);
-                h.poll_until(&job, Duration::from_millis(2), T, |h, v| {
-                    h.finished(&job).is_some()
-                        || v["status"]["succeeded"].as_u64().unwrap_or(0)
-                            + v["status"]["failed"].as_u64().unwrap_or(0)
-                            > base
-                });
-                let s = h.seen.get(&job).cloned().unwrap_or_default();
-                format!(
-                    "kill {k}: right after succeeded={} failed={} was reported",
-                    s.succeeded, s.failed
-                )
-            } else {
-                let ms = rng.below(MAX_KILL_DELAY_MS);
-                let deadline = Instant::now() + Duration::from_millis(ms);
-                while Instant::now() < deadline {
-                    h.observe(&job);
-                    std::thread::sleep(Duration::from_millis(10));
+            let point = match rng.below(6) {
+                0 | 1 => {
+                    // Right after a count went up (or the Job finished): what was just
+                    // reported must survive.
+                    let base = h.seen.get(&job).map_or(0, |s| s.succeeded + s.failed);
+                    h.poll_until(&job, Duration::from_millis(2), T, |h, v| {
+                        h.finished(&job).is_some()
+                            || v["status"]["succeeded"].as_u64().unwrap_or(0)
+                                + v["status"]["failed"].as_u64().unwrap_or(0)
+                                > base
+                    });
+                    let s = h.seen.get(&job).cloned().unwrap_or_default();
+                    format!(
+                        "kill {k}: right after succeeded={} failed={} was reported",
+                        s.succeeded, s.failed
+                    )
                 }
-                format!("kill {k}: {ms} ms after ready")
+                2 => {
+                    // Twice: now, and again while the next daemon recovers (before READY).
+                    h.d.kill9();
+                    h.kill_points += 1;
+                    h.d.spawn_unready();
+                    let ms = rng.below(80);
+                    std::thread::sleep(Duration::from_millis(ms));
+                    format!("kill {k}: {ms} ms into the start-up after a kill")
+                }
+                _ => {
+                    let ms = rng.below(MAX_KILL_DELAY_MS);
+                    let deadline = Instant::now() + Duration::from_millis(ms);
+                    while Instant::now() < deadline {
+                        h.observe(&job);
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    format!("kill {k}: {ms} ms after ready")
+                }
             };
             h.crash(point);
         }
@@ -814,14 +844,14 @@ fn finished_jobs_never_run_again_after_kill_dash_nine() {
         "crash::finished_jobs_never_run_again_after_kill_dash_nine",
         &[],
     );
-    finished_trials(&mut h, trials(12));
+    finished_trials(&mut h, trials(24));
     h.finish();
 }
 
 #[test]
 fn counts_never_go_backwards_under_random_kills() {
     let mut h = with_env("crash::counts_never_go_backwards_under_random_kills", &[]);
-    storm_trials(&mut h, trials(2));
+    storm_trials(&mut h, trials(4));
     h.finish();
 }
 
@@ -831,7 +861,7 @@ fn power_loss_finished_jobs_never_run_again() {
         "crash::power_loss_finished_jobs_never_run_again",
         &power_loss_env(),
     );
-    finished_trials(&mut h, trials(8));
+    finished_trials(&mut h, trials(16));
     h.finish();
 }
 
@@ -841,6 +871,6 @@ fn power_loss_counts_never_go_backwards() {
         "crash::power_loss_counts_never_go_backwards",
         &power_loss_env(),
     );
-    storm_trials(&mut h, trials(1));
+    storm_trials(&mut h, trials(3));
     h.finish();
 }

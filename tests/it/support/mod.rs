@@ -82,19 +82,9 @@ impl TestDaemon {
         notify
             .set_read_timeout(Some(Duration::from_secs(30)))
             .expect("timeout");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.path().join("daemon.log"))
-            .expect("daemon log");
-        let child = Command::new(BIN)
-            .args(["daemon", "--root"])
-            .arg(self.path())
+        let child = self
+            .command()
             .env("NOTIFY_SOCKET", &notify_path)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
             .spawn()
             .expect("spawning jobvisor daemon");
         self.child = Some(child);
@@ -106,6 +96,30 @@ impl TestDaemon {
                 Err(e) => panic!("daemon never became ready: {e}\n{}", self.daemon_log()),
             }
         }
+    }
+
+    /// Starts the daemon without waiting for it to be ready (to crash it while it starts).
+    pub fn spawn_unready(&mut self) {
+        assert!(self.child.is_none(), "a daemon is running");
+        let child = self.command().spawn().expect("spawning jobvisor daemon");
+        self.child = Some(child);
+    }
+
+    fn command(&self) -> Command {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path().join("daemon.log"))
+            .expect("daemon log");
+        let mut cmd = Command::new(BIN);
+        cmd.args(["daemon", "--root"])
+            .arg(self.path())
+            .env_remove("NOTIFY_SOCKET")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
+        cmd
     }
 
     /// After `kill9`: a new daemon on the same root, as a supervisor would restart it.
