@@ -20,7 +20,7 @@
 //! - `JOBVISOR_CRASH_TRIALS`: trials per test (defaults keep the four tests at about a minute
 //!   on 2 cores);
 //! - `JOBVISOR_CRASH_KILLS`: SIGKILLs per storm trial (default 12);
-//! - `JOBVISOR_CRASH_PODS`: pods per storm Job (default 150);
+//! - `JOBVISOR_CRASH_PODS`: pods per storm Job (default 250);
 //! - `JOBVISOR_CRASH_SEED`: the seed of the kill points (default: random, printed by each test);
 //! - `JOBVISOR_CRASH_FSYNC_DELAY_MS`: `JOBVISOR_TEST_FSYNC_DELAY_MS` given to the daemon in the
 //!   power-loss variants (default 5).
@@ -182,7 +182,10 @@ impl Harness {
         vec![
             "sh".into(),
             "-c".into(),
-            format!("echo \"$HOSTNAME\" >> {}; {then}", self.marker().display()),
+            format!(
+                "echo \"$HOSTNAME\" >> '{}'; {then}",
+                self.marker().display()
+            ),
         ]
     }
 
@@ -749,7 +752,7 @@ fn finished_trials(h: &mut Harness, n: u64) {
 /// count went up) many times, watched the whole time; then killed right after it completes.
 fn storm_trials(h: &mut Harness, n: u64) {
     let kills = env_num("JOBVISOR_CRASH_KILLS", 12);
-    let pods = env_num("JOBVISOR_CRASH_PODS", 150);
+    let pods = env_num("JOBVISOR_CRASH_PODS", 250);
     let mut rng = Rng::new(h.seed);
     for trial in 0..n {
         h.trial = trial;
@@ -844,14 +847,14 @@ fn finished_jobs_never_run_again_after_kill_dash_nine() {
         "crash::finished_jobs_never_run_again_after_kill_dash_nine",
         &[],
     );
-    finished_trials(&mut h, trials(24));
+    finished_trials(&mut h, trials(30));
     h.finish();
 }
 
 #[test]
 fn counts_never_go_backwards_under_random_kills() {
     let mut h = with_env("crash::counts_never_go_backwards_under_random_kills", &[]);
-    storm_trials(&mut h, trials(4));
+    storm_trials(&mut h, trials(5));
     h.finish();
 }
 
@@ -861,7 +864,7 @@ fn power_loss_finished_jobs_never_run_again() {
         "crash::power_loss_finished_jobs_never_run_again",
         &power_loss_env(),
     );
-    finished_trials(&mut h, trials(16));
+    finished_trials(&mut h, trials(20));
     h.finish();
 }
 
@@ -871,6 +874,6 @@ fn power_loss_counts_never_go_backwards() {
         "crash::power_loss_counts_never_go_backwards",
         &power_loss_env(),
     );
-    storm_trials(&mut h, trials(3));
+    storm_trials(&mut h, trials(4));
     h.finish();
 }
