@@ -17,8 +17,8 @@
 //! daemon has rescanned, recovered and synced everything older); only then is the marker read.
 //!
 //! Knobs (environment of `cargo test`):
-//! - `JOBVISOR_CRASH_TRIALS`: trials per test (defaults keep the four tests at about a minute
-//!   on 2 cores);
+//! - `JOBVISOR_CRASH_TRIALS`: trials of every test (defaults: 30 and 20 short-Job trials, 5
+//!   and 4 storms; the four tests take about 30 s on 2 cores);
 //! - `JOBVISOR_CRASH_KILLS`: SIGKILLs per storm trial (default 12);
 //! - `JOBVISOR_CRASH_PODS`: pods per storm Job (default 250);
 //! - `JOBVISOR_CRASH_SEED`: the seed of the kill points (default: random, printed by each test);
