@@ -4,6 +4,7 @@ mod support;
 
 mod api;
 mod cli;
+mod crash;
 mod durability;
 mod examples;
 mod files;

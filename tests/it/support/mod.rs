@@ -20,8 +20,6 @@ backoff:
   podFailureMax: 400ms
   containerRestartBase: 50ms
   containerRestartMax: 400ms
-store:
-  flushInterval: 10ms
 watch:
   removalGrace: 100ms
 log:
@@ -31,6 +29,8 @@ log:
 pub struct TestDaemon {
     pub root: tempfile::TempDir,
     child: Option<Child>,
+    /// Extra environment for every daemon process this starts (test-only store modes).
+    env: Vec<(String, String)>,
 }
 
 impl TestDaemon {
@@ -39,12 +39,25 @@ impl TestDaemon {
     }
 
     pub fn start_with(config: &str) -> TestDaemon {
+        Self::start_with_env(config, &[])
+    }
+
+    /// Like `start_with`, with extra environment variables for the daemon (kept across
+    /// `spawn`s, so a restarted daemon runs in the same mode).
+    pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> TestDaemon {
         let root = tempfile::Builder::new()
             .prefix("jobvisor-it-")
             .tempdir()
             .expect("tempdir");
         std::fs::write(root.path().join("config.yaml"), config).expect("config");
-        let mut d = TestDaemon { root, child: None };
+        let mut d = TestDaemon {
+            root,
+            child: None,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
         d.spawn();
         d
     }
@@ -67,18 +80,9 @@ impl TestDaemon {
         notify
             .set_read_timeout(Some(Duration::from_secs(30)))
             .expect("timeout");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.path().join("daemon.log"))
-            .expect("daemon log");
-        let child = Command::new(BIN)
-            .args(["daemon", "--root"])
-            .arg(self.path())
+        let child = self
+            .command()
             .env("NOTIFY_SOCKET", &notify_path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
             .spawn()
             .expect("spawning jobvisor daemon");
         self.child = Some(child);
@@ -90,6 +94,42 @@ impl TestDaemon {
                 Err(e) => panic!("daemon never became ready: {e}\n{}", self.daemon_log()),
             }
         }
+    }
+
+    /// Starts the daemon without waiting for it to be ready (to crash it while it starts).
+    pub fn spawn_unready(&mut self) {
+        assert!(self.child.is_none(), "a daemon is running");
+        let child = self.command().spawn().expect("spawning jobvisor daemon");
+        self.child = Some(child);
+    }
+
+    fn command(&self) -> Command {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path().join("daemon.log"))
+            .expect("daemon log");
+        let mut cmd = Command::new(BIN);
+        cmd.args(["daemon", "--root"])
+            .arg(self.path())
+            .env_remove("NOTIFY_SOCKET")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
+        cmd
+    }
+
+    /// After `kill9`: a new daemon on the same root, as a supervisor would restart it.
+    pub fn respawn(&mut self) {
+        assert!(self.child.is_none(), "respawn after kill9 or stop");
+        self.spawn();
+    }
+
+    /// Keeps the root directory after the test, for inspection; returns its path.
+    pub fn keep_root(&mut self) -> PathBuf {
+        self.root.disable_cleanup(true);
+        self.path().to_path_buf()
     }
 
     pub fn daemon_log(&self) -> String {
@@ -292,18 +332,27 @@ fn wait_child(child: &mut Child, timeout: Duration) -> std::process::ExitStatus 
 
 /// A minimal HTTP/1.1 client over the Unix socket (what `curl --unix-socket` does).
 pub fn http(socket: &Path, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
-    let mut s =
-        UnixStream::connect(socket).unwrap_or_else(|e| panic!("connect {}: {e}", socket.display()));
-    s.set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
+    try_http(socket, method, path, body)
+        .unwrap_or_else(|e| panic!("{method} {path} on {}: {e}", socket.display()))
+}
+
+/// `http`, with connection and I/O errors returned instead of panicking.
+pub fn try_http(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> std::io::Result<(u16, String)> {
+    let mut s = UnixStream::connect(socket)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let body = body.unwrap_or("");
     let req = format!(
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
-    s.write_all(req.as_bytes()).expect("write request");
+    s.write_all(req.as_bytes())?;
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read response");
+    s.read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let code = head
@@ -314,14 +363,14 @@ pub fn http(socket: &Path, method: &str, path: &str, body: Option<&str>) -> (u16
     let chunked = head
         .to_ascii_lowercase()
         .contains("transfer-encoding: chunked");
-    (
+    Ok((
         code,
         if chunked {
             dechunk(rest)
         } else {
             rest.to_string()
         },
-    )
+    ))
 }
 
 fn dechunk(mut rest: &str) -> String {
