@@ -22,7 +22,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -72,6 +72,8 @@ pub enum StoreError {
     Locked(PathBuf),
     #[error("the store's writer thread has stopped")]
     WriterGone,
+    #[error("writing state failed: {0}")]
+    WriteFailed(String),
 }
 
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
@@ -196,10 +198,21 @@ impl Store {
             .open(&journal_path)
             .map_err(io("opening", &journal_path))?;
         private_file(&journal_path)?;
+        // The journal's (and a new state directory's) entries must survive a power loss too.
+        sync_dir(dir)?;
+        if let Some(parent) = dir.parent() {
+            sync_dir(parent)?;
+        }
+        let len = journal
+            .metadata()
+            .map_err(io("reading", &journal_path))?
+            .len();
         let (tx, rx) = mpsc::channel();
         let mut writer = Writer {
             dir: dir.to_path_buf(),
             journal,
+            len,
+            compact_at: opts.compact_bytes,
             objects: objects
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
@@ -259,7 +272,7 @@ impl Store {
         if self.dirty.is_empty() {
             return Ok(self.seq);
         }
-        self.seq += 1;
+        let seq = self.seq + 1;
         let ops = std::mem::take(&mut self.dirty)
             .into_iter()
             .map(|k| {
@@ -269,12 +282,13 @@ impl Store {
             .collect();
         self.tx
             .send(Msg::Batch(JournalLine {
-                seq: self.seq,
+                seq,
                 ops,
                 _crc: None,
             }))
             .map_err(|_| StoreError::WriterGone)?;
-        Ok(self.seq)
+        self.seq = seq;
+        Ok(seq)
     }
 
     /// Waits until everything handed over so far is on disk.
@@ -285,10 +299,7 @@ impl Store {
             .map_err(|_| StoreError::WriterGone)?;
         match rx.recv() {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(message)) => Err(StoreError::Corrupt {
-                path: self.dir.clone(),
-                message,
-            }),
+            Ok(Err(message)) => Err(StoreError::WriteFailed(message)),
             Err(_) => Err(StoreError::WriterGone),
         }
     }
@@ -474,6 +485,17 @@ fn corrupt_path(dir: &Path, offset: u64) -> PathBuf {
     dir.join(format!("journal.corrupt-{offset}"))
 }
 
+/// `path`, or `path.1`, `path.2`… if taken: evidence set aside is never replaced.
+fn free_name(path: &Path) -> PathBuf {
+    let mut candidate = path.to_path_buf();
+    let mut n = 0u32;
+    while candidate.symlink_metadata().is_ok() {
+        n += 1;
+        candidate = PathBuf::from(format!("{}.{n}", path.display()));
+    }
+    candidate
+}
+
 fn load_snapshot(dir: &Path) -> Result<(Objects, u64), StoreError> {
     let snap_path = dir.join(SNAPSHOT);
     let bytes = match std::fs::read(&snap_path) {
@@ -549,7 +571,7 @@ fn move_torn_tail(dir: &Path, offset: u64, why: &str) -> Result<(), StoreError> 
     let path = dir.join(JOURNAL);
     let bytes = std::fs::read(&path).map_err(io("reading", &path))?;
     let tail = bytes.get(offset as usize..).unwrap_or_default();
-    let aside = torn_path(dir, offset);
+    let aside = free_name(&torn_path(dir, offset));
     write_atomic(&aside, tail, STATE_FILE_MODE)?;
     let f = OpenOptions::new()
         .write(true)
@@ -557,6 +579,7 @@ fn move_torn_tail(dir: &Path, offset: u64, why: &str) -> Result<(), StoreError> 
         .map_err(io("opening", &path))?;
     f.set_len(offset).map_err(io("truncating", &path))?;
     f.sync_all().map_err(io("syncing", &path))?;
+    sync_dir(dir)?;
     tracing::warn!(
         path = %path.display(), offset, bytes = tail.len(), moved_to = %aside.display(),
         "the journal's last record was torn by a crash ({why}); it was never reported, moved it aside"
@@ -595,10 +618,12 @@ pub fn recover(dir: &Path) -> Result<Recovered, StoreError> {
         return Ok(Recovered::Clean);
     };
     let offset = found[bad].offset;
-    let aside = corrupt_path(dir, offset);
+    let aside = free_name(&corrupt_path(dir, offset));
     let bytes = std::fs::read(&path).map_err(io("reading", &path))?;
     let good = bytes.get(..offset as usize).unwrap_or_default();
-    std::fs::rename(&path, &aside).map_err(io("moving aside", &path))?;
+    // A second name for the damaged file first (never replacing one), then the good prefix
+    // renamed over the journal: at no instant is there no journal, whatever fails.
+    std::fs::hard_link(&path, &aside).map_err(io("keeping a copy as", &aside))?;
     write_atomic(&path, good, STATE_FILE_MODE)?;
     Ok(Recovered::Cut {
         offset,
@@ -611,6 +636,10 @@ pub fn recover(dir: &Path) -> Result<Recovered, StoreError> {
 struct Writer {
     dir: PathBuf,
     journal: File,
+    /// The journal's length after the last good record: where the next one must begin.
+    len: u64,
+    /// Compact once the journal passes this (pushed out after a failed compaction).
+    compact_at: u64,
     objects: Objects,
     /// The last durable `seq`.
     seq: u64,
@@ -663,6 +692,8 @@ impl Writer {
                 Ok(()) => {
                     retry = RETRY_MIN;
                     (self.on_durable)(Durability::Durable(self.seq));
+                    // After the report: nothing waits for a snapshot to be written.
+                    self.maybe_compact();
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "writing state failed; retrying");
@@ -700,10 +731,15 @@ impl Writer {
             message: e.to_string(),
         })?;
         record.push(b'\n');
-        let good_len = self
-            .journal
-            .seek(SeekFrom::End(0))
-            .map_err(io("reading", &path))?;
+        let good_len = self.len;
+        // A failed write may have left bytes that could not be cut off then: cut them now, or
+        // the next record would be glued to them.
+        let on_disk = self.journal.metadata().map_err(io("reading", &path))?.len();
+        if on_disk != good_len {
+            self.journal
+                .set_len(good_len)
+                .map_err(io("cutting back", &path))?;
+        }
         let written = self.journal.write_all(&record).and_then(|()| {
             if !self.faults.fsync_delay.is_zero() {
                 std::thread::sleep(self.faults.fsync_delay);
@@ -717,6 +753,7 @@ impl Writer {
             return Err(io("appending to", &path)(e));
         }
         let len = good_len + record.len() as u64;
+        self.len = len;
         self.note_synced(len);
         self.seq = self.queued_seq;
         for (k, v) in std::mem::take(&mut self.queued) {
@@ -725,14 +762,24 @@ impl Writer {
                 None => self.objects.remove(&k),
             };
         }
-        // The record is durable whatever compaction does; a failed compaction is tried again
-        // after the next commit, and the journal keeps growing meanwhile.
-        if len > self.compact_bytes
-            && let Err(e) = self.compact()
-        {
-            tracing::error!(error = %e, "folding the journal into a snapshot failed");
-        }
         Ok(())
+    }
+
+    /// Folds the journal into a snapshot once it is big enough. A failure is not a failed
+    /// write (every record is durable already): it is logged, and tried again only after the
+    /// journal has grown by another `compact_bytes`, so a full disk does not make every
+    /// commit serialize the whole state.
+    fn maybe_compact(&mut self) {
+        if self.len <= self.compact_at {
+            return;
+        }
+        match self.compact() {
+            Ok(()) => self.compact_at = self.compact_bytes,
+            Err(e) => {
+                self.compact_at = self.len.saturating_add(self.compact_bytes);
+                tracing::error!(error = %e, "folding the journal into a snapshot failed");
+            }
+        }
     }
 
     fn note_synced(&self, len: u64) {
@@ -763,6 +810,7 @@ impl Writer {
         let path = self.dir.join(JOURNAL);
         self.journal.set_len(0).map_err(io("truncating", &path))?;
         self.journal.sync_all().map_err(io("syncing", &path))?;
+        self.len = 0;
         self.note_synced(0);
         Ok(())
     }
@@ -789,10 +837,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StoreErr
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
+    sync_dir(dir)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(io("syncing", dir))?;
-    Ok(())
+        .map_err(io("syncing", dir))
 }
 
 /// `.NAME.<random>.tmp` beside the target, created exclusively, never through a symlink.

@@ -7,8 +7,11 @@
 //! - container starts (`start_when_recorded`): the batch holding the pod with that run in
 //!   `ContainerCreating`, so a process never runs without a pod that accounts for it.
 //!
-//! Each waits for a `seq` that `Store::covering_seq` gave it when it was queued; seqs only
-//! grow, so each queue is released from the front. Group commit keeps this cheap: the loop
+//! What a turn queues is stamped at the end of the turn (`stamp`), after every change the turn
+//! made is marked in the store, with `Store::covering_seq`: the batch that will hold all of
+//! it. Stamping when queued would be wrong, since code often records an event or decides a
+//! start before it marks the object changed. Seqs only grow, so each queue is released from
+//! the front. Group commit keeps this cheap: the loop
 //! hands the store a batch whenever the writer is idle, and everything that happened while
 //! the writer was busy goes into the next one (one fsync each, never one per pod).
 
@@ -31,6 +34,10 @@ pub struct Gate {
     pub durable: u64,
     /// Numbers every published change, so a watch skips what its initial list already holds.
     last_change_id: u64,
+    /// Queued during this turn, not yet stamped with the batch that covers them.
+    turn_changes: Vec<Change>,
+    turn_starts: Vec<ContainerLaunch>,
+    turn_answers: Vec<HeldAnswer>,
     changes: VecDeque<(u64, Change)>,
     starts: VecDeque<(u64, ContainerLaunch)>,
     answers: VecDeque<(u64, HeldAnswer)>,
@@ -72,25 +79,32 @@ impl Daemon {
     pub(super) fn publish(&mut self, mut change: Change) {
         self.gate.last_change_id += 1;
         change.id = self.gate.last_change_id;
-        let seq = self.store.covering_seq();
-        self.gate.changes.push_back((seq, change));
+        self.gate.turn_changes.push(change);
     }
 
     /// Queues a container start until its pod's current state is on disk.
     pub(super) fn start_when_recorded(&mut self, launch: ContainerLaunch) {
-        let seq = self.store.covering_seq();
-        self.gate.starts.push_back((seq, launch));
+        self.gate.turn_starts.push(launch);
     }
 
     /// Sends an API answer once the state it was read from is on disk.
     pub(super) fn answer_when_durable(&mut self, answer: HeldAnswer) {
+        self.gate.turn_answers.push(answer);
+    }
+
+    /// End of a turn, once every change it made is marked in the store: what the turn queued
+    /// waits for the batch that holds all of it.
+    pub(super) fn stamp(&mut self) {
         let seq = self.store.covering_seq();
-        if seq <= self.gate.durable {
-            answer(None);
-        } else if let Some(why) = &self.problems.store {
-            answer(Some(store_unavailable(why)));
-        } else {
-            self.gate.answers.push_back((seq, answer));
+        let g = &mut self.gate;
+        g.changes.extend(g.turn_changes.drain(..).map(|c| (seq, c)));
+        g.starts.extend(g.turn_starts.drain(..).map(|l| (seq, l)));
+        let answers = std::mem::take(&mut g.turn_answers);
+        for answer in answers {
+            match &self.problems.store {
+                Some(why) if seq > self.gate.durable => answer(Some(store_unavailable(why))),
+                _ => self.gate.answers.push_back((seq, answer)),
+            }
         }
     }
 
@@ -196,11 +210,11 @@ impl Daemon {
         if e.type_ == "Warning" {
             tracing::error!(reason = %e.reason, "{}", e.message);
         }
-        let before = self.gate.changes.len();
+        let before = self.gate.turn_changes.len();
         self.record_event(involved, e, "jobvisor");
         // Released now, ahead of changes still waiting for the disk.
-        if self.gate.changes.len() > before
-            && let Some((_, change)) = self.gate.changes.pop_back()
+        if self.gate.turn_changes.len() > before
+            && let Some(change) = self.gate.turn_changes.pop()
         {
             self.changes.send(change);
         }
@@ -218,6 +232,145 @@ impl Daemon {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{Arc, Mutex};
+
+    use crate::clock::{Clock, FakeClock};
+    use crate::config::{Config, Layout};
+    use crate::runtime::{Runtime, RuntimeEvent};
+
+    /// Records starts instead of running anything.
+    #[derive(Default)]
+    struct FakeRuntime {
+        starts: Mutex<Vec<(String, i32)>>,
+    }
+
+    impl Runtime for FakeRuntime {
+        fn start(&self, l: ContainerLaunch) {
+            let mut s = self.starts.lock().unwrap_or_else(|e| e.into_inner());
+            s.push((l.pod_name, l.restart_count));
+        }
+        fn stop_pod(&self, _: &str, _: std::time::Duration) {}
+        fn kill_leftover(&self, _: u32, _: Option<u64>) {}
+        fn running(&self) -> usize {
+            0
+        }
+    }
+
+    impl FakeRuntime {
+        fn starts(&self) -> Vec<(String, i32)> {
+            self.starts
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+        }
+    }
+
+    /// Waits for the writer's reports until everything handed over is durable.
+    fn settle(d: &mut Daemon, rx: &mut tokio::sync::mpsc::UnboundedReceiver<Durability>) {
+        while d.gate.durable < d.store.last_handed() || d.store.has_dirty() {
+            let report = rx.blocking_recv().expect("writer report");
+            d.on_durability(report);
+            d.turn();
+        }
+    }
+
+    /// The pod's one container run number and its record as the store will hold it.
+    fn recorded_run(d: &Daemon) -> (String, i32, String) {
+        let rec = d.world.pods.values().next().expect("a pod");
+        let cs = &rec.pod.status.container_statuses[0];
+        let json = d
+            .world
+            .stored(&super::super::world::pod_store_key(
+                &super::super::world::key("default", rec.pod.metadata.name()),
+            ))
+            .map(|v| v.get().to_string())
+            .unwrap_or_default();
+        (rec.pod.metadata.uid().to_string(), cs.restart_count, json)
+    }
+
+    /// Every start, the first and the restarts after a CrashLoopBackOff timer alike, waits
+    /// for the record of that run; nothing is released in the turn that decided it.
+    #[test]
+    fn every_start_waits_for_its_record() {
+        let root = tempfile::tempdir().unwrap();
+        let layout = Layout::under_root(root.path());
+        std::fs::create_dir_all(&layout.manifests).unwrap();
+        let mut cfg = Config::default();
+        cfg.backoff.container_restart_base = std::time::Duration::from_secs(10);
+        let clock = FakeClock::new("2026-01-01T00:00:00Z".parse().unwrap());
+        let runtime = Arc::new(FakeRuntime::default());
+        let mut d = Daemon::open(cfg, layout, Arc::new(clock.clone()), runtime.clone()).unwrap();
+        let mut rx = d.durability_rx.take().unwrap();
+        let path = root.path().join("manifests/j.yaml");
+        let text = "apiVersion: batch/v1
+kind: Job
+metadata:
+  name: j
+spec:
+  backoffLimit: 100
+  template:
+    spec:
+      restartPolicy: OnFailure
+      containers:
+      - name: main
+        image: busybox
+        command: [\"false\"]
+"
+        .to_string();
+        d.apply_text(&path, text, true);
+        d.turn();
+        assert_eq!(runtime.starts(), [], "started before the pod was on disk");
+        settle(&mut d, &mut rx);
+        assert_eq!(runtime.starts().len(), 1);
+
+        for run in 0..3 {
+            let (uid, restart_count, _) = recorded_run(&d);
+            assert_eq!(restart_count, run);
+            let now = clock.now();
+            d.on_runtime(RuntimeEvent::Started {
+                pod_uid: uid.clone(),
+                container: "main".into(),
+                restart_count,
+                pid: 4242,
+                proc_start: None,
+                started_at: now,
+            });
+            d.turn();
+            settle(&mut d, &mut rx);
+            clock.advance(jiff::SignedDuration::from_secs(1));
+            let before = runtime.starts().len();
+            d.on_runtime(RuntimeEvent::Exited {
+                pod_uid: uid.clone(),
+                container: "main".into(),
+                restart_count,
+                exit: ExitInfo {
+                    exit_code: 1,
+                    signal: None,
+                    reason: "Error".into(),
+                    message: None,
+                    started_at: now,
+                    finished_at: clock.now(),
+                },
+            });
+            d.turn();
+            let early = format!("restart {} started before it was recorded", run + 1);
+            assert_eq!(runtime.starts().len(), before, "{early}");
+            settle(&mut d, &mut rx);
+            if runtime.starts().len() == before {
+                // In CrashLoopBackOff: the timer fires with nothing else changed.
+                clock.advance(jiff::SignedDuration::from_secs(3600));
+                let k = d.world.pods.keys().next().unwrap().clone();
+                d.dirty_pods.insert(k);
+                d.turn();
+                assert_eq!(runtime.starts().len(), before, "{early}");
+                settle(&mut d, &mut rx);
+            }
+            let (_, restart_count, json) = recorded_run(&d);
+            assert_eq!(restart_count, run + 1);
+            assert!(json.contains("ContainerCreating"), "{json}");
+            assert_eq!(runtime.starts().len(), before + 1);
+        }
+    }
 
     #[test]
     fn only_durable_fronts_are_released() {

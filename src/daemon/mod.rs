@@ -143,6 +143,8 @@ pub struct Daemon {
     shutdown_deadline: Option<Instant>,
     /// What keeps the daemon from its job now (`/healthz`, `/readyz`, `STATUS=`).
     problems: health::Problems,
+    /// A failure the daemon cannot go on from; the loop ends with it.
+    fatal: Option<crate::store::StoreError>,
     /// What systemd was last told (`STATUS=`).
     notified_problems: health::Problems,
     /// The manifests directory: watched, or unavailable (and why).
@@ -334,6 +336,7 @@ impl Daemon {
             shutdown_deadline: None,
             problems: health::Problems::default(),
             notified_problems: health::Problems::default(),
+            fatal: None,
             source: source::Source::NotLooked,
             hint_tx: None,
             retries: std::collections::HashMap::new(),
@@ -389,6 +392,9 @@ impl Daemon {
                 _ = int.recv() => self.begin_shutdown("SIGINT"),
             }
             self.turn();
+            if let Some(e) = self.fatal.take() {
+                return Err(anyhow::Error::new(e).context("the store's writer stopped"));
+            }
             if self.shutting_down && self.shutdown_done() {
                 break;
             }
@@ -404,6 +410,7 @@ impl Daemon {
     fn turn(&mut self) {
         self.reconcile();
         self.publish_changes();
+        self.stamp();
         if self.store.last_handed() <= self.gate.durable {
             // Group commit: the writer is idle, so this turn's changes go now; while it is
             // busy they gather into the next batch.
@@ -416,7 +423,10 @@ impl Daemon {
     fn flush(&mut self) {
         let world = &self.world;
         if let Err(e) = self.store.flush(|k| world.stored(k)) {
-            tracing::error!(error = %e, "saving state failed");
+            // Only a dead writer thread gets here: nothing could ever become durable again,
+            // so stop (systemd restarts us) rather than hold every answer and start forever.
+            tracing::error!(error = %e, "the store cannot take state any more; stopping");
+            self.fatal.get_or_insert(e);
         }
     }
 

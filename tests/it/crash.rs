@@ -190,9 +190,13 @@ impl Harness {
     }
 
     fn job_manifest(&self, name: &str, then: &str, extra_spec: &str) -> String {
+        self.job_manifest_with("Never", name, then, extra_spec)
+    }
+
+    fn job_manifest_with(&self, policy: &str, name: &str, then: &str, extra: &str) -> String {
         let cmd = self.command(then);
         let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
-        job_yaml(name, "Never", &cmd, extra_spec)
+        job_yaml(name, policy, &cmd, extra)
     }
 
     /// Every execution so far: pod names, in order.
@@ -496,6 +500,31 @@ impl Harness {
         }
         let execs = self.execs();
         self.check_execs_recorded(&execs);
+        self.check_runs_recorded(job, &pods, &execs);
+    }
+
+    /// No pod ran more often than its record says it was started: each container run is
+    /// recorded (`restartCount` + 1 runs) before its process starts, restarts included.
+    fn check_runs_recorded(&mut self, job: &str, pods: &[Value], execs: &[String]) {
+        for pod in pods {
+            let Some(name) = pod["metadata"]["name"].as_str() else {
+                continue;
+            };
+            let recorded: u64 = pod["status"]["containerStatuses"]
+                .as_array()
+                .map(|cs| {
+                    cs.iter()
+                        .map(|c| c["restartCount"].as_u64().unwrap_or(0) + 1)
+                        .sum()
+                })
+                .unwrap_or(0);
+            let ran = execs.iter().filter(|e| e.as_str() == name).count() as u64;
+            if ran > recorded {
+                let msg =
+                    format!("pod {name} ran {ran} time(s), but its record accounts for {recorded}");
+                self.violate(job, msg);
+            }
+        }
     }
 
     /// Prints the summary; on violations keeps the directories and fails the test.
@@ -751,16 +780,34 @@ fn finished_trials(h: &mut Harness, n: u64) {
 /// Trials of one Job of many short pods, SIGKILLed at random instants (and right after a
 /// count went up) many times, watched the whole time; then killed right after it completes.
 fn storm_trials(h: &mut Harness, n: u64) {
+    storm_trials_with(
+        h,
+        n,
+        "Never",
+        "sleep 0.05",
+        env_num("JOBVISOR_CRASH_PODS", 250),
+    );
+}
+
+/// `OnFailure` pods that fail about half their runs: restarts in place, each of which must be
+/// recorded before it runs.
+fn restart_storm_trials(h: &mut Harness, n: u64) {
+    let pods = env_num("JOBVISOR_CRASH_PODS", 250) / 5;
+    let coin = "sleep 0.02; [ \"$(od -An -N1 -tu1 /dev/urandom)\" -lt 128 ] || exit 1";
+    storm_trials_with(h, n, "OnFailure", coin, pods);
+}
+
+fn storm_trials_with(h: &mut Harness, n: u64, policy: &str, then: &str, pods: u64) {
     let kills = env_num("JOBVISOR_CRASH_KILLS", 12);
-    let pods = env_num("JOBVISOR_CRASH_PODS", 250);
     let mut rng = Rng::new(h.seed);
     for trial in 0..n {
         h.trial = trial;
         let parallelism = 10 + rng.below(11);
         let job = format!("storm-{trial}");
-        let manifest = h.job_manifest(
+        let manifest = h.job_manifest_with(
+            policy,
             &job,
-            "sleep 0.05",
+            then,
             &format!(
                 "  completions: {pods}\n  parallelism: {parallelism}\n  backoffLimit: 1000000\n"
             ),
@@ -855,6 +902,21 @@ fn finished_jobs_never_run_again_after_kill_dash_nine() {
 fn counts_never_go_backwards_under_random_kills() {
     let mut h = with_env("crash::counts_never_go_backwards_under_random_kills", &[]);
     storm_trials(&mut h, trials(5));
+    h.finish();
+}
+
+#[test]
+fn restarts_in_place_are_recorded_before_they_run() {
+    // A longer fsync: a restart started before its record is then caught by a kill.
+    let env = [
+        ("JOBVISOR_TEST_POWER_LOSS", "1".to_string()),
+        ("JOBVISOR_TEST_FSYNC_DELAY_MS", "25".to_string()),
+    ];
+    let mut h = with_env(
+        "crash::restarts_in_place_are_recorded_before_they_run",
+        &env,
+    );
+    restart_storm_trials(&mut h, trials(3));
     h.finish();
 }
 
