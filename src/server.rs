@@ -17,10 +17,13 @@ use http_body_util::channel::{Channel, Sender};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::net::UnixListener;
+use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::api::{Status, WatchEvent};
-use crate::daemon::requests::{Change, Filter, Kind, ListReply, LogTarget, Request, bad_request};
+use crate::api::Status;
+use crate::daemon::requests::{
+    Change, Filter, Kind, ListReply, LogTarget, Request, bad_request, watch_line,
+};
 use crate::runtime::logs;
 
 /// Largest request body accepted (a manifest file).
@@ -165,52 +168,71 @@ async fn list(api: Api, kind: Kind, namespace: Option<String>, q: ListQuery) -> 
     }
 }
 
+/// Most bytes one write of a watch stream carries: whatever is ready is drained into one
+/// buffer up to this, so a busy stream costs one body write per batch, not one per event.
+const WATCH_BATCH: usize = 256 * 1024;
+
 /// The current objects as `ADDED`, then every matching change, one JSON object per line.
+///
+/// The lines were serialized once by the daemon ([`Change::line`]); a stream only filters and
+/// copies. A stream whose client stopped reading falls behind the broadcast's backlog (the
+/// daemon never waits for it): it then ends the way the API server ends a watch that is too
+/// old, with an `ERROR` event carrying a 410 `Expired` Status, so the client lists again.
 fn watch_response(
     kind: Kind,
     namespace: Option<String>,
     filter: Filter,
     items: Vec<Value>,
-    mut rx: tokio::sync::broadcast::Receiver<Change>,
+    mut rx: broadcast::Receiver<Change>,
 ) -> Response {
-    let (mut tx, body) = Channel::<Bytes>::new(64);
+    let (mut tx, body) = Channel::<Bytes>::new(2);
     tokio::spawn(async move {
+        let mut buf = Vec::new();
         for item in items {
-            if send_line(
-                &mut tx,
-                &WatchEvent {
-                    type_: "ADDED".into(),
-                    object: item,
-                },
-            )
-            .await
-            .is_err()
-            {
+            buf.extend_from_slice(&watch_line("ADDED", &item));
+            if buf.len() >= WATCH_BATCH && flush(&mut tx, &mut buf).await.is_err() {
                 return;
             }
         }
+        let everything = namespace.is_none() && filter.is_empty();
         loop {
-            let change = match rx.recv().await {
-                Ok(c) => c,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::warn!(
-                        missed = n,
-                        "a watcher fell behind; closing its stream so it re-lists"
-                    );
-                    return;
+            if flush(&mut tx, &mut buf).await.is_err() {
+                return;
+            }
+            // Wait for one change, then take every other one that is ready.
+            let mut next = Some(rx.recv().await);
+            while let Some(received) = next.take() {
+                match received {
+                    Ok(change) => {
+                        let wanted = change.kind == kind
+                            && (everything
+                                || namespace.as_deref().is_none_or(|n| n == change.namespace)
+                                    && filter.matches(&change.labels, &change.object));
+                        if wanted {
+                            buf.extend_from_slice(&change.line);
+                        }
+                    }
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::info!(
+                            missed,
+                            "a watcher fell behind; ending its stream with 410 Expired so it re-lists"
+                        );
+                        buf.extend_from_slice(&expired_line(missed));
+                        let _ = flush(&mut tx, &mut buf).await;
+                        return;
+                    }
+                    Err(RecvError::Closed) => {
+                        let _ = flush(&mut tx, &mut buf).await;
+                        return;
+                    }
                 }
-                Err(_) => return,
-            };
-            let wanted = change.kind == kind
-                && namespace.as_deref().is_none_or(|n| n == change.namespace)
-                && filter.matches(&change.labels, &change.object);
-            if wanted {
-                let ev = WatchEvent {
-                    type_: change.type_.to_string(),
-                    object: &*change.object,
-                };
-                if send_line(&mut tx, &ev).await.is_err() {
-                    return;
+                if buf.len() < WATCH_BATCH {
+                    next = match rx.try_recv() {
+                        Ok(change) => Some(Ok(change)),
+                        Err(TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
+                        Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
+                        Err(TryRecvError::Empty) => None,
+                    };
                 }
             }
         }
@@ -223,10 +245,29 @@ fn watch_response(
         })
 }
 
-async fn send_line<T: serde::Serialize>(tx: &mut Sender<Bytes>, v: &T) -> Result<(), ()> {
-    let mut line = serde_json::to_vec(v).map_err(|_| ())?;
-    line.push(b'\n');
-    tx.send_data(Bytes::from(line)).await.map_err(|_| ())
+/// The API server's answer to a watch that can no longer be continued (its cache no longer
+/// holds where the watcher is): `ERROR` with a 410 `Expired` Status.
+fn expired_line(missed: u64) -> Bytes {
+    let status = Status::failure(
+        410,
+        "Expired",
+        format!(
+            "too old resource version: the watcher fell behind and {missed} changes were dropped; list again"
+        ),
+    );
+    match serde_json::to_value(&status) {
+        Ok(v) => watch_line("ERROR", &v),
+        Err(_) => Bytes::new(),
+    }
+}
+
+/// Sends what `buf` holds as one body write.
+async fn flush(tx: &mut Sender<Bytes>, buf: &mut Vec<u8>) -> Result<(), ()> {
+    if buf.is_empty() {
+        return Ok(());
+    }
+    let data = Bytes::from(std::mem::take(buf));
+    tx.send_data(data).await.map_err(|_| ())
 }
 
 // Each serves both the cluster-wide and the namespaced list route.

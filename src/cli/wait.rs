@@ -164,6 +164,7 @@ async fn wait_until(
     );
     let mut connected = false;
     let mut poll = false;
+    let mut resume = false;
     loop {
         if poll {
             match timeout_at(deadline, check_once(ctx, ns, name, condition)).await {
@@ -185,6 +186,16 @@ async fn wait_until(
                     loop {
                         match timeout_at(deadline, lines.next_json::<WatchEvent<Value>>()).await {
                             Err(_) => return Ok(false),
+                            // The server ended the watch because this watcher fell behind
+                            // (410 Expired): watch again at once; it starts with the Job
+                            // as it is now.
+                            Ok(Ok(Some(event)))
+                                if event.type_ == "ERROR"
+                                    && event.object.get("code") == Some(&Value::from(410)) =>
+                            {
+                                resume = true;
+                                break;
+                            }
                             Ok(Ok(Some(event))) => {
                                 let this_job = event
                                     .object
@@ -208,7 +219,7 @@ async fn wait_until(
                     }
                 }
             }
-            if poll {
+            if poll || std::mem::take(&mut resume) {
                 continue;
             }
         }

@@ -64,14 +64,15 @@ struct Watchers {
 }
 
 impl Watchers {
-    /// Changes a slow watcher may fall behind by before it misses some (and is told so).
-    const BACKLOG: usize = 4096;
-
-    fn new() -> Watchers {
+    /// `backlog` (`api.watchBacklog`): changes a slow watcher may fall behind by before it
+    /// would miss some; its stream is then ended with a 410 `Expired` (`server.rs`). Sending
+    /// never waits for a receiver: a broadcast overwrites the oldest change.
+    fn new(backlog: usize) -> Watchers {
+        let backlog = backlog.max(1);
         Watchers {
-            jobs: broadcast::channel(Self::BACKLOG).0,
-            pods: broadcast::channel(Self::BACKLOG).0,
-            events: broadcast::channel(Self::BACKLOG).0,
+            jobs: broadcast::channel(backlog).0,
+            pods: broadcast::channel(backlog).0,
+            events: broadcast::channel(backlog).0,
         }
     }
 
@@ -219,7 +220,7 @@ impl Daemon {
         for p in problems {
             tracing::error!("{p}; skipped");
         }
-        let changes = Watchers::new();
+        let changes = Watchers::new(cfg.api.watch_backlog);
         Ok(Daemon {
             cfg,
             layout,

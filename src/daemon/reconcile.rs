@@ -1,8 +1,6 @@
 //! Carrying out controller decisions: pod starts and restarts, pod creation and deletion,
 //! status updates, events; and recording what the runtime reports.
 
-use std::sync::Arc;
-
 use jiff::Timestamp;
 
 use super::launch::launch;
@@ -609,13 +607,13 @@ impl Daemon {
             && let Ok(v) = serde_json::to_value(&event)
         {
             let ns = event.metadata.namespace().to_string();
-            self.changes.send(super::Change {
-                kind: Kind::Event,
-                namespace: ns,
-                labels: Default::default(),
-                type_: "ADDED",
-                object: Arc::new(v),
-            });
+            self.changes.send(super::Change::new(
+                Kind::Event,
+                ns,
+                Default::default(),
+                "ADDED",
+                v,
+            ));
         }
         self.world.push_event(event);
     }
@@ -632,13 +630,8 @@ impl Daemon {
         }
         if let Ok(v) = serde_json::to_value(object) {
             let labels = labels_of(&v);
-            self.changes.send(super::Change {
-                kind,
-                namespace: k.0.clone(),
-                labels,
-                type_: "DELETED",
-                object: Arc::new(v),
-            });
+            self.changes
+                .send(super::Change::new(kind, k.0.clone(), labels, "DELETED", v));
         }
     }
 
@@ -664,13 +657,8 @@ impl Daemon {
             };
             if let Some(Ok(v)) = value {
                 let labels = labels_of(&v);
-                self.changes.send(super::Change {
-                    kind,
-                    namespace: k.0.clone(),
-                    labels,
-                    type_,
-                    object: Arc::new(v),
-                });
+                self.changes
+                    .send(super::Change::new(kind, k.0.clone(), labels, type_, v));
             }
         }
     }

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use serde_json::Value;
 use tokio::sync::{broadcast, oneshot};
 
@@ -44,6 +45,10 @@ impl Kind {
 }
 
 /// One change to an object, for `?watch=true` streams.
+///
+/// The watch event's JSON line is made once, here, and shared by every stream (`Bytes` is a
+/// reference-counted slice): with 200 watchers, serializing per stream cost the Job 3x its
+/// throughput. `namespace`, `labels` and `object` stay for the streams' filters.
 #[derive(Debug, Clone)]
 pub struct Change {
     pub kind: Kind,
@@ -51,7 +56,53 @@ pub struct Change {
     pub labels: Labels,
     /// `ADDED`, `MODIFIED` or `DELETED`.
     pub type_: &'static str,
+    /// What `fieldSelector` looks at.
     pub object: Arc<Value>,
+    /// `{"type":…,"object":…}\n`, as sent on the wire.
+    pub line: Bytes,
+}
+
+impl Change {
+    pub fn new(
+        kind: Kind,
+        namespace: String,
+        labels: Labels,
+        type_: &'static str,
+        object: Value,
+    ) -> Change {
+        let line = watch_line(type_, &object);
+        Change {
+            kind,
+            namespace,
+            labels,
+            type_,
+            object: Arc::new(object),
+            line,
+        }
+    }
+}
+
+/// One watch event as a newline-terminated JSON line.
+pub fn watch_line(type_: &str, object: &Value) -> Bytes {
+    #[derive(serde::Serialize)]
+    struct WatchEvent<'a> {
+        #[serde(rename = "type")]
+        type_: &'a str,
+        object: &'a Value,
+    }
+    let mut line = Vec::with_capacity(1024);
+    // A `Value` always serializes (its map keys are strings); the error arm is unreachable in
+    // practice, and an empty line is skipped by the streams rather than sent.
+    match serde_json::to_writer(&mut line, &WatchEvent { type_, object }) {
+        Ok(()) => {
+            line.push(b'\n');
+            Bytes::from(line)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "serializing a watch event");
+            Bytes::new()
+        }
+    }
 }
 
 /// `labelSelector` and `fieldSelector` of a list or watch.
@@ -81,6 +132,11 @@ impl Filter {
             fields.push((k.trim().to_string(), v.trim().to_string()));
         }
         Ok(Filter { labels, fields })
+    }
+
+    /// Matches everything: no label or field selector.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty() && self.fields.is_empty()
     }
 
     pub fn matches(&self, labels: &Labels, object: &Value) -> bool {

@@ -136,7 +136,10 @@ fn open_watch(d: &TestDaemon, path: &str) -> BufReader<UnixStream> {
 }
 
 /// Watch events read until `done` says so (chunk-size lines are skipped: not JSON objects).
-fn watch_events(reader: &mut BufReader<UnixStream>, done: impl Fn(&Value) -> bool) -> Vec<Value> {
+fn watch_events(
+    reader: &mut BufReader<UnixStream>,
+    mut done: impl FnMut(&Value) -> bool,
+) -> Vec<Value> {
     let mut events = Vec::new();
     let mut line = String::new();
     loop {
@@ -213,4 +216,61 @@ fn manifests_can_be_put_through_the_api() {
         Some("x"),
     );
     assert_eq!(code, 400);
+}
+
+/// A watcher whose client stops reading never holds the daemon up: the Job completes, a
+/// watcher that keeps reading gets every change, and the stuck one, once read again, is ended
+/// the way the API server ends a watch that fell behind: `ERROR` with a 410 `Expired` Status.
+#[test]
+fn a_watcher_that_stops_reading_is_ended_with_410_expired() {
+    const PODS: usize = 1000;
+    let d = TestDaemon::start_with(&format!("{FAST_CONFIG}api:\n  watchBacklog: 512\n"));
+    // Opened and then never read until the Job is done.
+    let mut stuck = open_watch(&d, "/api/v1/pods?watch=true");
+    let mut good = open_watch(&d, "/api/v1/pods?watch=true");
+    let reader = std::thread::spawn(move || {
+        // Each pod's last state as seen; done when every pod was seen counted and finished.
+        let mut last = std::collections::HashMap::<String, Value>::new();
+        let mut errors = Vec::new();
+        watch_events(&mut good, |ev| {
+            if ev["type"] == "ERROR" {
+                errors.push(ev.clone());
+                return true;
+            }
+            let name = ev["object"]["metadata"]["name"].as_str().unwrap_or("");
+            last.insert(name.to_string(), ev["object"].clone());
+            last.len() == PODS
+                && last.values().all(|p| {
+                    p["status"]["phase"] == "Succeeded" && p["metadata"]["finalizers"].is_null()
+                })
+        });
+        (last, errors)
+    });
+    d.drop_manifest(
+        "many.yaml",
+        &job_yaml(
+            "many",
+            "Never",
+            &["true"],
+            &format!("  completions: {PODS}\n  parallelism: 25\n"),
+        ),
+    );
+    d.wait_condition("many", "Complete", Duration::from_secs(300));
+    let (last, errors) = reader.join().unwrap();
+    assert!(
+        errors.is_empty(),
+        "the reading watcher was ended: {errors:?}"
+    );
+    assert_eq!(last.len(), PODS, "every pod seen by the reading watcher");
+
+    let events = watch_events(&mut stuck, |ev| ev["type"] == "ERROR");
+    let end = events.last().expect("events");
+    assert_eq!(end["type"], "ERROR", "{end:#}");
+    assert_eq!(end["object"]["kind"], "Status", "{end:#}");
+    assert_eq!(end["object"]["code"], 410, "{end:#}");
+    assert_eq!(end["object"]["reason"], "Expired", "{end:#}");
+    // Then the stream ends: the chunked body's last chunk follows.
+    let mut rest = String::new();
+    while stuck.read_line(&mut rest).unwrap() > 0 && !rest.contains("0\r\n\r\n") {}
+    assert!(rest.contains("0\r\n\r\n"), "{rest:?}");
 }
