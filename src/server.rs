@@ -36,11 +36,36 @@ struct Api {
     tx: mpsc::Sender<Request>,
 }
 
-pub async fn serve(listener: UnixListener, tx: mpsc::Sender<Request>) {
-    let app = router(Api { tx });
-    if let Err(e) = axum::serve(listener, app).await {
-        tracing::error!(error = %e, "API server stopped");
-    }
+mod connections;
+
+pub use connections::Limits;
+
+/// Serves the API on `listener` until the task is dropped, within `limits`.
+pub async fn serve(listener: UnixListener, tx: mpsc::Sender<Request>, limits: Limits) {
+    let api = Api { tx };
+    connections::accept_loop(listener, router(api.clone()), overload_router(api), limits).await;
+}
+
+/// What a connection past `api.maxConnections` gets: health checks still answer, anything
+/// else is `429 TooManyRequests` with `Retry-After`, as the kube-apiserver's max-in-flight
+/// filter answers.
+fn overload_router(api: Api) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(|| async {
+            let mut s = Status::failure(
+                429,
+                "TooManyRequests",
+                "Too many requests, please try again later.",
+            );
+            s.details = Some(json!({"retryAfterSeconds": 1}));
+            let mut r = status_response(s);
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            r
+        })
+        .with_state(api)
 }
 
 fn router(api: Api) -> Router {

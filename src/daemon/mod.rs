@@ -158,6 +158,7 @@ pub fn load_config(opts: &DaemonOptions) -> anyhow::Result<(Config, Layout)> {
 pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let (cfg, layout) = load_config(&opts)?;
     init_tracing(&cfg.log.level);
+    raise_fd_limit();
     for dir in [&layout.manifests, &layout.state, &layout.logs] {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -173,7 +174,8 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         .with_context(|| format!("watching {}", daemon.layout.manifests.display()))?;
     let (req_tx, req_rx) = mpsc::channel(256);
     let listener = serve::bind(&daemon.layout.socket)?;
-    let server = tokio::spawn(crate::server::serve(listener, req_tx));
+    let limits = crate::server::Limits::from(&daemon.cfg.api);
+    let server = tokio::spawn(crate::server::serve(listener, req_tx, limits));
     daemon.recover();
     daemon.rescan();
     daemon.turn();
@@ -189,6 +191,25 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     server.abort();
     let _ = std::fs::remove_file(&daemon.layout.socket);
     result
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit, as Go programs (so the kubelet and
+/// containerd) do at start: the usual soft limit of 1024 is less than `api.maxConnections`
+/// plus the pipes and pidfds of the pods. Containers inherit the raised soft limit: unlike
+/// Go's os/exec, `posix_spawn` has no way to hand them the old one back (the supervision
+/// issue, which will set rlimits in the child, can).
+fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::debug!(from = soft, to = hard, "raised the open files limit"),
+            Err(e) => {
+                tracing::warn!(error = %e, soft, hard, "could not raise the open files limit")
+            }
+        },
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not read the open files limit"),
+    }
 }
 
 fn init_tracing(level: &str) {

@@ -1,6 +1,6 @@
 //! The socket speaks Kubernetes: REST paths, JSON objects, Status errors, watch streams.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
@@ -273,4 +273,94 @@ fn a_watcher_that_stops_reading_is_ended_with_410_expired() {
     let mut rest = String::new();
     while stuck.read_line(&mut rest).unwrap() > 0 && !rest.contains("0\r\n\r\n") {}
     assert!(rest.contains("0\r\n\r\n"), "{rest:?}");
+}
+
+/// Connection limits: past `api.maxConnections` a request is refused with 429 and a
+/// Kubernetes Status while `/healthz` still answers; watches count as connections but are
+/// never cut by the idle timeout, while an idle kept-alive connection is, which frees its slot.
+#[test]
+fn connections_past_the_cap_get_429_and_idle_ones_are_closed() {
+    let d = TestDaemon::start_with(&format!(
+        "{FAST_CONFIG}api:\n  maxConnections: 4\n  idleTimeout: 2s\n  headerReadTimeout: 10s\n"
+    ));
+    let mut watches: Vec<_> = (0..3)
+        .map(|_| open_watch(&d, "/apis/batch/v1/jobs?watch=true"))
+        .collect();
+    // The fourth: one request, then kept alive and idle.
+    let mut idle = UnixStream::connect(d.socket()).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    idle.write_all(b"GET /version HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("gitVersion") {
+        let n = idle.read(&mut buf).unwrap();
+        assert!(n > 0, "closed early");
+        got.extend_from_slice(&buf[..n]);
+    }
+
+    let (code, raw) = raw_http(&d, "GET /apis/batch/v1/jobs HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(code, 429, "{raw}");
+    assert!(raw.to_ascii_lowercase().contains("retry-after: 1"), "{raw}");
+    let body: Value = serde_json::from_str(raw.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(body["kind"], "Status", "{raw}");
+    assert_eq!(body["reason"], "TooManyRequests", "{raw}");
+    assert_eq!(body["code"], 429, "{raw}");
+    let (code, body) = d.http("GET", "/healthz", None);
+    assert_eq!(
+        (code, body.as_str()),
+        (200, "ok"),
+        "health answers past the cap"
+    );
+
+    // The idle connection is closed by the daemon once idle for 2s; the watches, which had
+    // been quiet even longer, are not.
+    let n = idle.read(&mut buf).unwrap();
+    assert_eq!(n, 0, "idle connection closed");
+    let (code, _) = d.http("GET", "/version", None);
+    assert_eq!(code, 200, "its slot was freed");
+    d.drop_manifest("seen.yaml", &job_yaml("seen", "Never", &["true"], ""));
+    for w in &mut watches {
+        let events = watch_events(w, |ev| ev["object"]["metadata"]["name"] == "seen");
+        assert_eq!(events.last().unwrap()["type"], "ADDED");
+    }
+}
+
+/// A connection that never sends a whole request head is closed after the header timeout.
+#[test]
+fn a_connection_without_a_request_head_is_closed() {
+    let d = TestDaemon::start_with(&format!("{FAST_CONFIG}api:\n  headerReadTimeout: 300ms\n"));
+    for partial in ["", "GET /version HTTP/1.1\r\nHost: loc"] {
+        let mut s = UnixStream::connect(d.socket()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s.write_all(partial.as_bytes()).unwrap();
+        let mut rest = Vec::new();
+        // Blocks until the daemon closes (or the 30 s read timeout fails the test).
+        let n = s.read_to_end(&mut rest).unwrap();
+        assert_eq!(
+            n,
+            0,
+            "closed without an answer: {:?}",
+            String::from_utf8_lossy(&rest)
+        );
+    }
+    let (code, _) = d.http("GET", "/version", None);
+    assert_eq!(code, 200);
+}
+
+/// Sends `request` as is on a new connection; the status code and the raw response.
+fn raw_http(d: &TestDaemon, request: &str) -> (u16, String) {
+    let mut s = UnixStream::connect(d.socket()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let code = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, raw)
 }
