@@ -429,25 +429,29 @@ async fn pod_log(
         tail_lines,
         timestamps: truthy(&q.timestamps),
     };
-    if !truthy(&q.follow) || !target.running {
-        let path = target.path.clone();
-        let read = tokio::task::spawn_blocking(move || logs::read_log(&path, opts)).await;
-        return match read {
-            Ok(Ok(text)) => text_response(Body::from(text)),
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => text_response(Body::empty()),
-            Ok(Err(e)) => status_response(Status::failure(
+    // Opened (and, for `tailLines`, positioned) before answering, so a log that cannot be
+    // read is a 500 Status rather than a cut-off body.
+    let path = target.path.clone();
+    let reader = match tokio::task::spawn_blocking(move || logs::LogReader::open(&path, opts)).await
+    {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            return status_response(Status::failure(
                 500,
                 "InternalError",
                 format!("reading log: {e}"),
-            )),
-            Err(e) => status_response(Status::failure(500, "InternalError", e.to_string())),
-        };
-    }
-    let (mut tx, body) = Channel::<Bytes>::new(16);
+            ));
+        }
+        Err(e) => return status_response(Status::failure(500, "InternalError", e.to_string())),
+    };
+    let follow = truthy(&q.follow) && target.running;
+    // Two chunks in flight at most: with the reader's fixed buffer, what one log reader costs
+    // the daemon is bounded whatever the length of a line.
+    let (mut tx, body) = Channel::<Bytes>::new(2);
     tokio::spawn(async move {
         let still_running = || ask(api.clone(), ns.clone(), pod.clone(), q.container.clone());
-        if let Err(e) = follow(&mut tx, target, opts, still_running).await {
-            tracing::debug!(error = %e, "log follow ended");
+        if let Err(e) = stream_log(&mut tx, reader, target, follow, still_running).await {
+            tracing::debug!(error = %e, "log stream ended");
         }
     });
     text_response(Body::new(body))
@@ -462,12 +466,13 @@ fn text_response(body: Body) -> Response {
         })
 }
 
-/// Streams what is in the log, then what is appended, until the container has ended and
-/// everything it wrote was sent. File reads run on the blocking pool.
-async fn follow<F, Fut>(
+/// Streams the log chunk by chunk; with `follow`, then what is appended, until the container
+/// has ended and everything it wrote was sent. File reads run on the blocking pool.
+async fn stream_log<F, Fut>(
     tx: &mut Sender<Bytes>,
+    mut reader: logs::LogReader,
     target: LogTarget,
-    opts: logs::ReadOptions,
+    follow: bool,
     still_running: F,
 ) -> Result<(), String>
 where
@@ -475,40 +480,41 @@ where
     Fut: std::future::Future<Output = Result<LogTarget, Status>>,
 {
     let gone = |_| "client went away".to_string();
-    let path = target.path.clone();
-    let (mut follower, first) =
-        tokio::task::spawn_blocking(move || logs::LogFollower::open(&path, opts))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
-    tx.send_data(Bytes::from(first)).await.map_err(gone)?;
+    // Set once the container was seen ended; the file is then read to its end once more.
+    let mut ended = !follow;
     loop {
+        let (back, read) = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            let more = reader.read_chunk(&mut out);
+            (reader, more.map(|more| (more, out)))
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        reader = back;
+        let (more, out) = read.map_err(|e| e.to_string())?;
+        if !out.is_empty() {
+            tx.send_data(Bytes::from(out)).await.map_err(gone)?;
+        }
+        if more {
+            continue;
+        }
+        if ended {
+            break;
+        }
         // Done when the container ended, or when a restart moved it on to another log file.
         let running = still_running()
             .await
             .is_ok_and(|t| t.running && t.path == target.path);
-        let (back, chunk) = tokio::task::spawn_blocking(move || {
-            let chunk = follower.poll();
-            (follower, chunk)
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-        follower = back;
-        let chunk = chunk.map_err(|e| e.to_string())?;
-        let idle = chunk.is_empty();
-        if !idle {
-            tx.send_data(Bytes::from(chunk)).await.map_err(gone)?;
-        }
-        if !running && idle {
-            // A trailing partial line is only complete now.
-            let rest = follower.finish();
-            if !rest.is_empty() {
-                tx.send_data(Bytes::from(rest)).await.map_err(gone)?;
-            }
-            return Ok(());
-        }
-        if idle {
+        if running {
             tokio::time::sleep(FOLLOW_INTERVAL).await;
+        } else {
+            ended = true;
         }
     }
+    let mut rest = Vec::new();
+    reader.finish(&mut rest);
+    if !rest.is_empty() {
+        tx.send_data(Bytes::from(rest)).await.map_err(gone)?;
+    }
+    Ok(())
 }

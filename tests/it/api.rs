@@ -364,3 +364,110 @@ fn raw_http(d: &TestDaemon, request: &str) -> (u16, String) {
         .unwrap_or(0);
     (code, raw)
 }
+
+/// The daemon's peak memory (`VmHWM`), in bytes.
+fn peak_memory(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+/// Reads an HTTP response body as it comes, keeping only its length and its last bytes.
+fn stream_body(d: &TestDaemon, path: &str) -> (usize, Vec<u8>) {
+    let mut s = UnixStream::connect(d.socket()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    let mut length = None;
+    loop {
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        assert!(!line.starts_with("HTTP/1.1 5"), "{line}");
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse::<usize>().ok();
+        }
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let mut total = 0;
+    let mut last = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut take = |r: &mut BufReader<UnixStream>, mut size: usize| {
+        total += size;
+        while size > 0 {
+            let n = size.min(buf.len());
+            r.read_exact(&mut buf[..n]).unwrap();
+            last.extend_from_slice(&buf[..n]);
+            let keep = last.len().saturating_sub(64);
+            last.drain(..keep);
+            size -= n;
+        }
+    };
+    match length {
+        Some(n) => take(&mut r, n),
+        None => loop {
+            line.clear();
+            r.read_line(&mut line).unwrap();
+            let size = usize::from_str_radix(line.trim(), 16).unwrap();
+            if size == 0 {
+                break;
+            }
+            take(&mut r, size);
+            r.read_line(&mut line).unwrap();
+        },
+    }
+    (total, last)
+}
+
+/// Reading a log whose line is 64 MB costs the daemon a fixed buffer, not the line: its peak
+/// memory grows by far less than the line while the log is read whole, with `tailLines` and
+/// with `timestamps`.
+#[test]
+fn reading_a_huge_line_keeps_the_daemons_memory_bounded() {
+    const LINE: usize = 64 << 20;
+    let d = TestDaemon::start();
+    let script = format!("head -c {LINE} /dev/zero | tr '\\0' x; echo; echo done");
+    d.drop_manifest(
+        "big.yaml",
+        &job_yaml("big", "Never", &["sh", "-c", &script], ""),
+    );
+    d.wait_condition("big", "Complete", Duration::from_secs(120));
+    let pod = d.pods_of("big")[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let log = format!("/api/v1/namespaces/default/pods/{pod}/log");
+    let before = peak_memory(d.pid());
+    let (total, last) = stream_body(&d, &log);
+    assert_eq!(total, LINE + "\ndone\n".len());
+    assert!(
+        last.ends_with(b"xxx\ndone\n"),
+        "{:?}",
+        String::from_utf8_lossy(&last)
+    );
+    let (total, last) = stream_body(&d, &format!("{log}?tailLines=2&timestamps=true"));
+    assert_eq!(
+        total,
+        LINE + 2 * "2026-11-27T10:11:12.123456789Z ".len() + "\ndone\n".len()
+    );
+    let last = String::from_utf8_lossy(&last);
+    assert!(
+        last.contains("xxx\n20") && last.ends_with("Z done\n"),
+        "{last:?}"
+    );
+    let grew = peak_memory(d.pid()).saturating_sub(before);
+    assert!(
+        grew < (LINE / 4) as u64,
+        "reading a {LINE}-byte line raised the daemon's peak memory by {grew} bytes"
+    );
+}
