@@ -284,6 +284,8 @@ mod tests {
         assert!(parse_timeout("soon").is_err());
     }
 
+    static EXPIRED_OPENS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
     /// Watch: the current object (running), then it fails, then (in another job) completes.
     fn router() -> Router {
         Router::new()
@@ -301,6 +303,15 @@ mod tests {
                             json!({"type": "MODIFIED", "object": job("other", &[("Complete", "True")])}),
                             json!({"type": "MODIFIED", "object": job("pi", &[("Complete", "True")])}),
                         ]
+                    } else if q.contains("metadata.name%3Dexpired") {
+                        // The first watch falls behind and is ended with 410; the next one
+                        // starts with the Job as it is now.
+                        if EXPIRED_OPENS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                            let s = Status::failure(410, "Expired", "too old resource version");
+                            vec![json!({"type": "ERROR", "object": s})]
+                        } else {
+                            vec![json!({"type": "ADDED", "object": job("expired", &[("Complete", "True")])})]
+                        }
                     } else if q.contains("metadata.name%3Dbad") {
                         vec![json!({"type": "MODIFIED", "object": job("bad", &[("FailureTarget", "True"), ("Failed", "True")])})]
                     } else {
@@ -331,6 +342,21 @@ mod tests {
                 namespace: "default".into(),
             },
         }
+    }
+
+    /// A watch ended with ERROR 410 is opened again at once, not after the 1 s retry pause
+    /// (which this timeout is shorter than).
+    #[tokio::test]
+    async fn a_watch_ended_with_410_is_opened_again_at_once() {
+        let mut h = serve(router());
+        run(
+            &mut h.ctx(),
+            args("job/expired", "condition=Complete", "800ms"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(h.out(), "job.batch/expired condition met\n");
+        assert_eq!(EXPIRED_OPENS.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
     #[tokio::test]
