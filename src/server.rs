@@ -5,6 +5,7 @@
 //! newline-delimited watch events; `.../log?follow=true` streams a container's log as it
 //! grows. So `curl --unix-socket` works, and anyone who knows the Kubernetes API knows ours.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -208,66 +209,134 @@ fn watch_response(
     namespace: Option<String>,
     filter: Filter,
     items: Vec<Value>,
-    mut rx: broadcast::Receiver<Change>,
+    rx: broadcast::Receiver<Arc<Change>>,
 ) -> Response {
-    let (mut tx, body) = Channel::<Bytes>::new(2);
-    tokio::spawn(async move {
-        let mut buf = Vec::new();
-        for item in items {
-            buf.extend_from_slice(&watch_line("ADDED", &item));
-            if buf.len() >= WATCH_BATCH && flush(&mut tx, &mut buf).await.is_err() {
-                return;
-            }
+    let mut initial = std::collections::VecDeque::new();
+    let mut buf = Vec::new();
+    for item in items {
+        buf.extend_from_slice(&watch_line("ADDED", &item));
+        if buf.len() >= WATCH_BATCH {
+            initial.push_back(Bytes::from(std::mem::take(&mut buf)));
         }
-        let everything = namespace.is_none() && filter.is_empty();
-        loop {
-            if flush(&mut tx, &mut buf).await.is_err() {
-                return;
-            }
-            // Wait for one change, then take every other one that is ready.
-            let mut next = Some(rx.recv().await);
-            while let Some(received) = next.take() {
-                match received {
-                    Ok(change) => {
-                        let wanted = change.kind == kind
-                            && (everything
-                                || namespace.as_deref().is_none_or(|n| n == change.namespace)
-                                    && filter.matches(&change.labels, &change.object));
-                        if wanted {
-                            buf.extend_from_slice(&change.line);
-                        }
-                    }
-                    Err(RecvError::Lagged(missed)) => {
-                        tracing::info!(
-                            missed,
-                            "a watcher fell behind; ending its stream with 410 Expired so it re-lists"
-                        );
-                        buf.extend_from_slice(&expired_line(missed));
-                        let _ = flush(&mut tx, &mut buf).await;
-                        return;
-                    }
-                    Err(RecvError::Closed) => {
-                        let _ = flush(&mut tx, &mut buf).await;
-                        return;
-                    }
-                }
-                if buf.len() < WATCH_BATCH {
-                    next = match rx.try_recv() {
-                        Ok(change) => Some(Ok(change)),
-                        Err(TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
-                        Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
-                        Err(TryRecvError::Empty) => None,
-                    };
-                }
-            }
-        }
-    });
+    }
+    if !buf.is_empty() {
+        initial.push_back(Bytes::from(buf));
+    }
+    let everything = namespace.is_none() && filter.is_empty();
+    let body = WatchBody {
+        initial,
+        wanted: Box::new(move |change: &Change| {
+            change.kind == kind
+                && (everything
+                    || namespace.as_deref().is_none_or(|n| n == change.namespace)
+                        && filter.matches(&change.labels, &change.object))
+        }),
+        rx: Some(rx),
+        recv: None,
+        done: false,
+    };
     Response::builder()
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::new(body))
         .unwrap_or_else(|_| {
             status_response(Status::failure(500, "InternalError", "building response"))
         })
+}
+
+type Received = (
+    Result<Arc<Change>, RecvError>,
+    broadcast::Receiver<Arc<Change>>,
+);
+
+/// A watch stream's body, polled by the connection itself: no task or channel per watcher,
+/// so a batch of changes costs one wake-up and one write. hyper polls it only when it can
+/// write, which is what lets a stuck client fall behind (and be ended) instead of being
+/// buffered for.
+struct WatchBody {
+    /// The `ADDED` lines of the objects listed when the watch began.
+    initial: std::collections::VecDeque<Bytes>,
+    wanted: Box<dyn Fn(&Change) -> bool + Send>,
+    /// The receiver, while no `recv` is in flight.
+    rx: Option<broadcast::Receiver<Arc<Change>>>,
+    /// Waits for the next change; owns the receiver meanwhile.
+    recv: Option<std::pin::Pin<Box<dyn std::future::Future<Output = Received> + Send>>>,
+    done: bool,
+}
+
+impl WatchBody {
+    /// Adds one received change (or the end) to `buf`; false once the stream must end.
+    fn take(&mut self, received: Result<Arc<Change>, RecvError>, buf: &mut Vec<u8>) -> bool {
+        match received {
+            Ok(change) => {
+                if (self.wanted)(&change) {
+                    buf.extend_from_slice(&change.line);
+                }
+                true
+            }
+            Err(RecvError::Lagged(missed)) => {
+                tracing::info!(
+                    missed,
+                    "a watcher fell behind; ending its stream with 410 Expired so it re-lists"
+                );
+                buf.extend_from_slice(&expired_line(missed));
+                false
+            }
+            Err(RecvError::Closed) => false,
+        }
+    }
+}
+
+impl hyper::body::Body for WatchBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        if let Some(chunk) = this.initial.pop_front() {
+            return Poll::Ready(Some(Ok(hyper::body::Frame::data(chunk))));
+        }
+        loop {
+            if this.done {
+                return Poll::Ready(None);
+            }
+            let recv = match (&mut this.recv, this.rx.take()) {
+                (Some(recv), _) => recv,
+                (None, Some(mut rx)) => this.recv.insert(Box::pin(async move {
+                    let received = rx.recv().await;
+                    (received, rx)
+                })),
+                (None, None) => return Poll::Ready(None),
+            };
+            let (received, mut rx) = match recv.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(r) => r,
+            };
+            this.recv = None;
+            // One change came: take every other one that is ready into the same write.
+            let mut buf =
+                Vec::with_capacity(received.as_ref().map_or(0, |c| c.line.len()) * (rx.len() + 1));
+            let mut open = this.take(received, &mut buf);
+            while open && buf.len() < WATCH_BATCH {
+                match rx.try_recv() {
+                    Ok(change) => open = this.take(Ok(change), &mut buf),
+                    Err(TryRecvError::Lagged(n)) => {
+                        open = this.take(Err(RecvError::Lagged(n)), &mut buf)
+                    }
+                    Err(TryRecvError::Closed) => open = false,
+                    Err(TryRecvError::Empty) => break,
+                }
+            }
+            this.done = !open;
+            this.rx = open.then_some(rx);
+            if !buf.is_empty() {
+                return Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from(buf)))));
+            }
+        }
+    }
 }
 
 /// The API server's answer to a watch that can no longer be continued (its cache no longer
@@ -284,15 +353,6 @@ fn expired_line(missed: u64) -> Bytes {
         Ok(v) => watch_line("ERROR", &v),
         Err(_) => Bytes::new(),
     }
-}
-
-/// Sends what `buf` holds as one body write.
-async fn flush(tx: &mut Sender<Bytes>, buf: &mut Vec<u8>) -> Result<(), ()> {
-    if buf.is_empty() {
-        return Ok(());
-    }
-    let data = Bytes::from(std::mem::take(buf));
-    tx.send_data(data).await.map_err(|_| ())
 }
 
 // Each serves both the cluster-wide and the namespaced list route.

@@ -58,9 +58,9 @@ fn later(after: Duration) -> Instant {
 /// One broadcast channel per kind, so a change is turned into JSON only when somebody
 /// watches its kind: `jobvisor wait` watches one Job and must not cost every pod a copy.
 struct Watchers {
-    jobs: broadcast::Sender<Change>,
-    pods: broadcast::Sender<Change>,
-    events: broadcast::Sender<Change>,
+    jobs: broadcast::Sender<Arc<Change>>,
+    pods: broadcast::Sender<Arc<Change>>,
+    events: broadcast::Sender<Arc<Change>>,
 }
 
 impl Watchers {
@@ -68,7 +68,8 @@ impl Watchers {
     /// would miss some; its stream is then ended with a 410 `Expired` (`server.rs`). Sending
     /// never waits for a receiver: a broadcast overwrites the oldest change.
     fn new(backlog: usize) -> Watchers {
-        let backlog = backlog.max(1);
+        // `broadcast::channel` panics on 0 and on absurd sizes; a config value must not.
+        let backlog = backlog.clamp(1, 1 << 24);
         Watchers {
             jobs: broadcast::channel(backlog).0,
             pods: broadcast::channel(backlog).0,
@@ -76,7 +77,7 @@ impl Watchers {
         }
     }
 
-    fn of(&self, kind: Kind) -> &broadcast::Sender<Change> {
+    fn of(&self, kind: Kind) -> &broadcast::Sender<Arc<Change>> {
         match kind {
             Kind::Job => &self.jobs,
             Kind::Pod => &self.pods,
@@ -89,8 +90,9 @@ impl Watchers {
     }
 
     fn send(&self, change: Change) {
-        // No receiver left is fine: the watch ended.
-        let _ = self.of(change.kind).send(change);
+        // Every receiver gets a clone of what was sent: one reference count, not a copy of
+        // the namespace and labels per watcher. No receiver left is fine: the watch ended.
+        let _ = self.of(change.kind).send(Arc::new(change));
     }
 }
 

@@ -157,7 +157,7 @@ pub type Reply<T> = oneshot::Sender<Result<T, Status>>;
 pub struct ListReply {
     pub items: Vec<Value>,
     /// Subscribed in the same loop turn the items were read, so no change is missed.
-    pub watch: Option<broadcast::Receiver<Change>>,
+    pub watch: Option<broadcast::Receiver<Arc<Change>>>,
 }
 
 /// Where a container's log is, and whether more may still come.

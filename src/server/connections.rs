@@ -40,6 +40,9 @@ use tokio::time::Instant;
 /// 429 answer, so a supervisor's health check gets through while the cap is reached.
 pub const RESERVE: usize = 8;
 
+/// Later than any deadline that matters; the watchdog wakes by then and looks again.
+const FAR: Duration = Duration::from_secs(3600);
+
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_connections: usize,
@@ -60,7 +63,10 @@ impl From<&crate::config::Api> for Limits {
 /// Accepts until the task is dropped. `app` serves connections within the cap, `overload`
 /// the reserve's (one request each).
 pub async fn accept_loop(listener: UnixListener, app: Router, overload: Router, limits: Limits) {
-    let normal = Arc::new(Semaphore::new(limits.max_connections));
+    // `Semaphore::new` panics past MAX_PERMITS (2^61): a config value may not crash the daemon.
+    let normal = Arc::new(Semaphore::new(
+        limits.max_connections.min(Semaphore::MAX_PERMITS),
+    ));
     let reserve = Arc::new(Semaphore::new(RESERVE));
     let mut last_warning: Option<Instant> = None;
     loop {
@@ -124,7 +130,7 @@ async fn serve(
     tokio::pin!(conn);
     loop {
         let deadline = state.deadline(&limits);
-        let wake = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        let wake = deadline.unwrap_or_else(|| Instant::now() + FAR);
         tokio::select! {
             done = conn.as_mut() => {
                 if let Err(e) = done {
@@ -185,10 +191,12 @@ impl ConnState {
         if p.active > 0 {
             return None;
         }
-        Some(match p.head_since {
-            Some(t) => t + limits.header_read_timeout,
-            None => p.idle_since + limits.idle_timeout,
-        })
+        let (since, timeout) = match p.head_since {
+            Some(t) => (t, limits.header_read_timeout),
+            None => (p.idle_since, limits.idle_timeout),
+        };
+        // A timeout of years (from the config) must not overflow `Instant`.
+        Some(since.checked_add(timeout).unwrap_or_else(|| since + FAR))
     }
 
     /// Bytes arrived: on an idle connection that is the start of a request head.
