@@ -7,8 +7,9 @@
 //! - **Cap** (`api.maxConnections`): a connection holds a permit until it closes. Past the
 //!   cap, a small reserve ([`RESERVE`]) serves `/healthz` and `/readyz` and answers everything
 //!   else `429 TooManyRequests` with `Retry-After: 1`, as the kube-apiserver's max-in-flight
-//!   filter does, then closes; past the reserve too, the connection is closed at once. The
-//!   daemon's loop never sees any of this.
+//!   filter does, then closes; past the reserve too, the connection is closed at once. A
+//!   reserve connection must send its request head within 1 s, so a flood of idle connections
+//!   holds the reserve only briefly. The daemon's loop never sees any of this.
 //! - **Header timeout** (`api.headerReadTimeout`): counted from the accept, and on a kept-alive
 //!   connection from the first byte of the next request, until hyper has the whole head.
 //! - **Idle timeout** (`api.idleTimeout`): counted from the end of the last response while no
@@ -40,6 +41,11 @@ use tokio::time::Instant;
 /// 429 answer, so a supervisor's health check gets through while the cap is reached.
 pub const RESERVE: usize = 8;
 
+/// The header timeout of a reserve connection, when shorter than `api.headerReadTimeout`: a
+/// health check sends its request at once, and idle connections of a flood must not keep the
+/// reserve from it for long.
+const RESERVE_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Later than any deadline that matters; the watchdog wakes by then and looks again.
 const FAR: Duration = Duration::from_secs(3600);
 
@@ -68,6 +74,10 @@ pub async fn accept_loop(listener: UnixListener, app: Router, overload: Router, 
         limits.max_connections.min(Semaphore::MAX_PERMITS),
     ));
     let reserve = Arc::new(Semaphore::new(RESERVE));
+    let reserve_limits = Limits {
+        header_read_timeout: limits.header_read_timeout.min(RESERVE_HEADER_TIMEOUT),
+        ..limits
+    };
     let mut last_warning: Option<Instant> = None;
     loop {
         let stream = match listener.accept().await {
@@ -86,7 +96,13 @@ pub async fn accept_loop(listener: UnixListener, app: Router, overload: Router, 
         if let Ok(permit) = normal.clone().try_acquire_owned() {
             tokio::spawn(serve(stream, app.clone(), true, limits, permit));
         } else if let Ok(permit) = reserve.clone().try_acquire_owned() {
-            tokio::spawn(serve(stream, overload.clone(), false, limits, permit));
+            tokio::spawn(serve(
+                stream,
+                overload.clone(),
+                false,
+                reserve_limits,
+                permit,
+            ));
         } else {
             // Closed at once: the client sees the connection reset and may retry.
             drop(stream);
