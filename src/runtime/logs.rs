@@ -257,6 +257,10 @@ pub const READ_BUF: usize = 64 * 1024;
 /// is ended where it stands and continues on a line of its own.
 const HOLD_MAX: usize = 64 * 1024;
 
+/// How far [`tail_start`] looks back past the lines it wants for the start of the other
+/// stream's unfinished line before it stops looking.
+const TAIL_LOOKBACK: u64 = 1 << 20;
+
 /// Most bytes one [`LogReader::read_chunk`] produces: the text of one buffer of records (a
 /// timestamp prefix is never longer than the record prefix it replaces), plus what was held
 /// back, plus a line break per record at most.
@@ -557,7 +561,9 @@ impl LogReader {
 /// ended without a newline), which is the order the reader shows them in. Scans backwards
 /// record by record, keeping only a block of the file: it counts line ends until the `n`-th,
 /// then goes on until each stream's included line has its beginning (the previous `F` of that
-/// stream). A stream with no record after the `n`-th line end contributes nothing before it.
+/// stream). A stream with no record after the `n`-th line end contributes nothing before it;
+/// one with no record for [`TAIL_LOOKBACK`] bytes is taken to begin its line there (else one
+/// stderr line at the end of a big stdout log would make `--tail` read all of it).
 fn tail_start(file: &File, n: usize) -> io::Result<(u64, [Option<u64>; 2])> {
     let len = file.metadata()?.len();
     let mut back = Backwards::new(file);
@@ -571,6 +577,8 @@ fn tail_start(file: &File, n: usize) -> io::Result<(u64, [Option<u64>; 2])> {
     let mut found = false;
     let mut boundary: [Option<u64>; 2] = [None, None];
     let mut done = [false; 2];
+    // Per stream, the offset of its last record seen below the n-th line end.
+    let mut last_at = [0u64; 2];
     let mut rec_end = end;
     while rec_end > 0 {
         let start = back.prev_newline(rec_end - 1)?.map_or(0, |p| p + 1);
@@ -587,6 +595,7 @@ fn tail_start(file: &File, n: usize) -> io::Result<(u64, [Option<u64>; 2])> {
                 count += 1;
                 if count == n {
                     found = true;
+                    last_at = [start; 2];
                     for t in 0..2 {
                         if !seen[t] {
                             // Its lines all end before this one.
@@ -599,6 +608,18 @@ fn tail_start(file: &File, n: usize) -> io::Result<(u64, [Option<u64>; 2])> {
         } else if !done[s] && !partial {
             boundary[s] = Some(start);
             done[s] = true;
+        } else {
+            last_at[s] = start;
+        }
+        if found {
+            for t in 0..2 {
+                if !done[t] && last_at[t].saturating_sub(start) > TAIL_LOOKBACK {
+                    // This stream wrote nothing for a long way back: take its line as
+                    // beginning after here rather than read the file to its start to be sure.
+                    boundary[t] = Some(start);
+                    done[t] = true;
+                }
+            }
         }
         if done[0] && done[1] {
             break;
@@ -1136,6 +1157,33 @@ mod tests {
         let err_count = text.lines().filter(|l| l.starts_with("err ")).count();
         assert_eq!(err_count, 3000, "nothing lost");
         assert!(text.ends_with(&format!("{}yy\n", "x".repeat(20_000 - MAX_RECORD_TEXT))));
+    }
+
+    /// One stderr line after 20 MB of stdout: `tail` reads a bounded stretch of the file, not
+    /// all of it, and still finds both streams' last lines.
+    #[test]
+    fn tail_does_not_read_the_whole_file_for_the_other_streams_line() {
+        let mut data = Vec::new();
+        for i in 0..1_000_000 {
+            data.extend(format!("stdout line {i}\n").bytes());
+        }
+        let out = encode(
+            &[
+                (Stream::Stdout, &data),
+                (Stream::Stderr, b"the one error\n"),
+            ],
+            true,
+        );
+        assert!(out.len() > 20 << 20);
+        let (_d, path) = write_file(&out);
+        let file = File::open(&path).unwrap();
+        let (from, _) = tail_start(&file, 2).unwrap();
+        assert!(
+            out.len() as u64 - from <= 4 << 20,
+            "reads from {from} of {}",
+            out.len()
+        );
+        assert_eq!(tail(&path, 2), "stdout line 999999\nthe one error\n");
     }
 
     #[test]
