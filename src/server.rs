@@ -303,13 +303,17 @@ impl hyper::body::Body for WatchBody {
             if this.done {
                 return Poll::Ready(None);
             }
-            let recv = match (&mut this.recv, this.rx.take()) {
-                (Some(recv), _) => recv,
-                (None, Some(mut rx)) => this.recv.insert(Box::pin(async move {
+            if this.recv.is_none() {
+                let Some(mut rx) = this.rx.take() else {
+                    return Poll::Ready(None);
+                };
+                this.recv = Some(Box::pin(async move {
                     let received = rx.recv().await;
                     (received, rx)
-                })),
-                (None, None) => return Poll::Ready(None),
+                }));
+            }
+            let Some(recv) = this.recv.as_mut() else {
+                return Poll::Ready(None);
             };
             let (received, mut rx) = match recv.as_mut().poll(cx) {
                 Poll::Pending => return Poll::Pending,
@@ -317,8 +321,8 @@ impl hyper::body::Body for WatchBody {
             };
             this.recv = None;
             // One change came: take every other one that is ready into the same write.
-            let mut buf =
-                Vec::with_capacity(received.as_ref().map_or(0, |c| c.line.len()) * (rx.len() + 1));
+            let line = received.as_ref().map_or(0, |c| c.line.len());
+            let mut buf = Vec::with_capacity((line * (rx.len() + 1)).min(WATCH_BATCH + line));
             let mut open = this.take(received, &mut buf);
             while open && buf.len() < WATCH_BATCH {
                 match rx.try_recv() {

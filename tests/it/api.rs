@@ -471,3 +471,31 @@ fn reading_a_huge_line_keeps_the_daemons_memory_bounded() {
         "reading a {LINE}-byte line raised the daemon's peak memory by {grew} bytes"
     );
 }
+
+/// Watches still filter by label and field selector now that events are serialized once: the
+/// other Job's events, which come first, must not show.
+#[test]
+fn watches_filter_by_label_and_field_selector() {
+    let d = TestDaemon::start();
+    let mut by_label = open_watch(&d, "/api/v1/pods?watch=true&labelSelector=job-name%3Da");
+    let mut by_field = open_watch(
+        &d,
+        "/apis/batch/v1/namespaces/default/jobs?watch=true&fieldSelector=metadata.name%3Da",
+    );
+    d.drop_manifest("b.yaml", &job_yaml("b", "Never", &["true"], ""));
+    d.wait_condition("b", "Complete", T);
+    d.drop_manifest("a.yaml", &job_yaml("a", "Never", &["true"], ""));
+    let pods = watch_events(&mut by_label, |ev| {
+        ev["object"]["status"]["phase"] == "Succeeded"
+    });
+    assert!(
+        pods.iter()
+            .all(|e| e["object"]["metadata"]["labels"]["job-name"] == "a"),
+        "{pods:#?}"
+    );
+    let jobs = watch_events(&mut by_field, |ev| has_condition(&ev["object"], "Complete"));
+    assert!(
+        jobs.iter().all(|e| e["object"]["metadata"]["name"] == "a"),
+        "{jobs:#?}"
+    );
+}
