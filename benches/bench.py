@@ -6,8 +6,14 @@
 2. Latency: a manifest renamed into the watched directory → its first container's exec
    (the container's `startedAt`, taken right after exec succeeded), over F files one at a time.
    Figures: p50 and p99.
+3. Watchers: a Job of W `true` pods (2,000) at parallelism 50 while 0, 20 and 200 clients
+   watch every pod (`curl -N --unix-socket … 'http://localhost/api/v1/pods?watch=true' >
+   /dev/null`, done here with sockets drained by one thread). Figures: pods per second, and
+   the ratio to the same Job without watchers (targets: >= 0.8 at 20, >= 0.5 at 200).
 
 Usage: benches/bench.py [--pods 5000] [--parallelism 50] [--rounds 3] [--files 200]
+                        [--watch-pods 2000] [--watchers 0,20,200] [--watch-rounds 3]
+                        [--only throughput|latency|watch]
                         [--bin target/release/jobvisor]
                         [--dir /dev/shm]   (where --root goes: logs and state are written there)
 
@@ -20,6 +26,7 @@ the first reads low there; wait half a minute or use --dir /dev/shm.
 import argparse
 import http.client
 import json
+import selectors
 import shutil
 import os
 import socket
@@ -27,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import datetime
 
@@ -108,6 +116,80 @@ class Daemon:
         self.proc.wait(timeout=120)
 
 
+def wait_job(d, name):
+    """Polls the Job until it is Complete or Failed; returns its status."""
+    while True:
+        code, job = get(d.sock, f"/apis/batch/v1/namespaces/default/jobs/{name}")
+        if code == 200:  # else not applied yet
+            conds = [c["type"] for c in (job.get("status") or {}).get("conditions", []) if c["status"] == "True"]
+            if "Complete" in conds or "Failed" in conds:
+                return job["status"]
+        time.sleep(0.01)
+
+
+def open_watch(sock, path):
+    """A watch whose response headers came, i.e. registered with the daemon."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sock)
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(4096)
+        if not chunk:
+            sys.exit("watch refused")
+        head += chunk
+    if not head.startswith(b"HTTP/1.1 200"):
+        sys.exit(f"watch refused: {head[:80]!r}")
+    return s
+
+
+class Drain(threading.Thread):
+    """Reads every watch stream into nothing, as `curl -N … > /dev/null` would."""
+
+    def __init__(self, socks):
+        super().__init__(daemon=True)
+        self.sel = selectors.DefaultSelector()
+        for s in socks:
+            s.setblocking(False)
+            self.sel.register(s, selectors.EVENT_READ)
+        self.stop = threading.Event()
+        self.bytes = 0
+        self.ended = 0  # streams the daemon closed (a watcher that fell behind is ended)
+
+    def run(self):
+        while not self.stop.is_set():
+            for key, _ in self.sel.select(timeout=0.05):
+                try:
+                    data = key.fileobj.recv(1 << 16)
+                except BlockingIOError:
+                    continue
+                if not data:
+                    self.ended += 1
+                    self.sel.unregister(key.fileobj)
+                else:
+                    self.bytes += len(data)
+
+
+def watched_throughput(binary, pods, parallelism, watchers, parent=None):
+    """The Job's pods/s while `watchers` clients watch every pod."""
+    d = Daemon(binary, parent)
+    socks = []
+    try:
+        socks = [open_watch(d.sock, "/api/v1/pods?watch=true") for _ in range(watchers)]
+        drain = Drain(socks)
+        drain.start()
+        t0 = d.drop("w.yaml", job_yaml("w", ["true"], pods, parallelism))
+        status = wait_job(d, "w")
+        elapsed = parse_ts(status.get("completionTime") or status["conditions"][-1]["lastTransitionTime"]) - t0
+        drain.stop.set()
+        drain.join()
+    finally:
+        for s in socks:
+            s.close()
+        d.stop()
+    return pods / elapsed, drain.bytes, drain.ended
+
+
 def throughput(binary, pods, parallelism, parent=None):
     """One round: the Job, then xargs right after it (the VM's speed drifts: compare neighbours)."""
     d = Daemon(binary, parent)
@@ -163,6 +245,10 @@ def main():
     ap.add_argument("--parallelism", type=int, default=50)
     ap.add_argument("--files", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=3, help="throughput rounds; medians are reported")
+    ap.add_argument("--watch-pods", type=int, default=2000)
+    ap.add_argument("--watchers", default="0,20,200", help="watcher counts; the first is the baseline")
+    ap.add_argument("--watch-rounds", type=int, default=3)
+    ap.add_argument("--only", choices=["throughput", "latency", "watch"], default=None)
     ap.add_argument("--bin", default="target/release/jobvisor")
     ap.add_argument("--dir", default=None, help="where the daemon's --root goes (default: $TMPDIR); try /dev/shm")
     a = ap.parse_args()
@@ -179,6 +265,45 @@ def main():
 
 def run(a, where, parent):
     print(f"machine: {os.cpu_count()} cores, {os.uname().release}; --root under {where}")
+    if a.only in (None, "throughput"):
+        run_throughput(a, parent)
+    if a.only in (None, "latency"):
+        run_latency(a, parent)
+    if a.only in (None, "watch"):
+        run_watch(a, parent)
+
+
+def run_watch(a, parent):
+    counts = [int(c) for c in a.watchers.split(",")]
+    # Rounds interleave the watcher counts, so the VM's drift hits each alike.
+    rounds = {c: [] for c in counts}
+    for _ in range(a.watch_rounds):
+        for c in counts:
+            rounds[c].append(watched_throughput(a.bin, a.watch_pods, a.parallelism, c, parent))
+    base = statistics.median(r[0] for r in rounds[counts[0]])
+    targets = {20: ">= 0.8", 200: ">= 0.5"}
+    print(f"\n{a.watch_pods} `true` pods at parallelism {a.parallelism} while N clients watch every pod; "
+          f"median of {a.watch_rounds} rounds:")
+    print(f"  {'watchers':>10}{'pods/s':>10}{'ratio':>8}{'target':>10}{'rounds pods/s':>18}{'MB/watcher':>12}{'ended':>7}")
+    for c in counts:
+        rs = rounds[c]
+        pps = statistics.median(r[0] for r in rs)
+        mb = statistics.median(r[1] for r in rs) / max(c, 1) / 1e6
+        ended = max(r[2] for r in rs)
+        span = f"{min(r[0] for r in rs):.0f}-{max(r[0] for r in rs):.0f}"
+        print(f"  {c:>10}{pps:>10.0f}{pps / base:>8.2f}{targets.get(c, 'baseline' if c == counts[0] else ''):>10}"
+              f"{span:>18}{mb:>12.1f}{ended:>7}")
+
+
+def run_latency(a, parent):
+    p50, p99 = latency(a.bin, a.files, parent)
+    print(f"\nmanifest renamed in -> first container exec, {a.files} files one at a time:")
+    print(f"  {'':24}{'measured':>12}{'target':>12}")
+    print(f"  {'p50 ms':24}{p50:12.2f}{'<= 5':>12}")
+    print(f"  {'p99 ms':24}{p99:12.2f}{'':>12}")
+
+
+def run_throughput(a, parent):
     rounds = [throughput(a.bin, a.pods, a.parallelism, parent) for _ in range(a.rounds)]
     ours = statistics.median(r[0] for r in rounds)
     xargs = statistics.median(r[1] for r in rounds)
@@ -195,11 +320,6 @@ def run(a, where, parent):
     print(f"  {'xargs -P processes/s':24}{xargs:12.0f}{'baseline':>12}{span([r[1] for r in rounds]):>16}")
     ratios = [r[0] / r[1] for r in rounds]
     print(f"  {'jobvisor / xargs':24}{ratio:12.2f}{'>= 1.2':>12}{f'{min(ratios):.2f}-{max(ratios):.2f}':>16}")
-    p50, p99 = latency(a.bin, a.files, parent)
-    print(f"\nmanifest renamed in -> first container exec, {a.files} files one at a time:")
-    print(f"  {'':24}{'measured':>12}{'target':>12}")
-    print(f"  {'p50 ms':24}{p50:12.2f}{'<= 5':>12}")
-    print(f"  {'p99 ms':24}{p99:12.2f}{'':>12}")
 
 
 if __name__ == "__main__":

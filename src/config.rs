@@ -28,7 +28,48 @@ pub struct Config {
     pub backoff: Backoff,
     pub store: Store,
     pub watch: Watch,
+    pub api: Api,
     pub log: Log,
+}
+
+/// The API socket's limits, so that clients that hold connections (or never send a request)
+/// cannot take the daemon's file descriptors, or its memory, away from its own work.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Api {
+    /// Connections served at once, watches and `logs -f` streams included. Past it a new
+    /// connection gets `429 TooManyRequests` (a small reserve still answers `/healthz` and
+    /// `/readyz`), or is closed at once when the reserve is taken too. Default 400, the
+    /// kube-apiserver's `--max-requests-inflight` (which counts requests, not connections,
+    /// and leaves watches out; ours counts every connection, since each costs a descriptor).
+    pub max_connections: usize,
+    /// A connection must have sent a whole request head this long after it was opened (or
+    /// after its first byte, on a kept-alive connection), else it is closed. Default 32s, the
+    /// kube-apiserver's `ReadHeaderTimeout` (k8s.io/apiserver/pkg/server/secure_serving.go,
+    /// "just shy of requestTimeoutUpperBound").
+    #[serde(deserialize_with = "duration")]
+    pub header_read_timeout: Duration,
+    /// A kept-alive connection with no request in progress is closed after this long. A
+    /// watch or `logs -f` is a request in progress however quiet it is, so it is never cut by
+    /// this. Default 90s, the kube-apiserver's `IdleTimeout` (same file; it matches Go's
+    /// `http.DefaultTransport` keep-alive).
+    #[serde(deserialize_with = "duration")]
+    pub idle_timeout: Duration,
+    /// Changes a watch stream may fall behind by. A watcher further behind (its client stopped
+    /// reading) is ended the way the API server ends it: an `ERROR` event with a 410 `Expired`
+    /// Status, so the client lists again. The daemon never waits for a watcher.
+    pub watch_backlog: usize,
+}
+
+impl Default for Api {
+    fn default() -> Self {
+        Api {
+            max_connections: 400,
+            header_read_timeout: Duration::from_secs(32),
+            idle_timeout: Duration::from_secs(90),
+            watch_backlog: 4096,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

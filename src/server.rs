@@ -5,6 +5,7 @@
 //! newline-delimited watch events; `.../log?follow=true` streams a container's log as it
 //! grows. So `curl --unix-socket` works, and anyone who knows the Kubernetes API knows ours.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -17,10 +18,13 @@ use http_body_util::channel::{Channel, Sender};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::net::UnixListener;
+use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::api::{Status, WatchEvent};
-use crate::daemon::requests::{Change, Filter, Kind, ListReply, LogTarget, Request, bad_request};
+use crate::api::Status;
+use crate::daemon::requests::{
+    Change, Filter, Kind, ListReply, LogTarget, Request, bad_request, watch_line,
+};
 use crate::runtime::logs;
 
 /// Largest request body accepted (a manifest file).
@@ -33,11 +37,36 @@ struct Api {
     tx: mpsc::Sender<Request>,
 }
 
-pub async fn serve(listener: UnixListener, tx: mpsc::Sender<Request>) {
-    let app = router(Api { tx });
-    if let Err(e) = axum::serve(listener, app).await {
-        tracing::error!(error = %e, "API server stopped");
-    }
+mod connections;
+
+pub use connections::Limits;
+
+/// Serves the API on `listener` until the task is dropped, within `limits`.
+pub async fn serve(listener: UnixListener, tx: mpsc::Sender<Request>, limits: Limits) {
+    let api = Api { tx };
+    connections::accept_loop(listener, router(api.clone()), overload_router(api), limits).await;
+}
+
+/// What a connection past `api.maxConnections` gets: health checks still answer, anything
+/// else is `429 TooManyRequests` with `Retry-After`, as the kube-apiserver's max-in-flight
+/// filter answers.
+fn overload_router(api: Api) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(|| async {
+            let mut s = Status::failure(
+                429,
+                "TooManyRequests",
+                "Too many requests, please try again later.",
+            );
+            s.details = Some(json!({"retryAfterSeconds": 1}));
+            let mut r = status_response(s);
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            r
+        })
+        .with_state(api)
 }
 
 fn router(api: Api) -> Router {
@@ -165,59 +194,50 @@ async fn list(api: Api, kind: Kind, namespace: Option<String>, q: ListQuery) -> 
     }
 }
 
+/// Most bytes one write of a watch stream carries: whatever is ready is drained into one
+/// buffer up to this, so a busy stream costs one body write per batch, not one per event.
+const WATCH_BATCH: usize = 256 * 1024;
+
 /// The current objects as `ADDED`, then every matching change, one JSON object per line.
+///
+/// The lines were serialized once by the daemon ([`Change::line`]); a stream only filters and
+/// copies. A stream whose client stopped reading falls behind the broadcast's backlog (the
+/// daemon never waits for it): it then ends the way the API server ends a watch that is too
+/// old, with an `ERROR` event carrying a 410 `Expired` Status, so the client lists again.
 fn watch_response(
     kind: Kind,
     namespace: Option<String>,
     filter: Filter,
     items: Vec<Value>,
-    mut rx: tokio::sync::broadcast::Receiver<Change>,
+    rx: broadcast::Receiver<Arc<Change>>,
     after: u64,
 ) -> Response {
-    let (mut tx, body) = Channel::<Bytes>::new(64);
-    tokio::spawn(async move {
-        for item in items {
-            if send_line(
-                &mut tx,
-                &WatchEvent {
-                    type_: "ADDED".into(),
-                    object: item,
-                },
-            )
-            .await
-            .is_err()
-            {
-                return;
-            }
+    let mut initial = std::collections::VecDeque::new();
+    let mut buf = Vec::new();
+    for item in items {
+        buf.extend_from_slice(&watch_line("ADDED", &item));
+        if buf.len() >= WATCH_BATCH {
+            initial.push_back(Bytes::from(std::mem::take(&mut buf)));
         }
-        loop {
-            let change = match rx.recv().await {
-                Ok(c) => c,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::warn!(
-                        missed = n,
-                        "a watcher fell behind; closing its stream so it re-lists"
-                    );
-                    return;
-                }
-                Err(_) => return,
-            };
+    }
+    if !buf.is_empty() {
+        initial.push_back(Bytes::from(buf));
+    }
+    let everything = namespace.is_none() && filter.is_empty();
+    let body = WatchBody {
+        initial,
+        wanted: Box::new(move |change: &Change| {
             // The initial list already reflects changes made before it was read.
-            let wanted = change.id > after
+            change.id > after
                 && change.kind == kind
-                && namespace.as_deref().is_none_or(|n| n == change.namespace)
-                && filter.matches(&change.labels, &change.object);
-            if wanted {
-                let ev = WatchEvent {
-                    type_: change.type_.to_string(),
-                    object: &*change.object,
-                };
-                if send_line(&mut tx, &ev).await.is_err() {
-                    return;
-                }
-            }
-        }
-    });
+                && (everything
+                    || namespace.as_deref().is_none_or(|n| n == change.namespace)
+                        && filter.matches(&change.labels, &change.object))
+        }),
+        rx: Some(rx),
+        recv: None,
+        done: false,
+    };
     Response::builder()
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::new(body))
@@ -226,10 +246,120 @@ fn watch_response(
         })
 }
 
-async fn send_line<T: serde::Serialize>(tx: &mut Sender<Bytes>, v: &T) -> Result<(), ()> {
-    let mut line = serde_json::to_vec(v).map_err(|_| ())?;
-    line.push(b'\n');
-    tx.send_data(Bytes::from(line)).await.map_err(|_| ())
+type Received = (
+    Result<Arc<Change>, RecvError>,
+    broadcast::Receiver<Arc<Change>>,
+);
+
+/// A watch stream's body, polled by the connection itself: no task or channel per watcher,
+/// so a batch of changes costs one wake-up and one write. hyper polls it only when it can
+/// write, which is what lets a stuck client fall behind (and be ended) instead of being
+/// buffered for.
+struct WatchBody {
+    /// The `ADDED` lines of the objects listed when the watch began.
+    initial: std::collections::VecDeque<Bytes>,
+    wanted: Box<dyn Fn(&Change) -> bool + Send>,
+    /// The receiver, while no `recv` is in flight.
+    rx: Option<broadcast::Receiver<Arc<Change>>>,
+    /// Waits for the next change; owns the receiver meanwhile.
+    recv: Option<std::pin::Pin<Box<dyn std::future::Future<Output = Received> + Send>>>,
+    done: bool,
+}
+
+impl WatchBody {
+    /// Adds one received change (or the end) to `buf`; false once the stream must end.
+    fn take(&mut self, received: Result<Arc<Change>, RecvError>, buf: &mut Vec<u8>) -> bool {
+        match received {
+            Ok(change) => {
+                if (self.wanted)(&change) {
+                    buf.extend_from_slice(&change.line);
+                }
+                true
+            }
+            Err(RecvError::Lagged(missed)) => {
+                tracing::info!(
+                    missed,
+                    "a watcher fell behind; ending its stream with 410 Expired so it re-lists"
+                );
+                buf.extend_from_slice(&expired_line(missed));
+                false
+            }
+            Err(RecvError::Closed) => false,
+        }
+    }
+}
+
+impl hyper::body::Body for WatchBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        if let Some(chunk) = this.initial.pop_front() {
+            return Poll::Ready(Some(Ok(hyper::body::Frame::data(chunk))));
+        }
+        loop {
+            if this.done {
+                return Poll::Ready(None);
+            }
+            if this.recv.is_none() {
+                let Some(mut rx) = this.rx.take() else {
+                    return Poll::Ready(None);
+                };
+                this.recv = Some(Box::pin(async move {
+                    let received = rx.recv().await;
+                    (received, rx)
+                }));
+            }
+            let Some(recv) = this.recv.as_mut() else {
+                return Poll::Ready(None);
+            };
+            let (received, mut rx) = match recv.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(r) => r,
+            };
+            this.recv = None;
+            // One change came: take every other one that is ready into the same write.
+            let line = received.as_ref().map_or(0, |c| c.line.len());
+            let mut buf = Vec::with_capacity((line * (rx.len() + 1)).min(WATCH_BATCH + line));
+            let mut open = this.take(received, &mut buf);
+            while open && buf.len() < WATCH_BATCH {
+                match rx.try_recv() {
+                    Ok(change) => open = this.take(Ok(change), &mut buf),
+                    Err(TryRecvError::Lagged(n)) => {
+                        open = this.take(Err(RecvError::Lagged(n)), &mut buf)
+                    }
+                    Err(TryRecvError::Closed) => open = false,
+                    Err(TryRecvError::Empty) => break,
+                }
+            }
+            this.done = !open;
+            this.rx = open.then_some(rx);
+            if !buf.is_empty() {
+                return Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from(buf)))));
+            }
+        }
+    }
+}
+
+/// The API server's answer to a watch that can no longer be continued (its cache no longer
+/// holds where the watcher is): `ERROR` with a 410 `Expired` Status.
+fn expired_line(missed: u64) -> Bytes {
+    let status = Status::failure(
+        410,
+        "Expired",
+        format!(
+            "too old resource version: the watcher fell behind and {missed} changes were dropped; list again"
+        ),
+    );
+    match serde_json::to_value(&status) {
+        Ok(v) => watch_line("ERROR", &v),
+        Err(_) => Bytes::new(),
+    }
 }
 
 // Each serves both the cluster-wide and the namespaced list route.
@@ -366,25 +496,29 @@ async fn pod_log(
         tail_lines,
         timestamps: truthy(&q.timestamps),
     };
-    if !truthy(&q.follow) || !target.running {
-        let path = target.path.clone();
-        let read = tokio::task::spawn_blocking(move || logs::read_log(&path, opts)).await;
-        return match read {
-            Ok(Ok(text)) => text_response(Body::from(text)),
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => text_response(Body::empty()),
-            Ok(Err(e)) => status_response(Status::failure(
+    // Opened (and, for `tailLines`, positioned) before answering, so a log that cannot be
+    // read is a 500 Status rather than a cut-off body.
+    let path = target.path.clone();
+    let reader = match tokio::task::spawn_blocking(move || logs::LogReader::open(&path, opts)).await
+    {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            return status_response(Status::failure(
                 500,
                 "InternalError",
                 format!("reading log: {e}"),
-            )),
-            Err(e) => status_response(Status::failure(500, "InternalError", e.to_string())),
-        };
-    }
-    let (mut tx, body) = Channel::<Bytes>::new(16);
+            ));
+        }
+        Err(e) => return status_response(Status::failure(500, "InternalError", e.to_string())),
+    };
+    let follow = truthy(&q.follow) && target.running;
+    // Two chunks in flight at most: with the reader's fixed buffer, what one log reader costs
+    // the daemon is bounded whatever the length of a line.
+    let (mut tx, body) = Channel::<Bytes>::new(2);
     tokio::spawn(async move {
         let still_running = || ask(api.clone(), ns.clone(), pod.clone(), q.container.clone());
-        if let Err(e) = follow(&mut tx, target, opts, still_running).await {
-            tracing::debug!(error = %e, "log follow ended");
+        if let Err(e) = stream_log(&mut tx, reader, target, follow, still_running).await {
+            tracing::debug!(error = %e, "log stream ended");
         }
     });
     text_response(Body::new(body))
@@ -399,12 +533,13 @@ fn text_response(body: Body) -> Response {
         })
 }
 
-/// Streams what is in the log, then what is appended, until the container has ended and
-/// everything it wrote was sent. File reads run on the blocking pool.
-async fn follow<F, Fut>(
+/// Streams the log chunk by chunk; with `follow`, then what is appended, until the container
+/// has ended and everything it wrote was sent. File reads run on the blocking pool.
+async fn stream_log<F, Fut>(
     tx: &mut Sender<Bytes>,
+    mut reader: logs::LogReader,
     target: LogTarget,
-    opts: logs::ReadOptions,
+    follow: bool,
     still_running: F,
 ) -> Result<(), String>
 where
@@ -412,40 +547,41 @@ where
     Fut: std::future::Future<Output = Result<LogTarget, Status>>,
 {
     let gone = |_| "client went away".to_string();
-    let path = target.path.clone();
-    let (mut follower, first) =
-        tokio::task::spawn_blocking(move || logs::LogFollower::open(&path, opts))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
-    tx.send_data(Bytes::from(first)).await.map_err(gone)?;
+    // Set once the container was seen ended; the file is then read to its end once more.
+    let mut ended = !follow;
     loop {
+        let (back, read) = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            let more = reader.read_chunk(&mut out);
+            (reader, more.map(|more| (more, out)))
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        reader = back;
+        let (more, out) = read.map_err(|e| e.to_string())?;
+        if !out.is_empty() {
+            tx.send_data(Bytes::from(out)).await.map_err(gone)?;
+        }
+        if more {
+            continue;
+        }
+        if ended {
+            break;
+        }
         // Done when the container ended, or when a restart moved it on to another log file.
         let running = still_running()
             .await
             .is_ok_and(|t| t.running && t.path == target.path);
-        let (back, chunk) = tokio::task::spawn_blocking(move || {
-            let chunk = follower.poll();
-            (follower, chunk)
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-        follower = back;
-        let chunk = chunk.map_err(|e| e.to_string())?;
-        let idle = chunk.is_empty();
-        if !idle {
-            tx.send_data(Bytes::from(chunk)).await.map_err(gone)?;
-        }
-        if !running && idle {
-            // A trailing partial line is only complete now.
-            let rest = follower.finish();
-            if !rest.is_empty() {
-                tx.send_data(Bytes::from(rest)).await.map_err(gone)?;
-            }
-            return Ok(());
-        }
-        if idle {
+        if running {
             tokio::time::sleep(FOLLOW_INTERVAL).await;
+        } else {
+            ended = true;
         }
     }
+    let mut rest = Vec::new();
+    reader.finish(&mut rest);
+    if !rest.is_empty() {
+        tx.send_data(Bytes::from(rest)).await.map_err(gone)?;
+    }
+    Ok(())
 }

@@ -29,6 +29,11 @@ impl Selector {
         Ok(Selector(reqs))
     }
 
+    /// No requirement: selects everything.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     pub fn matches(&self, labels: &Labels) -> bool {
         self.0.iter().all(|r| match r {
             Requirement::Equals(k, v) => labels.get(k) == Some(v),

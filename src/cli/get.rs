@@ -418,13 +418,16 @@ impl Printer {
     }
 }
 
+/// Prints each change of the watch stream as a row. A stream the server ends with a 410
+/// `Expired` (this watcher fell behind) is opened again: it starts over with every current
+/// object as `ADDED`, and those unchanged since they were last printed are skipped.
 async fn watch(
     ctx: &mut Ctx<'_>,
     printer: &Printer,
     scope: Option<&str>,
     name: Option<&str>,
     selector: Option<&(String, Selector)>,
-    mut initial: HashMap<(String, String), Value>,
+    initial: HashMap<(String, String), Value>,
     mut printed: bool,
 ) -> anyhow::Result<()> {
     let kind = printer.kind;
@@ -436,33 +439,52 @@ async fn watch(
         query.push(("fieldSelector", format!("metadata.name={name}")));
     }
     let path = proto::with_query(&collection_path(kind, scope), &query);
-    let mut lines = ctx.client.stream_lines(&path).await?;
-    while let Some(event) = lines.next_json::<WatchEvent<Value>>().await? {
-        match event.type_.as_str() {
-            "ERROR" => {
-                let status: Status = serde_json::from_value(event.object).unwrap_or_else(|_| {
-                    Status::failure(500, "InternalError", "the watch stream reported an error")
-                });
-                return Err(ApiError::Status(Box::new(status)).into());
+    // Each object as last printed (or listed), so that a stream's opening ADDED events for
+    // what did not change print nothing.
+    let mut known = initial;
+    'stream: loop {
+        let mut lines = ctx.client.stream_lines(&path).await?;
+        while let Some(event) = lines.next_json::<WatchEvent<Value>>().await? {
+            match event.type_.as_str() {
+                "ERROR" => {
+                    let status: Status =
+                        serde_json::from_value(event.object).unwrap_or_else(|_| {
+                            Status::failure(
+                                500,
+                                "InternalError",
+                                "the watch stream reported an error",
+                            )
+                        });
+                    if status.code == 410 {
+                        continue 'stream;
+                    }
+                    return Err(ApiError::Status(Box::new(status)).into());
+                }
+                "BOOKMARK" => continue,
+                _ => {}
             }
-            "BOOKMARK" => continue,
-            _ => {}
+            let obj = Obj::decode(kind, event.object)?;
+            if name.is_some_and(|n| n != obj.name())
+                || selector.is_some_and(|(_, s)| !obj.matches(s))
+            {
+                continue;
+            }
+            let key = (obj.namespace().to_string(), obj.name().to_string());
+            if event.type_ == "ADDED" && known.get(&key) == Some(&obj.value) {
+                continue;
+            }
+            let header = !printed && !printer.no_headers;
+            let text = printer.one(&obj, ctx.clock.now(), header, printed)?;
+            ctx.print(&text)?;
+            printed = true;
+            if event.type_ == "DELETED" {
+                known.remove(&key);
+            } else {
+                known.insert(key, obj.value);
+            }
         }
-        let obj = Obj::decode(kind, event.object)?;
-        if name.is_some_and(|n| n != obj.name()) || selector.is_some_and(|(_, s)| !obj.matches(s)) {
-            continue;
-        }
-        let key = (obj.namespace().to_string(), obj.name().to_string());
-        let seen = initial.remove(&key);
-        if event.type_ == "ADDED" && seen.as_ref() == Some(&obj.value) {
-            continue;
-        }
-        let header = !printed && !printer.no_headers;
-        let text = printer.one(&obj, ctx.clock.now(), header, printed)?;
-        ctx.print(&text)?;
-        printed = true;
+        return Ok(());
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -628,6 +650,60 @@ mod tests {
             reported(&err),
             "error: the server doesn't have a resource type \"deployments\"\n"
         );
+    }
+
+    /// A watch that falls behind is ended by the server with ERROR 410 Expired: `get -w`
+    /// watches again and goes on, without printing again what did not change.
+    #[tokio::test]
+    async fn watch_continues_after_410_expired() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let opened = Arc::new(AtomicUsize::new(0));
+        let router = Router::new().route(
+            "/apis/batch/v1/namespaces/{ns}/jobs/{name}",
+            get(|| async { axum::Json(job_json("default", "pi", json!({"app": "x"}))) }),
+        );
+        let count = opened.clone();
+        let router = router.route(
+            "/apis/batch/v1/namespaces/{ns}/jobs",
+            get(move || {
+                let n = count.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    let with = |succeeded: i64| {
+                        let mut j = job_json("default", "pi", json!({"app": "x"}));
+                        j["status"]["succeeded"] = json!(succeeded);
+                        j
+                    };
+                    let expired = Status::failure(410, "Expired", "too old resource version");
+                    let events = if n == 0 {
+                        vec![
+                            json!({"type": "ADDED", "object": with(1)}),
+                            json!({"type": "MODIFIED", "object": with(2)}),
+                            json!({"type": "ERROR", "object": expired}),
+                        ]
+                    } else {
+                        vec![
+                            json!({"type": "ADDED", "object": with(2)}),
+                            json!({"type": "MODIFIED", "object": with(3)}),
+                        ]
+                    };
+                    let body: String = events.iter().map(|e| format!("{e}\n")).collect();
+                    (StatusCode::OK, body)
+                }
+            }),
+        );
+        let mut h = serve(router);
+        let mut a = args("jobs", Some("pi"));
+        a.watch = true;
+        run(&mut h.ctx(), a).await.unwrap();
+        let out = h.out();
+        let counts: Vec<&str> = out
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().nth(2))
+            .collect();
+        assert_eq!(counts, ["1/1", "2/1", "3/1"], "{out}");
+        assert_eq!(opened.load(Ordering::SeqCst), 2, "watched again once");
     }
 
     #[tokio::test]

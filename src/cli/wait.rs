@@ -164,6 +164,7 @@ async fn wait_until(
     );
     let mut connected = false;
     let mut poll = false;
+    let mut resume = false;
     loop {
         if poll {
             match timeout_at(deadline, check_once(ctx, ns, name, condition)).await {
@@ -185,6 +186,16 @@ async fn wait_until(
                     loop {
                         match timeout_at(deadline, lines.next_json::<WatchEvent<Value>>()).await {
                             Err(_) => return Ok(false),
+                            // The server ended the watch because this watcher fell behind
+                            // (410 Expired): watch again at once; it starts with the Job
+                            // as it is now.
+                            Ok(Ok(Some(event)))
+                                if event.type_ == "ERROR"
+                                    && event.object.get("code") == Some(&Value::from(410)) =>
+                            {
+                                resume = true;
+                                break;
+                            }
                             Ok(Ok(Some(event))) => {
                                 let this_job = event
                                     .object
@@ -208,7 +219,7 @@ async fn wait_until(
                     }
                 }
             }
-            if poll {
+            if poll || std::mem::take(&mut resume) {
                 continue;
             }
         }
@@ -273,6 +284,8 @@ mod tests {
         assert!(parse_timeout("soon").is_err());
     }
 
+    static EXPIRED_OPENS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
     /// Watch: the current object (running), then it fails, then (in another job) completes.
     fn router() -> Router {
         Router::new()
@@ -290,6 +303,15 @@ mod tests {
                             json!({"type": "MODIFIED", "object": job("other", &[("Complete", "True")])}),
                             json!({"type": "MODIFIED", "object": job("pi", &[("Complete", "True")])}),
                         ]
+                    } else if q.contains("metadata.name%3Dexpired") {
+                        // The first watch falls behind and is ended with 410; the next one
+                        // starts with the Job as it is now.
+                        if EXPIRED_OPENS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                            let s = Status::failure(410, "Expired", "too old resource version");
+                            vec![json!({"type": "ERROR", "object": s})]
+                        } else {
+                            vec![json!({"type": "ADDED", "object": job("expired", &[("Complete", "True")])})]
+                        }
                     } else if q.contains("metadata.name%3Dbad") {
                         vec![json!({"type": "MODIFIED", "object": job("bad", &[("FailureTarget", "True"), ("Failed", "True")])})]
                     } else {
@@ -320,6 +342,21 @@ mod tests {
                 namespace: "default".into(),
             },
         }
+    }
+
+    /// A watch ended with ERROR 410 is opened again at once, not after the 1 s retry pause
+    /// (which this timeout is shorter than).
+    #[tokio::test]
+    async fn a_watch_ended_with_410_is_opened_again_at_once() {
+        let mut h = serve(router());
+        run(
+            &mut h.ctx(),
+            args("job/expired", "condition=Complete", "800ms"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(h.out(), "job.batch/expired condition met\n");
+        assert_eq!(EXPIRED_OPENS.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

@@ -60,24 +60,26 @@ fn later(after: Duration) -> Instant {
 /// One broadcast channel per kind, so a change is turned into JSON only when somebody
 /// watches its kind: `jobvisor wait` watches one Job and must not cost every pod a copy.
 struct Watchers {
-    jobs: broadcast::Sender<Change>,
-    pods: broadcast::Sender<Change>,
-    events: broadcast::Sender<Change>,
+    jobs: broadcast::Sender<Arc<Change>>,
+    pods: broadcast::Sender<Arc<Change>>,
+    events: broadcast::Sender<Arc<Change>>,
 }
 
 impl Watchers {
-    /// Changes a slow watcher may fall behind by before it misses some (and is told so).
-    const BACKLOG: usize = 4096;
-
-    fn new() -> Watchers {
+    /// `backlog` (`api.watchBacklog`): changes a slow watcher may fall behind by before it
+    /// would miss some; its stream is then ended with a 410 `Expired` (`server.rs`). Sending
+    /// never waits for a receiver: a broadcast overwrites the oldest change.
+    fn new(backlog: usize) -> Watchers {
+        // `broadcast::channel` panics on 0 and on absurd sizes; a config value must not.
+        let backlog = backlog.clamp(1, 1 << 24);
         Watchers {
-            jobs: broadcast::channel(Self::BACKLOG).0,
-            pods: broadcast::channel(Self::BACKLOG).0,
-            events: broadcast::channel(Self::BACKLOG).0,
+            jobs: broadcast::channel(backlog).0,
+            pods: broadcast::channel(backlog).0,
+            events: broadcast::channel(backlog).0,
         }
     }
 
-    fn of(&self, kind: Kind) -> &broadcast::Sender<Change> {
+    fn of(&self, kind: Kind) -> &broadcast::Sender<Arc<Change>> {
         match kind {
             Kind::Job => &self.jobs,
             Kind::Pod => &self.pods,
@@ -90,8 +92,9 @@ impl Watchers {
     }
 
     fn send(&self, change: Change) {
-        // No receiver left is fine: the watch ended.
-        let _ = self.of(change.kind).send(change);
+        // Every receiver gets a clone of what was sent: one reference count, not a copy of
+        // the namespace and labels per watcher. No receiver left is fine: the watch ended.
+        let _ = self.of(change.kind).send(Arc::new(change));
     }
 }
 
@@ -185,6 +188,7 @@ pub fn load_config(opts: &DaemonOptions) -> anyhow::Result<(Config, Layout)> {
 pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let (cfg, layout) = load_config(&opts)?;
     init_tracing(&cfg.log.level);
+    raise_fd_limit();
     // The state directory is the store's to create (private, 0700); the manifests
     // directory only on a first start (see `source.rs`).
     std::fs::create_dir_all(&layout.logs)
@@ -207,7 +211,8 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     daemon.hint_tx = Some(hint_tx);
     let (req_tx, req_rx) = mpsc::channel(256);
     let listener = serve::bind(&daemon.layout.socket)?;
-    let server = tokio::spawn(crate::server::serve(listener, req_tx));
+    let limits = crate::server::Limits::from(&daemon.cfg.api);
+    let server = tokio::spawn(crate::server::serve(listener, req_tx, limits));
     daemon.recover();
     // Arms the watch and rescans; a missing directory is reported, never a start-up failure.
     daemon.check_source(true);
@@ -273,6 +278,25 @@ impl Signals {
     }
 }
 
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit, as Go programs (so the kubelet and
+/// containerd) do at start: the usual soft limit of 1024 is less than `api.maxConnections`
+/// plus the pipes and pidfds of the pods. Containers inherit the raised soft limit: unlike
+/// Go's os/exec, `posix_spawn` has no way to hand them the old one back (the supervision
+/// issue, which will set rlimits in the child, can).
+fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::debug!(from = soft, to = hard, "raised the open files limit"),
+            Err(e) => {
+                tracing::warn!(error = %e, soft, hard, "could not raise the open files limit")
+            }
+        },
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not read the open files limit"),
+    }
+}
+
 fn init_tracing(level: &str) {
     use std::io::IsTerminal;
     use tracing_subscriber::prelude::*;
@@ -311,7 +335,7 @@ impl Daemon {
         for p in problems {
             tracing::error!("{p}; skipped");
         }
-        let changes = Watchers::new();
+        let changes = Watchers::new(cfg.api.watch_backlog);
         Ok(Daemon {
             cfg,
             layout,

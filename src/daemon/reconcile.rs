@@ -1,8 +1,6 @@
 //! Carrying out controller decisions: pod starts and restarts, pod creation and deletion,
 //! status updates, events; and recording what the runtime reports.
 
-use std::sync::Arc;
-
 use jiff::Timestamp;
 
 use super::launch::launch;
@@ -614,14 +612,13 @@ impl Daemon {
             && let Ok(v) = serde_json::to_value(&event)
         {
             let ns = event.metadata.namespace().to_string();
-            self.publish(super::Change {
-                id: 0,
-                kind: Kind::Event,
-                namespace: ns,
-                labels: Default::default(),
-                type_: "ADDED",
-                object: Arc::new(v),
-            });
+            self.publish(super::Change::new(
+                Kind::Event,
+                ns,
+                Default::default(),
+                "ADDED",
+                v,
+            ));
         }
         self.world.push_event(event);
     }
@@ -638,14 +635,7 @@ impl Daemon {
         }
         if let Ok(v) = serde_json::to_value(object) {
             let labels = labels_of(&v);
-            self.publish(super::Change {
-                id: 0,
-                kind,
-                namespace: k.0.clone(),
-                labels,
-                type_: "DELETED",
-                object: Arc::new(v),
-            });
+            self.publish(super::Change::new(kind, k.0.clone(), labels, "DELETED", v));
         }
     }
 
@@ -671,14 +661,7 @@ impl Daemon {
             };
             if let Some(Ok(v)) = value {
                 let labels = labels_of(&v);
-                self.publish(super::Change {
-                    id: 0,
-                    kind,
-                    namespace: k.0.clone(),
-                    labels,
-                    type_,
-                    object: Arc::new(v),
-                });
+                self.publish(super::Change::new(kind, k.0.clone(), labels, type_, v));
             }
         }
     }

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use serde_json::Value;
 use tokio::sync::{broadcast, oneshot};
 
@@ -44,6 +45,10 @@ impl Kind {
 }
 
 /// One change to an object, for `?watch=true` streams.
+///
+/// The watch event's JSON line is made once, here, and shared by every stream (`Bytes` is a
+/// reference-counted slice): with 200 watchers, serializing per stream cost the Job 3x its
+/// throughput. `namespace`, `labels` and `object` stay for the streams' filters.
 #[derive(Debug, Clone)]
 pub struct Change {
     /// Set when published: increasing, so a watch skips changes its initial list holds.
@@ -53,7 +58,54 @@ pub struct Change {
     pub labels: Labels,
     /// `ADDED`, `MODIFIED` or `DELETED`.
     pub type_: &'static str,
+    /// What `fieldSelector` looks at.
     pub object: Arc<Value>,
+    /// `{"type":…,"object":…}\n`, as sent on the wire.
+    pub line: Bytes,
+}
+
+impl Change {
+    pub fn new(
+        kind: Kind,
+        namespace: String,
+        labels: Labels,
+        type_: &'static str,
+        object: Value,
+    ) -> Change {
+        let line = watch_line(type_, &object);
+        Change {
+            id: 0,
+            kind,
+            namespace,
+            labels,
+            type_,
+            object: Arc::new(object),
+            line,
+        }
+    }
+}
+
+/// One watch event as a newline-terminated JSON line.
+pub fn watch_line(type_: &str, object: &Value) -> Bytes {
+    #[derive(serde::Serialize)]
+    struct WatchEvent<'a> {
+        #[serde(rename = "type")]
+        type_: &'a str,
+        object: &'a Value,
+    }
+    let mut line = Vec::with_capacity(1024);
+    // A `Value` always serializes (its map keys are strings); the error arm is unreachable in
+    // practice, and an empty line is skipped by the streams rather than sent.
+    match serde_json::to_writer(&mut line, &WatchEvent { type_, object }) {
+        Ok(()) => {
+            line.push(b'\n');
+            Bytes::from(line)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "serializing a watch event");
+            Bytes::new()
+        }
+    }
 }
 
 /// `labelSelector` and `fieldSelector` of a list or watch.
@@ -85,6 +137,11 @@ impl Filter {
         Ok(Filter { labels, fields })
     }
 
+    /// Matches everything: no label or field selector.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty() && self.fields.is_empty()
+    }
+
     pub fn matches(&self, labels: &Labels, object: &Value) -> bool {
         self.labels.matches(labels)
             && self.fields.iter().all(|(path, want)| {
@@ -103,7 +160,7 @@ pub type Reply<T> = oneshot::Sender<Result<T, Status>>;
 pub struct ListReply {
     pub items: Vec<Value>,
     /// Subscribed in the same loop turn the items were read, so no change is missed.
-    pub watch: Option<broadcast::Receiver<Change>>,
+    pub watch: Option<broadcast::Receiver<Arc<Change>>>,
     /// The last change the items reflect: the watch skips changes up to this id.
     pub after: u64,
 }

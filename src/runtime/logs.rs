@@ -17,18 +17,21 @@
 //!   Go's RFC3339Nano does; every CRI parser accepts both). One timestamp per read batch: the
 //!   time the runtime received those bytes.
 //!
-//! **Reading** ([`read_log`], [`LogFollower`]) joins `P` records with the following records of
-//! the *same stream* up to its `F`, so a split line comes back whole even when the other stream
-//! wrote in between. `tail_lines` counts these logical lines (kubelet counts raw records, so a
-//! split line counts more than once there) and reads only the end of the file. Timestamps, when
-//! asked for, prefix each logical line with the time of its first record, like
-//! `kubectl logs --timestamps`. Records that do not parse are skipped, as kubelet does.
+//! **Reading** ([`LogReader`]) streams with a fixed-size buffer whatever the length of a line:
+//! the text of a `P` record goes out as it is read, and joining it with the rest of its line is
+//! just not writing a newline. Records of the other stream written while a line is unfinished
+//! are held back (up to 64 KiB) and follow that line, so a split line comes back whole. Lines
+//! therefore come out in the order they began. `tail_lines` counts logical lines (kubelet counts
+//! raw records, so a split line counts more than once there): the start of the last N is found
+//! by scanning backwards, then reading goes forward from there. Timestamps, when asked for,
+//! prefix each logical line with the time of its first record, like `kubectl logs
+//! --timestamps`. Records that do not parse are skipped, as kubelet does.
 //!
 //! Caveats: the reader uses blocking `std::fs` I/O (short reads of local files); call it from
 //! `spawn_blocking` in async code. There is no rotation: a file grows until its pod is deleted.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -37,10 +40,6 @@ use jiff::tz::Offset;
 
 /// Longest text one record carries; longer lines become `P` records plus a final `F`.
 pub const MAX_RECORD_TEXT: usize = 16 * 1024;
-
-/// The first window `tail_lines` reads from the end of a file; it grows 4x until it holds
-/// enough lines.
-const TAIL_WINDOW: u64 = 64 * 1024;
 
 /// `<logs_root>/pods/<ns>_<pod>_<uid>/<container>/<restart_count>.log`
 pub fn container_log_path(
@@ -249,120 +248,23 @@ fn split_space(s: &[u8]) -> Option<(&[u8], &[u8])> {
     Some((&s[..i], &s[i + 1..]))
 }
 
-/// A line as the user wrote it: `P` records joined with the rest of their line.
-struct Logical {
-    ts: Timestamp,
-    text: Vec<u8>,
-    /// false for a line whose stream ended (or has not yet continued) without a newline.
-    complete: bool,
-}
+/// Bytes a reader reads from the file at a time. What it holds is bounded by this and
+/// [`HOLD_MAX`], whatever the length of a line: text goes out as it is read.
+pub const READ_BUF: usize = 64 * 1024;
 
-struct Pending {
-    ts: Timestamp,
-    text: Vec<u8>,
-    /// Order of the first record, so unfinished lines of both streams come out in file order.
-    seq: u64,
-}
+/// Records of one stream held back while the other stream's line is unfinished (so a long
+/// line is not cut by what the other stream wrote meanwhile). Past this, the unfinished line
+/// is ended where it stands and continues on a line of its own.
+const HOLD_MAX: usize = 64 * 1024;
 
-/// Joins `P` records per stream.
-#[derive(Default)]
-struct Joiner {
-    pending: [Option<Pending>; 2],
-    seq: u64,
-}
+/// How far [`tail_start`] looks back past the lines it wants for the start of the other
+/// stream's unfinished line before it stops looking.
+const TAIL_LOOKBACK: u64 = 1 << 20;
 
-impl Joiner {
-    fn feed(&mut self, rec: Record<'_>, out: &mut Vec<(Stream, Logical)>) {
-        let slot = &mut self.pending[rec.stream.index()];
-        if rec.partial {
-            match slot {
-                Some(p) => p.text.extend_from_slice(rec.text),
-                None => {
-                    *slot = Some(Pending {
-                        ts: rec.ts,
-                        text: rec.text.to_vec(),
-                        seq: self.seq,
-                    });
-                    self.seq += 1;
-                }
-            }
-            return;
-        }
-        let line = match slot.take() {
-            Some(mut p) => {
-                p.text.extend_from_slice(rec.text);
-                Logical {
-                    ts: p.ts,
-                    text: p.text,
-                    complete: true,
-                }
-            }
-            None => Logical {
-                ts: rec.ts,
-                text: rec.text.to_vec(),
-                complete: true,
-            },
-        };
-        out.push((rec.stream, line));
-    }
-
-    fn pending_count(&self) -> usize {
-        self.pending.iter().flatten().count()
-    }
-
-    /// Forgets the oldest unfinished lines until at most `keep` remain.
-    fn keep_newest_pending(&mut self, keep: usize) {
-        while self.pending_count() > keep {
-            let oldest = (0..2)
-                .filter_map(|i| self.pending[i].as_ref().map(|p| (p.seq, i)))
-                .min();
-            match oldest {
-                Some((_, i)) => self.pending[i] = None,
-                None => break,
-            }
-        }
-    }
-
-    fn take_pending(&mut self) -> Vec<Logical> {
-        let mut lines: Vec<Pending> = self.pending.iter_mut().filter_map(Option::take).collect();
-        lines.sort_by_key(|p| p.seq);
-        lines
-            .into_iter()
-            .map(|p| Logical {
-                ts: p.ts,
-                text: p.text,
-                complete: false,
-            })
-            .collect()
-    }
-}
-
-/// Feeds the complete records of `buf` (each ending in `\n`) to `joiner`; returns how many
-/// bytes that consumed. An unfinished record at the end is left for the next read.
-fn feed_records(buf: &[u8], joiner: &mut Joiner, out: &mut Vec<(Stream, Logical)>) -> usize {
-    let mut consumed = 0;
-    while let Some(nl) = buf[consumed..].iter().position(|&b| b == b'\n') {
-        if let Some(rec) = parse_record(&buf[consumed..consumed + nl]) {
-            joiner.feed(rec, out);
-        }
-        consumed += nl + 1;
-    }
-    consumed
-}
-
-fn render(lines: &[Logical], timestamps: bool, out: &mut String) {
-    for (i, line) in lines.iter().enumerate() {
-        if timestamps {
-            out.push_str(&format_timestamp(line.ts));
-            out.push(' ');
-        }
-        out.push_str(&String::from_utf8_lossy(&line.text));
-        // Two unfinished lines (one per stream) still need a break between them.
-        if line.complete || i + 1 < lines.len() {
-            out.push('\n');
-        }
-    }
-}
+/// Most bytes one [`LogReader::read_chunk`] produces: the text of one buffer of records (a
+/// timestamp prefix is never longer than the record prefix it replaces), plus what was held
+/// back, plus a line break per record at most.
+pub const MAX_CHUNK: usize = 2 * READ_BUF + 2 * HOLD_MAX;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReadOptions {
@@ -372,79 +274,123 @@ pub struct ReadOptions {
     pub timestamps: bool,
 }
 
-/// The container's output as `kubectl logs` shows it: text only, split lines joined, an
-/// unfinished last line without its newline. A missing file reads as empty: the runtime
-/// creates it with the container's first output.
+/// The container's output as `kubectl logs` shows it, whole: for tests and small logs. The
+/// API streams with [`LogReader`] instead.
 pub fn read_log(path: &Path, opts: ReadOptions) -> io::Result<String> {
-    let (mut follower, mut text) = LogFollower::open(path, opts)?;
-    text.push_str(&follower.finish());
-    Ok(text)
+    let mut reader = LogReader::open(path, opts)?;
+    let mut out = Vec::new();
+    while reader.read_chunk(&mut out)? {}
+    reader.finish(&mut out);
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
-/// Reads a log file and then what gets appended to it, for `logs -f`.
+/// A record longer than the read buffer (never written by [`CriEncoder`], but a log file is
+/// just a file): its text is passed on as it is read.
+#[derive(Debug, Clone, Copy)]
+struct LongRecord {
+    partial: bool,
+    /// Not shown (unparsable, or before the `tailLines` start).
+    skip: bool,
+}
+
+/// Streams a log's text with a fixed-size buffer, for `logs`, `logs --tail` and `logs -f`.
 ///
-/// `open` returns what [`read_log`] would (minus an unfinished last line, which may still be
-/// continued); then call `poll` every 50-100 ms for the text of records appended since, and once
-/// the container has terminated and `poll` returned nothing, `finish` for an unfinished last
-/// line. Blocking I/O: call from `spawn_blocking` in async code. Until the file exists (the
-/// container has not written yet) there is nothing to read; each `poll` looks for it again.
-pub struct LogFollower {
+/// The text of a `P` record goes out as soon as it is read; joining a split line is just not
+/// writing a newline after it. The other stream's records that arrive while a line is
+/// unfinished are held back (up to [`HOLD_MAX`]) and shown after that line, so a split line
+/// comes back whole even when the other stream wrote in between. `tail_lines` counts logical
+/// lines from the end: [`LogReader::open`] finds where the last N begin by scanning backwards,
+/// then reading goes forward from there. Timestamps, when asked for, prefix the first chunk
+/// of each logical line with the time of its first record, like `kubectl logs --timestamps`.
+/// Records that do not parse are skipped, as kubelet does.
+///
+/// Call [`read_chunk`](Self::read_chunk) until it returns false (at the end of the file for
+/// now); for `logs -f`, again later for what was appended; once the container has ended and the
+/// file is drained, [`finish`](Self::finish). Blocking I/O: call from `spawn_blocking` in async
+/// code. A missing file reads as empty until it appears: the runtime creates it with the
+/// container's first output.
+pub struct LogReader {
     path: PathBuf,
     file: Option<File>,
-    /// Just past the last complete record read; an unfinished record is read again next time.
-    offset: u64,
+    /// File offset of the next byte to read; `buf` holds the bytes just before it.
+    pos: u64,
+    /// An unfinished record carried over to the next read (at most [`READ_BUF`]).
+    buf: Vec<u8>,
     timestamps: bool,
-    joiner: Joiner,
+    /// The stream whose line is unfinished: its text went out, its newline not yet.
+    open: Option<Stream>,
+    long: Option<LongRecord>,
+    /// Whole records (with their `\n`) of the other stream, held while `open` is set.
+    held: Vec<u8>,
+    /// `tail_lines`: a stream's records at or before this offset belong to earlier lines.
+    skip_through: [Option<u64>; 2],
+    /// `tail_lines` until [`LogReader::open`] has placed the start.
+    pending_tail: Option<usize>,
 }
 
-impl LogFollower {
-    pub fn open(path: &Path, opts: ReadOptions) -> io::Result<(LogFollower, String)> {
-        let mut follower = LogFollower {
+impl LogReader {
+    pub fn open(path: &Path, opts: ReadOptions) -> io::Result<LogReader> {
+        let mut reader = LogReader {
             path: path.to_owned(),
             file: None,
-            offset: 0,
+            pos: 0,
+            buf: Vec::new(),
             timestamps: opts.timestamps,
-            joiner: Joiner::default(),
+            open: None,
+            long: None,
+            held: Vec::new(),
+            skip_through: [None, None],
+            pending_tail: opts.tail_lines,
         };
-        let Some(file) = follower.file()? else {
-            return Ok((follower, String::new()));
-        };
-        let len = file
-            .metadata()
-            .map_err(|e| with_path(e, "stat", path))?
-            .len();
-        let lines = match opts.tail_lines {
-            None => follower
-                .read_new()
-                .map_err(|e| with_path(e, "read", path))?,
-            Some(n) => follower
-                .read_tail(len, n)
-                .map_err(|e| with_path(e, "read", path))?,
-        };
-        let mut text = String::new();
-        render(&lines, follower.timestamps, &mut text);
-        Ok((follower, text))
+        reader.position()?;
+        // No file yet: whatever it will hold is new, so none of it is cut by `tail_lines`.
+        reader.pending_tail = None;
+        Ok(reader)
     }
 
-    /// Text of the lines completed by records appended since the last call (may be empty).
-    pub fn poll(&mut self) -> io::Result<String> {
-        let lines = self.read_new()?;
-        let mut text = String::new();
-        render(&lines, self.timestamps, &mut text);
-        Ok(text)
-    }
-
-    /// The unfinished lines (a stream that ended without a newline); call once the container
-    /// has terminated and `poll` has drained the file.
-    pub fn finish(&mut self) -> String {
-        let mut text = String::new();
-        render(&self.joiner.take_pending(), self.timestamps, &mut text);
-        text
-    }
-
-    /// Byte offset just past the last complete record read.
+    /// Byte offset just past the last whole record read.
     pub fn offset(&self) -> u64 {
-        self.offset
+        self.pos - self.buf.len() as u64
+    }
+
+    /// Reads up to [`READ_BUF`] bytes of the file and appends their text (at most
+    /// [`MAX_CHUNK`] bytes) to `out`. `false` when there was nothing more to read.
+    pub fn read_chunk(&mut self, out: &mut Vec<u8>) -> io::Result<bool> {
+        let pos = self.pos;
+        let have = self.buf.len();
+        if self.file()?.is_none() {
+            return Ok(false);
+        }
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.resize(READ_BUF, 0);
+        let read = match &self.file {
+            Some(file) => file.read_at(&mut buf[have..], pos),
+            None => Ok(0),
+        };
+        let n = match read {
+            Ok(n) => n,
+            Err(e) => {
+                buf.truncate(have);
+                self.buf = buf;
+                return Err(with_path(e, "read", &self.path));
+            }
+        };
+        buf.truncate(have + n);
+        self.pos += n as u64;
+        let used = self.take_records(&buf, out);
+        buf.drain(..used);
+        self.buf = buf;
+        Ok(n > 0)
+    }
+
+    /// The end of the output, once the container has ended and the file was read to its end:
+    /// lines held back behind an unfinished one come out after it, on their own lines.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        while self.open.is_some() && !self.held.is_empty() {
+            out.push(b'\n');
+            self.open = None;
+            self.release_held(out);
+        }
     }
 
     /// The open file, opened now if it has appeared; `None` while it does not exist.
@@ -459,70 +405,295 @@ impl LogFollower {
         Ok(self.file.as_ref())
     }
 
-    fn read_new(&mut self) -> io::Result<Vec<Logical>> {
-        let offset = self.offset;
-        let Some(mut file) = self.file()? else {
-            return Ok(Vec::new());
+    /// Finds where the last `tail_lines` lines begin, if the file exists.
+    fn position(&mut self) -> io::Result<()> {
+        let Some(n) = self.pending_tail else {
+            return Ok(());
         };
-        let mut buf = Vec::new();
-        file.seek(SeekFrom::Start(offset))?;
-        file.read_to_end(&mut buf)?;
-        let mut out = Vec::new();
-        let consumed = feed_records(&buf, &mut self.joiner, &mut out);
-        self.offset += consumed as u64;
-        Ok(out.into_iter().map(|(_, l)| l).collect())
+        let path = self.path.clone();
+        let Some(file) = self.file()? else {
+            return Ok(());
+        };
+        let (pos, skip) = tail_start(file, n).map_err(|e| with_path(e, "read", &path))?;
+        self.pos = pos;
+        self.skip_through = skip;
+        self.pending_tail = None;
+        Ok(())
     }
 
-    /// Reads windows of growing size from the end until one holds `n` lines that surely
-    /// started inside it, then keeps the last `n` (unfinished lines count, and stay pending).
-    fn read_tail(&mut self, len: u64, n: usize) -> io::Result<Vec<Logical>> {
-        let mut window = TAIL_WINDOW.max((n as u64).saturating_mul(256));
-        loop {
-            let start = len.saturating_sub(window);
-            let mut buf = vec![0; (len - start) as usize];
-            let Some(file) = self.file()? else {
-                return Ok(Vec::new());
-            };
-            file.read_exact_at(&mut buf, start)?;
-            // Mid-file, the window starts inside some record: skip to the next one.
-            let skip = if start == 0 {
-                0
-            } else {
-                match buf.iter().position(|&b| b == b'\n') {
-                    Some(nl) => nl + 1,
-                    None => {
-                        window = window.saturating_mul(4);
-                        continue;
-                    }
+    /// Emits the text of the whole records at the start of `buf`; returns the bytes used. An
+    /// unfinished record is left for the next read, unless it fills the buffer (then its text
+    /// is streamed as a [`LongRecord`]).
+    fn take_records(&mut self, buf: &[u8], out: &mut Vec<u8>) -> usize {
+        let base = self.pos - buf.len() as u64;
+        let mut i = 0;
+        while i < buf.len() {
+            let nl = buf[i..].iter().position(|&b| b == b'\n');
+            if let Some(long) = self.long {
+                let end = nl.map_or(buf.len(), |nl| i + nl);
+                if !long.skip {
+                    out.extend_from_slice(&buf[i..end]);
                 }
-            };
-            let mut joiner = Joiner::default();
-            let mut lines = Vec::new();
-            let consumed = feed_records(&buf[skip..], &mut joiner, &mut lines);
-            let mut truncated_pending = false;
-            if start > 0 {
-                // Each stream's first line may have begun with `P` records before the window:
-                // drop it. If that first line is still unfinished, the window is too small.
-                for stream in [Stream::Stdout, Stream::Stderr] {
-                    match lines.iter().position(|(s, _)| *s == stream) {
-                        Some(i) => {
-                            lines.remove(i);
-                        }
-                        None => truncated_pending |= joiner.pending[stream.index()].is_some(),
-                    }
+                if nl.is_none() {
+                    return buf.len();
                 }
+                self.long = None;
+                if !long.skip && !long.partial {
+                    self.end_line(out);
+                }
+                i = end + 1;
+                continue;
             }
-            let have = lines.len() + joiner.pending_count();
-            if start == 0 || (have >= n && !truncated_pending) {
-                joiner.keep_newest_pending(n);
-                let complete = n - joiner.pending_count().min(n);
-                let drop = lines.len().saturating_sub(complete);
-                self.joiner = joiner;
-                self.offset = start + (skip + consumed) as u64;
-                return Ok(lines.into_iter().skip(drop).map(|(_, l)| l).collect());
+            match nl {
+                Some(nl) => {
+                    let raw = &buf[i..=i + nl];
+                    self.record(Some(base + i as u64), raw, out);
+                    i += nl + 1;
+                }
+                None if i == 0 && buf.len() >= READ_BUF => {
+                    self.start_long(base, buf, out);
+                    return buf.len();
+                }
+                None => break,
             }
-            window = window.saturating_mul(4);
         }
+        i
+    }
+
+    /// One whole record (`raw` ends with its `\n`); `offset` is `None` for a held record.
+    fn record(&mut self, offset: Option<u64>, raw: &[u8], out: &mut Vec<u8>) {
+        let Some(rec) = parse_record(&raw[..raw.len() - 1]) else {
+            return;
+        };
+        let s = rec.stream.index();
+        if let (Some(off), Some(skip)) = (offset, self.skip_through[s])
+            && off <= skip
+        {
+            return;
+        }
+        loop {
+            match self.open {
+                Some(open) if open != rec.stream => {
+                    if self.held.len() + raw.len() <= HOLD_MAX {
+                        self.held.extend_from_slice(raw);
+                        return;
+                    }
+                    // Held back too much: the unfinished line ends here and goes on later.
+                    out.push(b'\n');
+                    self.open = None;
+                    self.release_held(out);
+                }
+                _ => break,
+            }
+        }
+        self.start_text(rec.stream, rec.ts, out);
+        out.extend_from_slice(rec.text);
+        if !rec.partial {
+            self.end_line(out);
+        }
+    }
+
+    /// The head of a record too long for the buffer is in `buf`: stream its text from here.
+    fn start_long(&mut self, base: u64, buf: &[u8], out: &mut Vec<u8>) {
+        let Some(rec) = parse_record(buf) else {
+            self.long = Some(LongRecord {
+                partial: true,
+                skip: true,
+            });
+            return;
+        };
+        let skip = self.skip_through[rec.stream.index()].is_some_and(|b| base <= b);
+        self.long = Some(LongRecord {
+            partial: rec.partial,
+            skip,
+        });
+        if skip {
+            return;
+        }
+        // It cannot be held back: end the other stream's unfinished line first.
+        while self.open.is_some_and(|s| s != rec.stream) {
+            out.push(b'\n');
+            self.open = None;
+            self.release_held(out);
+        }
+        self.start_text(rec.stream, rec.ts, out);
+        out.extend_from_slice(rec.text);
+    }
+
+    /// Before text of `stream`: a timestamp if a new line starts; the line is open from now.
+    fn start_text(&mut self, stream: Stream, ts: Timestamp, out: &mut Vec<u8>) {
+        if self.open.is_none() && self.timestamps {
+            write_timestamp(ts, out);
+            out.push(b' ');
+        }
+        self.open = Some(stream);
+    }
+
+    /// The open line is complete: its newline, then what was held back behind it.
+    fn end_line(&mut self, out: &mut Vec<u8>) {
+        out.push(b'\n');
+        self.open = None;
+        self.release_held(out);
+    }
+
+    fn release_held(&mut self, out: &mut Vec<u8>) {
+        if self.held.is_empty() {
+            return;
+        }
+        let held = std::mem::take(&mut self.held);
+        let mut rest = &held[..];
+        while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
+            self.record(None, &rest[..=nl], out);
+            rest = &rest[nl + 1..];
+        }
+    }
+
+    #[cfg(test)]
+    fn held_bytes(&self) -> usize {
+        self.buf.capacity() + self.held.capacity()
+    }
+}
+
+/// Where to start reading for the last `n` logical lines, and per stream the offset of the
+/// last record before them that is not part of them.
+///
+/// Lines are ordered by where they end (their `F` record, or the last record of a stream that
+/// ended without a newline), which is the order the reader shows them in. Scans backwards
+/// record by record, keeping only a block of the file: it counts line ends until the `n`-th,
+/// then goes on until each stream's included line has its beginning (the previous `F` of that
+/// stream). A stream with no record after the `n`-th line end contributes nothing before it;
+/// one with no record for [`TAIL_LOOKBACK`] bytes is taken to begin its line there (else one
+/// stderr line at the end of a big stdout log would make `--tail` read all of it).
+fn tail_start(file: &File, n: usize) -> io::Result<(u64, [Option<u64>; 2])> {
+    let len = file.metadata()?.len();
+    let mut back = Backwards::new(file);
+    // Past the last newline is a record still being written: not a line yet.
+    let end = back.prev_newline(len)?.map_or(0, |p| p + 1);
+    if n == 0 {
+        return Ok((end, [None, None]));
+    }
+    let mut seen = [false; 2];
+    let mut count = 0;
+    let mut found = false;
+    let mut boundary: [Option<u64>; 2] = [None, None];
+    let mut done = [false; 2];
+    // Per stream, the offset of its last record seen below the n-th line end.
+    let mut last_at = [0u64; 2];
+    let mut rec_end = end;
+    while rec_end > 0 {
+        let start = back.prev_newline(rec_end - 1)?.map_or(0, |p| p + 1);
+        let head = back.head(start, rec_end - 1)?;
+        rec_end = start;
+        let Some((stream, partial)) = head else {
+            continue;
+        };
+        let s = stream.index();
+        let ends_line = !partial || !seen[s];
+        if !found {
+            seen[s] = true;
+            if ends_line {
+                count += 1;
+                if count == n {
+                    found = true;
+                    last_at = [start; 2];
+                    for t in 0..2 {
+                        if !seen[t] {
+                            // Its lines all end before this one.
+                            boundary[t] = Some(start);
+                            done[t] = true;
+                        }
+                    }
+                }
+            }
+        } else if !done[s] && !partial {
+            boundary[s] = Some(start);
+            done[s] = true;
+        } else {
+            last_at[s] = start;
+        }
+        if found {
+            for t in 0..2 {
+                if !done[t] && last_at[t].saturating_sub(start) > TAIL_LOOKBACK {
+                    // This stream wrote nothing for a long way back: take its line as
+                    // beginning after here rather than read the file to its start to be sure.
+                    boundary[t] = Some(start);
+                    done[t] = true;
+                }
+            }
+        }
+        if done[0] && done[1] {
+            break;
+        }
+    }
+    let from = if !found || boundary.iter().any(Option::is_none) {
+        0
+    } else {
+        boundary.iter().flatten().copied().min().unwrap_or(0)
+    };
+    Ok((from, if found { boundary } else { [None, None] }))
+}
+
+/// Reads a file backwards one block at a time, for [`tail_start`].
+struct Backwards<'a> {
+    file: &'a File,
+    block: Vec<u8>,
+    /// File offset of `block[0]`.
+    start: u64,
+}
+
+impl<'a> Backwards<'a> {
+    fn new(file: &'a File) -> Backwards<'a> {
+        Backwards {
+            file,
+            block: Vec::new(),
+            start: 0,
+        }
+    }
+
+    /// Makes the block hold the bytes just before `end` (up to [`READ_BUF`] of them).
+    fn load_before(&mut self, end: u64) -> io::Result<()> {
+        let start = end.saturating_sub(READ_BUF as u64);
+        self.block.resize((end - start) as usize, 0);
+        self.file.read_exact_at(&mut self.block, start)?;
+        self.start = start;
+        Ok(())
+    }
+
+    fn covers(&self, from: u64, to: u64) -> bool {
+        from >= self.start && to <= self.start + self.block.len() as u64
+    }
+
+    /// Offset of the last `\n` before `before`.
+    fn prev_newline(&mut self, mut before: u64) -> io::Result<Option<u64>> {
+        while before > 0 {
+            if !self.covers(before - 1, before) {
+                self.load_before(before)?;
+            }
+            let upto = (before - self.start) as usize;
+            if let Some(i) = self.block[..upto].iter().rposition(|&b| b == b'\n') {
+                return Ok(Some(self.start + i as u64));
+            }
+            before = self.start;
+        }
+        Ok(None)
+    }
+
+    /// Stream and `P` tag of the record at `[start, end)` (without its `\n`); `None` when it
+    /// does not parse.
+    fn head(&mut self, start: u64, end: u64) -> io::Result<Option<(Stream, bool)>> {
+        // The longest prefix: a timestamp (~35), "stderr", a tag, three spaces.
+        const HEAD: u64 = 64;
+        let to = end.min(start + HEAD);
+        let mut own = [0u8; HEAD as usize];
+        let bytes: &[u8] = if self.covers(start, to) {
+            let from = (start - self.start) as usize;
+            &self.block[from..from + (to - start) as usize]
+        } else {
+            let slice = &mut own[..(to - start) as usize];
+            self.file.read_exact_at(slice, start)?;
+            slice
+        };
+        Ok(parse_record(bytes).map(|r| (r.stream, r.partial)))
     }
 }
 
@@ -687,8 +858,10 @@ mod tests {
 
         let (_d, path) = write_file(&out);
         let text = read_log(&path, ReadOptions::default()).unwrap();
-        let expect = format!("between\n{}\n", String::from_utf8(long).unwrap());
-        assert_eq!(text, expect);
+        // The split line goes out as it is read; the other stream's line, written while it
+        // was unfinished, follows it.
+        let expect = format!("{}\nbetween\n", String::from_utf8(long).unwrap());
+        assert!(text == expect, "{} bytes: {:?}…", text.len(), &text[..40]);
     }
 
     #[test]
@@ -816,6 +989,13 @@ mod tests {
         assert_eq!(tail(&path, 1), "c");
     }
 
+    /// Everything `read_chunk` gives until it reports the end of the file for now.
+    fn drain(r: &mut LogReader) -> String {
+        let mut out = Vec::new();
+        while r.read_chunk(&mut out).unwrap() {}
+        String::from_utf8(out).unwrap()
+    }
+
     #[test]
     fn follower_sees_appended_complete_records_only() {
         let dir = tempfile::tempdir().unwrap();
@@ -825,7 +1005,7 @@ mod tests {
         enc.push(Stream::Stdout, b"one\n", ts(0), &mut out);
         std::fs::write(&path, &out).unwrap();
 
-        let (mut f, text) = LogFollower::open(
+        let mut f = LogReader::open(
             &path,
             ReadOptions {
                 tail_lines: Some(10),
@@ -833,8 +1013,8 @@ mod tests {
             },
         )
         .unwrap();
-        assert_eq!(text, "one\n");
-        assert_eq!(f.poll().unwrap(), "");
+        assert_eq!(drain(&mut f), "one\n");
+        assert_eq!(drain(&mut f), "");
 
         // A record written halfway is not read until its newline is there.
         out.clear();
@@ -850,16 +1030,22 @@ mod tests {
                 .unwrap();
         };
         append(head);
-        assert_eq!(f.poll().unwrap(), "");
+        assert_eq!(drain(&mut f), "");
         append(tail);
-        assert_eq!(f.poll().unwrap(), "two\n");
+        assert_eq!(drain(&mut f), "two\n");
 
         out.clear();
         enc.push(Stream::Stderr, b"end", ts(2), &mut out);
         enc.finish(Stream::Stderr, ts(3), &mut out);
         append(&out);
-        assert_eq!(f.poll().unwrap(), "", "unfinished line waits");
-        assert_eq!(f.finish(), "end");
+        assert_eq!(
+            drain(&mut f),
+            "end",
+            "an unfinished line goes out as it is read"
+        );
+        let mut rest = Vec::new();
+        f.finish(&mut rest);
+        assert!(rest.is_empty());
         assert_eq!(f.offset(), std::fs::metadata(&path).unwrap().len());
     }
 
@@ -869,18 +1055,152 @@ mod tests {
         let path = dir.path().join("c/0.log");
         assert_eq!(read_log(&path, ReadOptions::default()).unwrap(), "");
         let tail = ReadOptions {
-            tail_lines: Some(3),
+            tail_lines: Some(1),
             ..Default::default()
         };
-        let (mut f, first) = LogFollower::open(&path, tail).unwrap();
-        assert_eq!(first, "");
-        assert_eq!(f.poll().unwrap(), "");
+        let mut f = LogReader::open(&path, tail).unwrap();
+        assert_eq!(drain(&mut f), "");
         let mut out = Vec::new();
         let mut enc = CriEncoder::new();
-        enc.push(Stream::Stdout, b"late\n", ts(1), &mut out);
+        enc.push(Stream::Stdout, b"late\nlater\n", ts(1), &mut out);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, &out).unwrap();
-        assert_eq!(f.poll().unwrap(), "late\n");
+        assert_eq!(
+            drain(&mut f),
+            "late\nlater\n",
+            "all of it is new to a reader opened before the file existed"
+        );
+    }
+
+    /// A 20 MB line goes out in chunks no bigger than the bound, and the reader's own buffers
+    /// stay small, with and without `tail_lines` and timestamps; the chunks join to the line.
+    #[test]
+    fn a_huge_line_streams_through_a_fixed_buffer() {
+        let long: Vec<u8> = (0..20_000_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        let mut data = b"before\n".to_vec();
+        data.extend_from_slice(&long);
+        data.extend_from_slice(b"\nafter\n");
+        let out = encode(
+            &[
+                (Stream::Stdout, &data[..7_000_000]),
+                (Stream::Stderr, b"meanwhile\n"),
+                (Stream::Stdout, &data[7_000_000..]),
+            ],
+            true,
+        );
+        let (_d, path) = write_file(&out);
+        let long = String::from_utf8(long).unwrap();
+        for (opts, want) in [
+            (
+                ReadOptions::default(),
+                format!("before\n{long}\nmeanwhile\nafter\n"),
+            ),
+            (
+                ReadOptions {
+                    tail_lines: Some(3),
+                    timestamps: false,
+                },
+                format!("{long}\nmeanwhile\nafter\n"),
+            ),
+            (
+                ReadOptions {
+                    tail_lines: Some(3),
+                    timestamps: true,
+                },
+                format!(
+                    "{} {long}\n{} meanwhile\n{} after\n",
+                    format_timestamp(ts(0)),
+                    format_timestamp(ts(1)),
+                    format_timestamp(ts(2))
+                ),
+            ),
+        ] {
+            let mut r = LogReader::open(&path, opts).unwrap();
+            let mut all = Vec::new();
+            let mut chunks = 0;
+            let mut most = 0;
+            loop {
+                let mut chunk = Vec::new();
+                let more = r.read_chunk(&mut chunk).unwrap();
+                assert!(chunk.len() <= MAX_CHUNK, "chunk of {} bytes", chunk.len());
+                assert!(r.held_bytes() <= 4 * READ_BUF, "holds {}", r.held_bytes());
+                most = most.max(chunk.len());
+                all.extend_from_slice(&chunk);
+                chunks += 1;
+                if !more {
+                    break;
+                }
+            }
+            r.finish(&mut all);
+            assert!(chunks > 100, "{chunks} chunks, the largest {most} bytes");
+            assert!(all == want.as_bytes(), "{opts:?}: {} bytes", all.len());
+        }
+    }
+
+    #[test]
+    fn lines_of_the_other_stream_wait_for_an_unfinished_line_up_to_a_bound() {
+        // stderr writes more than the hold bound while a stdout line is unfinished: the
+        // stdout line is ended there and goes on, on a line of its own, after them.
+        let mut chunks: Vec<(Stream, Vec<u8>)> = vec![(Stream::Stdout, vec![b'x'; 20_000])];
+        let stderr_lines: Vec<String> = (0..3000).map(|i| format!("err {i}\n")).collect();
+        chunks.push((Stream::Stderr, stderr_lines.concat().into_bytes()));
+        chunks.push((Stream::Stdout, b"yy\n".to_vec()));
+        let refs: Vec<(Stream, &[u8])> = chunks.iter().map(|(s, d)| (*s, &d[..])).collect();
+        let (_d, path) = write_file(&encode(&refs, true));
+        let text = read_log(&path, ReadOptions::default()).unwrap();
+        let x16 = "x".repeat(MAX_RECORD_TEXT);
+        assert!(
+            text.starts_with(&format!("{x16}\nerr 0\n")),
+            "{}",
+            &text[..100]
+        );
+        let err_count = text.lines().filter(|l| l.starts_with("err ")).count();
+        assert_eq!(err_count, 3000, "nothing lost");
+        assert!(text.ends_with(&format!("{}yy\n", "x".repeat(20_000 - MAX_RECORD_TEXT))));
+    }
+
+    /// One stderr line after 20 MB of stdout: `tail` reads a bounded stretch of the file, not
+    /// all of it, and still finds both streams' last lines.
+    #[test]
+    fn tail_does_not_read_the_whole_file_for_the_other_streams_line() {
+        let mut data = Vec::new();
+        for i in 0..1_000_000 {
+            data.extend(format!("stdout line {i}\n").bytes());
+        }
+        let out = encode(
+            &[
+                (Stream::Stdout, &data),
+                (Stream::Stderr, b"the one error\n"),
+            ],
+            true,
+        );
+        assert!(out.len() > 20 << 20);
+        let (_d, path) = write_file(&out);
+        let file = File::open(&path).unwrap();
+        let (from, _) = tail_start(&file, 2).unwrap();
+        assert!(
+            out.len() as u64 - from <= 4 << 20,
+            "reads from {from} of {}",
+            out.len()
+        );
+        assert_eq!(tail(&path, 2), "stdout line 999999\nthe one error\n");
+    }
+
+    #[test]
+    fn tail_includes_the_other_streams_lines_that_end_within_it() {
+        let out = encode(
+            &[
+                (Stream::Stdout, b"1\n2\n"),
+                (Stream::Stderr, b"e1\n"),
+                (Stream::Stdout, b"3\n"),
+            ],
+            true,
+        );
+        let (_d, path) = write_file(&out);
+        assert_eq!(tail(&path, 1), "3\n");
+        assert_eq!(tail(&path, 2), "e1\n3\n");
+        assert_eq!(tail(&path, 3), "2\ne1\n3\n");
+        assert_eq!(tail(&path, 9), "1\n2\ne1\n3\n");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The socket speaks Kubernetes: REST paths, JSON objects, Status errors, watch streams.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
@@ -136,7 +136,10 @@ fn open_watch(d: &TestDaemon, path: &str) -> BufReader<UnixStream> {
 }
 
 /// Watch events read until `done` says so (chunk-size lines are skipped: not JSON objects).
-fn watch_events(reader: &mut BufReader<UnixStream>, done: impl Fn(&Value) -> bool) -> Vec<Value> {
+fn watch_events(
+    reader: &mut BufReader<UnixStream>,
+    mut done: impl FnMut(&Value) -> bool,
+) -> Vec<Value> {
     let mut events = Vec::new();
     let mut line = String::new();
     loop {
@@ -213,4 +216,286 @@ fn manifests_can_be_put_through_the_api() {
         Some("x"),
     );
     assert_eq!(code, 400);
+}
+
+/// A watcher whose client stops reading never holds the daemon up: the Job completes, a
+/// watcher that keeps reading gets every change, and the stuck one, once read again, is ended
+/// the way the API server ends a watch that fell behind: `ERROR` with a 410 `Expired` Status.
+#[test]
+fn a_watcher_that_stops_reading_is_ended_with_410_expired() {
+    const PODS: usize = 1000;
+    let d = TestDaemon::start_with(&format!("{FAST_CONFIG}api:\n  watchBacklog: 512\n"));
+    // Opened and then never read until the Job is done.
+    let mut stuck = open_watch(&d, "/api/v1/pods?watch=true");
+    let mut good = open_watch(&d, "/api/v1/pods?watch=true");
+    let reader = std::thread::spawn(move || {
+        // Each pod's last state as seen; done when every pod was seen counted and finished.
+        let mut last = std::collections::HashMap::<String, Value>::new();
+        let mut errors = Vec::new();
+        watch_events(&mut good, |ev| {
+            if ev["type"] == "ERROR" {
+                errors.push(ev.clone());
+                return true;
+            }
+            let name = ev["object"]["metadata"]["name"].as_str().unwrap_or("");
+            last.insert(name.to_string(), ev["object"].clone());
+            last.len() == PODS
+                && last.values().all(|p| {
+                    p["status"]["phase"] == "Succeeded" && p["metadata"]["finalizers"].is_null()
+                })
+        });
+        (last, errors)
+    });
+    d.drop_manifest(
+        "many.yaml",
+        &job_yaml(
+            "many",
+            "Never",
+            &["true"],
+            &format!("  completions: {PODS}\n  parallelism: 25\n"),
+        ),
+    );
+    d.wait_condition("many", "Complete", Duration::from_secs(300));
+    let (last, errors) = reader.join().unwrap();
+    assert!(
+        errors.is_empty(),
+        "the reading watcher was ended: {errors:?}"
+    );
+    assert_eq!(last.len(), PODS, "every pod seen by the reading watcher");
+
+    let events = watch_events(&mut stuck, |ev| ev["type"] == "ERROR");
+    let end = events.last().expect("events");
+    assert_eq!(end["type"], "ERROR", "{end:#}");
+    assert_eq!(end["object"]["kind"], "Status", "{end:#}");
+    assert_eq!(end["object"]["code"], 410, "{end:#}");
+    assert_eq!(end["object"]["reason"], "Expired", "{end:#}");
+    // Then the stream ends: the chunked body's last chunk follows.
+    let mut rest = String::new();
+    while stuck.read_line(&mut rest).unwrap() > 0 && !rest.contains("0\r\n\r\n") {}
+    assert!(rest.contains("0\r\n\r\n"), "{rest:?}");
+}
+
+/// Connection limits: past `api.maxConnections` a request is refused with 429 and a
+/// Kubernetes Status while `/healthz` still answers; watches count as connections but are
+/// never cut by the idle timeout, while an idle kept-alive connection is, which frees its slot.
+#[test]
+fn connections_past_the_cap_get_429_and_idle_ones_are_closed() {
+    let d = TestDaemon::start_with(&format!(
+        "{FAST_CONFIG}api:\n  maxConnections: 4\n  idleTimeout: 2s\n  headerReadTimeout: 10s\n"
+    ));
+    let mut watches: Vec<_> = (0..3)
+        .map(|_| open_watch(&d, "/apis/batch/v1/jobs?watch=true"))
+        .collect();
+    // The fourth: one request, then kept alive and idle.
+    let mut idle = UnixStream::connect(d.socket()).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    idle.write_all(b"GET /version HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("gitVersion") {
+        let n = idle.read(&mut buf).unwrap();
+        assert!(n > 0, "closed early");
+        got.extend_from_slice(&buf[..n]);
+    }
+
+    let (code, raw) = raw_http(&d, "GET /apis/batch/v1/jobs HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(code, 429, "{raw}");
+    assert!(raw.to_ascii_lowercase().contains("retry-after: 1"), "{raw}");
+    let body: Value = serde_json::from_str(raw.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(body["kind"], "Status", "{raw}");
+    assert_eq!(body["reason"], "TooManyRequests", "{raw}");
+    assert_eq!(body["code"], 429, "{raw}");
+    let (code, body) = d.http("GET", "/healthz", None);
+    assert_eq!(
+        (code, body.as_str()),
+        (200, "ok"),
+        "health answers past the cap"
+    );
+
+    // The idle connection is closed by the daemon once idle for 2s; the watches, which had
+    // been quiet even longer, are not.
+    let n = idle.read(&mut buf).unwrap();
+    assert_eq!(n, 0, "idle connection closed");
+    let (code, _) = d.http("GET", "/version", None);
+    assert_eq!(code, 200, "its slot was freed");
+    d.drop_manifest("seen.yaml", &job_yaml("seen", "Never", &["true"], ""));
+    for w in &mut watches {
+        let events = watch_events(w, |ev| ev["object"]["metadata"]["name"] == "seen");
+        assert_eq!(events.last().unwrap()["type"], "ADDED");
+    }
+}
+
+/// A connection that never sends a whole request head is closed after the header timeout.
+#[test]
+fn a_connection_without_a_request_head_is_closed() {
+    let d = TestDaemon::start_with(&format!("{FAST_CONFIG}api:\n  headerReadTimeout: 300ms\n"));
+    for partial in ["", "GET /version HTTP/1.1\r\nHost: loc"] {
+        let mut s = UnixStream::connect(d.socket()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s.write_all(partial.as_bytes()).unwrap();
+        let mut rest = Vec::new();
+        // Blocks until the daemon closes (or the 30 s read timeout fails the test).
+        let n = s.read_to_end(&mut rest).unwrap();
+        assert_eq!(
+            n,
+            0,
+            "closed without an answer: {:?}",
+            String::from_utf8_lossy(&rest)
+        );
+    }
+    let (code, _) = d.http("GET", "/version", None);
+    assert_eq!(code, 200);
+}
+
+/// Sends `request` as is on a new connection; the status code and the raw response.
+fn raw_http(d: &TestDaemon, request: &str) -> (u16, String) {
+    let mut s = UnixStream::connect(d.socket()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let code = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, raw)
+}
+
+/// The daemon's peak memory (`VmHWM`), in bytes.
+fn peak_memory(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+/// Reads an HTTP response body as it comes, keeping only its length and its last bytes.
+fn stream_body(d: &TestDaemon, path: &str) -> (usize, Vec<u8>) {
+    let mut s = UnixStream::connect(d.socket()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    let mut length = None;
+    loop {
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        assert!(!line.starts_with("HTTP/1.1 5"), "{line}");
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse::<usize>().ok();
+        }
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let mut total = 0;
+    let mut last = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut take = |r: &mut BufReader<UnixStream>, mut size: usize| {
+        total += size;
+        while size > 0 {
+            let n = size.min(buf.len());
+            r.read_exact(&mut buf[..n]).unwrap();
+            last.extend_from_slice(&buf[..n]);
+            let keep = last.len().saturating_sub(64);
+            last.drain(..keep);
+            size -= n;
+        }
+    };
+    match length {
+        Some(n) => take(&mut r, n),
+        None => loop {
+            line.clear();
+            r.read_line(&mut line).unwrap();
+            let size = usize::from_str_radix(line.trim(), 16).unwrap();
+            if size == 0 {
+                break;
+            }
+            take(&mut r, size);
+            r.read_line(&mut line).unwrap();
+        },
+    }
+    (total, last)
+}
+
+/// Reading a log whose line is 64 MB costs the daemon a fixed buffer, not the line: its peak
+/// memory grows by far less than the line while the log is read whole, with `tailLines` and
+/// with `timestamps`.
+#[test]
+fn reading_a_huge_line_keeps_the_daemons_memory_bounded() {
+    const LINE: usize = 64 << 20;
+    let d = TestDaemon::start();
+    let script = format!("head -c {LINE} /dev/zero | tr '\\0' x; echo; echo done");
+    d.drop_manifest(
+        "big.yaml",
+        &job_yaml("big", "Never", &["sh", "-c", &script], ""),
+    );
+    d.wait_condition("big", "Complete", Duration::from_secs(120));
+    let pod = d.pods_of("big")[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let log = format!("/api/v1/namespaces/default/pods/{pod}/log");
+    let before = peak_memory(d.pid());
+    let (total, last) = stream_body(&d, &log);
+    assert_eq!(total, LINE + "\ndone\n".len());
+    assert!(
+        last.ends_with(b"xxx\ndone\n"),
+        "{:?}",
+        String::from_utf8_lossy(&last)
+    );
+    let (total, last) = stream_body(&d, &format!("{log}?tailLines=2&timestamps=true"));
+    assert_eq!(
+        total,
+        LINE + 2 * "2026-11-27T10:11:12.123456789Z ".len() + "\ndone\n".len()
+    );
+    let last = String::from_utf8_lossy(&last);
+    assert!(
+        last.contains("xxx\n20") && last.ends_with("Z done\n"),
+        "{last:?}"
+    );
+    let grew = peak_memory(d.pid()).saturating_sub(before);
+    assert!(
+        grew < (LINE / 4) as u64,
+        "reading a {LINE}-byte line raised the daemon's peak memory by {grew} bytes"
+    );
+}
+
+/// Watches still filter by label and field selector now that events are serialized once: the
+/// other Job's events, which come first, must not show.
+#[test]
+fn watches_filter_by_label_and_field_selector() {
+    let d = TestDaemon::start();
+    let mut by_label = open_watch(&d, "/api/v1/pods?watch=true&labelSelector=job-name%3Da");
+    let mut by_field = open_watch(
+        &d,
+        "/apis/batch/v1/namespaces/default/jobs?watch=true&fieldSelector=metadata.name%3Da",
+    );
+    d.drop_manifest("b.yaml", &job_yaml("b", "Never", &["true"], ""));
+    d.wait_condition("b", "Complete", T);
+    d.drop_manifest("a.yaml", &job_yaml("a", "Never", &["true"], ""));
+    let pods = watch_events(&mut by_label, |ev| {
+        ev["object"]["status"]["phase"] == "Succeeded"
+    });
+    assert!(
+        pods.iter()
+            .all(|e| e["object"]["metadata"]["labels"]["job-name"] == "a"),
+        "{pods:#?}"
+    );
+    let jobs = watch_events(&mut by_field, |ev| has_condition(&ev["object"], "Complete"));
+    assert!(
+        jobs.iter().all(|e| e["object"]["metadata"]["name"] == "a"),
+        "{jobs:#?}"
+    );
 }
