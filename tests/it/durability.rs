@@ -88,6 +88,11 @@ fn a_full_disk_holds_new_starts_fails_health_and_recovers() {
         "healthz never failed: {last:?}"
     );
     assert!(last.1.contains("No space left on device"), "{last:?}");
+    let status = d.wait_notify(T, |m| m.starts_with("STATUS=store: "));
+    assert!(
+        status.as_deref().is_some_and(|s| s.contains("No space left")),
+        "{status:?}"
+    );
     let (code, ready) = d.http("GET", "/readyz", None);
     assert_eq!(code, 500, "{ready}");
     assert!(ready.contains("store: "), "{ready}");
@@ -107,6 +112,10 @@ fn a_full_disk_holds_new_starts_fails_health_and_recovers() {
     assert!(
         wait_until(T, || d.http("GET", "/healthz", None).0 == 200),
         "health never recovered"
+    );
+    assert_eq!(
+        d.wait_notify(T, |m| m.starts_with("STATUS=")).as_deref(),
+        Some("STATUS=ready")
     );
     d.wait_condition("new", "Complete", T);
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ran\n");

@@ -31,6 +31,8 @@ pub struct TestDaemon {
     child: Option<Child>,
     /// Extra environment for every daemon process this starts (test-only store modes).
     env: Vec<(String, String)>,
+    /// systemd's notify socket as the daemon sees it: READY=1, STATUS=…
+    notify: Option<UnixDatagram>,
 }
 
 impl TestDaemon {
@@ -57,6 +59,7 @@ impl TestDaemon {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            notify: None,
         };
         d.spawn();
         d
@@ -94,6 +97,23 @@ impl TestDaemon {
                 Err(e) => panic!("daemon never became ready: {e}\n{}", self.daemon_log()),
             }
         }
+        self.notify = Some(notify);
+    }
+
+    /// The next message to systemd's notify socket that `wanted` accepts, within `timeout`.
+    pub fn wait_notify(&self, timeout: Duration, wanted: impl Fn(&str) -> bool) -> Option<String> {
+        let notify = self.notify.as_ref()?;
+        let deadline = Instant::now() + timeout;
+        let mut buf = [0u8; 1024];
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            notify.set_read_timeout(Some(left.max(Duration::from_millis(1)))).ok()?;
+            let n = notify.recv(&mut buf).ok()?;
+            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if wanted(&msg) {
+                return Some(msg);
+            }
+        }
+        None
     }
 
     /// Starts the daemon without waiting for it to be ready (to crash it while it starts).
