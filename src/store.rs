@@ -197,7 +197,7 @@ impl Store {
             .mode(STATE_FILE_MODE)
             .open(&journal_path)
             .map_err(io("opening", &journal_path))?;
-        private_file(&journal_path)?;
+        make_private(&journal_path, STATE_FILE_MODE)?;
         // The journal's (and a new state directory's) entries must survive a power loss too.
         sync_dir(dir)?;
         if let Some(parent) = dir.parent() {
@@ -323,25 +323,17 @@ fn private_dir(dir: &Path) -> Result<(), StoreError> {
         .mode(STATE_DIR_MODE)
         .create(dir)
         .map_err(io("creating", dir))?;
-    let mode = std::fs::metadata(dir)
-        .map_err(io("reading", dir))?
-        .permissions()
-        .mode();
-    if mode & 0o077 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(STATE_DIR_MODE))
-            .map_err(io("making private", dir))?;
-    }
-    Ok(())
+    make_private(dir, STATE_DIR_MODE)
 }
 
-/// Makes an existing state file 0600 (an older release wrote 0644).
-fn private_file(path: &Path) -> Result<(), StoreError> {
-    let mode = std::fs::metadata(path)
+/// Takes group and other bits away from what an older release made 0755/0644.
+fn make_private(path: &Path, mode: u32) -> Result<(), StoreError> {
+    let current = std::fs::metadata(path)
         .map_err(io("reading", path))?
         .permissions()
         .mode();
-    if mode & 0o077 != 0 {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(STATE_FILE_MODE))
+    if current & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
             .map_err(io("making private", path))?;
     }
     Ok(())
