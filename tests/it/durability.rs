@@ -90,7 +90,9 @@ fn a_full_disk_holds_new_starts_fails_health_and_recovers() {
     assert!(last.1.contains("No space left on device"), "{last:?}");
     let status = d.wait_notify(T, |m| m.starts_with("STATUS=store: "));
     assert!(
-        status.as_deref().is_some_and(|s| s.contains("No space left")),
+        status
+            .as_deref()
+            .is_some_and(|s| s.contains("No space left")),
         "{status:?}"
     );
     let (code, ready) = d.http("GET", "/readyz", None);

@@ -106,7 +106,9 @@ impl TestDaemon {
         let deadline = Instant::now() + timeout;
         let mut buf = [0u8; 1024];
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            notify.set_read_timeout(Some(left.max(Duration::from_millis(1)))).ok()?;
+            notify
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .ok()?;
             let n = notify.recv(&mut buf).ok()?;
             let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
             if wanted(&msg) {
