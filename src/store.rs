@@ -54,16 +54,17 @@ pub enum StoreError {
     #[error("state {path} is corrupt: {message}")]
     Corrupt { path: PathBuf, message: String },
     #[error(
-        "state {path} is corrupt at byte offset {offset}: {message}; {later} later record(s) \
-         follow it, so this is not a torn tail from a crash. Nothing was changed. Keep a copy of \
-         the state directory, then run `jobvisor recover-state` (with the same --root/--config) \
-         to keep the {good} good record(s) before the offset and move the damaged journal aside \
-         to {aside}; the records from the offset on are then lost"
+        "state {path} is corrupt at byte offset {offset}: {message}; {why}. Nothing was \
+         changed. Keep a copy of the state directory, then run `jobvisor recover-state` (with \
+         the same --root/--config) to keep the {good} good record(s) before the offset and move \
+         the damaged journal aside to {aside}; the records from the offset on are then lost"
     )]
     CorruptRecord {
         path: PathBuf,
         offset: u64,
         message: String,
+        /// Why this is not a torn tail.
+        why: String,
         good: usize,
         later: usize,
         aside: PathBuf,
@@ -406,34 +407,76 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, serde_json::Error> {
     Ok(out)
 }
 
-/// Checks a record's checksum (if it has one) and parses it. `None` of the checksum means a
-/// record from before checksums, accepted if it parses.
-fn decode<T: serde::de::DeserializeOwned>(record: &[u8]) -> Result<T, String> {
+/// What is wrong with a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Damage {
+    /// No newline: the write was cut short.
+    Incomplete,
+    /// Not JSON (garbage, zeros): what a cut-short or half-persisted write leaves.
+    Unreadable(String),
+    /// Readable JSON whose checksum does not match: changed after it was written.
+    ChecksumMismatch { stored: String, computed: u32 },
+    /// No checksum after records that had one: its trailer was damaged.
+    MissingChecksum,
+}
+
+impl Damage {
+    /// Whether a crash or power loss in the middle of writing this record can explain it.
+    /// A complete, readable record with a wrong checksum cannot: it was damaged later, and
+    /// may have been reported.
+    fn can_be_torn(&self) -> bool {
+        matches!(self, Damage::Incomplete | Damage::Unreadable(_))
+    }
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Damage::Incomplete => write!(f, "incomplete record (no newline)"),
+            Damage::Unreadable(e) => write!(f, "unreadable record: {e}"),
+            Damage::ChecksumMismatch { stored, computed } => {
+                write!(f, "checksum mismatch (stored {stored}, computed {computed:08x})")
+            }
+            Damage::MissingChecksum => {
+                write!(f, "record without a checksum after records that have one")
+            }
+        }
+    }
+}
+
+/// Parses a record and checks its checksum if it has one; `checksummed` says whether the
+/// records before it had one (records of jobvisor 0.1.0 have none).
+fn decode<T: serde::de::DeserializeOwned>(
+    record: &[u8],
+    checksummed: bool,
+) -> Result<(T, bool), Damage> {
+    let parsed: Result<T, Damage> =
+        serde_json::from_slice(record).map_err(|e| Damage::Unreadable(e.to_string()));
     let n = record.len();
     let trailer = n
         .checked_sub(CRC_TRAILER)
         .map(|at| (at, &record[at..]))
         .filter(|(_, t)| t.starts_with(b",\"crc\":\"") && t.ends_with(b"\"}"));
-    if let Some((at, t)) = trailer {
-        let want = std::str::from_utf8(&t[8..16])
-            .ok()
-            .and_then(|h| u32::from_str_radix(h, 16).ok())
-            .ok_or("malformed checksum")?;
-        let got = crc_of(&record[..at]);
-        if got != want {
-            return Err(format!(
-                "checksum mismatch (stored {want:08x}, computed {got:08x})"
-            ));
-        }
+    let Some((at, t)) = trailer else {
+        return match parsed {
+            Ok(_) if checksummed => Err(Damage::MissingChecksum),
+            other => other.map(|v| (v, false)),
+        };
+    };
+    let stored = String::from_utf8_lossy(&t[8..16]).into_owned();
+    let computed = crc_of(&record[..at]);
+    let value = parsed?;
+    if u32::from_str_radix(&stored, 16).ok() != Some(computed) {
+        return Err(Damage::ChecksumMismatch { stored, computed });
     }
-    serde_json::from_slice(record).map_err(|e| format!("unreadable record: {e}"))
+    Ok((value, true))
 }
 
 /// One journal record as found on disk.
 struct Found {
     offset: u64,
     len: u64,
-    result: Result<JournalLine, String>,
+    result: Result<JournalLine, Damage>,
 }
 
 /// Reads every record of a journal: complete ones are checked, an incomplete last line is
@@ -447,6 +490,7 @@ fn scan_journal(path: &Path) -> Result<Vec<Found>, StoreError> {
     let mut reader = BufReader::new(file);
     let (mut offset, mut found) = (0u64, Vec::new());
     let mut line = Vec::new();
+    let mut checksummed = false;
     loop {
         line.clear();
         let n = reader
@@ -456,8 +500,11 @@ fn scan_journal(path: &Path) -> Result<Vec<Found>, StoreError> {
             break;
         }
         let result = match line.strip_suffix(b"\n") {
-            Some(record) => decode::<JournalLine>(record),
-            None => Err("incomplete record (no newline)".to_string()),
+            Some(record) => decode::<JournalLine>(record, checksummed).map(|(batch, crc)| {
+                checksummed |= crc;
+                batch
+            }),
+            None => Err(Damage::Incomplete),
         };
         found.push(Found {
             offset,
@@ -503,7 +550,8 @@ fn load_snapshot(dir: &Path) -> Result<(Objects, u64), StoreError> {
         ),
     };
     let trimmed = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
-    let snap: Snapshot = decode(trimmed).map_err(corrupt)?;
+    let (snap, _): (Snapshot, bool) =
+        decode(trimmed, false).map_err(|d| corrupt(d.to_string()))?;
     if snap.version != FORMAT_VERSION {
         return Err(StoreError::Corrupt {
             path: snap_path,
@@ -527,15 +575,24 @@ fn load(dir: &Path) -> Result<(Objects, u64), StoreError> {
     for (i, f) in found.into_iter().enumerate() {
         let batch = match f.result {
             Ok(batch) => batch,
-            Err(message) if i + 1 == count => {
-                move_torn_tail(dir, f.offset, &message)?;
+            Err(damage) if i + 1 == count && damage.can_be_torn() => {
+                move_torn_tail(dir, f.offset, &damage.to_string())?;
                 break;
             }
-            Err(message) => {
+            Err(damage) => {
+                let later = count - i - 1;
+                let why = if later > 0 {
+                    format!("{later} later record(s) follow it, so it is not a torn tail from a crash")
+                } else {
+                    "a crash cannot leave a whole record like this, so it was damaged after it \
+                     was written (and may have been reported)"
+                        .to_string()
+                };
                 return Err(StoreError::CorruptRecord {
                     path: journal_path,
                     offset: f.offset,
-                    message,
+                    message: damage.to_string(),
+                    why,
                     good: i,
                     later: count - i - 1,
                     aside: corrupt_path(dir, f.offset),
@@ -602,10 +659,13 @@ pub fn recover(dir: &Path) -> Result<Recovered, StoreError> {
     let path = dir.join(JOURNAL);
     let found = scan_journal(&path)?;
     let count = found.len();
+    let torn_tail = |i: usize, f: &Found| {
+        i + 1 == count && f.result.as_ref().is_err_and(Damage::can_be_torn)
+    };
     let Some(bad) = found
         .iter()
-        .position(|f| f.result.is_err())
-        .filter(|&i| i + 1 < count)
+        .enumerate()
+        .position(|(i, f)| f.result.is_err() && !torn_tail(i, f))
     else {
         return Ok(Recovered::Clean);
     };
@@ -977,25 +1037,46 @@ mod tests {
     }
 
     #[test]
-    fn a_last_record_failing_its_checksum_is_a_torn_tail() {
+    fn a_last_record_cut_short_or_unreadable_is_a_torn_tail() {
+        for tail in ["cut", "zeros"] {
+            let dir = tempfile::tempdir().unwrap();
+            write_batches(dir.path(), 3);
+            let mut lines = journal_lines(dir.path());
+            // What a power loss can leave of the last write: part of it, or unwritten blocks.
+            lines[2] = match tail {
+                "cut" => lines[2][..lines[2].len() / 2].to_string(),
+                _ => "\0".repeat(lines[2].len()),
+            };
+            set_journal_lines(dir.path(), &lines, tail == "zeros");
+            let (_s, objs) = Store::open(dir.path(), StoreOptions::new(1 << 20)).unwrap();
+            assert_eq!(keys(&objs).len(), 2, "{tail}: the torn record is not applied");
+            assert!(
+                std::fs::read_dir(dir.path()).unwrap().any(|e| e
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("journal.torn-")),
+                "{tail}"
+            );
+        }
+    }
+
+    /// A whole, readable last record whose checksum fails was changed after it was written
+    /// (it may have been reported): corruption, not a torn tail.
+    #[test]
+    fn a_readable_last_record_failing_its_checksum_is_corruption() {
         let dir = tempfile::tempdir().unwrap();
         write_batches(dir.path(), 3);
         let mut lines = journal_lines(dir.path());
-        // Complete and parseable, but not what was written: a power loss can leave this.
         lines[2] = lines[2].replace("\"v\":2", "\"v\":7");
         set_journal_lines(dir.path(), &lines, true);
-        let (_s, objs) = Store::open(dir.path(), StoreOptions::new(1 << 20)).unwrap();
-        assert_eq!(
-            keys(&objs).len(),
-            2,
-            "the damaged last record is not applied"
-        );
-        assert!(std::fs::read_dir(dir.path()).unwrap().any(|e| {
-            e.unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with("journal.torn-")
-        }));
+        let err = Store::open(dir.path(), StoreOptions::new(1 << 20))
+            .err()
+            .expect("loaded a damaged record");
+        let msg = err.to_string();
+        assert!(msg.contains("checksum mismatch"), "{msg}");
+        assert!(msg.contains("damaged after it was written"), "{msg}");
+        assert!(matches!(recover(dir.path()).unwrap(), Recovered::Cut { kept: 2, .. }));
     }
 
     #[test]
