@@ -55,6 +55,13 @@ pub struct Api {
     /// `http.DefaultTransport` keep-alive).
     #[serde(deserialize_with = "duration")]
     pub idle_timeout: Duration,
+    /// A request must be answered (its body read, the answer computed) within this, else it
+    /// gets `504 Timeout`: a client that sends a head and then never its body cannot hold a
+    /// connection forever. Watches and `logs -f` are answered at once; their streaming bodies
+    /// are not limited. Default 60s, the kube-apiserver's
+    /// `--request-timeout` for non-long-running requests.
+    #[serde(deserialize_with = "duration")]
+    pub request_timeout: Duration,
     /// Changes a watch stream may fall behind by. A watcher further behind (its client stopped
     /// reading) is ended the way the API server ends it: an `ERROR` event with a 410 `Expired`
     /// Status, so the client lists again. The daemon never waits for a watcher.
@@ -67,6 +74,7 @@ impl Default for Api {
             max_connections: 400,
             header_read_timeout: Duration::from_secs(32),
             idle_timeout: Duration::from_secs(90),
+            request_timeout: Duration::from_secs(60),
             watch_backlog: 4096,
         }
     }

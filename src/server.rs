@@ -44,7 +44,30 @@ pub use connections::Limits;
 /// Serves the API on `listener` until the task is dropped, within `limits`.
 pub async fn serve(listener: UnixListener, tx: mpsc::Sender<Request>, limits: Limits) {
     let api = Api { tx };
-    connections::accept_loop(listener, router(api.clone()), overload_router(api), limits).await;
+    let app = router(api.clone()).layer(axum::middleware::from_fn_with_state(
+        limits.request_timeout,
+        request_timeout,
+    ));
+    connections::accept_loop(listener, app, overload_router(api), limits).await;
+}
+
+/// `api.requestTimeout`: a request must be answered (its body read, the daemon's answer
+/// received) within it, else `504` with reason `Timeout`, as the kube-apiserver's timeout
+/// filter answers. A watch or `logs -f` is answered at once and then streams its body, which
+/// this does not limit.
+async fn request_timeout(
+    State(limit): State<Duration>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => status_response(Status::failure(
+            504,
+            "Timeout",
+            "Timeout: request did not complete within the allotted timeout",
+        )),
+    }
 }
 
 /// What a connection past `api.maxConnections` gets: health checks still answer, anything

@@ -435,7 +435,10 @@ impl std::fmt::Display for Damage {
             Damage::Incomplete => write!(f, "incomplete record (no newline)"),
             Damage::Unreadable(e) => write!(f, "unreadable record: {e}"),
             Damage::ChecksumMismatch { stored, computed } => {
-                write!(f, "checksum mismatch (stored {stored}, computed {computed:08x})")
+                write!(
+                    f,
+                    "checksum mismatch (stored {stored}, computed {computed:08x})"
+                )
             }
             Damage::MissingChecksum => {
                 write!(f, "record without a checksum after records that have one")
@@ -550,8 +553,7 @@ fn load_snapshot(dir: &Path) -> Result<(Objects, u64), StoreError> {
         ),
     };
     let trimmed = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
-    let (snap, _): (Snapshot, bool) =
-        decode(trimmed, false).map_err(|d| corrupt(d.to_string()))?;
+    let (snap, _): (Snapshot, bool) = decode(trimmed, false).map_err(|d| corrupt(d.to_string()))?;
     if snap.version != FORMAT_VERSION {
         return Err(StoreError::Corrupt {
             path: snap_path,
@@ -582,7 +584,9 @@ fn load(dir: &Path) -> Result<(Objects, u64), StoreError> {
             Err(damage) => {
                 let later = count - i - 1;
                 let why = if later > 0 {
-                    format!("{later} later record(s) follow it, so it is not a torn tail from a crash")
+                    format!(
+                        "{later} later record(s) follow it, so it is not a torn tail from a crash"
+                    )
                 } else {
                     "a crash cannot leave a whole record like this, so it was damaged after it \
                      was written (and may have been reported)"
@@ -659,9 +663,8 @@ pub fn recover(dir: &Path) -> Result<Recovered, StoreError> {
     let path = dir.join(JOURNAL);
     let found = scan_journal(&path)?;
     let count = found.len();
-    let torn_tail = |i: usize, f: &Found| {
-        i + 1 == count && f.result.as_ref().is_err_and(Damage::can_be_torn)
-    };
+    let torn_tail =
+        |i: usize, f: &Found| i + 1 == count && f.result.as_ref().is_err_and(Damage::can_be_torn);
     let Some(bad) = found
         .iter()
         .enumerate()
@@ -1049,7 +1052,11 @@ mod tests {
             };
             set_journal_lines(dir.path(), &lines, tail == "zeros");
             let (_s, objs) = Store::open(dir.path(), StoreOptions::new(1 << 20)).unwrap();
-            assert_eq!(keys(&objs).len(), 2, "{tail}: the torn record is not applied");
+            assert_eq!(
+                keys(&objs).len(),
+                2,
+                "{tail}: the torn record is not applied"
+            );
             assert!(
                 std::fs::read_dir(dir.path()).unwrap().any(|e| e
                     .unwrap()
@@ -1076,7 +1083,10 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("checksum mismatch"), "{msg}");
         assert!(msg.contains("damaged after it was written"), "{msg}");
-        assert!(matches!(recover(dir.path()).unwrap(), Recovered::Cut { kept: 2, .. }));
+        assert!(matches!(
+            recover(dir.path()).unwrap(),
+            Recovered::Cut { kept: 2, .. }
+        ));
     }
 
     #[test]

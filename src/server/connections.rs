@@ -54,6 +54,7 @@ pub struct Limits {
     pub max_connections: usize,
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
+    pub request_timeout: Duration,
 }
 
 impl From<&crate::config::Api> for Limits {
@@ -62,6 +63,7 @@ impl From<&crate::config::Api> for Limits {
             max_connections: c.max_connections,
             header_read_timeout: c.header_read_timeout,
             idle_timeout: c.idle_timeout,
+            request_timeout: c.request_timeout,
         }
     }
 }

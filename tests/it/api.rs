@@ -349,6 +349,39 @@ fn a_connection_without_a_request_head_is_closed() {
     assert_eq!(code, 200);
 }
 
+/// A body that never comes cannot hold a connection: past `api.requestTimeout` the request
+/// is answered 504 Timeout. A watch, which is long-running, is not cut by it.
+#[test]
+fn a_request_whose_body_never_comes_times_out_but_a_watch_does_not() {
+    let d = TestDaemon::start_with(&format!("{FAST_CONFIG}api:\n  requestTimeout: 300ms\n"));
+    let mut watch = UnixStream::connect(d.socket()).unwrap();
+    watch
+        .write_all(b"GET /apis/batch/v1/jobs?watch=true HTTP/1.1\r\nHost: l\r\n\r\n")
+        .unwrap();
+    let (code, raw) = raw_http(
+        &d,
+        "PUT /apis/jobvisor.io/v1/manifests/x.yaml HTTP/1.1\r\nHost: l\r\nContent-Length: 1000\r\n\r\nab",
+    );
+    assert_eq!(code, 504, "{raw}");
+    assert!(raw.contains("\"reason\":\"Timeout\""), "{raw}");
+    // Past the timeout, the watch still streams: a new Job shows on it.
+    d.drop_manifest("late.yaml", &job_yaml("late", "Never", &["true"], ""));
+    watch
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("\"name\":\"late\"") {
+        let n = watch.read(&mut buf).expect("the watch was cut");
+        assert!(
+            n > 0,
+            "the watch was closed: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+}
+
 /// Sends `request` as is on a new connection; the status code and the raw response.
 fn raw_http(d: &TestDaemon, request: &str) -> (u16, String) {
     let mut s = UnixStream::connect(d.socket()).unwrap();
