@@ -328,12 +328,15 @@ impl Daemon {
                 let _ = durability_tx.send(d);
             }),
         };
-        let (store, objects) = Store::open(&layout.state, opts)
+        let (mut store, objects) = Store::open(&layout.state, opts)
             .with_context(|| format!("opening state in {}", layout.state.display()))?;
         let gate = durable::Gate::new(store.covering_seq());
-        let (world, problems) = World::from_objects(&objects);
+        let (mut world, problems) = World::from_objects(&objects);
         for p in problems {
             tracing::error!("{p}; skipped");
+        }
+        for key in world.rebase_manifests(&layout.manifests) {
+            store.touch(key);
         }
         let changes = Watchers::new(cfg.api.watch_backlog);
         Ok(Daemon {

@@ -125,6 +125,44 @@ impl World {
         (w, problems)
     }
 
+    /// Manifest records kept under another directory — the root was moved or restored
+    /// elsewhere, or `paths.manifests` changed — follow their file name into `dir`, with the
+    /// Jobs they define. Without this every file would conflict with its own old record,
+    /// which no rescan ever looks at again. Returns the store keys that changed.
+    pub fn rebase_manifests(&mut self, dir: &std::path::Path) -> Vec<String> {
+        let strays: Vec<PathBuf> = self
+            .manifests
+            .keys()
+            .filter(|p| p.parent() != Some(dir))
+            .cloned()
+            .collect();
+        let mut changed = Vec::new();
+        for old in strays {
+            let Some(name) = old.file_name() else {
+                continue;
+            };
+            let new = dir.join(name);
+            if self.manifests.contains_key(&new) {
+                continue;
+            }
+            let Some(mut rec) = self.manifests.remove(&old) else {
+                continue;
+            };
+            rec.file.path = new.display().to_string();
+            for k in &rec.jobs {
+                if let Some(job) = self.jobs.get_mut(k).filter(|j| j.source == old) {
+                    job.source = new.clone();
+                    changed.push(job_store_key(k));
+                }
+            }
+            tracing::info!(from = %old.display(), to = %new.display(), "manifest record follows the manifests directory");
+            changed.push(manifest_store_key(&old));
+            changed.push(manifest_store_key(&new));
+            self.manifests.insert(new, rec);
+        }
+        changed
+    }
+
     /// The current JSON of a store key, `None` when it no longer exists.
     pub fn stored(&self, store_key: &str) -> Option<Box<RawValue>> {
         let split = |rest: &str| rest.split_once('/').map(|(a, b)| key(a, b));

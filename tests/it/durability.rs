@@ -233,3 +233,60 @@ fn packaging_keeps_the_state_directory_private() {
         .unwrap();
     assert_eq!(entry.split_whitespace().nth(2), Some("0700"), "{entry}");
 }
+
+/// A root restored or moved elsewhere: the records follow the manifests directory, nothing
+/// conflicts with its own old record, and nothing runs again.
+#[test]
+fn a_moved_root_keeps_its_jobs_and_runs_nothing_again() {
+    let mut d = TestDaemon::start();
+    for name in ["m1", "m2"] {
+        d.drop_manifest(
+            &format!("{name}.yaml"),
+            &job_yaml(name, "Never", &["true"], ""),
+        );
+        d.wait_condition(name, "Complete", T);
+    }
+    let uid = d.job("m1").unwrap()["metadata"]["uid"].clone();
+    assert!(d.stop().success());
+    let moved = tempfile::Builder::new()
+        .prefix("jobvisor-it-moved-")
+        .tempdir()
+        .unwrap();
+    let ok = Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", d.path().display()))
+        .arg(moved.path())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    drop(d);
+    let mut m = TestDaemon::adopt(moved);
+    m.spawn();
+    let listed = m.cli_ok(&["get", "manifests"]);
+    assert!(!listed.contains("Conflict"), "{listed}");
+    let (_, list) = m.get_json("/apis/jobvisor.io/v1/manifests");
+    let paths: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["path"].as_str())
+        .collect();
+    let dir = m.manifests().display().to_string();
+    assert!(
+        paths.len() == 2 && paths.iter().all(|p| p.starts_with(&dir)),
+        "{paths:?}"
+    );
+    assert_eq!(m.job("m1").unwrap()["metadata"]["uid"], uid);
+    for name in ["m1", "m2"] {
+        assert!(has_condition(&m.job(name).unwrap(), "Complete"));
+        assert_eq!(m.pods_of(name).len(), 1, "{name} ran again");
+    }
+    // The records live on under the new path: deleting the file deletes the Job.
+    std::fs::remove_file(m.manifests().join("m2.yaml")).unwrap();
+    assert!(
+        wait_until(T, || m.job("m2").is_none()),
+        "{}",
+        m.cli_ok(&["get", "manifests"])
+    );
+}

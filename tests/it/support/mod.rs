@@ -44,6 +44,16 @@ impl TestDaemon {
         Self::start_with_env(config, &[])
     }
 
+    /// A root made elsewhere (a copy of another daemon's), not started yet.
+    pub fn adopt(root: tempfile::TempDir) -> TestDaemon {
+        TestDaemon {
+            root,
+            child: None,
+            env: Vec::new(),
+            notify: None,
+        }
+    }
+
     /// Like `start_with`, with extra environment variables for the daemon (kept across
     /// `spawn`s, so a restarted daemon runs in the same mode).
     pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> TestDaemon {
