@@ -596,6 +596,9 @@ where
             .await
             .is_ok_and(|t| t.running && t.path == target.path);
         if running {
+            // A quiet log never writes, so it would never notice a client that went away:
+            // an empty chunk (hyper writes nothing for it) fails once the body is dropped.
+            tx.send_data(Bytes::new()).await.map_err(gone)?;
             tokio::time::sleep(FOLLOW_INTERVAL).await;
         } else {
             ended = true;

@@ -382,6 +382,60 @@ fn a_request_whose_body_never_comes_times_out_but_a_watch_does_not() {
     }
 }
 
+/// A `logs -f` whose client went away while the log was quiet ends: it stops polling and
+/// lets go of the log file.
+#[test]
+fn an_abandoned_follow_of_a_quiet_log_ends() {
+    let d = TestDaemon::start();
+    d.drop_manifest(
+        "quiet.yaml",
+        &job_yaml(
+            "quiet",
+            "Never",
+            &["sh", "-c", "echo hi; exec sleep 60"],
+            "",
+        ),
+    );
+    assert!(wait_until(Duration::from_secs(30), || d
+        .pods_of("quiet")
+        .iter()
+        .any(|p| p["status"]["phase"] == "Running")));
+    let pod = d.pods_of("quiet")[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let log_fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", d.pid()))
+            .map(|fds| {
+                fds.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                    .filter(|t| t.to_string_lossy().ends_with("/main/0.log"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    // The runtime writes the log through one descriptor of its own.
+    let writer = log_fds();
+    let mut s = UnixStream::connect(d.socket()).unwrap();
+    let req = format!(
+        "GET /api/v1/namespaces/default/pods/{pod}/log?follow=true HTTP/1.1\r\nHost: l\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&seen).contains("hi") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0);
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(log_fds(), writer + 1, "the follower holds the log open");
+    drop(s);
+    assert!(
+        wait_until(Duration::from_secs(20), || log_fds() == writer),
+        "the abandoned follower still holds the log file"
+    );
+}
+
 /// Sends `request` as is on a new connection; the status code and the raw response.
 fn raw_http(d: &TestDaemon, request: &str) -> (u16, String) {
     let mut s = UnixStream::connect(d.socket()).unwrap();
