@@ -32,20 +32,30 @@ pub enum Hint {
 
 /// Files jobvisor reads from the manifests directory.
 pub fn is_manifest_name(name: &str) -> bool {
-    let editor_leftover = name.starts_with('.')
-        || name.ends_with('~')
-        || name.ends_with(".swp")
-        || (name.starts_with('#') && name.ends_with('#'))
-        || name == "4913";
+    is_manifest_bytes(name.as_bytes())
+}
+
+/// The same, on the name's bytes: a name that is not UTF-8 but ends in `.yaml` is listed too
+/// (as `Ignored`, see [`NOT_UTF8_NAME`]), never skipped silently.
+fn is_manifest_bytes(name: &[u8]) -> bool {
+    let editor_leftover = name.starts_with(b".")
+        || name.ends_with(b"~")
+        || name.ends_with(b".swp")
+        || (name.starts_with(b"#") && name.ends_with(b"#"))
+        || name == b"4913";
     !editor_leftover
-        && (name.ends_with(".yaml") || name.ends_with(".yml") || name.ends_with(".json"))
+        && (name.ends_with(b".yaml") || name.ends_with(b".yml") || name.ends_with(b".json"))
 }
 
 fn is_manifest_path(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
     path.file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(is_manifest_name)
+        .is_some_and(|n| is_manifest_bytes(n.as_bytes()))
 }
+
+/// Why an entry named like a manifest, but not in UTF-8, is not read: its name could not be
+/// shown, stored or referred to faithfully.
+pub const NOT_UTF8_NAME: &str = "file name is not valid UTF-8";
 
 /// Every entry in `dir` named like a manifest now, whatever it is (a FIFO or dangling symlink
 /// is reported as `Ignored`, never skipped silently), sorted so the first-seen file wins a
@@ -312,11 +322,12 @@ fn complete(kind: &EventKind, path: &Path) -> bool {
 
 /// Watches `dir` (not recursively) and the entries leading to it in its parents, and sends
 /// hints to `tx`. Fails when `dir` cannot be watched; a parent that cannot be watched only
-/// leaves the daemon's periodic re-check to notice changes there.
+/// leaves the daemon's periodic re-check to notice changes there. Parents first: a path
+/// replaced after the directory's watch is armed is then reported by a parent's.
 pub fn watch(dir: &Path, tx: UnboundedSender<Hint>) -> notify::Result<DirWatcher> {
     let (mut watcher, scope) = watcher_for(dir, tx)?;
-    watcher.watch(dir, RecursiveMode::NonRecursive)?;
     watch_parents(&mut watcher, &scope);
+    watcher.watch(dir, RecursiveMode::NonRecursive)?;
     Ok(DirWatcher { _watcher: watcher })
 }
 

@@ -49,19 +49,32 @@ impl Daemon {
     /// `confirmed`: the removal grace has passed, so missing files and dropped objects count.
     fn apply_file_as(&mut self, path: &Path, confirmed: bool) {
         use crate::watch::Entry;
-        let entry = crate::watch::read_entry(path);
+        let entry = match crate::watch::read_entry(path) {
+            // Listed (so never skipped silently), never read: a name that is not UTF-8 could
+            // not be shown, stored or referred to faithfully.
+            Entry::Text(_) | Entry::Ignored(_) | Entry::Invalid(_)
+                if path.file_name().and_then(|n| n.to_str()).is_none() =>
+            {
+                Entry::Ignored(crate::watch::NOT_UTF8_NAME.into())
+            }
+            entry => entry,
+        };
         if !matches!(entry, Entry::Transient(_)) {
             self.retries.remove(path);
         }
         let text = match entry {
             Entry::Text(t) => t,
-            // A file is only gone if the directory is there to say so: while it is unavailable
-            // nothing is deleted (checked here, where a missing file would delete).
-            Entry::Missing if confirmed && !self.source_present() => {
-                tracing::info!(file = %path.display(), "still missing after watch.removalGrace, but so is the manifests directory: its objects are kept");
+            // A file is only gone if the directory is there, unchanged, to say so (checked
+            // here, where a missing file would delete).
+            Entry::Missing if confirmed => {
+                if self.removal_may_proceed(
+                    path,
+                    "still missing after watch.removalGrace, but so is the manifests directory: its objects are kept",
+                ) {
+                    self.file_removed(path);
+                }
                 return;
             }
-            Entry::Missing if confirmed => return self.file_removed(path),
             Entry::Missing => return self.file_missing(path),
             Entry::Ignored(why) => return self.file_ignored(path, why, confirmed),
             Entry::Invalid(message) => {
@@ -89,13 +102,36 @@ impl Daemon {
         self.apply_text(path, text, confirmed);
     }
 
+    /// Asked before objects go because their file is gone or no longer a regular file: only
+    /// if the manifests directory is there and is the one watched, as before. If it was just
+    /// replaced, the watch was re-armed and the directory rescanned, which put the file on a
+    /// fresh `watch.removalGrace` (or applied it, if the new directory has it); if it cannot be
+    /// looked at now, the removal is tried again later; while it is unavailable nothing goes
+    /// (`lost`, logged).
+    fn removal_may_proceed(&mut self, path: &Path, lost: &str) -> bool {
+        match self.check_source(false) {
+            super::source::Check::Unchanged => true,
+            super::source::Check::Rearmed => {
+                tracing::info!(file = %path.display(), "the manifests directory was just replaced and rescanned: the removal waits for watch.removalGrace again");
+                false
+            }
+            super::source::Check::Unsure => {
+                let after = self.cfg.watch.removal_grace.max(self.source_retry_delay());
+                tracing::info!(file = %path.display(), "the manifests directory cannot be looked at now: the removal is tried again in {after:?}");
+                self.schedule(after, super::Target::Removal(path.to_path_buf()));
+                false
+            }
+            super::source::Check::Lost => {
+                tracing::info!(file = %path.display(), "{lost}");
+                false
+            }
+        }
+    }
+
     /// A passing read error (fds or memory exhausted, EIO…) says nothing about the file: it is
     /// `Pending` and read again with back-off, and whatever it last applied keeps running.
     fn read_later(&mut self, path: &Path, e: &std::io::Error) {
-        let delay = self
-            .retries
-            .get(path)
-            .map_or(super::RETRY_BASE, |d| (*d * 2).min(super::RETRY_MAX));
+        let delay = super::back_off(self.retries.get(path).copied());
         self.retries.insert(path.to_path_buf(), delay);
         self.schedule(delay, super::Target::Retry(path.to_path_buf()));
         let message = format!("retrying in {delay:?}: {e}");
@@ -133,6 +169,15 @@ impl Daemon {
             .get(path)
             .is_some_and(|m| !m.jobs.is_empty());
         let grace = self.cfg.watch.removal_grace;
+        if had_jobs
+            && (confirmed || grace.is_zero())
+            && !self.removal_may_proceed(
+                path,
+                "no longer a regular file after watch.removalGrace, but the manifests directory is unavailable: its objects are kept",
+            )
+        {
+            return;
+        }
         if had_jobs && !confirmed && !grace.is_zero() {
             self.schedule(grace, super::Target::Removal(path.to_path_buf()));
         } else if had_jobs {
@@ -363,7 +408,7 @@ impl Daemon {
         }
         let grace = self.cfg.watch.removal_grace;
         if grace.is_zero() {
-            return self.file_removed(path);
+            return self.confirm_removal(path);
         }
         self.schedule(grace, super::Target::Removal(path.to_path_buf()));
     }

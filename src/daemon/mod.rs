@@ -120,6 +120,11 @@ enum Target {
 const RETRY_BASE: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(10);
 
+/// The next delay of that back-off, after `prev` (`None`: the first try).
+fn back_off(prev: Option<Duration>) -> Duration {
+    prev.map_or(RETRY_BASE, |d| (d * 2).min(RETRY_MAX))
+}
+
 pub struct Daemon {
     cfg: Config,
     layout: Layout,
@@ -156,6 +161,10 @@ pub struct Daemon {
     hint_tx: Option<mpsc::UnboundedSender<Hint>>,
     /// Manifests being re-read after a passing error, and the delay before the next try.
     retries: std::collections::HashMap<PathBuf, Duration>,
+    /// The delay before the manifests path is looked at again after a passing error.
+    source_retry: Option<Duration>,
+    /// The delay before the manifests directory is listed again after a passing error.
+    rescan_retry: Option<Duration>,
 }
 
 /// Loads the config and resolves every path: `--config`, else the layout's default file.
@@ -367,6 +376,8 @@ impl Daemon {
             source: source::Source::NotLooked,
             hint_tx: None,
             retries: std::collections::HashMap::new(),
+            source_retry: None,
+            rescan_retry: None,
         })
     }
 
@@ -487,7 +498,7 @@ impl Daemon {
                     Target::Removal(path) => self.confirm_removal(&path),
                     Target::Retry(path) => self.apply_file(&path),
                     Target::Recheck => {
-                        self.check_source(false);
+                        self.recheck_source();
                         self.recheck_source_later();
                     }
                     Target::Rescan => self.rescan(),
@@ -506,24 +517,32 @@ impl Daemon {
         }
     }
 
-    /// Events were lost: compare the whole directory, if it is (still) the one watched.
+    /// Events were lost: compare the whole directory, if it is (still) the one watched (a
+    /// re-armed one was just rescanned).
     fn rescan(&mut self) {
-        if self.check_source(false) {
+        if self.check_source(false) == source::Check::Unchanged {
             self.rescan_dir();
         }
     }
 
-    /// Compares the whole manifests directory with what is applied.
-    fn rescan_dir(&mut self) {
+    /// Compares the whole manifests directory with what is applied. False when it could not
+    /// be listed (a passing error: listed again after a back-off; or it is lost).
+    fn rescan_dir(&mut self) -> bool {
         let files = match crate::watch::scan(&self.layout.manifests) {
             Ok(f) => f,
             Err(e) if crate::watch::classify(&e) == crate::watch::ErrorClass::Transient => {
-                tracing::warn!(dir = %self.layout.manifests.display(), error = %e, "cannot list manifests directory; retrying");
-                self.schedule(RETRY_BASE, Target::Rescan);
-                return;
+                let delay = back_off(self.rescan_retry);
+                self.rescan_retry = Some(delay);
+                tracing::warn!(dir = %self.layout.manifests.display(), error = %e, "cannot list manifests directory; retrying in {delay:?}");
+                self.schedule(delay, Target::Rescan);
+                return false;
             }
-            Err(e) => return self.lose_source(e.to_string()),
+            Err(e) => {
+                self.lose_source(e.to_string());
+                return false;
+            }
         };
+        self.rescan_retry = None;
         let known: Vec<PathBuf> = self
             .world
             .manifests
@@ -534,6 +553,7 @@ impl Daemon {
         for path in known.iter().chain(files.iter()) {
             self.apply_file(path);
         }
+        true
     }
 
     fn begin_shutdown(&mut self, why: &str) {

@@ -586,3 +586,52 @@ fn the_periodic_re_check_finds_a_replaced_ancestor() {
     swap_grandparent(&d, &deep, "x.yaml", "rechecked");
     d.wait_condition("rechecked", "Complete", T);
 }
+
+/// `prlimit` on the daemon: the soft open-files limit, set (`Some`) or read.
+fn nofile_soft(pid: u32, set: Option<&str>) -> String {
+    let mut cmd = std::process::Command::new("prlimit");
+    cmd.arg("--pid").arg(pid.to_string());
+    match set {
+        Some(soft) => cmd.arg(format!("--nofile={soft}:")),
+        None => cmd.args(["--nofile", "--raw", "--noheadings", "--output", "SOFT"]),
+    };
+    let out = cmd.output().expect("prlimit");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn running_out_of_fds_is_no_verdict_on_the_directory() {
+    let d = TestDaemon::start_with(&with_watch_key("recheckInterval: 1h"));
+    d.drop_manifest("fd.yaml", &job_yaml("fd", "Never", &["true"], ""));
+    let job = d.wait_condition("fd", "Complete", T);
+    let soft = nofile_soft(d.pid(), None);
+    // Every open in the daemon now fails with EMFILE; SIGHUP makes it look at the directory.
+    nofile_soft(d.pid(), Some("8"));
+    let _ = std::process::Command::new("kill")
+        .args(["-HUP", &d.pid().to_string()])
+        .status();
+    // Barrier: three looks failed (back-off at 400ms), or the directory was given up on.
+    let seen = wait_until(T, || {
+        let log = d.daemon_log();
+        log.contains("looking again in 400ms") || log.contains("manifests directory unavailable")
+    });
+    nofile_soft(d.pid(), Some(&soft));
+    assert!(seen, "{}", tail(&d.daemon_log(), 40));
+    let log = d.daemon_log();
+    assert!(
+        !log.contains("manifests directory unavailable"),
+        "{}",
+        tail(&log, 40)
+    );
+    let (code, body) = ready_code(&d);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(manifest_entry(&d, "fd.yaml")["state"], "Applied");
+    // Still watched: a file dropped now is seen by itself.
+    d.drop_manifest("after.yaml", &job_yaml("after-fd", "Never", &["true"], ""));
+    d.wait_condition("after-fd", "Complete", T);
+    assert_eq!(
+        d.job("fd").unwrap()["metadata"]["uid"],
+        job["metadata"]["uid"]
+    );
+}
