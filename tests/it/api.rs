@@ -320,7 +320,10 @@ fn connections_past_the_cap_get_429_and_idle_ones_are_closed() {
     assert_eq!(n, 0, "idle connection closed");
     // The slot is released right after the socket closes: a moment later at most.
     assert!(
-        wait_until(Duration::from_secs(10), || d.http("GET", "/version", None).0 == 200),
+        wait_until(Duration::from_secs(10), || d
+            .http("GET", "/version", None)
+            .0
+            == 200),
         "its slot was freed"
     );
     d.drop_manifest("seen.yaml", &job_yaml("seen", "Never", &["true"], ""));
