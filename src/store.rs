@@ -412,9 +412,11 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, serde_json::Error> {
 enum Damage {
     /// No newline: the write was cut short.
     Incomplete,
-    /// Not JSON (garbage, zeros): what a cut-short or half-persisted write leaves.
+    /// Zero bytes, or no well-formed checksum trailer and not JSON: what a cut-short or
+    /// half-persisted write leaves.
     Unreadable(String),
-    /// Readable JSON whose checksum does not match: changed after it was written.
+    /// Whole (newline, trailer, no zero bytes) but its checksum does not match: changed after
+    /// it was written.
     ChecksumMismatch { stored: String, computed: u32 },
     /// No checksum after records that had one: its trailer was damaged.
     MissingChecksum,
@@ -422,8 +424,8 @@ enum Damage {
 
 impl Damage {
     /// Whether a crash or power loss in the middle of writing this record can explain it.
-    /// A complete, readable record with a wrong checksum cannot: it was damaged later, and
-    /// may have been reported.
+    /// A whole record with a wrong checksum cannot: it was damaged later, and may have been
+    /// reported.
     fn can_be_torn(&self) -> bool {
         matches!(self, Damage::Incomplete | Damage::Unreadable(_))
     }
@@ -466,13 +468,21 @@ fn decode<T: serde::de::DeserializeOwned>(
             other => other.map(|v| (v, false)),
         };
     };
+    // Zero bytes are what a power loss leaves of blocks that were never written.
+    if record.contains(&0) {
+        return Err(Damage::Unreadable("zero bytes in the record".into()));
+    }
+    // Whole from its first byte to its trailer: a checksum that fails, or a record that does
+    // not parse, was damaged after it was written, whatever byte was hit.
     let stored = String::from_utf8_lossy(&t[8..16]).into_owned();
     let computed = crc_of(&record[..at]);
-    let value = parsed?;
     if u32::from_str_radix(&stored, 16).ok() != Some(computed) {
         return Err(Damage::ChecksumMismatch { stored, computed });
     }
-    Ok((value, true))
+    Ok((
+        parsed.map_err(|_| Damage::ChecksumMismatch { stored, computed })?,
+        true,
+    ))
 }
 
 /// One journal record as found on disk.
@@ -790,10 +800,20 @@ impl Writer {
         // A failed write may have left bytes that could not be cut off then: cut them now, or
         // the next record would be glued to them.
         let on_disk = self.journal.metadata().map_err(io("reading", &path))?.len();
-        if on_disk != good_len {
+        if on_disk > good_len {
             self.journal
                 .set_len(good_len)
                 .map_err(io("cutting back", &path))?;
+        } else if on_disk < good_len {
+            // Shorter than what was written and fsynced: someone else cut it. Extending it
+            // would put zeros before the next record; refuse, loudly.
+            return Err(StoreError::Corrupt {
+                path,
+                message: format!(
+                    "the journal is {on_disk} bytes, shorter than the {good_len} written and \
+                     fsynced: it was cut by something else"
+                ),
+            });
         }
         let written = self.journal.write_all(&record).and_then(|()| {
             if !self.faults.fsync_delay.is_zero() {
@@ -864,8 +884,9 @@ impl Writer {
         write_atomic(&self.dir.join(SNAPSHOT), &bytes, STATE_FILE_MODE)?;
         let path = self.dir.join(JOURNAL);
         self.journal.set_len(0).map_err(io("truncating", &path))?;
-        self.journal.sync_all().map_err(io("syncing", &path))?;
+        // Its records are in the snapshot now, whatever the fsync below does.
         self.len = 0;
+        self.journal.sync_all().map_err(io("syncing", &path))?;
         self.note_synced(0);
         Ok(())
     }
@@ -1068,25 +1089,56 @@ mod tests {
         }
     }
 
-    /// A whole, readable last record whose checksum fails was changed after it was written
-    /// (it may have been reported): corruption, not a torn tail.
+    /// A whole last record (newline, trailer, no zero bytes) whose checksum fails was changed
+    /// after it was written (it may have been reported): corruption, not a torn tail.
     #[test]
-    fn a_readable_last_record_failing_its_checksum_is_corruption() {
+    fn a_whole_last_record_failing_its_checksum_is_corruption() {
+        // A changed value, and a changed structural byte that makes it unparseable.
+        for (from, to) in [("\"v\":2", "\"v\":7"), ("\"ops\":", "\"ops\";")] {
+            let dir = tempfile::tempdir().unwrap();
+            write_batches(dir.path(), 3);
+            let mut lines = journal_lines(dir.path());
+            lines[2] = lines[2].replace(from, to);
+            set_journal_lines(dir.path(), &lines, true);
+            let err = Store::open(dir.path(), StoreOptions::new(1 << 20))
+                .err()
+                .unwrap_or_else(|| panic!("{to}: loaded a damaged record"));
+            let msg = err.to_string();
+            assert!(msg.contains("checksum mismatch"), "{msg}");
+            assert!(msg.contains("damaged after it was written"), "{msg}");
+            let cut = recover(dir.path()).unwrap();
+            assert!(matches!(cut, Recovered::Cut { kept: 2, .. }), "{cut:?}");
+        }
+    }
+
+    /// A journal cut shorter under the writer is never padded back with zeros (which would
+    /// glue the next record to them): the write fails, loudly.
+    #[test]
+    fn a_journal_cut_under_the_writer_is_never_extended() {
         let dir = tempfile::tempdir().unwrap();
-        write_batches(dir.path(), 3);
-        let mut lines = journal_lines(dir.path());
-        lines[2] = lines[2].replace("\"v\":2", "\"v\":7");
-        set_journal_lines(dir.path(), &lines, true);
-        let err = Store::open(dir.path(), StoreOptions::new(1 << 20))
-            .err()
-            .expect("loaded a damaged record");
-        let msg = err.to_string();
-        assert!(msg.contains("checksum mismatch"), "{msg}");
-        assert!(msg.contains("damaged after it was written"), "{msg}");
-        assert!(matches!(
-            recover(dir.path()).unwrap(),
-            Recovered::Cut { kept: 2, .. }
-        ));
+        let (tx, rx) = mpsc::channel();
+        let mut opts = StoreOptions::new(1 << 20);
+        opts.on_durable = Box::new(move |d| {
+            let _ = tx.send(d);
+        });
+        let (mut s, _) = Store::open(dir.path(), opts).unwrap();
+        s.touch("a");
+        s.flush(|_| Some(raw("1"))).unwrap();
+        s.sync().unwrap();
+        OpenOptions::new()
+            .write(true)
+            .open(dir.path().join(JOURNAL))
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        s.touch("b");
+        s.flush(|_| Some(raw("2"))).unwrap();
+        assert!(s.sync().is_err());
+        let failing = rx
+            .try_iter()
+            .any(|d| matches!(d, Durability::Failing(why) if why.contains("shorter")));
+        assert!(failing);
+        assert_eq!(std::fs::read(dir.path().join(JOURNAL)).unwrap(), b"");
     }
 
     #[test]

@@ -418,10 +418,14 @@ impl Daemon {
                 }
                 Some(req) = req_rx.recv() => self.on_request(req),
                 _ = tokio::time::sleep_until(next_timer) => self.fire_timers(),
-                Some(d) = durability_rx.recv() => {
-                    self.on_durability(d);
-                    while let Ok(d) = durability_rx.try_recv() { self.on_durability(d); }
-                }
+                d = durability_rx.recv() => match d {
+                    Some(d) => {
+                        self.on_durability(d);
+                        while let Ok(d) = durability_rx.try_recv() { self.on_durability(d); }
+                    }
+                    // The writer thread is gone: nothing can become durable again.
+                    None => { self.fatal.get_or_insert(crate::store::StoreError::WriterGone); }
+                },
                                 _ = hup.recv() => {
                     tracing::info!("SIGHUP: re-arming the manifests watch and rescanning");
                     self.check_source(true);

@@ -128,7 +128,11 @@ impl World {
     /// Manifest records kept under another directory — the root was moved or restored
     /// elsewhere, or `paths.manifests` changed — follow their file name into `dir`, with the
     /// Jobs they define. Without this every file would conflict with its own old record,
-    /// which no rescan ever looks at again. Returns the store keys that changed.
+    /// which no rescan ever looks at again (and once the old file is gone, the old record
+    /// would delete its Jobs and the conflicting new one re-create them: a re-run). When the
+    /// new path has a record already, the Jobs go to it: a record that owns none (a
+    /// `Conflict`, say) is replaced, else the Jobs are added to it. Returns the store keys that
+    /// changed.
     pub fn rebase_manifests(&mut self, dir: &std::path::Path) -> Vec<String> {
         let strays: Vec<PathBuf> = self
             .manifests
@@ -142,13 +146,9 @@ impl World {
                 continue;
             };
             let new = dir.join(name);
-            if self.manifests.contains_key(&new) {
-                continue;
-            }
             let Some(mut rec) = self.manifests.remove(&old) else {
                 continue;
             };
-            rec.file.path = new.display().to_string();
             for k in &rec.jobs {
                 if let Some(job) = self.jobs.get_mut(k).filter(|j| j.source == old) {
                     job.source = new.clone();
@@ -158,7 +158,19 @@ impl World {
             tracing::info!(from = %old.display(), to = %new.display(), "manifest record follows the manifests directory");
             changed.push(manifest_store_key(&old));
             changed.push(manifest_store_key(&new));
-            self.manifests.insert(new, rec);
+            match self.manifests.get_mut(&new) {
+                Some(there) if !there.jobs.is_empty() => {
+                    for k in rec.jobs {
+                        if !there.jobs.contains(&k) {
+                            there.jobs.push(k);
+                        }
+                    }
+                }
+                _ => {
+                    rec.file.path = new.display().to_string();
+                    self.manifests.insert(new, rec);
+                }
+            }
         }
         changed
     }
@@ -276,6 +288,45 @@ impl World {
 mod tests {
     use super::*;
     use crate::store::Store;
+
+    /// A record left under an old directory hands its Jobs to the record at the new path,
+    /// even when one is there already (a `Conflict` from a copy made while the old existed).
+    #[test]
+    fn a_stray_record_hands_its_jobs_to_the_new_path() {
+        let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/state-v1");
+        let dir = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(&golden).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+        }
+        let (_store, objects) =
+            Store::open(dir.path(), crate::store::StoreOptions::new(1 << 30)).unwrap();
+        let (mut world, _) = World::from_objects(&objects);
+        let new_dir = std::path::Path::new("/srv/b/manifests");
+        let (old, rec) = world.manifests.iter().next().unwrap();
+        let (old, name, jobs) = (
+            old.clone(),
+            old.file_name().unwrap().to_owned(),
+            rec.jobs.clone(),
+        );
+        assert!(!jobs.is_empty());
+        let mut conflict = rec.clone();
+        conflict.jobs.clear();
+        conflict.file.state = crate::api::ManifestState::Conflict;
+        world.manifests.insert(new_dir.join(&name), conflict);
+
+        let changed = world.rebase_manifests(new_dir);
+        assert!(!world.manifests.contains_key(&old));
+        assert!(world.manifests.keys().all(|p| p.parent() == Some(new_dir)));
+        let there = &world.manifests[&new_dir.join(&name)];
+        assert_eq!(there.jobs, jobs);
+        assert_eq!(there.file.state, crate::api::ManifestState::Applied);
+        for k in &jobs {
+            assert_eq!(world.jobs[k].source, new_dir.join(&name));
+            assert!(changed.contains(&job_store_key(k)));
+        }
+        assert!(changed.contains(&manifest_store_key(&old)));
+    }
 
     /// State written by jobvisor 0.1.0 (two finished Jobs) must load in every later version:
     /// an upgrade never loses or re-runs anything.
