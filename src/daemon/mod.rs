@@ -473,9 +473,12 @@ impl Daemon {
     }
 
     /// Wakes `target` after `after`, unless it is already due to wake no later than that.
+    /// A removal is the exception: it counts only if the file stays missing a whole
+    /// `watch.removalGrace` after its LAST disappearance, so a later deadline replaces it.
     fn schedule(&mut self, after: Duration, target: Target) {
         let at = later(after);
-        if self.timer_index.get(&target).is_some_and(|t| *t <= at) {
+        let keep_earlier = !matches!(target, Target::Removal(_));
+        if keep_earlier && self.timer_index.get(&target).is_some_and(|t| *t <= at) {
             return;
         }
         self.timer_index.insert(target.clone(), at);
@@ -489,8 +492,13 @@ impl Daemon {
                 break;
             }
             if let Some(Reverse((at, target))) = self.timers.pop() {
-                if self.timer_index.get(&target) == Some(&at) {
-                    self.timer_index.remove(&target);
+                match self.timer_index.get(&target) {
+                    Some(t) if *t == at => {
+                        self.timer_index.remove(&target);
+                    }
+                    // A removal pushed later by a new disappearance: not due yet.
+                    Some(_) if matches!(target, Target::Removal(_)) => continue,
+                    _ => {}
                 }
                 match target {
                     Target::Job(k) => {

@@ -251,6 +251,43 @@ pub fn process_alive(pid: u32) -> bool {
     }
 }
 
+/// The removal grace counts from the file's LAST disappearance: a file that vanishes, comes
+/// back, and vanishes again shortly before the first deadline is not judged on that deadline.
+#[test]
+fn the_removal_grace_counts_from_the_last_disappearance() {
+    let d = TestDaemon::start_with(&FAST_CONFIG.replace("removalGrace: 100ms", "removalGrace: 1s"));
+    let marker = d.path().join("runs");
+    let cmd = format!("echo run >> {}", marker.display());
+    let path = d.drop_manifest(
+        "flap.yaml",
+        &job_yaml("flap", "Never", &["sh", "-c", &cmd], ""),
+    );
+    let uid = d.wait_condition("flap", "Complete", T)["metadata"]["uid"].clone();
+    let sentinel = d.drop_manifest(
+        "sentinel.yaml",
+        &job_yaml("sentinel", "Never", &["true"], ""),
+    );
+    d.wait_condition("sentinel", "Complete", T);
+    let aside = d.path().join("flap.yaml.aside");
+    std::fs::rename(&path, &aside).unwrap(); // first disappearance: its deadline is at +1s
+    std::thread::sleep(Duration::from_millis(100));
+    std::fs::rename(&aside, &path).unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    // Gone again across the first deadline; the sentinel goes for good at the same moment.
+    std::fs::rename(&path, &aside).unwrap();
+    std::fs::remove_file(&sentinel).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::rename(&aside, &path).unwrap();
+    // The barrier: the sentinel's removal falls due with flap's latest deadline, and timers
+    // fire in order, so once the sentinel is gone flap's deadlines have all been judged.
+    assert!(wait_until(T, || d.job("sentinel").is_none()));
+    let flap = d
+        .job("flap")
+        .expect("judged on the first deadline: deleted");
+    assert_eq!(flap["metadata"]["uid"], uid, "deleted and created anew");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "run\n");
+}
+
 #[test]
 fn an_editor_save_by_rename_never_reruns_a_finished_job() {
     let d = TestDaemon::start();
