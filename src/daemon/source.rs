@@ -200,9 +200,6 @@ impl Daemon {
             Source::Unavailable { reason, .. } => Was::Unavailable(reason),
         };
         let step = step(was, &look, force);
-        if step != Step::Retry {
-            self.source_retry = None;
-        }
         let Some(tx) = self.hint_tx.clone() else {
             // Not running (tests of other parts): nothing to arm.
             return match look {
@@ -212,7 +209,11 @@ impl Daemon {
             };
         };
         match (step, look) {
-            (Step::Keep, _) => Check::Unchanged,
+            (Step::Keep, _) => {
+                // Back-off ends with a look that worked, not before a try that may fail.
+                self.source_retry = None;
+                Check::Unchanged
+            }
             (Step::StillGone, _) => Check::Lost,
             (Step::Retry, Look::Unsure(why)) => self.source_later(&dir, &why),
             (Step::Arm, Look::Dir(id)) => self.arm(&dir, id, tx),
@@ -237,6 +238,7 @@ impl Daemon {
         );
         match armed {
             Armed::Stable(id, watch) => {
+                self.source_retry = None;
                 if !matches!(self.source, Source::Watching { .. }) {
                     tracing::info!(dir = %dir.display(), "manifests directory available; watching it");
                 }
