@@ -110,6 +110,13 @@ impl Daemon {
     /// (`lost`, logged).
     fn removal_may_proceed(&mut self, path: &Path, lost: &str) -> bool {
         match self.check_source(false) {
+            // A listing that failed is owed: until it is done, "missing" may be its failure.
+            super::source::Check::Unchanged if self.rescan_retry.is_some() => {
+                let after = self.cfg.watch.removal_grace.max(self.source_retry_delay());
+                tracing::info!(file = %path.display(), "the manifests directory could not be listed: the removal is tried again in {after:?}");
+                self.schedule(after, super::Target::Removal(path.to_path_buf()));
+                false
+            }
             super::source::Check::Unchanged => true,
             super::source::Check::Rearmed => {
                 tracing::info!(file = %path.display(), "the manifests directory was just replaced and rescanned: the removal waits for watch.removalGrace again");

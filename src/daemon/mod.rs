@@ -532,8 +532,18 @@ impl Daemon {
     /// Events were lost: compare the whole directory, if it is (still) the one watched (a
     /// re-armed one was just rescanned).
     fn rescan(&mut self) {
-        if self.check_source(false) == source::Check::Unchanged {
-            self.rescan_dir();
+        match self.check_source(false) {
+            source::Check::Unchanged => {
+                self.rescan_dir();
+            }
+            // A listing still owed must not be forgotten because the look failed too.
+            source::Check::Unsure => {
+                let delay = back_off(self.rescan_retry);
+                self.rescan_retry = Some(delay);
+                self.schedule(delay, Target::Rescan);
+            }
+            // Re-armed: rescanned already; lost: rescanned when it is back.
+            source::Check::Rearmed | source::Check::Lost => {}
         }
     }
 
