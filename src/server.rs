@@ -214,17 +214,47 @@ async fn list(api: Api, kind: Kind, namespace: Option<String>, q: ListQuery) -> 
         .await;
     match reply {
         Err(s) => status_response(s),
-        Ok(ListReply { items, watch: Some(rx), after }) => watch_response(kind, namespace, filter, items, rx, after),
-        Ok(ListReply { items, watch: None, .. }) => Json(json!({
-            "apiVersion": kind.api_version(), "kind": kind.list_kind(), "metadata": {}, "items": items
-        }))
-        .into_response(),
+        Ok(ListReply {
+            items,
+            watch: Some(rx),
+            after,
+        }) => watch_response(kind, namespace, filter, items, rx, after),
+        Ok(ListReply {
+            items, watch: None, ..
+        }) => list_response(kind, &items),
     }
 }
 
 /// Most bytes one write of a watch stream carries: whatever is ready is drained into one
 /// buffer up to this, so a busy stream costs one body write per batch, not one per event.
 const WATCH_BATCH: usize = 256 * 1024;
+
+/// `{"apiVersion":…,"kind":"…List","metadata":{},"items":[…]}` from items already JSON.
+fn list_response(kind: Kind, items: &[Box<serde_json::value::RawValue>]) -> Response {
+    let size = items.iter().map(|i| i.get().len() + 1).sum::<usize>() + 128;
+    let mut body = Vec::with_capacity(size);
+    body.extend_from_slice(
+        format!(
+            r#"{{"apiVersion":"{}","kind":"{}","metadata":{{}},"items":["#,
+            kind.api_version(),
+            kind.list_kind()
+        )
+        .as_bytes(),
+    );
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(item.get().as_bytes());
+    }
+    body.extend_from_slice(b"]}");
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body))
+        .unwrap_or_else(|_| {
+            status_response(Status::failure(500, "InternalError", "building response"))
+        })
+}
 
 /// The current objects as `ADDED`, then every matching change, one JSON object per line.
 ///
@@ -236,14 +266,14 @@ fn watch_response(
     kind: Kind,
     namespace: Option<String>,
     filter: Filter,
-    items: Vec<Value>,
+    items: Vec<Box<serde_json::value::RawValue>>,
     rx: broadcast::Receiver<Arc<Change>>,
     after: u64,
 ) -> Response {
     let mut initial = std::collections::VecDeque::new();
     let mut buf = Vec::new();
     for item in items {
-        buf.extend_from_slice(&watch_line("ADDED", &item));
+        buf.extend_from_slice(&watch_line("ADDED", &*item));
         if buf.len() >= WATCH_BATCH {
             initial.push_back(Bytes::from(std::mem::take(&mut buf)));
         }

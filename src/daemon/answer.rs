@@ -3,6 +3,7 @@
 // A `Status` is the Kubernetes error body itself; it is built once per failed request.
 #![allow(clippy::result_large_err)]
 
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::Daemon;
@@ -116,27 +117,22 @@ impl Daemon {
         }
     }
 
-    fn list(&self, kind: Kind, ns: Option<&str>, filter: &Filter) -> Vec<Value> {
+    fn list(&self, kind: Kind, ns: Option<&str>, filter: &Filter) -> Vec<Box<RawValue>> {
         let in_ns = |k: &Key| ns.is_none_or(|n| n == k.0);
-        let keep = |labels: &crate::api::Labels, v: Value| filter.matches(labels, &v).then_some(v);
         match kind {
             Kind::Job => self
                 .world
                 .jobs
                 .iter()
                 .filter(|(k, _)| in_ns(k))
-                .filter_map(|(_, r)| {
-                    keep(&r.job.metadata.labels, serde_json::to_value(&r.job).ok()?)
-                })
+                .filter_map(|(_, r)| listed(filter, &r.job.metadata.labels, &r.job))
                 .collect(),
             Kind::Pod => {
                 // Pods live in a hash map (looked up on every event); lists are sorted by name.
                 let mut pods: Vec<_> = self.world.pods.iter().filter(|(k, _)| in_ns(k)).collect();
                 pods.sort_unstable_by(|a, b| a.0.cmp(b.0));
                 pods.into_iter()
-                    .filter_map(|(_, r)| {
-                        keep(&r.pod.metadata.labels, serde_json::to_value(&r.pod).ok()?)
-                    })
+                    .filter_map(|(_, r)| listed(filter, &r.pod.metadata.labels, &r.pod))
                     .collect()
             }
             Kind::Event => self
@@ -144,7 +140,7 @@ impl Daemon {
                 .events
                 .iter()
                 .filter(|e| ns.is_none_or(|n| n == e.metadata.namespace()))
-                .filter_map(|e| keep(&e.metadata.labels, serde_json::to_value(e).ok()?))
+                .filter_map(|e| listed(filter, &e.metadata.labels, e))
                 .collect(),
         }
     }
@@ -364,6 +360,25 @@ impl Daemon {
         }
         Ok(LogTarget { path, running })
     }
+}
+
+/// An object of a list as JSON text, if the filter keeps it. Only a field selector needs the
+/// object as a `Value`; labels are checked on the typed object.
+fn listed<T: serde::Serialize>(
+    filter: &Filter,
+    labels: &crate::api::Labels,
+    object: &T,
+) -> Option<Box<RawValue>> {
+    if !filter.labels.matches(labels) {
+        return None;
+    }
+    if filter.fields.is_empty() {
+        return serde_json::value::to_raw_value(object).ok();
+    }
+    let v = serde_json::to_value(object).ok()?;
+    filter
+        .matches(labels, &v)
+        .then(|| serde_json::value::to_raw_value(&v).ok())?
 }
 
 /// An answer that waits for the disk: sent as computed, or replaced by the store's error.
