@@ -22,7 +22,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Seek, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -585,11 +585,18 @@ fn load(dir: &Path) -> Result<(Objects, u64), StoreError> {
     let mut seq = snap_seq;
     let count = found.len();
     for (i, f) in found.into_iter().enumerate() {
+        let last = i + 1 == count;
         let batch = match f.result {
             Ok(batch) => batch,
-            Err(damage) if i + 1 == count && damage.can_be_torn() => {
-                move_torn_tail(dir, f.offset, &damage.to_string())?;
-                break;
+            Err(damage) if last && !matches!(damage, Damage::ChecksumMismatch { .. }) => {
+                match verified_last_record(dir, f.offset, &damage)? {
+                    Some(batch) => batch,
+                    None if damage.can_be_torn() => {
+                        move_torn_tail(dir, f.offset, &damage.to_string())?;
+                        break;
+                    }
+                    None => return Err(corrupt_last(dir, f.offset, i, damage)),
+                }
             }
             Err(damage) => {
                 let later = count - i - 1;
@@ -626,6 +633,73 @@ fn load(dir: &Path) -> Result<(Objects, u64), StoreError> {
         }
     }
     Ok((objects, seq))
+}
+
+fn corrupt_last(dir: &Path, offset: u64, good: usize, damage: Damage) -> StoreError {
+    StoreError::CorruptRecord {
+        path: dir.join(JOURNAL),
+        offset,
+        message: damage.to_string(),
+        why: "a crash cannot leave a whole record like this, so it was damaged after it was \
+              written (and may have been reported)"
+            .to_string(),
+        good,
+        later: 0,
+        aside: corrupt_path(dir, offset),
+    }
+}
+
+/// The content of a record whose checksum verifies although its last bytes (the trailer's
+/// punctuation, the newline) are damaged or missing: `(content, crc)`. A crash can cut a
+/// record short but cannot leave a verified checksum in front of wrong bytes.
+fn verified_content(line: &[u8]) -> Option<(&[u8], u32)> {
+    (0..=1).find_map(|extra| {
+        let end = line.len().checked_sub(extra)?;
+        let at = end.checked_sub(CRC_TRAILER)?;
+        let hex = std::str::from_utf8(line.get(end - 10..end - 2)?).ok()?;
+        let crc = u32::from_str_radix(hex, 16).ok()?;
+        let content = &line[..at];
+        (crc_of(content) == crc).then_some((content, crc))
+    })
+}
+
+/// The last record, damaged only after its verified checksum: it is what was written, so it
+/// is kept (whether or not it was reported) and rewritten well-formed, its original bytes
+/// set aside in `journal.torn-<offset>`. `None` if its checksum does not verify.
+fn verified_last_record(
+    dir: &Path,
+    offset: u64,
+    damage: &Damage,
+) -> Result<Option<JournalLine>, StoreError> {
+    let path = dir.join(JOURNAL);
+    let bytes = std::fs::read(&path).map_err(io("reading", &path))?;
+    let tail = bytes.get(offset as usize..).unwrap_or_default();
+    let line = tail.strip_suffix(b"\n").unwrap_or(tail);
+    let Some((content, crc)) = verified_content(line) else {
+        return Ok(None);
+    };
+    let mut whole = content.to_vec();
+    whole.extend_from_slice(format!(",\"crc\":\"{crc:08x}\"}}").as_bytes());
+    let Ok(batch) = serde_json::from_slice::<JournalLine>(&whole) else {
+        return Ok(None);
+    };
+    let aside = free_name(&torn_path(dir, offset));
+    write_atomic(&aside, tail, STATE_FILE_MODE)?;
+    whole.push(b'\n');
+    let mut f = OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .map_err(io("opening", &path))?;
+    f.set_len(offset).map_err(io("truncating", &path))?;
+    f.seek(std::io::SeekFrom::Start(offset))
+        .and_then(|_| f.write_all(&whole))
+        .and_then(|()| f.sync_all())
+        .map_err(io("repairing", &path))?;
+    tracing::warn!(
+        path = %path.display(), offset, original = %aside.display(),
+        "the journal's last record had damaged final bytes ({damage}) but its checksum verifies: kept it, rewritten well-formed"
+    );
+    Ok(Some(batch))
 }
 
 /// Keeps the bytes of a torn last record in `journal.torn-<offset>` and cuts them off the
@@ -1109,6 +1183,60 @@ mod tests {
             let cut = recover(dir.path()).unwrap();
             assert!(matches!(cut, Recovered::Cut { kept: 2, .. }), "{cut:?}");
         }
+    }
+
+    /// Damage after a verified checksum (the trailer's punctuation, the newline) cannot come
+    /// from a crash, and the record is known good: it is kept, rewritten well-formed, and its
+    /// original bytes set aside. A record cut before its checksum ends is torn.
+    #[test]
+    fn a_last_record_whose_checksum_verifies_is_kept_whatever_follows_it() {
+        let damages: [(&str, fn(&mut Vec<u8>)); 5] = [
+            ("closing brace", |b| {
+                let n = b.len();
+                b[n - 2] = b'|';
+            }),
+            ("newline replaced", |b| {
+                let n = b.len();
+                b[n - 1] = b'x';
+            }),
+            ("newline missing", |b| {
+                b.pop();
+            }),
+            ("crc key", |b| {
+                let n = b.len();
+                b[n - 17] ^= 1;
+            }),
+            ("quote", |b| {
+                let n = b.len();
+                b[n - 3] = b'\'';
+            }),
+        ];
+        for (what, damage) in damages {
+            let dir = tempfile::tempdir().unwrap();
+            write_batches(dir.path(), 3);
+            let path = dir.path().join(JOURNAL);
+            let mut bytes = std::fs::read(&path).unwrap();
+            damage(&mut bytes);
+            std::fs::write(&path, &bytes).unwrap();
+            let (s, objs) = Store::open(dir.path(), StoreOptions::new(1 << 20)).unwrap();
+            assert_eq!(keys(&objs).len(), 3, "{what}: the verified record is kept");
+            drop(s);
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(
+                text.ends_with("\"}\n"),
+                "{what}: rewritten well-formed: {text}"
+            );
+            let (_s, objs) = Store::open(dir.path(), StoreOptions::new(1 << 20)).unwrap();
+            assert_eq!(keys(&objs).len(), 3, "{what}");
+        }
+        // Cut before its checksum ends: torn, not kept.
+        let dir = tempfile::tempdir().unwrap();
+        write_batches(dir.path(), 3);
+        let path = dir.path().join(JOURNAL);
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
+        let (_s, objs) = Store::open(dir.path(), StoreOptions::new(1 << 20)).unwrap();
+        assert_eq!(keys(&objs).len(), 2);
     }
 
     /// A journal cut shorter under the writer is never padded back with zeros (which would
