@@ -1190,7 +1190,8 @@ mod tests {
     /// original bytes set aside. A record cut before its checksum ends is torn.
     #[test]
     fn a_last_record_whose_checksum_verifies_is_kept_whatever_follows_it() {
-        let damages: [(&str, fn(&mut Vec<u8>)); 5] = [
+        type Spoil = fn(&mut Vec<u8>);
+        let damages: [(&str, Spoil); 5] = [
             ("closing brace", |b| {
                 let n = b.len();
                 b[n - 2] = b'|';
