@@ -289,10 +289,8 @@ mod tests {
     use super::*;
     use crate::store::Store;
 
-    /// A record left under an old directory hands its Jobs to the record at the new path,
-    /// even when one is there already (a `Conflict` from a copy made while the old existed).
-    #[test]
-    fn a_stray_record_hands_its_jobs_to_the_new_path() {
+    /// What the store loads from the state jobvisor 0.1.0 wrote (`tests/data/state-v1`).
+    fn golden_objects() -> Objects {
         let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/state-v1");
         let dir = tempfile::tempdir().unwrap();
         for entry in std::fs::read_dir(&golden).unwrap() {
@@ -301,7 +299,14 @@ mod tests {
         }
         let (_store, objects) =
             Store::open(dir.path(), crate::store::StoreOptions::new(1 << 30)).unwrap();
-        let (mut world, _) = World::from_objects(&objects);
+        objects
+    }
+
+    /// A record left under an old directory hands its Jobs to the record at the new path,
+    /// even when one is there already (a `Conflict` from a copy made while the old existed).
+    #[test]
+    fn a_stray_record_hands_its_jobs_to_the_new_path() {
+        let (mut world, _) = World::from_objects(&golden_objects());
         let new_dir = std::path::Path::new("/srv/b/manifests");
         let (old, rec) = world.manifests.iter().next().unwrap();
         let (old, name, jobs) = (
@@ -332,15 +337,7 @@ mod tests {
     /// an upgrade never loses or re-runs anything.
     #[test]
     fn golden_state_v1_still_loads() {
-        let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/state-v1");
-        let dir = tempfile::tempdir().unwrap();
-        for entry in std::fs::read_dir(&golden).unwrap() {
-            let entry = entry.unwrap();
-            std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
-        }
-        let (_store, objects) =
-            Store::open(dir.path(), crate::store::StoreOptions::new(1 << 30)).unwrap();
-        let (world, problems) = World::from_objects(&objects);
+        let (world, problems) = World::from_objects(&golden_objects());
         assert!(problems.is_empty(), "{problems:?}");
         let names: Vec<&str> = world.jobs.keys().map(|k| k.1.as_str()).collect();
         assert_eq!(names, ["onfailure-job", "simple-job"]);
