@@ -488,7 +488,6 @@ fn decode<T: serde::de::DeserializeOwned>(
 /// One journal record as found on disk.
 struct Found {
     offset: u64,
-    len: u64,
     result: Result<JournalLine, Damage>,
 }
 
@@ -519,11 +518,7 @@ fn scan_journal(path: &Path) -> Result<Vec<Found>, StoreError> {
             }),
             None => Err(Damage::Incomplete),
         };
-        found.push(Found {
-            offset,
-            len: n as u64,
-            result,
-        });
+        found.push(Found { offset, result });
         offset += n as u64;
     }
     Ok(found)
@@ -620,7 +615,6 @@ fn load(dir: &Path) -> Result<(Objects, u64), StoreError> {
                 });
             }
         };
-        let _ = f.len;
         if batch.seq <= snap_seq {
             continue;
         }
