@@ -12,10 +12,11 @@
 //!
 //! Group commit: the writer takes everything queued, merges it into ONE record, writes it and
 //! fsyncs once, then reports the record's `seq` as durable. So at most one record is ever
-//! unsynced, and a torn tail can only be the last record: incomplete or failing its checksum,
-//! it was never reported durable, and loading moves it aside to `journal.torn-<offset>`. A bad
-//! record anywhere else is corruption: loading stops with the file, offset and the way out
-//! ([`recover`]), and never rewrites the evidence. Lines at or below the snapshot's `seq` are
+//! unsynced, and a torn tail can only be the last record: cut short, holding zero bytes, or
+//! without a verifiable checksum ([`Damage::can_be_torn`]), it was never reported durable, and
+//! loading moves it aside to `journal.torn-<offset>`. A last record whose checksum verifies is
+//! kept whatever damage follows it. Any other bad record is corruption: loading stops with the
+//! file, offset and the way out ([`recover`]), and never rewrites the evidence. Lines at or below the snapshot's `seq` are
 //! skipped, so a crash between snapshot and journal truncation is safe. A failed write is cut
 //! back, reported, and retried with back-off (its ops stay queued, merged by key) until it
 //! succeeds. A lock file keeps a second daemon off the same state.
