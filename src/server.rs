@@ -328,6 +328,10 @@ impl WatchBody {
     /// Adds one received change (or the end) to `buf`; false once the stream must end.
     fn take(&mut self, received: Result<Arc<Change>, RecvError>, buf: &mut Vec<u8>) -> bool {
         match received {
+            Ok(change) if change.ends_watches() => {
+                buf.extend_from_slice(&change.line);
+                false
+            }
             Ok(change) => {
                 if (self.wanted)(&change) {
                     buf.extend_from_slice(&change.line);
@@ -404,17 +408,9 @@ impl hyper::body::Body for WatchBody {
     }
 }
 
-/// The API server's answer to a watch that can no longer be continued (its cache no longer
-/// holds where the watcher is): `ERROR` with a 410 `Expired` Status.
+/// `ERROR` with a 410 `Expired` Status: see [`crate::daemon::requests::expired_status`].
 fn expired_line(missed: u64) -> Bytes {
-    let status = Status::failure(
-        410,
-        "Expired",
-        format!(
-            "too old resource version: the watcher fell behind and {missed} changes were dropped; list again"
-        ),
-    );
-    match serde_json::to_value(&status) {
+    match serde_json::to_value(crate::daemon::requests::expired_status(missed)) {
         Ok(v) => watch_line("ERROR", &v),
         Err(_) => Bytes::new(),
     }

@@ -18,7 +18,7 @@
 use std::collections::VecDeque;
 
 use super::Daemon;
-use super::requests::Change;
+use super::requests::{Change, Kind};
 use crate::api::{ObjectReference, Status};
 use crate::controller::EventSpec;
 use crate::runtime::{ContainerLaunch, ExitInfo};
@@ -100,11 +100,34 @@ impl Daemon {
         g.changes.extend(g.turn_changes.drain(..).map(|c| (seq, c)));
         g.starts.extend(g.turn_starts.drain(..).map(|l| (seq, l)));
         let answers = std::mem::take(&mut g.turn_answers);
+        self.expire_watches_past_backlog();
         for answer in answers {
             match &self.problems.store {
                 Some(why) if seq > self.gate.durable => answer(Some(store_unavailable(why))),
                 _ => self.gate.answers.push_back((seq, answer)),
             }
+        }
+    }
+
+    /// Changes held for the disk are bounded by `api.watchBacklog`: released all at once,
+    /// more than that would put every watcher behind its buffer anyway. Past it (a store that
+    /// cannot write while clients watch, or a burst of thousands of objects), they are dropped
+    /// and every watch ends now with `ERROR` 410 `Expired`, so its client lists again.
+    fn expire_watches_past_backlog(&mut self) {
+        let held = self.gate.changes.len();
+        if held <= self.cfg.api.watch_backlog {
+            return;
+        }
+        self.gate.changes.clear();
+        tracing::warn!(
+            held,
+            "more watch changes wait for the disk than api.watchBacklog: ending every watch with 410 Expired"
+        );
+        for kind in [Kind::Job, Kind::Pod, Kind::Event] {
+            let mut end = Change::expired(kind, held as u64);
+            self.gate.last_change_id += 1;
+            end.id = self.gate.last_change_id;
+            self.changes.send(end);
         }
     }
 
@@ -286,6 +309,48 @@ mod tests {
             .map(|v| v.get().to_string())
             .unwrap_or_default();
         (rec.pod.metadata.uid().to_string(), cs.restart_count, json)
+    }
+
+    /// More changes waiting for the disk than `api.watchBacklog` are not kept: every watch
+    /// is ended with 410 Expired at once (released later, they would overrun it anyway).
+    #[test]
+    fn held_changes_past_the_backlog_end_the_watches() {
+        let root = tempfile::tempdir().unwrap();
+        let layout = Layout::under_root(root.path());
+        std::fs::create_dir_all(&layout.manifests).unwrap();
+        let mut cfg = Config::default();
+        cfg.api.watch_backlog = 8;
+        let clock = FakeClock::new("2026-01-01T00:00:00Z".parse().unwrap());
+        let runtime = Arc::new(FakeRuntime::default());
+        let mut d = Daemon::open(cfg, layout, Arc::new(clock), runtime).unwrap();
+        let mut pods = d.changes.of(Kind::Pod).subscribe();
+        let path = root.path().join("manifests/wide.yaml");
+        let text = "apiVersion: batch/v1
+kind: Job
+metadata:
+  name: wide
+spec:
+  completions: 20
+  parallelism: 20
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: main
+        image: busybox
+        command: [\"true\"]
+";
+        d.apply_text(&path, text.to_string(), true);
+        // No durability report is taken: all 20 pods' changes wait for the disk.
+        d.turn();
+        assert!(d.gate.changes.len() <= 8, "{} held", d.gate.changes.len());
+        let end = pods.try_recv().expect("the watch was told at once");
+        assert!(end.ends_watches());
+        let line = String::from_utf8_lossy(&end.line);
+        assert!(
+            line.contains("\"code\":410") && line.contains("Expired"),
+            "{line}"
+        );
     }
 
     /// Every start, the first and the restarts after a CrashLoopBackOff timer alike, waits

@@ -83,6 +83,30 @@ impl Change {
             line,
         }
     }
+
+    /// The end of every watch of `kind`: `ERROR` with a 410 `Expired` Status, after which a
+    /// stream closes and its client lists again.
+    pub fn expired(kind: Kind, missed: u64) -> Change {
+        let status = serde_json::to_value(expired_status(missed)).unwrap_or_default();
+        Change::new(kind, String::new(), Labels::default(), "ERROR", status)
+    }
+
+    /// Whether this change ends the streams it reaches (see [`Change::expired`]).
+    pub fn ends_watches(&self) -> bool {
+        self.type_ == "ERROR"
+    }
+}
+
+/// The API server's answer to a watch that can no longer be continued (its cache no longer
+/// holds where the watcher is): a 410 `Expired` Status.
+pub fn expired_status(missed: u64) -> Status {
+    Status::failure(
+        410,
+        "Expired",
+        format!(
+            "too old resource version: the watcher fell behind and {missed} changes were dropped; list again"
+        ),
+    )
 }
 
 /// One watch event as a newline-terminated JSON line.
