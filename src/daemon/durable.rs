@@ -255,38 +255,10 @@ impl Daemon {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
-
-    use crate::clock::{Clock, FakeClock};
-    use crate::config::{Config, Layout};
-    use crate::runtime::{Runtime, RuntimeEvent};
-
-    /// Records starts instead of running anything.
-    #[derive(Default)]
-    struct FakeRuntime {
-        starts: Mutex<Vec<(String, i32)>>,
-    }
-
-    impl Runtime for FakeRuntime {
-        fn start(&self, l: ContainerLaunch) {
-            let mut s = self.starts.lock().unwrap_or_else(|e| e.into_inner());
-            s.push((l.pod_name, l.restart_count));
-        }
-        fn stop_pod(&self, _: &str, _: std::time::Duration) {}
-        fn kill_leftover(&self, _: u32, _: Option<u64>) {}
-        fn running(&self) -> usize {
-            0
-        }
-    }
-
-    impl FakeRuntime {
-        fn starts(&self) -> Vec<(String, i32)> {
-            self.starts
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone()
-        }
-    }
+    use crate::clock::Clock;
+    use crate::config::Config;
+    use crate::daemon::testing::{daemon_in, job};
+    use crate::runtime::RuntimeEvent;
 
     /// Waits for the writer's reports until everything handed over is durable.
     fn settle(d: &mut Daemon, rx: &mut tokio::sync::mpsc::UnboundedReceiver<Durability>) {
@@ -316,31 +288,18 @@ mod tests {
     #[test]
     fn held_changes_past_the_backlog_end_the_watches() {
         let root = tempfile::tempdir().unwrap();
-        let layout = Layout::under_root(root.path());
-        std::fs::create_dir_all(&layout.manifests).unwrap();
         let mut cfg = Config::default();
         cfg.api.watch_backlog = 8;
-        let clock = FakeClock::new("2026-01-01T00:00:00Z".parse().unwrap());
-        let runtime = Arc::new(FakeRuntime::default());
-        let mut d = Daemon::open(cfg, layout, Arc::new(clock), runtime).unwrap();
+        let (mut d, _, _) = daemon_in(root.path(), cfg);
         let mut pods = d.changes.of(Kind::Pod).subscribe();
         let path = root.path().join("manifests/wide.yaml");
-        let text = "apiVersion: batch/v1
-kind: Job
-metadata:
-  name: wide
-spec:
-  completions: 20
-  parallelism: 20
-  template:
-    spec:
-      restartPolicy: Never
-      containers:
-      - name: main
-        image: busybox
-        command: [\"true\"]
-";
-        d.apply_text(&path, text.to_string(), true);
+        let text = job(
+            "wide",
+            "Never",
+            "true",
+            "  completions: 20\n  parallelism: 20\n",
+        );
+        d.apply_text(&path, text, true);
         // No durability report is taken: all 20 pods' changes wait for the disk.
         d.turn();
         assert!(d.gate.changes.len() <= 8, "{} held", d.gate.changes.len());
@@ -358,30 +317,12 @@ spec:
     #[test]
     fn every_start_waits_for_its_record() {
         let root = tempfile::tempdir().unwrap();
-        let layout = Layout::under_root(root.path());
-        std::fs::create_dir_all(&layout.manifests).unwrap();
         let mut cfg = Config::default();
         cfg.backoff.container_restart_base = std::time::Duration::from_secs(10);
-        let clock = FakeClock::new("2026-01-01T00:00:00Z".parse().unwrap());
-        let runtime = Arc::new(FakeRuntime::default());
-        let mut d = Daemon::open(cfg, layout, Arc::new(clock.clone()), runtime.clone()).unwrap();
+        let (mut d, clock, runtime) = daemon_in(root.path(), cfg);
         let mut rx = d.durability_rx.take().unwrap();
         let path = root.path().join("manifests/j.yaml");
-        let text = "apiVersion: batch/v1
-kind: Job
-metadata:
-  name: j
-spec:
-  backoffLimit: 100
-  template:
-    spec:
-      restartPolicy: OnFailure
-      containers:
-      - name: main
-        image: busybox
-        command: [\"false\"]
-"
-        .to_string();
+        let text = job("j", "OnFailure", "false", "  backoffLimit: 100\n");
         d.apply_text(&path, text, true);
         d.turn();
         assert_eq!(runtime.starts(), [], "started before the pod was on disk");

@@ -16,6 +16,8 @@ mod reconcile;
 pub mod requests;
 mod serve;
 mod source;
+#[cfg(test)]
+mod testing;
 mod world;
 
 use std::cmp::Reverse;

@@ -337,10 +337,9 @@ impl Daemon {
 mod tests {
     use super::*;
     use std::path::PathBuf;
-    use std::sync::Arc;
 
-    use crate::config::{Config, Layout};
-    use crate::runtime::{ContainerLaunch, Runtime};
+    use crate::config::Config;
+    use crate::daemon::testing::{daemon_in, job};
 
     fn id(ino: u64) -> DirId {
         DirId {
@@ -484,51 +483,17 @@ mod tests {
         assert_eq!(seen, [100, 200, 400, 800, 1600, 3200, 6400, 10000, 10000]);
     }
 
-    struct NoRuntime;
-
-    impl Runtime for NoRuntime {
-        fn start(&self, _: ContainerLaunch) {}
-        fn stop_pod(&self, _: &str, _: Duration) {}
-        fn kill_leftover(&self, _: u32, _: Option<u64>) {}
-        fn running(&self) -> usize {
-            0
-        }
-    }
-
-    const JOB: &str = "apiVersion: batch/v1
-kind: Job
-metadata:
-  name: j
-spec:
-  template:
-    spec:
-      restartPolicy: Never
-      containers:
-      - name: main
-        image: busybox
-        command: [\"true\"]
-";
-
     /// A running daemon (without its loop) over `root/manifests`, watching it, with `j.yaml`
     /// applied and then removed from the disk.
     fn daemon_with_a_job(
         root: &Path,
     ) -> (Daemon, PathBuf, tokio::sync::mpsc::UnboundedReceiver<Hint>) {
-        let layout = Layout::under_root(root);
-        std::fs::create_dir_all(&layout.manifests).unwrap();
-        let clock = crate::clock::FakeClock::new("2026-01-01T00:00:00Z".parse().unwrap());
-        let mut d = Daemon::open(
-            Config::default(),
-            layout,
-            Arc::new(clock),
-            Arc::new(NoRuntime),
-        )
-        .unwrap();
+        let (mut d, _, _) = daemon_in(root, Config::default());
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         d.hint_tx = Some(tx);
         assert_eq!(d.check_source(true), Check::Rearmed);
         let path = d.layout.manifests.join("j.yaml");
-        d.apply_text(&path, JOB.into(), true);
+        d.apply_text(&path, job("j", "Never", "true", ""), true);
         assert!(d.world.jobs.contains_key(&("default".into(), "j".into())));
         (d, path, rx)
     }
@@ -603,7 +568,7 @@ spec:
         let (mut d, _path, _rx) = daemon_with_a_job(root.path());
         let name = std::ffi::OsStr::from_bytes(b"caf\xe9.yaml");
         let odd = d.layout.manifests.join(name);
-        std::fs::write(&odd, JOB).unwrap();
+        std::fs::write(&odd, job("j", "Never", "true", "")).unwrap();
         assert_eq!(
             crate::watch::scan(&d.layout.manifests).unwrap(),
             std::slice::from_ref(&odd)
