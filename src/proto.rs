@@ -22,27 +22,28 @@ use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 use tokio::net::UnixStream;
 
-use crate::api::Status;
+use crate::api::{Kind, Status};
 
 pub const HEALTHZ_PATH: &str = "/healthz";
 pub const VERSION_PATH: &str = "/version";
 
-/// `/apis/batch/v1/jobs` (all namespaces) or `/apis/batch/v1/namespaces/{ns}/jobs`.
+// The paths of every kind come from the registry (`crate::api::kind`), which the server's
+// routes come from too; these name the ones the CLI asks for.
+
 pub fn jobs_path(namespace: Option<&str>) -> String {
-    collection("/apis/batch/v1", namespace, "jobs")
+    Kind::Job.collection_path(namespace)
 }
 
 pub fn job_path(namespace: &str, name: &str) -> String {
-    format!("{}/{}", jobs_path(Some(namespace)), encode(name))
+    Kind::Job.object_path(namespace, name)
 }
 
-/// `/api/v1/pods` (all namespaces) or `/api/v1/namespaces/{ns}/pods`.
 pub fn pods_path(namespace: Option<&str>) -> String {
-    collection("/api/v1", namespace, "pods")
+    Kind::Pod.collection_path(namespace)
 }
 
 pub fn pod_path(namespace: &str, name: &str) -> String {
-    format!("{}/{}", pods_path(Some(namespace)), encode(name))
+    Kind::Pod.object_path(namespace, name)
 }
 
 /// `/api/v1/namespaces/{ns}/pods/{name}/log`; options go in the query (see [`with_query`]).
@@ -50,26 +51,18 @@ pub fn pod_log_path(namespace: &str, name: &str) -> String {
     format!("{}/log", pod_path(namespace, name))
 }
 
-/// `/api/v1/events` (all namespaces) or `/api/v1/namespaces/{ns}/events`.
 pub fn events_path(namespace: Option<&str>) -> String {
-    collection("/api/v1", namespace, "events")
+    Kind::Event.collection_path(namespace)
 }
 
 /// Manifest files are cluster-scoped: they live in one directory, not in a namespace.
 pub fn manifests_path() -> String {
-    "/apis/jobvisor.io/v1/manifests".to_string()
+    Kind::Manifest.collection_path(None)
 }
 
 /// `PUT` target for one file of the manifests directory, by its file name.
 pub fn manifest_path(file_name: &str) -> String {
     format!("{}/{}", manifests_path(), encode(file_name))
-}
-
-fn collection(prefix: &str, namespace: Option<&str>, resource: &str) -> String {
-    match namespace {
-        Some(ns) => format!("{prefix}/namespaces/{}/{resource}", encode(ns)),
-        None => format!("{prefix}/{resource}"),
-    }
 }
 
 /// Appends `?k=v&…`, percent-encoding each key and value.

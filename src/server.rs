@@ -97,28 +97,42 @@ fn overload_router(api: Api) -> Router {
         .with_state(api)
 }
 
+/// Every namespaced kind of the registry gets list (and watch), get and delete on its
+/// Kubernetes paths; the manifests resource and pod logs have their own handlers.
 fn router(api: Api) -> Router {
-    Router::new()
+    let mut router = Router::new();
+    for kind in Kind::ALL.into_iter().filter(|k| k.resource().namespaced) {
+        let [all, in_ns, one] = kind.resource().routes();
+        let list =
+            move |State(api): State<Api>, ns: Option<Path<String>>, Query(q): Query<ListQuery>| {
+                list(api, kind, ns.map(|Path(n)| n), q)
+            };
+        router = router
+            .route(&all, get(list))
+            .route(&in_ns, get(list))
+            .route(
+                &one,
+                get(
+                    move |State(api): State<Api>, Path((ns, name)): Path<(String, String)>| {
+                        get_one(api, kind, ns, name)
+                    },
+                )
+                .delete(
+                    move |State(api): State<Api>,
+                          Path((ns, name)): Path<(String, String)>,
+                          Query(q): Query<DeleteQuery>,
+                          body: Bytes| delete_one(api, kind, ns, name, q, body),
+                ),
+            );
+    }
+    let manifests_route = Kind::Manifest.collection_path(None);
+    router
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/version", get(version))
-        .route("/apis/batch/v1/jobs", get(list_jobs))
-        .route("/apis/batch/v1/namespaces/{ns}/jobs", get(list_jobs))
-        .route(
-            "/apis/batch/v1/namespaces/{ns}/jobs/{name}",
-            get(get_job).delete(delete_job),
-        )
-        .route("/api/v1/pods", get(list_pods))
-        .route("/api/v1/namespaces/{ns}/pods", get(list_pods))
-        .route(
-            "/api/v1/namespaces/{ns}/pods/{name}",
-            get(get_pod).delete(delete_pod),
-        )
         .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(pod_log))
-        .route("/api/v1/events", get(list_events))
-        .route("/api/v1/namespaces/{ns}/events", get(list_events))
-        .route("/apis/jobvisor.io/v1/manifests", get(manifests))
-        .route("/apis/jobvisor.io/v1/manifests/{file}", put(put_manifest))
+        .route(&manifests_route, get(manifests))
+        .route(&format!("{manifests_route}/{{file}}"), put(put_manifest))
         .fallback(|| async {
             status_response(Status::failure(
                 404,
@@ -236,8 +250,8 @@ fn list_response(kind: Kind, items: &[Box<serde_json::value::RawValue>]) -> Resp
     body.extend_from_slice(
         format!(
             r#"{{"apiVersion":"{}","kind":"{}","metadata":{{}},"items":["#,
-            kind.api_version(),
-            kind.list_kind()
+            kind.resource().api_version,
+            kind.resource().list_kind()
         )
         .as_bytes(),
     );
@@ -416,29 +430,6 @@ fn expired_line(missed: u64) -> Bytes {
     }
 }
 
-// Each serves both the cluster-wide and the namespaced list route.
-async fn list_jobs(
-    State(api): State<Api>,
-    ns: Option<Path<String>>,
-    Query(q): Query<ListQuery>,
-) -> Response {
-    list(api, Kind::Job, ns.map(|Path(n)| n), q).await
-}
-async fn list_pods(
-    State(api): State<Api>,
-    ns: Option<Path<String>>,
-    Query(q): Query<ListQuery>,
-) -> Response {
-    list(api, Kind::Pod, ns.map(|Path(n)| n), q).await
-}
-async fn list_events(
-    State(api): State<Api>,
-    ns: Option<Path<String>>,
-    Query(q): Query<ListQuery>,
-) -> Response {
-    list(api, Kind::Event, ns.map(|Path(n)| n), q).await
-}
-
 async fn get_one(api: Api, kind: Kind, namespace: String, name: String) -> Response {
     match api
         .ask(|reply| Request::Get {
@@ -453,12 +444,42 @@ async fn get_one(api: Api, kind: Kind, namespace: String, name: String) -> Respo
         Err(s) => status_response(s),
     }
 }
-async fn delete_one(api: Api, kind: Kind, namespace: String, name: String) -> Response {
+/// `DELETE` with the API's `DeleteOptions`, as a query parameter (`?propagationPolicy=…`)
+/// or as the body kubectl sends; the query wins, as in the API server.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeleteQuery {
+    propagation_policy: Option<String>,
+}
+
+async fn delete_one(
+    api: Api,
+    kind: Kind,
+    namespace: String,
+    name: String,
+    q: DeleteQuery,
+    body: Bytes,
+) -> Response {
+    let options = if body.iter().all(u8::is_ascii_whitespace) {
+        crate::api::DeleteOptions::default()
+    } else {
+        match serde_json::from_slice::<crate::api::DeleteOptions>(&body) {
+            Ok(o) => o,
+            Err(e) => return status_response(bad_request(format!("invalid DeleteOptions: {e}"))),
+        }
+    };
+    let policy = q.propagation_policy.or(options.propagation_policy);
+    let propagation = match policy.as_deref().map(crate::api::Propagation::parse) {
+        None => crate::api::Propagation::Background,
+        Some(Ok(p)) => p,
+        Some(Err(why)) => return status_response(bad_request(why)),
+    };
     match api
         .ask(|reply| Request::Delete {
             kind,
             namespace,
             name,
+            propagation,
             reply,
         })
         .await
@@ -467,19 +488,6 @@ async fn delete_one(api: Api, kind: Kind, namespace: String, name: String) -> Re
         Err(s) => status_response(s),
     }
 }
-async fn get_job(State(api): State<Api>, Path((ns, name)): Path<(String, String)>) -> Response {
-    get_one(api, Kind::Job, ns, name).await
-}
-async fn delete_job(State(api): State<Api>, Path((ns, name)): Path<(String, String)>) -> Response {
-    delete_one(api, Kind::Job, ns, name).await
-}
-async fn get_pod(State(api): State<Api>, Path((ns, name)): Path<(String, String)>) -> Response {
-    get_one(api, Kind::Pod, ns, name).await
-}
-async fn delete_pod(State(api): State<Api>, Path((ns, name)): Path<(String, String)>) -> Response {
-    delete_one(api, Kind::Pod, ns, name).await
-}
-
 async fn manifests(State(api): State<Api>) -> Response {
     match api.ask(|reply| Request::Manifests { reply }).await {
         Ok(v) => Json(v).into_response(),

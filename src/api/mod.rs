@@ -12,7 +12,10 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub mod kind;
 pub mod labels;
+
+pub use kind::Kind;
 
 pub type Labels = BTreeMap<String, String>;
 
@@ -632,4 +635,39 @@ pub struct WatchEvent<T> {
     #[serde(rename = "type")]
     pub type_: String,
     pub object: T,
+}
+
+/// The body of a `DELETE` (`meta/v1 DeleteOptions`): only what jobvisor acts on is read.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteOptions {
+    #[serde(default)]
+    pub propagation_policy: Option<String>,
+}
+
+/// What happens to the objects a deleted object owns (the garbage collector's
+/// `propagationPolicy`, `staging/src/k8s.io/apimachinery/pkg/apis/meta/v1/types.go`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Propagation {
+    /// The owner goes at once; its dependents are deleted after it.
+    #[default]
+    Background,
+    /// The owner stays, marked deleted, until every dependent is gone.
+    Foreground,
+    /// The dependents stay, their owner references removed.
+    Orphan,
+}
+
+impl Propagation {
+    /// The API server's message for anything else.
+    pub fn parse(text: &str) -> Result<Propagation, String> {
+        match text {
+            "Background" => Ok(Propagation::Background),
+            "Foreground" => Ok(Propagation::Foreground),
+            "Orphan" => Ok(Propagation::Orphan),
+            other => Err(format!(
+                "DeleteOptions.propagationPolicy: Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
+            )),
+        }
+    }
 }

@@ -194,7 +194,7 @@ pub enum Item {
 
 impl Obj {
     pub fn decode(kind: Kind, value: Value) -> anyhow::Result<Obj> {
-        let what = kind.resource();
+        let what = &kind.resource().qualified();
         let item = match kind {
             Kind::Job => Item::Job(Box::new(from_value(&value, what)?)),
             Kind::Pod => Item::Pod(Box::new(from_value(&value, what)?)),
@@ -299,12 +299,7 @@ pub async fn list(
 }
 
 fn collection_path(kind: Kind, scope: Option<&str>) -> String {
-    match kind {
-        Kind::Job => proto::jobs_path(scope),
-        Kind::Pod => proto::pods_path(scope),
-        Kind::Event => proto::events_path(scope),
-        Kind::Manifest => proto::manifests_path(),
-    }
+    kind.collection_path(scope)
 }
 
 fn sort(objects: &mut [Obj]) {

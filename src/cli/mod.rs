@@ -178,58 +178,13 @@ pub fn report(err: &anyhow::Error, stderr: &mut dyn Write) -> u8 {
 }
 
 /// The kinds jobvisor serves, with kubectl's names for them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Job,
-    Pod,
-    Event,
-    Manifest,
-}
+pub use crate::api::Kind;
 
 impl Kind {
-    /// kubectl's accepted spellings, case-insensitive: `job`, `jobs`, `jobs.batch`, `po`, `ev`…
-    pub fn parse(text: &str) -> Option<Kind> {
-        let t = text.to_ascii_lowercase();
-        let kind = match t.as_str() {
-            "job" | "jobs" | "job.batch" | "jobs.batch" | "jobs.v1.batch" => Kind::Job,
-            "po" | "pod" | "pods" => Kind::Pod,
-            "ev" | "event" | "events" => Kind::Event,
-            "manifest" | "manifests" | "manifest.jobvisor.io" | "manifests.jobvisor.io" => {
-                Kind::Manifest
-            }
-            _ => return None,
-        };
-        Some(kind)
-    }
-
-    /// Like [`Kind::parse`], with kubectl's error for anything else.
+    /// [`Kind::parse`] with kubectl's error for anything else.
     pub fn parse_or_err(text: &str) -> anyhow::Result<Kind> {
         Kind::parse(text)
             .with_context(|| format!("the server doesn't have a resource type \"{text}\""))
-    }
-
-    /// The resource as NotFound messages name it: `jobs.batch "x" not found`.
-    pub fn resource(self) -> &'static str {
-        match self {
-            Kind::Job => "jobs.batch",
-            Kind::Pod => "pods",
-            Kind::Event => "events",
-            Kind::Manifest => "manifests.jobvisor.io",
-        }
-    }
-
-    /// The prefix of `-o name` and of apply/wait messages: `job.batch/x`.
-    pub fn name_prefix(self) -> &'static str {
-        match self {
-            Kind::Job => "job.batch",
-            Kind::Pod => "pod",
-            Kind::Event => "event",
-            Kind::Manifest => "manifest.jobvisor.io",
-        }
-    }
-
-    pub fn namespaced(self) -> bool {
-        self != Kind::Manifest
     }
 }
 

@@ -47,16 +47,17 @@ impl Daemon {
                 kind,
                 namespace,
                 name,
+                propagation,
                 reply,
             } => {
                 let k = key(&namespace, &name);
                 let result = match kind {
-                    Kind::Job => self.api_delete_job(&k),
+                    Kind::Job => self.api_delete_job(&k, propagation),
                     Kind::Pod => self.api_delete_pod(&k),
-                    Kind::Event => Err(Status::failure(
+                    Kind::Event | Kind::Manifest => Err(Status::failure(
                         405,
                         "MethodNotAllowed",
-                        "events cannot be deleted",
+                        format!("{} cannot be deleted", kind.resource().plural),
                     )),
                 };
                 self.answer_when_durable(held(reply, result));
@@ -118,45 +119,14 @@ impl Daemon {
     }
 
     fn list(&self, kind: Kind, ns: Option<&str>, filter: &Filter) -> Vec<Box<RawValue>> {
-        let in_ns = |k: &Key| ns.is_none_or(|n| n == k.0);
-        match kind {
-            Kind::Job => self
-                .world
-                .jobs
-                .iter()
-                .filter(|(k, _)| in_ns(k))
-                .filter_map(|(_, r)| listed(filter, &r.job.metadata.labels, &r.job))
-                .collect(),
-            Kind::Pod => {
-                // Pods live in a hash map (looked up on every event); lists are sorted by name.
-                let mut pods: Vec<_> = self.world.pods.iter().filter(|(k, _)| in_ns(k)).collect();
-                pods.sort_unstable_by(|a, b| a.0.cmp(b.0));
-                pods.into_iter()
-                    .filter_map(|(_, r)| listed(filter, &r.pod.metadata.labels, &r.pod))
-                    .collect()
-            }
-            Kind::Event => self
-                .world
-                .events
-                .iter()
-                .filter(|e| ns.is_none_or(|n| n == e.metadata.namespace()))
-                .filter_map(|e| listed(filter, &e.metadata.labels, e))
-                .collect(),
-        }
+        self.world
+            .served_all(kind, ns)
+            .filter_map(|o| listed(filter, &o.meta().labels, &o))
+            .collect()
     }
 
     fn get(&self, kind: Kind, k: &Key) -> Result<Value, Status> {
-        let v = match kind {
-            Kind::Job => self.world.jobs.get(k).map(|r| serde_json::to_value(&r.job)),
-            Kind::Pod => self.world.pods.get(k).map(|r| serde_json::to_value(&r.pod)),
-            Kind::Event => self
-                .world
-                .events
-                .iter()
-                .find(|e| e.metadata.name() == k.1 && e.metadata.namespace() == k.0)
-                .map(serde_json::to_value),
-        };
-        match v {
+        match self.world.served(kind, k).map(serde_json::to_value) {
             Some(Ok(v)) => Ok(v),
             Some(Err(e)) => Err(Status::failure(500, "InternalError", e.to_string())),
             None => Err(not_found(kind, &k.1)),
@@ -165,7 +135,11 @@ impl Daemon {
 
     /// Deleting a Job deletes the file that defines it, so the two never disagree; a file that
     /// defines more than this Job is left for the user to edit.
-    fn api_delete_job(&mut self, k: &Key) -> Result<Value, Status> {
+    fn api_delete_job(
+        &mut self,
+        k: &Key,
+        _propagation: crate::api::Propagation,
+    ) -> Result<Value, Status> {
         let rec = self
             .world
             .jobs
@@ -395,11 +369,7 @@ fn held<T: Send + 'static>(
 }
 
 fn success(kind: Kind, name: &str, uid: &str) -> Value {
-    let (group, resource) = match kind {
-        Kind::Job => ("batch", "jobs"),
-        Kind::Pod => ("", "pods"),
-        Kind::Event => ("", "events"),
-    };
+    let (group, resource) = (kind.resource().group, kind.resource().plural);
     json!({
         "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
         "details": {"name": name, "group": group, "kind": resource, "uid": uid}

@@ -62,9 +62,7 @@ fn later(after: Duration) -> Instant {
 /// One broadcast channel per kind, so a change is turned into JSON only when somebody
 /// watches its kind: `jobvisor wait` watches one Job and must not cost every pod a copy.
 struct Watchers {
-    jobs: broadcast::Sender<Arc<Change>>,
-    pods: broadcast::Sender<Arc<Change>>,
-    events: broadcast::Sender<Arc<Change>>,
+    by_kind: [broadcast::Sender<Arc<Change>>; crate::api::kind::RESOURCES.len()],
 }
 
 impl Watchers {
@@ -75,18 +73,12 @@ impl Watchers {
         // `broadcast::channel` panics on 0 and on absurd sizes; a config value must not.
         let backlog = backlog.clamp(1, 1 << 24);
         Watchers {
-            jobs: broadcast::channel(backlog).0,
-            pods: broadcast::channel(backlog).0,
-            events: broadcast::channel(backlog).0,
+            by_kind: std::array::from_fn(|_| broadcast::channel(backlog).0),
         }
     }
 
     fn of(&self, kind: Kind) -> &broadcast::Sender<Arc<Change>> {
-        match kind {
-            Kind::Job => &self.jobs,
-            Kind::Pod => &self.pods,
-            Kind::Event => &self.events,
-        }
+        &self.by_kind[kind as usize]
     }
 
     fn watched(&self, kind: Kind) -> bool {

@@ -646,19 +646,7 @@ impl Daemon {
             if !seen.insert((kind, k.clone())) {
                 continue;
             }
-            let value = match kind {
-                Kind::Job => self
-                    .world
-                    .jobs
-                    .get(&k)
-                    .map(|r| serde_json::to_value(&r.job)),
-                Kind::Pod => self
-                    .world
-                    .pods
-                    .get(&k)
-                    .map(|r| serde_json::to_value(&r.pod)),
-                Kind::Event => None,
-            };
+            let value = self.world.served(kind, &k).map(serde_json::to_value);
             if let Some(Ok(v)) = value {
                 let labels = labels_of(&v);
                 self.publish(super::Change::new(kind, k.0.clone(), labels, type_, v));

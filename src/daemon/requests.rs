@@ -13,36 +13,7 @@ use tokio::sync::{broadcast, oneshot};
 use crate::api::labels::Selector;
 use crate::api::{Labels, Status};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
-    Job,
-    Pod,
-    Event,
-}
-
-impl Kind {
-    /// The resource as Kubernetes names it in messages: `jobs.batch "x" not found`.
-    pub fn resource(self) -> &'static str {
-        match self {
-            Kind::Job => "jobs.batch",
-            Kind::Pod => "pods",
-            Kind::Event => "events",
-        }
-    }
-    pub fn list_kind(self) -> &'static str {
-        match self {
-            Kind::Job => "JobList",
-            Kind::Pod => "PodList",
-            Kind::Event => "EventList",
-        }
-    }
-    pub fn api_version(self) -> &'static str {
-        match self {
-            Kind::Job => "batch/v1",
-            Kind::Pod | Kind::Event => "v1",
-        }
-    }
-}
+pub use crate::api::Kind;
 
 /// One change to an object, for `?watch=true` streams.
 ///
@@ -216,6 +187,7 @@ pub enum Request {
         kind: Kind,
         namespace: String,
         name: String,
+        propagation: crate::api::Propagation,
         reply: Reply<Value>,
     },
     Manifests {
@@ -243,7 +215,7 @@ pub fn not_found(kind: Kind, name: &str) -> Status {
     Status::failure(
         404,
         "NotFound",
-        format!("{} \"{name}\" not found", kind.resource()),
+        format!("{} \"{name}\" not found", kind.resource().qualified()),
     )
 }
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::api::{Event, Job, ManifestFile, Pod, PodPhase};
+use crate::api::{Event, Job, Kind, ManifestFile, Pod, PodPhase};
 use crate::controller::pod::finish_time;
 use crate::store::Objects;
 
@@ -77,15 +77,48 @@ pub struct World {
     pub pod_by_uid: HashMap<String, Key>,
 }
 
-/// Store keys: `jobs/<ns>/<name>`, `pods/<ns>/<name>`, `manifests/<path>`.
+/// Store keys come from the registry: `jobs/<ns>/<name>`, `pods/<ns>/<name>`,
+/// `manifests/<path>`.
+pub fn store_key(kind: Kind, k: &Key) -> String {
+    kind.resource().store_key(&k.0, &k.1)
+}
 pub fn job_store_key(k: &Key) -> String {
-    format!("jobs/{}/{}", k.0, k.1)
+    store_key(Kind::Job, k)
 }
 pub fn pod_store_key(k: &Key) -> String {
-    format!("pods/{}/{}", k.0, k.1)
+    store_key(Kind::Pod, k)
 }
 pub fn manifest_store_key(p: &std::path::Path) -> String {
-    format!("manifests/{}", p.display())
+    format!("{}/{}", Kind::Manifest.resource().plural, p.display())
+}
+
+/// One object as the API serves it, whatever its kind: lists, gets and watch events are
+/// written once over this instead of once per kind.
+#[derive(Clone, Copy)]
+pub enum Served<'a> {
+    Job(&'a Job),
+    Pod(&'a Pod),
+    Event(&'a Event),
+}
+
+impl Served<'_> {
+    pub fn meta(&self) -> &crate::api::ObjectMeta {
+        match self {
+            Served::Job(o) => &o.metadata,
+            Served::Pod(o) => &o.metadata,
+            Served::Event(o) => &o.metadata,
+        }
+    }
+}
+
+impl Serialize for Served<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Served::Job(o) => o.serialize(s),
+            Served::Pod(o) => o.serialize(s),
+            Served::Event(o) => o.serialize(s),
+        }
+    }
 }
 
 /// The uid of the Job that controls the pod. From the owner reference the daemon itself set,
@@ -173,6 +206,51 @@ impl World {
             }
         }
         changed
+    }
+
+    /// The object of `kind` named `k`, as served.
+    pub fn served(&self, kind: Kind, k: &Key) -> Option<Served<'_>> {
+        match kind {
+            Kind::Job => self.jobs.get(k).map(|r| Served::Job(&r.job)),
+            Kind::Pod => self.pods.get(k).map(|r| Served::Pod(&r.pod)),
+            Kind::Event => self
+                .events
+                .iter()
+                .find(|e| e.metadata.name() == k.1 && e.metadata.namespace() == k.0)
+                .map(Served::Event),
+            Kind::Manifest => None,
+        }
+    }
+
+    /// Every object of `kind` in `ns` (all namespaces: `None`), in name order (events in
+    /// the order they happened).
+    pub fn served_all<'a>(
+        &'a self,
+        kind: Kind,
+        ns: Option<&'a str>,
+    ) -> Box<dyn Iterator<Item = Served<'a>> + 'a> {
+        let in_ns = move |k: &Key| ns.is_none_or(|n| n == k.0);
+        match kind {
+            Kind::Job => Box::new(
+                self.jobs
+                    .iter()
+                    .filter(move |(k, _)| in_ns(k))
+                    .map(|(_, r)| Served::Job(&r.job)),
+            ),
+            Kind::Pod => {
+                // Pods live in a hash map (looked up on every event); lists are sorted by name.
+                let mut pods: Vec<_> = self.pods.iter().filter(|(k, _)| in_ns(k)).collect();
+                pods.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                Box::new(pods.into_iter().map(|(_, r)| Served::Pod(&r.pod)))
+            }
+            Kind::Event => Box::new(
+                self.events
+                    .iter()
+                    .filter(move |e| ns.is_none_or(|n| n == e.metadata.namespace()))
+                    .map(Served::Event),
+            ),
+            Kind::Manifest => Box::new(std::iter::empty()),
+        }
     }
 
     /// The current JSON of a store key, `None` when it no longer exists.
