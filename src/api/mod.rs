@@ -237,7 +237,7 @@ pub struct PodSpec {
     #[serde(default)]
     pub containers: Vec<Container>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub restart_policy: Option<String>,
+    pub restart_policy: Option<RestartPolicy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub termination_grace_period_seconds: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -669,5 +669,68 @@ impl Propagation {
                 "DeleteOptions.propagationPolicy: Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
             )),
         }
+    }
+}
+
+/// `spec.restartPolicy`. Any string reads (the API server's decoder takes any string here and
+/// validation names what is wrong), so an unknown value is kept as `Other` for the message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum RestartPolicy {
+    Always,
+    OnFailure,
+    Never,
+    Other(String),
+}
+
+impl From<String> for RestartPolicy {
+    fn from(s: String) -> Self {
+        match s.as_str() {
+            "Always" => RestartPolicy::Always,
+            "OnFailure" => RestartPolicy::OnFailure,
+            "Never" => RestartPolicy::Never,
+            _ => RestartPolicy::Other(s),
+        }
+    }
+}
+
+impl From<&str> for RestartPolicy {
+    fn from(s: &str) -> Self {
+        RestartPolicy::from(s.to_string())
+    }
+}
+
+impl From<RestartPolicy> for String {
+    fn from(p: RestartPolicy) -> String {
+        p.as_str().to_string()
+    }
+}
+
+impl RestartPolicy {
+    pub fn as_str(&self) -> &str {
+        match self {
+            RestartPolicy::Always => "Always",
+            RestartPolicy::OnFailure => "OnFailure",
+            RestartPolicy::Never => "Never",
+            RestartPolicy::Other(s) => s,
+        }
+    }
+
+    /// Whether a container that exited with `exit_code` is started again (kubelet
+    /// `ShouldContainerBeRestarted`).
+    pub fn restarts(&self, exit_code: i32) -> bool {
+        match self {
+            RestartPolicy::Always => true,
+            RestartPolicy::OnFailure => exit_code != 0,
+            RestartPolicy::Never | RestartPolicy::Other(_) => false,
+        }
+    }
+}
+
+impl PodSpec {
+    /// The pod's policy: defaulting sets it on every pod jobvisor runs (Job templates must
+    /// name one); a pod from outside that path gets the API server's default.
+    pub fn restart_policy(&self) -> RestartPolicy {
+        self.restart_policy.clone().unwrap_or(RestartPolicy::Always)
     }
 }

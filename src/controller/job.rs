@@ -14,7 +14,9 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::{EventSpec, add, backoff, elapsed, pod};
-use crate::api::{JOB_TRACKING_FINALIZER, Job, JobCondition, JobStatus, Pod, PodPhase};
+use crate::api::{
+    JOB_TRACKING_FINALIZER, Job, JobCondition, JobStatus, Pod, PodPhase, RestartPolicy,
+};
 
 /// Kubernetes caps pod creations and deletions per sync (`MaxPodCreateDeletePerSync`).
 const MAX_PER_SYNC: usize = 500;
@@ -181,7 +183,7 @@ fn failure(
     d: &mut JobDecision,
 ) -> Option<(&'static str, &'static str)> {
     let limit = job.spec.backoff_limit.unwrap_or(6);
-    let on_failure = job.spec.template.spec.restart_policy.as_deref() == Some("OnFailure");
+    let on_failure = job.spec.template.spec.restart_policy == Some(RestartPolicy::OnFailure);
     // pastBackoffLimitOnFailure: restarts of pods that are still Pending/Running count too.
     let restarts: i64 = if on_failure {
         live.iter()

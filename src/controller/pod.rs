@@ -13,7 +13,7 @@ use jiff::Timestamp;
 use super::{EventSpec, add, backoff, elapsed};
 use crate::api::{
     ContainerState, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus, Pod,
-    PodCondition, PodPhase, PodStatus,
+    PodCondition, PodPhase, PodStatus, RestartPolicy,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -44,6 +44,66 @@ pub struct PodDecision {
 /// reset); kept by the daemon beside the pod.
 pub type BackoffBase<'a> = dyn Fn(&str) -> i32 + 'a;
 
+/// Where one container is in its lifecycle, read from its status: the states of the
+/// kubelet's container state machine, with the data each one needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// No status yet: never asked to start.
+    New,
+    /// Asked to start (`ContainerCreating`) or running: the runtime will report its exit.
+    Live,
+    /// Its last run ended with this exit code.
+    Exited { exit_code: i32 },
+    /// Waiting out CrashLoopBackOff before the next run.
+    BackingOff,
+}
+
+impl Lifecycle {
+    fn of(cs: Option<&ContainerStatus>) -> Lifecycle {
+        let Some(cs) = cs else {
+            return Lifecycle::New;
+        };
+        match (&cs.state.terminated, &cs.state.waiting) {
+            (Some(t), _) => Lifecycle::Exited {
+                exit_code: t.exit_code,
+            },
+            (None, Some(w)) if w.reason.as_deref() == Some("CrashLoopBackOff") => {
+                Lifecycle::BackingOff
+            }
+            _ => Lifecycle::Live,
+        }
+    }
+}
+
+/// What to do with one container now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Stay,
+    /// First start of a container that has none yet.
+    Create,
+    /// Start the next run now (`restartCount` + 1).
+    Restart,
+    /// It exited and its restart is not due yet: into CrashLoopBackOff.
+    BackOff,
+    /// Still backing off: look again when the delay is over.
+    Wait,
+}
+
+/// The container state machine's transition table (kubelet `computePodActions` for one
+/// container): `restarts` is the pod's restartPolicy applied to the last exit code,
+/// `deleted` says the pod is terminating, `due` that the CrashLoopBackOff delay is over.
+pub fn step(state: Lifecycle, restarts: bool, deleted: bool, due: bool) -> Step {
+    use Lifecycle::*;
+    match (state, deleted) {
+        (New, false) => Step::Create,
+        (New, true) | (Live, _) | (Exited { .. } | BackingOff, true) => Step::Stay,
+        (Exited { .. }, false) if !restarts => Step::Stay,
+        (Exited { .. } | BackingOff, false) if due => Step::Restart,
+        (Exited { .. }, false) => Step::BackOff,
+        (BackingOff, false) => Step::Wait,
+    }
+}
+
 pub fn sync(
     pod: &Pod,
     backoff_base: &BackoffBase<'_>,
@@ -56,16 +116,26 @@ pub fn sync(
     let mut requeue: Option<Duration> = None;
     let mut resets = Vec::new();
     let deleted = pod.metadata.deletion_timestamp.is_some();
-    let on_failure = pod.spec.restart_policy.as_deref() == Some("OnFailure");
+    let policy = pod.spec.restart_policy();
 
     if !status.phase.is_terminal() {
         for container in &pod.spec.containers {
-            let Some(cs) = status
+            let i = status
                 .container_statuses
-                .iter_mut()
-                .find(|c| c.name == container.name)
-            else {
-                if !deleted {
+                .iter()
+                .position(|c| c.name == container.name);
+            let state = Lifecycle::of(i.map(|i| &status.container_statuses[i]));
+            let restarts = match state {
+                Lifecycle::Exited { exit_code } => policy.restarts(exit_code),
+                _ => true,
+            };
+            let delay = i.and_then(|i| {
+                let cs = &status.container_statuses[i];
+                restart_delay(cs, backoff_base(&cs.name), now, cfg)
+            });
+            let due = delay.as_ref().is_some_and(|d| d.remaining.is_zero());
+            match (step(state, restarts, deleted, due), i) {
+                (Step::Create, _) => {
                     status.container_statuses.push(creating(
                         &container.name,
                         container.image.as_deref(),
@@ -76,15 +146,9 @@ pub fn sync(
                         restart_count: 0,
                     });
                 }
-                continue;
-            };
-            if deleted || !on_failure {
-                continue;
-            }
-            match crash_loop(pod, cs, backoff_base(&cs.name), now, cfg) {
-                CrashLoop::Stay => {}
-                CrashLoop::RestartNow { reset } => {
-                    if reset {
+                (Step::Restart, Some(i)) => {
+                    let cs = &mut status.container_statuses[i];
+                    if delay.is_some_and(|d| d.reset) {
                         resets.push((cs.name.clone(), cs.restart_count));
                     }
                     restart(cs);
@@ -93,16 +157,13 @@ pub fn sync(
                         restart_count: cs.restart_count,
                     });
                 }
-                CrashLoop::Wait {
-                    delay,
-                    remaining,
-                    reset,
-                    first,
-                } => {
-                    if reset {
+                (Step::BackOff | Step::Wait, Some(i)) => {
+                    let Some(d) = delay else { continue };
+                    let cs = &mut status.container_statuses[i];
+                    if d.reset {
                         resets.push((cs.name.clone(), cs.restart_count));
                     }
-                    if first {
+                    if state != Lifecycle::BackingOff {
                         let msg = format!(
                             "Back-off restarting failed container {} in pod {}_{}({})",
                             cs.name,
@@ -111,10 +172,11 @@ pub fn sync(
                             pod.metadata.uid()
                         );
                         events.push(EventSpec::warning("BackOff", msg));
-                        into_backoff(pod, cs, delay);
+                        into_backoff(pod, cs, d.delay);
                     }
-                    requeue = Some(requeue.map_or(remaining, |r| r.min(remaining)));
+                    requeue = Some(requeue.map_or(d.remaining, |r| r.min(d.remaining)));
                 }
+                _ => {}
             }
         }
     }
@@ -132,38 +194,32 @@ pub fn sync(
     }
 }
 
-enum CrashLoop {
-    Stay,
-    RestartNow {
-        reset: bool,
-    },
-    Wait {
-        delay: Duration,
-        remaining: Duration,
-        reset: bool,
-        first: bool,
-    },
+/// When a stopped container's next run is due.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct RestartDelay {
+    /// The CrashLoopBackOff delay of this restart.
+    delay: Duration,
+    /// Left of it now (zero: due).
+    remaining: Duration,
+    /// The back-off count starts again from this run.
+    reset: bool,
 }
 
-/// What an `OnFailure` container that has stopped should do now.
-fn crash_loop(
-    pod: &Pod,
+/// The CrashLoopBackOff delay of a container that has stopped (`None` while it runs):
+/// measured from its last exit, the first restart at once.
+fn restart_delay(
     cs: &ContainerStatus,
     base: i32,
     now: Timestamp,
     cfg: RestartBackoff,
-) -> CrashLoop {
+) -> Option<RestartDelay> {
     let (last, first) = match (&cs.state.terminated, &cs.state.waiting) {
-        (Some(t), _) if t.exit_code != 0 => (t, true),
+        (Some(t), _) => (t, true),
         (None, Some(w)) if w.reason.as_deref() == Some("CrashLoopBackOff") => {
-            match &cs.last_state.terminated {
-                Some(t) => (t, false),
-                None => return CrashLoop::Stay,
-            }
+            (cs.last_state.terminated.as_ref()?, false)
         }
-        _ => return CrashLoop::Stay,
+        _ => return None,
     };
-    let _ = pod;
     let finished = last.finished_at.unwrap_or(now);
     // client-go's backoff entry expires when the exit comes more than 2×max after the
     // last restart: a long healthy run makes the next restart immediate again.
@@ -176,16 +232,15 @@ fn crash_loop(
     let next = u32::try_from(cs.restart_count + 1 - base).unwrap_or(1);
     let delay = backoff::container_restart_delay(next, cfg.base, cfg.max);
     let due = add(finished, delay);
-    if now >= due {
-        CrashLoop::RestartNow { reset }
-    } else {
-        CrashLoop::Wait {
-            delay,
-            remaining: elapsed(now, due),
-            reset,
-            first,
-        }
-    }
+    Some(RestartDelay {
+        delay,
+        remaining: if now >= due {
+            Duration::ZERO
+        } else {
+            elapsed(now, due)
+        },
+        reset,
+    })
 }
 
 fn creating(name: &str, image: Option<&str>, restart_count: i32) -> ContainerStatus {
@@ -279,7 +334,7 @@ fn phase(pod: &Pod, status: &PodStatus, deleted: bool) -> PodPhase {
     if status.phase.is_terminal() {
         return status.phase;
     }
-    let on_failure = pod.spec.restart_policy.as_deref() == Some("OnFailure");
+    let policy = pod.spec.restart_policy();
     let statuses: Vec<Option<&ContainerStatus>> = pod
         .spec
         .containers
@@ -291,20 +346,27 @@ fn phase(pod: &Pod, status: &PodStatus, deleted: bool) -> PodPhase {
         .map(|s| s.and_then(terminated).map(|t| t.exit_code))
         .collect();
     let all_ok = exit_codes.iter().all(|c| *c == Some(0));
-    if all_ok {
-        return PodPhase::Succeeded;
-    }
     // A deleted pod is done once nothing of it runs; containers waiting (never started or in
     // back-off) will not start any more.
     let running = statuses
         .iter()
         .any(|s| s.is_some_and(|s| s.state.running.is_some() || is_starting(s)));
     if deleted && !running {
-        return PodPhase::Failed;
+        return if all_ok {
+            PodPhase::Succeeded
+        } else {
+            PodPhase::Failed
+        };
     }
-    let all_done = exit_codes.iter().all(Option::is_some);
-    if all_done && !on_failure {
-        return PodPhase::Failed;
+    // `Always` restarts whatever ended: the pod runs until it is deleted.
+    if policy != RestartPolicy::Always {
+        if all_ok {
+            return PodPhase::Succeeded;
+        }
+        let all_done = exit_codes.iter().all(Option::is_some);
+        if all_done && policy != RestartPolicy::OnFailure {
+            return PodPhase::Failed;
+        }
     }
     let any_started = statuses.iter().any(|s| {
         s.is_some_and(|s| {

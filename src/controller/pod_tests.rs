@@ -292,3 +292,101 @@ fn go_durations() {
     assert_eq!(go_duration(Duration::from_secs(300)), "5m0s");
     assert_eq!(go_duration(Duration::from_millis(1500)), "1.5s");
 }
+
+/// The container state machine, one row per transition.
+#[test]
+fn container_transition_table() {
+    use Lifecycle::*;
+    let exited = Exited { exit_code: 1 };
+    // (state, policy restarts this exit, pod deleted, back-off over, expected step)
+    let rows = [
+        (New, true, false, false, Step::Create),
+        (New, true, true, false, Step::Stay),
+        (Live, true, false, true, Step::Stay),
+        (Live, true, true, true, Step::Stay),
+        (exited, false, false, true, Step::Stay),
+        (exited, true, true, true, Step::Stay),
+        (exited, true, false, true, Step::Restart),
+        (exited, true, false, false, Step::BackOff),
+        (BackingOff, true, false, true, Step::Restart),
+        (BackingOff, true, false, false, Step::Wait),
+        (BackingOff, true, true, true, Step::Stay),
+    ];
+    for (state, restarts, deleted, due, want) in rows {
+        assert_eq!(
+            step(state, restarts, deleted, due),
+            want,
+            "{state:?} restarts={restarts} deleted={deleted} due={due}"
+        );
+    }
+}
+
+/// kubelet `ShouldContainerBeRestarted`: Always restarts any exit, OnFailure a non-zero one.
+#[test]
+fn restart_policy_per_exit_code() {
+    use crate::api::RestartPolicy as P;
+    for (policy, code, want) in [
+        (P::Always, 0, true),
+        (P::Always, 1, true),
+        (P::OnFailure, 0, false),
+        (P::OnFailure, 137, true),
+        (P::Never, 1, false),
+        (P::Never, 0, false),
+    ] {
+        assert_eq!(policy.restarts(code), want, "{policy:?} exit {code}");
+    }
+}
+
+/// `restartPolicy: Always` (a bare Pod's default): a container that exits 0 is restarted at
+/// once the first time, then backs off (`Completed`, then `CrashLoopBackOff`), and the pod
+/// stays Running throughout, as the tutorial's `expr 8 + 3` pod shows on a cluster.
+#[test]
+fn always_restarts_even_success_and_stays_running() {
+    let mut p = pod("Always", &["a"]);
+    p.status.phase = PodPhase::Running;
+    p.status.container_statuses = vec![exited("a", 0, 0, 1, 0)];
+    let d = sync(&p, &no_base, now(), CFG);
+    assert_eq!(d.status.phase, PodPhase::Running);
+    assert_eq!(
+        d.start,
+        [Start {
+            container: "a".into(),
+            restart_count: 1
+        }]
+    );
+    // Its second exit waits out the back-off: 10s from the exit.
+    p.status.container_statuses = vec![exited("a", 0, 1, 1, 0)];
+    let d = sync(&p, &no_base, now(), CFG);
+    assert!(d.start.is_empty());
+    assert_eq!(d.status.phase, PodPhase::Running);
+    let cs = &d.status.container_statuses[0];
+    assert_eq!(
+        cs.state.waiting.as_ref().and_then(|w| w.reason.as_deref()),
+        Some("CrashLoopBackOff")
+    );
+    assert_eq!(
+        cs.last_state.terminated.as_ref().map(|t| t.exit_code),
+        Some(0)
+    );
+    assert_eq!(d.requeue_after, Some(Duration::from_secs(10)));
+    assert_eq!(d.events[0].reason, "BackOff");
+    // Once the back-off is over it starts again.
+    p.status = d.status;
+    let d = sync(&p, &no_base, now() + SignedDuration::from_secs(10), CFG);
+    assert_eq!(d.start.len(), 1);
+    assert_eq!(d.start[0].restart_count, 2);
+}
+
+/// An `Always` pod ends only when deleted: Succeeded if every container's last exit was 0.
+#[test]
+fn always_pod_phase_when_deleted() {
+    for (code, want) in [(0, PodPhase::Succeeded), (143, PodPhase::Failed)] {
+        let mut p = pod("Always", &["a"]);
+        p.metadata.deletion_timestamp = Some(ago(1));
+        p.status.phase = PodPhase::Running;
+        p.status.container_statuses = vec![exited("a", code, 3, 1, 0)];
+        let d = sync(&p, &no_base, now(), CFG);
+        assert!(d.start.is_empty());
+        assert_eq!(d.status.phase, want, "exit {code}");
+    }
+}

@@ -418,8 +418,8 @@ mod tests {
             Some(&["expr", "8", "+", "3"].map(String::from)[..])
         );
         assert_eq!(
-            r.jobs[0].spec.template.spec.restart_policy.as_deref(),
-            Some("Never")
+            r.jobs[0].spec.template.spec.restart_policy,
+            Some(crate::api::RestartPolicy::Never)
         );
     }
 

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::api::{
     Container, Job, LABEL_CONTROLLER_UID, LABEL_JOB_NAME, LABEL_LEGACY_CONTROLLER_UID,
-    LABEL_LEGACY_JOB_NAME, LabelSelector, Labels,
+    LABEL_LEGACY_JOB_NAME, LabelSelector, Labels, RestartPolicy,
 };
 
 use super::parse::go_quote;
@@ -431,17 +431,20 @@ fn spec(job: &Job, v: &mut Findings) {
 
     // restartPolicy defaults to Always for pods, so Always and missing read the same.
     let path = "spec.template.spec.restartPolicy";
-    match s.template.spec.restart_policy.as_deref() {
-        None | Some("") | Some("Always") => {
+    match &s.template.spec.restart_policy {
+        None | Some(RestartPolicy::Always) => {
             v.required(path, r#"valid values: "OnFailure", "Never""#)
         }
-        Some("OnFailure") if s.pod_failure_policy.is_some() => v.invalid(
+        Some(RestartPolicy::Other(s)) if s.is_empty() => {
+            v.required(path, r#"valid values: "OnFailure", "Never""#)
+        }
+        Some(RestartPolicy::OnFailure) if s.pod_failure_policy.is_some() => v.invalid(
             path,
             "OnFailure",
             r#"only "Never" is supported when podFailurePolicy is specified"#,
         ),
-        Some("OnFailure") | Some("Never") => {}
-        Some(other) => v.not_supported(path, other, &["OnFailure", "Never"]),
+        Some(RestartPolicy::OnFailure | RestartPolicy::Never) => {}
+        Some(RestartPolicy::Other(other)) => v.not_supported(path, other, &["OnFailure", "Never"]),
     }
 }
 
@@ -479,13 +482,13 @@ fn pod_spec(job: &Job, v: &mut Findings) {
     if pod.init_containers.is_some() {
         v.not_yet(&p("initContainers"));
     }
-    match pod.restart_policy.as_deref() {
-        None | Some("") | Some("Always") | Some("OnFailure") | Some("Never") => {}
-        Some(other) => v.not_supported(
+    match &pod.restart_policy {
+        Some(RestartPolicy::Other(other)) if !other.is_empty() => v.not_supported(
             &p("restartPolicy"),
             other,
             &["Always", "OnFailure", "Never"],
         ),
+        _ => {}
     }
     if let Some(dns) = pod.dns_policy.as_deref()
         && !["ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"].contains(&dns)
