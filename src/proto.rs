@@ -258,7 +258,9 @@ impl Client {
     }
 
     /// DELETE; the daemon answers a `Status` with `"status":"Success"`.
-    pub async fn delete(&self, path: &str) -> Result<Status, ApiError> {
+    /// DELETE: the answer is a `Status` or, for a graceful delete, the object as it is now
+    /// (terminating), as the API server answers.
+    pub async fn delete(&self, path: &str) -> Result<serde_json::Value, ApiError> {
         let body = self.call(Method::DELETE, path, None).await?;
         decode(path, &body)
     }

@@ -337,7 +337,7 @@ impl std::fmt::Debug for EnvVar {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Pod {
     #[serde(default)]
     pub api_version: String,

@@ -1,7 +1,8 @@
-//! `jobvisor delete job NAME…`: kubectl's `delete` for Jobs.
+//! `jobvisor delete job|pod NAME…`: kubectl's `delete`.
 //!
-//! The daemon removes the Job (its pods are stopped like a foreground delete) and the
-//! manifest file that defines it, because a Job whose file stayed would come straight back.
+//! The daemon removes the Job or bare Pod and the manifest file that defines it, because an
+//! object whose file stayed would come straight back; a pod a Job created is deleted (and
+//! replaced by its Job) as in Kubernetes.
 //! When that file defines other objects too, the daemon refuses with 409 Conflict and says
 //! which; its message is printed as-is. Several names are deleted one by one like kubectl:
 //! a failure is printed and the others still go ahead; the exit code is 1 if any failed.
@@ -9,14 +10,13 @@
 use anyhow::bail;
 
 use super::{Ctx, Kind, NamespaceArg, Reported, split_type_name};
-use crate::proto;
 
 #[derive(Debug, clap::Args)]
 pub struct DeleteArgs {
-    /// `job` (or jobs, jobs.batch), or job/NAME.
+    /// `job` (or jobs, jobs.batch), `pod` (po, pods), or TYPE/NAME.
     #[arg(value_name = "TYPE")]
     pub resource: String,
-    /// The Jobs to delete.
+    /// The objects to delete.
     #[arg(value_name = "NAME")]
     pub names: Vec<String>,
     #[command(flatten)]
@@ -40,19 +40,16 @@ pub async fn run(ctx: &mut Ctx<'_>, args: DeleteArgs) -> anyhow::Result<()> {
             None => names.push(word.clone()),
         }
     }
-    match kind {
-        Some(Kind::Job) => {}
+    let kind = match kind {
+        Some(k @ (Kind::Job | Kind::Pod)) => k,
         Some(Kind::Manifest) => {
             bail!(
                 "manifests are deleted by deleting their Jobs (or removing the file from the manifests directory)"
             )
         }
-        Some(other) => bail!(
-            "jobvisor deletes jobs only: {} belong to a Job and go with it",
-            other.resource()
-        ),
+        Some(other) => bail!("{} cannot be deleted", other.resource()),
         None => bail!("you must specify the type of resource to delete"),
-    }
+    };
     if names.is_empty() {
         bail!("resource(s) were provided, but no name was specified");
     }
@@ -60,8 +57,8 @@ pub async fn run(ctx: &mut Ctx<'_>, args: DeleteArgs) -> anyhow::Result<()> {
     let single = names.len() == 1;
     let mut failed = false;
     for name in &names {
-        match ctx.client.delete(&proto::job_path(ns, name)).await {
-            Ok(_) => ctx.print(&format!("{} \"{name}\" deleted\n", Kind::Job.name_prefix()))?,
+        match ctx.client.delete(&kind.object_path(ns, name)).await {
+            Ok(_) => ctx.print(&format!("{} \"{name}\" deleted\n", kind.name_prefix()))?,
             Err(e) if single => return Err(e.into()),
             Err(e) => {
                 failed = true;
@@ -155,7 +152,7 @@ mod tests {
         );
         assert_eq!(h.out(), "job.batch \"a\" deleted\n");
 
-        let err = run(&mut h.ctx(), args(&["pods", "p"])).await.unwrap_err();
-        assert!(reported(&err).starts_with("error: jobvisor deletes jobs only"));
+        let err = run(&mut h.ctx(), args(&["events", "e"])).await.unwrap_err();
+        assert_eq!(reported(&err), "error: events cannot be deleted\n");
     }
 }

@@ -147,42 +147,7 @@ impl Daemon {
             .ok_or_else(|| not_found(Kind::Job, &k.1))?;
         let source = rec.source.clone();
         let uid = rec.job.metadata.uid().to_string();
-        let others: Vec<String> = self
-            .world
-            .manifests
-            .get(&source)
-            .map(|m| {
-                m.jobs
-                    .iter()
-                    .filter(|o| *o != k)
-                    .map(|o| format!("job/{}", o.1))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if !others.is_empty() {
-            return Err(Status::failure(
-                409,
-                "Conflict",
-                format!(
-                    "jobs.batch \"{}\" is defined in {} together with {}; edit or remove that file instead",
-                    k.1,
-                    source.display(),
-                    others.join(", ")
-                ),
-            ));
-        }
-        match std::fs::remove_file(&source) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(Status::failure(
-                    500,
-                    "InternalError",
-                    format!("removing {}: {e}", source.display()),
-                ));
-            }
-        }
-        self.file_removed(&source);
+        self.remove_definition(Kind::Job, k, &source)?;
         // The file is gone, so its Job is too; a file that lost a name clash to it may have
         // taken the name over since, and that Job stays.
         if self
@@ -196,9 +161,65 @@ impl Daemon {
         Ok(success(Kind::Job, &k.1, &uid))
     }
 
+    /// Removes the manifest file that defines the object `k` of `kind`, and what it defined.
+    /// Refused (409) when the file defines other objects too: those are the user's to keep.
+    fn remove_definition(
+        &mut self,
+        kind: Kind,
+        k: &Key,
+        source: &std::path::Path,
+    ) -> Result<(), Status> {
+        let others: Vec<String> = self
+            .world
+            .manifests
+            .get(source)
+            .map(|m| {
+                let jobs = m.jobs.iter().map(|o| (Kind::Job, o));
+                let pods = m.pods.iter().map(|o| (Kind::Pod, o));
+                jobs.chain(pods)
+                    .filter(|(kd, o)| (*kd, *o) != (kind, k))
+                    .map(|(kd, o)| format!("{}/{}", kd.resource().singular, o.1))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !others.is_empty() {
+            return Err(Status::failure(
+                409,
+                "Conflict",
+                format!(
+                    "{} \"{}\" is defined in {} together with {}; edit or remove that file instead",
+                    kind.resource().qualified(),
+                    k.1,
+                    source.display(),
+                    others.join(", ")
+                ),
+            ));
+        }
+        match std::fs::remove_file(source) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(Status::failure(
+                    500,
+                    "InternalError",
+                    format!("removing {}: {e}", source.display()),
+                ));
+            }
+        }
+        self.file_removed(source);
+        Ok(())
+    }
+
+    /// A pod a Job created is deleted (its Job replaces it); a bare Pod is deleted with the
+    /// file that defines it, as a Job is, since it would come straight back from the file.
     fn api_delete_pod(&mut self, k: &Key) -> Result<Value, Status> {
-        if !self.world.pods.contains_key(k) {
-            return Err(not_found(Kind::Pod, &k.1));
+        let rec = self
+            .world
+            .pods
+            .get(k)
+            .ok_or_else(|| not_found(Kind::Pod, &k.1))?;
+        if let Some(source) = rec.source().map(std::path::Path::to_path_buf) {
+            self.remove_definition(Kind::Pod, k, &source)?;
         }
         let now = self.clock.now();
         self.delete_pod(k, now);

@@ -174,7 +174,7 @@ impl Daemon {
             .world
             .manifests
             .get(path)
-            .is_some_and(|m| !m.jobs.is_empty());
+            .is_some_and(|m| m.defines_any());
         let grace = self.cfg.watch.removal_grace;
         if had_jobs
             && (confirmed || grace.is_zero())
@@ -188,16 +188,19 @@ impl Daemon {
         if had_jobs && !confirmed && !grace.is_zero() {
             self.schedule(grace, super::Target::Removal(path.to_path_buf()));
         } else if had_jobs {
-            let jobs = self
+            let (jobs, pods) = self
                 .world
                 .manifests
                 .get_mut(path)
-                .map(|m| std::mem::take(&mut m.jobs))
+                .map(|m| (std::mem::take(&mut m.jobs), std::mem::take(&mut m.pods)))
                 .unwrap_or_default();
             for k in &jobs {
                 if self.world.jobs.get(k).is_some_and(|r| r.source == path) {
                     self.delete_job(k, "its manifest is no longer a regular file");
                 }
+            }
+            for k in &pods {
+                self.delete_file_pod(path, k, "its manifest is no longer a regular file");
             }
             if let Some(m) = self.world.manifests.get_mut(path) {
                 m.file.objects.clear();
@@ -277,29 +280,49 @@ impl Daemon {
             self.upsert_job(path, &k, job);
             now_defined.push(k);
         }
-        let before = self
+        let mut now_pods = Vec::new();
+        for pod in report.pods {
+            let k = key(pod.metadata.namespace(), pod.metadata.name());
+            if let Some(why) = self.pod_conflict(path, &k) {
+                errors.push(why);
+                continue;
+            }
+            self.upsert_pod(path, &k, pod);
+            now_pods.push(k);
+        }
+        let (before, before_pods) = self
             .world
             .manifests
             .get(path)
-            .map(|m| m.jobs.clone())
+            .map(|m| (m.jobs.clone(), m.pods.clone()))
             .unwrap_or_default();
         let dropped: Vec<Key> = before
             .into_iter()
             .filter(|k| !now_defined.contains(k))
             .collect();
+        let dropped_pods: Vec<Key> = before_pods
+            .into_iter()
+            .filter(|k| !now_pods.contains(k))
+            .collect();
+        let any_dropped = !dropped.is_empty() || !dropped_pods.is_empty();
         let grace = self.cfg.watch.removal_grace;
-        if !dropped.is_empty() && !confirmed && !grace.is_zero() {
+        if any_dropped && !confirmed && !grace.is_zero() {
             // Keep the old content on record, so the re-check sees a change to apply.
             self.schedule(grace, super::Target::Removal(path.to_path_buf()));
             if let Some(m) = self.world.manifests.get_mut(path) {
                 m.jobs = now_defined;
                 m.jobs.extend(dropped);
-                m.file.objects = m.jobs.iter().map(job_object_ref).collect();
+                m.pods = now_pods;
+                m.pods.extend(dropped_pods);
+                m.file.objects = object_refs(m);
             }
             return;
         }
         for gone in &dropped {
             self.delete_job(gone, "its definition was removed from the manifest");
+        }
+        for gone in &dropped_pods {
+            self.delete_file_pod(path, gone, "its definition was removed from the manifest");
         }
         let state = if errors.is_empty() {
             ManifestState::Applied
@@ -312,11 +335,115 @@ impl Daemon {
         self.record_manifest(path, text, state, errors, report.warnings);
         if let Some(m) = self.world.manifests.get_mut(path) {
             m.jobs = now_defined;
-            m.file.objects = m.jobs.iter().map(job_object_ref).collect();
+            m.pods = now_pods;
+            m.file.objects = object_refs(m);
         }
-        if !dropped.is_empty() {
+        if any_dropped {
             self.retry_conflicts();
         }
+    }
+
+    /// Why a bare Pod from `path` cannot take the name `k`, if it cannot: another file that
+    /// still exists defines it, or a pod a Job (or the API) created has it.
+    fn pod_conflict(&self, path: &Path, k: &Key) -> Option<String> {
+        let rec = self.world.pods.get(k)?;
+        let by = match rec.source() {
+            Some(source) if source == path => return None,
+            // The file that defined it is gone for good: this one takes the Pod over.
+            Some(source) if !self.world.manifests.contains_key(source) => return None,
+            Some(source) => format!("is already defined in {}", source.display()),
+            None => match rec.pod.metadata.owner_references.first() {
+                Some(o) => format!("already exists: it belongs to {} {}", o.kind, o.name),
+                None => "already exists".to_string(),
+            },
+        };
+        Some(format!(
+            "{}: Pod \"{}\" in namespace \"{}\" {by}; this definition is ignored",
+            path.display(),
+            k.1,
+            k.0
+        ))
+    }
+
+    /// A bare Pod as its file now defines it. Kubernetes forbids changing a pod's spec
+    /// (only labels and annotations may change), so any other change replaces the pod: the
+    /// old one is terminated gracefully and the new one created when it is gone.
+    fn upsert_pod(&mut self, path: &Path, k: &Key, applied: crate::api::Pod) {
+        let Some(rec) = self.world.pods.get_mut(k) else {
+            return self.create_file_pod(path, k, applied);
+        };
+        let Some(file) = rec.file.as_mut() else {
+            return;
+        };
+        file.source = path.to_path_buf();
+        if rec.pod.metadata.deletion_timestamp.is_some() || *file.applied == applied {
+            // Being replaced (its successor comes when it is gone), or nothing changed.
+            return;
+        }
+        if file.applied.spec == applied.spec {
+            rec.pod.metadata.labels = applied.metadata.labels.clone();
+            rec.pod.metadata.annotations = applied.metadata.annotations.clone();
+            *file.applied = applied;
+            tracing::info!(pod = %format!("{}/{}", k.0, k.1), file = %path.display(), "pod metadata updated in place");
+            self.pod_changed(k);
+            return;
+        }
+        tracing::info!(pod = %format!("{}/{}", k.0, k.1), file = %path.display(), "pod spec changed: replacing the pod");
+        let involved = super::reconcile::pod_ref(&rec.pod);
+        let msg = format!(
+            "Pod is replaced because its spec in {} changed; Kubernetes does not update a pod's spec in place",
+            path.display()
+        );
+        self.record_event(involved, EventSpec::normal("Replacing", msg), "jobvisor");
+        let now = self.clock.now();
+        self.delete_pod(k, now);
+    }
+
+    /// A bare Pod from its file, as the kubelet admits a static pod.
+    fn create_file_pod(&mut self, path: &Path, k: &Key, applied: crate::api::Pod) {
+        let now = self.clock.now();
+        let uid = self.names.uid();
+        let pod = manifest::admit_pod(&applied, &uid, &self.node_name, now);
+        self.world.insert_pod(super::world::PodRecord {
+            pod,
+            runs: Default::default(),
+            file: Some(super::world::FileOwned {
+                source: path.to_path_buf(),
+                applied: Box::new(applied),
+            }),
+        });
+        self.store.touch(super::world::pod_store_key(k));
+        self.note(Kind::Pod, k, "ADDED");
+        self.dirty_pods.insert(k.clone());
+        tracing::info!(pod = %format!("{}/{}", k.0, k.1), file = %path.display(), "pod created");
+    }
+
+    /// Deletes a bare Pod that `path` defined, gracefully; it is removed once it has ended.
+    pub(super) fn delete_file_pod(&mut self, path: &Path, k: &Key, why: &str) {
+        if self
+            .world
+            .pods
+            .get(k)
+            .is_none_or(|r| r.source() != Some(path))
+        {
+            return;
+        }
+        tracing::info!(pod = %format!("{}/{}", k.0, k.1), "pod deleted: {why}");
+        let now = self.clock.now();
+        self.delete_pod(k, now);
+    }
+
+    /// After a bare Pod was removed: if its file still defines it (its spec changed, so it
+    /// was replaced), the file is applied again, which creates the new one.
+    pub(super) fn recreate_replaced(&mut self, path: &Path, k: &Key) {
+        let Some(m) = self.world.manifests.get(path) else {
+            return;
+        };
+        if !m.pods.contains(k) || m.file.state != ManifestState::Applied {
+            return;
+        }
+        let content = m.content.clone();
+        self.apply_text(path, content, false);
     }
 
     fn upsert_job(&mut self, path: &Path, k: &Key, applied: Job) {
@@ -435,6 +562,9 @@ impl Daemon {
                 self.delete_job(k, "its manifest file was removed");
             }
         }
+        for k in &record.pods {
+            self.delete_file_pod(path, k, "its manifest file was removed");
+        }
         self.retry_conflicts();
     }
 
@@ -472,6 +602,7 @@ impl Daemon {
                 },
                 content: String::new(),
                 jobs: Vec::new(),
+                pods: Vec::new(),
             });
         entry.content = content;
         entry.file.state = state;
@@ -485,12 +616,17 @@ impl Daemon {
     }
 }
 
-fn job_object_ref(k: &Key) -> ObjectReference {
-    ObjectReference {
-        kind: "Job".into(),
-        namespace: k.0.clone(),
-        name: k.1.clone(),
-        uid: String::new(),
-        api_version: Some("batch/v1".into()),
-    }
+/// The objects a file defines, for `get manifests`.
+fn object_refs(m: &ManifestRecord) -> Vec<ObjectReference> {
+    let jobs = m.jobs.iter().map(|k| (Kind::Job, k));
+    let pods = m.pods.iter().map(|k| (Kind::Pod, k));
+    jobs.chain(pods)
+        .map(|(kind, k)| ObjectReference {
+            kind: kind.resource().name.into(),
+            namespace: k.0.clone(),
+            name: k.1.clone(),
+            uid: String::new(),
+            api_version: Some(kind.resource().api_version.into()),
+        })
+        .collect()
 }

@@ -587,11 +587,17 @@ impl Daemon {
     /// been received and recorded, not merely when no process runs any more — or when the
     /// longest grace period (plus a margin) has run out.
     fn shutdown_done(&self) -> bool {
-        let all_ended = self
-            .world
-            .pods
-            .values()
-            .all(|r| r.pod.status.phase.is_terminal());
+        // A bare Pod that restarts in place stays Running across the stop: it has ended once
+        // none of its containers runs or is starting.
+        let all_ended = self.world.pods.iter().all(|(k, r)| {
+            r.pod.status.phase.is_terminal()
+                || (self.restarts_in_place(k)
+                    && r.pod.status.container_statuses.iter().all(|c| {
+                        c.state.running.is_none()
+                            && c.state.waiting.as_ref().and_then(|w| w.reason.as_deref())
+                                != Some("ContainerCreating")
+                    }))
+        });
         let out_of_time = self.shutdown_deadline.is_some_and(|d| Instant::now() >= d);
         if out_of_time && !all_ended {
             tracing::warn!(

@@ -123,6 +123,9 @@ impl Daemon {
         if let Some(rec) = self.world.remove_pod(k) {
             self.store.touch(pod_store_key(k));
             self.note_deleted(Kind::Pod, k, &rec.pod);
+            if let Some(source) = rec.source() {
+                self.recreate_replaced(source, k);
+            }
         }
     }
 
@@ -280,6 +283,7 @@ impl Daemon {
         self.world.insert_pod(PodRecord {
             pod,
             runs: Default::default(),
+            file: None,
         });
         self.store.touch(pod_store_key(&k));
         self.note(Kind::Pod, &k, "ADDED");
@@ -473,7 +477,10 @@ impl Daemon {
             let now = self.clock.now();
             if let Some(rec) = self.world.pods.get_mut(&k) {
                 for cs in &mut rec.pod.status.container_statuses {
-                    if cs.state.terminated.is_none() {
+                    // One waiting out CrashLoopBackOff was not running: it stays as it is.
+                    let backing_off = cs.state.waiting.as_ref().and_then(|w| w.reason.as_deref())
+                        == Some("CrashLoopBackOff");
+                    if cs.state.terminated.is_none() && !backing_off {
                         let started_at = cs.state.running.as_ref().and_then(|r| r.started_at);
                         cs.state = ContainerState {
                             terminated: Some(ContainerStateTerminated {
@@ -497,6 +504,10 @@ impl Daemon {
                     run.pid = None;
                 }
             }
+            if self.restarts_in_place(&k) {
+                tracing::warn!(pod = %k.1, "pod was running when the daemon stopped; its containers start again");
+                continue;
+            }
             self.mark_node_shutdown(
                 &k,
                 "Pod was terminated because the jobvisor daemon stopped unexpectedly.",
@@ -510,8 +521,24 @@ impl Daemon {
         self.dirty_pods.extend(pods);
     }
 
+    /// A bare Pod is the kubelet's static pod: after the daemon stops (or crashes), its
+    /// containers start again in place if its restartPolicy restarts what was interrupted
+    /// (Always; OnFailure, as an interrupted container ended with 137 or 143), instead of
+    /// the pod being failed for good. A Job's pods are failed and replaced by their Job.
+    pub(super) fn restarts_in_place(&self, k: &Key) -> bool {
+        self.world.pods.get(k).is_some_and(|r| {
+            r.file.is_some()
+                && r.pod.metadata.deletion_timestamp.is_none()
+                && r.pod.spec.restart_policy().restarts(137)
+        })
+    }
+
     /// Failed with Kubernetes' graceful-node-shutdown reason and a DisruptionTarget condition.
     fn mark_node_shutdown(&mut self, k: &Key, message: &str) {
+        if self.restarts_in_place(k) {
+            // Left as it is: its containers start again when the daemon does.
+            return;
+        }
         let now = self.clock.now();
         let Some(rec) = self.world.pods.get_mut(k) else {
             return;

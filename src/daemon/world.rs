@@ -46,6 +46,24 @@ pub struct PodRecord {
     pub pod: Pod,
     #[serde(default)]
     pub runs: BTreeMap<String, RunInfo>,
+    /// A bare Pod's manifest file and the defaulted Pod as read from it, before identity
+    /// (what file changes compare against). `None` for a pod a Job created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<FileOwned>,
+}
+
+/// A bare Pod's definition: the kubelet's static pod, owned by its file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileOwned {
+    pub source: PathBuf,
+    pub applied: Box<Pod>,
+}
+
+impl PodRecord {
+    /// The manifest file that defines this pod, if it is a bare Pod.
+    pub fn source(&self) -> Option<&std::path::Path> {
+        self.file.as_ref().map(|f| f.source.as_path())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -55,6 +73,16 @@ pub struct ManifestRecord {
     pub content: String,
     /// Jobs this file defines now (those it applied successfully).
     pub jobs: Vec<Key>,
+    /// Bare Pods this file defines now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pods: Vec<Key>,
+}
+
+impl ManifestRecord {
+    /// Whether this file defines any object now.
+    pub fn defines_any(&self) -> bool {
+        !self.jobs.is_empty() || !self.pods.is_empty()
+    }
 }
 
 /// Events kept in memory (Kubernetes keeps them an hour); older ones fall off.

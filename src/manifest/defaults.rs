@@ -7,7 +7,7 @@
 //! it unless set), and the empty `securityContext: {}` / `resources: {}` that Kubernetes
 //! shows, because jobvisor rejects or warns about those fields whenever they are present.
 
-use crate::api::{Container, Job, PodSpec};
+use crate::api::{Container, Job, Pod, PodSpec, RestartPolicy};
 
 const DEFAULT_BACKOFF_LIMIT: i32 = 6;
 const DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS: i64 = 30;
@@ -50,6 +50,16 @@ pub(crate) fn apply(job: &mut Job) {
     });
 
     pod_spec(&mut spec.template.spec);
+}
+
+/// A bare Pod: the core/v1 defaults (`restartPolicy: Always` among them) and no status.
+pub(crate) fn apply_pod(pod: &mut Pod) {
+    pod.status = Default::default();
+    if pod.metadata.namespace.as_deref().unwrap_or("").is_empty() {
+        pod.metadata.namespace = Some("default".into());
+    }
+    pod.spec.restart_policy.get_or_insert(RestartPolicy::Always);
+    pod_spec(&mut pod.spec);
 }
 
 fn pod_spec(pod: &mut PodSpec) {

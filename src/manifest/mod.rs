@@ -16,7 +16,7 @@ use jiff::Timestamp;
 
 use crate::api::{
     ANNOTATION_SOURCE, Job, LABEL_CONTROLLER_UID, LABEL_JOB_NAME, LABEL_LEGACY_CONTROLLER_UID,
-    LABEL_LEGACY_JOB_NAME, LabelSelector,
+    LABEL_LEGACY_JOB_NAME, LabelSelector, Pod,
 };
 
 use parse::{Format, Origin, go_quote, object_prefix};
@@ -29,6 +29,8 @@ pub const MAX_FILE_BYTES: usize = 3 * 1024 * 1024;
 pub struct FileReport {
     /// Parsed, defaulted, validated Jobs in file order; identity (uid, generated labels) not yet assigned.
     pub jobs: Vec<Job>,
+    /// Parsed, defaulted, validated bare Pods in file order, identity not yet assigned.
+    pub pods: Vec<Pod>,
     /// Each error fully formatted and naming the file (and line, or field path).
     pub errors: Vec<String>,
     /// Accepted but worth saying (ignored cluster-only fields, DNS-label advice, …).
@@ -56,50 +58,95 @@ pub fn load(path: &Path, text: &str) -> FileReport {
         ..FileReport::default()
     };
 
-    let mut seen: Vec<(String, String, Origin)> = Vec::new();
+    let mut seen = Seen::default();
     for (origin, mut job) in parsed.jobs {
         defaults::apply(&mut job);
         let findings = validate::validate(&job);
-        let prefix = object_prefix(&file, origin, multi, false);
-        let name = job.metadata.name().to_string();
-
-        for w in &findings.warnings {
-            report
-                .warnings
-                .push(format!("{prefix}Job {}: {w}", go_quote(&name)));
-        }
-        if !findings.errors.is_empty() {
-            report
-                .errors
-                .push(invalid_report(&prefix, &name, &findings.errors));
-        }
-
-        let namespace = job.metadata.namespace().to_string();
-        if !name.is_empty() {
-            if let Some((_, _, first)) = seen
-                .iter()
-                .find(|(ns, n, _)| *ns == namespace && *n == name)
-            {
-                report.errors.push(format!(
-                    "{prefix}Job {} in namespace {} is already defined in this file at {}",
-                    go_quote(&name),
-                    go_quote(&namespace),
-                    describe(*first, multi)
-                ));
-            } else {
-                seen.push((namespace, name, origin));
-            }
-        }
-
+        let object = Checked {
+            kind: "Job",
+            origin,
+            meta: &job.metadata,
+            findings,
+        };
+        seen.check(&file, multi, object, &mut report);
         job.metadata
             .annotations
             .insert(ANNOTATION_SOURCE.to_string(), file.clone());
         report.jobs.push(job);
     }
+    for (origin, mut pod) in parsed.pods {
+        defaults::apply_pod(&mut pod);
+        let findings = validate::validate_pod(&pod);
+        let object = Checked {
+            kind: "Pod",
+            origin,
+            meta: &pod.metadata,
+            findings,
+        };
+        seen.check(&file, multi, object, &mut report);
+        pod.metadata
+            .annotations
+            .insert(ANNOTATION_SOURCE.to_string(), file.clone());
+        report.pods.push(pod);
+    }
     if !report.errors.is_empty() {
         report.jobs.clear();
+        report.pods.clear();
     }
     report
+}
+
+/// One object after defaulting and validation, for the file's report.
+struct Checked<'a> {
+    kind: &'static str,
+    origin: Origin,
+    meta: &'a crate::api::ObjectMeta,
+    findings: validate::Findings,
+}
+
+/// The objects of a file so far: `(kind, namespace, name)` and where each was first defined.
+#[derive(Default)]
+struct Seen(Vec<(&'static str, String, String, Origin)>);
+
+impl Seen {
+    /// Reports the object's findings and a second definition of the same object.
+    fn check(&mut self, file: &str, multi: bool, object: Checked<'_>, report: &mut FileReport) {
+        let Checked {
+            kind,
+            origin,
+            meta,
+            findings,
+        } = object;
+        let prefix = object_prefix(file, origin, multi, false);
+        let name = meta.name().to_string();
+        for w in &findings.warnings {
+            report
+                .warnings
+                .push(format!("{prefix}{kind} {}: {w}", go_quote(&name)));
+        }
+        if !findings.errors.is_empty() {
+            report
+                .errors
+                .push(invalid_report(&prefix, kind, &name, &findings.errors));
+        }
+        if name.is_empty() {
+            return;
+        }
+        let namespace = meta.namespace().to_string();
+        match self
+            .0
+            .iter()
+            .find(|(k, ns, n, _)| *k == kind && *ns == namespace && *n == name)
+        {
+            Some((_, _, _, first)) => report.errors.push(format!(
+                "{prefix}{kind} {} in namespace {} is already defined in this file at {}",
+                go_quote(&name),
+                go_quote(&namespace),
+                describe(*first, multi)
+            )),
+            None => self.0.push((kind, namespace, name, origin)),
+        }
+    }
 }
 
 fn too_large(file: &str) -> FileReport {
@@ -114,8 +161,8 @@ fn too_large(file: &str) -> FileReport {
 
 /// kubectl's rendering of an Invalid status (`kubectl/pkg/cmd/util/helpers.go`): one cause
 /// inline, several as a `* ` list under a header (causes arrive deduplicated).
-fn invalid_report(prefix: &str, name: &str, causes: &[String]) -> String {
-    let head = format!("{prefix}The Job {} is invalid: ", go_quote(name));
+fn invalid_report(prefix: &str, kind: &str, name: &str, causes: &[String]) -> String {
+    let head = format!("{prefix}The {kind} {} is invalid: ", go_quote(name));
     match causes {
         [one] => format!("{head}{one}"),
         many => {
@@ -170,6 +217,24 @@ pub fn assign_identity(job: &mut Job, uid: &str, now: Timestamp) {
     if job.metadata.labels.is_empty() {
         job.metadata.labels = job.spec.template.metadata.labels.clone();
     }
+}
+
+/// A bare Pod as the API server creates it and the kubelet admits it: uid,
+/// creationTimestamp, bound to this host, `Pending` from `now`.
+pub fn admit_pod(applied: &Pod, uid: &str, node_name: &str, now: Timestamp) -> Pod {
+    let mut pod = applied.clone();
+    pod.api_version = crate::api::POD_API_VERSION.into();
+    pod.kind = "Pod".into();
+    pod.metadata.uid = Some(uid.to_string());
+    pod.metadata.creation_timestamp = Some(now);
+    pod.spec.node_name = Some(node_name.to_string());
+    pod.status = crate::api::PodStatus {
+        phase: crate::api::PodPhase::Pending,
+        start_time: Some(now),
+        host_ip: Some("127.0.0.1".into()),
+        ..Default::default()
+    };
+    pod
 }
 
 #[cfg(test)]
@@ -269,13 +334,13 @@ mod tests {
     #[test]
     fn a_wrong_kind_rejects_the_file() {
         let text = format!(
-            "{}---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n",
+            "{}---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: p\n",
             job_yaml("good", "")
         );
         let r = load_str("mixed.yaml", &text);
         assert_eq!(
             r.errors,
-            vec![r#"mixed.yaml: document 2: kind "Pod" (apiVersion "v1") is not supported: jobvisor runs batch/v1 Job"#.to_string()]
+            vec![r#"mixed.yaml: document 2: kind "Deployment" (apiVersion "apps/v1") is not supported: jobvisor runs batch/v1 Job and v1 Pod"#.to_string()]
         );
         assert!(r.jobs.is_empty());
     }
@@ -391,8 +456,10 @@ mod tests {
                 path.display(),
                 r.warnings
             );
-            assert_eq!(r.jobs.len(), 1, "{}", path.display());
-            names.push(r.jobs[0].metadata.name().to_string());
+            assert_eq!(r.jobs.len() + r.pods.len(), 1, "{}", path.display());
+            let meta = r.jobs.first().map(|j| &j.metadata);
+            let meta = meta.or(r.pods.first().map(|p| &p.metadata));
+            names.push(meta.map(|m| m.name().to_string()).unwrap_or_default());
         }
         names.sort();
         assert_eq!(
@@ -402,10 +469,61 @@ mod tests {
                 "flaky-job",
                 "onfailure-job",
                 "parallel-job",
+                "run-once-pod",
                 "sequential-job",
-                "simple-job"
+                "simple-job",
+                "simple-pod",
+                "ticker"
             ]
         );
+    }
+
+    /// A bare Pod gets the API server's pod defaults (restartPolicy Always among them) and
+    /// the same pod-spec rules as a Job's template, with Always valid here.
+    #[test]
+    fn a_bare_pod_is_defaulted_and_validated() {
+        let pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: c\n    image: busybox\n    command: [\"true\"]\n";
+        let r = load_str("p.yaml", pod);
+        assert_eq!((r.errors.len(), r.pods.len()), (0, 1), "{r:?}");
+        let p = &r.pods[0];
+        assert_eq!(
+            p.spec.restart_policy,
+            Some(crate::api::RestartPolicy::Always)
+        );
+        assert_eq!(p.metadata.namespace(), "default");
+        assert_eq!(p.spec.termination_grace_period_seconds, Some(30));
+        assert_eq!(
+            p.metadata
+                .annotations
+                .get(ANNOTATION_SOURCE)
+                .map(String::as_str),
+            Some("p.yaml")
+        );
+        for (bad, want) in [
+            (
+                pod.replace("  containers:", "  restartPolicy: Sometimes\n  containers:"),
+                r#"p.yaml: The Pod "p" is invalid: spec.restartPolicy: Unsupported value: "Sometimes": supported values: "Always", "OnFailure", "Never""#,
+            ),
+            (
+                pod.replace("name: c", "name: C"),
+                r#"p.yaml: The Pod "p" is invalid: spec.containers[0].name: Invalid value: "C": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"#,
+            ),
+            (
+                pod.replace(
+                    "  name: p\n",
+                    "  name: p\nstatus: {phase: Running}\nfoo: 1\n",
+                ),
+                r#"p.yaml:6:1: unknown field "foo""#,
+            ),
+            (
+                format!("{pod}---\n{pod}"),
+                r#"p.yaml:11: Pod "p" in namespace "default" is already defined in this file at line 1"#,
+            ),
+        ] {
+            let r = load_str("p.yaml", &bad);
+            assert_eq!(r.errors, vec![want.to_string()], "{bad}");
+            assert!(r.pods.is_empty());
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ use serde_json::Value;
 use serde_path_to_error::Segment;
 use serde_saphyr::{MessageFormatter, Spanned, UserMessageFormatter};
 
-use crate::api::{JOB_API_VERSION, Job};
+use crate::api::{JOB_API_VERSION, Job, Kind, POD_API_VERSION, Pod};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Format {
@@ -38,6 +38,7 @@ pub(crate) struct Origin {
 #[derive(Debug, Default)]
 pub(crate) struct Parsed {
     pub jobs: Vec<(Origin, Job)>,
+    pub pods: Vec<(Origin, Pod)>,
     /// Fully formatted, naming the file. Non-empty means the file is rejected.
     pub errors: Vec<String>,
     /// More than one non-empty document: messages then say which one.
@@ -56,9 +57,8 @@ pub(crate) fn parse(file: &str, text: &str, format: Format) -> Parsed {
 /// What pass 2 must do with the next object it meets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Slot {
-    Job {
-        item: Option<usize>,
-    },
+    /// A Job or a Pod (an item of a List when `item` is set).
+    Object { kind: Kind, item: Option<usize> },
     /// A `kind: List`; its item slots follow in the queue.
     List,
     /// Already reported from pass 1 (wrong kind); only skipped over.
@@ -68,6 +68,7 @@ enum Slot {
 /// One object as pass 2 returns it, shaped like pass 1's slots.
 enum Manifest {
     Job(Box<Job>),
+    Pod(Box<Pod>),
     List(Vec<Manifest>),
     Skipped,
 }
@@ -127,21 +128,13 @@ fn stash_error_path(path: Vec<Segment>) {
 impl<'de> Deserialize<'de> for Manifest {
     fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
         match next_slot() {
-            Some(Slot::Job { item }) => match serde_path_to_error::deserialize::<_, Job>(de) {
-                Ok(job) => Ok(Manifest::Job(Box::new(job))),
-                Err(e) => {
-                    let mut path: Vec<Segment> = Vec::new();
-                    if let Some(index) = item {
-                        path.push(Segment::Map {
-                            key: "items".into(),
-                        });
-                        path.push(Segment::Seq { index });
-                    }
-                    path.extend(e.path().iter().cloned());
-                    stash_error_path(path);
-                    Err(e.into_inner())
-                }
-            },
+            Some(Slot::Object {
+                kind: Kind::Pod,
+                item,
+            }) => typed::<D, Pod>(de, item).map(|p| Manifest::Pod(Box::new(p))),
+            Some(Slot::Object { item, .. }) => {
+                typed::<D, Job>(de, item).map(|j| Manifest::Job(Box::new(j)))
+            }
             Some(Slot::List) => ListDoc::deserialize(de).map(|l| Manifest::List(l.items)),
             Some(Slot::Skip) => IgnoredAny::deserialize(de).map(|_| Manifest::Skipped),
             None => Err(serde::de::Error::custom(
@@ -149,6 +142,25 @@ impl<'de> Deserialize<'de> for Manifest {
             )),
         }
     }
+}
+
+/// One object of a known kind, remembering where inside it deserialization failed.
+fn typed<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    de: D,
+    item: Option<usize>,
+) -> Result<T, D::Error> {
+    serde_path_to_error::deserialize::<_, T>(de).map_err(|e| {
+        let mut path: Vec<Segment> = Vec::new();
+        if let Some(index) = item {
+            path.push(Segment::Map {
+                key: "items".into(),
+            });
+            path.push(Segment::Seq { index });
+        }
+        path.extend(e.path().iter().cloned());
+        stash_error_path(path);
+        e.into_inner()
+    })
 }
 
 /// A `kind: List` in pass 2: only `items` matters, and each item pops its own slot.
@@ -170,20 +182,27 @@ fn classify(value: &Value) -> Result<Slot, String> {
     let text = |key: &str| object.get(key).and_then(Value::as_str).unwrap_or("");
     let (api_version, kind) = (text("apiVersion"), text("kind"));
     match (api_version, kind) {
-        (JOB_API_VERSION, "Job") => Ok(Slot::Job { item: None }),
+        (JOB_API_VERSION, "Job") => Ok(Slot::Object {
+            kind: Kind::Job,
+            item: None,
+        }),
+        (POD_API_VERSION, "Pod") => Ok(Slot::Object {
+            kind: Kind::Pod,
+            item: None,
+        }),
         ("v1", "List") => Ok(Slot::List),
-        (_, "") => Err("kind not set: jobvisor runs batch/v1 Job".into()),
+        (_, "") => Err("kind not set: jobvisor runs batch/v1 Job and v1 Pod".into()),
         ("", _) => Err(format!(
-            "apiVersion not set for kind {}: jobvisor runs batch/v1 Job",
+            "apiVersion not set for kind {}: jobvisor runs batch/v1 Job and v1 Pod",
             go_quote(kind)
         )),
         (_, "CronJob") => Err(format!(
             "kind \"CronJob\" (apiVersion {}) is not supported by this version of jobvisor yet: \
-             it runs batch/v1 Job",
+             it runs batch/v1 Job and v1 Pod",
             go_quote(api_version)
         )),
         _ => Err(format!(
-            "kind {} (apiVersion {}) is not supported: jobvisor runs batch/v1 Job",
+            "kind {} (apiVersion {}) is not supported: jobvisor runs batch/v1 Job and v1 Pod",
             go_quote(kind),
             go_quote(api_version)
         )),
@@ -236,7 +255,10 @@ fn plan(
                     ..origin
                 };
                 items.push(match classify(item) {
-                    Ok(Slot::Job { .. }) => Slot::Job { item: Some(i) },
+                    Ok(Slot::Object { kind, .. }) => Slot::Object {
+                        kind,
+                        item: Some(i),
+                    },
                     Ok(_) => {
                         let msg = "a List inside a List is not supported";
                         errors.push(format!("{}{msg}", object_prefix(file, origin, multi, true)));
@@ -279,14 +301,17 @@ fn collect(plans: &[DocPlan], manifests: Vec<Manifest>, parsed: &mut Parsed) {
         };
         match manifest {
             Manifest::Job(job) => parsed.jobs.push((origin, *job)),
+            Manifest::Pod(pod) => parsed.pods.push((origin, *pod)),
             Manifest::List(items) => {
                 for (i, item) in items.into_iter().enumerate() {
-                    if let Manifest::Job(job) = item {
-                        let origin = Origin {
-                            item: Some(i),
-                            ..origin
-                        };
-                        parsed.jobs.push((origin, *job));
+                    let origin = Origin {
+                        item: Some(i),
+                        ..origin
+                    };
+                    match item {
+                        Manifest::Job(job) => parsed.jobs.push((origin, *job)),
+                        Manifest::Pod(pod) => parsed.pods.push((origin, *pod)),
+                        Manifest::List(_) | Manifest::Skipped => {}
                     }
                 }
             }
@@ -592,7 +617,7 @@ mod tests {
     #[test]
     fn wrong_kinds_are_named_by_document() {
         let text = format!(
-            "---\n{JOB}---\napiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec: {{containers: []}}\n\
+            "---\n{JOB}---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: p}}\nspec: {{replicas: 1}}\n\
              ---\napiVersion: batch/v1\nkind: CronJob\n---\nmetadata: {{name: x}}\n---\nkind: Job\n\
              ---\napiVersion: batch/v1beta1\nkind: Job\n---\n- 1\n"
         );
@@ -600,11 +625,11 @@ mod tests {
         assert_eq!(
             p.errors,
             vec![
-                r#"x.yaml: document 2: kind "Pod" (apiVersion "v1") is not supported: jobvisor runs batch/v1 Job"#,
-                r#"x.yaml: document 3: kind "CronJob" (apiVersion "batch/v1") is not supported by this version of jobvisor yet: it runs batch/v1 Job"#,
-                "x.yaml: document 4: kind not set: jobvisor runs batch/v1 Job",
-                r#"x.yaml: document 5: apiVersion not set for kind "Job": jobvisor runs batch/v1 Job"#,
-                r#"x.yaml: document 6: kind "Job" (apiVersion "batch/v1beta1") is not supported: jobvisor runs batch/v1 Job"#,
+                r#"x.yaml: document 2: kind "Deployment" (apiVersion "apps/v1") is not supported: jobvisor runs batch/v1 Job and v1 Pod"#,
+                r#"x.yaml: document 3: kind "CronJob" (apiVersion "batch/v1") is not supported by this version of jobvisor yet: it runs batch/v1 Job and v1 Pod"#,
+                "x.yaml: document 4: kind not set: jobvisor runs batch/v1 Job and v1 Pod",
+                r#"x.yaml: document 5: apiVersion not set for kind "Job": jobvisor runs batch/v1 Job and v1 Pod"#,
+                r#"x.yaml: document 6: kind "Job" (apiVersion "batch/v1beta1") is not supported: jobvisor runs batch/v1 Job and v1 Pod"#,
                 "x.yaml: document 7: expected a Kubernetes object (a mapping with apiVersion and kind), found a sequence",
             ]
         );
@@ -618,7 +643,7 @@ mod tests {
         assert_eq!(
             p.errors,
             vec![
-                r#"x.yaml: kind "CronJob" (apiVersion "batch/v1") is not supported by this version of jobvisor yet: it runs batch/v1 Job"#
+                r#"x.yaml: kind "CronJob" (apiVersion "batch/v1") is not supported by this version of jobvisor yet: it runs batch/v1 Job and v1 Pod"#
             ]
         );
     }
@@ -716,8 +741,8 @@ mod tests {
                 r#"x.json:2:49: items[1].spec: unknown field "x""#,
             ),
             (
-                "{\"apiVersion\":\"v1\",\"kind\":\"List\",\"items\":[{\"apiVersion\":\"v1\",\"kind\":\"Pod\"}]}",
-                r#"x.json: items[0]: kind "Pod" (apiVersion "v1") is not supported: jobvisor runs batch/v1 Job"#,
+                "{\"apiVersion\":\"v1\",\"kind\":\"List\",\"items\":[{\"apiVersion\":\"v1\",\"kind\":\"Service\"}]}",
+                r#"x.json: items[0]: kind "Service" (apiVersion "v1") is not supported: jobvisor runs batch/v1 Job and v1 Pod"#,
             ),
             (
                 "{\"apiVersion\":\"batch/v1\",\"kind\":\"Job\",\"spec\":{\"parallelism\":\"two\"}}",

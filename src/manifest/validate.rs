@@ -158,29 +158,36 @@ fn with_detail(mut head: String, detail: &str) -> String {
 // ---------------------------------------------------------------- metadata
 
 fn metadata(job: &Job, v: &mut Findings) {
-    let meta = &job.metadata;
+    object_meta(&job.metadata, "Job", v);
+    let name = job.metadata.name();
+    if !name.is_empty() && !dns1123_label(name).is_empty() && dns1123_subdomain(name).is_empty() {
+        // strategy.go WarningsOnCreate: a subdomain is legal, a label is advised.
+        v.warn(
+            "metadata.name",
+            &format!(
+                "this is used in Pod names and hostnames, which can result in \
+                 surprising behavior; a DNS label is recommended: [{}]",
+                name_label_advice(name).join(" ")
+            ),
+        );
+    }
+}
+
+/// `ValidateObjectMeta` with a DNS-subdomain name, as Jobs and Pods both have.
+fn object_meta(meta: &crate::api::ObjectMeta, kind: &str, v: &mut Findings) {
     match meta.name.as_deref() {
         Some(name) if !name.is_empty() => {
             for msg in dns1123_subdomain(name) {
                 v.invalid("metadata.name", name, &msg);
             }
-            if !dns1123_label(name).is_empty() && dns1123_subdomain(name).is_empty() {
-                // strategy.go WarningsOnCreate: a subdomain is legal, a label is advised.
-                v.warn(
-                    "metadata.name",
-                    &format!(
-                        "this is used in Pod names and hostnames, which can result in \
-                         surprising behavior; a DNS label is recommended: [{}]",
-                        name_label_advice(name).join(" ")
-                    ),
-                );
-            }
         }
         _ if meta.generate_name.as_deref().is_some_and(|g| !g.is_empty()) => {
-            // A file-based Job is matched to its running object by name on every reload.
+            // An object from a file is matched to its running one by name on every reload.
             v.forbidden(
                 "metadata.generateName",
-                "not supported by jobvisor: a Job read from a file needs a fixed metadata.name",
+                &format!(
+                    "not supported by jobvisor: a {kind} read from a file needs a fixed metadata.name"
+                ),
             );
         }
         _ => v.required("metadata.name", "name or generateName is required"),
@@ -192,6 +199,17 @@ fn metadata(job: &Job, v: &mut Findings) {
     }
     labels(&meta.labels, "metadata.labels", v);
     annotations(&meta.annotations, "metadata.annotations", v);
+}
+
+/// A bare Pod (`ValidatePodCreate`): its metadata and the pod-spec rules Job templates get,
+/// where `restartPolicy: Always` (its default) is valid.
+pub(crate) fn validate_pod(pod: &crate::api::Pod) -> Findings {
+    let mut v = Findings::default();
+    object_meta(&pod.metadata, "Pod", &mut v);
+    pod_spec(&pod.spec, "spec", &mut v);
+    dedup(&mut v.errors);
+    dedup(&mut v.warnings);
+    v
 }
 
 /// The DNS-label problems of a name that is a valid subdomain, in newer apimachinery's
@@ -427,7 +445,7 @@ fn spec(job: &Job, v: &mut Findings) {
     }
 
     template_metadata(job, v);
-    pod_spec(job, v);
+    pod_spec(&job.spec.template.spec, "spec.template.spec", v);
 
     // restartPolicy defaults to Always for pods, so Always and missing read the same.
     let path = "spec.template.spec.restartPolicy";
@@ -464,9 +482,7 @@ fn template_metadata(job: &Job, v: &mut Findings) {
     annotations(&meta.annotations, "spec.template.annotations", v);
 }
 
-fn pod_spec(job: &Job, v: &mut Findings) {
-    let pod = &job.spec.template.spec;
-    let base = "spec.template.spec";
+fn pod_spec(pod: &crate::api::PodSpec, base: &str, v: &mut Findings) {
     let p = |field: &str| format!("{base}.{field}");
 
     if pod.volumes.is_some() {

@@ -3,6 +3,7 @@
 mod support;
 
 mod api;
+mod bare_pods;
 mod cli;
 mod crash;
 mod durability;
