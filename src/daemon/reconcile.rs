@@ -8,12 +8,11 @@ use super::world::{Key, PodRecord, job_store_key, key, pod_store_key};
 use super::{Daemon, Kind, Target};
 use crate::api::{
     ContainerState, ContainerStateRunning, ContainerStateTerminated, Event, EventSource,
-    JOB_TRACKING_FINALIZER, LABEL_CONTROLLER_UID, LABEL_JOB_NAME, LABEL_LEGACY_CONTROLLER_UID,
-    LABEL_LEGACY_JOB_NAME, ObjectMeta, ObjectReference, OwnerReference, POD_API_VERSION, Pod,
-    PodCondition, PodPhase, PodStatus,
+    JOB_TRACKING_FINALIZER, ObjectMeta, ObjectReference, Pod, PodCondition, PodPhase,
 };
 use crate::controller::EventSpec;
 use crate::controller::job::{self, PodFailureBackoff};
+use crate::controller::job_pod::pod_for_job;
 use crate::controller::pod::{self, RestartBackoff};
 use crate::runtime::{ExitInfo, RuntimeEvent};
 
@@ -230,52 +229,12 @@ impl Daemon {
     /// A pod from the Job's template, as `manageJob` and the API server would make it.
     fn create_pod(&mut self, job: &crate::api::Job, now: Timestamp) -> String {
         let meta = &job.metadata;
-        let template = &job.spec.template;
-        let mut labels = template.metadata.labels.clone();
-        for (l, v) in [
-            (LABEL_CONTROLLER_UID, meta.uid()),
-            (LABEL_JOB_NAME, meta.name()),
-            (LABEL_LEGACY_CONTROLLER_UID, meta.uid()),
-            (LABEL_LEGACY_JOB_NAME, meta.name()),
-        ] {
-            labels.entry(l.to_string()).or_insert_with(|| v.to_string());
-        }
         let mut name = self.names.pod_name(meta.name());
         while self.world.pods.contains_key(&key(meta.namespace(), &name)) {
             name = self.names.pod_name(meta.name());
         }
-        let mut spec = template.spec.clone();
-        spec.node_name = Some(self.node_name.clone());
-        let pod = Pod {
-            api_version: POD_API_VERSION.into(),
-            kind: "Pod".into(),
-            metadata: ObjectMeta {
-                name: Some(name.clone()),
-                generate_name: Some(format!("{}-", meta.name())),
-                namespace: Some(meta.namespace().into()),
-                uid: Some(self.names.uid()),
-                creation_timestamp: Some(now),
-                labels,
-                annotations: template.metadata.annotations.clone(),
-                owner_references: vec![OwnerReference {
-                    api_version: "batch/v1".into(),
-                    kind: "Job".into(),
-                    name: meta.name().into(),
-                    uid: meta.uid().into(),
-                    controller: Some(true),
-                    block_owner_deletion: Some(true),
-                }],
-                finalizers: vec![JOB_TRACKING_FINALIZER.into()],
-                ..Default::default()
-            },
-            spec,
-            status: PodStatus {
-                phase: PodPhase::Pending,
-                start_time: Some(now),
-                host_ip: Some("127.0.0.1".into()),
-                ..Default::default()
-            },
-        };
+        let uid = self.names.uid();
+        let pod = pod_for_job(job, &name, &uid, &self.node_name, now);
         let k = key(meta.namespace(), &name);
         self.world.insert_pod(PodRecord {
             pod,
