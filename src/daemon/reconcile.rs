@@ -8,9 +8,10 @@ use super::world::{Key, PodRecord, job_store_key, key, pod_store_key};
 use super::{Daemon, Kind, Target};
 use crate::api::{
     ContainerState, ContainerStateRunning, ContainerStateTerminated, Event, EventSource,
-    JOB_TRACKING_FINALIZER, ObjectMeta, ObjectReference, Pod, PodCondition, PodPhase,
+    JOB_TRACKING_FINALIZER, ObjectMeta, ObjectReference, Pod,
 };
 use crate::controller::EventSpec;
+use crate::controller::disruption;
 use crate::controller::job::{self, PodFailureBackoff};
 use crate::controller::job_pod::pod_for_job;
 use crate::controller::pod::{self, RestartBackoff};
@@ -431,35 +432,14 @@ impl Daemon {
             }
             let now = self.clock.now();
             if let Some(rec) = self.world.pods.get_mut(&k) {
-                for cs in &mut rec.pod.status.container_statuses {
-                    if cs.state.terminated.is_none() {
-                        let started_at = cs.state.running.as_ref().and_then(|r| r.started_at);
-                        cs.state = ContainerState {
-                            terminated: Some(ContainerStateTerminated {
-                                exit_code: 137,
-                                signal: Some(9),
-                                reason: Some("Error".into()),
-                                message: Some(
-                                    "the jobvisor daemon stopped while this container was running"
-                                        .into(),
-                                ),
-                                started_at,
-                                finished_at: Some(now),
-                                container_id: cs.container_id.clone(),
-                            }),
-                            ..Default::default()
-                        };
-                        cs.ready = false;
-                    }
+                if let Some(status) = disruption::lost_container_exit(&rec.pod.status, now) {
+                    rec.pod.status = status;
                 }
                 for run in rec.runs.values_mut() {
                     run.pid = None;
                 }
+                self.pod_changed(&k);
             }
-            self.mark_node_shutdown(
-                &k,
-                "Pod was terminated because the jobvisor daemon stopped unexpectedly.",
-            );
             tracing::warn!(pod = %k.1, "pod was running when the daemon stopped; marked failed");
         }
         // Look at everything once: Jobs converge, and pods deleted before the crash go.
@@ -475,30 +455,10 @@ impl Daemon {
         let Some(rec) = self.world.pods.get_mut(k) else {
             return;
         };
-        let st = &mut rec.pod.status;
-        // Done once no process runs or is about to: waiting containers will not start now.
-        let starting = |c: &crate::api::ContainerStatus| {
-            c.state.waiting.as_ref().and_then(|w| w.reason.as_deref()) == Some("ContainerCreating")
-        };
-        let done = st
-            .container_statuses
-            .iter()
-            .all(|c| c.state.running.is_none() && !starting(c));
-        if st.phase.is_terminal() || !done {
-            return;
+        if let Some(status) = disruption::disrupted(&rec.pod.status, message, now) {
+            rec.pod.status = status;
+            self.pod_changed(k);
         }
-        st.phase = PodPhase::Failed;
-        st.reason = Some("Terminated".into());
-        st.message = Some(message.into());
-        st.conditions.retain(|c| c.type_ != "DisruptionTarget");
-        st.conditions.push(PodCondition {
-            type_: "DisruptionTarget".into(),
-            status: "True".into(),
-            last_transition_time: Some(now),
-            reason: Some("TerminationByKubelet".into()),
-            message: Some(message.into()),
-        });
-        self.pod_changed(k);
     }
 
     pub(super) fn stop_all_pods(&mut self) {
