@@ -12,6 +12,7 @@ use crate::api::{
 };
 use crate::controller::EventSpec;
 use crate::controller::disruption;
+use crate::controller::events::{Dedup, dedupe};
 use crate::controller::job::{self, PodFailureBackoff};
 use crate::controller::job_pod::pod_for_job;
 use crate::controller::pod::{self, RestartBackoff};
@@ -491,13 +492,16 @@ impl Daemon {
         component: &str,
     ) {
         let now = self.clock.now();
-        if let Some(last) = self.world.events.iter_mut().rev().take(16).find(|ev| {
-            ev.involved_object.uid == involved.uid
-                && ev.reason == e.reason
-                && ev.message == e.message
-        }) {
-            last.count += 1;
-            last.last_timestamp = Some(now);
+        if let Dedup::Repeat {
+            index,
+            count,
+            last_timestamp,
+        } = dedupe(&self.world.events, &involved, &e, now)
+        {
+            if let Some(repeated) = self.world.events.get_mut(index) {
+                repeated.count = count;
+                repeated.last_timestamp = Some(last_timestamp);
+            }
             return;
         }
         let name = format!("{}.{}", involved.name, self.names.event_suffix());
