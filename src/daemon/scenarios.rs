@@ -2,9 +2,18 @@
 //! the fake runtime, crashes and restarts, with the clock moved by hand. Each test fails when
 //! the behaviour it names is broken, which the process-level tests cannot all show.
 
+use std::time::Duration;
+
 use super::testing::{Call, Harness, job};
 use crate::api::{Job, Pod};
 use crate::config::Config;
+
+fn only_job(h: &Harness) -> &Job {
+    let mut jobs = h.daemon.world.jobs.values();
+    let job = &jobs.next().expect("a Job").job;
+    assert!(jobs.next().is_none(), "one Job");
+    job
+}
 
 fn job_named<'a>(h: &'a Harness, name: &str) -> &'a Job {
     let found = h
@@ -30,6 +39,55 @@ fn pods_of(h: &Harness, job_uid: &str) -> Vec<Pod> {
         key(a).cmp(&key(b))
     });
     pods
+}
+
+fn phase(p: &Pod) -> &'static str {
+    p.status.phase.as_str()
+}
+
+/// `completions` is immutable in Kubernetes: changing it in the file replaces the Job (a new
+/// uid) and terminates the old Job's pods, instead of updating the running Job.
+#[test]
+fn changing_completions_recreates_the_job_and_terminates_its_pods() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    h.apply("j.yaml", &job("j", "Never", "sleep", "  completions: 1\n"));
+    let old_uid = only_job(&h).metadata.uid().to_string();
+    let old_pods = pods_of(&h, &old_uid);
+    assert_eq!(old_pods.len(), 1);
+    assert_eq!(phase(&old_pods[0]), "Running");
+    let old_pod_uid = old_pods[0].metadata.uid().to_string();
+
+    h.advance(5);
+    h.apply("j.yaml", &job("j", "Never", "sleep", "  completions: 2\n"));
+
+    let new = only_job(&h).clone();
+    assert_ne!(new.metadata.uid(), old_uid, "the Job was updated in place");
+    assert_eq!(new.spec.completions, Some(2));
+    assert_eq!(new.metadata.generation, Some(1));
+    let stop = Call::StopPod {
+        pod_uid: old_pod_uid,
+        grace: Duration::from_secs(30),
+    };
+    assert!(h.runtime.calls().contains(&stop), "{:?}", h.runtime.calls());
+    // Its container died of the SIGTERM; the pod, no longer counted, is gone.
+    assert!(
+        pods_of(&h, &old_uid).is_empty(),
+        "{:#?}",
+        pods_of(&h, &old_uid)
+    );
+    let new_pods = pods_of(&h, new.metadata.uid());
+    assert_eq!(new_pods.len(), 1, "{new_pods:#?}");
+    assert_eq!(phase(&new_pods[0]), "Running");
+    assert!(
+        h.daemon
+            .world
+            .events
+            .iter()
+            .any(|e| e.reason == "Recreated" && e.involved_object.uid == new.metadata.uid()),
+        "{:#?}",
+        h.daemon.world.events
+    );
 }
 
 /// Recovery kills what a crashed daemon left running: every container whose pid was
