@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::testing::{Call, Harness, job};
 use crate::api::{Job, Pod};
+use crate::clock::Clock;
 use crate::config::Config;
 
 fn only_job(h: &Harness) -> &Job {
@@ -88,6 +89,92 @@ fn changing_completions_recreates_the_job_and_terminates_its_pods() {
         "{:#?}",
         h.daemon.world.events
     );
+}
+
+/// How the node ended a pod: the status Kubernetes gives a pod it disrupted.
+fn assert_disrupted(p: &Pod, message: &str) {
+    let st = &p.status;
+    assert_eq!(phase(p), "Failed", "{st:#?}");
+    assert_eq!(st.reason.as_deref(), Some("Terminated"));
+    assert_eq!(st.message.as_deref(), Some(message));
+    let condition = st
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "DisruptionTarget")
+        .unwrap_or_else(|| panic!("no DisruptionTarget condition: {st:#?}"));
+    assert_eq!(condition.status, "True");
+    assert_eq!(condition.reason.as_deref(), Some("TerminationByKubelet"));
+    assert_eq!(condition.message.as_deref(), Some(message));
+}
+
+/// A crash leaves a running pod behind: the restarted daemon fails it as disrupted, its
+/// container killed (137, SIGKILL), and the Job counts it failed.
+#[test]
+fn a_pod_interrupted_by_a_crash_ends_disrupted() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    h.apply("j.yaml", &job("j", "Never", "sleep", ""));
+    let job_uid = only_job(&h).metadata.uid().to_string();
+    let running = pods_of(&h, &job_uid);
+    assert_eq!(phase(&running[0]), "Running");
+
+    h.advance(60);
+    let h = h.crash_and_restart();
+
+    let pods = pods_of(&h, &job_uid);
+    let lost = &pods[0];
+    assert_eq!(lost.metadata.uid(), running[0].metadata.uid());
+    assert_disrupted(
+        lost,
+        "Pod was terminated because the jobvisor daemon stopped unexpectedly.",
+    );
+    let exit = lost.status.container_statuses[0]
+        .state
+        .terminated
+        .as_ref()
+        .expect("the container ended");
+    assert_eq!((exit.exit_code, exit.signal), (137, Some(9)));
+    assert_eq!(
+        exit.message.as_deref(),
+        Some("the jobvisor daemon stopped while this container was running")
+    );
+    assert_eq!(exit.finished_at, Some(h.clock.now()));
+    let status = only_job(&h).status.clone().unwrap_or_default();
+    assert_eq!(status.failed, 1, "{status:#?}");
+}
+
+/// At shutdown a running pod is stopped, and once its container's exit is recorded it ends
+/// as a Kubernetes graceful node shutdown ends it.
+#[test]
+fn a_pod_stopped_by_shutdown_ends_disrupted() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    h.apply("j.yaml", &job("j", "Never", "sleep", ""));
+    let job_uid = only_job(&h).metadata.uid().to_string();
+    let pod_uid = pods_of(&h, &job_uid)[0].metadata.uid().to_string();
+
+    h.advance(10);
+    h.daemon.begin_shutdown("SIGTERM");
+    h.daemon.turn();
+    let stop = Call::StopPod {
+        pod_uid,
+        grace: Duration::from_secs(30),
+    };
+    assert!(h.runtime.calls().contains(&stop), "{:?}", h.runtime.calls());
+    assert_eq!(
+        phase(&pods_of(&h, &job_uid)[0]),
+        "Running",
+        "before the exit"
+    );
+    h.run();
+
+    let pods = pods_of(&h, &job_uid);
+    assert_eq!(pods.len(), 1, "nothing new starts while shutting down");
+    assert_disrupted(
+        &pods[0],
+        "Pod was terminated in response to imminent node shutdown.",
+    );
+    assert!(h.daemon.shutdown_done());
 }
 
 /// Recovery kills what a crashed daemon left running: every container whose pid was
