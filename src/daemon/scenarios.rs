@@ -177,6 +177,39 @@ fn a_pod_stopped_by_shutdown_ends_disrupted() {
     assert!(h.daemon.shutdown_done());
 }
 
+/// The same event twice is one Event counted twice, last seen at the second time.
+#[test]
+fn a_repeated_event_is_counted_not_recorded_again() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    h.apply("j.yaml", &job("j", "OnFailure", "false", ""));
+    let first = h.clock.now();
+    let job_uid = only_job(&h).metadata.uid().to_string();
+    let pod_uid = pods_of(&h, &job_uid)[0].metadata.uid().to_string();
+
+    // The first restart of an OnFailure container is immediate: "Started" again.
+    h.advance(7);
+    h.runtime.exit(&pod_uid, "main", 1);
+    h.run();
+    assert_eq!(
+        pods_of(&h, &job_uid)[0].status.container_statuses[0].restart_count,
+        1
+    );
+
+    let started: Vec<_> = h
+        .daemon
+        .world
+        .events
+        .iter()
+        .filter(|e| e.involved_object.uid == pod_uid && e.reason == "Started")
+        .collect();
+    assert_eq!(started.len(), 1, "{started:#?}");
+    assert_eq!(started[0].message, "Started container main");
+    assert_eq!(started[0].count, 2);
+    assert_eq!(started[0].first_timestamp, Some(first));
+    assert_eq!(started[0].last_timestamp, Some(h.clock.now()));
+}
+
 /// Recovery kills what a crashed daemon left running: every container whose pid was
 /// recorded, by pid and process start time (so a reused pid is spared).
 #[test]
