@@ -4,10 +4,17 @@
 //! part of the kubelet that decides container starts, restarts and pod phase. Both are
 //! level-triggered: they look at the whole current state and say what should happen next,
 //! so after a crash they simply converge again. [`backoff`] holds the two exponential delays.
+//! [`job_pod`] builds the pod a Job creates from its template; [`disruption`] ends pods the
+//! node ends (shutdown, recovery after a crash); [`events`] tells a repeated event from a new
+//! one; [`job_update`] says whether an edited manifest updates its Job in place or replaces it.
 //! This module must not use tokio, `std::fs` or `std::process` (CI checks it).
 
 pub mod backoff;
+pub mod disruption;
+pub mod events;
 pub mod job;
+pub mod job_pod;
+pub mod job_update;
 pub mod pod;
 
 use jiff::Timestamp;

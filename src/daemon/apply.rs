@@ -7,6 +7,7 @@ use super::world::{JobRecord, Key, ManifestRecord, job_store_key, key, manifest_
 use super::{Daemon, Kind};
 use crate::api::{Job, ManifestFile, ManifestState, ObjectReference};
 use crate::controller::EventSpec;
+use crate::controller::job_update::{self, JobUpdate};
 use crate::manifest;
 
 /// How a Job from a file relates to the one already running.
@@ -19,23 +20,10 @@ enum Delta {
 }
 
 fn delta(old: &Job, new: &Job) -> Delta {
-    if old == new {
-        return Delta::Same;
-    }
-    let (o, n) = (&old.spec, &new.spec);
-    let immutable_same = o.template == n.template
-        && o.completions == n.completions
-        && o.completion_mode == n.completion_mode
-        && o.selector == n.selector
-        && o.manual_selector == n.manual_selector
-        && o.pod_failure_policy == n.pod_failure_policy
-        && o.success_policy == n.success_policy
-        && o.backoff_limit_per_index == n.backoff_limit_per_index
-        && o.managed_by == n.managed_by;
-    if immutable_same {
-        Delta::Mutable
-    } else {
-        Delta::Immutable
+    match job_update::classify(old, new) {
+        JobUpdate::Same => Delta::Same,
+        JobUpdate::InPlace => Delta::Mutable,
+        JobUpdate::Recreate { .. } => Delta::Immutable,
     }
 }
 

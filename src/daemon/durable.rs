@@ -257,17 +257,8 @@ mod tests {
     use super::*;
     use crate::clock::Clock;
     use crate::config::Config;
-    use crate::daemon::testing::{daemon_in, job};
+    use crate::daemon::testing::{daemon_in, job, settle};
     use crate::runtime::RuntimeEvent;
-
-    /// Waits for the writer's reports until everything handed over is durable.
-    fn settle(d: &mut Daemon, rx: &mut tokio::sync::mpsc::UnboundedReceiver<Durability>) {
-        while d.gate.durable < d.store.last_handed() || d.store.has_dirty() {
-            let report = rx.blocking_recv().expect("writer report");
-            d.on_durability(report);
-            d.turn();
-        }
-    }
 
     /// The pod's one container run number and its record as the store will hold it.
     fn recorded_run(d: &Daemon) -> (String, i32, String) {

@@ -14,6 +14,8 @@ mod launch;
 mod names;
 mod reconcile;
 pub mod requests;
+#[cfg(test)]
+mod scenarios;
 mod serve;
 mod source;
 #[cfg(test)]

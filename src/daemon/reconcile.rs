@@ -8,12 +8,13 @@ use super::world::{Key, PodRecord, job_store_key, key, pod_store_key};
 use super::{Daemon, Kind, Target};
 use crate::api::{
     ContainerState, ContainerStateRunning, ContainerStateTerminated, Event, EventSource,
-    JOB_TRACKING_FINALIZER, LABEL_CONTROLLER_UID, LABEL_JOB_NAME, LABEL_LEGACY_CONTROLLER_UID,
-    LABEL_LEGACY_JOB_NAME, ObjectMeta, ObjectReference, OwnerReference, POD_API_VERSION, Pod,
-    PodCondition, PodPhase, PodStatus,
+    JOB_TRACKING_FINALIZER, ObjectMeta, ObjectReference, Pod,
 };
 use crate::controller::EventSpec;
+use crate::controller::disruption;
+use crate::controller::events::{Dedup, dedupe};
 use crate::controller::job::{self, PodFailureBackoff};
+use crate::controller::job_pod::pod_for_job;
 use crate::controller::pod::{self, RestartBackoff};
 use crate::runtime::{ExitInfo, RuntimeEvent};
 
@@ -233,52 +234,12 @@ impl Daemon {
     /// A pod from the Job's template, as `manageJob` and the API server would make it.
     fn create_pod(&mut self, job: &crate::api::Job, now: Timestamp) -> String {
         let meta = &job.metadata;
-        let template = &job.spec.template;
-        let mut labels = template.metadata.labels.clone();
-        for (l, v) in [
-            (LABEL_CONTROLLER_UID, meta.uid()),
-            (LABEL_JOB_NAME, meta.name()),
-            (LABEL_LEGACY_CONTROLLER_UID, meta.uid()),
-            (LABEL_LEGACY_JOB_NAME, meta.name()),
-        ] {
-            labels.entry(l.to_string()).or_insert_with(|| v.to_string());
-        }
         let mut name = self.names.pod_name(meta.name());
         while self.world.pods.contains_key(&key(meta.namespace(), &name)) {
             name = self.names.pod_name(meta.name());
         }
-        let mut spec = template.spec.clone();
-        spec.node_name = Some(self.node_name.clone());
-        let pod = Pod {
-            api_version: POD_API_VERSION.into(),
-            kind: "Pod".into(),
-            metadata: ObjectMeta {
-                name: Some(name.clone()),
-                generate_name: Some(format!("{}-", meta.name())),
-                namespace: Some(meta.namespace().into()),
-                uid: Some(self.names.uid()),
-                creation_timestamp: Some(now),
-                labels,
-                annotations: template.metadata.annotations.clone(),
-                owner_references: vec![OwnerReference {
-                    api_version: "batch/v1".into(),
-                    kind: "Job".into(),
-                    name: meta.name().into(),
-                    uid: meta.uid().into(),
-                    controller: Some(true),
-                    block_owner_deletion: Some(true),
-                }],
-                finalizers: vec![JOB_TRACKING_FINALIZER.into()],
-                ..Default::default()
-            },
-            spec,
-            status: PodStatus {
-                phase: PodPhase::Pending,
-                start_time: Some(now),
-                host_ip: Some("127.0.0.1".into()),
-                ..Default::default()
-            },
-        };
+        let uid = self.names.uid();
+        let pod = pod_for_job(job, &name, &uid, &self.node_name, now);
         let k = key(meta.namespace(), &name);
         self.world.insert_pod(PodRecord {
             pod,
@@ -475,43 +436,25 @@ impl Daemon {
                 }
             }
             let now = self.clock.now();
+            let restart = self.restarts_in_place(&k);
             if let Some(rec) = self.world.pods.get_mut(&k) {
-                for cs in &mut rec.pod.status.container_statuses {
-                    // One waiting out CrashLoopBackOff was not running: it stays as it is.
-                    let backing_off = cs.state.waiting.as_ref().and_then(|w| w.reason.as_deref())
-                        == Some("CrashLoopBackOff");
-                    if cs.state.terminated.is_none() && !backing_off {
-                        let started_at = cs.state.running.as_ref().and_then(|r| r.started_at);
-                        cs.state = ContainerState {
-                            terminated: Some(ContainerStateTerminated {
-                                exit_code: 137,
-                                signal: Some(9),
-                                reason: Some("Error".into()),
-                                message: Some(
-                                    "the jobvisor daemon stopped while this container was running"
-                                        .into(),
-                                ),
-                                started_at,
-                                finished_at: Some(now),
-                                container_id: cs.container_id.clone(),
-                            }),
-                            ..Default::default()
-                        };
-                        cs.ready = false;
-                    }
+                let status = if restart {
+                    Some(disruption::interrupted(&rec.pod.status, now))
+                } else {
+                    disruption::lost_container_exit(&rec.pod.status, now)
+                };
+                if let Some(status) = status {
+                    rec.pod.status = status;
                 }
                 for run in rec.runs.values_mut() {
                     run.pid = None;
                 }
+                self.pod_changed(&k);
             }
-            if self.restarts_in_place(&k) {
+            if restart {
                 tracing::warn!(pod = %k.1, "pod was running when the daemon stopped; its containers start again");
                 continue;
             }
-            self.mark_node_shutdown(
-                &k,
-                "Pod was terminated because the jobvisor daemon stopped unexpectedly.",
-            );
             tracing::warn!(pod = %k.1, "pod was running when the daemon stopped; marked failed");
         }
         // Look at everything once: Jobs converge, and pods deleted before the crash go.
@@ -543,30 +486,10 @@ impl Daemon {
         let Some(rec) = self.world.pods.get_mut(k) else {
             return;
         };
-        let st = &mut rec.pod.status;
-        // Done once no process runs or is about to: waiting containers will not start now.
-        let starting = |c: &crate::api::ContainerStatus| {
-            c.state.waiting.as_ref().and_then(|w| w.reason.as_deref()) == Some("ContainerCreating")
-        };
-        let done = st
-            .container_statuses
-            .iter()
-            .all(|c| c.state.running.is_none() && !starting(c));
-        if st.phase.is_terminal() || !done {
-            return;
+        if let Some(status) = disruption::disrupted(&rec.pod.status, message, now) {
+            rec.pod.status = status;
+            self.pod_changed(k);
         }
-        st.phase = PodPhase::Failed;
-        st.reason = Some("Terminated".into());
-        st.message = Some(message.into());
-        st.conditions.retain(|c| c.type_ != "DisruptionTarget");
-        st.conditions.push(PodCondition {
-            type_: "DisruptionTarget".into(),
-            status: "True".into(),
-            last_transition_time: Some(now),
-            reason: Some("TerminationByKubelet".into()),
-            message: Some(message.into()),
-        });
-        self.pod_changed(k);
     }
 
     pub(super) fn stop_all_pods(&mut self) {
@@ -599,13 +522,16 @@ impl Daemon {
         component: &str,
     ) {
         let now = self.clock.now();
-        if let Some(last) = self.world.events.iter_mut().rev().take(16).find(|ev| {
-            ev.involved_object.uid == involved.uid
-                && ev.reason == e.reason
-                && ev.message == e.message
-        }) {
-            last.count += 1;
-            last.last_timestamp = Some(now);
+        if let Dedup::Repeat {
+            index,
+            count,
+            last_timestamp,
+        } = dedupe(&self.world.events, &involved, &e, now)
+        {
+            if let Some(repeated) = self.world.events.get_mut(index) {
+                repeated.count = count;
+                repeated.last_timestamp = Some(last_timestamp);
+            }
             return;
         }
         let name = format!("{}.{}", involved.name, self.names.event_suffix());

@@ -1,0 +1,253 @@
+//! The daemon carrying out its decisions, in process: files applied, processes reported by
+//! the fake runtime, crashes and restarts, with the clock moved by hand. Each test fails when
+//! the behaviour it names is broken, which the process-level tests cannot all show.
+
+use std::time::Duration;
+
+use super::testing::{Call, Harness, job};
+use crate::api::{Job, Pod};
+use crate::clock::Clock;
+use crate::config::Config;
+
+fn only_job(h: &Harness) -> &Job {
+    let mut jobs = h.daemon.world.jobs.values();
+    let job = &jobs.next().expect("a Job").job;
+    assert!(jobs.next().is_none(), "one Job");
+    job
+}
+
+fn job_named<'a>(h: &'a Harness, name: &str) -> &'a Job {
+    let found = h
+        .daemon
+        .world
+        .jobs
+        .values()
+        .find(|r| r.job.metadata.name() == name);
+    &found.expect("the Job").job
+}
+
+fn pods_of(h: &Harness, job_uid: &str) -> Vec<Pod> {
+    let mut pods: Vec<Pod> = h
+        .daemon
+        .world
+        .pods
+        .values()
+        .map(|r| r.pod.clone())
+        .filter(|p| p.metadata.owner_references.iter().any(|o| o.uid == job_uid))
+        .collect();
+    pods.sort_by(|a, b| {
+        let key = |p: &Pod| (p.metadata.creation_timestamp, p.metadata.name.clone());
+        key(a).cmp(&key(b))
+    });
+    pods
+}
+
+fn phase(p: &Pod) -> &'static str {
+    p.status.phase.as_str()
+}
+
+/// `completions` is immutable in Kubernetes: changing it in the file replaces the Job (a new
+/// uid) and terminates the old Job's pods, instead of updating the running Job.
+#[test]
+fn changing_completions_recreates_the_job_and_terminates_its_pods() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    h.apply("j.yaml", &job("j", "Never", "sleep", "  completions: 1\n"));
+    let old_uid = only_job(&h).metadata.uid().to_string();
+    let old_pods = pods_of(&h, &old_uid);
+    assert_eq!(old_pods.len(), 1);
+    assert_eq!(phase(&old_pods[0]), "Running");
+    let old_pod_uid = old_pods[0].metadata.uid().to_string();
+
+    h.advance(5);
+    h.apply("j.yaml", &job("j", "Never", "sleep", "  completions: 2\n"));
+
+    let new = only_job(&h).clone();
+    assert_ne!(new.metadata.uid(), old_uid, "the Job was updated in place");
+    assert_eq!(new.spec.completions, Some(2));
+    assert_eq!(new.metadata.generation, Some(1));
+    let stop = Call::StopPod {
+        pod_uid: old_pod_uid,
+        grace: Duration::from_secs(30),
+    };
+    assert!(h.runtime.calls().contains(&stop), "{:?}", h.runtime.calls());
+    // Its container died of the SIGTERM; the pod, no longer counted, is gone.
+    assert!(
+        pods_of(&h, &old_uid).is_empty(),
+        "{:#?}",
+        pods_of(&h, &old_uid)
+    );
+    let new_pods = pods_of(&h, new.metadata.uid());
+    assert_eq!(new_pods.len(), 1, "{new_pods:#?}");
+    assert_eq!(phase(&new_pods[0]), "Running");
+    assert!(
+        h.daemon
+            .world
+            .events
+            .iter()
+            .any(|e| e.reason == "Recreated" && e.involved_object.uid == new.metadata.uid()),
+        "{:#?}",
+        h.daemon.world.events
+    );
+}
+
+/// How the node ended a pod: the status Kubernetes gives a pod it disrupted.
+fn assert_disrupted(p: &Pod, message: &str) {
+    let st = &p.status;
+    assert_eq!(phase(p), "Failed", "{st:#?}");
+    assert_eq!(st.reason.as_deref(), Some("Terminated"));
+    assert_eq!(st.message.as_deref(), Some(message));
+    let condition = st
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "DisruptionTarget")
+        .unwrap_or_else(|| panic!("no DisruptionTarget condition: {st:#?}"));
+    assert_eq!(condition.status, "True");
+    assert_eq!(condition.reason.as_deref(), Some("TerminationByKubelet"));
+    assert_eq!(condition.message.as_deref(), Some(message));
+}
+
+/// A crash leaves a running pod behind: the restarted daemon fails it as disrupted, its
+/// container killed (137, SIGKILL), and the Job counts it failed.
+#[test]
+fn a_pod_interrupted_by_a_crash_ends_disrupted() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    h.apply("j.yaml", &job("j", "Never", "sleep", ""));
+    let job_uid = only_job(&h).metadata.uid().to_string();
+    let running = pods_of(&h, &job_uid);
+    assert_eq!(phase(&running[0]), "Running");
+
+    h.advance(60);
+    let h = h.crash_and_restart();
+
+    let pods = pods_of(&h, &job_uid);
+    let lost = &pods[0];
+    assert_eq!(lost.metadata.uid(), running[0].metadata.uid());
+    assert_disrupted(
+        lost,
+        "Pod was terminated because the jobvisor daemon stopped unexpectedly.",
+    );
+    let exit = lost.status.container_statuses[0]
+        .state
+        .terminated
+        .as_ref()
+        .expect("the container ended");
+    assert_eq!((exit.exit_code, exit.signal), (137, Some(9)));
+    assert_eq!(
+        exit.message.as_deref(),
+        Some("the jobvisor daemon stopped while this container was running")
+    );
+    assert_eq!(exit.finished_at, Some(h.clock.now()));
+    let status = only_job(&h).status.clone().unwrap_or_default();
+    assert_eq!(status.failed, 1, "{status:#?}");
+}
+
+/// At shutdown a running pod is stopped, and once its container's exit is recorded it ends
+/// as a Kubernetes graceful node shutdown ends it.
+#[test]
+fn a_pod_stopped_by_shutdown_ends_disrupted() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    h.apply("j.yaml", &job("j", "Never", "sleep", ""));
+    let job_uid = only_job(&h).metadata.uid().to_string();
+    let pod_uid = pods_of(&h, &job_uid)[0].metadata.uid().to_string();
+
+    h.advance(10);
+    h.daemon.begin_shutdown("SIGTERM");
+    h.daemon.turn();
+    let stop = Call::StopPod {
+        pod_uid,
+        grace: Duration::from_secs(30),
+    };
+    assert!(h.runtime.calls().contains(&stop), "{:?}", h.runtime.calls());
+    assert_eq!(
+        phase(&pods_of(&h, &job_uid)[0]),
+        "Running",
+        "before the exit"
+    );
+    h.run();
+
+    let pods = pods_of(&h, &job_uid);
+    assert_eq!(pods.len(), 1, "nothing new starts while shutting down");
+    assert_disrupted(
+        &pods[0],
+        "Pod was terminated in response to imminent node shutdown.",
+    );
+    assert!(h.daemon.shutdown_done());
+}
+
+/// The same event twice is one Event counted twice, last seen at the second time.
+#[test]
+fn a_repeated_event_is_counted_not_recorded_again() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    h.apply("j.yaml", &job("j", "OnFailure", "false", ""));
+    let first = h.clock.now();
+    let job_uid = only_job(&h).metadata.uid().to_string();
+    let pod_uid = pods_of(&h, &job_uid)[0].metadata.uid().to_string();
+
+    // The first restart of an OnFailure container is immediate: "Started" again.
+    h.advance(7);
+    h.runtime.exit(&pod_uid, "main", 1);
+    h.run();
+    assert_eq!(
+        pods_of(&h, &job_uid)[0].status.container_statuses[0].restart_count,
+        1
+    );
+
+    let started: Vec<_> = h
+        .daemon
+        .world
+        .events
+        .iter()
+        .filter(|e| e.involved_object.uid == pod_uid && e.reason == "Started")
+        .collect();
+    assert_eq!(started.len(), 1, "{started:#?}");
+    assert_eq!(started[0].message, "Started container main");
+    assert_eq!(started[0].count, 2);
+    assert_eq!(started[0].first_timestamp, Some(first));
+    assert_eq!(started[0].last_timestamp, Some(h.clock.now()));
+}
+
+/// Recovery kills what a crashed daemon left running: every container whose pid was
+/// recorded, by pid and process start time (so a reused pid is spared).
+#[test]
+fn recovery_kills_every_recorded_leftover_process() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    h.apply(
+        "j.yaml",
+        &job(
+            "j",
+            "Never",
+            "sleep",
+            "  completions: 4\n  parallelism: 3\n",
+        ),
+    );
+    h.apply("done.yaml", &job("done", "Never", "true", ""));
+    let done_uid = job_named(&h, "done").metadata.uid().to_string();
+    let done_pod = pods_of(&h, &done_uid)[0].metadata.uid().to_string();
+    h.runtime.exit(&done_pod, "main", 0);
+    h.run();
+    let started = h.runtime.started_processes();
+    assert_eq!(started.len(), 4, "3 pods of j and the one of done");
+    // The one that exited is not killed: its pid may be another process's by now.
+    let leftovers = started[..3].to_vec();
+
+    h.advance(60);
+    let h = h.crash_and_restart();
+
+    let kills: Vec<(u32, Option<u64>)> = h
+        .runtime
+        .calls()
+        .into_iter()
+        .filter_map(|c| match c {
+            Call::KillLeftover { pid, proc_start } => Some((pid, proc_start)),
+            _ => None,
+        })
+        .collect();
+    let mut sorted = kills.clone();
+    sorted.sort();
+    assert_eq!(sorted, leftovers, "{kills:?}");
+}
