@@ -21,6 +21,20 @@ pub struct DeleteArgs {
     pub names: Vec<String>,
     #[command(flatten)]
     pub ns: NamespaceArg,
+    /// kubectl's `--cascade`: `background` (the default: the object goes at once, what it
+    /// owns after it), `foreground` (it waits for what it owns to go first) or `orphan`
+    /// (what it owns is left running, no longer owned).
+    #[arg(long, value_name = "MODE", default_value = "background", value_parser = ["background", "foreground", "orphan"])]
+    pub cascade: String,
+}
+
+/// `--cascade` as the API's `propagationPolicy`.
+fn propagation(cascade: &str) -> &'static str {
+    match cascade {
+        "foreground" => "Foreground",
+        "orphan" => "Orphan",
+        _ => "Background",
+    }
 }
 
 pub async fn run(ctx: &mut Ctx<'_>, args: DeleteArgs) -> anyhow::Result<()> {
@@ -57,7 +71,11 @@ pub async fn run(ctx: &mut Ctx<'_>, args: DeleteArgs) -> anyhow::Result<()> {
     let single = names.len() == 1;
     let mut failed = false;
     for name in &names {
-        match ctx.client.delete(&kind.object_path(ns, name)).await {
+        let path = crate::proto::with_query(
+            &kind.object_path(ns, name),
+            &[("propagationPolicy", propagation(&args.cascade))],
+        );
+        match ctx.client.delete(&path).await {
             Ok(_) => ctx.print(&format!("{} \"{name}\" deleted\n", kind.name_prefix()))?,
             Err(e) if single => return Err(e.into()),
             Err(e) => {
@@ -120,6 +138,7 @@ mod tests {
             ns: NamespaceArg {
                 namespace: "default".into(),
             },
+            cascade: "background".into(),
         }
     }
 

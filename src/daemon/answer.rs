@@ -134,11 +134,12 @@ impl Daemon {
     }
 
     /// Deleting a Job deletes the file that defines it, so the two never disagree; a file that
-    /// defines more than this Job is left for the user to edit.
+    /// defines more than this Job is left for the user to edit. A Job another object owns
+    /// has no file: it is deleted, nothing else.
     fn api_delete_job(
         &mut self,
         k: &Key,
-        _propagation: crate::api::Propagation,
+        propagation: crate::api::Propagation,
     ) -> Result<Value, Status> {
         let rec = self
             .world
@@ -147,23 +148,24 @@ impl Daemon {
             .ok_or_else(|| not_found(Kind::Job, &k.1))?;
         let source = rec.source.clone();
         let uid = rec.job.metadata.uid().to_string();
-        self.remove_definition(Kind::Job, k, &source)?;
-        // The file is gone, so its Job is too; a file that lost a name clash to it may have
-        // taken the name over since, and that Job stays.
-        if self
-            .world
-            .jobs
-            .get(k)
-            .is_some_and(|r| r.job.metadata.uid() == uid)
-        {
-            self.delete_job(k, "deleted through the API");
+        if let Some(source) = &source {
+            self.remove_file_of(Kind::Job, k, source)?;
         }
-        Ok(success(Kind::Job, &k.1, &uid))
+        self.delete_job_with(k, "deleted through the API", propagation);
+        if let Some(source) = &source {
+            self.file_removed(source);
+        }
+        // Deleted in the foreground: the Job as it is now, terminating.
+        match self.world.jobs.get(k) {
+            Some(r) if r.job.metadata.uid() == uid => self.get(Kind::Job, k),
+            _ => Ok(success(Kind::Job, &k.1, &uid)),
+        }
     }
 
-    /// Removes the manifest file that defines the object `k` of `kind`, and what it defined.
-    /// Refused (409) when the file defines other objects too: those are the user's to keep.
-    fn remove_definition(
+    /// Removes the manifest file that defines the object `k` of `kind` (the caller then
+    /// deletes what it defined). Refused (409) when the file defines other objects too:
+    /// those are the user's to keep.
+    fn remove_file_of(
         &mut self,
         kind: Kind,
         k: &Key,
@@ -196,18 +198,14 @@ impl Daemon {
             ));
         }
         match std::fs::remove_file(source) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(Status::failure(
-                    500,
-                    "InternalError",
-                    format!("removing {}: {e}", source.display()),
-                ));
-            }
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Status::failure(
+                500,
+                "InternalError",
+                format!("removing {}: {e}", source.display()),
+            )),
         }
-        self.file_removed(source);
-        Ok(())
     }
 
     /// A pod a Job created is deleted (its Job replaces it); a bare Pod is deleted with the
@@ -219,7 +217,8 @@ impl Daemon {
             .get(k)
             .ok_or_else(|| not_found(Kind::Pod, &k.1))?;
         if let Some(source) = rec.source().map(std::path::Path::to_path_buf) {
-            self.remove_definition(Kind::Pod, k, &source)?;
+            self.remove_file_of(Kind::Pod, k, &source)?;
+            self.file_removed(&source);
         }
         let now = self.clock.now();
         self.delete_pod(k, now);

@@ -183,7 +183,12 @@ impl Daemon {
                 .map(|m| (std::mem::take(&mut m.jobs), std::mem::take(&mut m.pods)))
                 .unwrap_or_default();
             for k in &jobs {
-                if self.world.jobs.get(k).is_some_and(|r| r.source == path) {
+                if self
+                    .world
+                    .jobs
+                    .get(k)
+                    .is_some_and(|r| r.source.as_deref() == Some(path))
+                {
                     self.delete_job(k, "its manifest is no longer a regular file");
                 }
             }
@@ -250,20 +255,9 @@ impl Daemon {
         let mut now_defined = Vec::new();
         for job in report.jobs {
             let k = key(job.metadata.namespace(), job.metadata.name());
-            match self.world.jobs.get(&k) {
-                Some(other)
-                    if other.source != path && self.world.manifests.contains_key(&other.source) =>
-                {
-                    errors.push(format!(
-                        "{}: Job \"{}\" in namespace \"{}\" is already defined in {}; this definition is ignored",
-                        path.display(),
-                        k.1,
-                        k.0,
-                        other.source.display()
-                    ));
-                    continue;
-                }
-                _ => {}
+            if let Some(why) = self.job_conflict(path, &k) {
+                errors.push(why);
+                continue;
             }
             self.upsert_job(path, &k, job);
             now_defined.push(k);
@@ -329,6 +323,27 @@ impl Daemon {
         if any_dropped {
             self.retry_conflicts();
         }
+    }
+
+    /// Why a Job from `path` cannot take the name `k`, if it cannot: another file that still
+    /// exists defines it, or another object owns it.
+    fn job_conflict(&self, path: &Path, k: &Key) -> Option<String> {
+        let rec = self.world.jobs.get(k)?;
+        let by = match &rec.source {
+            Some(source) if source == path => return None,
+            Some(source) if !self.world.manifests.contains_key(source) => return None,
+            Some(source) => format!("is already defined in {}", source.display()),
+            None => match rec.job.metadata.owner_references.first() {
+                Some(o) => format!("already exists: it belongs to {} {}", o.kind, o.name),
+                None => "already exists".to_string(),
+            },
+        };
+        Some(format!(
+            "{}: Job \"{}\" in namespace \"{}\" {by}; this definition is ignored",
+            path.display(),
+            k.1,
+            k.0
+        ))
     }
 
     /// Why a bare Pod from `path` cannot take the name `k`, if it cannot: another file that
@@ -440,7 +455,7 @@ impl Daemon {
         match change {
             Some(Delta::Same) => {
                 if let Some(r) = self.world.jobs.get_mut(k) {
-                    r.source = path.to_path_buf();
+                    r.source = Some(path.to_path_buf());
                 }
             }
             Some(Delta::Mutable) => {
@@ -455,7 +470,7 @@ impl Daemon {
                 r.job.metadata.generation = Some(r.job.metadata.generation.unwrap_or(1) + 1);
                 r.job.metadata.creation_timestamp = r.job.metadata.creation_timestamp.or(Some(now));
                 r.applied = applied;
-                r.source = path.to_path_buf();
+                r.source = Some(path.to_path_buf());
                 tracing::info!(job = %format!("{}/{}", k.0, k.1), file = %path.display(), "job updated in place");
                 self.job_changed(k);
                 self.dirty_jobs.insert(k.clone());
@@ -482,7 +497,7 @@ impl Daemon {
             JobRecord {
                 job: job.clone(),
                 applied,
-                source: path.to_path_buf(),
+                source: Some(path.to_path_buf()),
             },
         );
         self.store.touch(job_store_key(k));
@@ -502,23 +517,9 @@ impl Daemon {
         }
     }
 
-    /// Removes a Job; its pods are terminated gracefully and removed when they have ended
-    /// (background cascading deletion). Their logs stay.
+    /// Removes a Job as its file says: background cascading deletion (see `gc.rs`).
     pub(super) fn delete_job(&mut self, k: &Key, why: &str) {
-        let Some(rec) = self.world.jobs.remove(k) else {
-            return;
-        };
-        tracing::info!(job = %format!("{}/{}", k.0, k.1), "job deleted: {why}");
-        let now = self.clock.now();
-        for pk in self.world.pod_keys_of(rec.job.metadata.uid()) {
-            if let Some(p) = self.world.pods.get_mut(&pk) {
-                // Nothing will count them any more: they go once they have stopped.
-                p.pod.metadata.finalizers.clear();
-            }
-            self.delete_pod(&pk, now);
-        }
-        self.store.touch(job_store_key(k));
-        self.note_deleted(Kind::Job, k, &rec.job);
+        self.delete_job_with(k, why, crate::api::Propagation::Background);
     }
 
     /// Editors save by renaming the old file away and writing a new one, and `mv a a~; cp a~ a`
@@ -546,7 +547,12 @@ impl Daemon {
         self.store.touch(manifest_store_key(path));
         tracing::info!(file = %path.display(), "manifest removed");
         for k in &record.jobs {
-            if self.world.jobs.get(k).is_some_and(|r| r.source == path) {
+            if self
+                .world
+                .jobs
+                .get(k)
+                .is_some_and(|r| r.source.as_deref() == Some(path))
+            {
                 self.delete_job(k, "its manifest file was removed");
             }
         }

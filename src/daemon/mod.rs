@@ -9,6 +9,7 @@
 mod answer;
 mod apply;
 mod durable;
+mod gc;
 pub mod health;
 mod launch;
 mod names;

@@ -131,12 +131,7 @@ impl Daemon {
     }
 
     pub(super) fn job_of_pod_dirty(&mut self, k: &Key) {
-        let owner = self
-            .world
-            .pods
-            .get(k)
-            .and_then(|r| r.pod.metadata.owner_references.first());
-        if let Some(job) = owner.map(|o| key(&k.0, &o.name)) {
+        if let Some(job) = self.owner_job(k) {
             self.dirty_jobs.insert(job);
         }
     }
@@ -154,6 +149,10 @@ impl Daemon {
     // ------------------------------------------------------------------ Jobs
 
     fn sync_job(&mut self, k: &Key) {
+        // A Job being deleted in the foreground creates nothing; it goes with its last pod.
+        if self.finish_foreground_deletion(k) {
+            return;
+        }
         let now = self.clock.now();
         let cfg = PodFailureBackoff {
             base: self.cfg.backoff.pod_failure_base,

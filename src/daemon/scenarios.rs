@@ -251,3 +251,105 @@ fn recovery_kills_every_recorded_leftover_process() {
     sorted.sort();
     assert_eq!(sorted, leftovers, "{kills:?}");
 }
+
+#[allow(clippy::result_large_err)]
+fn delete_job(
+    h: &mut Harness,
+    name: &str,
+    propagation: crate::api::Propagation,
+) -> Result<serde_json::Value, crate::api::Status> {
+    h.ask(|reply| super::requests::Request::Delete {
+        kind: crate::api::Kind::Job,
+        namespace: "default".into(),
+        name: name.into(),
+        propagation,
+        reply,
+    })
+}
+
+fn stopped(h: &Harness, pod_uid: &str) -> bool {
+    h.runtime
+        .calls()
+        .iter()
+        .any(|c| matches!(c, Call::StopPod { pod_uid: u, .. } if u == pod_uid))
+}
+
+/// `propagationPolicy: Foreground`: the Job stays, terminating (deletionTimestamp and the
+/// `foregroundDeletion` finalizer), until its pods are gone; then it goes too.
+#[test]
+fn foreground_deletion_waits_for_the_pods() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    h.apply("j.yaml", &job("j", "Never", "sleep", ""));
+    let uid = only_job(&h).metadata.uid().to_string();
+    let pod_uid = pods_of(&h, &uid)[0].metadata.uid().to_string();
+
+    let answer = delete_job(&mut h, "j", crate::api::Propagation::Foreground).unwrap();
+    assert!(
+        answer["metadata"]["deletionTimestamp"].is_string(),
+        "{answer:#}"
+    );
+    assert_eq!(answer["metadata"]["finalizers"][0], "foregroundDeletion");
+    assert!(stopped(&h, &pod_uid));
+    assert!(only_job(&h).metadata.deletion_timestamp.is_some());
+
+    // The pod's container dies of the SIGTERM; the pod goes, and then the Job.
+    h.run();
+    assert!(pods_of(&h, &uid).is_empty());
+    assert!(h.daemon.world.jobs.is_empty(), "the Job outlived its pods");
+}
+
+/// `Background` (the default): the Job goes at once, its pods are terminated after it.
+#[test]
+fn background_deletion_removes_the_job_first() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    h.apply("j.yaml", &job("j", "Never", "sleep", ""));
+    let uid = only_job(&h).metadata.uid().to_string();
+    let pod_uid = pods_of(&h, &uid)[0].metadata.uid().to_string();
+    let answer = delete_job(&mut h, "j", crate::api::Propagation::Background).unwrap();
+    assert_eq!(answer["status"], "Success");
+    assert!(h.daemon.world.jobs.is_empty());
+    assert!(stopped(&h, &pod_uid));
+}
+
+/// `Orphan`: the Job goes, its pod runs on as a pod of its own (no owner reference, no
+/// tracking finalizer), and nothing stops it.
+#[test]
+fn orphan_deletion_leaves_the_pods_running() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    h.apply("j.yaml", &job("j", "Never", "sleep", ""));
+    let uid = only_job(&h).metadata.uid().to_string();
+    let pod = pods_of(&h, &uid)[0].clone();
+    delete_job(&mut h, "j", crate::api::Propagation::Orphan).unwrap();
+    h.run();
+    assert!(h.daemon.world.jobs.is_empty());
+    assert!(!stopped(&h, pod.metadata.uid()));
+    let now =
+        &h.daemon.world.pods[&(pod.metadata.namespace().into(), pod.metadata.name().into())].pod;
+    assert!(now.metadata.owner_references.is_empty());
+    assert!(now.metadata.finalizers.is_empty());
+    assert_eq!(phase(now), "Running");
+}
+
+/// A Job another object owns has no file: deleting it touches no manifest.
+#[test]
+fn a_job_owned_by_an_object_is_deleted_without_any_file() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    let file = h.daemon.layout.manifests.join("j.yaml");
+    let text = job("j", "Never", "sleep", "");
+    std::fs::write(&file, &text).unwrap();
+    h.apply("j.yaml", &text);
+    // As a CronJob's Job will be: owned through ownerReferences, no file of its own.
+    let k = (String::from("default"), String::from("j"));
+    h.daemon.world.jobs.get_mut(&k).unwrap().source = None;
+    h.daemon.world.manifests.clear();
+    delete_job(&mut h, "j", crate::api::Propagation::Background).unwrap();
+    assert!(h.daemon.world.jobs.is_empty());
+    assert!(
+        file.exists(),
+        "a file was removed for a Job no file defines"
+    );
+}

@@ -260,6 +260,25 @@ impl Harness {
         }
     }
 
+    /// Takes the writer's reports only: held answers and starts go out, while what the
+    /// runtime reported waits for [`Harness::run`].
+    pub fn settle(&mut self) {
+        settle(&mut self.daemon, &mut self.durability);
+    }
+
+    /// An API request as the server hands it to the loop, answered once durable.
+    #[allow(clippy::result_large_err)] // the Status is the API's answer as it is
+    pub fn ask<T>(
+        &mut self,
+        request: impl FnOnce(super::requests::Reply<T>) -> super::requests::Request,
+    ) -> Result<T, crate::api::Status> {
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        self.daemon.on_request(request(tx));
+        self.daemon.turn();
+        self.settle();
+        rx.try_recv().expect("an answer once the state is on disk")
+    }
+
     pub fn advance(&self, secs: i64) {
         self.clock.advance(jiff::SignedDuration::from_secs(secs));
     }

@@ -24,8 +24,10 @@ pub struct JobRecord {
     pub job: Job,
     /// The defaulted Job as read from its file, before identity: what file changes compare against.
     pub applied: Job,
-    /// The manifest file that defines it.
-    pub source: PathBuf,
+    /// The manifest file that defines it; `None` for a Job another object owns (through
+    /// `metadata.ownerReferences`), which is deleted through the API or with its owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<PathBuf>,
 }
 
 /// What jobvisor knows about one container run beyond the Kubernetes status.
@@ -211,8 +213,12 @@ impl World {
                 continue;
             };
             for k in &rec.jobs {
-                if let Some(job) = self.jobs.get_mut(k).filter(|j| j.source == old) {
-                    job.source = new.clone();
+                if let Some(job) = self
+                    .jobs
+                    .get_mut(k)
+                    .filter(|j| j.source.as_ref() == Some(&old))
+                {
+                    job.source = Some(new.clone());
                     changed.push(job_store_key(k));
                 }
             }
@@ -433,7 +439,7 @@ mod tests {
         assert_eq!(there.jobs, jobs);
         assert_eq!(there.file.state, crate::api::ManifestState::Applied);
         for k in &jobs {
-            assert_eq!(world.jobs[k].source, new_dir.join(&name));
+            assert_eq!(world.jobs[k].source, Some(new_dir.join(&name)));
             assert!(changed.contains(&job_store_key(k)));
         }
         assert!(changed.contains(&manifest_store_key(&old)));

@@ -1,0 +1,116 @@
+//! Deleting an object with what it owns, as Kubernetes' garbage collector does
+//! (`pkg/controller/garbagecollector`): every object has one owner — a manifest file, or
+//! another object through `metadata.ownerReferences` — and deleting an owner deletes its
+//! dependents by the `propagationPolicy` of the delete:
+//!
+//! - `Background` (the default): the owner goes at once, its dependents are deleted after it;
+//! - `Foreground`: the owner stays, with a `deletionTimestamp` and the `foregroundDeletion`
+//!   finalizer, until every dependent is gone;
+//! - `Orphan`: the dependents stay, their owner references (and the Job's tracking
+//!   finalizer) removed.
+//!
+//! Today the owners with dependents are Jobs (their pods); the same rules will take a
+//! CronJob's Jobs.
+
+use super::Daemon;
+use super::world::{Key, job_store_key, key};
+use crate::api::{JOB_TRACKING_FINALIZER, Kind, Propagation};
+
+/// The finalizer that holds an owner deleted in the foreground until its dependents are gone.
+pub const FOREGROUND_DELETION: &str = "foregroundDeletion";
+
+impl Daemon {
+    /// Deletes the Job `k`: its pods are terminated gracefully (and removed once ended), or
+    /// orphaned, as `propagation` says. Their logs stay (see the logs' retention rule).
+    pub(super) fn delete_job_with(&mut self, k: &Key, why: &str, propagation: Propagation) {
+        let Some(rec) = self.world.jobs.get(k) else {
+            return;
+        };
+        if rec.job.metadata.deletion_timestamp.is_some() {
+            // Already being deleted in the foreground: it goes when its pods have.
+            return;
+        }
+        let uid = rec.job.metadata.uid().to_string();
+        tracing::info!(job = %format!("{}/{}", k.0, k.1), ?propagation, "job deleted: {why}");
+        let now = self.clock.now();
+        let pods = self.world.pod_keys_of(&uid);
+        match propagation {
+            Propagation::Orphan => {
+                for pk in &pods {
+                    self.orphan_pod(pk, &uid);
+                }
+            }
+            Propagation::Background | Propagation::Foreground => {
+                for pk in &pods {
+                    if let Some(p) = self.world.pods.get_mut(pk) {
+                        // Nothing will count them any more: they go once they have stopped.
+                        p.pod
+                            .metadata
+                            .finalizers
+                            .retain(|f| f != JOB_TRACKING_FINALIZER);
+                    }
+                    self.delete_pod(pk, now);
+                }
+            }
+        }
+        if propagation == Propagation::Foreground && !pods.is_empty() {
+            if let Some(rec) = self.world.jobs.get_mut(k) {
+                let meta = &mut rec.job.metadata;
+                meta.deletion_timestamp = Some(now);
+                meta.deletion_grace_period_seconds = Some(0);
+                if !meta.finalizers.iter().any(|f| f == FOREGROUND_DELETION) {
+                    meta.finalizers.push(FOREGROUND_DELETION.into());
+                }
+            }
+            self.job_changed(k);
+            return;
+        }
+        self.remove_job(k);
+    }
+
+    /// A Job deleted in the foreground goes once no pod of it is left.
+    pub(super) fn finish_foreground_deletion(&mut self, k: &Key) -> bool {
+        let Some(rec) = self.world.jobs.get(k) else {
+            return false;
+        };
+        if rec.job.metadata.deletion_timestamp.is_none() {
+            return false;
+        }
+        if self.world.pod_keys_of(rec.job.metadata.uid()).is_empty() {
+            self.remove_job(k);
+        }
+        true
+    }
+
+    fn remove_job(&mut self, k: &Key) {
+        if let Some(rec) = self.world.jobs.remove(k) {
+            self.store.touch(job_store_key(k));
+            self.note_deleted(Kind::Job, k, &rec.job);
+        }
+    }
+
+    /// The pod no longer belongs to the Job `owner_uid`: its owner reference and the Job's
+    /// tracking finalizer go; it runs on (and ends) as a pod of its own.
+    fn orphan_pod(&mut self, pk: &Key, owner_uid: &str) {
+        let Some(mut rec) = self.world.remove_pod(pk) else {
+            return;
+        };
+        let meta = &mut rec.pod.metadata;
+        meta.owner_references.retain(|o| o.uid != owner_uid);
+        meta.finalizers.retain(|f| f != JOB_TRACKING_FINALIZER);
+        self.world.insert_pod(rec);
+        self.pod_changed(pk);
+        self.dirty_pods.insert(pk.clone());
+    }
+
+    /// The Job that owns the pod `pk` through its controller reference, if any.
+    pub(super) fn owner_job(&self, pk: &Key) -> Option<Key> {
+        let pod = &self.world.pods.get(pk)?.pod;
+        let owner = pod
+            .metadata
+            .owner_references
+            .iter()
+            .find(|o| o.controller == Some(true) && o.kind == "Job")?;
+        Some(key(&pk.0, &owner.name))
+    }
+}
