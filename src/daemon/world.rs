@@ -403,7 +403,16 @@ mod tests {
 
     /// What the store loads from the state jobvisor 0.1.0 wrote (`tests/data/state-v1`).
     fn golden_objects() -> Objects {
-        let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/state-v1");
+        golden("state-v1")
+    }
+
+    /// What the store loads from a golden state directory under `tests/data`: `state-v1`
+    /// from the first release (no checksums), `state-v2` from the release that added
+    /// checksummed records (before bare Pods and ownership).
+    fn golden(name: &str) -> Objects {
+        let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data")
+            .join(name);
         let dir = tempfile::tempdir().unwrap();
         for entry in std::fs::read_dir(&golden).unwrap() {
             let entry = entry.unwrap();
@@ -445,11 +454,22 @@ mod tests {
         assert!(changed.contains(&manifest_store_key(&old)));
     }
 
+    /// State written by the release before this one (checksummed records; two finished Jobs,
+    /// one of whose pods restarted once) loads as it was written.
+    #[test]
+    fn golden_state_v2_still_loads() {
+        golden_state_loads("state-v2");
+    }
+
     /// State written by jobvisor 0.1.0 (two finished Jobs) must load in every later version:
     /// an upgrade never loses or re-runs anything.
     #[test]
     fn golden_state_v1_still_loads() {
-        let (world, problems) = World::from_objects(&golden_objects());
+        golden_state_loads("state-v1");
+    }
+
+    fn golden_state_loads(name: &str) {
+        let (world, problems) = World::from_objects(&golden(name));
         assert!(problems.is_empty(), "{problems:?}");
         let names: Vec<&str> = world.jobs.keys().map(|k| k.1.as_str()).collect();
         assert_eq!(names, ["onfailure-job", "simple-job"]);
@@ -475,5 +495,18 @@ mod tests {
             .find(|p| p.pod.metadata.name().starts_with("onfailure-job-"))
             .unwrap();
         assert_eq!(on_failure.pod.status.container_statuses[0].restart_count, 1);
+        // Owners as this release models them: each Job by its file, each pod by its Job.
+        for r in world.jobs.values() {
+            let file = r.source.as_ref().expect("a Job from a file");
+            assert!(
+                world.manifests[file]
+                    .jobs
+                    .iter()
+                    .any(|k| k.1 == r.job.metadata.name())
+            );
+            assert_eq!(world.pod_keys_of(r.job.metadata.uid()).len(), 1);
+        }
+        assert!(world.pods.values().all(|p| p.file.is_none()));
+        assert!(world.manifests.values().all(|m| m.pods.is_empty()));
     }
 }
