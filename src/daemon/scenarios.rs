@@ -353,3 +353,110 @@ fn a_job_owned_by_an_object_is_deleted_without_any_file() {
         "a file was removed for a Job no file defines"
     );
 }
+
+fn bare_pod(name: &str, policy: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  restartPolicy: {policy}\n  containers:\n  - name: main\n    image: busybox\n    command: [\"sleep\"]\n"
+    )
+}
+
+fn bare(h: &Harness, name: &str) -> Pod {
+    let k = (String::from("default"), name.to_string());
+    h.daemon.world.pods[&k].pod.clone()
+}
+
+/// A bare Pod with restartPolicy Always restarts a container that exited 0 (a Job's pod
+/// would be done), the first time at once, and stays Running.
+#[test]
+fn an_always_pod_restarts_a_success() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    h.apply("p.yaml", &bare_pod("p", "Always"));
+    let uid = bare(&h, "p").metadata.uid().to_string();
+    h.advance(3);
+    h.runtime.exit(&uid, "main", 0);
+    h.run();
+    assert_eq!(h.runtime.starts(), [("p".into(), 0), ("p".into(), 1)]);
+    let p = bare(&h, "p");
+    assert_eq!(phase(&p), "Running");
+    let cs = &p.status.container_statuses[0];
+    assert_eq!(cs.restart_count, 1);
+    let last = cs
+        .last_state
+        .terminated
+        .as_ref()
+        .expect("the first run's exit");
+    assert_eq!(
+        (last.exit_code, last.reason.as_deref()),
+        (0, Some("Completed"))
+    );
+}
+
+/// After a crash a bare Pod's container is started again in place: the same pod, restartCount
+/// + 1, the killed run (137) in lastState, never Failed; its leftover process killed first.
+/// A `Never` bare Pod is failed as disrupted, as a Job's pod is.
+#[test]
+fn bare_pods_after_a_crash() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    h.apply("a.yaml", &bare_pod("a", "Always"));
+    h.apply("n.yaml", &bare_pod("n", "Never"));
+    let before = bare(&h, "a");
+    h.advance(60);
+    let h = h.crash_and_restart();
+
+    let a = bare(&h, "a");
+    assert_eq!(a.metadata.uid(), before.metadata.uid(), "the same pod");
+    assert_eq!(phase(&a), "Running");
+    let cs = &a.status.container_statuses[0];
+    assert_eq!(cs.restart_count, 1);
+    assert_eq!(
+        cs.last_state.terminated.as_ref().map(|t| t.exit_code),
+        Some(137)
+    );
+    assert_eq!(h.runtime.starts(), [("a".into(), 1)]);
+    assert!(
+        a.status
+            .conditions
+            .iter()
+            .all(|c| c.type_ != "DisruptionTarget"),
+        "{:#?}",
+        a.status.conditions
+    );
+    assert_disrupted(
+        &bare(&h, "n"),
+        "Pod was terminated because the jobvisor daemon stopped unexpectedly.",
+    );
+}
+
+/// A changed pod spec replaces the pod: the old one is stopped, and the new one (same name,
+/// new uid) starts only once the old one is gone.
+#[test]
+fn a_changed_pod_spec_replaces_the_pod_after_the_old_one_ends() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    h.apply("p.yaml", &bare_pod("p", "Always"));
+    let old = bare(&h, "p").metadata.uid().to_string();
+    let path = h.daemon.layout.manifests.join("p.yaml");
+    h.daemon.apply_text(
+        &path,
+        bare_pod("p", "Always").replace("sleep", "true"),
+        true,
+    );
+    h.daemon.turn();
+    h.settle();
+    assert_eq!(
+        bare(&h, "p").metadata.uid(),
+        old,
+        "replaced before the old pod ended"
+    );
+    assert!(bare(&h, "p").metadata.deletion_timestamp.is_some());
+    h.run();
+    let new = bare(&h, "p");
+    assert_ne!(new.metadata.uid(), old);
+    assert_eq!(
+        new.spec.containers[0].command.as_deref(),
+        Some(&["true".to_string()][..])
+    );
+    assert_eq!(h.runtime.starts(), [("p".into(), 0), ("p".into(), 0)]);
+}
