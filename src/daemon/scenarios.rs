@@ -392,8 +392,8 @@ fn an_always_pod_restarts_a_success() {
     );
 }
 
-/// After a crash a bare Pod's container is started again in place: the same pod, restartCount
-/// + 1, the killed run (137) in lastState, never Failed; its leftover process killed first.
+/// After a crash a bare Pod's container is started again in place: the same pod, its
+/// restartCount one more, the killed run (137) in lastState, never Failed.
 /// A `Never` bare Pod is failed as disrupted, as a Job's pod is.
 #[test]
 fn bare_pods_after_a_crash() {
