@@ -17,6 +17,79 @@ pub mod labels;
 
 pub use kind::Kind;
 
+/// An enum for a Kubernetes string field whose values jobvisor acts on: a variant per known
+/// value, `Other` keeping anything else as written (the API server takes any string in such a
+/// field and validation names what is wrong). Kubernetes' strings exist only in (de)serializing.
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(from = "String", into = "String")]
+        pub enum $name {
+            $($variant,)+
+            Other(String),
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                match s.as_str() {
+                    $(stringify!($variant) => $name::$variant,)+
+                    _ => $name::Other(s),
+                }
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                $name::from(s.to_string())
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                v.as_str().to_string()
+            }
+        }
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $($name::$variant => stringify!($variant),)+
+                    $name::Other(s) => s,
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// A Job condition's `type`.
+    JobConditionType {
+        SuccessCriteriaMet,
+        Complete,
+        FailureTarget,
+        Failed,
+        Suspended,
+    }
+);
+
+string_enum!(
+    /// A pod condition's `type`.
+    PodConditionType {
+        PodScheduled,
+        Initialized,
+        ContainersReady,
+        Ready,
+        DisruptionTarget,
+    }
+);
+
 pub type Labels = BTreeMap<String, String>;
 
 pub const JOB_API_VERSION: &str = "batch/v1";
@@ -205,7 +278,7 @@ pub struct UncountedTerminatedPods {
 #[serde(rename_all = "camelCase")]
 pub struct JobCondition {
     #[serde(rename = "type")]
-    pub type_: String,
+    pub type_: JobConditionType,
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_probe_time: Option<Timestamp>,
@@ -218,14 +291,16 @@ pub struct JobCondition {
 }
 
 impl JobStatus {
-    pub fn condition(&self, type_: &str) -> Option<&JobCondition> {
+    /// The condition of this type, if its status is True.
+    pub fn condition(&self, type_: JobConditionType) -> Option<&JobCondition> {
         self.conditions
             .iter()
             .find(|c| c.type_ == type_ && c.status == "True")
     }
     /// `Complete` or `Failed` is set: the Job will never run a pod again.
     pub fn is_finished(&self) -> bool {
-        self.condition("Complete").is_some() || self.condition("Failed").is_some()
+        self.condition(JobConditionType::Complete).is_some()
+            || self.condition(JobConditionType::Failed).is_some()
     }
 }
 
@@ -400,7 +475,7 @@ pub struct PodStatus {
 #[serde(rename_all = "camelCase")]
 pub struct PodCondition {
     #[serde(rename = "type")]
-    pub type_: String,
+    pub type_: PodConditionType,
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_transition_time: Option<Timestamp>,
@@ -492,7 +567,7 @@ pub struct Event {
     pub reason: String,
     pub message: String,
     #[serde(rename = "type")]
-    pub type_: String,
+    pub type_: EventType,
     #[serde(default)]
     pub source: EventSource,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -672,50 +747,29 @@ impl Propagation {
     }
 }
 
-/// `spec.restartPolicy`. Any string reads (the API server's decoder takes any string here and
-/// validation names what is wrong), so an unknown value is kept as `Other` for the message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "String", into = "String")]
-pub enum RestartPolicy {
-    Always,
-    OnFailure,
-    Never,
-    Other(String),
-}
+string_enum!(
+    /// An Event's `type`.
+    EventType { Normal, Warning }
+);
 
-impl From<String> for RestartPolicy {
-    fn from(s: String) -> Self {
-        match s.as_str() {
-            "Always" => RestartPolicy::Always,
-            "OnFailure" => RestartPolicy::OnFailure,
-            "Never" => RestartPolicy::Never,
-            _ => RestartPolicy::Other(s),
-        }
+// Not derivable: `string_enum!` writes the enum.
+#[allow(clippy::derivable_impls)]
+impl Default for EventType {
+    fn default() -> Self {
+        EventType::Normal
     }
 }
 
-impl From<&str> for RestartPolicy {
-    fn from(s: &str) -> Self {
-        RestartPolicy::from(s.to_string())
+string_enum!(
+    /// `spec.restartPolicy`.
+    RestartPolicy {
+        Always,
+        OnFailure,
+        Never,
     }
-}
-
-impl From<RestartPolicy> for String {
-    fn from(p: RestartPolicy) -> String {
-        p.as_str().to_string()
-    }
-}
+);
 
 impl RestartPolicy {
-    pub fn as_str(&self) -> &str {
-        match self {
-            RestartPolicy::Always => "Always",
-            RestartPolicy::OnFailure => "OnFailure",
-            RestartPolicy::Never => "Never",
-            RestartPolicy::Other(s) => s,
-        }
-    }
-
     /// Whether a container that exited with `exit_code` is started again (kubelet
     /// `ShouldContainerBeRestarted`).
     pub fn restarts(&self, exit_code: i32) -> bool {

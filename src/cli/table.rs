@@ -71,22 +71,23 @@ pub fn job_row(job: &Job, now: Timestamp, wide: bool) -> Vec<String> {
 
 /// STATUS, first match wins (spec §6.2, kubectl PR #132832 for SuccessCriteriaMet).
 pub fn job_status(job: &Job) -> &'static str {
-    let has = |t: &str| {
+    use crate::api::JobConditionType as C;
+    let has = |t: C| {
         job.status
             .as_ref()
             .is_some_and(|s| s.condition(t).is_some())
     };
-    if has("Complete") {
+    if has(C::Complete) {
         "Complete"
-    } else if has("Failed") {
+    } else if has(C::Failed) {
         "Failed"
     } else if job.metadata.deletion_timestamp.is_some() {
         "Terminating"
-    } else if has("Suspended") {
+    } else if has(C::Suspended) {
         "Suspended"
-    } else if has("FailureTarget") {
+    } else if has(C::FailureTarget) {
         "FailureTarget"
-    } else if has("SuccessCriteriaMet") {
+    } else if has(C::SuccessCriteriaMet) {
         "SuccessCriteriaMet"
     } else {
         "Running"
@@ -248,7 +249,7 @@ pub fn pod_summary(pod: &Pod, now: Timestamp) -> PodSummary {
             .status
             .conditions
             .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True");
+            .any(|c| c.type_ == crate::api::PodConditionType::Ready && c.status == "True");
         reason = if pod_ready { "Running" } else { "NotReady" }.to_string();
     }
     if pod.metadata.deletion_timestamp.is_some() {
@@ -304,7 +305,7 @@ pub fn event_row(ev: &Event, now: Timestamp, wide: bool) -> Vec<String> {
     if wide {
         vec![
             last_seen,
-            ev.type_.clone(),
+            ev.type_.to_string(),
             ev.reason.clone(),
             object,
             String::new(),
@@ -317,7 +318,7 @@ pub fn event_row(ev: &Event, now: Timestamp, wide: bool) -> Vec<String> {
     } else {
         vec![
             last_seen,
-            ev.type_.clone(),
+            ev.type_.to_string(),
             ev.reason.clone(),
             object,
             message,

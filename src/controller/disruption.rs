@@ -5,7 +5,8 @@
 use jiff::Timestamp;
 
 use crate::api::{
-    ContainerState, ContainerStateTerminated, ContainerStatus, PodCondition, PodPhase, PodStatus,
+    ContainerState, ContainerStateTerminated, ContainerStatus, PodCondition, PodConditionType,
+    PodPhase, PodStatus,
 };
 
 /// The pod's `status.message` and condition message after the daemon crashed under it.
@@ -29,7 +30,7 @@ pub fn disrupted(status: &PodStatus, message: &str, now: Timestamp) -> Option<Po
     update_condition(
         &mut ended.conditions,
         PodCondition {
-            type_: "DisruptionTarget".into(),
+            type_: PodConditionType::DisruptionTarget,
             status: "True".into(),
             last_transition_time: Some(now),
             reason: Some("TerminationByKubelet".into()),

@@ -15,7 +15,8 @@ use jiff::Timestamp;
 
 use super::{EventSpec, add, backoff, elapsed, pod};
 use crate::api::{
-    JOB_TRACKING_FINALIZER, Job, JobCondition, JobStatus, Pod, PodPhase, RestartPolicy,
+    JOB_TRACKING_FINALIZER, Job, JobCondition, JobConditionType, JobStatus, Pod, PodPhase,
+    RestartPolicy,
 };
 
 /// Kubernetes caps pod creations and deletions per sync (`MaxPodCreateDeletePerSync`).
@@ -117,15 +118,23 @@ pub fn sync(job: &Job, pods: &[&Pod], now: Timestamp, cfg: PodFailureBackoff) ->
     }
     let mut live: Vec<&Pod> = pods.iter().copied().filter(|p| active(p)).collect();
 
-    if status.condition("SuccessCriteriaMet").is_none()
-        && status.condition("FailureTarget").is_none()
+    if status
+        .condition(JobConditionType::SuccessCriteriaMet)
+        .is_none()
+        && status.condition(JobConditionType::FailureTarget).is_none()
     {
         if let Some((reason, message)) = failure(job, &status, &live, now, &mut d) {
-            set_condition(&mut status, "FailureTarget", reason, message, now);
+            set_condition(
+                &mut status,
+                JobConditionType::FailureTarget,
+                reason,
+                message,
+                now,
+            );
         } else if succeeded(job, &status, live.len()) {
             set_condition(
                 &mut status,
-                "SuccessCriteriaMet",
+                JobConditionType::SuccessCriteriaMet,
                 "CompletionsReached",
                 "Reached expected number of succeeded pods",
                 now,
@@ -133,8 +142,12 @@ pub fn sync(job: &Job, pods: &[&Pod], now: Timestamp, cfg: PodFailureBackoff) ->
         }
     }
 
-    let failing = status.condition("FailureTarget").is_some();
-    if failing || status.condition("SuccessCriteriaMet").is_some() {
+    let failing = status.condition(JobConditionType::FailureTarget).is_some();
+    if failing
+        || status
+            .condition(JobConditionType::SuccessCriteriaMet)
+            .is_some()
+    {
         // Terminate what still runs; on failure those pods count as failed.
         for p in live.drain(..) {
             if failing {
@@ -304,17 +317,32 @@ fn failure_backoff_remaining(pods: &[&Pod], now: Timestamp, cfg: PodFailureBacko
 /// The second step of finishing: once no pod is left terminating, the interim condition
 /// becomes terminal.
 fn finish(status: &mut JobStatus, now: Timestamp, events: &mut Vec<EventSpec>) {
-    if let Some(c) = status.condition("SuccessCriteriaMet").cloned() {
-        set_condition(status, "Complete", &c.reason, &c.message, now);
+    if let Some(c) = status
+        .condition(JobConditionType::SuccessCriteriaMet)
+        .cloned()
+    {
+        set_condition(
+            status,
+            JobConditionType::Complete,
+            &c.reason,
+            &c.message,
+            now,
+        );
         status.completion_time = Some(now);
         events.push(EventSpec::normal("Completed", "Job completed"));
-    } else if let Some(c) = status.condition("FailureTarget").cloned() {
-        set_condition(status, "Failed", &c.reason, &c.message, now);
+    } else if let Some(c) = status.condition(JobConditionType::FailureTarget).cloned() {
+        set_condition(status, JobConditionType::Failed, &c.reason, &c.message, now);
         events.push(EventSpec::warning(&c.reason, c.message));
     }
 }
 
-fn set_condition(status: &mut JobStatus, type_: &str, reason: &str, message: &str, now: Timestamp) {
+fn set_condition(
+    status: &mut JobStatus,
+    type_: JobConditionType,
+    reason: &str,
+    message: &str,
+    now: Timestamp,
+) {
     if let Some(c) = status.conditions.iter_mut().find(|c| c.type_ == type_) {
         if c.status != "True" || c.reason != reason || c.message != message {
             *c = condition(type_, reason, message, now);
@@ -326,9 +354,9 @@ fn set_condition(status: &mut JobStatus, type_: &str, reason: &str, message: &st
         .push(condition(type_, reason, message, now));
 }
 
-fn condition(type_: &str, reason: &str, message: &str, now: Timestamp) -> JobCondition {
+fn condition(type_: JobConditionType, reason: &str, message: &str, now: Timestamp) -> JobCondition {
     JobCondition {
-        type_: type_.into(),
+        type_,
         status: "True".into(),
         last_probe_time: Some(now),
         last_transition_time: Some(now),

@@ -546,7 +546,11 @@ fn finishing_is_two_steps_and_final() {
     p.metadata.deletion_timestamp = Some(now());
     let d2 = sync(&job, &[&p], now(), CFG);
     assert_eq!(d2.status.terminating, 1);
-    assert!(d2.status.condition("Failed").is_none());
+    assert!(
+        d2.status
+            .condition(crate::api::JobConditionType::Failed)
+            .is_none()
+    );
     // Step 3: it ended (Failed, untracked): Failed appended, counts unchanged, one event.
     p.status.phase = PodPhase::Failed;
     let d3 = sync(&job, &[&p], now(), CFG);
@@ -586,7 +590,9 @@ fn complete_sets_completion_time_and_event() {
         vec![EventSpec::normal("Completed", "Job completed")]
     );
     assert_eq!(
-        d.status.condition("Complete").map(|c| c.message.as_str()),
+        d.status
+            .condition(crate::api::JobConditionType::Complete)
+            .map(|c| c.message.as_str()),
         Some("Reached expected number of succeeded pods")
     );
 }

@@ -19,11 +19,12 @@ pub mod pod;
 
 use jiff::Timestamp;
 
+use crate::api::EventType;
+
 /// A Kubernetes event the controller wants recorded (the daemon fills in object refs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventSpec {
-    /// `Normal` or `Warning`.
-    pub type_: &'static str,
+    pub type_: EventType,
     pub reason: String,
     pub message: String,
 }
@@ -31,14 +32,14 @@ pub struct EventSpec {
 impl EventSpec {
     pub fn normal(reason: &str, message: impl Into<String>) -> Self {
         EventSpec {
-            type_: "Normal",
+            type_: EventType::Normal,
             reason: reason.into(),
             message: message.into(),
         }
     }
     pub fn warning(reason: &str, message: impl Into<String>) -> Self {
         EventSpec {
-            type_: "Warning",
+            type_: EventType::Warning,
             reason: reason.into(),
             message: message.into(),
         }

@@ -13,7 +13,7 @@ use jiff::Timestamp;
 use super::{EventSpec, add, backoff, elapsed};
 use crate::api::{
     ContainerState, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus, Pod,
-    PodCondition, PodPhase, PodStatus, RestartPolicy,
+    PodCondition, PodConditionType, PodPhase, PodStatus, RestartPolicy,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -408,10 +408,14 @@ fn update_conditions(status: &mut PodStatus, now: Timestamp) {
         }
     };
     let wanted = [
-        ("Initialized", flag(initialized), None),
-        ("Ready", flag(ready), reason(ready)),
-        ("ContainersReady", flag(ready), reason(ready)),
-        ("PodScheduled", "True", None),
+        (PodConditionType::Initialized, flag(initialized), None),
+        (PodConditionType::Ready, flag(ready), reason(ready)),
+        (
+            PodConditionType::ContainersReady,
+            flag(ready),
+            reason(ready),
+        ),
+        (PodConditionType::PodScheduled, "True", None),
     ];
     for (type_, value, why) in wanted {
         match status.conditions.iter_mut().find(|c| c.type_ == type_) {
@@ -422,7 +426,7 @@ fn update_conditions(status: &mut PodStatus, now: Timestamp) {
                 c.last_transition_time = Some(now);
             }
             None => status.conditions.push(PodCondition {
-                type_: type_.into(),
+                type_,
                 status: value.into(),
                 last_transition_time: Some(now),
                 reason: why,
@@ -437,7 +441,7 @@ pub fn is_ready(pod: &Pod) -> bool {
     pod.status
         .conditions
         .iter()
-        .any(|c| c.type_ == "Ready" && c.status == "True")
+        .any(|c| c.type_ == PodConditionType::Ready && c.status == "True")
 }
 
 /// When the pod finished: the latest container finish time, else its deletion time, else creation.

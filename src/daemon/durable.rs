@@ -230,7 +230,7 @@ impl Daemon {
             uid: self.node_name.clone(),
             api_version: Some("v1".into()),
         };
-        if e.type_ == "Warning" {
+        if e.type_ == crate::api::EventType::Warning {
             tracing::error!(reason = %e.reason, "{}", e.message);
         }
         let before = self.gate.turn_changes.len();

@@ -223,7 +223,7 @@ impl Daemon {
     }
 
     fn log_job_event(&self, k: &Key, e: &EventSpec) {
-        if e.type_ == "Warning" {
+        if e.type_ == crate::api::EventType::Warning {
             tracing::warn!(job = %format!("{}/{}", k.0, k.1), reason = %e.reason, "{}", e.message);
         } else {
             tracing::info!(job = %format!("{}/{}", k.0, k.1), reason = %e.reason, "{}", e.message);
@@ -552,7 +552,7 @@ impl Daemon {
             involved_object: involved,
             reason: e.reason,
             message: e.message,
-            type_: e.type_.into(),
+            type_: e.type_,
             source: EventSource {
                 component: component.into(),
             },

@@ -100,7 +100,7 @@ fn assert_disrupted(p: &Pod, message: &str) {
     let condition = st
         .conditions
         .iter()
-        .find(|c| c.type_ == "DisruptionTarget")
+        .find(|c| c.type_ == crate::api::PodConditionType::DisruptionTarget)
         .unwrap_or_else(|| panic!("no DisruptionTarget condition: {st:#?}"));
     assert_eq!(condition.status, "True");
     assert_eq!(condition.reason.as_deref(), Some("TerminationByKubelet"));
@@ -419,7 +419,7 @@ fn bare_pods_after_a_crash() {
         a.status
             .conditions
             .iter()
-            .all(|c| c.type_ != "DisruptionTarget"),
+            .all(|c| c.type_ != crate::api::PodConditionType::DisruptionTarget),
         "{:#?}",
         a.status.conditions
     );

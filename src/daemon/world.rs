@@ -476,7 +476,9 @@ mod tests {
         for r in world.jobs.values() {
             let status = r.job.status.as_ref().unwrap();
             assert!(
-                status.condition("Complete").is_some(),
+                status
+                    .condition(crate::api::JobConditionType::Complete)
+                    .is_some(),
                 "{}",
                 r.job.metadata.name()
             );
