@@ -521,7 +521,7 @@ pub struct ContainerState {
 #[serde(rename_all = "camelCase")]
 pub struct ContainerStateWaiting {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<WaitingReason>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
@@ -744,6 +744,27 @@ impl Propagation {
                 "DeleteOptions.propagationPolicy: Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
             )),
         }
+    }
+}
+
+string_enum!(
+    /// Why a container waits (`state.waiting.reason`): asked to start and not started yet, or
+    /// waiting out CrashLoopBackOff.
+    WaitingReason {
+        ContainerCreating,
+        CrashLoopBackOff,
+    }
+);
+
+impl ContainerStatus {
+    /// Why it waits, if it waits.
+    pub fn waiting_reason(&self) -> Option<&WaitingReason> {
+        self.state.waiting.as_ref().and_then(|w| w.reason.as_ref())
+    }
+
+    /// Asked to start, and the runtime has not reported the start yet.
+    pub fn is_creating(&self) -> bool {
+        self.waiting_reason() == Some(&WaitingReason::ContainerCreating)
     }
 }
 

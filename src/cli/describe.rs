@@ -380,7 +380,12 @@ fn state(w: &mut String, title: &str, state: &ContainerState, tz: &TimeZone) {
         }
     } else if let Some(waiting) = &state.waiting {
         let _ = writeln!(w, "    {title}:\tWaiting");
-        if let Some(reason) = waiting.reason.as_deref().filter(|r| !r.is_empty()) {
+        if let Some(reason) = waiting
+            .reason
+            .as_ref()
+            .map(|r| r.as_str())
+            .filter(|r| !r.is_empty())
+        {
             let _ = writeln!(w, "      Reason:\t{reason}");
         }
     } else if let Some(t) = &state.terminated {

@@ -223,10 +223,8 @@ pub fn pod_summary(pod: &Pod, now: Timestamp) -> PodSummary {
             last_restart = Some(last_restart.map_or(finished, |l: Timestamp| l.max(finished)));
         }
         let waiting = cs
-            .state
-            .waiting
-            .as_ref()
-            .and_then(|w| w.reason.clone())
+            .waiting_reason()
+            .map(|r| r.as_str().to_string())
             .filter(|r| !r.is_empty());
         if let Some(w) = waiting {
             reason = w;

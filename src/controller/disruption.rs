@@ -73,9 +73,7 @@ pub fn interrupted(status: &PodStatus, now: Timestamp) -> PodStatus {
 
 /// Running, or about to: a start was asked for, so an exit will be reported.
 fn still_running(cs: &ContainerStatus) -> bool {
-    let creating =
-        cs.state.waiting.as_ref().and_then(|w| w.reason.as_deref()) == Some("ContainerCreating");
-    cs.state.running.is_some() || creating
+    cs.state.running.is_some() || cs.is_creating()
 }
 
 fn kill(cs: &mut ContainerStatus, now: Timestamp) {

@@ -13,7 +13,7 @@ use jiff::Timestamp;
 use super::{EventSpec, add, backoff, elapsed};
 use crate::api::{
     ContainerState, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus, Pod,
-    PodCondition, PodConditionType, PodPhase, PodStatus, RestartPolicy,
+    PodCondition, PodConditionType, PodPhase, PodStatus, RestartPolicy, WaitingReason,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -67,7 +67,7 @@ impl Lifecycle {
             (Some(t), _) => Lifecycle::Exited {
                 exit_code: t.exit_code,
             },
-            (None, Some(w)) if w.reason.as_deref() == Some("CrashLoopBackOff") => {
+            (None, Some(w)) if w.reason == Some(WaitingReason::CrashLoopBackOff) => {
                 Lifecycle::BackingOff
             }
             _ => Lifecycle::Live,
@@ -215,7 +215,7 @@ fn restart_delay(
 ) -> Option<RestartDelay> {
     let (last, first) = match (&cs.state.terminated, &cs.state.waiting) {
         (Some(t), _) => (t, true),
-        (None, Some(w)) if w.reason.as_deref() == Some("CrashLoopBackOff") => {
+        (None, Some(w)) if w.reason == Some(WaitingReason::CrashLoopBackOff) => {
             (cs.last_state.terminated.as_ref()?, false)
         }
         _ => return None,
@@ -248,7 +248,7 @@ fn creating(name: &str, image: Option<&str>, restart_count: i32) -> ContainerSta
         name: name.to_string(),
         state: ContainerState {
             waiting: Some(ContainerStateWaiting {
-                reason: Some("ContainerCreating".into()),
+                reason: Some(WaitingReason::ContainerCreating),
                 message: None,
             }),
             ..Default::default()
@@ -270,7 +270,7 @@ fn restart(cs: &mut ContainerStatus) {
     cs.restart_count += 1;
     cs.state = ContainerState {
         waiting: Some(ContainerStateWaiting {
-            reason: Some("ContainerCreating".into()),
+            reason: Some(WaitingReason::ContainerCreating),
             message: None,
         }),
         ..Default::default()
@@ -296,7 +296,7 @@ fn into_backoff(pod: &Pod, cs: &mut ContainerStatus, delay: Duration) {
     );
     cs.state = ContainerState {
         waiting: Some(ContainerStateWaiting {
-            reason: Some("CrashLoopBackOff".into()),
+            reason: Some(WaitingReason::CrashLoopBackOff),
             message: Some(message),
         }),
         ..Default::default()
@@ -381,7 +381,7 @@ fn phase(pod: &Pod, status: &PodStatus, deleted: bool) -> PodPhase {
 }
 
 fn is_starting(cs: &ContainerStatus) -> bool {
-    cs.state.waiting.as_ref().and_then(|w| w.reason.as_deref()) == Some("ContainerCreating")
+    cs.is_creating()
 }
 
 fn update_conditions(status: &mut PodStatus, now: Timestamp) {

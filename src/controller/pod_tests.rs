@@ -193,7 +193,7 @@ fn on_failure_first_restart_is_immediate_then_backs_off() {
     assert_eq!(d.requeue_after, Some(Duration::from_secs(10)));
     let cs = &d.status.container_statuses[0];
     let waiting = cs.state.waiting.as_ref().unwrap();
-    assert_eq!(waiting.reason.as_deref(), Some("CrashLoopBackOff"));
+    assert_eq!(waiting.reason, Some(WaitingReason::CrashLoopBackOff));
     assert_eq!(
         waiting.message.as_deref(),
         Some("back-off 10s restarting failed container=a pod=p_default(u)")
@@ -360,10 +360,7 @@ fn always_restarts_even_success_and_stays_running() {
     assert!(d.start.is_empty());
     assert_eq!(d.status.phase, PodPhase::Running);
     let cs = &d.status.container_statuses[0];
-    assert_eq!(
-        cs.state.waiting.as_ref().and_then(|w| w.reason.as_deref()),
-        Some("CrashLoopBackOff")
-    );
+    assert_eq!(cs.waiting_reason(), Some(&WaitingReason::CrashLoopBackOff));
     assert_eq!(
         cs.last_state.terminated.as_ref().map(|t| t.exit_code),
         Some(0)

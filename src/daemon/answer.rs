@@ -344,9 +344,8 @@ impl Daemon {
             });
         if !started {
             let reason = cs
-                .and_then(|c| c.state.waiting.as_ref())
-                .and_then(|w| w.reason.as_deref())
-                .unwrap_or("ContainerCreating");
+                .and_then(|c| c.waiting_reason())
+                .map_or("ContainerCreating", |r| r.as_str());
             return Err(bad_request(format!(
                 "container \"{name}\" in pod \"{}\" is waiting to start: {reason}",
                 k.1

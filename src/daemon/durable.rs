@@ -190,10 +190,7 @@ impl Daemon {
             return;
         };
         let waiting = rec.pod.status.container_statuses.iter().any(|c| {
-            c.name == launch.container
-                && c.restart_count == launch.restart_count
-                && c.state.waiting.as_ref().and_then(|w| w.reason.as_deref())
-                    == Some("ContainerCreating")
+            c.name == launch.container && c.restart_count == launch.restart_count && c.is_creating()
         });
         if !waiting {
             return;

@@ -595,11 +595,11 @@ impl Daemon {
         let all_ended = self.world.pods.iter().all(|(k, r)| {
             r.pod.status.phase.is_terminal()
                 || (self.restarts_in_place(k)
-                    && r.pod.status.container_statuses.iter().all(|c| {
-                        c.state.running.is_none()
-                            && c.state.waiting.as_ref().and_then(|w| w.reason.as_deref())
-                                != Some("ContainerCreating")
-                    }))
+                    && r.pod
+                        .status
+                        .container_statuses
+                        .iter()
+                        .all(|c| c.state.running.is_none() && !c.is_creating()))
         });
         let out_of_time = self.shutdown_deadline.is_some_and(|d| Instant::now() >= d);
         if out_of_time && !all_ended {
