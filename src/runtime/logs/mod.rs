@@ -38,6 +38,8 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use jiff::tz::Offset;
 
+pub(super) mod sink;
+
 /// Longest text one record carries; longer lines become `P` records plus a final `F`.
 pub const MAX_RECORD_TEXT: usize = 16 * 1024;
 
