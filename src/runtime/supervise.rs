@@ -15,8 +15,7 @@
 //! `Child::wait` reaps as soon as the process exits, so we watch a pidfd (`pidfd_open`; on
 //! kernels without it, SIGCHLD plus `waitid(WNOWAIT)`), kill the group, then reap with
 //! `waitpid`. Every signal we send goes through `Ctl::pgid`, which is cleared under the same
-//! lock when the process is reaped. The pipes are tokio pipe receivers, so there are no
-//! threads per container.
+//! lock when the process is reaped.
 //!
 //! **Stopping** ([`Shared::stop_pod`]): SIGTERM to each container's process group,
 //! SIGKILL after the grace period (at once when it is zero). A stop that arrives before the
@@ -41,15 +40,13 @@ use nix::libc;
 use nix::sys::signal::{Signal, killpg};
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
 use nix::unistd::Pid;
+use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
-use tokio::io::{AsyncRead, AsyncReadExt, Interest};
-use tokio::net::unix::pipe;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
 use tracing::{debug, trace, warn};
 
-use super::logs::Stream;
 use super::logs::sink::LogSink;
 use super::reaper::{Reaper, owned_pids, recv_opt};
 use super::spawn::{Prepared, Spawned, prepare, proc_start_time};
@@ -62,8 +59,6 @@ pub const STOPPED_BEFORE_START: &str = "container was stopped before its process
 /// How long the pumps may keep reading after the main process exited (a descendant that left
 /// the group may hold the pipes open forever).
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
-/// One read per stream per wakeup; bigger reads mean fewer log writes for chatty containers.
-const READ_BUF: usize = 32 * 1024;
 
 /// What a runtime's container tasks and its `stop_pod` share.
 pub(super) struct Shared {
@@ -334,25 +329,17 @@ async fn supervise(shared: &Shared, launch: Arc<ContainerLaunch>, slot: Arc<Slot
     trace!(pid, ?launch, "container started");
 
     let mut log = LogSink::new(&launch.log_path);
-    let mut stdout = receiver(stdout, pid);
-    let mut stderr = receiver(stderr, pid);
-    let mut out_buf = vec![0u8; READ_BUF];
-    let mut err_buf = vec![0u8; READ_BUF];
+    log.attach(stdout, stderr, pid);
     let mut watch = ExitWatch::new(pgid);
     let mut exited: Option<(nix::Result<WaitStatus>, Timestamp)> = None;
     let mut drain_until: Option<Instant> = None;
 
     loop {
-        if exited.is_some() && stdout.is_none() && stderr.is_none() {
+        if exited.is_some() && log.drained() {
             break;
         }
         tokio::select! {
-            r = read_some(stdout.as_mut(), &mut out_buf) => {
-                log.pumped(Stream::Stdout, r, &out_buf, &mut stdout, clock.now());
-            }
-            r = read_some(stderr.as_mut(), &mut err_buf) => {
-                log.pumped(Stream::Stderr, r, &err_buf, &mut stderr, clock.now());
-            }
+            () = log.read(clock.as_ref()) => {}
             () = watch.exited(pgid), if exited.is_none() => {
                 if let Some(status) = reap(&slot, pgid) {
                     owned.0 = None;
@@ -370,28 +357,15 @@ async fn supervise(shared: &Shared, launch: Arc<ContainerLaunch>, slot: Arc<Slot
         }
         log.write_batch().await;
     }
-    // After a drain timeout: keep what was read of unfinished lines.
+    // After a drain timeout this keeps what was read of unfinished lines.
     let now = clock.now();
-    if stdout.take().is_some() {
-        log.enc.finish(Stream::Stdout, now, &mut log.batch);
-    }
-    if stderr.take().is_some() {
-        log.enc.finish(Stream::Stderr, now, &mut log.batch);
-    }
-    log.close().await;
+    log.close(now).await;
 
     match exited {
         Some((status, finished_at)) => exit_info(status, started_at, finished_at),
         // The loop only ends without an exit through the drain timeout, which needs one.
         None => start_error(now, "internal error: no exit status".into()),
     }
-}
-
-/// `fd` is the read end of a pipe that `spawn::spawn` made non-blocking (so no checks needed).
-fn receiver(fd: OwnedFd, pid: u32) -> Option<pipe::Receiver> {
-    pipe::Receiver::from_owned_fd_unchecked(fd)
-        .map_err(|e| warn!(pid, error = %e, "cannot read container output; dropping it"))
-        .ok()
 }
 
 /// Kills what is left of the group, then reaps the main process. `None` if it has not
@@ -429,13 +403,6 @@ fn exit_info(
         message,
         started_at,
         finished_at,
-    }
-}
-
-async fn read_some<R: AsyncRead + Unpin>(r: Option<&mut R>, buf: &mut [u8]) -> io::Result<usize> {
-    match r {
-        Some(r) => r.read(buf).await,
-        None => std::future::pending().await,
     }
 }
 
