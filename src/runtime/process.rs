@@ -7,7 +7,8 @@
 //!   `Exited`) and every signal we send: `stop_pod`'s SIGTERM → grace → SIGKILL, leftovers.
 //! - `reaper.rs`: the subreaper that reaps what containers leave behind, and the gate
 //!   that keeps it off children still being spawned.
-//! - `logs/sink.rs`: the output pipes into the CRI log file.
+//! - `logs/sink.rs`: the output pipes into the CRI log file, waking `logs -f` followers
+//!   through `logs/feed.rs` ([`ProcessRuntime::log_feeds`]).
 //!
 //! Caveat: nothing else in this process may spawn children while a `ProcessRuntime` exists
 //! (see `reaper.rs`).
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::logs::LogFeeds;
 use super::supervise::{self, Shared};
 use super::{ContainerLaunch, Runtime, RuntimeEvent};
 use crate::clock::Clock;
@@ -38,6 +40,11 @@ impl ProcessRuntime {
         ProcessRuntime {
             shared: Shared::new(clock, events),
         }
+    }
+
+    /// Wake-ups for `logs -f` from this runtime's log sinks (for the API server).
+    pub fn log_feeds(&self) -> LogFeeds {
+        self.shared.feeds.clone()
     }
 }
 

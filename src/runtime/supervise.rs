@@ -6,8 +6,9 @@
 //! into the CRI log ([`super::logs::sink`]; the file is created with the first output, so a
 //! silent container leaves none) until the main process exits. Then it SIGKILLs
 //! the rest of the process group (Kubernetes kills the whole container when its main process
-//! ends), reaps, waits up to 2 s for the pipes to reach EOF, flushes the log and only then
-//! sends `Exited`: when the status says terminated, the log is complete.
+//! ends), reaps, waits up to 2 s for the pipes to reach EOF, flushes the log (and wakes its
+//! `logs -f` followers a last time) and only then sends `Exited`: when the status says
+//! terminated, the log is complete.
 //!
 //! **Why our own pidfd and `waitpid`, not `tokio::process`:** the group must be killed
 //! *before* the main process is reaped. While it is an unreaped zombie its pid (= the pgid)
@@ -47,6 +48,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
 use tracing::{debug, trace, warn};
 
+use super::logs::LogFeeds;
 use super::logs::sink::LogSink;
 use super::reaper::{Reaper, owned_pids, recv_opt};
 use super::spawn::{Prepared, Spawned, prepare, proc_start_time};
@@ -70,6 +72,8 @@ pub(super) struct Shared {
     pods: Mutex<HashMap<String, Vec<Arc<Slot>>>>,
     running: AtomicUsize,
     reaper: Arc<Reaper>,
+    /// Where the runs' log sinks wake `logs -f` followers.
+    pub(super) feeds: LogFeeds,
 }
 
 /// One container run, shared by its task and `stop_pod`.
@@ -106,6 +110,7 @@ impl Shared {
             handle,
             pods: Mutex::new(HashMap::new()),
             running: AtomicUsize::new(0),
+            feeds: LogFeeds::new(),
         })
     }
 
@@ -133,7 +138,9 @@ impl Shared {
             slot: slot.clone(),
             sent: false,
         };
-        self.handle.spawn(run(done, Arc::new(launch), slot));
+        // Before `Started` can be sent: see `LogSink::new`.
+        let log = LogSink::new(&launch.log_path, &self.feeds);
+        self.handle.spawn(run(done, Arc::new(launch), slot, log));
     }
 
     /// SIGTERM to each running container of the pod, SIGKILL after `grace`.
@@ -260,8 +267,9 @@ impl Drop for Done {
     }
 }
 
-async fn run(mut done: Done, launch: Arc<ContainerLaunch>, slot: Arc<Slot>) {
-    let exit = supervise(&done.shared, launch, slot).await;
+async fn run(mut done: Done, launch: Arc<ContainerLaunch>, slot: Arc<Slot>, log: LogSink) {
+    // The log sink is dropped (its feed ended) when `supervise` returns, before `Exited`.
+    let exit = supervise(&done.shared, launch, slot, log).await;
     done.send(exit);
 }
 
@@ -287,7 +295,12 @@ fn stopped_before_start(now: Timestamp) -> ExitInfo {
     }
 }
 
-async fn supervise(shared: &Shared, launch: Arc<ContainerLaunch>, slot: Arc<Slot>) -> ExitInfo {
+async fn supervise(
+    shared: &Shared,
+    launch: Arc<ContainerLaunch>,
+    slot: Arc<Slot>,
+    mut log: LogSink,
+) -> ExitInfo {
     let clock = &shared.clock;
     // Cheap early exit before the trip to the blocking pool.
     if slot.ctl().stopping {
@@ -303,7 +316,6 @@ async fn supervise(shared: &Shared, launch: Arc<ContainerLaunch>, slot: Arc<Slot
         Ok(Prepared::Stopped) => return stopped_before_start(clock.now()),
         Ok(Prepared::Failed(message)) => {
             debug!(?launch, %message, "container failed to start");
-            let mut log = LogSink::new(&launch.log_path);
             log.message(&message, clock.now()).await;
             return start_error(clock.now(), message);
         }
@@ -328,7 +340,6 @@ async fn supervise(shared: &Shared, launch: Arc<ContainerLaunch>, slot: Arc<Slot
     });
     trace!(pid, ?launch, "container started");
 
-    let mut log = LogSink::new(&launch.log_path);
     log.attach(stdout, stderr, pid);
     let mut watch = ExitWatch::new(pgid);
     let mut exited: Option<(nix::Result<WaitStatus>, Timestamp)> = None;

@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
 use tracing::{debug, warn};
 
-use super::{CriEncoder, Stream};
+use super::{CriEncoder, FeedWriter, LogFeeds, Stream};
 use crate::clock::Clock;
 
 /// One read per stream per wakeup; bigger reads mean fewer log writes for chatty containers.
@@ -39,11 +39,16 @@ pub(in crate::runtime) struct LogSink {
     pipes: [Option<pipe::Receiver>; 2],
     /// Read buffers of the pipes; allocated by [`LogSink::attach`].
     bufs: [Vec<u8>; 2],
+    /// Wakes `logs -f` after each write and once the log is complete (also when dropped).
+    feed: FeedWriter,
 }
 
 impl LogSink {
-    pub(in crate::runtime) fn new(path: &Path) -> LogSink {
+    /// Registers the log in `feeds` at once: create the sink before the run can be reported
+    /// started, so a follower that finds no entry knows the run has ended.
+    pub(in crate::runtime) fn new(path: &Path, feeds: &LogFeeds) -> LogSink {
         LogSink {
+            feed: feeds.writer(path),
             file: None,
             path: path.to_owned(),
             enc: CriEncoder::new(),
@@ -107,12 +112,15 @@ impl LogSink {
         if self.batch.is_empty() {
             return;
         }
-        if !self.write_failed
-            && let Err(e) = self.write_out().await
-        {
-            // Keep draining the pipes (a full pipe would block the container), like containerd.
-            warn!(path = %self.path.display(), error = %e, "writing container log failed");
-            self.write_failed = true;
+        if !self.write_failed {
+            if let Err(e) = self.write_out().await {
+                // Keep draining the pipes (a full pipe would block the container), like
+                // containerd.
+                warn!(path = %self.path.display(), error = %e, "writing container log failed");
+                self.write_failed = true;
+            }
+            // Even a failed write may have put some of it in the file.
+            self.feed.written();
         }
         self.batch.clear();
     }
@@ -128,7 +136,10 @@ impl LogSink {
                 self.file.insert(tokio::fs::File::from_std(file))
             }
         };
-        file.write_all(&self.batch).await
+        file.write_all(&self.batch).await?;
+        // tokio's File finishes writes in the background: wait, so the bytes are in the file
+        // when followers are woken (and, at the end, before `Exited` goes out).
+        file.flush().await
     }
 
     /// A runtime message (start errors) as a stderr line.
@@ -140,8 +151,8 @@ impl LogSink {
     }
 
     /// Completes the log: pipes still open (the supervisor stopped waiting for them) are
-    /// closed, keeping what was read of their unfinished lines, and every write has reached
-    /// the file when this returns.
+    /// closed, keeping what was read of their unfinished lines; every write has reached the
+    /// file when this returns, and followers are told that is all.
     pub(in crate::runtime) async fn close(&mut self, now: Timestamp) {
         for stream in [Stream::Stdout, Stream::Stderr] {
             if self.pipes[stream.index()].take().is_some() {
@@ -149,15 +160,7 @@ impl LogSink {
             }
         }
         self.write_batch().await;
-        // tokio's File finishes writes in the background: wait for them, so the log is
-        // complete before `Exited` goes out.
-        if !self.write_failed
-            && let Some(file) = &mut self.file
-            && let Err(e) = file.flush().await
-        {
-            warn!(path = %self.path.display(), error = %e, "writing container log failed");
-            self.write_failed = true;
-        }
+        self.feed.end();
     }
 }
 
@@ -183,7 +186,8 @@ fn open_log(path: &Path) -> io::Result<std::fs::File> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {
-    use crate::runtime::testing::{Harness, log_text, records};
+    use crate::runtime::logs::{Follow, Wake};
+    use crate::runtime::testing::{Harness, WAIT, log_text, records};
 
     #[tokio::test]
     async fn true_completes() {
@@ -213,5 +217,69 @@ mod tests {
             log_text(&run.log),
             format!("{}\nno newline", "x".repeat(40000))
         );
+    }
+
+    async fn wake(f: &mut Follow) -> Wake {
+        tokio::time::timeout(WAIT, f.wake())
+            .await
+            .expect("no wake-up within 10 s")
+    }
+
+    /// `logs -f` is woken by the sink, each time once the output is in the file, and a last
+    /// time when the log is complete. The container waits on a FIFO for each next line, so
+    /// only a write can wake the follower in between.
+    #[tokio::test]
+    async fn followers_are_woken_by_each_write_and_by_the_complete_log() {
+        let mut h = Harness::new();
+        let fifo = h.dir.path().join("next");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let rounds = 20;
+        // One open of the FIFO for all rounds: a reader opened anew each round could meet the
+        // previous round's writer and take its close for a line.
+        let script = format!(
+            "exec 3<next; i=1; while [ $i -le {rounds} ]; do echo $i; read x <&3; i=$((i+1)); done"
+        );
+        let launch = h.launch(&["sh", "-c", &script]);
+        let feeds = h.rt.log_feeds();
+        let (uid, log) = h.start(launch);
+        // Follow, then read, as the API server does.
+        let mut f = feeds.follow(&log);
+        let mut next =
+            tokio::task::spawn_blocking(move || std::fs::OpenOptions::new().write(true).open(fifo))
+                .await
+                .unwrap()
+                .unwrap();
+        let mut want = String::new();
+        for i in 1..=rounds {
+            want.push_str(&format!("{i}\n"));
+            assert_eq!(wake(&mut f).await, Wake::Written, "line {i}");
+            assert_eq!(
+                log_text(&log),
+                want,
+                "woken before line {i} was in the file"
+            );
+            // One byte into a pipe: never blocks.
+            std::io::Write::write_all(&mut next, b"\n").unwrap();
+        }
+        // The end may come with the last write's wake-up: read until it does.
+        while wake(&mut f).await == Wake::Written {}
+        assert_eq!(log_text(&log), want);
+        let run = h.wait(&uid, log).await;
+        assert_eq!(run.exit.reason, "Completed");
+        assert!(!feeds.is_written(&run.log), "the entry went with the end");
+    }
+
+    /// Runs that never write, or never start, leave no entry behind either.
+    #[tokio::test]
+    async fn runs_without_output_leave_no_feed() {
+        let mut h = Harness::new();
+        let feeds = h.rt.log_feeds();
+        for argv in [&["true"][..], &["nope-not-here"][..]] {
+            let launch = h.launch(argv);
+            let (uid, log) = h.start(launch);
+            assert!(feeds.is_written(&log), "registered at start");
+            let run = h.wait(&uid, log).await;
+            assert!(!feeds.is_written(&run.log), "{argv:?}");
+        }
     }
 }
