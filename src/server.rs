@@ -14,7 +14,6 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Json, Router};
-use http_body_util::channel::{Channel, Sender};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::net::UnixListener;
@@ -22,28 +21,32 @@ use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::api::Status;
-use crate::daemon::requests::{
-    Change, Filter, Kind, ListReply, LogTarget, Request, bad_request, watch_line,
-};
+use crate::daemon::requests::{Change, Filter, Kind, ListReply, Request, bad_request, watch_line};
 use crate::runtime::logs;
 
 /// Largest request body accepted (a manifest file).
 const MAX_BODY: usize = 4 << 20;
-/// How often a followed log is checked for new lines.
-const FOLLOW_INTERVAL: Duration = Duration::from_millis(50);
 
 #[derive(Clone)]
 struct Api {
     tx: mpsc::Sender<Request>,
+    /// Where `logs -f` waits for the runtime's log writers.
+    feeds: logs::LogFeeds,
 }
 
 mod connections;
 
 pub use connections::Limits;
 
-/// Serves the API on `listener` until the task is dropped, within `limits`.
-pub async fn serve(listener: UnixListener, tx: mpsc::Sender<Request>, limits: Limits) {
-    let api = Api { tx };
+/// Serves the API on `listener` until the task is dropped, within `limits`; `logs -f` waits on
+/// `feeds` (the runtime's, [`crate::runtime::process::ProcessRuntime::log_feeds`]).
+pub async fn serve(
+    listener: UnixListener,
+    tx: mpsc::Sender<Request>,
+    limits: Limits,
+    feeds: logs::LogFeeds,
+) {
+    let api = Api { tx, feeds };
     let app = router(api.clone()).layer(axum::middleware::from_fn_with_state(
         limits.request_timeout,
         request_timeout,
@@ -528,18 +531,16 @@ async fn pod_log(
     Path((ns, pod)): Path<(String, String)>,
     Query(q): Query<LogQuery>,
 ) -> Response {
-    let previous = truthy(&q.previous);
-    let ask = move |api: Api, ns: String, pod: String, container: Option<String>| async move {
-        api.ask(|reply| Request::Log {
+    let target = match api
+        .ask(|reply| Request::Log {
             namespace: ns,
             pod,
-            container,
-            previous,
+            container: q.container.clone(),
+            previous: truthy(&q.previous),
             reply,
         })
         .await
-    };
-    let target = match ask(api.clone(), ns.clone(), pod.clone(), q.container.clone()).await {
+    {
         Ok(t) => t,
         Err(s) => return status_response(s),
     };
@@ -558,9 +559,12 @@ async fn pod_log(
         tail_lines,
         timestamps: truthy(&q.timestamps),
     };
+    // Followed before the file is opened: a write is then either in what is read or a
+    // wake-up to come. A run the daemon calls running but with no writer has ended.
+    let follow = (truthy(&q.follow) && target.running).then(|| api.feeds.follow(&target.path));
     // Opened (and, for `tailLines`, positioned) before answering, so a log that cannot be
     // read is a 500 Status rather than a cut-off body.
-    let path = target.path.clone();
+    let path = target.path;
     let reader = match tokio::task::spawn_blocking(move || logs::LogReader::open(&path, opts)).await
     {
         Ok(Ok(r)) => r,
@@ -573,17 +577,15 @@ async fn pod_log(
         }
         Err(e) => return status_response(Status::failure(500, "InternalError", e.to_string())),
     };
-    let follow = truthy(&q.follow) && target.running;
     // Two chunks in flight at most: with the reader's fixed buffer, what one log reader costs
     // the daemon is bounded whatever the length of a line.
-    let (mut tx, body) = Channel::<Bytes>::new(2);
+    let (tx, rx) = mpsc::channel(2);
     tokio::spawn(async move {
-        let still_running = || ask(api.clone(), ns.clone(), pod.clone(), q.container.clone());
-        if let Err(e) = stream_log(&mut tx, reader, target, follow, still_running).await {
+        if let Err(e) = stream_log(&tx, reader, follow).await {
             tracing::debug!(error = %e, "log stream ended");
         }
     });
-    text_response(Body::new(body))
+    text_response(Body::new(LogBody(rx)))
 }
 
 fn text_response(body: Body) -> Response {
@@ -595,22 +597,34 @@ fn text_response(body: Body) -> Response {
         })
 }
 
-/// Streams the log chunk by chunk; with `follow`, then what is appended, until the container
-/// has ended and everything it wrote was sent. File reads run on the blocking pool.
-async fn stream_log<F, Fut>(
-    tx: &mut Sender<Bytes>,
+/// A log's body: the chunks [`stream_log`] sends. The connection drops it when the client goes
+/// away, which closes the channel: that is how a follower of a quiet log learns of it.
+struct LogBody(mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for LogBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        self.get_mut()
+            .0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|c| Ok(hyper::body::Frame::data(c))))
+    }
+}
+
+/// Streams the log chunk by chunk; with `follow`, then what is appended, until the writer has
+/// ended and everything it wrote was sent. Woken by the writer, never by a timer. File reads
+/// run on the blocking pool.
+async fn stream_log(
+    tx: &mpsc::Sender<Bytes>,
     mut reader: logs::LogReader,
-    target: LogTarget,
-    follow: bool,
-    still_running: F,
-) -> Result<(), String>
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<LogTarget, Status>>,
-{
+    mut follow: Option<logs::Follow>,
+) -> Result<(), String> {
     let gone = |_| "client went away".to_string();
-    // Set once the container was seen ended; the file is then read to its end once more.
-    let mut ended = !follow;
     loop {
         let (back, read) = tokio::task::spawn_blocking(move || {
             let mut out = Vec::new();
@@ -622,31 +636,133 @@ where
         reader = back;
         let (more, out) = read.map_err(|e| e.to_string())?;
         if !out.is_empty() {
-            tx.send_data(Bytes::from(out)).await.map_err(gone)?;
+            tx.send(Bytes::from(out)).await.map_err(gone)?;
         }
         if more {
             continue;
         }
-        if ended {
+        let Some(f) = follow.as_mut() else {
             break;
-        }
-        // Done when the container ended, or when a restart moved it on to another log file.
-        let running = still_running()
-            .await
-            .is_ok_and(|t| t.running && t.path == target.path);
-        if running {
-            // A quiet log never writes, so it would never notice a client that went away:
-            // an empty chunk (hyper writes nothing for it) fails once the body is dropped.
-            tx.send_data(Bytes::new()).await.map_err(gone)?;
-            tokio::time::sleep(FOLLOW_INTERVAL).await;
-        } else {
-            ended = true;
+        };
+        // At the end of what is written for now: wait for more, or for the end (then the file
+        // is read to its end once more). A quiet log never writes, so it would never notice a
+        // client that went away: the closed body says so.
+        tokio::select! {
+            wake = f.wake() => if wake == logs::Wake::Ended {
+                follow = None;
+            },
+            () = tx.closed() => return Err("client went away".into()),
         }
     }
     let mut rest = Vec::new();
     reader.finish(&mut rest);
     if !rest.is_empty() {
-        tx.send_data(Bytes::from(rest)).await.map_err(gone)?;
+        tx.send(Bytes::from(rest)).await.map_err(gone)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests fail loudly by design
+mod tests {
+    use super::*;
+    use crate::runtime::logs::{CriEncoder, LogFeeds, LogReader, ReadOptions, Stream};
+
+    /// Far longer than any wake-up takes; only a missing one runs into it.
+    const WAIT: Duration = Duration::from_secs(10);
+
+    /// Appends `text` as CRI records, the way the runtime's sink writes.
+    fn append(path: &std::path::Path, text: &[u8]) {
+        let mut out = Vec::new();
+        let mut enc = CriEncoder::new();
+        enc.push(Stream::Stdout, text, jiff::Timestamp::UNIX_EPOCH, &mut out);
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        std::io::Write::write_all(&mut file, &out).unwrap();
+    }
+
+    async fn next_chunk(rx: &mut mpsc::Receiver<Bytes>) -> Option<String> {
+        let chunk = tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .expect("nothing came within 10 s");
+        chunk.map(|b| String::from_utf8(b.to_vec()).unwrap())
+    }
+
+    /// A follower of `path` in the background, as `pod_log` starts it; its body's receiver.
+    fn follow(
+        feeds: &LogFeeds,
+        path: &std::path::Path,
+    ) -> (
+        mpsc::Receiver<Bytes>,
+        tokio::task::JoinHandle<Result<(), String>>,
+    ) {
+        let follow = feeds.follow(path);
+        let reader = LogReader::open(path, ReadOptions::default()).unwrap();
+        let (tx, rx) = mpsc::channel(2);
+        let task = tokio::spawn(async move { stream_log(&tx, reader, Some(follow)).await });
+        (rx, task)
+    }
+
+    /// Nothing but the writer wakes a follower (there is no timer to fall back on): a line
+    /// written after the follower reached the end of the file arrives because the writer says
+    /// so, and the writer's end ends the stream.
+    #[tokio::test]
+    async fn a_follower_is_woken_by_the_writer_and_ends_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.log");
+        let feeds = LogFeeds::new();
+        let mut writer = feeds.writer(&path);
+        append(&path, b"one\n");
+        let (mut rx, task) = follow(&feeds, &path);
+        // Sent once the follower read what was there; it waits at the end of the file now.
+        assert_eq!(next_chunk(&mut rx).await.as_deref(), Some("one\n"));
+        append(&path, b"two\n");
+        writer.written();
+        assert_eq!(next_chunk(&mut rx).await.as_deref(), Some("two\n"));
+        // The last write and the end together: whatever wakes the follower, it reads it all.
+        append(&path, b"three\n");
+        writer.written();
+        writer.end();
+        assert_eq!(next_chunk(&mut rx).await.as_deref(), Some("three\n"));
+        assert_eq!(
+            next_chunk(&mut rx).await,
+            None,
+            "the stream ends with the writer"
+        );
+        assert_eq!(task.await.unwrap(), Ok(()));
+    }
+
+    /// The daemon said running, but the writer has ended since: the log is complete.
+    #[tokio::test]
+    async fn following_a_log_whose_writer_has_ended_reads_it_and_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.log");
+        let feeds = LogFeeds::new();
+        append(&path, b"all of it\n");
+        let (mut rx, task) = follow(&feeds, &path);
+        assert_eq!(next_chunk(&mut rx).await.as_deref(), Some("all of it\n"));
+        assert_eq!(next_chunk(&mut rx).await, None);
+        assert_eq!(task.await.unwrap(), Ok(()));
+    }
+
+    /// A follower of a log that stays quiet learns that its client went away from the body,
+    /// not from a write.
+    #[tokio::test]
+    async fn an_abandoned_follower_of_a_quiet_log_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.log");
+        let feeds = LogFeeds::new();
+        let _writer = feeds.writer(&path);
+        append(&path, b"hi\n");
+        let (mut rx, task) = follow(&feeds, &path);
+        assert_eq!(next_chunk(&mut rx).await.as_deref(), Some("hi\n"));
+        drop(rx);
+        let ended = tokio::time::timeout(WAIT, task)
+            .await
+            .expect("the follower is still waiting");
+        assert_eq!(ended.unwrap(), Err("client went away".to_string()));
+    }
 }

@@ -1448,16 +1448,19 @@ mod tests {
             return;
         }
         let mnt = tempfile::tempdir().unwrap();
-        let status = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
-            .arg(mnt.path())
-            .status()
-            .unwrap();
+        let status = crate::runtime::testing::command_status(
+            std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+                .arg(mnt.path()),
+        )
+        .unwrap();
         assert!(status.success());
         struct Unmount(PathBuf);
         impl Drop for Unmount {
             fn drop(&mut self) {
-                let _ = std::process::Command::new("umount").arg(&self.0).status();
+                let _ = crate::runtime::testing::command_status(
+                    std::process::Command::new("umount").arg(&self.0),
+                );
             }
         }
         let _unmount = Unmount(mnt.path().to_path_buf());

@@ -207,10 +207,9 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (runtime_tx, runtime_rx) = mpsc::unbounded_channel();
-    let runtime: Arc<dyn Runtime> = Arc::new(crate::runtime::process::ProcessRuntime::new(
-        clock.clone(),
-        runtime_tx,
-    ));
+    let processes = crate::runtime::process::ProcessRuntime::new(clock.clone(), runtime_tx);
+    let log_feeds = processes.log_feeds();
+    let runtime: Arc<dyn Runtime> = Arc::new(processes);
     let mut daemon = Daemon::open(cfg, layout, clock, runtime)?;
     daemon.create_manifests_dir_on_first_start();
     let (hint_tx, hint_rx) = mpsc::unbounded_channel();
@@ -218,7 +217,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let (req_tx, req_rx) = mpsc::channel(256);
     let listener = serve::bind(&daemon.layout.socket)?;
     let limits = crate::server::Limits::from(&daemon.cfg.api);
-    let server = tokio::spawn(crate::server::serve(listener, req_tx, limits));
+    let server = tokio::spawn(crate::server::serve(listener, req_tx, limits, log_feeds));
     daemon.recover();
     // Arms the watch and rescans; a missing directory is reported, never a start-up failure.
     daemon.check_source(true);

@@ -11,6 +11,11 @@ use jiff::Timestamp;
 
 pub mod logs;
 pub mod process;
+mod reaper;
+mod spawn;
+mod supervise;
+#[cfg(test)]
+pub(crate) mod testing;
 
 /// Everything needed to run one container once. Built by the daemon from the pod spec.
 #[derive(Clone)]

@@ -388,7 +388,7 @@ fn a_request_whose_body_never_comes_times_out_but_a_watch_does_not() {
     }
 }
 
-/// A `logs -f` whose client went away while the log was quiet ends: it stops polling and
+/// A `logs -f` whose client went away while the log was quiet ends: it stops waiting and
 /// lets go of the log file.
 #[test]
 fn an_abandoned_follow_of_a_quiet_log_ends() {

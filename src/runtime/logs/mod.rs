@@ -27,6 +27,9 @@
 //! prefix each logical line with the time of its first record, like `kubectl logs
 //! --timestamps`. Records that do not parse are skipped, as kubelet does.
 //!
+//! **Following** (`logs -f`): the sink of a running container wakes followers through
+//! [`LogFeeds`] when it wrote and when the log is complete; nobody polls the file.
+//!
 //! Caveats: the reader uses blocking `std::fs` I/O (short reads of local files); call it from
 //! `spawn_blocking` in async code. There is no rotation: a file grows until its pod is deleted.
 
@@ -37,6 +40,11 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 use jiff::tz::Offset;
+
+mod feed;
+pub(super) mod sink;
+
+pub use feed::{FeedWriter, Follow, LogFeeds, Wake};
 
 /// Longest text one record carries; longer lines become `P` records plus a final `F`.
 pub const MAX_RECORD_TEXT: usize = 16 * 1024;
