@@ -540,7 +540,7 @@ pub struct ContainerStateTerminated {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signal: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<TerminatedReason>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -765,6 +765,29 @@ impl ContainerStatus {
     /// Asked to start, and the runtime has not reported the start yet.
     pub fn is_creating(&self) -> bool {
         self.waiting_reason() == Some(&WaitingReason::ContainerCreating)
+    }
+}
+
+string_enum!(
+    /// Why a container's run ended (`state.terminated.reason`), as the runtime reports it.
+    TerminatedReason {
+        Completed,
+        Error,
+        StartError,
+        ContainerStatusUnknown,
+        OOMKilled,
+        DeadlineExceeded,
+    }
+);
+
+impl TerminatedReason {
+    /// The reason of a process that exited with `exit_code`: `Completed` for 0, else `Error`.
+    pub fn of_exit(exit_code: i32) -> TerminatedReason {
+        if exit_code == 0 {
+            TerminatedReason::Completed
+        } else {
+            TerminatedReason::Error
+        }
     }
 }
 

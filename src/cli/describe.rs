@@ -390,7 +390,12 @@ fn state(w: &mut String, title: &str, state: &ContainerState, tz: &TimeZone) {
         }
     } else if let Some(t) = &state.terminated {
         let _ = writeln!(w, "    {title}:\tTerminated");
-        if let Some(reason) = t.reason.as_deref().filter(|r| !r.is_empty()) {
+        if let Some(reason) = t
+            .reason
+            .as_ref()
+            .map(|r| r.as_str())
+            .filter(|r| !r.is_empty())
+        {
             let _ = writeln!(w, "      Reason:\t{reason}");
         }
         if let Some(message) = t.message.as_deref().filter(|m| !m.is_empty()) {

@@ -229,7 +229,12 @@ pub fn pod_summary(pod: &Pod, now: Timestamp) -> PodSummary {
         if let Some(w) = waiting {
             reason = w;
         } else if let Some(t) = &cs.state.terminated {
-            reason = match t.reason.as_deref().filter(|r| !r.is_empty()) {
+            reason = match t
+                .reason
+                .as_ref()
+                .map(|r| r.as_str())
+                .filter(|r| !r.is_empty())
+            {
                 Some(r) => r.to_string(),
                 None => match t.signal.filter(|&s| s != 0) {
                     Some(s) => format!("Signal:{s}"),

@@ -82,7 +82,7 @@ fn kill(cs: &mut ContainerStatus, now: Timestamp) {
         terminated: Some(ContainerStateTerminated {
             exit_code: 137,
             signal: Some(9),
-            reason: Some("Error".into()),
+            reason: Some(crate::api::TerminatedReason::Error),
             message: Some(LOST_CONTAINER.into()),
             started_at,
             finished_at: Some(now),
@@ -184,7 +184,7 @@ mod tests {
             ContainerState {
                 terminated: Some(ContainerStateTerminated {
                     exit_code: code,
-                    reason: Some(if code == 0 { "Completed" } else { "Error" }.into()),
+                    reason: Some(crate::api::TerminatedReason::of_exit(code)),
                     started_at: Some(ago(60)),
                     finished_at: Some(ago(10)),
                     ..Default::default()
@@ -268,7 +268,7 @@ mod tests {
             terminated: Some(ContainerStateTerminated {
                 exit_code: 137,
                 signal: Some(9),
-                reason: Some("Error".into()),
+                reason: Some(crate::api::TerminatedReason::Error),
                 message: Some(LOST_CONTAINER.into()),
                 started_at,
                 finished_at: Some(now()),

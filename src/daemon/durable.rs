@@ -208,7 +208,7 @@ impl Daemon {
             exit: ExitInfo {
                 exit_code: 137,
                 signal: None,
-                reason: "ContainerStatusUnknown".into(),
+                reason: crate::api::TerminatedReason::ContainerStatusUnknown,
                 message: Some(
                     "The container could not be located when the pod was terminated".into(),
                 ),
@@ -340,7 +340,7 @@ mod tests {
                 exit: ExitInfo {
                     exit_code: 1,
                     signal: None,
-                    reason: "Error".into(),
+                    reason: crate::api::TerminatedReason::Error,
                     message: None,
                     started_at: now,
                     finished_at: clock.now(),

@@ -393,7 +393,7 @@ impl Daemon {
             run.pid = None;
             run.proc_start = None;
         }
-        if exit.reason == "StartError" {
+        if exit.reason == crate::api::TerminatedReason::StartError {
             let involved = pod_ref(&rec.pod);
             let msg = format!(
                 "Error: {}",

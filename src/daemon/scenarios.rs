@@ -387,8 +387,8 @@ fn an_always_pod_restarts_a_success() {
         .as_ref()
         .expect("the first run's exit");
     assert_eq!(
-        (last.exit_code, last.reason.as_deref()),
-        (0, Some("Completed"))
+        (last.exit_code, last.reason.clone()),
+        (0, Some(crate::api::TerminatedReason::Completed))
     );
 }
 

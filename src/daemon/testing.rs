@@ -164,7 +164,7 @@ impl RecordingRuntime {
     }
 
     fn report_exit(&self, run: Run, exit_code: i32, signal: Option<i32>) {
-        let reason = if exit_code == 0 { "Completed" } else { "Error" };
+        let reason = crate::api::TerminatedReason::of_exit(exit_code);
         lock(&self.reports).push_back(RuntimeEvent::Exited {
             pod_uid: run.pod_uid,
             container: run.container,
@@ -172,7 +172,7 @@ impl RecordingRuntime {
             exit: ExitInfo {
                 exit_code,
                 signal,
-                reason: reason.into(),
+                reason,
                 message: None,
                 started_at: run.started_at,
                 finished_at: self.clock.now(),

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
+use crate::api::TerminatedReason;
+
 pub mod logs;
 pub mod process;
 mod reaper;
@@ -54,7 +56,7 @@ pub struct ExitInfo {
     pub exit_code: i32,
     pub signal: Option<i32>,
     /// `Completed` (exit 0), `Error` (non-zero or signal), `StartError` (exec failed).
-    pub reason: String,
+    pub reason: TerminatedReason,
     /// For StartError: the OS error worded like runc's, e.g.
     /// `exec: "nope": executable file not found in $PATH`.
     pub message: Option<String>,

@@ -112,7 +112,7 @@ mod perf {
                 started += 1;
             }
             if let Some(RuntimeEvent::Exited { exit, .. }) = rx.recv().await {
-                assert_eq!(exit.reason, "Completed");
+                assert_eq!(exit.reason, crate::api::TerminatedReason::Completed);
                 done += 1;
             }
         }

@@ -222,7 +222,11 @@ mod tests {
                 started += 1;
             }
             if let RuntimeEvent::Exited { exit, .. } = h.next_event().await {
-                assert_eq!(exit.reason, "Completed", "{exit:?}");
+                assert_eq!(
+                    exit.reason,
+                    crate::api::TerminatedReason::Completed,
+                    "{exit:?}"
+                );
                 done += 1;
             }
         }

@@ -310,7 +310,7 @@ mod tests {
         let run = h.run(&["nope-not-here", "x"]).await;
         assert_eq!(run.pid, None, "no Started for a failed exec");
         assert_eq!(run.exit.exit_code, 128);
-        assert_eq!(run.exit.reason, "StartError");
+        assert_eq!(run.exit.reason, crate::api::TerminatedReason::StartError);
         let msg = r#"exec: "nope-not-here": executable file not found in $PATH"#;
         assert_eq!(run.exit.message.as_deref(), Some(msg));
         assert_eq!(run.exit.started_at, run.exit.finished_at);
@@ -331,7 +331,7 @@ mod tests {
         std::fs::write(&script, "#!/bin/sh\necho hi\n").unwrap();
         let script = script.to_str().unwrap().to_owned();
         let run = h.run(&[&script]).await;
-        assert_eq!(run.exit.reason, "StartError");
+        assert_eq!(run.exit.reason, crate::api::TerminatedReason::StartError);
         assert_eq!(
             run.exit.message,
             Some(format!("exec: {script:?}: permission denied"))
@@ -345,7 +345,7 @@ mod tests {
         launch.working_dir = "/nonexistent-dir".into();
         let run = h.run_launch(launch).await;
         assert_eq!(run.exit.exit_code, 128);
-        assert_eq!(run.exit.reason, "StartError");
+        assert_eq!(run.exit.reason, crate::api::TerminatedReason::StartError);
         let msg = r#"chdir to cwd ("/nonexistent-dir") set in workingDir failed: no such file or directory"#;
         assert_eq!(run.exit.message.as_deref(), Some(msg));
         assert_eq!(log_text(&run.log), format!("{msg}\n"));
@@ -357,7 +357,7 @@ mod tests {
         let mut launch = h.launch(&["env"]);
         launch.env.push(("FOO".into(), "bar baz".into()));
         let run = h.run_launch(launch).await;
-        assert_eq!(run.exit.reason, "Completed");
+        assert_eq!(run.exit.reason, crate::api::TerminatedReason::Completed);
         let mut lines: Vec<String> = log_text(&run.log).lines().map(str::to_owned).collect();
         lines.sort();
         assert_eq!(
@@ -378,14 +378,19 @@ mod tests {
         let mut launch = h.launch(&["hello"]);
         launch.env = vec![("PATH".into(), format!("{}:/usr/bin:/bin", bin.display()))];
         let run = h.run_launch(launch).await;
-        assert_eq!(run.exit.reason, "Completed", "{:?}", run.exit);
+        assert_eq!(
+            run.exit.reason,
+            crate::api::TerminatedReason::Completed,
+            "{:?}",
+            run.exit
+        );
         assert_eq!(log_text(&run.log), format!("hi from {}\n", hello.display()));
 
         // And not the daemon's own PATH.
         let mut launch = h.launch(&["sh", "-c", "true"]);
         launch.env = vec![("PATH".into(), "/nonexistent".into())];
         let run = h.run_launch(launch).await;
-        assert_eq!(run.exit.reason, "StartError");
+        assert_eq!(run.exit.reason, crate::api::TerminatedReason::StartError);
     }
 
     #[tokio::test]
@@ -399,7 +404,7 @@ mod tests {
                  awk '{print $1, $5, $6}' /proc/$$/stat",
             ])
             .await;
-        assert_eq!(run.exit.reason, "Completed");
+        assert_eq!(run.exit.reason, crate::api::TerminatedReason::Completed);
         let text = log_text(&run.log);
         let mut lines = text.lines();
         assert_eq!(

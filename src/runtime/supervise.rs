@@ -258,7 +258,7 @@ impl Drop for Done {
             self.send(ExitInfo {
                 exit_code: 255,
                 signal: None,
-                reason: "Error".into(),
+                reason: crate::api::TerminatedReason::Error,
                 message: Some("internal error: the container's supervisor ended early".into()),
                 started_at: now,
                 finished_at: now,
@@ -277,7 +277,7 @@ fn start_error(now: Timestamp, message: String) -> ExitInfo {
     ExitInfo {
         exit_code: 128,
         signal: None,
-        reason: "StartError".into(),
+        reason: crate::api::TerminatedReason::StartError,
         message: Some(message),
         started_at: now,
         finished_at: now,
@@ -288,7 +288,7 @@ fn stopped_before_start(now: Timestamp) -> ExitInfo {
     ExitInfo {
         exit_code: 137,
         signal: None,
-        reason: "Error".into(),
+        reason: crate::api::TerminatedReason::Error,
         message: Some(STOPPED_BEFORE_START.into()),
         started_at: now,
         finished_at: now,
@@ -410,7 +410,7 @@ fn exit_info(
     ExitInfo {
         exit_code,
         signal,
-        reason: if exit_code == 0 { "Completed" } else { "Error" }.into(),
+        reason: crate::api::TerminatedReason::of_exit(exit_code),
         message,
         started_at,
         finished_at,
@@ -520,7 +520,7 @@ mod tests {
         assert!(run.proc_start.is_some());
         assert_eq!(run.exit.exit_code, 3);
         assert_eq!(run.exit.signal, None);
-        assert_eq!(run.exit.reason, "Error");
+        assert_eq!(run.exit.reason, crate::api::TerminatedReason::Error);
         assert_eq!(run.exit.message, None);
         assert!(run.exit.started_at <= run.exit.finished_at);
         let mut recs = records(&run.log);
@@ -541,7 +541,7 @@ mod tests {
         let run = h.run(&["sh", "-c", "kill -9 $$"]).await;
         assert_eq!(run.exit.exit_code, 137);
         assert_eq!(run.exit.signal, Some(9));
-        assert_eq!(run.exit.reason, "Error");
+        assert_eq!(run.exit.reason, crate::api::TerminatedReason::Error);
     }
 
     #[tokio::test]
@@ -557,7 +557,7 @@ mod tests {
         assert!(asked.elapsed() >= Duration::from_millis(200));
         assert_eq!(run.exit.exit_code, 137);
         assert_eq!(run.exit.signal, Some(9));
-        assert_eq!(run.exit.reason, "Error");
+        assert_eq!(run.exit.reason, crate::api::TerminatedReason::Error);
         assert_eq!(h.rt.running(), 0);
         // Idempotent afterwards.
         h.rt.stop_pod(&uid, Duration::ZERO);
@@ -576,7 +576,7 @@ mod tests {
         let run = h.wait(&uid, log).await;
         assert_eq!(run.exit.exit_code, 143);
         assert_eq!(run.exit.signal, Some(15));
-        assert_eq!(run.exit.reason, "Error");
+        assert_eq!(run.exit.reason, crate::api::TerminatedReason::Error);
     }
 
     #[tokio::test]
@@ -601,7 +601,7 @@ mod tests {
         assert_eq!(run.pid, None);
         assert_eq!(run.exit.exit_code, 137);
         assert_eq!(run.exit.signal, None);
-        assert_eq!(run.exit.reason, "Error");
+        assert_eq!(run.exit.reason, crate::api::TerminatedReason::Error);
         assert_eq!(run.exit.message.as_deref(), Some(STOPPED_BEFORE_START));
         assert_eq!(h.rt.running(), 0);
     }
@@ -641,7 +641,7 @@ mod tests {
     async fn leftover_group_members_die_with_the_main_process() {
         let mut h = Harness::new();
         let run = h.run(&["sh", "-c", "sleep 30 & echo $!"]).await;
-        assert_eq!(run.exit.reason, "Completed");
+        assert_eq!(run.exit.reason, crate::api::TerminatedReason::Completed);
         let child: u32 = log_text(&run.log).trim().parse().unwrap();
         // Killed before Exited; reaped by the orphan reaper (we are its subreaper) soon after.
         let start = proc_start_time(child);
@@ -674,7 +674,7 @@ mod tests {
         let escaped: u32 = log_text(&run.log).trim().parse().unwrap();
         let start = proc_start_time(escaped);
         let _ = nix::sys::signal::kill(Pid::from_raw(escaped as i32), Signal::SIGKILL);
-        assert_eq!(run.exit.reason, "Completed");
+        assert_eq!(run.exit.reason, crate::api::TerminatedReason::Completed);
         assert!(took >= DRAIN_TIMEOUT && took < WAIT, "{took:?}");
         wait_gone(escaped, start).await;
     }

@@ -115,7 +115,7 @@ impl Harness {
             exit: ExitInfo {
                 exit_code: -1,
                 signal: None,
-                reason: String::new(),
+                reason: crate::api::TerminatedReason::Other(String::new()),
                 message: None,
                 started_at: Timestamp::UNIX_EPOCH,
                 finished_at: Timestamp::UNIX_EPOCH,

@@ -194,7 +194,7 @@ mod tests {
         let mut h = Harness::new();
         let run = h.run(&["true"]).await;
         assert_eq!(run.exit.exit_code, 0);
-        assert_eq!(run.exit.reason, "Completed");
+        assert_eq!(run.exit.reason, crate::api::TerminatedReason::Completed);
         // Created with the first output: a silent run leaves no file (nor directories).
         assert!(!run.log.parent().unwrap().exists(), "{}", run.log.display());
         assert_eq!(log_text(&run.log), "");
@@ -210,7 +210,7 @@ mod tests {
                 "head -c 40000 /dev/zero | tr '\\0' x; echo; printf 'no newline'",
             ])
             .await;
-        assert_eq!(run.exit.reason, "Completed");
+        assert_eq!(run.exit.reason, crate::api::TerminatedReason::Completed);
         let tags: Vec<bool> = records(&run.log).iter().map(|r| r.1).collect();
         assert_eq!(tags, vec![true, true, false, true]);
         assert_eq!(
@@ -265,7 +265,7 @@ mod tests {
         while wake(&mut f).await == Wake::Written {}
         assert_eq!(log_text(&log), want);
         let run = h.wait(&uid, log).await;
-        assert_eq!(run.exit.reason, "Completed");
+        assert_eq!(run.exit.reason, crate::api::TerminatedReason::Completed);
         assert!(!feeds.is_written(&run.log), "the entry went with the end");
     }
 
