@@ -210,8 +210,15 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let processes = crate::runtime::process::ProcessRuntime::new(clock.clone(), runtime_tx);
     let log_feeds = processes.log_feeds();
     let runtime: Arc<dyn Runtime> = Arc::new(processes);
-    let mut daemon = Daemon::open(cfg, layout, clock, runtime)?;
-    daemon.create_manifests_dir_on_first_start();
+    // Opening the state reads it and may wait for the lock (a dying daemon's children can hold
+    // it for a moment): blocking work, kept off the runtime's threads.
+    let mut daemon = tokio::task::spawn_blocking(move || {
+        let daemon = Daemon::open(cfg, layout, clock, runtime)?;
+        daemon.create_manifests_dir_on_first_start();
+        anyhow::Ok(daemon)
+    })
+    .await
+    .context("opening the state")??;
     let (hint_tx, hint_rx) = mpsc::unbounded_channel();
     daemon.hint_tx = Some(hint_tx);
     let (req_tx, req_rx) = mpsc::channel(256);
