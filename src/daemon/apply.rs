@@ -35,9 +35,16 @@ impl Daemon {
     }
 
     /// `confirmed`: the removal grace has passed, so missing files and dropped objects count.
+    /// The file is read off the loop (`reads.rs`); what was read comes back to
+    /// [`Self::apply_entry`].
     fn apply_file_as(&mut self, path: &Path, confirmed: bool) {
+        self.read_file(path, confirmed);
+    }
+
+    /// Brings the world in line with what reading `path` found.
+    pub(super) fn apply_entry(&mut self, path: &Path, entry: crate::watch::Entry, confirmed: bool) {
         use crate::watch::Entry;
-        let entry = match crate::watch::read_entry(path) {
+        let entry = match entry {
             // Listed (so never skipped silently), never read: a name that is not UTF-8 could
             // not be shown, stored or referred to faithfully.
             Entry::Text(_) | Entry::Ignored(_) | Entry::Invalid(_)

@@ -13,6 +13,7 @@ mod gc;
 pub mod health;
 mod launch;
 mod names;
+mod reads;
 mod reconcile;
 pub mod requests;
 #[cfg(test)]
@@ -156,6 +157,8 @@ pub struct Daemon {
     source: source::Source,
     /// Where the directory watch sends its hints; `None` until `run` wires it.
     hint_tx: Option<mpsc::UnboundedSender<Hint>>,
+    /// Manifest reads on the blocking pool.
+    reads: reads::Reads,
     /// Manifests being re-read after a passing error, and the delay before the next try.
     retries: std::collections::HashMap<PathBuf, Duration>,
     /// The delay before the manifests path is looked at again after a passing error.
@@ -227,9 +230,12 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let server = tokio::spawn(crate::server::serve(listener, req_tx, limits, log_feeds));
     daemon.recover();
     // Arms the watch and rescans; a missing directory is reported, never a start-up failure.
+    // These first reads are done before the loop starts, so that once the daemon says it is
+    // ready every file in the directory has been applied; from then on reads go to the pool.
     daemon.check_source(true);
     daemon.recheck_source_later();
     daemon.turn();
+    let read_rx = daemon.reads.on_pool();
     tracing::info!(
         manifests = %daemon.layout.manifests.display(),
         socket = %daemon.layout.socket.display(),
@@ -240,7 +246,13 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     // not kill the daemon with the signal's default action.
     let signals = Signals::install()?;
     serve::notify("READY=1");
-    let result = daemon.run_loop(runtime_rx, hint_rx, req_rx, signals).await;
+    let inputs = Inputs {
+        runtime: runtime_rx,
+        hints: hint_rx,
+        reads: read_rx,
+        requests: req_rx,
+    };
+    let result = daemon.run_loop(inputs, signals).await;
     serve::notify("STOPPING=1");
     server.abort();
     let _ = std::fs::remove_file(&daemon.layout.socket);
@@ -271,6 +283,15 @@ pub fn recover_state(opts: &DaemonOptions) -> anyhow::Result<()> {
         ),
     }
     Ok(())
+}
+
+/// What the loop waits on besides timers and signals.
+struct Inputs {
+    runtime: mpsc::UnboundedReceiver<RuntimeEvent>,
+    hints: mpsc::UnboundedReceiver<Hint>,
+    /// Manifest files read on the blocking pool (`reads.rs`).
+    reads: mpsc::UnboundedReceiver<reads::ReadDone>,
+    requests: mpsc::Receiver<Request>,
 }
 
 struct Signals {
@@ -378,19 +399,20 @@ impl Daemon {
             fatal: None,
             source: source::Source::NotLooked,
             hint_tx: None,
+            reads: reads::Reads::inline(),
             retries: std::collections::HashMap::new(),
             source_retry: None,
             rescan_retry: None,
         })
     }
 
-    async fn run_loop(
-        &mut self,
-        mut runtime_rx: mpsc::UnboundedReceiver<RuntimeEvent>,
-        mut hint_rx: mpsc::UnboundedReceiver<Hint>,
-        mut req_rx: mpsc::Receiver<Request>,
-        signals: Signals,
-    ) -> anyhow::Result<()> {
+    async fn run_loop(&mut self, inputs: Inputs, signals: Signals) -> anyhow::Result<()> {
+        let Inputs {
+            runtime: mut runtime_rx,
+            hints: mut hint_rx,
+            reads: mut read_rx,
+            requests: mut req_rx,
+        } = inputs;
         let Signals {
             mut term,
             mut int,
@@ -418,6 +440,10 @@ impl Daemon {
                 Some(hint) = hint_rx.recv(), if !self.shutting_down => {
                     self.on_hint(hint);
                     while let Ok(h) = hint_rx.try_recv() { self.on_hint(h); }
+                }
+                Some(done) = read_rx.recv(), if !self.shutting_down => {
+                    self.on_read(done);
+                    while let Ok(d) = read_rx.try_recv() { self.on_read(d); }
                 }
                 Some(req) = req_rx.recv() => self.on_request(req),
                 _ = tokio::time::sleep_until(next_timer) => self.fire_timers(),
