@@ -30,6 +30,30 @@ pub struct Config {
     pub watch: Watch,
     pub api: Api,
     pub log: Log,
+    pub logs: Logs,
+}
+
+/// How long the logs of deleted pods stay in the spool (`daemon/retention.rs`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Logs {
+    /// The logs of a pod removed from the store stay this long after its removal. Default 7
+    /// days: the log most asked for in cron tools is last night's, or last weekend's.
+    #[serde(deserialize_with = "duration")]
+    pub retain_deleted: Duration,
+    /// The logs of deleted pods together stay within this many bytes; past it the oldest
+    /// deletions go first. Bytes or a quantity (`1Gi`).
+    #[serde(deserialize_with = "crate::quantity::deserialize_bytes")]
+    pub retain_deleted_bytes: u64,
+}
+
+impl Default for Logs {
+    fn default() -> Self {
+        Logs {
+            retain_deleted: Duration::from_secs(7 * 24 * 3600),
+            retain_deleted_bytes: 1 << 30,
+        }
+    }
 }
 
 /// The API socket's limits, so that clients that hold connections (or never send a request)
@@ -332,6 +356,33 @@ mod tests {
         assert!(err.to_string().contains("podFailureBse"), "{err}");
         let err = Config::from_yaml(p, "backoff:\n  podFailureBase: soon\n").unwrap_err();
         assert!(err.to_string().contains("invalid duration"), "{err}");
+    }
+
+    #[test]
+    fn log_retention_takes_a_duration_and_bytes_or_a_quantity() {
+        let p = Path::new("c.yaml");
+        let c = Config::default();
+        assert_eq!(c.logs.retain_deleted, Duration::from_secs(168 * 3600));
+        assert_eq!(c.logs.retain_deleted_bytes, 1 << 30);
+        let c = Config::from_yaml(
+            p,
+            "logs:\n  retainDeleted: 1s\n  retainDeletedBytes: 512Mi\n",
+        )
+        .unwrap();
+        assert_eq!(c.logs.retain_deleted, Duration::from_secs(1));
+        assert_eq!(c.logs.retain_deleted_bytes, 512 << 20);
+        let c = Config::from_yaml(p, "logs:\n  retainDeletedBytes: 4096\n").unwrap();
+        assert_eq!(c.logs.retain_deleted_bytes, 4096);
+        let c = Config::from_yaml(p, "logs:\n  retainDeletedBytes: \"2Ki\"\n").unwrap();
+        assert_eq!(c.logs.retain_deleted_bytes, 2048);
+        for bad in [
+            "retainDeletedBytes: 1GB",
+            "retainDeletedBytes: -1",
+            "retainDeleted: 7d",
+        ] {
+            let err = Config::from_yaml(p, &format!("logs:\n  {bad}\n")).unwrap_err();
+            assert!(err.to_string().contains("retainDeleted"), "{bad}: {err}");
+        }
     }
 
     #[test]

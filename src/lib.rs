@@ -13,6 +13,7 @@ pub mod controller;
 pub mod daemon;
 pub mod manifest;
 pub mod proto;
+pub mod quantity;
 pub mod runtime;
 pub mod server;
 pub mod store;
