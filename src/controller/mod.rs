@@ -6,7 +6,8 @@
 //! so after a crash they simply converge again. [`backoff`] holds the two exponential delays.
 //! [`job_pod`] builds the pod a Job creates from its template; [`disruption`] ends pods the
 //! node ends (shutdown, recovery after a crash); [`events`] tells a repeated event from a new
-//! one; [`job_update`] says whether an edited manifest updates its Job in place or replaces it.
+//! one; [`job_update`] says whether an edited manifest updates its Job in place or replaces it;
+//! [`retention`] says which logs of deleted pods go.
 //! This module must not use tokio, `std::fs` or `std::process` (CI checks it).
 
 pub mod backoff;
@@ -16,6 +17,7 @@ pub mod job;
 pub mod job_pod;
 pub mod job_update;
 pub mod pod;
+pub mod retention;
 
 use jiff::Timestamp;
 
