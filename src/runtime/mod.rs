@@ -15,6 +15,7 @@ pub mod logs;
 pub mod process;
 mod reaper;
 mod spawn;
+pub mod spool;
 mod supervise;
 #[cfg(test)]
 pub(crate) mod testing;
