@@ -16,6 +16,7 @@ mod names;
 mod reads;
 mod reconcile;
 pub mod requests;
+mod retention;
 #[cfg(test)]
 mod scenarios;
 mod serve;
@@ -109,6 +110,8 @@ enum Target {
     Recheck,
     /// Reading the manifests directory failed for a passing reason: list it again.
     Rescan,
+    /// Sweep the logs of deleted pods (`retention.rs`).
+    LogSweep,
 }
 
 /// Back-off for re-reading a manifest after a passing error (EMFILE, EIO…): doubling from
@@ -165,6 +168,8 @@ pub struct Daemon {
     source_retry: Option<Duration>,
     /// The delay before the manifests directory is listed again after a passing error.
     rescan_retry: Option<Duration>,
+    /// The sweep over the logs of deleted pods.
+    retention: retention::Sweeper,
 }
 
 /// Loads the config and resolves every path: `--config`, else the layout's default file.
@@ -234,6 +239,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     // ready every file in the directory has been applied; from then on reads go to the pool.
     daemon.check_source(true);
     daemon.recheck_source_later();
+    daemon.sweep_logs_soon();
     daemon.turn();
     let read_rx = daemon.reads.on_pool();
     tracing::info!(
@@ -403,6 +409,7 @@ impl Daemon {
             retries: std::collections::HashMap::new(),
             source_retry: None,
             rescan_retry: None,
+            retention: retention::Sweeper::new(),
         })
     }
 
@@ -421,6 +428,11 @@ impl Daemon {
         let far = Duration::from_secs(3600);
         let mut durability_rx = self
             .durability_rx
+            .take()
+            .context("the daemon's loop runs once")?;
+        let mut sweep_rx = self
+            .retention
+            .rx
             .take()
             .context("the daemon's loop runs once")?;
         loop {
@@ -446,6 +458,7 @@ impl Daemon {
                     while let Ok(d) = read_rx.try_recv() { self.on_read(d); }
                 }
                 Some(req) = req_rx.recv() => self.on_request(req),
+                Some(report) = sweep_rx.recv() => self.on_log_sweep(report),
                 _ = tokio::time::sleep_until(next_timer) => self.fire_timers(),
                 d = durability_rx.recv() => match d {
                     Some(d) => {
@@ -527,6 +540,8 @@ impl Daemon {
                     }
                     // A removal pushed later by a new disappearance: not due yet.
                     Some(_) if matches!(target, Target::Removal(_)) => continue,
+                    // The log sweep has one wake-up at a time; any other is stale.
+                    _ if target == Target::LogSweep => continue,
                     _ => {}
                 }
                 match target {
@@ -543,6 +558,7 @@ impl Daemon {
                         self.recheck_source_later();
                     }
                     Target::Rescan => self.rescan(),
+                    Target::LogSweep => self.sweep_logs(),
                 }
             }
         }

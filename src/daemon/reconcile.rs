@@ -108,7 +108,8 @@ impl Daemon {
     }
 
     /// A deleted pod whose processes are gone and which no Job still has to count is removed,
-    /// as the API server removes it once its finalizers are gone. Its logs stay.
+    /// as the API server removes it once its finalizers are gone. Its logs stay for
+    /// `logs.retainDeleted` (`retention.rs`).
     fn maybe_remove_pod(&mut self, k: &Key) {
         let Some(rec) = self.world.pods.get(k) else {
             return;
@@ -123,6 +124,7 @@ impl Daemon {
         self.job_of_pod_dirty(k);
         if let Some(rec) = self.world.remove_pod(k) {
             self.store.touch(pod_store_key(k));
+            self.retain_logs(&rec.pod);
             self.note_deleted(Kind::Pod, k, &rec.pod);
             if let Some(source) = rec.source() {
                 self.recreate_replaced(source, k);

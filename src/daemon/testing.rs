@@ -215,6 +215,10 @@ pub struct Harness {
     pub clock: FakeClock,
     pub runtime: Arc<RecordingRuntime>,
     durability: UnboundedReceiver<Durability>,
+    /// The log sweep's reports (`retention.rs`).
+    sweeps: UnboundedReceiver<super::retention::SweepReport>,
+    /// Only its blocking pool is used: the log sweep's steps run there, as in the daemon.
+    blocking: Arc<tokio::runtime::Runtime>,
     root: PathBuf,
     cfg: Config,
 }
@@ -226,14 +230,37 @@ impl Harness {
             .durability_rx
             .take()
             .expect("a new daemon's writer reports");
+        let sweeps = daemon.retention.rx.take().expect("a new daemon's sweeps");
+        let blocking = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime for the blocking pool");
         Harness {
             daemon,
             clock,
             runtime,
             durability,
+            sweeps,
+            blocking: Arc::new(blocking),
             root: root.to_path_buf(),
             cfg,
         }
+    }
+
+    /// What `Target::LogSweep` does when its timer fires, and what the loop does with the
+    /// sweep's reports, until the sweep has ended.
+    pub fn sweep_logs(&mut self) {
+        let blocking = self.blocking.clone();
+        let _in_runtime = blocking.enter();
+        // As `fire_timers` takes the wake-up it fires.
+        self.daemon.timer_index.remove(&super::Target::LogSweep);
+        self.daemon.sweep_logs();
+        self.daemon.turn();
+        while self.daemon.retention.in_flight() {
+            let report = self.sweeps.blocking_recv().expect("a sweep report");
+            self.daemon.on_log_sweep(report);
+            self.daemon.turn();
+        }
+        self.run();
     }
 
     /// `text` as the content of `manifests/<file>`, applied as the watcher applies it.
@@ -290,6 +317,7 @@ impl Harness {
         let Harness {
             daemon,
             clock,
+            blocking,
             root,
             cfg,
             ..
@@ -300,6 +328,7 @@ impl Harness {
             .durability_rx
             .take()
             .expect("a new daemon's writer reports");
+        let sweeps = daemon.retention.rx.take().expect("a new daemon's sweeps");
         daemon.recover();
         daemon.turn();
         let mut h = Harness {
@@ -307,6 +336,8 @@ impl Harness {
             clock,
             runtime,
             durability,
+            sweeps,
+            blocking,
             root,
             cfg,
         };

@@ -11,6 +11,8 @@ use crate::api::{Event, Job, Kind, ManifestFile, Pod, PodPhase};
 use crate::controller::pod::finish_time;
 use crate::store::Objects;
 
+use super::retention::{self, DeletedLogs};
+
 /// `(namespace, name)`
 pub type Key = (String, String);
 
@@ -105,6 +107,8 @@ pub struct World {
     pub last_success_of_job: HashMap<String, Key>,
     /// pod uid → pod key
     pub pod_by_uid: HashMap<String, Key>,
+    /// pod uid → the logs of that pod, removed from the store, still in the spool
+    pub deleted_logs: BTreeMap<String, DeletedLogs>,
 }
 
 /// Store keys come from the registry: `jobs/<ns>/<name>`, `pods/<ns>/<name>`,
@@ -177,6 +181,10 @@ impl World {
             } else if let Some(path) = k.strip_prefix("manifests/") {
                 serde_json::from_str::<ManifestRecord>(v.get()).map(|r| {
                     w.manifests.insert(PathBuf::from(path), r);
+                })
+            } else if k.starts_with(retention::STORE_PREFIX) {
+                serde_json::from_str::<DeletedLogs>(v.get()).map(|r| {
+                    w.deleted_logs.insert(r.uid.clone(), r);
                 })
             } else {
                 Ok(())
@@ -301,6 +309,10 @@ impl World {
         } else if let Some(path) = store_key.strip_prefix("manifests/") {
             self.manifests
                 .get(std::path::Path::new(path))
+                .map(serde_json::value::to_raw_value)
+        } else if let Some(uid) = store_key.strip_prefix(retention::STORE_PREFIX) {
+            self.deleted_logs
+                .get(uid)
                 .map(serde_json::value::to_raw_value)
         } else {
             None
