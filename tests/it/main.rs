@@ -11,3 +11,4 @@ mod examples;
 mod files;
 mod lifecycle;
 mod pods;
+mod retention;
