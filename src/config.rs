@@ -175,6 +175,8 @@ pub struct Store {
     #[serde(deserialize_with = "optional_duration")]
     pub flush_interval: Option<Duration>,
     /// The journal is folded into a fresh snapshot once it grows past this many bytes.
+    /// Bytes or a quantity (`64Mi`).
+    #[serde(deserialize_with = "crate::quantity::deserialize_bytes")]
     pub compact_bytes: u64,
 }
 
@@ -371,6 +373,8 @@ mod tests {
         .unwrap();
         assert_eq!(c.logs.retain_deleted, Duration::from_secs(1));
         assert_eq!(c.logs.retain_deleted_bytes, 512 << 20);
+        let c = Config::from_yaml(p, "store:\n  compactBytes: 64Mi\n").unwrap();
+        assert_eq!(c.store.compact_bytes, 64 << 20);
         let c = Config::from_yaml(p, "logs:\n  retainDeletedBytes: 4096\n").unwrap();
         assert_eq!(c.logs.retain_deleted_bytes, 4096);
         let c = Config::from_yaml(p, "logs:\n  retainDeletedBytes: \"2Ki\"\n").unwrap();
