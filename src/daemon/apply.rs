@@ -359,8 +359,24 @@ impl Daemon {
         let rec = self.world.pods.get(k)?;
         let by = match rec.source() {
             Some(source) if source == path => return None,
-            // The file that defined it is gone for good: this one takes the Pod over.
-            Some(source) if !self.world.manifests.contains_key(source) => return None,
+            // The file that defined it is gone for good, or no longer defines it (the pod is
+            // only ending): this one takes the Pod over once it has.
+            Some(source)
+                if !self
+                    .world
+                    .manifests
+                    .get(source)
+                    .is_some_and(|m| m.pods.contains(k)) =>
+            {
+                if rec.pod.metadata.deletion_timestamp.is_some() {
+                    format!(
+                        "is still terminating (it was defined in {})",
+                        source.display()
+                    )
+                } else {
+                    return None;
+                }
+            }
             Some(source) => format!("is already defined in {}", source.display()),
             None => match rec.pod.metadata.owner_references.first() {
                 Some(o) => format!("already exists: it belongs to {} {}", o.kind, o.name),
@@ -386,8 +402,13 @@ impl Daemon {
             return;
         };
         file.source = path.to_path_buf();
-        if rec.pod.metadata.deletion_timestamp.is_some() || *file.applied == applied {
-            // Being replaced (its successor comes when it is gone), or nothing changed.
+        if rec.pod.metadata.deletion_timestamp.is_some() {
+            // Being replaced: what the file says now is created once it is gone.
+            file.successor = Some(Box::new(applied));
+            self.store.touch(super::world::pod_store_key(k));
+            return;
+        }
+        if *file.applied == applied {
             return;
         }
         if file.applied.spec == applied.spec {
@@ -405,6 +426,9 @@ impl Daemon {
             path.display()
         );
         self.record_event(involved, EventSpec::normal("Replacing", msg), "jobvisor");
+        if let Some(file) = self.world.pods.get_mut(k).and_then(|r| r.file.as_mut()) {
+            file.successor = Some(Box::new(applied));
+        }
         let now = self.clock.now();
         self.delete_pod(k, now);
     }
@@ -420,6 +444,7 @@ impl Daemon {
             file: Some(super::world::FileOwned {
                 source: path.to_path_buf(),
                 applied: Box::new(applied),
+                successor: None,
             }),
         });
         self.store.touch(super::world::pod_store_key(k));
@@ -443,21 +468,60 @@ impl Daemon {
         self.delete_pod(k, now);
     }
 
-    /// After a bare Pod was removed: if its file still defines it (its spec changed, so it
-    /// was replaced), the file is applied again, which creates the new one.
-    pub(super) fn recreate_replaced(&mut self, path: &Path, k: &Key) {
-        let Some(m) = self.world.manifests.get(path) else {
+    /// After a bare Pod was removed: its successor (what its file said when the spec changed)
+    /// is created if the file still defines the pod. Not while a removal of the file is
+    /// pending: that re-reads the file and applies what it says then.
+    pub(super) fn create_successor(&mut self, k: &Key, file: super::world::FileOwned) {
+        let Some(successor) = file.successor else {
             return;
         };
-        if !m.pods.contains(k) || m.file.state != ManifestState::Applied {
-            return;
+        let path = file.source;
+        let still_defined = self
+            .world
+            .manifests
+            .get(&path)
+            .is_some_and(|m| m.pods.contains(k));
+        let removal_pending = self
+            .timer_index
+            .contains_key(&super::Target::Removal(path.clone()));
+        if still_defined && !removal_pending {
+            self.create_file_pod(&path, k, *successor);
         }
-        let content = m.content.clone();
-        self.apply_text(path, content, false);
+    }
+
+    /// After an object left: files that define it and could not apply it while it was
+    /// there (it was terminating, or another file held its name) are applied again.
+    pub(super) fn reapply_definers_of(&mut self, kind: Kind, k: &Key) {
+        let definers: Vec<(PathBuf, String)> = self
+            .world
+            .manifests
+            .iter()
+            .filter(|(_, m)| match kind {
+                Kind::Job => m.jobs.contains(k),
+                Kind::Pod => m.pods.contains(k),
+                _ => false,
+            })
+            .filter(|(_, m)| m.file.state == ManifestState::Applied)
+            .map(|(p, m)| (p.clone(), m.content.clone()))
+            .collect();
+        for (path, content) in definers {
+            self.apply_text(&path, content, false);
+        }
+        self.retry_conflicts();
     }
 
     fn upsert_job(&mut self, path: &Path, k: &Key, applied: Job) {
         let now = self.clock.now();
+        if self
+            .world
+            .jobs
+            .get(k)
+            .is_some_and(|r| r.job.metadata.deletion_timestamp.is_some())
+        {
+            // Being deleted in the foreground: once it is gone, the files that define it are
+            // applied again and make it anew (`gc.rs`).
+            return;
+        }
         let change = self.world.jobs.get(k).map(|r| delta(&r.applied, &applied));
         match change {
             Some(Delta::Same) => {
@@ -570,7 +634,7 @@ impl Daemon {
     }
 
     /// Files that lost a name clash may apply once the winner let go of the name.
-    fn retry_conflicts(&mut self) {
+    pub(super) fn retry_conflicts(&mut self) {
         let waiting: Vec<PathBuf> = self
             .world
             .manifests

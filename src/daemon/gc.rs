@@ -49,6 +49,10 @@ impl Daemon {
                             .finalizers
                             .retain(|f| f != JOB_TRACKING_FINALIZER);
                     }
+                    // Recorded even for a pod that was terminating already (which
+                    // `delete_pod` leaves alone), so a crash cannot bring the finalizer back.
+                    self.pod_changed(pk);
+                    self.dirty_pods.insert(pk.clone());
                     self.delete_pod(pk, now);
                 }
             }
@@ -86,6 +90,10 @@ impl Daemon {
         if let Some(rec) = self.world.jobs.remove(k) {
             self.store.touch(job_store_key(k));
             self.note_deleted(Kind::Job, k, &rec.job);
+            if rec.job.metadata.deletion_timestamp.is_some() {
+                // Re-applied while it was terminating: the files that define it make it anew.
+                self.reapply_definers_of(Kind::Job, k);
+            }
         }
     }
 

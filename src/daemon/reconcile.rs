@@ -126,8 +126,10 @@ impl Daemon {
             self.store.touch(pod_store_key(k));
             self.retain_logs(&rec.pod);
             self.note_deleted(Kind::Pod, k, &rec.pod);
-            if let Some(source) = rec.source() {
-                self.recreate_replaced(source, k);
+            if let Some(file) = rec.file {
+                self.create_successor(k, file);
+                // A file that could not have this pod while it ended may have it now.
+                self.retry_conflicts();
             }
         }
     }
@@ -458,11 +460,52 @@ impl Daemon {
             }
             tracing::warn!(pod = %k.1, "pod was running when the daemon stopped; marked failed");
         }
+        self.release_orphans();
         // Look at everything once: Jobs converge, and pods deleted before the crash go.
         let jobs: Vec<Key> = self.world.jobs.keys().cloned().collect();
         self.dirty_jobs.extend(jobs);
         let pods: Vec<Key> = self.world.pods.keys().cloned().collect();
         self.dirty_pods.extend(pods);
+    }
+
+    /// A pod that still carries the Job tracking finalizer while no Job with its owner's uid
+    /// exists is released, as the Job controller releases orphan pods: nothing else would
+    /// ever remove it (the Job was deleted before its pods' release was recorded).
+    fn release_orphans(&mut self) {
+        let jobs: std::collections::HashSet<&str> = self
+            .world
+            .jobs
+            .values()
+            .map(|r| r.job.metadata.uid())
+            .collect();
+        let orphans: Vec<Key> = self
+            .world
+            .pods
+            .iter()
+            .filter(|(_, r)| {
+                r.pod
+                    .metadata
+                    .finalizers
+                    .iter()
+                    .any(|f| f == JOB_TRACKING_FINALIZER)
+                    && !r
+                        .pod
+                        .metadata
+                        .owner_references
+                        .iter()
+                        .any(|o| jobs.contains(o.uid.as_str()))
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in orphans {
+            if let Some(r) = self.world.pods.get_mut(&k) {
+                r.pod
+                    .metadata
+                    .finalizers
+                    .retain(|f| f != JOB_TRACKING_FINALIZER);
+            }
+            self.pod_changed(&k);
+        }
     }
 
     /// A bare Pod is the kubelet's static pod: after the daemon stops (or crashes), its

@@ -460,3 +460,81 @@ fn a_changed_pod_spec_replaces_the_pod_after_the_old_one_ends() {
     );
     assert_eq!(h.runtime.starts(), [("p".into(), 0), ("p".into(), 0)]);
 }
+
+/// A Job deleted in the foreground and applied again while its pods stop is made anew once
+/// it is gone, not lost (its file says Applied).
+#[test]
+fn a_job_reapplied_while_deleted_in_the_foreground_comes_back() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    let text = job("j", "Never", "sleep", "");
+    h.apply("j.yaml", &text);
+    let old = only_job(&h).metadata.uid().to_string();
+    delete_job(&mut h, "j", crate::api::Propagation::Foreground).unwrap();
+    // `apply` again before the pod has ended: the Job is still there, terminating.
+    let path = h.daemon.layout.manifests.join("j.yaml");
+    h.daemon.apply_text(&path, text, true);
+    h.daemon.turn();
+    h.run();
+    let new = only_job(&h);
+    assert_ne!(
+        new.metadata.uid(),
+        old,
+        "the terminating Job was kept or lost"
+    );
+    assert!(new.metadata.deletion_timestamp.is_none());
+}
+
+/// A bare Pod being replaced whose file is then removed: no successor is started from the
+/// definition that is gone.
+#[test]
+fn a_replaced_pod_whose_file_goes_has_no_successor() {
+    let root = tempfile::tempdir().unwrap();
+    let mut cfg = Config::default();
+    cfg.watch.removal_grace = Duration::from_secs(2);
+    let mut h = Harness::new(root.path(), cfg);
+    h.apply("p.yaml", &bare_pod("p", "Always"));
+    let path = h.daemon.layout.manifests.join("p.yaml");
+    h.daemon.apply_text(
+        &path,
+        bare_pod("p", "Always").replace("sleep", "true"),
+        true,
+    );
+    h.daemon.turn();
+    // The file is emptied before the old pod ends: its removal waits out the grace.
+    h.daemon.apply_text(&path, String::new(), false);
+    h.daemon.turn();
+    h.run();
+    assert_eq!(h.runtime.starts(), [("p".into(), 0)], "a successor started");
+    assert!(h.daemon.world.pods.is_empty());
+}
+
+/// A pod still tracked by a Job that no longer exists (deleted before its pods' release was
+/// recorded) is released at recovery, so it can go.
+#[test]
+fn recovery_releases_pods_of_a_job_that_is_gone() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    h.apply("j.yaml", &job("j", "Never", "sleep", ""));
+    let uid = only_job(&h).metadata.uid().to_string();
+    let k = (String::from("default"), String::from("j"));
+    h.daemon.world.jobs.remove(&k);
+    h.daemon.store.touch(super::world::job_store_key(&k));
+    h.daemon.turn();
+    h.settle();
+    let h = h.crash_and_restart();
+    let pods: Vec<&Pod> = h.daemon.world.pods.values().map(|r| &r.pod).collect();
+    assert_eq!(pods.len(), 1);
+    assert!(
+        pods[0].metadata.finalizers.is_empty(),
+        "{:?}",
+        pods[0].metadata
+    );
+    assert!(
+        pods[0]
+            .metadata
+            .owner_references
+            .iter()
+            .any(|o| o.uid == uid)
+    );
+}

@@ -61,6 +61,9 @@ pub struct PodRecord {
 pub struct FileOwned {
     pub source: PathBuf,
     pub applied: Box<Pod>,
+    /// What the file says since its spec changed: created when this pod is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub successor: Option<Box<Pod>>,
 }
 
 impl PodRecord {
@@ -230,14 +233,30 @@ impl World {
                     changed.push(job_store_key(k));
                 }
             }
+            for k in &rec.pods {
+                if let Some(file) = self
+                    .pods
+                    .get_mut(k)
+                    .and_then(|p| p.file.as_mut())
+                    .filter(|f| f.source == old)
+                {
+                    file.source = new.clone();
+                    changed.push(pod_store_key(k));
+                }
+            }
             tracing::info!(from = %old.display(), to = %new.display(), "manifest record follows the manifests directory");
             changed.push(manifest_store_key(&old));
             changed.push(manifest_store_key(&new));
             match self.manifests.get_mut(&new) {
-                Some(there) if !there.jobs.is_empty() => {
+                Some(there) if there.defines_any() => {
                     for k in rec.jobs {
                         if !there.jobs.contains(&k) {
                             there.jobs.push(k);
+                        }
+                    }
+                    for k in rec.pods {
+                        if !there.pods.contains(&k) {
+                            there.pods.push(k);
                         }
                     }
                 }

@@ -7,7 +7,7 @@
 //! it unless set), and the empty `securityContext: {}` / `resources: {}` that Kubernetes
 //! shows, because jobvisor rejects or warns about those fields whenever they are present.
 
-use crate::api::{Container, Job, Pod, PodSpec, RestartPolicy};
+use crate::api::{Container, Job, ObjectMeta, Pod, PodSpec, RestartPolicy};
 
 const DEFAULT_BACKOFF_LIMIT: i32 = 6;
 const DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS: i64 = 30;
@@ -15,6 +15,7 @@ const DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS: i64 = 30;
 pub(crate) fn apply(job: &mut Job) {
     // PrepareForCreate: status is the server's, never the manifest's.
     job.status = None;
+    clear_server_metadata(&mut job.metadata);
     if job.metadata.namespace.as_deref().unwrap_or("").is_empty() {
         job.metadata.namespace = Some("default".into());
     }
@@ -55,11 +56,24 @@ pub(crate) fn apply(job: &mut Job) {
 /// A bare Pod: the core/v1 defaults (`restartPolicy: Always` among them) and no status.
 pub(crate) fn apply_pod(pod: &mut Pod) {
     pod.status = Default::default();
+    clear_server_metadata(&mut pod.metadata);
     if pod.metadata.namespace.as_deref().unwrap_or("").is_empty() {
         pod.metadata.namespace = Some("default".into());
     }
     pod.spec.restart_policy.get_or_insert(RestartPolicy::Always);
     pod_spec(&mut pod.spec);
+}
+
+/// What the API server sets itself on create, whatever the request says (`BeforeCreate`,
+/// `FillObjectMetaSystemFields`): a file that copies `kubectl get -o yaml` output carries
+/// these, and an object must not be born deleted or with an old identity.
+fn clear_server_metadata(meta: &mut ObjectMeta) {
+    meta.uid = None;
+    meta.resource_version = None;
+    meta.generation = None;
+    meta.creation_timestamp = None;
+    meta.deletion_timestamp = None;
+    meta.deletion_grace_period_seconds = None;
 }
 
 fn pod_spec(pod: &mut PodSpec) {

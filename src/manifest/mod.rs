@@ -492,6 +492,18 @@ mod tests {
         );
         assert_eq!(p.metadata.namespace(), "default");
         assert_eq!(p.spec.termination_grace_period_seconds, Some(30));
+        // What `kubectl get -o yaml` shows of a live pod is the server's, not the file's.
+        let copied = pod.replace(
+            "  name: p\n",
+            "  name: p\n  uid: old\n  deletionTimestamp: \"2026-01-01T00:00:00Z\"\n  creationTimestamp: \"2026-01-01T00:00:00Z\"\n",
+        );
+        let r = load_str("p.yaml", &copied);
+        assert_eq!(r.errors, Vec::<String>::new());
+        let m = &r.pods[0].metadata;
+        assert_eq!(
+            (&m.uid, &m.deletion_timestamp, &m.creation_timestamp),
+            (&None, &None, &None)
+        );
         assert_eq!(
             p.metadata
                 .annotations
@@ -514,6 +526,10 @@ mod tests {
                     "  name: p\nstatus: {phase: Running}\nfoo: 1\n",
                 ),
                 r#"p.yaml:6:1: unknown field "foo""#,
+            ),
+            (
+                pod.replace("  name: p\n", "  name: p\n  finalizers: [x/y]\n  ownerReferences: [{apiVersion: batch/v1, kind: Job, name: j, uid: u, controller: true}]\n"),
+                "p.yaml: The Pod \"p\" is invalid: \n* metadata.ownerReferences: Forbidden: not supported by jobvisor: a Pod read from a file is owned by its file\n* metadata.finalizers: Forbidden: not supported by jobvisor: nothing would remove them from a Pod read from a file",
             ),
             (
                 format!("{pod}---\n{pod}"),

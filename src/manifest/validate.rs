@@ -199,6 +199,22 @@ fn object_meta(meta: &crate::api::ObjectMeta, kind: &str, v: &mut Findings) {
     }
     labels(&meta.labels, "metadata.labels", v);
     annotations(&meta.annotations, "metadata.annotations", v);
+    // An object from a file is owned by its file, and nothing would ever remove a finalizer
+    // a file put there (the object could never be deleted).
+    if !meta.owner_references.is_empty() {
+        v.forbidden(
+            "metadata.ownerReferences",
+            &format!("not supported by jobvisor: a {kind} read from a file is owned by its file"),
+        );
+    }
+    if !meta.finalizers.is_empty() {
+        v.forbidden(
+            "metadata.finalizers",
+            &format!(
+                "not supported by jobvisor: nothing would remove them from a {kind} read from a file"
+            ),
+        );
+    }
 }
 
 /// A bare Pod (`ValidatePodCreate`): its metadata and the pod-spec rules Job templates get,
