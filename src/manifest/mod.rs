@@ -8,6 +8,7 @@
 
 mod defaults;
 mod parse;
+mod strict;
 mod validate;
 
 use std::path::Path;

@@ -15,6 +15,7 @@ use serde_json::Value;
 use serde_path_to_error::Segment;
 use serde_saphyr::{MessageFormatter, Spanned, UserMessageFormatter};
 
+use super::strict::Strict;
 use crate::api::{JOB_API_VERSION, Job, Kind, POD_API_VERSION, Pod};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,12 +145,13 @@ impl<'de> Deserialize<'de> for Manifest {
     }
 }
 
-/// One object of a known kind, remembering where inside it deserialization failed.
+/// One object of a known kind, its scalars as strictly typed as the API server reads them
+/// ([`Strict`]), remembering where inside it deserialization failed.
 fn typed<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     de: D,
     item: Option<usize>,
 ) -> Result<T, D::Error> {
-    serde_path_to_error::deserialize::<_, T>(de).map_err(|e| {
+    serde_path_to_error::deserialize::<_, T>(Strict(de)).map_err(|e| {
         let mut path: Vec<Segment> = Vec::new();
         if let Some(index) = item {
             path.push(Segment::Map {
@@ -389,11 +391,11 @@ fn yaml_error(file: &str, err: &serde_saphyr::Error, path: Option<&[Segment]>) -
         serde_saphyr::Error::DuplicateMappingKey { key: Some(k), .. } => {
             format!("duplicate key {}", go_quote(k))
         }
-        // The parser names the Rust type only (`invalid i32`); say what the field wants.
+        // A scalar explicitly tagged (`!!int abc`) that its tag cannot read; the parser names
+        // the Rust type only (`invalid u64`). Untagged ones are judged by `strict`.
         serde_saphyr::Error::InvalidScalar { ty, .. } => match *ty {
-            "i32" => "expected an integer (int32)".to_string(),
-            "i64" => "expected an integer (int64)".to_string(),
             "bool" | "boolean" => "expected a boolean (true or false)".to_string(),
+            t if t.starts_with(['i', 'u']) => "expected an integer".to_string(),
             other => format!("invalid {other}"),
         },
         _ => UserMessageFormatter
@@ -584,7 +586,7 @@ mod tests {
             (
                 "type error, quoted string for an integer",
                 "apiVersion: batch/v1\nkind: Job\nspec:\n  parallelism: \"two\"\n",
-                "x.yaml:4:16: spec.parallelism: expected an integer (int32)",
+                "x.yaml:4:16: spec.parallelism: cannot unmarshal string into a field of type int32",
             ),
             (
                 "type error, map for a list",
@@ -594,7 +596,7 @@ mod tests {
             (
                 "type error, boolean",
                 "apiVersion: batch/v1\nkind: Job\nspec:\n  suspend: maybe\n",
-                "x.yaml:4:12: spec.suspend: expected a boolean (true or false)",
+                "x.yaml:4:12: spec.suspend: cannot unmarshal string into a field of type bool",
             ),
             (
                 "duplicate key",
@@ -611,6 +613,124 @@ mod tests {
             let p = yaml(text);
             assert_eq!(p.errors, vec![want.to_string()], "case {name:?}");
             assert!(p.jobs.is_empty(), "case {name:?}");
+        }
+    }
+
+    /// A Job whose first container has `field` (one line, or several indented alike) at line 8,
+    /// column 9.
+    fn in_container(field: &str) -> String {
+        let field = field.replace('\n', "\n        ");
+        format!(
+            "apiVersion: batch/v1\nkind: Job\nspec:\n  template:\n    spec:\n      containers:\n      - name: c\n        {field}\n"
+        )
+    }
+
+    /// What the API server's strict JSON decoder refuses after kubectl turned the YAML into
+    /// JSON (a quoted scalar is a string, a plain one a number or a boolean when it reads as
+    /// one), and what it takes.
+    #[test]
+    fn scalars_have_the_types_the_api_server_decodes() {
+        const INT32: &str = "cannot unmarshal string into a field of type int32";
+        const INT64: &str = "cannot unmarshal string into a field of type int64";
+        const NUMBER: &str = "cannot unmarshal number into a field of type string";
+        let spec = |line: &str| format!("apiVersion: batch/v1\nkind: Job\nspec:\n  {line}\n");
+        let meta = |line: &str| format!("apiVersion: batch/v1\nkind: Job\nmetadata:\n  {line}\n");
+        let pod = |line: &str| {
+            format!(
+                "apiVersion: batch/v1\nkind: Job\nspec:\n  template:\n    spec:\n      {line}\n"
+            )
+        };
+        let c = "spec.template.spec.containers[0]";
+        let cases: Vec<(&str, String, String)> = vec![
+            ("completions", spec("completions: \"3\""), format!("x.yaml:4:16: spec.completions: {INT32}")),
+            ("parallelism", spec("parallelism: '2'"), format!("x.yaml:4:16: spec.parallelism: {INT32}")),
+            ("backoffLimit", spec("backoffLimit: \"6\""), format!("x.yaml:4:17: spec.backoffLimit: {INT32}")),
+            ("activeDeadlineSeconds", spec("activeDeadlineSeconds: \"60\""), format!("x.yaml:4:26: spec.activeDeadlineSeconds: {INT64}")),
+            ("ttlSecondsAfterFinished", spec("ttlSecondsAfterFinished: \"1\""), format!("x.yaml:4:28: spec.ttlSecondsAfterFinished: {INT32}")),
+            ("a word for an integer", spec("completions: three"), format!("x.yaml:4:16: spec.completions: {INT32}")),
+            ("a fraction", spec("completions: 1.5"), "x.yaml:4:16: spec.completions: cannot unmarshal number 1.5 into a field of type int32".into()),
+            ("out of int32", spec("completions: 2147483648"), "x.yaml:4:16: spec.completions: cannot unmarshal number 2147483648 into a field of type int32".into()),
+            ("a quoted boolean", spec("suspend: \"true\""), "x.yaml:4:12: spec.suspend: cannot unmarshal string into a field of type bool".into()),
+            ("a number for a boolean", spec("manualSelector: 1"), "x.yaml:4:19: spec.manualSelector: cannot unmarshal number into a field of type bool".into()),
+            ("a string for a list", spec("template: {spec: {containers: x}}"), "x.yaml:4:33: spec.template.spec.containers: expected sequence start".into()),
+            ("terminationGracePeriodSeconds", pod("terminationGracePeriodSeconds: \"30\""), format!("x.yaml:6:38: spec.template.spec.terminationGracePeriodSeconds: {INT64}")),
+            ("pod activeDeadlineSeconds", pod("activeDeadlineSeconds: \"5\""), format!("x.yaml:6:30: spec.template.spec.activeDeadlineSeconds: {INT64}")),
+            ("tolerationSeconds", pod("tolerations: [{key: k, tolerationSeconds: \"5\"}]"), format!("x.yaml:6:49: spec.template.spec.tolerations[0].tolerationSeconds: {INT64}")),
+            ("nodeSelector value", pod("nodeSelector: {disk: 1}"), format!("x.yaml:6:28: spec.template.spec.nodeSelector.disk: {NUMBER}")),
+            ("containerPort", in_container("ports: [{containerPort: \"80\"}]"), format!("x.yaml:8:33: {c}.ports[0].containerPort: {INT32}")),
+            ("hostPort", in_container("ports:\n- containerPort: 80\n  hostPort: '8080'"), format!("x.yaml:10:21: {c}.ports[0].hostPort: {INT32}")),
+            ("a port misspelt", in_container("ports: [{containerPrt: 80}]"), format!("x.yaml:8:18: {c}.ports[0]: unknown field \"containerPrt\"")),
+            ("name", meta("name: 123"), format!("x.yaml:4:9: metadata.name: {NUMBER}")),
+            ("name as a YAML 1.1 boolean", meta("name: yes"), "x.yaml:4:9: metadata.name: cannot unmarshal bool into a field of type string".into()),
+            ("namespace", meta("namespace: 1e3"), "x.yaml:4:14: metadata.namespace: cannot unmarshal number 1000 into a field of type string".into()),
+            ("label value", meta("labels: {tier: 2}"), format!("x.yaml:4:18: metadata.labels.tier: {NUMBER}")),
+            ("annotation value", meta("annotations: {x: true}"), "x.yaml:4:20: metadata.annotations.x: cannot unmarshal bool into a field of type string".into()),
+            ("a mapping for a string", meta("name: {a: b}"), "x.yaml:4:9: metadata.name: cannot unmarshal object into a field of type string".into()),
+            ("env value", in_container("env: [{name: E, value: 3}]"), format!("x.yaml:8:32: {c}.env[0].value: {NUMBER}")),
+            ("command item", in_container("command: [sleep, 5]"), format!("x.yaml:8:26: {c}.command[1]: {NUMBER}")),
+            ("args item", in_container("args: [--verbose, true]"), format!("x.yaml:8:27: {c}.args[1]: cannot unmarshal bool into a field of type string")),
+            ("a bare Pod's integer", "apiVersion: v1\nkind: Pod\nspec:\n  terminationGracePeriodSeconds: \"30\"\n".into(), format!("x.yaml:4:34: spec.terminationGracePeriodSeconds: {INT64}")),
+            ("image", in_container("image: 1.36"), "x.yaml:8:16: spec.template.spec.containers[0].image: cannot unmarshal number 1.36 into a field of type string".into()),
+        ];
+        for (name, text, want) in &cases {
+            let p = yaml(text);
+            assert_eq!(p.errors, vec![want.clone()], "case {name:?}:\n{text}");
+        }
+
+        // Accepted as kubectl sends them.
+        let ok: Vec<(&str, String)> = vec![
+            (
+                "integers",
+                spec("completions: 3\n  parallelism: 0x10\n  backoffLimit: 010"),
+            ),
+            (
+                "quoted strings that read as numbers",
+                in_container("command: [\"sleep\", \"5\"]\nenv: [{name: E, value: \"3\"}]"),
+            ),
+            ("a string of digits as a name", meta("name: \"123\"")),
+            (
+                "label keys are strings in JSON whatever YAML wrote",
+                meta("labels: {1: a, true: b}"),
+            ),
+            (
+                "null leaves a field unset or zero",
+                in_container("image: ~\nworkingDir:\nenv: [{name: E, value: null}]"),
+            ),
+            ("booleans", spec("suspend: false\n  manualSelector: True")),
+            ("a tagged string", meta("name: !!str 123")),
+        ];
+        for (name, text) in &ok {
+            let p = yaml(text);
+            assert!(p.errors.is_empty(), "case {name:?}: {:?}\n{text}", p.errors);
+            assert_eq!(p.jobs.len(), 1, "case {name:?}");
+        }
+        let p = yaml(&spec(
+            "completions: 3\n  parallelism: 0x10\n  backoffLimit: 010",
+        ));
+        let s = &p.jobs[0].1.spec;
+        assert_eq!(
+            (s.completions, s.parallelism, s.backoff_limit),
+            (Some(3), Some(16), Some(8))
+        );
+
+        // JSON is read the same way, with the same words.
+        let json_cases = [
+            (
+                r#"{"apiVersion":"batch/v1","kind":"Job","spec":{"completions":"3"}}"#,
+                format!("x.json:1:63: spec.completions: {INT32}"),
+            ),
+            (
+                r#"{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":3}}"#,
+                format!("x.json:1:58: metadata.name: {NUMBER}"),
+            ),
+            (
+                r#"{"apiVersion":"batch/v1","kind":"Job","spec":{"suspend":0}}"#,
+                "x.json:1:57: spec.suspend: cannot unmarshal number into a field of type bool"
+                    .into(),
+            ),
+        ];
+        for (text, want) in json_cases {
+            assert_eq!(json(text).errors, vec![want], "{text}");
         }
     }
 
@@ -679,7 +799,7 @@ mod tests {
         let p = yaml(&text);
         assert_eq!(
             p.errors,
-            vec!["x.yaml:11:17: spec.backoffLimit: expected an integer (int32)".to_string()]
+            vec!["x.yaml:11:17: spec.backoffLimit: cannot unmarshal string into a field of type int32".to_string()]
         );
     }
 
@@ -746,7 +866,7 @@ mod tests {
             ),
             (
                 "{\"apiVersion\":\"batch/v1\",\"kind\":\"Job\",\"spec\":{\"parallelism\":\"two\"}}",
-                "x.json:1:65: spec.parallelism: invalid type: string \"two\", expected i32",
+                "x.json:1:65: spec.parallelism: cannot unmarshal string into a field of type int32",
             ),
             (
                 "{\"apiVersion\":\"batch/v1\",\n",
