@@ -340,7 +340,7 @@ fn parse_yaml(file: &str, text: &str) -> Parsed {
         match serde_saphyr::from_multiple_with_options(text, yaml_options()) {
             Ok(docs) => docs,
             Err(e) => {
-                parsed.errors.push(yaml_error(file, &e, None));
+                parsed.errors.push(yaml_error(file, text, &e, None));
                 return parsed;
             }
         };
@@ -359,7 +359,9 @@ fn parse_yaml(file: &str, text: &str) -> Parsed {
         Ok(manifests) => collect(&plans, manifests, &mut parsed),
         Err(e) => {
             let path = guard.take_error_path();
-            parsed.errors.push(yaml_error(file, &e, path.as_deref()));
+            parsed
+                .errors
+                .push(yaml_error(file, text, &e, path.as_deref()));
         }
     }
     parsed
@@ -376,8 +378,36 @@ fn original(mut err: &serde_saphyr::Error) -> &serde_saphyr::Error {
     }
 }
 
-fn yaml_error(file: &str, err: &serde_saphyr::Error, path: Option<&[Segment]>) -> String {
-    let location = err
+/// The scanner's tab errors, which it places where the scalar, block or token began: for
+/// a tab indenting the line after `key: value`, that is the line before the tab.
+const MISPLACED_TAB_ERRORS: [&str; 3] = [
+    "while scanning a plain scalar, found a tab",
+    "a block scalar content cannot start with a tab",
+    "tabs disallowed within this context (block indentation)",
+];
+
+/// The first tab indenting a line with content, from `line` on: the character those errors
+/// are about. Lines holding only blanks or a comment may be indented with tabs.
+fn indenting_tab(text: &str, line: u64) -> Option<(u64, u64)> {
+    let skip = usize::try_from(line.saturating_sub(1)).ok()?;
+    text.lines().enumerate().skip(skip).find_map(|(i, l)| {
+        let rest = l.trim_start_matches([' ', '\t']);
+        if rest.is_empty() || rest.starts_with('#') {
+            return None;
+        }
+        // The indentation is ASCII, so its byte offset is its column.
+        let col = l[..l.len() - rest.len()].find('\t')?;
+        Some((u64::try_from(i).ok()? + 1, u64::try_from(col).ok()? + 1))
+    })
+}
+
+fn yaml_error(
+    file: &str,
+    text: &str,
+    err: &serde_saphyr::Error,
+    path: Option<&[Segment]>,
+) -> String {
+    let mut location = err
         .location()
         .map(|l| (l.line(), l.column()))
         .filter(|(line, _)| *line > 0);
@@ -401,6 +431,16 @@ fn yaml_error(file: &str, err: &serde_saphyr::Error, path: Option<&[Segment]>) -
         _ => UserMessageFormatter
             .format_message(inner)
             .replace('\n', " "),
+    };
+    let message = match location {
+        Some((line, _)) if MISPLACED_TAB_ERRORS.contains(&message.as_str()) => {
+            if let Some(tab) = indenting_tab(text, line) {
+                location = Some(tab);
+            }
+            // go-yaml's words, which kubectl prints for the same mistake.
+            "found a tab character that violates indentation".to_string()
+        }
+        _ => message,
     };
     located(file, location, path, unknown, message)
 }
@@ -732,6 +772,87 @@ mod tests {
         for (text, want) in json_cases {
             assert_eq!(json(text).errors, vec![want], "{text}");
         }
+    }
+
+    /// A syntax error names the line that holds the offending character; the scanner reports
+    /// some tab errors where the scalar or block before the tab began.
+    #[test]
+    fn syntax_errors_point_at_the_offending_line() {
+        const TAB: &str = "found a tab character that violates indentation";
+        let cases: Vec<(&str, &str, String)> = vec![
+            (
+                "tab indenting a key",
+                "metadata:\n\tname: x\n",
+                format!("x.yaml:2:1: {TAB}"),
+            ),
+            (
+                "tab after a plain scalar's line",
+                "metadata:\n  name: x\n\tnamespace: y\n",
+                format!("x.yaml:3:1: {TAB}"),
+            ),
+            (
+                "tab after spaces",
+                "metadata:\n  name: x\n  \tnamespace: y\n",
+                format!("x.yaml:3:3: {TAB}"),
+            ),
+            (
+                "tab after a blank line",
+                "metadata:\n  name: x\n\n\tnamespace: y\n",
+                format!("x.yaml:4:1: {TAB}"),
+            ),
+            (
+                "tab deeper down",
+                "spec:\n  template:\n\t  spec: {}\n",
+                format!("x.yaml:3:1: {TAB}"),
+            ),
+            (
+                "tab starting a block scalar",
+                "metadata:\n  name: |\n\tx\n",
+                format!("x.yaml:3:1: {TAB}"),
+            ),
+            (
+                "unclosed quote",
+                "metadata:\n  name: \"x\n",
+                "x.yaml:2:9: unclosed quote".into(),
+            ),
+            (
+                "unclosed flow mapping",
+                "metadata: {name: x\n",
+                "x.yaml:1:11: unclosed bracket '{'".into(),
+            ),
+            (
+                "a value after a value",
+                "metadata:\n  name: a: b\n",
+                "x.yaml:2:10: mapping values are not allowed in this context".into(),
+            ),
+            (
+                "a key less indented",
+                "metadata:\n  name: x\n namespace: y\n",
+                "x.yaml:3:2: while parsing a block mapping, did not find expected key".into(),
+            ),
+            (
+                "a reserved indicator",
+                "metadata:\n  name: @x\n",
+                "x.yaml:2:9: unexpected character: `@'".into(),
+            ),
+        ];
+        for (name, body, want) in &cases {
+            let text = format!("apiVersion: batch/v1\nkind: Job\n{body}");
+            // The lines above were written for a document starting at the body.
+            let want = shift_line(want, 2);
+            assert_eq!(yaml(&text).errors, vec![want], "case {name:?}:\n{text}");
+        }
+        // Tabs are fine where YAML allows them: blank lines, comments, after a key's colon.
+        let ok = "apiVersion: batch/v1\nkind: Job\n\t\n\t# note\nmetadata:\n  name:\tx\n";
+        assert_eq!(yaml(ok).errors, Vec::<String>::new());
+    }
+
+    /// `x.yaml:L:C: …` with `by` added to L.
+    fn shift_line(message: &str, by: u64) -> String {
+        let rest = message.strip_prefix("x.yaml:").unwrap_or(message);
+        let (line, rest) = rest.split_once(':').unwrap_or(("0", rest));
+        let line: u64 = line.parse().unwrap_or(0);
+        format!("x.yaml:{}:{rest}", line + by)
     }
 
     #[test]
