@@ -38,8 +38,10 @@ pub(crate) struct Origin {
 /// What the text of one file yields before defaulting and validation.
 #[derive(Debug, Default)]
 pub(crate) struct Parsed {
-    pub jobs: Vec<(Origin, Job)>,
-    pub pods: Vec<(Origin, Pod)>,
+    /// Each Job with the object as written (what kubectl would send, as JSON).
+    pub jobs: Vec<(Origin, Job, Value)>,
+    /// Each bare Pod, likewise.
+    pub pods: Vec<(Origin, Pod, Value)>,
     /// Fully formatted, naming the file. Non-empty means the file is rejected.
     pub errors: Vec<String>,
     /// More than one non-empty document: messages then say which one.
@@ -51,6 +53,57 @@ pub(crate) fn parse(file: &str, text: &str, format: Format) -> Parsed {
         Format::Yaml => parse_yaml(file, text),
         Format::Json => parse_json(file, text),
     }
+}
+
+/// Each object of a file untyped, from pass 1 alone: enough to name the objects
+/// (`delete -f`) without judging the rest of them. `errors` holds syntax errors and kinds
+/// jobvisor does not run.
+#[derive(Debug, Default)]
+pub(crate) struct Untyped {
+    pub objects: Vec<(Origin, Kind, Value)>,
+    pub errors: Vec<String>,
+    pub multi_document: bool,
+}
+
+pub(crate) fn untyped(file: &str, text: &str, format: Format) -> Untyped {
+    let docs = match format {
+        Format::Yaml => yaml_documents(file, text),
+        Format::Json => json_documents(file, text),
+    };
+    let mut out = Untyped::default();
+    let docs = match docs {
+        Ok(docs) => docs,
+        Err(e) => {
+            out.errors.push(e);
+            return out;
+        }
+    };
+    out.multi_document = docs.len() > 1;
+    let plans = plan(file, docs, out.multi_document, &mut out.errors);
+    for (n, plan) in plans.into_iter().enumerate() {
+        let origin = Origin {
+            document: n + 1,
+            line: plan.line,
+            item: None,
+        };
+        match plan.slot {
+            Slot::Object { kind, .. } => out.objects.push((origin, kind, plan.value)),
+            Slot::List => {
+                let values = list_items(plan.value);
+                for (i, (slot, value)) in plan.items.iter().zip(values).enumerate() {
+                    if let Slot::Object { kind, .. } = slot {
+                        let origin = Origin {
+                            item: Some(i),
+                            ..origin
+                        };
+                        out.objects.push((origin, *kind, value));
+                    }
+                }
+            }
+            Slot::Skip => {}
+        }
+    }
+    out
 }
 
 // ---------------------------------------------------------------- dispatch
@@ -228,6 +281,8 @@ struct DocPlan {
     slot: Slot,
     /// For a List: one slot per item (Job or Skip).
     items: Vec<Slot>,
+    /// The document as written, untyped.
+    value: Value,
 }
 
 /// Classifies every document (and List item), reporting wrong kinds into `errors`.
@@ -273,7 +328,12 @@ fn plan(
                 });
             }
         }
-        plans.push(DocPlan { line, slot, items });
+        plans.push(DocPlan {
+            line,
+            slot,
+            items,
+            value,
+        });
     }
     plans
 }
@@ -287,38 +347,51 @@ fn slot_queue(plans: &[DocPlan]) -> VecDeque<Slot> {
     queue
 }
 
-/// Pairs pass 2's objects with pass 1's origins.
-fn collect(plans: &[DocPlan], manifests: Vec<Manifest>, parsed: &mut Parsed) {
+/// Pairs pass 2's objects with pass 1's origins and values.
+fn collect(plans: Vec<DocPlan>, manifests: Vec<Manifest>, parsed: &mut Parsed) {
     if plans.len() != manifests.len() {
         parsed.errors.push(
             "internal error: the two parsing passes disagree on the number of documents".into(),
         );
         return;
     }
-    for (n, (plan, manifest)) in plans.iter().zip(manifests).enumerate() {
+    for (n, (plan, manifest)) in plans.into_iter().zip(manifests).enumerate() {
         let origin = Origin {
             document: n + 1,
             line: plan.line,
             item: None,
         };
         match manifest {
-            Manifest::Job(job) => parsed.jobs.push((origin, *job)),
-            Manifest::Pod(pod) => parsed.pods.push((origin, *pod)),
+            Manifest::Job(job) => parsed.jobs.push((origin, *job, plan.value)),
+            Manifest::Pod(pod) => parsed.pods.push((origin, *pod, plan.value)),
             Manifest::List(items) => {
+                let mut values = list_items(plan.value);
                 for (i, item) in items.into_iter().enumerate() {
                     let origin = Origin {
                         item: Some(i),
                         ..origin
                     };
+                    let value = values.get_mut(i).map(Value::take).unwrap_or_default();
                     match item {
-                        Manifest::Job(job) => parsed.jobs.push((origin, *job)),
-                        Manifest::Pod(pod) => parsed.pods.push((origin, *pod)),
+                        Manifest::Job(job) => parsed.jobs.push((origin, *job, value)),
+                        Manifest::Pod(pod) => parsed.pods.push((origin, *pod, value)),
                         Manifest::List(_) | Manifest::Skipped => {}
                     }
                 }
             }
             Manifest::Skipped => {}
         }
+    }
+}
+
+/// The `items` of a `kind: List` document.
+fn list_items(list: Value) -> Vec<Value> {
+    match list {
+        Value::Object(mut doc) => match doc.remove("items") {
+            Some(Value::Array(items)) => items,
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
     }
 }
 
@@ -334,29 +407,34 @@ fn yaml_options() -> serde_saphyr::Options {
     }
 }
 
-fn parse_yaml(file: &str, text: &str) -> Parsed {
-    let mut parsed = Parsed::default();
-    let docs: Vec<Spanned<Value>> =
-        match serde_saphyr::from_multiple_with_options(text, yaml_options()) {
-            Ok(docs) => docs,
-            Err(e) => {
-                parsed.errors.push(yaml_error(file, text, &e, None));
-                return parsed;
-            }
-        };
-    let multi = docs.len() > 1;
-    parsed.multi_document = multi;
-    let docs = docs
+/// Pass 1 of a YAML stream: each non-empty document untyped, with the line it starts on.
+fn yaml_documents(file: &str, text: &str) -> Result<Vec<(Option<u64>, Value)>, String> {
+    let docs: Vec<Spanned<Value>> = serde_saphyr::from_multiple_with_options(text, yaml_options())
+        .map_err(|e| yaml_error(file, text, &e, None))?;
+    Ok(docs
         .into_iter()
         .map(|s| (Some(s.referenced.line()).filter(|l| *l > 0), s.value))
-        .collect();
+        .collect())
+}
+
+fn parse_yaml(file: &str, text: &str) -> Parsed {
+    let mut parsed = Parsed::default();
+    let docs = match yaml_documents(file, text) {
+        Ok(docs) => docs,
+        Err(e) => {
+            parsed.errors.push(e);
+            return parsed;
+        }
+    };
+    let multi = docs.len() > 1;
+    parsed.multi_document = multi;
     let plans = plan(file, docs, multi, &mut parsed.errors);
 
     let guard = DispatchGuard::install(slot_queue(&plans));
     let result: Result<Vec<Manifest>, _> =
         serde_saphyr::from_multiple_with_options(text, yaml_options());
     match result {
-        Ok(manifests) => collect(&plans, manifests, &mut parsed),
+        Ok(manifests) => collect(plans, manifests, &mut parsed),
         Err(e) => {
             let path = guard.take_error_path();
             parsed
@@ -447,23 +525,30 @@ fn yaml_error(
 
 // ---------------------------------------------------------------- JSON
 
+/// Pass 1 of a JSON file: its one object, untyped (none if the file is blank).
+fn json_documents(file: &str, text: &str) -> Result<Vec<(Option<u64>, Value)>, String> {
+    if text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let value: Value = serde_json::from_str(text).map_err(|e| json_error(file, &e, None))?;
+    Ok(vec![(None, value)])
+}
+
 fn parse_json(file: &str, text: &str) -> Parsed {
     let mut parsed = Parsed::default();
-    if text.trim().is_empty() {
-        return parsed;
-    }
-    let value: Value = match serde_json::from_str(text) {
-        Ok(v) => v,
+    let docs = match json_documents(file, text) {
+        Ok(docs) if docs.is_empty() => return parsed,
+        Ok(docs) => docs,
         Err(e) => {
-            parsed.errors.push(json_error(file, &e, None));
+            parsed.errors.push(e);
             return parsed;
         }
     };
-    let plans = plan(file, vec![(None, value)], false, &mut parsed.errors);
+    let plans = plan(file, docs, false, &mut parsed.errors);
 
     let guard = DispatchGuard::install(slot_queue(&plans));
     match serde_json::from_str::<Manifest>(text) {
-        Ok(manifest) => collect(&plans, vec![manifest], &mut parsed),
+        Ok(manifest) => collect(plans, vec![manifest], &mut parsed),
         Err(e) => {
             let path = guard.take_error_path();
             parsed.errors.push(json_error(file, &e, path.as_deref()));
@@ -895,8 +980,11 @@ mod tests {
         let p = yaml(&text);
         assert!(p.errors.is_empty(), "{:?}", p.errors);
         assert!(p.multi_document);
-        let origins: Vec<(usize, Option<u64>)> =
-            p.jobs.iter().map(|(o, _)| (o.document, o.line)).collect();
+        let origins: Vec<(usize, Option<u64>)> = p
+            .jobs
+            .iter()
+            .map(|(o, _, _)| (o.document, o.line))
+            .collect();
         assert_eq!(origins, vec![(1, Some(3)), (2, Some(12))]);
     }
 
@@ -965,7 +1053,7 @@ mod tests {
         let items: Vec<(Option<usize>, &str)> = p
             .jobs
             .iter()
-            .map(|(o, j)| (o.item, j.metadata.name()))
+            .map(|(o, j, _)| (o.item, j.metadata.name()))
             .collect();
         assert_eq!(items, vec![(Some(0), "a"), (Some(1), "b")]);
     }
