@@ -60,7 +60,7 @@ pub enum Command {
     Describe(describe::DescribeArgs),
     /// Print the logs of a container in a pod (or of a job's pod).
     Logs(logs::LogsArgs),
-    /// Delete jobs (and the manifest files that define them).
+    /// Delete jobs or pods (and the manifest files that define them), by name or by file (-f).
     Delete(delete::DeleteArgs),
     /// Create or update objects from manifest files, by object identity (kubectl apply).
     Apply(apply::ApplyArgs),

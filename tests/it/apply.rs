@@ -1,4 +1,4 @@
-//! `apply` by object identity (kind, namespace, name), as kubectl does them.
+//! `apply` and `delete -f` by object identity (kind, namespace, name), as kubectl does them.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -303,4 +303,46 @@ fn apply_reads_standard_input() {
     assert_eq!(stdout(&out), "job.batch/piped created\n");
     d.wait_condition("piped", "Complete", T);
     assert_eq!(d.cli_ok(&["logs", "job/piped"]), "from stdin\n");
+}
+
+/// `delete -f` deletes the objects a file names, by identity: each with the file that defines
+/// it, whether apply wrote that file or the user did, as `delete job` does.
+#[test]
+fn delete_f_deletes_the_objects_a_file_names() {
+    let d = TestDaemon::start();
+    let src = tempfile::tempdir().unwrap();
+    let both = write(
+        src.path(),
+        "both.yaml",
+        &format!(
+            "{}---\n{}",
+            job_yaml("d1", "Never", &["true"], ""),
+            job_yaml("d2", "Never", &["true"], "")
+        ),
+    );
+    d.cli_ok(&["apply", "-f", s(&both)]);
+    d.drop_manifest("mine.yaml", &job_yaml("d3", "Never", &["true"], ""));
+    assert!(wait_until(T, || d.job("d3").is_some()));
+    // Names d3 only; that it would not validate does not matter.
+    let names_d3 = write(
+        src.path(),
+        "d3.yaml",
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: d3\nspec:\n  completions: \"1\"\n",
+    );
+    let out = d.cli_ok(&["delete", "-f", s(&both), "-f", s(&names_d3)]);
+    assert_eq!(
+        out,
+        "job.batch \"d1\" deleted\njob.batch \"d2\" deleted\njob.batch \"d3\" deleted\n"
+    );
+    for name in ["d1", "d2", "d3"] {
+        assert!(d.job(name).is_none(), "{name}");
+    }
+    assert_eq!(d.manifest_names(), Vec::<String>::new());
+
+    let out = d.cli(&["delete", "-f", s(&both)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "Error from server (NotFound): jobs.batch \"d1\" not found\nError from server (NotFound): jobs.batch \"d2\" not found\n"
+    );
 }
