@@ -56,13 +56,9 @@ pub fn events_path(namespace: Option<&str>) -> String {
 }
 
 /// Manifest files are cluster-scoped: they live in one directory, not in a namespace.
+/// `POST` one object here to apply it: the daemon picks its file by the object's identity.
 pub fn manifests_path() -> String {
     Kind::Manifest.collection_path(None)
-}
-
-/// `PUT` target for one file of the manifests directory, by its file name.
-pub fn manifest_path(file_name: &str) -> String {
-    format!("{}/{}", manifests_path(), encode(file_name))
 }
 
 /// Appends `?k=v&…`, percent-encoding each key and value.
@@ -265,13 +261,13 @@ impl Client {
         decode(path, &body)
     }
 
-    /// PUT a text body (a manifest file's content) and decode the JSON answer.
-    pub async fn put_text<T: DeserializeOwned>(
+    /// POST a text body (an object to apply) and decode the JSON answer.
+    pub async fn post_text<T: DeserializeOwned>(
         &self,
         path: &str,
         body: String,
     ) -> Result<T, ApiError> {
-        let answer = self.call(Method::PUT, path, Some(body)).await?;
+        let answer = self.call(Method::POST, path, Some(body)).await?;
         decode(path, &answer)
     }
 
@@ -495,10 +491,6 @@ mod tests {
             "/api/v1/namespaces/default/pods/p/log"
         );
         assert_eq!(events_path(Some("a")), "/api/v1/namespaces/a/events");
-        assert_eq!(
-            manifest_path("my job.yaml"),
-            "/apis/jobvisor.io/v1/manifests/my%20job.yaml"
-        );
         assert_eq!(
             with_query(
                 &jobs_path(Some("default")),

@@ -12,7 +12,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -134,8 +134,7 @@ fn router(api: Api) -> Router {
         .route("/readyz", get(readyz))
         .route("/version", get(version))
         .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(pod_log))
-        .route(&manifests_route, get(manifests))
-        .route(&format!("{manifests_route}/{{file}}"), put(put_manifest))
+        .route(&manifests_route, get(manifests).post(apply))
         .fallback(|| async {
             status_response(Status::failure(
                 404,
@@ -498,20 +497,11 @@ async fn manifests(State(api): State<Api>) -> Response {
     }
 }
 
-async fn put_manifest(
-    State(api): State<Api>,
-    Path(filename): Path<String>,
-    body: String,
-) -> Response {
-    match api
-        .ask(|reply| Request::PutManifest {
-            filename,
-            body,
-            reply,
-        })
-        .await
-    {
-        Ok(v) => Json(v).into_response(),
+/// `apply` of one object: the daemon picks its file by the object's identity.
+async fn apply(State(api): State<Api>, body: String) -> Response {
+    match api.ask(|reply| Request::Apply { body, reply }).await {
+        Ok(a) if a.created => (StatusCode::CREATED, Json(a.body)).into_response(),
+        Ok(a) => Json(a.body).into_response(),
         Err(s) => status_response(s),
     }
 }

@@ -985,6 +985,102 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StoreErr
     sync_dir(dir)
 }
 
+/// Why [`write_atomic_guarded`] wrote nothing.
+#[derive(Debug)]
+pub enum GuardedWriteError {
+    /// Something is at the path that may not be replaced: a file its check refused, or no
+    /// regular file at all (a symlink, a FIFO…).
+    Refused,
+    Failed(StoreError),
+}
+
+/// [`write_atomic`] that never replaces a file `may_replace` refuses (given its bytes). A free
+/// name is taken with a hard link of the temp file, which fails if anything is there, so a
+/// file made meanwhile is never overwritten; an existing regular file is read (without
+/// following a symlink) and replaced only if `may_replace` accepts what it holds right then.
+/// A writer slipping in between that read and the rename is not excluded: the read is as
+/// late as it can be.
+pub fn write_atomic_guarded(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    may_replace: impl Fn(&[u8]) -> bool,
+) -> Result<(), GuardedWriteError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (tmp, mut f) = create_temp(dir, &name, mode).map_err(GuardedWriteError::Failed)?;
+    let written = f
+        .write_all(bytes)
+        .map_err(io("writing", &tmp))
+        .and_then(|()| f.sync_all().map_err(io("syncing", &tmp)));
+    drop(f);
+    let placed = written
+        .map_err(GuardedWriteError::Failed)
+        .and_then(|()| place_guarded(&tmp, path, &may_replace));
+    // Linked or refused, the temp name goes; renamed, it is gone already.
+    let _ = std::fs::remove_file(&tmp);
+    placed?;
+    sync_dir(dir).map_err(GuardedWriteError::Failed)
+}
+
+fn place_guarded(
+    tmp: &Path,
+    path: &Path,
+    may_replace: &dyn Fn(&[u8]) -> bool,
+) -> Result<(), GuardedWriteError> {
+    use GuardedWriteError::{Failed, Refused};
+    // A file removed between the failed link and the read frees the name: try once more.
+    for _ in 0..2 {
+        match std::fs::hard_link(tmp, path) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Failed(io("linking into", path)(e))),
+        }
+        match read_regular_file(path) {
+            Ok(Some(existing)) if may_replace(&existing) => {
+                return std::fs::rename(tmp, path)
+                    .map_err(|e| Failed(io("renaming into", path)(e)));
+            }
+            Ok(_) => return Err(Refused),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            // ELOOP: a symlink is there.
+            Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => return Err(Refused),
+            Err(e) => return Err(Failed(io("reading", path)(e))),
+        }
+    }
+    Err(Refused)
+}
+
+/// The bytes of a regular file, never through a symlink and never blocking on a FIFO;
+/// `None` for anything else.
+fn read_regular_file(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let mut f = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Ok(None);
+    }
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes)?;
+    Ok(Some(bytes))
+}
+
+/// Removes a file and syncs its directory, so the removal outlives a crash; a file already
+/// gone is fine.
+pub fn remove_durably(path: &Path) -> Result<(), StoreError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io("removing", path)(e)),
+    }
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
@@ -1378,6 +1474,65 @@ mod tests {
             .filter(|n| n.ends_with(".tmp") && !n.starts_with(".t2.yaml.0") && n != ".t2.yaml.tmp")
             .collect();
         assert!(names.is_empty(), "no temp file is left behind: {names:?}");
+    }
+
+    /// Apply's write: a free name is taken, a file the check accepts is replaced, and
+    /// anything else (a file the check refuses, a symlink, a FIFO) is left as it was, with
+    /// no temp file behind.
+    #[test]
+    fn guarded_write_replaces_only_what_its_check_accepts() {
+        let dir = tempfile::tempdir().unwrap();
+        let ours = |b: &[u8]| b.starts_with(b"# ours");
+        let files = |dir: &Path| -> Vec<String> {
+            let mut names: Vec<String> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        let new = dir.path().join("new.yaml");
+        write_atomic_guarded(&new, b"# ours 1", 0o644, ours).unwrap();
+        assert_eq!(std::fs::read_to_string(&new).unwrap(), "# ours 1");
+        write_atomic_guarded(&new, b"# ours 2", 0o644, ours).unwrap();
+        assert_eq!(std::fs::read_to_string(&new).unwrap(), "# ours 2");
+
+        let theirs = dir.path().join("theirs.yaml");
+        std::fs::write(&theirs, "kind: Job\n").unwrap();
+        let err = write_atomic_guarded(&theirs, b"# ours", 0o644, ours).unwrap_err();
+        assert!(matches!(err, GuardedWriteError::Refused), "{err:?}");
+        assert_eq!(std::fs::read_to_string(&theirs).unwrap(), "kind: Job\n");
+
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "# ours, but behind a symlink").unwrap();
+        let link = dir.path().join("link.yaml");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        let err = write_atomic_guarded(&link, b"# ours", 0o644, ours).unwrap_err();
+        assert!(matches!(err, GuardedWriteError::Refused), "{err:?}");
+        assert_eq!(
+            std::fs::read_to_string(&victim).unwrap(),
+            "# ours, but behind a symlink"
+        );
+
+        let fifo = dir.path().join("fifo.yaml");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let err = write_atomic_guarded(&fifo, b"# ours", 0o644, ours).unwrap_err();
+        assert!(matches!(err, GuardedWriteError::Refused), "{err:?}");
+
+        assert_eq!(
+            files(dir.path()),
+            [
+                "fifo.yaml",
+                "link.yaml",
+                "new.yaml",
+                "theirs.yaml",
+                "victim"
+            ],
+            "no temp file is left behind"
+        );
+        remove_durably(&new).unwrap();
+        remove_durably(&new).unwrap();
+        assert!(!new.exists());
     }
 
     #[test]

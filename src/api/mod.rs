@@ -322,15 +322,15 @@ pub struct PodSpec {
     // Cluster-only scheduling fields: meaningless on one host, accepted so that a cluster
     // manifest runs unchanged (validation warns that they are ignored).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub node_selector: Option<Value>,
+    pub node_selector: Option<Labels>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tolerations: Option<Value>,
+    pub tolerations: Option<Vec<Toleration>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image_pull_secrets: Option<Value>,
+    pub image_pull_secrets: Option<Vec<LocalObjectReference>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority_class_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -341,11 +341,51 @@ pub struct PodSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_containers: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub active_deadline_seconds: Option<Value>,
+    pub active_deadline_seconds: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_context: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volumes: Option<Value>,
+}
+
+// The ignored cluster-only fields are typed all the same, so that a manifest the API server
+// would refuse (`containerPort: "80"`, a misspelt field) is refused here too.
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Toleration {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub toleration_seconds: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LocalObjectReference {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContainerPort {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_port: Option<i32>,
+    #[serde(default)]
+    pub container_port: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "hostIP")]
+    pub host_ip: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -373,7 +413,7 @@ pub struct Container {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ports: Option<Value>,
+    pub ports: Option<Vec<ContainerPort>>,
     // Valid Kubernetes that jobvisor does not run yet: validation rejects them by name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env_from: Option<Value>,

@@ -1,200 +1,119 @@
-//! `jobvisor apply -f FILE|DIR`: install manifest files into the daemon's manifests directory.
+//! `jobvisor apply -f FILE|DIR|-`: kubectl's apply, by object identity.
 //!
-//! Files are the unit, not objects: the daemon runs what its manifests directory holds, so
-//! apply uploads each file whole (`PUT /apis/jobvisor.io/v1/manifests/{file name}`) and the
-//! daemon validates it again and writes it atomically. Everything is validated here first
-//! with [`crate::manifest::load`], on the very text that is then sent, and nothing is sent
-//! if any file has an error: a half-applied set of files is worse than none.
+//! Each object of each file is sent on its own (`POST /apis/jobvisor.io/v1/manifests`, the
+//! object as JSON, as kubectl sends it): the daemon looks it up by kind, namespace and name
+//! and updates it in the file apply wrote for it, or writes a new file named after it, or
+//! refuses (409) when a file apply did not write defines it (see `daemon/writes.rs`).
 //!
-//! Output is kubectl's `job.batch/NAME configured` for each object of an applied file. The
-//! daemon's answer is the file's `ManifestFile`; an object entry may carry an `action`
-//! (`created`, `configured`, `unchanged`) which is printed instead when present. A file the
-//! daemon reports `Invalid` or `Conflict` prints its errors and makes the exit code 1.
+//! Every file is checked here first with the daemon's own loader, so its errors name the
+//! file, line and column. A file with an error sends nothing (a file is all or nothing for
+//! the watcher too); the other files go ahead, and the exit code is 1 if anything failed, as
+//! with kubectl. Output is kubectl's: `job.batch/x created`, `configured` or `unchanged`.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 use serde_json::Value;
 
-use super::{Ctx, Reported, has_manifest_extension, manifest_files};
-use crate::api::ManifestFile;
-use crate::manifest;
+use super::{Ctx, Reported, manifest_texts};
+use crate::manifest::{self, ObjectId};
 use crate::proto;
 
 #[derive(Debug, clap::Args)]
 pub struct ApplyArgs {
-    /// A manifest file, or a directory of them (its *.yaml, *.yml, *.json; not recursive).
+    /// A manifest file, a directory of them (its *.yaml, *.yml, *.json; not recursive), or
+    /// `-` for standard input.
     #[arg(
         short = 'f',
         long = "filename",
-        value_name = "FILE|DIR",
+        value_name = "FILE|DIR|-",
         required = true
     )]
     pub files: Vec<PathBuf>,
 }
 
-/// One file, read and checked locally.
-struct Checked {
-    path: PathBuf,
-    file_name: String,
-    text: String,
-    /// `job.batch/NAME` for each object, in file order.
-    objects: Vec<String>,
-}
-
 pub async fn run(ctx: &mut Ctx<'_>, args: ApplyArgs) -> anyhow::Result<()> {
-    let files = manifest_files(&args.files)?;
-    if files.is_empty() {
-        bail!("no objects passed to apply");
-    }
-    let checked = check_all(ctx, &files)?;
-
     let mut failed = false;
-    for file in &checked {
-        let path = proto::manifest_path(&file.file_name);
-        match ctx.client.put_text::<Value>(&path, file.text.clone()).await {
-            Ok(answer) => {
-                if !print_answer(ctx, file, &answer)? {
-                    failed = true;
-                }
-            }
+    let mut objects = 0usize;
+    for (path, text) in manifest_texts(&args.files)? {
+        let text = match text {
+            Ok(text) => text,
             Err(e) => {
-                // A daemon that is not there fails every file the same way: stop at once.
-                if matches!(e, proto::ApiError::Connect { .. }) {
-                    return Err(e.into());
-                }
+                ctx.eprint(&format!("error: {}: {e}", path.display()))?;
                 failed = true;
-                let mut line = Vec::new();
-                super::report(&e.into(), &mut line);
-                ctx.err.write_all(&line)?;
+                continue;
+            }
+        };
+        let Some(checked) = check(ctx, &path, &text)? else {
+            failed = true;
+            continue;
+        };
+        for (id, object) in checked {
+            objects += 1;
+            if !apply_one(ctx, &id, &object).await? {
+                failed = true;
             }
         }
+    }
+    if objects == 0 && !failed {
+        bail!("no objects passed to apply");
     }
     if failed { Err(Reported.into()) } else { Ok(()) }
 }
 
-/// Reads and validates every file, printing all warnings and errors; fails if any error.
-fn check_all(ctx: &mut Ctx<'_>, files: &[PathBuf]) -> anyhow::Result<Vec<Checked>> {
-    let mut checked = Vec::new();
-    let mut errors = 0usize;
-    let mut names: HashMap<String, &Path> = HashMap::new();
-    for path in files {
-        let file_name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if !has_manifest_extension(path) {
-            ctx.eprint(&format!(
-                "error: {}: a manifest file must end in .yaml, .yml or .json",
-                path.display()
-            ))?;
-            errors += 1;
-            continue;
-        }
-        // The daemon keeps files by name in one directory: two with one name would clash.
-        if let Some(other) = names.insert(file_name.clone(), path) {
-            ctx.eprint(&format!(
-                "error: {} and {} have the same file name; the manifests directory can hold only one",
-                other.display(),
-                path.display()
-            ))?;
-            errors += 1;
-            continue;
-        }
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) => {
-                ctx.eprint(&format!("error: {}: {e}", path.display()))?;
-                errors += 1;
-                continue;
-            }
-        };
-        let report = manifest::load(path, &text);
-        for warning in &report.warnings {
-            ctx.eprint(&format!("Warning: {warning}"))?;
-        }
-        for error in &report.errors {
-            ctx.eprint(&format!("error: {error}"))?;
-        }
-        errors += report.errors.len();
-        let objects = report
-            .jobs
-            .iter()
-            .map(|j| format!("job.batch/{}", j.metadata.name()))
-            .collect();
-        checked.push(Checked {
-            path: path.clone(),
-            file_name,
-            text,
-            objects,
-        });
+/// The file's objects, or `None` after printing its errors. Warnings are printed either way.
+fn check(
+    ctx: &mut Ctx<'_>,
+    path: &Path,
+    text: &str,
+) -> anyhow::Result<Option<Vec<(ObjectId, Value)>>> {
+    let report = manifest::load(path, text);
+    for warning in &report.warnings {
+        ctx.eprint(&format!("Warning: {warning}"))?;
     }
-    if errors > 0 {
-        return Err(Reported.into());
+    for error in &report.errors {
+        ctx.eprint(&format!("error: {error}"))?;
     }
-    Ok(checked)
+    Ok(report.errors.is_empty().then_some(report.objects))
 }
 
-/// `job.batch`, `cronjob.batch`; other kinds by their lowercase name.
-fn kind_prefix(kind: &str) -> String {
-    match kind {
-        "Job" => "job.batch".to_string(),
-        "CronJob" => "cronjob.batch".to_string(),
-        other => other.to_lowercase(),
+/// Sends one object and prints what became of it; `false` when the daemon refused it.
+async fn apply_one(ctx: &mut Ctx<'_>, id: &ObjectId, object: &Value) -> anyhow::Result<bool> {
+    let body = serde_json::to_string(object)?;
+    match ctx
+        .client
+        .post_text::<Value>(&proto::manifests_path(), body)
+        .await
+    {
+        Ok(answer) => {
+            ctx.print(&format!("{id} {}\n", action(&answer, id)))?;
+            Ok(true)
+        }
+        // A daemon that is not there fails every object the same way: stop at once.
+        Err(e @ proto::ApiError::Connect { .. }) => Err(e.into()),
+        Err(e) => {
+            let mut line = Vec::new();
+            super::report(&e.into(), &mut line);
+            ctx.err.write_all(&line)?;
+            Ok(false)
+        }
     }
 }
 
-/// Prints what became of one file; `false` when the daemon did not take it.
-fn print_answer(ctx: &mut Ctx<'_>, file: &Checked, answer: &Value) -> anyhow::Result<bool> {
-    let manifest: ManifestFile = serde_json::from_value(answer.clone()).unwrap_or_default();
-    if matches!(
-        manifest.state,
-        crate::api::ManifestState::Invalid | crate::api::ManifestState::Conflict
-    ) {
-        if manifest.errors.is_empty() {
-            ctx.eprint(&format!(
-                "error: {}: {}",
-                file.path.display(),
-                manifest.state
-            ))?;
-        }
-        for error in &manifest.errors {
-            ctx.eprint(&format!("error: {error}"))?;
-        }
-        return Ok(false);
-    }
-    let actions: Vec<Option<&str>> = answer
+/// kubectl's word for what the daemon did with `id`: its entry's `action` in the answer.
+fn action<'a>(answer: &'a Value, id: &ObjectId) -> &'a str {
+    answer
         .get("objects")
         .and_then(Value::as_array)
-        .map(|objects| {
-            objects
-                .iter()
-                .map(|o| o.get("action").and_then(Value::as_str))
-                .collect()
+        .into_iter()
+        .flatten()
+        .find(|o| {
+            o["kind"] == id.kind.resource().name
+                && o["name"] == id.name.as_str()
+                && o["namespace"] == id.namespace.as_str()
         })
-        .unwrap_or_default();
-    let mut lines = String::new();
-    if manifest.objects.is_empty() {
-        for object in &file.objects {
-            lines.push_str(&format!("{object} configured\n"));
-        }
-    } else {
-        for (i, object) in manifest.objects.iter().enumerate() {
-            let action = actions.get(i).copied().flatten().unwrap_or("configured");
-            lines.push_str(&format!(
-                "{}/{} {action}\n",
-                kind_prefix(&object.kind),
-                object.name
-            ));
-        }
-    }
-    if lines.is_empty() {
-        // A file with no objects (only comments, say) was still installed.
-        lines = format!("manifest.jobvisor.io/{} configured\n", file.file_name);
-    }
-    ctx.print(&lines)?;
-    Ok(true)
+        .and_then(|o| o["action"].as_str())
+        .unwrap_or("configured")
 }
 
 #[cfg(test)]
@@ -205,146 +124,114 @@ mod tests {
     use crate::api::Status;
     use crate::cli::testing::{reported, serve};
     use axum::Router;
-    use axum::extract::Path as AxPath;
     use axum::http::StatusCode;
-    use axum::routing::put;
+    use axum::routing::post;
     use serde_json::json;
 
-    fn router() -> Router {
+    /// A daemon that creates anything but a Job named `taken`, and counts what it was sent.
+    fn router(sent: std::sync::Arc<std::sync::Mutex<Vec<Value>>>) -> Router {
         Router::new().route(
-            "/apis/jobvisor.io/v1/manifests/{file}",
-            put(|AxPath(file): AxPath<String>, body: String| async move {
-                let answer = match file.as_str() {
-                    "bad.yaml" => {
-                        let s = Status::failure(
-                            422,
-                            "Invalid",
-                            format!("{file}: spec.template: Required value"),
-                        );
-                        return (
-                            StatusCode::UNPROCESSABLE_ENTITY,
-                            axum::Json(serde_json::to_value(s).unwrap()),
-                        );
-                    }
-                    "conflict.yaml" => json!({
-                        "path": format!("/m/{file}"), "state": "Conflict", "objects": [],
-                        "errors": ["job \"a\" is already defined by /m/other.yaml"]
-                    }),
-                    _ => json!({
-                        "path": format!("/m/{file}"), "state": "Applied",
-                        "objects": [
-                            {"kind": "Job", "name": format!("from-{}", job_name(&body))},
-                            {"kind": "Job", "name": "second", "action": "unchanged"}
-                        ]
-                    }),
-                };
-                (StatusCode::OK, axum::Json(answer))
+            "/apis/jobvisor.io/v1/manifests",
+            post(move |body: String| async move {
+                let object: Value = serde_json::from_str(&body).unwrap();
+                sent.lock().unwrap().push(object.clone());
+                let name = object["metadata"]["name"].as_str().unwrap_or("").to_string();
+                if name == "taken" {
+                    let s = Status::failure(
+                        409,
+                        "AlreadyExists",
+                        "jobs.batch \"taken\" already exists, defined in /m/taken.yaml, a file apply did not write: edit that file instead (apply changes only the files it wrote)",
+                    );
+                    return (StatusCode::CONFLICT, axum::Json(serde_json::to_value(s).unwrap()));
+                }
+                let answer = json!({
+                    "path": format!("/m/job.batch_default_{name}.yaml"), "state": "Applied",
+                    "objects": [{"kind": "Job", "namespace": "default", "name": name, "action": "created"}]
+                });
+                (StatusCode::CREATED, axum::Json(answer))
             }),
         )
     }
 
-    /// A valid Job manifest named `name` (the client validates before it uploads).
     fn job(name: &str) -> String {
         format!(
             "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: {name}\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: c\n        image: busybox\n        command: [\"true\"]\n"
         )
     }
 
-    fn job_name(text: &str) -> String {
-        text.lines()
-            .find_map(|l| l.trim().strip_prefix("name: "))
-            .unwrap_or("")
-            .to_string()
-    }
-
-    fn write(dir: &std::path::Path, name: &str, text: &str) -> PathBuf {
-        let p = dir.join(name);
-        std::fs::write(&p, job(text)).unwrap();
-        p
+    fn args(files: &[&Path]) -> ApplyArgs {
+        ApplyArgs {
+            files: files.iter().map(|p| p.to_path_buf()).collect(),
+        }
     }
 
     #[tokio::test]
-    async fn uploads_each_file_of_a_directory() {
-        let mut h = serve(router());
+    async fn each_valid_object_is_sent_and_each_invalid_file_reported() {
+        let sent = std::sync::Arc::default();
+        let mut h = serve(router(std::sync::Arc::clone(&sent)));
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "a.yaml", "a");
-        write(dir.path(), "b.yml", "b");
-        write(dir.path(), ".hidden.yaml", "h");
-        write(dir.path(), "readme.md", "r");
-        run(
-            &mut h.ctx(),
-            ApplyArgs {
-                files: vec![dir.path().to_path_buf()],
-            },
+        let d = dir.path();
+        std::fs::write(d.join("a.yaml"), format!("{}---\n{}", job("a1"), job("a2"))).unwrap();
+        std::fs::write(
+            d.join("b.yml"),
+            job("b").replace("spec:\n  template", "spec:\n  backoffLimit: -1\n  template"),
         )
-        .await
         .unwrap();
-        assert_eq!(
-            h.out(),
-            "job.batch/from-a configured\njob.batch/second unchanged\njob.batch/from-b configured\njob.batch/second unchanged\n"
-        );
-    }
-
-    #[tokio::test]
-    async fn server_refusals_are_printed_and_fail() {
-        let mut h = serve(router());
-        let dir = tempfile::tempdir().unwrap();
-        let bad = write(dir.path(), "bad.yaml", "x");
-        let conflict = write(dir.path(), "conflict.yaml", "x");
-        let good = write(dir.path(), "good.yaml", "g");
-        let err = run(
-            &mut h.ctx(),
-            ApplyArgs {
-                files: vec![bad, conflict, good],
-            },
-        )
-        .await
-        .unwrap_err();
+        std::fs::write(d.join("c.json"), r#"{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"c"},"spec":{"completions":"3"}}"#).unwrap();
+        std::fs::write(d.join("d.yaml"), job("taken")).unwrap();
+        std::fs::write(d.join(".hidden.yaml"), job("h")).unwrap();
+        std::fs::write(d.join("notes.txt"), "x").unwrap();
+        let err = run(&mut h.ctx(), args(&[d])).await.unwrap_err();
         assert!(err.downcast_ref::<Reported>().is_some());
         assert_eq!(
-            h.err(),
-            "Error from server (Invalid): bad.yaml: spec.template: Required value\nerror: job \"a\" is already defined by /m/other.yaml\n"
-        );
-        assert_eq!(
             h.out(),
-            "job.batch/from-g configured\njob.batch/second unchanged\n"
+            "job.batch/a1 created\njob.batch/a2 created\n",
+            "the valid objects are applied"
         );
-    }
-
-    #[tokio::test]
-    async fn local_problems_stop_before_anything_is_sent() {
-        let mut h = serve(Router::new()); // any request would 404
-        let dir = tempfile::tempdir().unwrap();
-        let sub = dir.path().join("sub");
-        std::fs::create_dir(&sub).unwrap();
-        let one = write(dir.path(), "same.yaml", "a");
-        let two = write(&sub, "same.yaml", "b");
-        let txt = write(dir.path(), "notes.txt", "c");
-        let err = run(
-            &mut h.ctx(),
-            ApplyArgs {
-                files: vec![one, two, txt],
-            },
-        )
-        .await
-        .unwrap_err();
-        assert!(err.downcast_ref::<Reported>().is_some());
         let stderr = h.err();
-        assert!(stderr.contains("have the same file name"), "{stderr}");
-        assert!(
-            stderr.contains("must end in .yaml, .yml or .json"),
-            "{stderr}"
+        let b = d.join("b.yml").display().to_string();
+        let c = d.join("c.json").display().to_string();
+        assert_eq!(
+            stderr,
+            format!(
+                "error: {b}: The Job \"b\" is invalid: spec.backoffLimit: Invalid value: -1: must be greater than or equal to 0\n\
+                 error: {c}:1:87: spec.completions: cannot unmarshal string into a field of type int32\n\
+                 Error from server (AlreadyExists): jobs.batch \"taken\" already exists, defined in /m/taken.yaml, a file apply did not write: edit that file instead (apply changes only the files it wrote)\n"
+            )
         );
-        assert_eq!(h.out(), "");
+        // Sent as written, as JSON: no defaults filled in.
+        let sent = sent.lock().unwrap();
+        let names: Vec<&str> = sent
+            .iter()
+            .map(|o| o["metadata"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["a1", "a2", "taken"]);
+        assert!(sent[0]["spec"].get("backoffLimit").is_none());
+    }
 
+    #[tokio::test]
+    async fn nothing_is_sent_for_a_path_that_is_not_there() {
+        let sent = std::sync::Arc::default();
+        let mut h = serve(router(std::sync::Arc::clone(&sent)));
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.yaml");
+        std::fs::write(&good, job("g")).unwrap();
         let err = run(
             &mut h.ctx(),
-            ApplyArgs {
-                files: vec![dir.path().join("missing.yaml")],
-            },
+            args(&[&good, &dir.path().join("missing.yaml")]),
         )
         .await
         .unwrap_err();
-        assert!(reported(&err).contains("does not exist"));
+        assert!(
+            reported(&err).contains("does not exist"),
+            "{}",
+            reported(&err)
+        );
+        assert!(sent.lock().unwrap().is_empty());
+
+        let empty = dir.path().join("empty.yaml");
+        std::fs::write(&empty, "# nothing\n").unwrap();
+        let err = run(&mut h.ctx(), args(&[&empty])).await.unwrap_err();
+        assert_eq!(reported(&err), "error: no objects passed to apply\n");
     }
 }

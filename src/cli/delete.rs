@@ -6,19 +6,35 @@
 //! When that file defines other objects too, the daemon refuses with 409 Conflict and says
 //! which; its message is printed as-is. Several names are deleted one by one like kubectl:
 //! a failure is printed and the others still go ahead; the exit code is 1 if any failed.
+//!
+//! `delete -f FILE|DIR|-` deletes the objects a manifest names, by kind, namespace and name,
+//! the same way; only what names them is read, so a file that no longer validates still
+//! names what to delete.
+
+use std::path::PathBuf;
 
 use anyhow::bail;
 
-use super::{Ctx, Kind, NamespaceArg, Reported, split_type_name};
+use super::{Ctx, Kind, NamespaceArg, Reported, manifest_texts, split_type_name};
+use crate::manifest::ObjectId;
 
 #[derive(Debug, clap::Args)]
 pub struct DeleteArgs {
     /// `job` (or jobs, jobs.batch), `pod` (po, pods), or TYPE/NAME.
-    #[arg(value_name = "TYPE")]
-    pub resource: String,
+    #[arg(value_name = "TYPE", required_unless_present = "files")]
+    pub resource: Option<String>,
     /// The objects to delete.
     #[arg(value_name = "NAME")]
     pub names: Vec<String>,
+    /// Delete the objects a manifest file names (a directory's *.yaml, *.yml, *.json; `-`
+    /// for standard input).
+    #[arg(
+        short = 'f',
+        long = "filename",
+        value_name = "FILE|DIR|-",
+        conflicts_with = "resource"
+    )]
+    pub files: Vec<PathBuf>,
     #[command(flatten)]
     pub ns: NamespaceArg,
     /// kubectl's `--cascade`: `background` (the default: the object goes at once, what it
@@ -38,10 +54,16 @@ fn propagation(cascade: &str) -> &'static str {
 }
 
 pub async fn run(ctx: &mut Ctx<'_>, args: DeleteArgs) -> anyhow::Result<()> {
+    if !args.files.is_empty() {
+        return delete_files(ctx, &args.files, propagation(&args.cascade)).await;
+    }
+    let Some(resource) = &args.resource else {
+        bail!("you must specify the type of resource to delete");
+    };
     // kubectl also takes `delete job/a job/b`.
     let mut names = Vec::new();
     let mut kind = None;
-    for word in std::iter::once(&args.resource).chain(&args.names) {
+    for word in std::iter::once(resource).chain(&args.names) {
         match split_type_name(word) {
             Some((k, name)) => {
                 kind.get_or_insert(k);
@@ -78,6 +100,56 @@ pub async fn run(ctx: &mut Ctx<'_>, args: DeleteArgs) -> anyhow::Result<()> {
         match ctx.client.delete(&path).await {
             Ok(_) => ctx.print(&format!("{} \"{name}\" deleted\n", kind.name_prefix()))?,
             Err(e) if single => return Err(e.into()),
+            Err(e) => {
+                failed = true;
+                let mut line = Vec::new();
+                super::report(&e.into(), &mut line);
+                ctx.err.write_all(&line)?;
+            }
+        }
+    }
+    if failed { Err(Reported.into()) } else { Ok(()) }
+}
+
+/// `delete -f`: every object the files name, one by one; a file that names nothing readable
+/// is reported and the others still go ahead.
+async fn delete_files(
+    ctx: &mut Ctx<'_>,
+    files: &[PathBuf],
+    propagation: &str,
+) -> anyhow::Result<()> {
+    let mut failed = false;
+    let mut ids: Vec<ObjectId> = Vec::new();
+    for (path, text) in manifest_texts(files)? {
+        let named = text
+            .map_err(|e| vec![format!("{}: {e}", path.display())])
+            .and_then(|text| crate::manifest::identities(&path, &text));
+        match named {
+            Ok(named) => ids.extend(named),
+            Err(errors) => {
+                failed = true;
+                for e in errors {
+                    ctx.eprint(&format!("error: {e}"))?;
+                }
+            }
+        }
+    }
+    if ids.is_empty() && !failed {
+        bail!("no objects passed to delete");
+    }
+    for id in &ids {
+        let path = crate::proto::with_query(
+            &id.kind.object_path(&id.namespace, &id.name),
+            &[("propagationPolicy", propagation)],
+        );
+        match ctx.client.delete(&path).await {
+            Ok(_) => ctx.print(&format!(
+                "{} \"{}\" deleted\n",
+                id.kind.name_prefix(),
+                id.name
+            ))?,
+            // A daemon that is not there fails every object the same way: stop at once.
+            Err(e @ crate::proto::ApiError::Connect { .. }) => return Err(e.into()),
             Err(e) => {
                 failed = true;
                 let mut line = Vec::new();
@@ -133,8 +205,9 @@ mod tests {
 
     fn args(words: &[&str]) -> DeleteArgs {
         DeleteArgs {
-            resource: words[0].into(),
+            resource: Some(words[0].into()),
             names: words[1..].iter().map(|w| w.to_string()).collect(),
+            files: Vec::new(),
             ns: NamespaceArg {
                 namespace: "default".into(),
             },
@@ -173,5 +246,42 @@ mod tests {
 
         let err = run(&mut h.ctx(), args(&["events", "e"])).await.unwrap_err();
         assert_eq!(reported(&err), "error: events cannot be deleted\n");
+    }
+
+    /// `delete -f`: each object the files name, by identity, even from a file that no longer
+    /// validates; a file naming nothing readable is reported, the rest still go.
+    #[tokio::test]
+    async fn delete_f_deletes_what_the_files_name() {
+        let mut h = serve(router());
+        let dir = tempfile::tempdir().unwrap();
+        let jobs = dir.path().join("jobs.yaml");
+        // `completions: "3"` makes it invalid; its names still count.
+        std::fs::write(
+            &jobs,
+            "apiVersion: batch/v1\nkind: Job\nmetadata: {name: a}\nspec: {completions: \"3\"}\n---\napiVersion: batch/v1\nkind: Job\nmetadata: {name: x}\n",
+        )
+        .unwrap();
+        let broken = dir.path().join("broken.yaml");
+        std::fs::write(&broken, "kind: [\n").unwrap();
+        let mut a = args(&["ignored"]);
+        a.resource = None;
+        a.files = vec![jobs, broken.clone()];
+        let err = run(&mut h.ctx(), a).await.unwrap_err();
+        assert!(err.downcast_ref::<Reported>().is_some());
+        assert_eq!(h.out(), "job.batch \"a\" deleted\n");
+        assert_eq!(
+            h.err(),
+            format!(
+                "error: {}:1:7: unclosed bracket '['\nError from server (NotFound): jobs.batch \"x\" not found\n",
+                broken.display()
+            )
+        );
+        let empty = dir.path().join("empty.yaml");
+        std::fs::write(&empty, "").unwrap();
+        let mut a = args(&["ignored"]);
+        a.resource = None;
+        a.files = vec![empty];
+        let err = run(&mut h.ctx(), a).await.unwrap_err();
+        assert_eq!(reported(&err), "error: no objects passed to delete\n");
     }
 }

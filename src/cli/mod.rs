@@ -60,9 +60,9 @@ pub enum Command {
     Describe(describe::DescribeArgs),
     /// Print the logs of a container in a pod (or of a job's pod).
     Logs(logs::LogsArgs),
-    /// Delete jobs (and the manifest files that define them).
+    /// Delete jobs or pods (and the manifest files that define them), by name or by file (-f).
     Delete(delete::DeleteArgs),
-    /// Validate manifest files and install them into the daemon's manifests directory.
+    /// Create or update objects from manifest files, by object identity (kubectl apply).
     Apply(apply::ApplyArgs),
     /// Wait for a job to reach a condition (complete, failed).
     Wait(wait::WaitArgs),
@@ -236,6 +236,28 @@ pub fn manifest_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
         files.extend(found);
     }
     Ok(files)
+}
+
+/// How standard input is named in messages, as kubectl names it.
+pub const STDIN: &str = "STDIN";
+
+/// The text of each manifest `-f` names: files as [`manifest_files`] finds them (every path
+/// is looked at first: one that is not there stops them all), `-` for standard input. A file
+/// that cannot be read is that file's error, not the others'.
+pub fn manifest_texts(args: &[PathBuf]) -> anyhow::Result<Vec<(PathBuf, io::Result<String>)>> {
+    let mut sources = Vec::new();
+    for arg in args {
+        if arg.as_os_str() == "-" {
+            let text = io::read_to_string(io::stdin()).context("reading standard input")?;
+            sources.push((PathBuf::from(STDIN), Ok(text)));
+        } else {
+            for file in manifest_files(std::slice::from_ref(arg))? {
+                let text = std::fs::read_to_string(&file);
+                sources.push((file, text));
+            }
+        }
+    }
+    Ok(sources)
 }
 
 pub fn has_manifest_extension(path: &Path) -> bool {

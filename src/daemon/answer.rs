@@ -11,9 +11,6 @@ use super::requests::{Filter, Kind, ListReply, LogTarget, Request, bad_request, 
 use super::world::{Key, key};
 use crate::api::{ContainerStatus, Status};
 
-/// Manifest files written by `apply`: readable by all, like a file in /etc.
-const MANIFEST_FILE_MODE: u32 = 0o644;
-
 impl Daemon {
     pub(super) fn on_request(&mut self, req: Request) {
         match req {
@@ -51,16 +48,17 @@ impl Daemon {
                 reply,
             } => {
                 let k = key(&namespace, &name);
-                let result = match kind {
-                    Kind::Job => self.api_delete_job(&k, propagation),
-                    Kind::Pod => self.api_delete_pod(&k),
-                    Kind::Event | Kind::Manifest => Err(Status::failure(
-                        405,
-                        "MethodNotAllowed",
-                        format!("{} cannot be deleted", kind.resource().plural),
-                    )),
-                };
-                self.answer_when_durable(held(reply, result));
+                match kind {
+                    Kind::Job | Kind::Pod => self.api_delete(kind, &k, propagation, reply),
+                    Kind::Event | Kind::Manifest => {
+                        let refused = Status::failure(
+                            405,
+                            "MethodNotAllowed",
+                            format!("{} cannot be deleted", kind.resource().plural),
+                        );
+                        self.answer_when_durable(held(reply, Err(refused)));
+                    }
+                }
             }
             Request::Manifests { reply } => {
                 let unavailable = &self.problems.manifests;
@@ -94,14 +92,7 @@ impl Daemon {
             Request::Health { reply } => {
                 let _ = reply.send(Ok(self.problems.clone()));
             }
-            Request::PutManifest {
-                filename,
-                body,
-                reply,
-            } => {
-                let answer = self.put_manifest(&filename, body);
-                self.answer_when_durable(held(reply, answer));
-            }
+            Request::Apply { body, reply } => self.api_apply(body, reply),
             Request::Log {
                 namespace,
                 pod,
@@ -133,142 +124,93 @@ impl Daemon {
         }
     }
 
-    /// Deleting a Job deletes the file that defines it, so the two never disagree; a file that
-    /// defines more than this Job is left for the user to edit. A Job another object owns
-    /// has no file: it is deleted, nothing else.
-    fn api_delete_job(
-        &mut self,
-        k: &Key,
-        propagation: crate::api::Propagation,
-    ) -> Result<Value, Status> {
-        let rec = self
-            .world
-            .jobs
-            .get(k)
-            .ok_or_else(|| not_found(Kind::Job, &k.1))?;
-        let source = rec.source.clone();
-        let uid = rec.job.metadata.uid().to_string();
-        if let Some(source) = &source {
-            self.remove_file_of(Kind::Job, k, source)?;
-        }
-        self.delete_job_with(k, "deleted through the API", propagation);
-        if let Some(source) = &source {
-            self.file_removed(source);
-        }
-        // Deleted in the foreground: the Job as it is now, terminating.
-        match self.world.jobs.get(k) {
-            Some(r) if r.job.metadata.uid() == uid => self.get(Kind::Job, k),
-            _ => Ok(success(Kind::Job, &k.1, &uid)),
-        }
-    }
-
-    /// Removes the manifest file that defines the object `k` of `kind` (the caller then
-    /// deletes what it defined). Refused (409) when the file defines other objects too:
-    /// those are the user's to keep.
-    fn remove_file_of(
+    /// Deleting a Job deletes the file that defines it, so the two never disagree, and so
+    /// does deleting a bare Pod; a file that defines more than this object is left for the
+    /// user to edit (409). The file goes off the loop (`writes.rs`), then the object. A pod a
+    /// Job created is deleted (its Job replaces it); a Job an object owns has no file.
+    fn api_delete(
         &mut self,
         kind: Kind,
         k: &Key,
-        source: &std::path::Path,
-    ) -> Result<(), Status> {
-        let others: Vec<String> = self
-            .world
-            .manifests
-            .get(source)
-            .map(|m| {
-                let jobs = m.jobs.iter().map(|o| (Kind::Job, o));
-                let pods = m.pods.iter().map(|o| (Kind::Pod, o));
-                jobs.chain(pods)
-                    .filter(|(kd, o)| (*kd, *o) != (kind, k))
-                    .map(|(kd, o)| format!("{}/{}", kd.resource().singular, o.1))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if !others.is_empty() {
-            return Err(Status::failure(
-                409,
-                "Conflict",
-                format!(
-                    "{} \"{}\" is defined in {} together with {}; edit or remove that file instead",
-                    kind.resource().qualified(),
-                    k.1,
-                    source.display(),
-                    others.join(", ")
-                ),
-            ));
-        }
-        match std::fs::remove_file(source) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Status::failure(
-                500,
-                "InternalError",
-                format!("removing {}: {e}", source.display()),
-            )),
+        propagation: crate::api::Propagation,
+        reply: super::requests::Reply<Value>,
+    ) {
+        let found = match kind {
+            Kind::Job => self
+                .world
+                .jobs
+                .get(k)
+                .map(|r| (r.source.clone(), r.job.metadata.uid().to_string())),
+            _ => self.world.pods.get(k).map(|r| {
+                let source = r.source().map(std::path::Path::to_path_buf);
+                (source, r.pod.metadata.uid().to_string())
+            }),
+        };
+        match found {
+            None => self.answer_when_durable(held(reply, Err(not_found(kind, &k.1)))),
+            Some((Some(source), uid)) => {
+                let id = crate::manifest::ObjectId {
+                    kind,
+                    namespace: k.0.clone(),
+                    name: k.1.clone(),
+                };
+                self.delete_with_file(id, source, uid, propagation, reply);
+            }
+            Some((None, uid)) => {
+                let answer = self.delete_object(kind, k, &uid, propagation);
+                self.answer_when_durable(held(reply, answer));
+            }
         }
     }
 
-    /// A pod a Job created is deleted (its Job replaces it); a bare Pod is deleted with the
-    /// file that defines it, as a Job is, since it would come straight back from the file.
-    fn api_delete_pod(&mut self, k: &Key) -> Result<Value, Status> {
-        let rec = self
-            .world
-            .pods
-            .get(k)
-            .ok_or_else(|| not_found(Kind::Pod, &k.1))?;
-        if let Some(source) = rec.source().map(std::path::Path::to_path_buf) {
-            self.remove_file_of(Kind::Pod, k, &source)?;
-            self.file_removed(&source);
-        }
-        let now = self.clock.now();
-        self.delete_pod(k, now);
-        self.job_of_pod_dirty(k);
-        // The pod as it is now: terminating, with its deletionTimestamp.
-        self.get(Kind::Pod, k)
-    }
-
-    /// `jobvisor apply`: validate, then write the file atomically into the manifests directory.
-    fn put_manifest(&mut self, filename: &str, body: String) -> Result<Value, Status> {
-        if filename.contains('/') || !crate::watch::is_manifest_name(filename) {
-            return Err(bad_request(format!(
-                "invalid manifest file name {filename:?}: want a plain *.yaml, *.yml or *.json name"
-            )));
-        }
-        let path = self.layout.manifests.join(filename);
-        let report = crate::manifest::load(&path, &body);
-        if !report.errors.is_empty() {
-            return Err(Status::failure(422, "Invalid", report.errors.join("\n")));
-        }
-        crate::store::write_atomic(&path, body.as_bytes(), MANIFEST_FILE_MODE)
-            .map_err(|e| Status::failure(500, "InternalError", e.to_string()))?;
-        let before: Vec<(Key, crate::api::Job)> = report
-            .jobs
-            .iter()
-            .filter_map(|j| {
-                let k = key(j.metadata.namespace(), j.metadata.name());
-                self.world.jobs.get(&k).map(|r| (k, r.applied.clone()))
-            })
-            .collect();
-        self.apply_text(&path, body, true);
-        let m = self
-            .world
-            .manifests
-            .get(&path)
-            .ok_or_else(|| Status::failure(500, "InternalError", "manifest vanished"))?;
-        let mut v = serde_json::to_value(&m.file)
-            .map_err(|e| Status::failure(500, "InternalError", e.to_string()))?;
-        // kubectl's words per object: created, configured or unchanged.
-        for (i, k) in m.jobs.iter().enumerate() {
-            let action = match before.iter().find(|(b, _)| b == k) {
-                None => "created",
-                Some((_, old)) if self.world.jobs.get(k).is_some_and(|r| r.applied == *old) => {
-                    "unchanged"
+    /// Deletes the object `k` whose uid is `uid` (a successor of the same name stays), once
+    /// no file defines it any more.
+    pub(super) fn delete_object(
+        &mut self,
+        kind: Kind,
+        k: &Key,
+        uid: &str,
+        propagation: crate::api::Propagation,
+    ) -> Result<Value, Status> {
+        match kind {
+            Kind::Job => {
+                if self
+                    .world
+                    .jobs
+                    .get(k)
+                    .is_some_and(|r| r.job.metadata.uid() == uid)
+                {
+                    self.delete_job_with(k, "deleted through the API", propagation);
                 }
-                Some(_) => "configured",
-            };
-            v["objects"][i]["action"] = json!(action);
+            }
+            _ => {
+                if self
+                    .world
+                    .pods
+                    .get(k)
+                    .is_some_and(|r| r.pod.metadata.uid() == uid)
+                {
+                    let now = self.clock.now();
+                    self.delete_pod(k, now);
+                    self.job_of_pod_dirty(k);
+                }
+            }
         }
-        Ok(v)
+        self.deleted_answer(kind, k, uid)
+    }
+
+    /// What a DELETE answers: the object as it is now if it is still there (terminating: a
+    /// pod stopping, a Job deleted in the foreground), else a success Status.
+    pub(super) fn deleted_answer(&self, kind: Kind, k: &Key, uid: &str) -> Result<Value, Status> {
+        let there = match kind {
+            Kind::Job => self.world.jobs.get(k).map(|r| r.job.metadata.uid()),
+            _ => self.world.pods.get(k).map(|r| r.pod.metadata.uid()),
+        };
+        if there == Some(uid) {
+            self.get(kind, k)
+        } else {
+            Ok(success(kind, &k.1, uid))
+        }
     }
 
     fn log_target(
@@ -375,7 +317,7 @@ fn listed<T: serde::Serialize>(
 }
 
 /// An answer that waits for the disk: sent as computed, or replaced by the store's error.
-fn held<T: Send + 'static>(
+pub(super) fn held<T: Send + 'static>(
     reply: super::requests::Reply<T>,
     answer: Result<T, Status>,
 ) -> super::durable::HeldAnswer {
@@ -387,7 +329,7 @@ fn held<T: Send + 'static>(
     })
 }
 
-fn success(kind: Kind, name: &str, uid: &str) -> Value {
+pub(super) fn success(kind: Kind, name: &str, uid: &str) -> Value {
     let (group, resource) = (kind.resource().group, kind.resource().plural);
     json!({
         "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",

@@ -24,6 +24,7 @@ mod source;
 #[cfg(test)]
 mod testing;
 mod world;
+mod writes;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
@@ -162,6 +163,8 @@ pub struct Daemon {
     hint_tx: Option<mpsc::UnboundedSender<Hint>>,
     /// Manifest reads on the blocking pool.
     reads: reads::Reads,
+    /// Manifest files being written or removed for API requests (`writes.rs`).
+    writes: writes::Writes,
     /// Manifests being re-read after a passing error, and the delay before the next try.
     retries: std::collections::HashMap<PathBuf, Duration>,
     /// The delay before the manifests path is looked at again after a passing error.
@@ -406,6 +409,7 @@ impl Daemon {
             source: source::Source::NotLooked,
             hint_tx: None,
             reads: reads::Reads::inline(),
+            writes: writes::Writes::new(),
             retries: std::collections::HashMap::new(),
             source_retry: None,
             rescan_retry: None,
@@ -435,6 +439,10 @@ impl Daemon {
             .rx
             .take()
             .context("the daemon's loop runs once")?;
+        let mut file_rx = self
+            .writes
+            .take_receiver()
+            .context("the daemon's loop runs once")?;
         loop {
             let next_timer = self
                 .timers
@@ -459,6 +467,7 @@ impl Daemon {
                 }
                 Some(req) = req_rx.recv() => self.on_request(req),
                 Some(report) = sweep_rx.recv() => self.on_log_sweep(report),
+                Some(done) = file_rx.recv() => self.on_file_done(done),
                 _ = tokio::time::sleep_until(next_timer) => self.fire_timers(),
                 d = durability_rx.recv() => match d {
                     Some(d) => {

@@ -39,6 +39,12 @@ impl Reads {
         }
     }
 
+    /// The loop itself has just written or removed `path` (`writes.rs`): a read of it still in
+    /// flight may have found it as it was before, so it no longer counts.
+    pub(super) fn superseded(&mut self, path: &Path) {
+        self.newest.remove(path);
+    }
+
     /// Reads go to the blocking pool from now on; their outcomes arrive on the receiver.
     pub(super) fn on_pool(&mut self) -> mpsc::UnboundedReceiver<ReadDone> {
         let (tx, rx) = mpsc::unbounded_channel();

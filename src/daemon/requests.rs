@@ -197,10 +197,10 @@ pub enum Request {
     Health {
         reply: Reply<super::health::Problems>,
     },
-    PutManifest {
-        filename: String,
+    /// `apply` of one object (YAML or JSON), by its identity.
+    Apply {
         body: String,
-        reply: Reply<Value>,
+        reply: Reply<Applied>,
     },
     Log {
         namespace: String,
@@ -209,6 +209,14 @@ pub enum Request {
         previous: bool,
         reply: Reply<LogTarget>,
     },
+}
+
+/// What an apply did: the `ManifestFile` of the file that now defines the object (the object
+/// marked `action`: created, configured or unchanged), and whether it is new (201).
+#[derive(Debug)]
+pub struct Applied {
+    pub created: bool,
+    pub body: Value,
 }
 
 pub fn not_found(kind: Kind, name: &str) -> Status {

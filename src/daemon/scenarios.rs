@@ -400,7 +400,8 @@ fn bare_pods_after_a_crash() {
     let root = tempfile::tempdir().unwrap();
     let mut h = Harness::new(root.path(), Config::default());
     h.apply("a.yaml", &bare_pod("a", "Always"));
-    h.apply("n.yaml", &bare_pod("n", "Never"));
+    // Not `n`: YAML 1.1 reads that as `false`, which the API server refuses as a name.
+    h.apply("never.yaml", &bare_pod("never", "Never"));
     let before = bare(&h, "a");
     h.advance(60);
     let h = h.crash_and_restart();
@@ -424,7 +425,7 @@ fn bare_pods_after_a_crash() {
         a.status.conditions
     );
     assert_disrupted(
-        &bare(&h, "n"),
+        &bare(&h, "never"),
         "Pod was terminated because the jobvisor daemon stopped unexpectedly.",
     );
 }

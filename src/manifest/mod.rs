@@ -6,19 +6,23 @@
 //! here: kubectl-style reports and duplicate names. Nothing here touches the store or the
 //! clock; the caller passes uid and time to [`assign_identity`].
 
+pub mod applied;
 mod defaults;
 mod parse;
+mod strict;
 mod validate;
 
 use std::path::Path;
 
 use jiff::Timestamp;
+use serde_json::Value;
 
 use crate::api::{
-    ANNOTATION_SOURCE, Job, LABEL_CONTROLLER_UID, LABEL_JOB_NAME, LABEL_LEGACY_CONTROLLER_UID,
-    LABEL_LEGACY_JOB_NAME, LabelSelector, Pod,
+    ANNOTATION_SOURCE, Job, Kind, LABEL_CONTROLLER_UID, LABEL_JOB_NAME,
+    LABEL_LEGACY_CONTROLLER_UID, LABEL_LEGACY_JOB_NAME, LabelSelector, Pod,
 };
 
+pub use applied::ObjectId;
 use parse::{Format, Origin, go_quote, object_prefix};
 
 /// The API server refuses larger requests; a manifest file gets the same limit.
@@ -31,6 +35,9 @@ pub struct FileReport {
     pub jobs: Vec<Job>,
     /// Parsed, defaulted, validated bare Pods in file order, identity not yet assigned.
     pub pods: Vec<Pod>,
+    /// Every object of `jobs` and `pods` in file order, by identity and as written: untyped,
+    /// without defaults, what kubectl would send (and what `apply` stores).
+    pub objects: Vec<(ObjectId, Value)>,
     /// Each error fully formatted and naming the file (and line, or field path).
     pub errors: Vec<String>,
     /// Accepted but worth saying (ignored cluster-only fields, DNS-label advice, …).
@@ -47,11 +54,7 @@ pub fn load(path: &Path, text: &str) -> FileReport {
     if text.len() > MAX_FILE_BYTES {
         return too_large(&file);
     }
-    let format = match path.extension() {
-        Some(ext) if ext.eq_ignore_ascii_case("json") => Format::Json,
-        _ => Format::Yaml,
-    };
-    let parsed = parse::parse(&file, text, format);
+    let parsed = parse::parse(&file, text, format_of(path));
     let multi = parsed.multi_document;
     let mut report = FileReport {
         errors: parsed.errors,
@@ -59,7 +62,8 @@ pub fn load(path: &Path, text: &str) -> FileReport {
     };
 
     let mut seen = Seen::default();
-    for (origin, mut job) in parsed.jobs {
+    let mut objects = Vec::new();
+    for (origin, mut job, written) in parsed.jobs {
         defaults::apply(&mut job);
         let findings = validate::validate(&job);
         let object = Checked {
@@ -72,9 +76,10 @@ pub fn load(path: &Path, text: &str) -> FileReport {
         job.metadata
             .annotations
             .insert(ANNOTATION_SOURCE.to_string(), file.clone());
+        objects.push((origin, ObjectId::new(Kind::Job, &job.metadata), written));
         report.jobs.push(job);
     }
-    for (origin, mut pod) in parsed.pods {
+    for (origin, mut pod, written) in parsed.pods {
         defaults::apply_pod(&mut pod);
         let findings = validate::validate_pod(&pod);
         let object = Checked {
@@ -87,13 +92,60 @@ pub fn load(path: &Path, text: &str) -> FileReport {
         pod.metadata
             .annotations
             .insert(ANNOTATION_SOURCE.to_string(), file.clone());
+        objects.push((origin, ObjectId::new(Kind::Pod, &pod.metadata), written));
         report.pods.push(pod);
     }
     if !report.errors.is_empty() {
         report.jobs.clear();
         report.pods.clear();
+        return report;
     }
+    objects.sort_by_key(|(origin, _, _)| (origin.document, origin.item));
+    report.objects = objects.into_iter().map(|(_, id, v)| (id, v)).collect();
     report
+}
+
+/// The objects a file names, read from its text alone: what `delete -f` needs. Only what
+/// names an object (its kind, `metadata.name`, `metadata.namespace`) must be right; the rest
+/// is not judged, so objects can be deleted with a file that no longer validates.
+pub fn identities(path: &Path, text: &str) -> Result<Vec<ObjectId>, Vec<String>> {
+    let file = path.display().to_string();
+    if text.len() > MAX_FILE_BYTES {
+        return Err(too_large(&file).errors);
+    }
+    let parsed = parse::untyped(&file, text, format_of(path));
+    let mut errors = parsed.errors;
+    let mut ids = Vec::new();
+    for (origin, kind, value) in &parsed.objects {
+        let text_at = |pointer: &str| value.pointer(pointer).and_then(Value::as_str);
+        match text_at("/metadata/name").filter(|n| !n.is_empty()) {
+            Some(name) => ids.push(ObjectId {
+                kind: *kind,
+                namespace: text_at("/metadata/namespace")
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or("default")
+                    .to_string(),
+                name: name.to_string(),
+            }),
+            // kubectl's words for an object without a name.
+            None => errors.push(format!(
+                "{}resource name may not be empty",
+                object_prefix(&file, *origin, parsed.multi_document, false)
+            )),
+        }
+    }
+    if errors.is_empty() {
+        Ok(ids)
+    } else {
+        Err(errors)
+    }
+}
+
+fn format_of(path: &Path) -> Format {
+    match path.extension() {
+        Some(ext) if ext.eq_ignore_ascii_case("json") => Format::Json,
+        _ => Format::Yaml,
+    }
 }
 
 /// One object after defaulting and validation, for the file's report.
@@ -540,6 +592,131 @@ mod tests {
             assert_eq!(r.errors, vec![want.to_string()], "{bad}");
             assert!(r.pods.is_empty());
         }
+    }
+
+    /// What `apply` writes for an object loads as the very object it was: for every example,
+    /// and for the objects of a multi-document file and of a List, Jobs and Pods.
+    #[test]
+    fn objects_as_written_and_apply_files_load_back_as_the_same_objects() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+        let mut files: Vec<(String, String)> = std::fs::read_dir(&dir)
+            .expect("examples/ exists")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+            .map(|p| {
+                let text = std::fs::read_to_string(&p).expect("example");
+                (p.display().to_string(), text)
+            })
+            .collect();
+        let script = job_yaml("script", "").replace(
+            "command: [\"true\"]",
+            "command: [sh, -c, \"echo 'a: b'\\nexit 0\\n\"]\n          env: [{name: E, value: \"3\"}]",
+        );
+        let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: {1: one}}\nspec:\n  containers: [{name: c, image: busybox, command: [\"true\"]}]\n";
+        files.push((
+            "multi.yaml".into(),
+            format!("{}---\n{pod}---\n{script}", job_yaml("one", "")),
+        ));
+        files.push((
+            "list.json".into(),
+            r#"{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j"},"spec":{"template":{"spec":{"restartPolicy":"Never","containers":[{"name":"c","image":"busybox","command":["true"]}]}}}}]}"#.into(),
+        ));
+        for (file, text) in &files {
+            let r = load_str(file, text);
+            assert!(r.errors.is_empty(), "{file}: {:?}", r.errors);
+            assert_eq!(r.objects.len(), r.jobs.len() + r.pods.len(), "{file}");
+            for (id, object) in &r.objects {
+                // As written: no defaults, no source annotation.
+                assert_eq!(object["metadata"]["name"], id.name.as_str(), "{file}");
+                assert!(object["metadata"].get("annotations").is_none(), "{file}");
+                let written = applied::file_text(object);
+                assert!(applied::is_written_by_apply(&written));
+                let again = load_str(&id.file_name(), &written);
+                assert!(
+                    again.errors.is_empty(),
+                    "{file}: {:?}\n{written}",
+                    again.errors
+                );
+                assert_eq!(again.objects, vec![(id.clone(), object.clone())], "{file}");
+                let source = |meta: &mut crate::api::ObjectMeta| {
+                    meta.annotations.remove(ANNOTATION_SOURCE);
+                };
+                match id.kind {
+                    Kind::Job => {
+                        let (mut back, mut first) = (
+                            again.jobs[0].clone(),
+                            r.jobs
+                                .iter()
+                                .find(|j| j.metadata.name() == id.name)
+                                .cloned()
+                                .unwrap_or_default(),
+                        );
+                        source(&mut back.metadata);
+                        source(&mut first.metadata);
+                        assert_eq!(back, first, "{file}:\n{written}");
+                    }
+                    _ => {
+                        let (mut back, mut first) = (
+                            again.pods[0].clone(),
+                            r.pods
+                                .iter()
+                                .find(|p| p.metadata.name() == id.name)
+                                .cloned()
+                                .unwrap_or_default(),
+                        );
+                        source(&mut back.metadata);
+                        source(&mut first.metadata);
+                        assert_eq!(back, first, "{file}:\n{written}");
+                    }
+                }
+            }
+        }
+        let r = load_str("multi.yaml", &files[files.len() - 2].1);
+        let order: Vec<String> = r.objects.iter().map(|(id, _)| id.to_string()).collect();
+        assert_eq!(
+            order,
+            ["job.batch/one", "pod/p", "job.batch/script"],
+            "file order"
+        );
+    }
+
+    #[test]
+    fn identities_name_objects_without_judging_them() {
+        let id = |kind, ns: &str, name: &str| ObjectId {
+            kind,
+            namespace: ns.into(),
+            name: name.into(),
+        };
+        // Invalid as objects (no template, a quoted integer, no containers), but named.
+        let text = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: a}\nspec: {completions: \"3\"}\n---\napiVersion: batch/v1\nkind: Job\nmetadata: {name: b, namespace: team}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: p}\n";
+        assert_eq!(
+            identities(Path::new("x.yaml"), text),
+            Ok(vec![
+                id(Kind::Job, "default", "a"),
+                id(Kind::Job, "team", "b"),
+                id(Kind::Pod, "default", "p")
+            ])
+        );
+        let list = r#"{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j"}}]}"#;
+        assert_eq!(
+            identities(Path::new("l.json"), list),
+            Ok(vec![id(Kind::Job, "default", "j")])
+        );
+        assert_eq!(identities(Path::new("e.yaml"), "# nothing\n"), Ok(vec![]));
+
+        let bad = "apiVersion: batch/v1\nkind: Job\nmetadata: {}\n---\nx: [\n";
+        assert_eq!(
+            identities(Path::new("bad.yaml"), bad),
+            Err(vec!["bad.yaml:5:4: unclosed bracket '['".to_string()])
+        );
+        let bad = "apiVersion: batch/v1\nkind: Job\nmetadata: {}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n";
+        assert_eq!(
+            identities(Path::new("bad.yaml"), bad),
+            Err(vec![
+                r#"bad.yaml: document 2: kind "Deployment" (apiVersion "apps/v1") is not supported: jobvisor runs batch/v1 Job and v1 Pod"#.to_string(),
+                "bad.yaml:1: resource name may not be empty".to_string(),
+            ])
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ use serde_json::Value;
 use serde_path_to_error::Segment;
 use serde_saphyr::{MessageFormatter, Spanned, UserMessageFormatter};
 
+use super::strict::Strict;
 use crate::api::{JOB_API_VERSION, Job, Kind, POD_API_VERSION, Pod};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,8 +38,10 @@ pub(crate) struct Origin {
 /// What the text of one file yields before defaulting and validation.
 #[derive(Debug, Default)]
 pub(crate) struct Parsed {
-    pub jobs: Vec<(Origin, Job)>,
-    pub pods: Vec<(Origin, Pod)>,
+    /// Each Job with the object as written (what kubectl would send, as JSON).
+    pub jobs: Vec<(Origin, Job, Value)>,
+    /// Each bare Pod, likewise.
+    pub pods: Vec<(Origin, Pod, Value)>,
     /// Fully formatted, naming the file. Non-empty means the file is rejected.
     pub errors: Vec<String>,
     /// More than one non-empty document: messages then say which one.
@@ -50,6 +53,57 @@ pub(crate) fn parse(file: &str, text: &str, format: Format) -> Parsed {
         Format::Yaml => parse_yaml(file, text),
         Format::Json => parse_json(file, text),
     }
+}
+
+/// Each object of a file untyped, from pass 1 alone: enough to name the objects
+/// (`delete -f`) without judging the rest of them. `errors` holds syntax errors and kinds
+/// jobvisor does not run.
+#[derive(Debug, Default)]
+pub(crate) struct Untyped {
+    pub objects: Vec<(Origin, Kind, Value)>,
+    pub errors: Vec<String>,
+    pub multi_document: bool,
+}
+
+pub(crate) fn untyped(file: &str, text: &str, format: Format) -> Untyped {
+    let docs = match format {
+        Format::Yaml => yaml_documents(file, text),
+        Format::Json => json_documents(file, text),
+    };
+    let mut out = Untyped::default();
+    let docs = match docs {
+        Ok(docs) => docs,
+        Err(e) => {
+            out.errors.push(e);
+            return out;
+        }
+    };
+    out.multi_document = docs.len() > 1;
+    let plans = plan(file, docs, out.multi_document, &mut out.errors);
+    for (n, plan) in plans.into_iter().enumerate() {
+        let origin = Origin {
+            document: n + 1,
+            line: plan.line,
+            item: None,
+        };
+        match plan.slot {
+            Slot::Object { kind, .. } => out.objects.push((origin, kind, plan.value)),
+            Slot::List => {
+                let values = list_items(plan.value);
+                for (i, (slot, value)) in plan.items.iter().zip(values).enumerate() {
+                    if let Slot::Object { kind, .. } = slot {
+                        let origin = Origin {
+                            item: Some(i),
+                            ..origin
+                        };
+                        out.objects.push((origin, *kind, value));
+                    }
+                }
+            }
+            Slot::Skip => {}
+        }
+    }
+    out
 }
 
 // ---------------------------------------------------------------- dispatch
@@ -144,12 +198,13 @@ impl<'de> Deserialize<'de> for Manifest {
     }
 }
 
-/// One object of a known kind, remembering where inside it deserialization failed.
+/// One object of a known kind, its scalars as strictly typed as the API server reads them
+/// ([`Strict`]), remembering where inside it deserialization failed.
 fn typed<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     de: D,
     item: Option<usize>,
 ) -> Result<T, D::Error> {
-    serde_path_to_error::deserialize::<_, T>(de).map_err(|e| {
+    serde_path_to_error::deserialize::<_, T>(Strict(de)).map_err(|e| {
         let mut path: Vec<Segment> = Vec::new();
         if let Some(index) = item {
             path.push(Segment::Map {
@@ -226,6 +281,8 @@ struct DocPlan {
     slot: Slot,
     /// For a List: one slot per item (Job or Skip).
     items: Vec<Slot>,
+    /// The document as written, untyped.
+    value: Value,
 }
 
 /// Classifies every document (and List item), reporting wrong kinds into `errors`.
@@ -271,7 +328,12 @@ fn plan(
                 });
             }
         }
-        plans.push(DocPlan { line, slot, items });
+        plans.push(DocPlan {
+            line,
+            slot,
+            items,
+            value,
+        });
     }
     plans
 }
@@ -285,38 +347,51 @@ fn slot_queue(plans: &[DocPlan]) -> VecDeque<Slot> {
     queue
 }
 
-/// Pairs pass 2's objects with pass 1's origins.
-fn collect(plans: &[DocPlan], manifests: Vec<Manifest>, parsed: &mut Parsed) {
+/// Pairs pass 2's objects with pass 1's origins and values.
+fn collect(plans: Vec<DocPlan>, manifests: Vec<Manifest>, parsed: &mut Parsed) {
     if plans.len() != manifests.len() {
         parsed.errors.push(
             "internal error: the two parsing passes disagree on the number of documents".into(),
         );
         return;
     }
-    for (n, (plan, manifest)) in plans.iter().zip(manifests).enumerate() {
+    for (n, (plan, manifest)) in plans.into_iter().zip(manifests).enumerate() {
         let origin = Origin {
             document: n + 1,
             line: plan.line,
             item: None,
         };
         match manifest {
-            Manifest::Job(job) => parsed.jobs.push((origin, *job)),
-            Manifest::Pod(pod) => parsed.pods.push((origin, *pod)),
+            Manifest::Job(job) => parsed.jobs.push((origin, *job, plan.value)),
+            Manifest::Pod(pod) => parsed.pods.push((origin, *pod, plan.value)),
             Manifest::List(items) => {
+                let mut values = list_items(plan.value);
                 for (i, item) in items.into_iter().enumerate() {
                     let origin = Origin {
                         item: Some(i),
                         ..origin
                     };
+                    let value = values.get_mut(i).map(Value::take).unwrap_or_default();
                     match item {
-                        Manifest::Job(job) => parsed.jobs.push((origin, *job)),
-                        Manifest::Pod(pod) => parsed.pods.push((origin, *pod)),
+                        Manifest::Job(job) => parsed.jobs.push((origin, *job, value)),
+                        Manifest::Pod(pod) => parsed.pods.push((origin, *pod, value)),
                         Manifest::List(_) | Manifest::Skipped => {}
                     }
                 }
             }
             Manifest::Skipped => {}
         }
+    }
+}
+
+/// The `items` of a `kind: List` document.
+fn list_items(list: Value) -> Vec<Value> {
+    match list {
+        Value::Object(mut doc) => match doc.remove("items") {
+            Some(Value::Array(items)) => items,
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
     }
 }
 
@@ -332,32 +407,39 @@ fn yaml_options() -> serde_saphyr::Options {
     }
 }
 
-fn parse_yaml(file: &str, text: &str) -> Parsed {
-    let mut parsed = Parsed::default();
-    let docs: Vec<Spanned<Value>> =
-        match serde_saphyr::from_multiple_with_options(text, yaml_options()) {
-            Ok(docs) => docs,
-            Err(e) => {
-                parsed.errors.push(yaml_error(file, &e, None));
-                return parsed;
-            }
-        };
-    let multi = docs.len() > 1;
-    parsed.multi_document = multi;
-    let docs = docs
+/// Pass 1 of a YAML stream: each non-empty document untyped, with the line it starts on.
+fn yaml_documents(file: &str, text: &str) -> Result<Vec<(Option<u64>, Value)>, String> {
+    let docs: Vec<Spanned<Value>> = serde_saphyr::from_multiple_with_options(text, yaml_options())
+        .map_err(|e| yaml_error(file, text, &e, None))?;
+    Ok(docs
         .into_iter()
         .map(|s| (Some(s.referenced.line()).filter(|l| *l > 0), s.value))
-        .collect();
+        .collect())
+}
+
+fn parse_yaml(file: &str, text: &str) -> Parsed {
+    let mut parsed = Parsed::default();
+    let docs = match yaml_documents(file, text) {
+        Ok(docs) => docs,
+        Err(e) => {
+            parsed.errors.push(e);
+            return parsed;
+        }
+    };
+    let multi = docs.len() > 1;
+    parsed.multi_document = multi;
     let plans = plan(file, docs, multi, &mut parsed.errors);
 
     let guard = DispatchGuard::install(slot_queue(&plans));
     let result: Result<Vec<Manifest>, _> =
         serde_saphyr::from_multiple_with_options(text, yaml_options());
     match result {
-        Ok(manifests) => collect(&plans, manifests, &mut parsed),
+        Ok(manifests) => collect(plans, manifests, &mut parsed),
         Err(e) => {
             let path = guard.take_error_path();
-            parsed.errors.push(yaml_error(file, &e, path.as_deref()));
+            parsed
+                .errors
+                .push(yaml_error(file, text, &e, path.as_deref()));
         }
     }
     parsed
@@ -374,8 +456,36 @@ fn original(mut err: &serde_saphyr::Error) -> &serde_saphyr::Error {
     }
 }
 
-fn yaml_error(file: &str, err: &serde_saphyr::Error, path: Option<&[Segment]>) -> String {
-    let location = err
+/// The scanner's tab errors, which it places where the scalar, block or token began: for
+/// a tab indenting the line after `key: value`, that is the line before the tab.
+const MISPLACED_TAB_ERRORS: [&str; 3] = [
+    "while scanning a plain scalar, found a tab",
+    "a block scalar content cannot start with a tab",
+    "tabs disallowed within this context (block indentation)",
+];
+
+/// The first tab indenting a line with content, from `line` on: the character those errors
+/// are about. Lines holding only blanks or a comment may be indented with tabs.
+fn indenting_tab(text: &str, line: u64) -> Option<(u64, u64)> {
+    let skip = usize::try_from(line.saturating_sub(1)).ok()?;
+    text.lines().enumerate().skip(skip).find_map(|(i, l)| {
+        let rest = l.trim_start_matches([' ', '\t']);
+        if rest.is_empty() || rest.starts_with('#') {
+            return None;
+        }
+        // The indentation is ASCII, so its byte offset is its column.
+        let col = l[..l.len() - rest.len()].find('\t')?;
+        Some((u64::try_from(i).ok()? + 1, u64::try_from(col).ok()? + 1))
+    })
+}
+
+fn yaml_error(
+    file: &str,
+    text: &str,
+    err: &serde_saphyr::Error,
+    path: Option<&[Segment]>,
+) -> String {
+    let mut location = err
         .location()
         .map(|l| (l.line(), l.column()))
         .filter(|(line, _)| *line > 0);
@@ -389,39 +499,56 @@ fn yaml_error(file: &str, err: &serde_saphyr::Error, path: Option<&[Segment]>) -
         serde_saphyr::Error::DuplicateMappingKey { key: Some(k), .. } => {
             format!("duplicate key {}", go_quote(k))
         }
-        // The parser names the Rust type only (`invalid i32`); say what the field wants.
+        // A scalar explicitly tagged (`!!int abc`) that its tag cannot read; the parser names
+        // the Rust type only (`invalid u64`). Untagged ones are judged by `strict`.
         serde_saphyr::Error::InvalidScalar { ty, .. } => match *ty {
-            "i32" => "expected an integer (int32)".to_string(),
-            "i64" => "expected an integer (int64)".to_string(),
             "bool" | "boolean" => "expected a boolean (true or false)".to_string(),
+            t if t.starts_with(['i', 'u']) => "expected an integer".to_string(),
             other => format!("invalid {other}"),
         },
         _ => UserMessageFormatter
             .format_message(inner)
             .replace('\n', " "),
     };
+    let message = match location {
+        Some((line, _)) if MISPLACED_TAB_ERRORS.contains(&message.as_str()) => {
+            if let Some(tab) = indenting_tab(text, line) {
+                location = Some(tab);
+            }
+            // go-yaml's words, which kubectl prints for the same mistake.
+            "found a tab character that violates indentation".to_string()
+        }
+        _ => message,
+    };
     located(file, location, path, unknown, message)
 }
 
 // ---------------------------------------------------------------- JSON
 
+/// Pass 1 of a JSON file: its one object, untyped (none if the file is blank).
+fn json_documents(file: &str, text: &str) -> Result<Vec<(Option<u64>, Value)>, String> {
+    if text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let value: Value = serde_json::from_str(text).map_err(|e| json_error(file, &e, None))?;
+    Ok(vec![(None, value)])
+}
+
 fn parse_json(file: &str, text: &str) -> Parsed {
     let mut parsed = Parsed::default();
-    if text.trim().is_empty() {
-        return parsed;
-    }
-    let value: Value = match serde_json::from_str(text) {
-        Ok(v) => v,
+    let docs = match json_documents(file, text) {
+        Ok(docs) if docs.is_empty() => return parsed,
+        Ok(docs) => docs,
         Err(e) => {
-            parsed.errors.push(json_error(file, &e, None));
+            parsed.errors.push(e);
             return parsed;
         }
     };
-    let plans = plan(file, vec![(None, value)], false, &mut parsed.errors);
+    let plans = plan(file, docs, false, &mut parsed.errors);
 
     let guard = DispatchGuard::install(slot_queue(&plans));
     match serde_json::from_str::<Manifest>(text) {
-        Ok(manifest) => collect(&plans, vec![manifest], &mut parsed),
+        Ok(manifest) => collect(plans, vec![manifest], &mut parsed),
         Err(e) => {
             let path = guard.take_error_path();
             parsed.errors.push(json_error(file, &e, path.as_deref()));
@@ -584,7 +711,7 @@ mod tests {
             (
                 "type error, quoted string for an integer",
                 "apiVersion: batch/v1\nkind: Job\nspec:\n  parallelism: \"two\"\n",
-                "x.yaml:4:16: spec.parallelism: expected an integer (int32)",
+                "x.yaml:4:16: spec.parallelism: cannot unmarshal string into a field of type int32",
             ),
             (
                 "type error, map for a list",
@@ -594,7 +721,7 @@ mod tests {
             (
                 "type error, boolean",
                 "apiVersion: batch/v1\nkind: Job\nspec:\n  suspend: maybe\n",
-                "x.yaml:4:12: spec.suspend: expected a boolean (true or false)",
+                "x.yaml:4:12: spec.suspend: cannot unmarshal string into a field of type bool",
             ),
             (
                 "duplicate key",
@@ -612,6 +739,205 @@ mod tests {
             assert_eq!(p.errors, vec![want.to_string()], "case {name:?}");
             assert!(p.jobs.is_empty(), "case {name:?}");
         }
+    }
+
+    /// A Job whose first container has `field` (one line, or several indented alike) at line 8,
+    /// column 9.
+    fn in_container(field: &str) -> String {
+        let field = field.replace('\n', "\n        ");
+        format!(
+            "apiVersion: batch/v1\nkind: Job\nspec:\n  template:\n    spec:\n      containers:\n      - name: c\n        {field}\n"
+        )
+    }
+
+    /// What the API server's strict JSON decoder refuses after kubectl turned the YAML into
+    /// JSON (a quoted scalar is a string, a plain one a number or a boolean when it reads as
+    /// one), and what it takes.
+    #[test]
+    fn scalars_have_the_types_the_api_server_decodes() {
+        const INT32: &str = "cannot unmarshal string into a field of type int32";
+        const INT64: &str = "cannot unmarshal string into a field of type int64";
+        const NUMBER: &str = "cannot unmarshal number into a field of type string";
+        let spec = |line: &str| format!("apiVersion: batch/v1\nkind: Job\nspec:\n  {line}\n");
+        let meta = |line: &str| format!("apiVersion: batch/v1\nkind: Job\nmetadata:\n  {line}\n");
+        let pod = |line: &str| {
+            format!(
+                "apiVersion: batch/v1\nkind: Job\nspec:\n  template:\n    spec:\n      {line}\n"
+            )
+        };
+        let c = "spec.template.spec.containers[0]";
+        let cases: Vec<(&str, String, String)> = vec![
+            ("completions", spec("completions: \"3\""), format!("x.yaml:4:16: spec.completions: {INT32}")),
+            ("parallelism", spec("parallelism: '2'"), format!("x.yaml:4:16: spec.parallelism: {INT32}")),
+            ("backoffLimit", spec("backoffLimit: \"6\""), format!("x.yaml:4:17: spec.backoffLimit: {INT32}")),
+            ("activeDeadlineSeconds", spec("activeDeadlineSeconds: \"60\""), format!("x.yaml:4:26: spec.activeDeadlineSeconds: {INT64}")),
+            ("ttlSecondsAfterFinished", spec("ttlSecondsAfterFinished: \"1\""), format!("x.yaml:4:28: spec.ttlSecondsAfterFinished: {INT32}")),
+            ("a word for an integer", spec("completions: three"), format!("x.yaml:4:16: spec.completions: {INT32}")),
+            ("a fraction", spec("completions: 1.5"), "x.yaml:4:16: spec.completions: cannot unmarshal number 1.5 into a field of type int32".into()),
+            ("out of int32", spec("completions: 2147483648"), "x.yaml:4:16: spec.completions: cannot unmarshal number 2147483648 into a field of type int32".into()),
+            ("a quoted boolean", spec("suspend: \"true\""), "x.yaml:4:12: spec.suspend: cannot unmarshal string into a field of type bool".into()),
+            ("a number for a boolean", spec("manualSelector: 1"), "x.yaml:4:19: spec.manualSelector: cannot unmarshal number into a field of type bool".into()),
+            ("a string for a list", spec("template: {spec: {containers: x}}"), "x.yaml:4:33: spec.template.spec.containers: expected sequence start".into()),
+            ("terminationGracePeriodSeconds", pod("terminationGracePeriodSeconds: \"30\""), format!("x.yaml:6:38: spec.template.spec.terminationGracePeriodSeconds: {INT64}")),
+            ("pod activeDeadlineSeconds", pod("activeDeadlineSeconds: \"5\""), format!("x.yaml:6:30: spec.template.spec.activeDeadlineSeconds: {INT64}")),
+            ("tolerationSeconds", pod("tolerations: [{key: k, tolerationSeconds: \"5\"}]"), format!("x.yaml:6:49: spec.template.spec.tolerations[0].tolerationSeconds: {INT64}")),
+            ("nodeSelector value", pod("nodeSelector: {disk: 1}"), format!("x.yaml:6:28: spec.template.spec.nodeSelector.disk: {NUMBER}")),
+            ("containerPort", in_container("ports: [{containerPort: \"80\"}]"), format!("x.yaml:8:33: {c}.ports[0].containerPort: {INT32}")),
+            ("hostPort", in_container("ports:\n- containerPort: 80\n  hostPort: '8080'"), format!("x.yaml:10:21: {c}.ports[0].hostPort: {INT32}")),
+            ("a port misspelt", in_container("ports: [{containerPrt: 80}]"), format!("x.yaml:8:18: {c}.ports[0]: unknown field \"containerPrt\"")),
+            ("name", meta("name: 123"), format!("x.yaml:4:9: metadata.name: {NUMBER}")),
+            ("name as a YAML 1.1 boolean", meta("name: yes"), "x.yaml:4:9: metadata.name: cannot unmarshal bool into a field of type string".into()),
+            ("namespace", meta("namespace: 1e3"), "x.yaml:4:14: metadata.namespace: cannot unmarshal number 1000 into a field of type string".into()),
+            ("label value", meta("labels: {tier: 2}"), format!("x.yaml:4:18: metadata.labels.tier: {NUMBER}")),
+            ("annotation value", meta("annotations: {x: true}"), "x.yaml:4:20: metadata.annotations.x: cannot unmarshal bool into a field of type string".into()),
+            ("a mapping for a string", meta("name: {a: b}"), "x.yaml:4:9: metadata.name: cannot unmarshal object into a field of type string".into()),
+            ("env value", in_container("env: [{name: E, value: 3}]"), format!("x.yaml:8:32: {c}.env[0].value: {NUMBER}")),
+            ("command item", in_container("command: [sleep, 5]"), format!("x.yaml:8:26: {c}.command[1]: {NUMBER}")),
+            ("args item", in_container("args: [--verbose, true]"), format!("x.yaml:8:27: {c}.args[1]: cannot unmarshal bool into a field of type string")),
+            ("a bare Pod's integer", "apiVersion: v1\nkind: Pod\nspec:\n  terminationGracePeriodSeconds: \"30\"\n".into(), format!("x.yaml:4:34: spec.terminationGracePeriodSeconds: {INT64}")),
+            ("image", in_container("image: 1.36"), "x.yaml:8:16: spec.template.spec.containers[0].image: cannot unmarshal number 1.36 into a field of type string".into()),
+        ];
+        for (name, text, want) in &cases {
+            let p = yaml(text);
+            assert_eq!(p.errors, vec![want.clone()], "case {name:?}:\n{text}");
+        }
+
+        // Accepted as kubectl sends them.
+        let ok: Vec<(&str, String)> = vec![
+            (
+                "integers",
+                spec("completions: 3\n  parallelism: 0x10\n  backoffLimit: 010"),
+            ),
+            (
+                "quoted strings that read as numbers",
+                in_container("command: [\"sleep\", \"5\"]\nenv: [{name: E, value: \"3\"}]"),
+            ),
+            ("a string of digits as a name", meta("name: \"123\"")),
+            (
+                "label keys are strings in JSON whatever YAML wrote",
+                meta("labels: {1: a, true: b}"),
+            ),
+            (
+                "null leaves a field unset or zero",
+                in_container("image: ~\nworkingDir:\nenv: [{name: E, value: null}]"),
+            ),
+            ("booleans", spec("suspend: false\n  manualSelector: True")),
+            ("a tagged string", meta("name: !!str 123")),
+        ];
+        for (name, text) in &ok {
+            let p = yaml(text);
+            assert!(p.errors.is_empty(), "case {name:?}: {:?}\n{text}", p.errors);
+            assert_eq!(p.jobs.len(), 1, "case {name:?}");
+        }
+        let p = yaml(&spec(
+            "completions: 3\n  parallelism: 0x10\n  backoffLimit: 010",
+        ));
+        let s = &p.jobs[0].1.spec;
+        assert_eq!(
+            (s.completions, s.parallelism, s.backoff_limit),
+            (Some(3), Some(16), Some(8))
+        );
+
+        // JSON is read the same way, with the same words.
+        let json_cases = [
+            (
+                r#"{"apiVersion":"batch/v1","kind":"Job","spec":{"completions":"3"}}"#,
+                format!("x.json:1:63: spec.completions: {INT32}"),
+            ),
+            (
+                r#"{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":3}}"#,
+                format!("x.json:1:58: metadata.name: {NUMBER}"),
+            ),
+            (
+                r#"{"apiVersion":"batch/v1","kind":"Job","spec":{"suspend":0}}"#,
+                "x.json:1:57: spec.suspend: cannot unmarshal number into a field of type bool"
+                    .into(),
+            ),
+        ];
+        for (text, want) in json_cases {
+            assert_eq!(json(text).errors, vec![want], "{text}");
+        }
+    }
+
+    /// A syntax error names the line that holds the offending character; the scanner reports
+    /// some tab errors where the scalar or block before the tab began.
+    #[test]
+    fn syntax_errors_point_at_the_offending_line() {
+        const TAB: &str = "found a tab character that violates indentation";
+        let cases: Vec<(&str, &str, String)> = vec![
+            (
+                "tab indenting a key",
+                "metadata:\n\tname: x\n",
+                format!("x.yaml:2:1: {TAB}"),
+            ),
+            (
+                "tab after a plain scalar's line",
+                "metadata:\n  name: x\n\tnamespace: y\n",
+                format!("x.yaml:3:1: {TAB}"),
+            ),
+            (
+                "tab after spaces",
+                "metadata:\n  name: x\n  \tnamespace: y\n",
+                format!("x.yaml:3:3: {TAB}"),
+            ),
+            (
+                "tab after a blank line",
+                "metadata:\n  name: x\n\n\tnamespace: y\n",
+                format!("x.yaml:4:1: {TAB}"),
+            ),
+            (
+                "tab deeper down",
+                "spec:\n  template:\n\t  spec: {}\n",
+                format!("x.yaml:3:1: {TAB}"),
+            ),
+            (
+                "tab starting a block scalar",
+                "metadata:\n  name: |\n\tx\n",
+                format!("x.yaml:3:1: {TAB}"),
+            ),
+            (
+                "unclosed quote",
+                "metadata:\n  name: \"x\n",
+                "x.yaml:2:9: unclosed quote".into(),
+            ),
+            (
+                "unclosed flow mapping",
+                "metadata: {name: x\n",
+                "x.yaml:1:11: unclosed bracket '{'".into(),
+            ),
+            (
+                "a value after a value",
+                "metadata:\n  name: a: b\n",
+                "x.yaml:2:10: mapping values are not allowed in this context".into(),
+            ),
+            (
+                "a key less indented",
+                "metadata:\n  name: x\n namespace: y\n",
+                "x.yaml:3:2: while parsing a block mapping, did not find expected key".into(),
+            ),
+            (
+                "a reserved indicator",
+                "metadata:\n  name: @x\n",
+                "x.yaml:2:9: unexpected character: `@'".into(),
+            ),
+        ];
+        for (name, body, want) in &cases {
+            let text = format!("apiVersion: batch/v1\nkind: Job\n{body}");
+            // The lines above were written for a document starting at the body.
+            let want = shift_line(want, 2);
+            assert_eq!(yaml(&text).errors, vec![want], "case {name:?}:\n{text}");
+        }
+        // Tabs are fine where YAML allows them: blank lines, comments, after a key's colon.
+        let ok = "apiVersion: batch/v1\nkind: Job\n\t\n\t# note\nmetadata:\n  name:\tx\n";
+        assert_eq!(yaml(ok).errors, Vec::<String>::new());
+    }
+
+    /// `x.yaml:L:C: …` with `by` added to L.
+    fn shift_line(message: &str, by: u64) -> String {
+        let rest = message.strip_prefix("x.yaml:").unwrap_or(message);
+        let (line, rest) = rest.split_once(':').unwrap_or(("0", rest));
+        let line: u64 = line.parse().unwrap_or(0);
+        format!("x.yaml:{}:{rest}", line + by)
     }
 
     #[test]
@@ -654,8 +980,11 @@ mod tests {
         let p = yaml(&text);
         assert!(p.errors.is_empty(), "{:?}", p.errors);
         assert!(p.multi_document);
-        let origins: Vec<(usize, Option<u64>)> =
-            p.jobs.iter().map(|(o, _)| (o.document, o.line)).collect();
+        let origins: Vec<(usize, Option<u64>)> = p
+            .jobs
+            .iter()
+            .map(|(o, _, _)| (o.document, o.line))
+            .collect();
         assert_eq!(origins, vec![(1, Some(3)), (2, Some(12))]);
     }
 
@@ -679,7 +1008,7 @@ mod tests {
         let p = yaml(&text);
         assert_eq!(
             p.errors,
-            vec!["x.yaml:11:17: spec.backoffLimit: expected an integer (int32)".to_string()]
+            vec!["x.yaml:11:17: spec.backoffLimit: cannot unmarshal string into a field of type int32".to_string()]
         );
     }
 
@@ -724,7 +1053,7 @@ mod tests {
         let items: Vec<(Option<usize>, &str)> = p
             .jobs
             .iter()
-            .map(|(o, j)| (o.item, j.metadata.name()))
+            .map(|(o, j, _)| (o.item, j.metadata.name()))
             .collect();
         assert_eq!(items, vec![(Some(0), "a"), (Some(1), "b")]);
     }
@@ -746,7 +1075,7 @@ mod tests {
             ),
             (
                 "{\"apiVersion\":\"batch/v1\",\"kind\":\"Job\",\"spec\":{\"parallelism\":\"two\"}}",
-                "x.json:1:65: spec.parallelism: invalid type: string \"two\", expected i32",
+                "x.json:1:65: spec.parallelism: cannot unmarshal string into a field of type int32",
             ),
             (
                 "{\"apiVersion\":\"batch/v1\",\n",

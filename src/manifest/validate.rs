@@ -995,7 +995,7 @@ spec:
             ("suspend false", |j| j.spec.suspend = Some(false), vec![]),
             ("initContainers", |j| j.spec.template.spec.init_containers = Some(json!([])),
              vec!["spec.template.spec.initContainers: Forbidden: not supported by jobvisor yet".into()]),
-            ("pod activeDeadlineSeconds", |j| j.spec.template.spec.active_deadline_seconds = Some(json!(5)),
+            ("pod activeDeadlineSeconds", |j| j.spec.template.spec.active_deadline_seconds = Some(5),
              vec!["spec.template.spec.activeDeadlineSeconds: Forbidden: not supported by jobvisor yet".into()]),
             ("pod securityContext", |j| j.spec.template.spec.security_context = Some(json!({})),
              vec!["spec.template.spec.securityContext: Forbidden: not supported by jobvisor yet".into()]),
@@ -1025,7 +1025,10 @@ spec:
         let cases: Vec<(&str, Edit, &str)> = vec![
             (
                 "nodeSelector",
-                |j| j.spec.template.spec.node_selector = Some(json!({"disk": "ssd"})),
+                |j| {
+                    j.spec.template.spec.node_selector =
+                        Some([("disk".into(), "ssd".into())].into())
+                },
                 "spec.template.spec.nodeSelector: ignored: jobvisor runs every pod on this host",
             ),
             (
@@ -1035,7 +1038,7 @@ spec:
             ),
             (
                 "tolerations",
-                |j| j.spec.template.spec.tolerations = Some(json!([])),
+                |j| j.spec.template.spec.tolerations = Some(vec![]),
                 "spec.template.spec.tolerations: ignored: jobvisor runs every pod on this host",
             ),
             (
@@ -1045,7 +1048,12 @@ spec:
             ),
             (
                 "imagePullSecrets",
-                |j| j.spec.template.spec.image_pull_secrets = Some(json!([{"name": "r"}])),
+                |j| {
+                    j.spec.template.spec.image_pull_secrets =
+                        Some(vec![crate::api::LocalObjectReference {
+                            name: Some("r".into()),
+                        }])
+                },
                 "spec.template.spec.imagePullSecrets: ignored: jobvisor never pulls images",
             ),
             (
@@ -1060,7 +1068,12 @@ spec:
             ),
             (
                 "ports",
-                |j| c0(j).ports = Some(json!([{"containerPort": 80}])),
+                |j| {
+                    c0(j).ports = Some(vec![crate::api::ContainerPort {
+                        container_port: 80,
+                        ..Default::default()
+                    }])
+                },
                 "spec.template.spec.containers[0].ports: ignored: pods share the host's network",
             ),
             (

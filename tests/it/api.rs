@@ -188,34 +188,40 @@ fn pod_and_event_watches_each_see_their_own_kind() {
     );
 }
 
+/// `POST /apis/jobvisor.io/v1/manifests` applies one object (YAML or JSON): 201 with the
+/// file that now defines it when created, 200 after, 422 when invalid, 400 for anything but
+/// one object; nothing is written unless it is applied.
 #[test]
-fn manifests_can_be_put_through_the_api() {
+fn objects_are_applied_through_the_api() {
     let d = TestDaemon::start();
-    let (code, body) = d.http(
-        "PUT",
-        "/apis/jobvisor.io/v1/manifests/put.yaml",
-        Some(&job_yaml("put", "Never", &["true"], "")),
-    );
-    assert_eq!(code, 200, "{body}");
-    assert!(d.manifests().join("put.yaml").exists());
+    let path = "/apis/jobvisor.io/v1/manifests";
+    let text = job_yaml("put", "Never", &["true"], "");
+    let (code, body) = d.http("POST", path, Some(&text));
+    assert_eq!(code, 201, "{body}");
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    let file = d.manifests().join("job.batch_default_put.yaml");
+    assert_eq!(answer["path"], file.display().to_string());
+    assert_eq!(answer["objects"][0]["action"], "created");
+    assert!(file.exists());
     d.wait_condition("put", "Complete", T);
+    let (code, body) = d.http("POST", path, Some(&text));
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(r#""action":"unchanged""#), "{body}");
+
+    let before = d.manifest_names();
     let (code, body) = d.http(
-        "PUT",
-        "/apis/jobvisor.io/v1/manifests/bad.yaml",
+        "POST",
+        path,
         Some(&job_yaml("bad", "Always", &["true"], "")),
     );
     assert_eq!(code, 422, "{body}");
-    assert!(body.contains("restartPolicy: Required value"), "{body}");
-    assert!(
-        !d.manifests().join("bad.yaml").exists(),
-        "nothing written when invalid"
-    );
-    let (code, _) = d.http(
-        "PUT",
-        "/apis/jobvisor.io/v1/manifests/..%2Fescape.yaml",
-        Some("x"),
-    );
-    assert_eq!(code, 400);
+    assert!(body.contains("restartPolicy"), "{body}");
+    let two = format!("{text}---\n{}", job_yaml("put2", "Never", &["true"], ""));
+    let (code, body) = d.http("POST", path, Some(&two));
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = d.http("POST", path, Some("# nothing\n"));
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(d.manifest_names(), before, "nothing written when refused");
 }
 
 /// A watcher whose client stops reading never holds the daemon up: the Job completes, a
@@ -366,7 +372,7 @@ fn a_request_whose_body_never_comes_times_out_but_a_watch_does_not() {
         .unwrap();
     let (code, raw) = raw_http(
         &d,
-        "PUT /apis/jobvisor.io/v1/manifests/x.yaml HTTP/1.1\r\nHost: l\r\nContent-Length: 1000\r\n\r\nab",
+        "POST /apis/jobvisor.io/v1/manifests HTTP/1.1\r\nHost: l\r\nContent-Length: 1000\r\n\r\nab",
     );
     assert_eq!(code, 504, "{raw}");
     assert!(raw.contains("\"reason\":\"Timeout\""), "{raw}");

@@ -96,7 +96,11 @@ fn apply_validate_and_delete() {
     assert_eq!(out.status.code(), Some(1));
     let applied = d.cli_ok(&["apply", "-f", good.to_str().unwrap()]);
     assert!(applied.contains("job.batch/applied"), "{applied}");
-    assert!(d.manifests().join("good.yaml").exists());
+    assert!(
+        d.manifests()
+            .join("job.batch_default_applied.yaml")
+            .exists()
+    );
     d.cli_ok(&[
         "wait",
         "--for=condition=complete",
@@ -107,7 +111,11 @@ fn apply_validate_and_delete() {
 
     let deleted = d.cli_ok(&["delete", "job", "applied"]);
     assert_eq!(deleted.trim(), "job.batch \"applied\" deleted");
-    assert!(!d.manifests().join("good.yaml").exists());
+    assert!(
+        !d.manifests()
+            .join("job.batch_default_applied.yaml")
+            .exists()
+    );
     assert!(wait_until(T, || d.job("applied").is_none()));
 }
 

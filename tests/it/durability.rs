@@ -211,7 +211,12 @@ fn apply_never_writes_through_a_planted_symlink() {
     let victim_dir = tempfile::tempdir().unwrap();
     let victim = victim_dir.path().join("victim");
     std::fs::write(&victim, "precious").unwrap();
-    std::os::unix::fs::symlink(&victim, d.manifests().join(".t2.yaml.tmp")).unwrap();
+    // Where a guessable temp file of apply's would go.
+    std::os::unix::fs::symlink(
+        &victim,
+        d.manifests().join(".job.batch_default_t2.yaml.tmp"),
+    )
+    .unwrap();
     let src = d.path().join("t2.yaml");
     std::fs::write(&src, job_yaml("t2", "Never", &["true"], "")).unwrap();
     d.cli_ok(&["apply", "-f", src.to_str().unwrap()]);

@@ -3,6 +3,7 @@
 mod support;
 
 mod api;
+mod apply;
 mod bare_pods;
 mod cli;
 mod crash;

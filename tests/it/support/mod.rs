@@ -198,6 +198,16 @@ impl TestDaemon {
         path
     }
 
+    /// The names in the manifests directory, sorted.
+    pub fn manifest_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.manifests())
+            .expect("manifests directory")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
     pub fn copy_example(&self, name: &str) -> PathBuf {
         let src = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("examples")
