@@ -616,7 +616,12 @@ impl Daemon {
             return;
         };
         self.store.touch(manifest_store_key(path));
+        self.world.conflicts.remove(path);
         tracing::info!(file = %path.display(), "manifest removed");
+        // Another file that defines the same objects (a rename, a copy made before) takes
+        // them over first: a finished Job then stays finished instead of being deleted and
+        // run again from the other file.
+        self.retry_conflicts();
         for k in &record.jobs {
             if self
                 .world
@@ -634,16 +639,23 @@ impl Daemon {
     }
 
     /// Files that lost a name clash may apply once the winner let go of the name.
+    /// Applied at once from the content on record (what the conflict was found in; a change
+    /// to the file since comes as a hint of its own), so that a take-over happens before
+    /// whatever let go of the name is deleted.
     pub(super) fn retry_conflicts(&mut self) {
-        let waiting: Vec<PathBuf> = self
+        let waiting: Vec<(PathBuf, String)> = self
             .world
-            .manifests
+            .conflicts
             .iter()
-            .filter(|(_, m)| m.file.state == ManifestState::Conflict)
-            .map(|(p, _)| p.clone())
+            .filter_map(|p| {
+                self.world
+                    .manifests
+                    .get(p)
+                    .map(|m| (p.clone(), m.content.clone()))
+            })
             .collect();
-        for p in waiting {
-            self.apply_file(&p);
+        for (p, content) in waiting {
+            self.apply_text(&p, content, false);
         }
     }
 
@@ -671,6 +683,11 @@ impl Daemon {
             });
         entry.content = content;
         entry.file.state = state;
+        if state == ManifestState::Conflict {
+            self.world.conflicts.insert(path.to_path_buf());
+        } else {
+            self.world.conflicts.remove(path);
+        }
         entry.file.errors = errors;
         entry.file.warnings = warnings;
         entry.file.message = None;

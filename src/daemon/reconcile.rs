@@ -128,7 +128,9 @@ impl Daemon {
             self.note_deleted(Kind::Pod, k, &rec.pod);
             if let Some(file) = rec.file {
                 self.create_successor(k, file);
-                // A file that could not have this pod while it ended may have it now.
+            }
+            // A file that could not have this pod's name while it was there may have it now.
+            if !self.world.conflicts.is_empty() {
                 self.retry_conflicts();
             }
         }

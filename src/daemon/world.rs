@@ -101,6 +101,8 @@ pub struct World {
     /// A hash map: pods are looked up on every runtime event and Job sync.
     pub pods: HashMap<Key, PodRecord>,
     pub manifests: BTreeMap<PathBuf, ManifestRecord>,
+    /// Manifests in `Conflict`: tried again whenever an object lets go of its name.
+    pub conflicts: BTreeSet<PathBuf>,
     pub events: VecDeque<Event>,
     /// job uid → its pods
     pub pods_of_job: HashMap<String, BTreeSet<Key>>,
@@ -183,6 +185,9 @@ impl World {
                 serde_json::from_str::<PodRecord>(v.get()).map(|r| w.insert_pod(r))
             } else if let Some(path) = k.strip_prefix("manifests/") {
                 serde_json::from_str::<ManifestRecord>(v.get()).map(|r| {
+                    if r.file.state == crate::api::ManifestState::Conflict {
+                        w.conflicts.insert(PathBuf::from(path));
+                    }
                     w.manifests.insert(PathBuf::from(path), r);
                 })
             } else if k.starts_with(retention::STORE_PREFIX) {
@@ -266,6 +271,12 @@ impl World {
                 }
             }
         }
+        self.conflicts = self
+            .manifests
+            .iter()
+            .filter(|(_, m)| m.file.state == crate::api::ManifestState::Conflict)
+            .map(|(p, _)| p.clone())
+            .collect();
         changed
     }
 

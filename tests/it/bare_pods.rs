@@ -262,3 +262,75 @@ fn static_pods_restart_in_place_after_a_crash_and_a_stop() {
     });
     assert_eq!(p["status"]["phase"], "Running");
 }
+
+/// Renaming a manifest (as reordering `10-x.yaml` files does) hands its objects to the new
+/// name: a Complete Job does not run again, a service keeps its pod.
+#[test]
+fn renaming_a_manifest_keeps_its_objects() {
+    let d = TestDaemon::start();
+    let runs = d.path().join("runs");
+    let script = format!("echo run >> {}", runs.display());
+    let job = job_yaml("once", "Never", &["sh", "-c", &script], "");
+    let old_job = d.drop_manifest("once.yaml", &job);
+    d.wait_condition("once", "Complete", T);
+    let old_pod = d.drop_manifest("svc.yaml", &long_pod("svc", "Always", "1008"));
+    let p = wait_pod(&d, "svc", "ran", |p| pid(p).is_some());
+    let (uid, job_uid) = (
+        p["metadata"]["uid"].clone(),
+        d.job("once").unwrap()["metadata"]["uid"].clone(),
+    );
+
+    std::fs::rename(&old_job, d.manifests().join("10-once.yaml")).unwrap();
+    std::fs::rename(&old_pod, d.manifests().join("10-svc.yaml")).unwrap();
+    let moved = wait_until(T, || {
+        let out = d.cli_ok(&["get", "manifests"]);
+        // The header and the two renamed files: the old names are gone.
+        out.lines()
+            .filter(|l| l.contains("/10-") && l.contains("Applied"))
+            .count()
+            == 2
+            && out.lines().count() == 3
+    });
+    assert!(moved, "{}", d.cli_ok(&["get", "manifests"]));
+    assert_eq!(
+        d.job("once").unwrap()["metadata"]["uid"],
+        job_uid,
+        "the Job was recreated"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&runs).unwrap(),
+        "run\n",
+        "the Job ran again"
+    );
+    assert_eq!(
+        pod(&d, "svc").unwrap()["metadata"]["uid"],
+        uid,
+        "the pod was replaced"
+    );
+}
+
+/// A Pod file whose name a Job's pod has is `Conflict` until that pod is gone, then applies
+/// by itself.
+#[test]
+fn a_pod_file_waiting_for_a_jobs_pod_applies_when_it_is_gone() {
+    let d = TestDaemon::start();
+    d.drop_manifest("j.yaml", &job_yaml("j", "Never", &["sleep", "1009"], ""));
+    let mut name = String::new();
+    assert!(wait_until(T, || {
+        name = d
+            .pods_of("j")
+            .first()
+            .and_then(|p| p["metadata"]["name"].as_str().map(String::from))
+            .unwrap_or_default();
+        !name.is_empty()
+    }));
+    d.drop_manifest("clash.yaml", &long_pod(&name, "Never", "1010"));
+    assert!(wait_until(T, || d
+        .cli_ok(&["get", "manifests"])
+        .lines()
+        .any(|l| l.contains("clash.yaml") && l.contains("Conflict"))));
+    d.cli_ok(&["delete", "job", "j"]);
+    wait_pod(&d, &name, "taken over by clash.yaml", |p| {
+        p["metadata"]["ownerReferences"].is_null() && pid(p).is_some()
+    });
+}
