@@ -452,8 +452,12 @@ async fn get_one(api: Api, kind: Kind, namespace: String, name: String) -> Respo
 #[serde(rename_all = "camelCase")]
 struct DeleteQuery {
     propagation_policy: Option<String>,
+    orphan_dependents: Option<bool>,
+    dry_run: Option<String>,
 }
 
+/// `DELETE` with the API's `DeleteOptions`: from the body kubectl sends, or, when the body is
+/// empty, from the query (`?propagationPolicy=…`), as the API server reads them.
 async fn delete_one(
     api: Api,
     kind: Kind,
@@ -463,33 +467,44 @@ async fn delete_one(
     body: Bytes,
 ) -> Response {
     let options = if body.iter().all(u8::is_ascii_whitespace) {
-        crate::api::DeleteOptions::default()
+        crate::api::DeleteOptions {
+            propagation_policy: q.propagation_policy,
+            orphan_dependents: q.orphan_dependents,
+            dry_run: q.dry_run.into_iter().collect(),
+            preconditions: None,
+        }
     } else {
         match serde_json::from_slice::<crate::api::DeleteOptions>(&body) {
             Ok(o) => o,
             Err(e) => return status_response(bad_request(format!("invalid DeleteOptions: {e}"))),
         }
     };
-    let policy = q.propagation_policy.or(options.propagation_policy);
-    let propagation = match policy.as_deref().map(crate::api::Propagation::parse) {
-        None => crate::api::Propagation::Background,
-        Some(Ok(p)) => p,
-        Some(Err(why)) => return status_response(bad_request(why)),
+    let delete = match crate::daemon::requests::Deletion::from_options(kind, options) {
+        Ok(d) => d,
+        Err(s) => return status_response(*s),
     };
-    match api
+    let warning = delete.warning;
+    let mut response = match api
         .ask(|reply| Request::Delete {
             kind,
             namespace,
             name,
-            propagation,
+            delete,
             reply,
         })
         .await
     {
         Ok(v) => Json(v).into_response(),
         Err(s) => status_response(s),
+    };
+    if let Some(text) = warning
+        && let Ok(value) = header::HeaderValue::from_str(&format!("299 - \"{text}\""))
+    {
+        response.headers_mut().insert(header::WARNING, value);
     }
+    response
 }
+
 async fn manifests(State(api): State<Api>) -> Response {
     match api.ask(|reply| Request::Manifests { reply }).await {
         Ok(v) => Json(v).into_response(),

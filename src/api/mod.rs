@@ -758,6 +758,21 @@ pub struct WatchEvent<T> {
 pub struct DeleteOptions {
     #[serde(default)]
     pub propagation_policy: Option<String>,
+    /// The deprecated form of `propagationPolicy`: true is `Orphan`, false `Background`.
+    #[serde(default)]
+    pub orphan_dependents: Option<bool>,
+    #[serde(default)]
+    pub dry_run: Vec<String>,
+    #[serde(default)]
+    pub preconditions: Option<Preconditions>,
+}
+
+/// `DeleteOptions.preconditions`: the delete happens only if the object is still this one.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Preconditions {
+    #[serde(default)]
+    pub uid: Option<String>,
 }
 
 /// What happens to the objects a deleted object owns (the garbage collector's

@@ -30,7 +30,7 @@ pub fn run(ctx: &mut Ctx<'_>, args: ValidateArgs) -> anyhow::Result<()> {
             ctx.eprint(&format!("error: {error}"))?;
         }
         if report.errors.is_empty() {
-            let n = report.jobs.len();
+            let n = report.jobs.len() + report.pods.len();
             let noun = if n == 1 { "object" } else { "objects" };
             ctx.print(&format!("{}: ok ({n} {noun})\n", path.display()))?;
         } else {
@@ -52,7 +52,9 @@ mod tests {
         let mut h = serve(axum::Router::new());
         let dir = tempfile::tempdir().unwrap();
         let good = dir.path().join("good.yaml");
-        std::fs::write(&good, "").unwrap();
+        let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, image: i, command: [\"true\"]}]\n";
+        let job = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: c, image: i, command: [\"true\"]}]\n";
+        std::fs::write(&good, format!("{pod}---\n{job}")).unwrap();
         run(
             &mut h.ctx(),
             ValidateArgs {
@@ -60,12 +62,8 @@ mod tests {
             },
         )
         .unwrap();
-        // The count comes from the loader; only the shape of the line is checked here.
-        assert!(
-            h.out().starts_with(&format!("{}: ok (", good.display())),
-            "{}",
-            h.out()
-        );
+        // Jobs and Pods alike are counted.
+        assert_eq!(h.out(), format!("{}: ok (2 objects)\n", good.display()));
 
         let missing = dir.path().join("missing.yaml");
         let err = run(

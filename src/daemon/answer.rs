@@ -44,12 +44,12 @@ impl Daemon {
                 kind,
                 namespace,
                 name,
-                propagation,
+                delete,
                 reply,
             } => {
                 let k = key(&namespace, &name);
                 match kind {
-                    Kind::Job | Kind::Pod => self.api_delete(kind, &k, propagation, reply),
+                    Kind::Job | Kind::Pod => self.api_delete(kind, &k, delete, reply),
                     Kind::Event | Kind::Manifest => {
                         let refused = Status::failure(
                             405,
@@ -132,9 +132,10 @@ impl Daemon {
         &mut self,
         kind: Kind,
         k: &Key,
-        propagation: crate::api::Propagation,
+        delete: super::requests::Deletion,
         reply: super::requests::Reply<Value>,
     ) {
+        let propagation = delete.propagation;
         let found = match kind {
             Kind::Job => self
                 .world
@@ -148,6 +149,22 @@ impl Daemon {
         };
         match found {
             None => self.answer_when_durable(held(reply, Err(not_found(kind, &k.1)))),
+            Some((_, uid)) if delete.uid.as_ref().is_some_and(|want| *want != uid) => {
+                let message = format!(
+                    "Precondition failed: UID in precondition: {}, UID in object meta: {uid}",
+                    delete.uid.unwrap_or_default()
+                );
+                let refused = Status::failure(409, "Conflict", message);
+                self.answer_when_durable(held(reply, Err(refused)));
+            }
+            Some((_, uid)) if delete.dry_run => {
+                // Nothing is changed, nothing written: the answer a real delete would give.
+                let answer = Ok(json!({
+                    "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                    "details": {"name": k.1, "group": kind.resource().group, "kind": kind.resource().plural, "uid": uid}
+                }));
+                self.answer_when_durable(held(reply, answer));
+            }
             Some((Some(source), uid)) => {
                 let id = crate::manifest::ObjectId {
                     kind,

@@ -187,7 +187,7 @@ pub enum Request {
         kind: Kind,
         namespace: String,
         name: String,
-        propagation: crate::api::Propagation,
+        delete: Deletion,
         reply: Reply<Value>,
     },
     Manifests {
@@ -217,6 +217,58 @@ pub enum Request {
 pub struct Applied {
     pub created: bool,
     pub body: Value,
+}
+
+/// A `DELETE` as the daemon carries it out, from the request's `DeleteOptions`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Deletion {
+    pub propagation: crate::api::Propagation,
+    /// `dryRun: [All]`: answered as if deleted, nothing changed.
+    pub dry_run: bool,
+    /// Delete only if the object still has this uid.
+    pub uid: Option<String>,
+    /// For the answer's `Warning` header (the API server's default for Jobs).
+    pub warning: Option<&'static str>,
+}
+
+/// The API server's warning when a batch/v1 Job is deleted with no propagation policy.
+const JOB_ORPHAN_WARNING: &str = "child pods are preserved by default when jobs are deleted; set propagationPolicy=Background to remove them or set propagationPolicy=Orphan to suppress this warning";
+
+impl Deletion {
+    /// The API server's rules: `propagationPolicy` or the older `orphanDependents` (not both);
+    /// with neither, the kind's default — `Orphan` for batch/v1 Jobs (with a warning; kubectl
+    /// always sends `Background`), `Background` for the rest.
+    #[allow(clippy::result_large_err)]
+    pub fn from_options(kind: Kind, o: crate::api::DeleteOptions) -> Result<Deletion, Box<Status>> {
+        use crate::api::Propagation;
+        let invalid = |message: String| Box::new(Status::failure(422, "Invalid", message));
+        let propagation = match (o.propagation_policy.as_deref(), o.orphan_dependents) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "DeleteOptions.propagationPolicy: Invalid value: orphanDependents and deletionPropagation cannot be both set".into(),
+                ));
+            }
+            (Some(p), None) => Propagation::parse(p).map_err(invalid)?,
+            (None, Some(true)) => Propagation::Orphan,
+            (None, Some(false)) => Propagation::Background,
+            (None, None) if kind == Kind::Job => Propagation::Orphan,
+            (None, None) => Propagation::Background,
+        };
+        let defaulted = o.propagation_policy.is_none() && o.orphan_dependents.is_none();
+        for d in &o.dry_run {
+            if d != "All" {
+                return Err(invalid(format!(
+                    "DeleteOptions.dryRun: Unsupported value: {d:?}: supported values: \"All\""
+                )));
+            }
+        }
+        Ok(Deletion {
+            propagation,
+            dry_run: !o.dry_run.is_empty(),
+            uid: o.preconditions.and_then(|p| p.uid),
+            warning: (defaulted && kind == Kind::Job).then_some(JOB_ORPHAN_WARNING),
+        })
+    }
 }
 
 pub fn not_found(kind: Kind, name: &str) -> Status {

@@ -262,7 +262,10 @@ fn delete_job(
         kind: crate::api::Kind::Job,
         namespace: "default".into(),
         name: name.into(),
-        propagation,
+        delete: super::requests::Deletion {
+            propagation,
+            ..Default::default()
+        },
         reply,
     })
 }
@@ -538,4 +541,77 @@ fn recovery_releases_pods_of_a_job_that_is_gone() {
             .iter()
             .any(|o| o.uid == uid)
     );
+}
+
+/// `DeleteOptions` as the API server reads them: `orphanDependents`, a Job's default (Orphan,
+/// with a warning), a dry run that changes nothing, and a uid precondition.
+#[test]
+#[allow(clippy::result_large_err)]
+fn delete_options_are_read_as_the_api_server_reads_them() {
+    use super::requests::Deletion;
+    use crate::api::{DeleteOptions, Kind, Propagation};
+    let opts = |json: &str| serde_json::from_str::<DeleteOptions>(json).unwrap();
+    let job = Deletion::from_options(Kind::Job, opts("{}")).unwrap();
+    assert_eq!(job.propagation, Propagation::Orphan);
+    assert!(job.warning.is_some());
+    let pod = Deletion::from_options(Kind::Pod, opts("{}")).unwrap();
+    assert_eq!(
+        (pod.propagation, pod.warning),
+        (Propagation::Background, None)
+    );
+    let old = Deletion::from_options(Kind::Job, opts(r#"{"orphanDependents":false}"#)).unwrap();
+    assert_eq!(
+        (old.propagation, old.warning),
+        (Propagation::Background, None)
+    );
+    let both = r#"{"orphanDependents":true,"propagationPolicy":"Orphan"}"#;
+    assert_eq!(
+        Deletion::from_options(Kind::Job, opts(both))
+            .unwrap_err()
+            .code,
+        422
+    );
+    let bad = r#"{"propagationPolicy":"Later"}"#;
+    assert_eq!(
+        Deletion::from_options(Kind::Job, opts(bad))
+            .unwrap_err()
+            .code,
+        422
+    );
+
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    h.apply("j.yaml", &job_text());
+    let uid = only_job(&h).metadata.uid().to_string();
+    let ask = |h: &mut Harness, json: &str| {
+        let delete = Deletion::from_options(Kind::Job, opts(json)).unwrap();
+        h.ask(|reply| super::requests::Request::Delete {
+            kind: Kind::Job,
+            namespace: "default".into(),
+            name: "j".into(),
+            delete,
+            reply,
+        })
+    };
+    let dry = ask(
+        &mut h,
+        r#"{"dryRun":["All"],"propagationPolicy":"Background"}"#,
+    )
+    .unwrap();
+    assert_eq!(dry["status"], "Success");
+    assert_eq!(
+        only_job(&h).metadata.uid(),
+        uid,
+        "a dry run deleted the Job"
+    );
+    let stale = ask(&mut h, r#"{"preconditions":{"uid":"someone-else"}}"#).unwrap_err();
+    assert_eq!(stale.code, 409);
+    assert_eq!(only_job(&h).metadata.uid(), uid);
+    let pre = format!(r#"{{"preconditions":{{"uid":"{uid}"}},"propagationPolicy":"Background"}}"#);
+    ask(&mut h, &pre).unwrap();
+    assert!(h.daemon.world.jobs.is_empty());
+}
+
+fn job_text() -> String {
+    job("j", "Never", "sleep", "")
 }

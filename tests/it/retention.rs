@@ -55,7 +55,8 @@ fn a_deleted_pods_logs_stay_in_the_spool_across_a_crash_then_go_with_an_event() 
 
     let (code, body) = d.http(
         "DELETE",
-        "/apis/batch/v1/namespaces/default/jobs/nightly",
+        // Background: a Job's default through the API is Orphan, as in Kubernetes.
+        "/apis/batch/v1/namespaces/default/jobs/nightly?propagationPolicy=Background",
         None,
     );
     assert_eq!(code, 200, "{body}");
