@@ -52,6 +52,9 @@ pub struct DaemonOptions {
     pub config: Option<PathBuf>,
 }
 
+/// The spawn ledger's file in the state directory (`runtime/ledger.rs`).
+const SPAWN_LEDGER: &str = "spawned";
+
 /// Kubernetes' default `terminationGracePeriodSeconds` (manifests get it by defaulting).
 const DEFAULT_GRACE: Duration = Duration::from_secs(30);
 
@@ -218,13 +221,23 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (runtime_tx, runtime_rx) = mpsc::unbounded_channel();
-    let processes = crate::runtime::process::ProcessRuntime::new(clock.clone(), runtime_tx);
+    let processes = Arc::new(crate::runtime::process::ProcessRuntime::new(
+        clock.clone(),
+        runtime_tx,
+    ));
     let log_feeds = processes.log_feeds();
-    let runtime: Arc<dyn Runtime> = Arc::new(processes);
+    let runtime: Arc<dyn Runtime> = processes.clone();
     // Opening the state reads it and may wait for the lock (a dying daemon's children can hold
     // it for a moment): blocking work, kept off the runtime's threads.
     let mut daemon = tokio::task::spawn_blocking(move || {
         let daemon = Daemon::open(cfg, layout, clock, runtime)?;
+        // With the state's lock held: what a crashed daemon spawned and never recorded.
+        let ledger = daemon.layout.state.join(SPAWN_LEDGER);
+        match processes.take_over_spawns(&ledger) {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(processes = n, "killed processes a previous daemon left running"),
+            Err(e) => tracing::warn!(file = %ledger.display(), error = %e, "cannot use the spawn ledger: a crash may leave processes running"),
+        }
         daemon.create_manifests_dir_on_first_start();
         anyhow::Ok(daemon)
     })

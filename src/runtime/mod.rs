@@ -11,6 +11,7 @@ use jiff::Timestamp;
 
 use crate::api::TerminatedReason;
 
+mod ledger;
 pub mod logs;
 pub mod process;
 mod reaper;

@@ -42,6 +42,23 @@ impl ProcessRuntime {
         }
     }
 
+    /// Takes over the spawn ledger at `path` (see `ledger.rs`): kills what the previous
+    /// daemon spawned that still runs, and records this runtime's spawns there from now on.
+    /// Call it only while holding the state's lock, so that a second daemon started by
+    /// mistake never touches the first one's processes. Returns how many were killed.
+    pub fn take_over_spawns(&self, path: &std::path::Path) -> std::io::Result<usize> {
+        let (ledger, previous) = super::ledger::Ledger::take_over(path)?;
+        let mut killed = 0;
+        for (pid, start) in previous {
+            if proc_start_time(pid) == Some(start) {
+                supervise::kill_leftover(pid, Some(start));
+                killed += 1;
+            }
+        }
+        *self.shared.ledger.lock().unwrap_or_else(|e| e.into_inner()) = Some(ledger);
+        Ok(killed)
+    }
+
     /// Wake-ups for `logs -f` from this runtime's log sinks (for the API server).
     pub fn log_feeds(&self) -> LogFeeds {
         self.shared.feeds.clone()

@@ -74,6 +74,8 @@ pub(super) struct Shared {
     reaper: Arc<Reaper>,
     /// Where the runs' log sinks wake `logs -f` followers.
     pub(super) feeds: LogFeeds,
+    /// Every spawn, for the next daemon if this one crashes (`ledger.rs`).
+    pub(super) ledger: Mutex<Option<super::ledger::Ledger>>,
 }
 
 /// One container run, shared by its task and `stop_pod`.
@@ -111,7 +113,35 @@ impl Shared {
             pods: Mutex::new(HashMap::new()),
             running: AtomicUsize::new(0),
             feeds: LogFeeds::new(),
+            ledger: Mutex::new(None),
         })
+    }
+
+    /// Writes the spawn into the ledger, if there is one.
+    fn record_spawn(&self, pid: u32, start: Option<u64>) {
+        let Some(start) = start else {
+            // Already reaped by nobody but us, so gone: nothing to find after a crash.
+            return;
+        };
+        let mut ledger = self.ledger.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(l) = ledger.as_mut()
+            && let Err(e) = l.record(pid, start, || self.running_processes())
+        {
+            warn!(error = %e, pid, "cannot write the spawn ledger");
+        }
+    }
+
+    /// `(pid, start time)` of every process running now.
+    fn running_processes(&self) -> Vec<(u32, u64)> {
+        let slots: Vec<Arc<Slot>> = self.pods().values().flatten().cloned().collect();
+        slots
+            .iter()
+            .filter_map(|s| s.ctl().pgid)
+            .filter_map(|pgid| {
+                let pid = pgid.as_raw().unsigned_abs();
+                Some((pid, proc_start_time(pid)?))
+            })
+            .collect()
     }
 
     fn pods(&self) -> MutexGuard<'_, HashMap<String, Vec<Arc<Slot>>>> {
@@ -269,7 +299,7 @@ impl Drop for Done {
 
 async fn run(mut done: Done, launch: Arc<ContainerLaunch>, slot: Arc<Slot>, log: LogSink) {
     // The log sink is dropped (its feed ended) when `supervise` returns, before `Exited`.
-    let exit = supervise(&done.shared, launch, slot, log).await;
+    let exit = supervise(&done.shared.clone(), launch, slot, log).await;
     done.send(exit);
 }
 
@@ -296,7 +326,7 @@ fn stopped_before_start(now: Timestamp) -> ExitInfo {
 }
 
 async fn supervise(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     launch: Arc<ContainerLaunch>,
     slot: Arc<Slot>,
     mut log: LogSink,
@@ -307,8 +337,15 @@ async fn supervise(
         return stopped_before_start(clock.now());
     }
     let prepared = {
-        let (launch, slot) = (launch.clone(), slot.clone());
-        tokio::task::spawn_blocking(move || prepare(&launch, &slot)).await
+        let (launch, slot, shared) = (launch.clone(), slot.clone(), shared.clone());
+        tokio::task::spawn_blocking(move || {
+            let prepared = prepare(&launch, &slot);
+            if let Prepared::Running(s) = &prepared {
+                shared.record_spawn(s.pid.as_raw().unsigned_abs(), s.proc_start);
+            }
+            prepared
+        })
+        .await
     };
     shared.reaper.spawn_done();
     let child = match prepared {

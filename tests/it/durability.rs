@@ -295,3 +295,60 @@ fn a_moved_root_keeps_its_jobs_and_runs_nothing_again() {
         m.cli_ok(&["get", "manifests"])
     );
 }
+
+/// `(pid, start time)` of a process, from `/proc/<pid>/stat` (field 22).
+fn start_time(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = stat.rsplit_once(')').unwrap().1;
+    after.split_whitespace().nth(19).unwrap().parse().unwrap()
+}
+
+/// A daemon killed between a spawn and the record of its pid leaves a process that no
+/// pod names: the spawn ledger names it, and the next daemon kills it at start. A pid
+/// whose start time differs (a reused pid) is left alone.
+#[test]
+fn processes_spawned_but_never_recorded_are_killed_at_the_next_start() {
+    let mut d = TestDaemon::start();
+    d.stop();
+    let spawn = |arg: &str| {
+        // No inherited output: a process the test failed to see killed must not keep the
+        // harness waiting on its pipes.
+        Command::new("setsid")
+            .args(["sleep", arg])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("setsid sleep")
+    };
+    let (mut lost, mut other) = (spawn("1012"), spawn("1013"));
+    let (lost_pid, other_pid) = (lost.id(), other.id());
+    assert!(wait_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(format!("/proc/{lost_pid}/cmdline"))
+            .is_ok_and(|c| c.starts_with("sleep"))
+    }));
+    let ledger = format!(
+        "{lost_pid} {}\n{other_pid} {}\n",
+        start_time(lost_pid),
+        start_time(other_pid) + 1
+    );
+    std::fs::write(d.path().join("state/spawned"), ledger).unwrap();
+    d.respawn();
+    assert!(
+        wait_until(Duration::from_secs(10), || lost
+            .try_wait()
+            .unwrap()
+            .is_some()),
+        "the unrecorded process survived"
+    );
+    assert!(
+        other.try_wait().unwrap().is_none(),
+        "a reused pid was killed"
+    );
+    let _ = other.kill();
+    let _ = other.wait();
+    assert!(
+        d.daemon_log()
+            .contains("killed processes a previous daemon left running")
+    );
+}
