@@ -333,13 +333,16 @@ impl Daemon {
                 let _ = durability_tx.send(d);
             }),
         };
-        let (mut store, objects) = Store::open(&layout.state, opts)
-            .with_context(|| format!("opening state in {}", layout.state.display()))?;
+        // Objects go into the world one by one as the store reads them: no copy of the whole
+        // state's JSON is held at any point.
+        let mut world = World::default();
+        let mut store = Store::open_each(&layout.state, opts, |k, v| {
+            if let Err(p) = world.load_stored(k, v) {
+                tracing::error!("{p}; skipped");
+            }
+        })
+        .with_context(|| format!("opening state in {}", layout.state.display()))?;
         let gate = durable::Gate::new(store.covering_seq());
-        let (mut world, problems) = World::from_objects(&objects);
-        for p in problems {
-            tracing::error!("{p}; skipped");
-        }
         for key in world.rebase_manifests(&layout.manifests) {
             store.touch(key);
         }

@@ -9,7 +9,6 @@ use serde_json::value::RawValue;
 
 use crate::api::{Event, Job, Kind, ManifestFile, Pod, PodPhase};
 use crate::controller::pod::finish_time;
-use crate::store::Objects;
 
 /// `(namespace, name)`
 pub type Key = (String, String);
@@ -161,29 +160,34 @@ fn owner_uid(pod: &Pod) -> Option<&str> {
 
 impl World {
     /// Rebuilds the world from stored objects; unreadable records are reported and skipped.
-    pub fn from_objects(objects: &Objects) -> (World, Vec<String>) {
+    #[cfg(test)]
+    pub fn from_objects(objects: &crate::store::Objects) -> (World, Vec<String>) {
         let mut w = World::default();
-        let mut problems = Vec::new();
-        for (k, v) in objects {
-            let result = if k.starts_with("jobs/") {
-                serde_json::from_str::<JobRecord>(v.get()).map(|r| {
-                    let key = key(r.job.metadata.namespace(), r.job.metadata.name());
-                    w.jobs.insert(key, r);
-                })
-            } else if k.starts_with("pods/") {
-                serde_json::from_str::<PodRecord>(v.get()).map(|r| w.insert_pod(r))
-            } else if let Some(path) = k.strip_prefix("manifests/") {
-                serde_json::from_str::<ManifestRecord>(v.get()).map(|r| {
-                    w.manifests.insert(PathBuf::from(path), r);
-                })
-            } else {
-                Ok(())
-            };
-            if let Err(e) = result {
-                problems.push(format!("stored object {k}: {e}"));
-            }
-        }
+        let problems = objects
+            .iter()
+            .filter_map(|(k, v)| w.load_stored(k, v).err())
+            .collect();
         (w, problems)
+    }
+
+    /// Adds one stored object (as the store hands them over at start); an unreadable record
+    /// is an error naming its key.
+    pub fn load_stored(&mut self, k: &str, v: &RawValue) -> Result<(), String> {
+        let result = if k.starts_with("jobs/") {
+            serde_json::from_str::<JobRecord>(v.get()).map(|r| {
+                let key = key(r.job.metadata.namespace(), r.job.metadata.name());
+                self.jobs.insert(key, r);
+            })
+        } else if k.starts_with("pods/") {
+            serde_json::from_str::<PodRecord>(v.get()).map(|r| self.insert_pod(r))
+        } else if let Some(path) = k.strip_prefix("manifests/") {
+            serde_json::from_str::<ManifestRecord>(v.get()).map(|r| {
+                self.manifests.insert(PathBuf::from(path), r);
+            })
+        } else {
+            Ok(())
+        };
+        result.map_err(|e| format!("stored object {k}: {e}"))
     }
 
     /// Manifest records kept under another directory — the root was moved or restored
@@ -393,7 +397,7 @@ impl World {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
+    use crate::store::{Objects, Store};
 
     /// What the store loads from the state jobvisor 0.1.0 wrote (`tests/data/state-v1`).
     fn golden_objects() -> Objects {
