@@ -42,6 +42,7 @@ import json
 import selectors
 import shutil
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -109,7 +110,8 @@ class Daemon:
         self.root = root or new_root(parent)
         self.sock = os.path.join(self.root, "jobvisor.sock")
         self.started = time.time()
-        self.proc = subprocess.Popen([binary, "daemon", "--root", self.root], stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen([binary, "daemon", "--root", self.root], stderr=subprocess.DEVNULL,
+                                     preexec_fn=service_limits)
         if not wait:
             return
         deadline = time.time() + 30
@@ -133,6 +135,16 @@ class Daemon:
     def stop(self):
         self.proc.terminate()
         self.proc.wait(timeout=120)
+
+
+def service_limits():
+    """The open-files limit of the systemd unit (`LimitNOFILE=65536`), where this user may set
+    it: 10,000 pods at once need more descriptors than a login shell's usual limit, and
+    would otherwise end `StartError` ("too many open files")."""
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (65536, 65536))
+    except (ValueError, OSError):
+        pass
 
 
 def new_root(parent):
