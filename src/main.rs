@@ -31,6 +31,7 @@ fn main() -> ExitCode {
 }
 
 fn run_daemon(opts: DaemonOptions) -> anyhow::Result<()> {
+    daemon::configure_heap();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

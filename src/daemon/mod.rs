@@ -10,6 +10,7 @@ mod answer;
 mod apply;
 mod durable;
 pub mod health;
+mod heap;
 mod launch;
 mod names;
 mod reconcile;
@@ -107,6 +108,8 @@ enum Target {
     Recheck,
     /// Reading the manifests directory failed for a passing reason: list it again.
     Rescan,
+    /// Give freed memory back to the system once the loop is quiet (`heap.rs`).
+    Trim,
 }
 
 /// Back-off for re-reading a manifest after a passing error (EMFILE, EIO…): doubling from
@@ -161,6 +164,8 @@ pub struct Daemon {
     source_retry: Option<Duration>,
     /// The delay before the manifests directory is listed again after a passing error.
     rescan_retry: Option<Duration>,
+    /// When state last changed: the heap is trimmed after a quiet second.
+    quiet: heap::Quiet,
 }
 
 /// Loads the config and resolves every path: `--config`, else the layout's default file.
@@ -187,6 +192,11 @@ pub fn load_config(opts: &DaemonOptions) -> anyhow::Result<(Config, Layout)> {
         .absolute()
         .context("resolving the daemon's paths")?;
     Ok((cfg, layout))
+}
+
+/// Sets the allocator up for a long-running daemon (`heap.rs`); call before any thread starts.
+pub fn configure_heap() {
+    heap::configure();
 }
 
 /// Runs the daemon until SIGTERM/SIGINT. Errors here are start-up failures.
@@ -223,6 +233,8 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     daemon.check_source(true);
     daemon.recheck_source_later();
     daemon.turn();
+    // What loading the state freed goes back once the start is over.
+    daemon.schedule(heap::QUIET, Target::Trim);
     tracing::info!(
         manifests = %daemon.layout.manifests.display(),
         socket = %daemon.layout.socket.display(),
@@ -377,6 +389,7 @@ impl Daemon {
             retries: std::collections::HashMap::new(),
             source_retry: None,
             rescan_retry: None,
+            quiet: heap::Quiet::default(),
         })
     }
 
@@ -451,6 +464,10 @@ impl Daemon {
     fn turn(&mut self) {
         self.reconcile();
         self.publish_changes();
+        if self.store.has_dirty() {
+            self.quiet.changed(Instant::now());
+            self.schedule(heap::QUIET, Target::Trim);
+        }
         self.stamp();
         if self.store.last_handed() <= self.gate.durable {
             // Group commit: the writer is idle, so this turn's changes go now; while it is
@@ -513,6 +530,14 @@ impl Daemon {
                         self.recheck_source_later();
                     }
                     Target::Rescan => self.rescan(),
+                    Target::Trim => match self.quiet.due(Instant::now()) {
+                        None => {
+                            let started = Instant::now();
+                            heap::trim();
+                            tracing::debug!(took = ?started.elapsed(), "gave free memory back");
+                        }
+                        Some(wait) => self.schedule(wait, Target::Trim),
+                    },
                 }
             }
         }
