@@ -14,6 +14,7 @@ use serde_json::Value;
 
 pub mod kind;
 pub mod labels;
+pub mod table;
 
 pub use kind::Kind;
 

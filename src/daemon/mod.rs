@@ -19,6 +19,7 @@ pub mod requests;
 mod scenarios;
 mod serve;
 mod source;
+mod table;
 #[cfg(test)]
 mod testing;
 mod world;
