@@ -89,9 +89,13 @@ pub const MAX_EVENTS: usize = 10_000;
 
 #[derive(Default)]
 pub struct World {
-    pub jobs: BTreeMap<Key, JobRecord>,
-    /// A hash map: pods are looked up on every runtime event and Job sync.
-    pub pods: HashMap<Key, PodRecord>,
+    /// Boxed: a record is about 3 KB inline, and a B-tree's nodes are half empty after
+    /// ordered inserts, so unboxed each Job cost another 2.7 KB of empty slots (10,000
+    /// finished Jobs: 27 MB).
+    pub jobs: BTreeMap<Key, Box<JobRecord>>,
+    /// A hash map: pods are looked up on every runtime event and Job sync. Boxed for the same
+    /// reason: a hash table keeps up to half its slots empty, each the size of a record.
+    pub pods: HashMap<Key, Box<PodRecord>>,
     pub manifests: BTreeMap<PathBuf, ManifestRecord>,
     pub events: VecDeque<Event>,
     /// job uid → its pods
@@ -176,7 +180,7 @@ impl World {
         let result = if k.starts_with("jobs/") {
             serde_json::from_str::<JobRecord>(v.get()).map(|r| {
                 let key = key(r.job.metadata.namespace(), r.job.metadata.name());
-                self.jobs.insert(key, r);
+                self.jobs.insert(key, Box::new(r));
             })
         } else if k.starts_with("pods/") {
             serde_json::from_str::<PodRecord>(v.get()).map(|r| self.insert_pod(r))
@@ -320,7 +324,7 @@ impl World {
         }
         self.pod_by_uid
             .insert(r.pod.metadata.uid().to_string(), k.clone());
-        self.pods.insert(k.clone(), r);
+        self.pods.insert(k.clone(), Box::new(r));
         self.settle(&k);
     }
 
@@ -340,6 +344,10 @@ impl World {
         let finished = finish_time(pod);
         if let Some(set) = self.pending_of_job.get_mut(&owner) {
             set.remove(k);
+            // An empty set keeps its B-tree node (0.5 KB): a finished Job must not.
+            if set.is_empty() {
+                self.pending_of_job.remove(&owner);
+            }
         }
         let later = match self
             .last_success_of_job
@@ -355,7 +363,7 @@ impl World {
     }
 
     pub fn remove_pod(&mut self, k: &Key) -> Option<PodRecord> {
-        let r = self.pods.remove(k)?;
+        let r = *self.pods.remove(k)?;
         if let Some(owner) = owner_uid(&r.pod)
             && let Some(set) = self.pods_of_job.get_mut(owner)
         {
@@ -369,6 +377,9 @@ impl World {
         if let Some(owner) = owner_uid(&r.pod) {
             if let Some(set) = self.pending_of_job.get_mut(owner) {
                 set.remove(k);
+                if set.is_empty() {
+                    self.pending_of_job.remove(owner);
+                }
             }
             if self.last_success_of_job.get(owner) == Some(k) {
                 self.last_success_of_job.remove(owner);
@@ -389,6 +400,12 @@ impl World {
     pub fn push_event(&mut self, e: Event) {
         if self.events.len() >= MAX_EVENTS {
             self.events.pop_front();
+        } else if self.events.len() == self.events.capacity() {
+            // Doubling would end at 16,384 slots of 616 bytes for 10,000 events: 3.9 MB
+            // never used.
+            let len = self.events.len();
+            self.events
+                .reserve_exact((len * 2).clamp(16, MAX_EVENTS) - len);
         }
         self.events.push_back(e);
     }
