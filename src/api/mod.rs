@@ -6,19 +6,18 @@
 //! run yet are kept as raw JSON so validation can name them instead of calling them typos.
 //! Everything here is plain data: no I/O, no clock.
 
-use std::collections::BTreeMap;
-
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub mod kind;
+mod label_map;
 pub mod labels;
 pub mod table;
 
 pub use kind::Kind;
 
-pub type Labels = BTreeMap<String, String>;
+pub use label_map::Labels;
 
 pub const JOB_API_VERSION: &str = "batch/v1";
 pub const POD_API_VERSION: &str = "v1";
@@ -52,9 +51,9 @@ pub struct ObjectMeta {
     pub deletion_timestamp: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_grace_period_seconds: Option<i64>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "Labels::is_empty")]
     pub labels: Labels,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "Labels::is_empty")]
     pub annotations: Labels,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub owner_references: Vec<OwnerReference>,
@@ -90,7 +89,7 @@ pub struct OwnerReference {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LabelSelector {
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "Labels::is_empty")]
     pub match_labels: Labels,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub match_expressions: Vec<LabelSelectorRequirement>,
