@@ -462,11 +462,12 @@ def history(a, parent):
         for i in range(jobs):
             d.drop(f"h-{i}.yaml", job_yaml(f"h-{i}", ["true"], per, a.parallelism))
         t = time.time()
-        at, bad, _ = wait_all(d.sock, "/apis/batch/v1/jobs?watch=true", b'"type":"Complete","status":"True"',
-                           b'"type":"Failed","status":"True"', jobs)
-        f["made"] = at - t
-        f["pods"] = per * jobs
-        f["failed"] = len(bad)
+        # Polled, not watched: a watch of these Jobs would carry every one of their 200,000
+        # status changes (about 500 MB of JSON) for ten results.
+        statuses = [wait_job(d, f"h-{i}") for i in range(jobs)]
+        f["made"] = time.time() - t
+        f["pods"] = sum(s.get("succeeded", 0) + s.get("failed", 0) for s in statuses)
+        f["failed"] = sum(s.get("failed", 0) for s in statuses)
         f["rss"], f["hwm"] = settled_rss(d, a.settle)
         f["state"] = state_size(d.root)
     finally:
@@ -514,18 +515,20 @@ def run_scale(a, parent, kind):
     row("  RSS per object, KiB", f"{f['rss'] / a.scale / 1024:.1f}")
     row("state: snapshot + journal, MB", f"{f['state'][0] / 1e6:.1f} + {f['state'][1] / 1e6:.1f}")
     row("  after a clean stop, MB", f"{f['state_stopped'][0] / 1e6:.1f} + {f['state_stopped'][1] / 1e6:.1f}")
-    row(f"`{verb}` via the CLI, ms (median of {a.latency_runs})", f"{f['cli'] * 1000:.0f}", "<= 100")
-    row(f"  the same list as raw HTTP, ms", f"{f['http'] * 1000:.0f}", "<= 100")
-    row(f"restart: start -> full `{verb}` answered, s", f"{f['restart']:.2f}", "<= 2")
-    row("  RSS idle after restart, MiB", mb(f["restart_rss"]), "<= 64" if kind == "jobs" else "")
+    # The targets are the issue's, for Jobs; the Pods' figures are shown beside nothing.
+    target = (lambda t: t) if kind == "jobs" else (lambda t: "")
+    row(f"`{verb}` via the CLI, ms (median of {a.latency_runs})", f"{f['cli'] * 1000:.0f}", target("<= 100"))
+    row(f"  the same list as raw HTTP, ms", f"{f['http'] * 1000:.0f}", target("<= 100"))
+    row(f"restart: start -> full `{verb}` answered, s", f"{f['restart']:.2f}", target("<= 2"))
+    row("  RSS idle after restart, MiB", mb(f["restart_rss"]), target("<= 64"))
     row("  peak RSS during restart, MiB", mb(f["restart_hwm"]))
-    row("  list as raw HTTP after restart, ms", f"{f['restart_http'] * 1000:.0f}", "<= 100")
+    row("  list as raw HTTP after restart, ms", f"{f['restart_http'] * 1000:.0f}", target("<= 100"))
 
 
 def run_history(a, parent):
     f = history(a, parent)
     print(f"\n{f['pods']} finished pods in history ({a.history_jobs} Jobs of `true`, parallelism {a.parallelism}; "
-          f"made in {f['made']:.0f} s, {f['failed']} failed):")
+          f"made in {f['made']:.0f} s, {f['failed']} pods failed):")
     row("", "measured", "target")
     row("state: snapshot + journal, MB", f"{f['state'][0] / 1e6:.1f} + {f['state'][1] / 1e6:.1f}")
     row("  after a clean stop, MB", f"{f['state_stopped'][0] / 1e6:.1f} + {f['state_stopped'][1] / 1e6:.1f}")
