@@ -405,6 +405,20 @@ def restart_until_listed(binary, root, path, n):
         return d, at - d.started
 
 
+def failure_reasons(sock):
+    """The commonest ways pods failed: (count, reason: message)."""
+    _, pods = get(sock, "/api/v1/pods")
+    why = {}
+    for p in pods.get("items", []):
+        if p["status"].get("phase") != "Failed":
+            continue
+        for cs in p["status"].get("containerStatuses", []):
+            t = cs.get("state", {}).get("terminated") or {}
+            k = f"{t.get('reason')}: {(t.get('message') or '').strip()[:70]}"
+            why[k] = why.get(k, 0) + 1
+    return sorted(((n, k) for k, n in why.items()), reverse=True)[:3]
+
+
 def settled_rss(d, settle):
     """RSS once idle: after `settle` seconds, past the runtime's idle-thread keep-alive (10 s)."""
     time.sleep(settle)
@@ -434,6 +448,7 @@ def scale(a, parent, kind):
         at, bad, f["reopened"] = wait_all(d.sock, watch, done, failed, n)
         f["finished"] = at - d.started
         f["failed"] = len(bad)
+        f["why"] = failure_reasons(d.sock) if bad else []
         f["rss_1s"] = settled_rss(d, 1)[0]
         f["rss"], f["hwm"] = settled_rss(d, max(a.settle - 1, 0))
         f["state"] = state_size(root)
@@ -508,6 +523,8 @@ def run_scale(a, parent, kind):
     row("start -> all finished, s", f"{f['finished']:.2f}")
     row("  = objects/s", f"{a.scale / f['finished']:.0f}")
     row("  failed", f"{f['failed']}")
+    for n, why in f["why"]:
+        print(f"    {n} pods ended {why}")
     row("  watch opened again after 410 Expired", f"{f['reopened']}")
     row("RSS 1 s after, MiB", mb(f["rss_1s"]))
     row(f"RSS idle ({a.settle} s after), MiB", mb(f["rss"]), "<= 64" if kind == "jobs" else "")

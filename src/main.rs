@@ -31,7 +31,6 @@ fn main() -> ExitCode {
 }
 
 fn run_daemon(opts: DaemonOptions) -> anyhow::Result<()> {
-    daemon::configure_heap();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

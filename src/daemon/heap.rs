@@ -7,6 +7,10 @@
 //! `malloc_trim(0)` gave back 134 MiB. So the loop trims once it has been quiet for
 //! [`QUIET`] after a turn that changed state, never in the middle of a burst (a trim costs a
 //! walk of the free lists, and what it returns would only be faulted in again).
+//!
+//! malloc's knobs are left alone: a fixed mmap threshold (256 KiB) and two arenas gave no
+//! measurable memory beyond the trim's, and the threshold made every watch batch (up to
+//! 256 KiB) a fresh mapping.
 
 use std::time::Duration;
 
@@ -14,27 +18,6 @@ use tokio::time::Instant;
 
 /// How long the loop must have changed nothing before the heap is trimmed.
 pub const QUIET: Duration = Duration::from_secs(1);
-
-/// Buffers this large or larger get their own mapping, returned to the system when freed.
-/// Fixing it also stops glibc from raising it (and the top-of-heap trim threshold with it)
-/// after each large free, which otherwise lets tens of MiB of a list's body stay resident.
-const MMAP_THRESHOLD: i32 = 256 << 10;
-
-/// Arenas: glibc makes up to 8 per core, one per thread that contends; the daemon's work is
-/// one loop plus short blocking tasks, and memory freed in an arena no other thread uses
-/// is rarely reused.
-const ARENA_MAX: i32 = 2;
-
-/// Sets malloc's knobs; call before the runtime's threads start.
-pub fn configure() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: mallopt only sets allocator parameters; it is called before any other thread
-    // exists, and both values are within glibc's documented ranges.
-    unsafe {
-        nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
-        nix::libc::mallopt(nix::libc::M_ARENA_MAX, ARENA_MAX);
-    }
-}
 
 /// Returns every whole free page of every arena to the system.
 pub fn trim() {

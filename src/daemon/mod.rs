@@ -195,11 +195,6 @@ pub fn load_config(opts: &DaemonOptions) -> anyhow::Result<(Config, Layout)> {
     Ok((cfg, layout))
 }
 
-/// Sets the allocator up for a long-running daemon (`heap.rs`); call before any thread starts.
-pub fn configure_heap() {
-    heap::configure();
-}
-
 /// Runs the daemon until SIGTERM/SIGINT. Errors here are start-up failures.
 pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let (cfg, layout) = load_config(&opts)?;
