@@ -10,10 +10,23 @@
    watch every pod (`curl -N --unix-socket … 'http://localhost/api/v1/pods?watch=true' >
    /dev/null`, done here with sockets drained by one thread). Figures: pods per second, and
    the ratio to the same Job without watchers (targets: >= 0.8 at 20, >= 0.5 at 200).
+4. Scale (`--only scale-jobs`, `scale-pods`): N (10,000) Jobs in N files, or N file-owned bare
+   Pods (`true`, restartPolicy Never), written into the manifests directory before the daemon
+   starts. Figures: start -> all finished (seen through one watch, as `kubectl wait` would);
+   the daemon's RSS (/proc/<pid>/status VmRSS) idle after they finished, once the runtime's
+   idle threads have exited (--settle seconds); the state on disk; `get jobs` (`get pods`)
+   over all N, median of --latency-runs, through the CLI and as raw HTTP on the socket;
+   restart with that state: start -> a full list answered, and the RSS then.
+5. History (`--only history`): --history-pods (100,000) finished pods, made by running
+   --history-jobs Jobs of `true` at parallelism 50. Figures: state on disk, RSS idle, and
+   restart: start -> a full `get jobs` answered, and the RSS then.
+6. Idle (`--only idle`): the RSS of a daemon with nothing loaded.
 
 Usage: benches/bench.py [--pods 5000] [--parallelism 50] [--rounds 3] [--files 200]
                         [--watch-pods 2000] [--watchers 0,20,200] [--watch-rounds 3]
-                        [--only throughput|latency|watch]
+                        [--only throughput,latency,watch,scale-jobs,scale-pods,history,idle]
+                        [--scale 10000] [--history-pods 100000] [--history-jobs 10]
+                        [--latency-runs 7] [--settle 12]
                         [--bin target/release/jobvisor]
                         [--dir /dev/shm]   (where --root goes: logs and state are written there)
 
@@ -29,6 +42,7 @@ import json
 import selectors
 import shutil
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -37,6 +51,9 @@ import tempfile
 import threading
 import time
 from datetime import datetime
+
+
+SCENARIOS = ["throughput", "latency", "watch", "idle", "scale-jobs", "scale-pods", "history"]
 
 
 class UnixHTTP(http.client.HTTPConnection):
@@ -87,12 +104,16 @@ spec:
 
 
 class Daemon:
-    def __init__(self, binary, parent=None):
-        self.root = tempfile.mkdtemp(prefix="root-", dir=parent)
+    def __init__(self, binary, parent=None, root=None, wait=True):
+        """A daemon on a new root under `parent`, or on `root` (made by `new_root`) as it is.
+        `wait=False` returns as soon as the process is started (`self.started`)."""
+        self.root = root or new_root(parent)
         self.sock = os.path.join(self.root, "jobvisor.sock")
-        with open(os.path.join(self.root, "config.yaml"), "w") as f:
-            f.write("log:\n  level: warn\n")
-        self.proc = subprocess.Popen([binary, "daemon", "--root", self.root], stderr=subprocess.DEVNULL)
+        self.started = time.time()
+        self.proc = subprocess.Popen([binary, "daemon", "--root", self.root], stderr=subprocess.DEVNULL,
+                                     preexec_fn=service_limits)
+        if not wait:
+            return
         deadline = time.time() + 30
         while time.time() < deadline:
             try:
@@ -114,6 +135,39 @@ class Daemon:
     def stop(self):
         self.proc.terminate()
         self.proc.wait(timeout=120)
+
+
+def service_limits():
+    """The open-files limit of the systemd unit (`LimitNOFILE=65536`), where this user may set
+    it: 10,000 pods at once need more descriptors than a login shell's usual limit, and
+    would otherwise end `StartError` ("too many open files")."""
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (65536, 65536))
+    except (ValueError, OSError):
+        pass
+
+
+def new_root(parent):
+    root = tempfile.mkdtemp(prefix="root-", dir=parent)
+    with open(os.path.join(root, "config.yaml"), "w") as f:
+        f.write("log:\n  level: warn\n")
+    return root
+
+
+def pod_yaml(name, command):
+    cmd = ", ".join(json.dumps(c) for c in command)
+    return f"""apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: busybox:1.36
+    command: [{cmd}]
+"""
 
 
 def wait_job(d, name):
@@ -239,6 +293,278 @@ def latency(binary, files, parent=None):
     return statistics.median(delays), p99
 
 
+MiB = 1 << 20
+
+
+def memory(pid):
+    """VmRSS and VmHWM (peak) of a process, in bytes."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("VmRSS", "VmHWM"):
+                out[k] = int(v.split()[0]) * 1024
+    return out["VmRSS"], out["VmHWM"]
+
+
+def state_size(root):
+    """Bytes of the snapshot and of the journal."""
+    state = os.path.join(root, "state")
+
+    def size(name):
+        try:
+            return os.path.getsize(os.path.join(state, name))
+        except OSError:
+            return 0
+
+    return size("snapshot.json"), size("journal.jsonl")
+
+
+def connect_when_up(sock, deadline):
+    while time.time() < deadline:
+        try:
+            c = UnixHTTP(sock)
+            c.connect()
+            return c
+        except OSError:
+            time.sleep(0.005)
+    sys.exit("daemon did not start")
+
+
+def wait_all(sock, path, done, failed, n, timeout=3600):
+    """Watches `path` (from the daemon's start) until `n` objects have shown the `done` bytes;
+    returns when that happened, the names that showed `failed`, and how often the watch was
+    opened again. Only lines with either marker are decoded, so reading the stream costs this
+    process little. A watch the daemon ends (410 Expired: more changes waited for the disk
+    than `api.watchBacklog`, as when thousands of files apply at once) is opened again, as
+    kubectl does; it starts over with every object as ADDED, so nothing is missed."""
+    names, bad, reopened = set(), set(), -1
+    deadline = time.time() + timeout
+    while len(names) + len(bad) < n:
+        reopened += 1
+        c = connect_when_up(sock, time.time() + 60)
+        c.sock.settimeout(max(deadline - time.time(), 1))
+        c.request("GET", path)
+        r = c.getresponse()
+        if r.status != 200:
+            sys.exit(f"watch {path}: {r.status}")
+        rest = b""
+        while len(names) + len(bad) < n:
+            chunk = r.read1(1 << 16)
+            if not chunk:
+                break
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()
+            for line in lines:
+                if line.startswith(b'{"type":"ERROR"'):
+                    continue
+                if done in line or failed in line:
+                    name = json.loads(line)["object"]["metadata"]["name"]
+                    (names if done in line else bad).add(name)
+        c.close()
+        if time.time() > deadline:
+            sys.exit(f"watch {path}: {len(names)} of {n} after {timeout} s")
+    return time.time(), bad, reopened
+
+
+def timed_list(sock, path):
+    """Seconds for one list answered in full (read, not decoded), and its body."""
+    t = time.time()
+    c = UnixHTTP(sock)
+    c.request("GET", path)
+    r = c.getresponse()
+    body = r.read()
+    c.close()
+    if r.status != 200:
+        sys.exit(f"{path}: {r.status}")
+    return time.time() - t, body
+
+
+def timed_cli(binary, root, args):
+    t = time.time()
+    subprocess.run([binary, "--root", root, *args], check=True, stdout=subprocess.DEVNULL)
+    return time.time() - t
+
+
+def restart_until_listed(binary, root, path, n):
+    """Starts a daemon on `root`; seconds from its start to a list of `n` items answered."""
+    d = Daemon(binary, root=root, wait=False)
+    deadline = d.started + 600
+    while True:
+        try:
+            _, body = timed_list(d.sock, path)
+        except OSError:
+            if time.time() > deadline:
+                sys.exit("restarted daemon did not answer")
+            time.sleep(0.005)
+            continue
+        at = time.time()
+        items = json.loads(body)["items"]
+        if len(items) != n:
+            sys.exit(f"restart: {len(items)} of {n} listed")
+        return d, at - d.started
+
+
+def failure_reasons(sock):
+    """The commonest ways pods failed: (count, reason: message)."""
+    _, pods = get(sock, "/api/v1/pods")
+    why = {}
+    for p in pods.get("items", []):
+        if p["status"].get("phase") != "Failed":
+            continue
+        for cs in p["status"].get("containerStatuses", []):
+            t = cs.get("state", {}).get("terminated") or {}
+            k = f"{t.get('reason')}: {(t.get('message') or '').strip()[:70]}"
+            why[k] = why.get(k, 0) + 1
+    return sorted(((n, k) for k, n in why.items()), reverse=True)[:3]
+
+
+def settled_rss(d, settle):
+    """RSS once idle: after `settle` seconds, past the runtime's idle-thread keep-alive (10 s)."""
+    time.sleep(settle)
+    return memory(d.proc.pid)
+
+
+def scale(a, parent, kind):
+    """`kind` "jobs" or "pods": N objects in N files, present before the daemon starts."""
+    n = a.scale
+    root = new_root(parent)
+    manifests = os.path.join(root, "manifests")
+    os.mkdir(manifests)
+    for i in range(n):
+        name = f"s-{i:05d}"
+        text = job_yaml(name, ["true"]) if kind == "jobs" else pod_yaml(name, ["true"])
+        with open(os.path.join(manifests, name + ".yaml"), "w") as f:
+            f.write(text)
+    if kind == "jobs":
+        watch, done, failed = "/apis/batch/v1/jobs?watch=true", b'"type":"Complete","status":"True"', b'"type":"Failed","status":"True"'
+        listing, cli = "/apis/batch/v1/namespaces/default/jobs", ["get", "jobs"]
+    else:
+        watch, done, failed = "/api/v1/pods?watch=true", b'"phase":"Succeeded"', b'"phase":"Failed"'
+        listing, cli = "/api/v1/namespaces/default/pods", ["get", "pods"]
+    f = {}
+    d = Daemon(a.bin, root=root, wait=False)
+    try:
+        at, bad, f["reopened"] = wait_all(d.sock, watch, done, failed, n)
+        f["finished"] = at - d.started
+        f["failed"] = len(bad)
+        f["why"] = failure_reasons(d.sock) if bad else []
+        f["rss_1s"] = settled_rss(d, 1)[0]
+        f["rss"], f["hwm"] = settled_rss(d, max(a.settle - 1, 0))
+        f["state"] = state_size(root)
+        f["http"] = statistics.median(timed_list(d.sock, listing)[0] for _ in range(a.latency_runs))
+        f["cli"] = statistics.median(timed_cli(a.bin, root, cli) for _ in range(a.latency_runs))
+    finally:
+        d.stop()
+    f["state_stopped"] = state_size(root)
+    d, f["restart"] = restart_until_listed(a.bin, root, listing, n)
+    try:
+        f["restart_rss"], f["restart_hwm"] = settled_rss(d, 2)
+        f["restart_http"] = statistics.median(timed_list(d.sock, listing)[0] for _ in range(a.latency_runs))
+    finally:
+        d.stop()
+    shutil.rmtree(root, ignore_errors=True)
+    return f
+
+
+def history(a, parent):
+    """--history-pods finished pods, from --history-jobs Jobs of `true` at parallelism 50."""
+    jobs = a.history_jobs
+    per = a.history_pods // jobs
+    d = Daemon(a.bin, parent)
+    f = {}
+    try:
+        for i in range(jobs):
+            d.drop(f"h-{i}.yaml", job_yaml(f"h-{i}", ["true"], per, a.parallelism))
+        t = time.time()
+        # Polled, not watched: a watch of these Jobs would carry every one of their 200,000
+        # status changes (about 500 MB of JSON) for ten results.
+        statuses = [wait_job(d, f"h-{i}") for i in range(jobs)]
+        f["made"] = time.time() - t
+        f["pods"] = sum(s.get("succeeded", 0) + s.get("failed", 0) for s in statuses)
+        f["failed"] = sum(s.get("failed", 0) for s in statuses)
+        f["rss"], f["hwm"] = settled_rss(d, a.settle)
+        f["state"] = state_size(d.root)
+    finally:
+        d.stop()
+    f["state_stopped"] = state_size(d.root)
+    d2, f["restart"] = restart_until_listed(a.bin, d.root, "/apis/batch/v1/namespaces/default/jobs", jobs)
+    try:
+        f["restart_rss"], f["restart_hwm"] = settled_rss(d2, 2)
+    finally:
+        d2.stop()
+    shutil.rmtree(d.root, ignore_errors=True)
+    return f
+
+
+def idle(a, parent):
+    d = Daemon(a.bin, parent)
+    try:
+        return settled_rss(d, 2)
+    finally:
+        d.stop()
+        shutil.rmtree(d.root, ignore_errors=True)
+
+
+def mb(b):
+    return f"{b / MiB:.1f}"
+
+
+def row(label, measured, target=""):
+    print(f"  {label:44}{measured:>14}{target:>12}")
+
+
+def run_scale(a, parent, kind):
+    f = scale(a, parent, kind)
+    what = "Jobs (one `true` pod each)" if kind == "jobs" else "bare Pods (`true`, restartPolicy Never)"
+    verb = "get jobs" if kind == "jobs" else "get pods"
+    print(f"\n{a.scale} {what} in {a.scale} files, in place before the daemon starts:")
+    row("", "measured", "target")
+    row("start -> all finished, s", f"{f['finished']:.2f}")
+    row("  = objects/s", f"{a.scale / f['finished']:.0f}")
+    row("  failed", f"{f['failed']}")
+    for n, why in f["why"]:
+        print(f"    {n} pods ended {why}")
+    row("  watch opened again after 410 Expired", f"{f['reopened']}")
+    row("RSS 1 s after, MiB", mb(f["rss_1s"]))
+    row(f"RSS idle ({a.settle} s after), MiB", mb(f["rss"]), "<= 64" if kind == "jobs" else "")
+    row("  peak RSS (VmHWM), MiB", mb(f["hwm"]))
+    row("  RSS per object, KiB", f"{f['rss'] / a.scale / 1024:.1f}")
+    row("state: snapshot + journal, MB", f"{f['state'][0] / 1e6:.1f} + {f['state'][1] / 1e6:.1f}")
+    row("  after a clean stop, MB", f"{f['state_stopped'][0] / 1e6:.1f} + {f['state_stopped'][1] / 1e6:.1f}")
+    # The targets are the issue's, for Jobs; the Pods' figures are shown beside nothing.
+    target = (lambda t: t) if kind == "jobs" else (lambda t: "")
+    row(f"`{verb}` via the CLI, ms (median of {a.latency_runs})", f"{f['cli'] * 1000:.0f}", target("<= 100"))
+    row(f"  the same list as raw HTTP, ms", f"{f['http'] * 1000:.0f}", target("<= 100"))
+    row(f"restart: start -> full `{verb}` answered, s", f"{f['restart']:.2f}", target("<= 2"))
+    row("  RSS idle after restart, MiB", mb(f["restart_rss"]), target("<= 64"))
+    row("  peak RSS during restart, MiB", mb(f["restart_hwm"]))
+    row("  list as raw HTTP after restart, ms", f"{f['restart_http'] * 1000:.0f}", target("<= 100"))
+
+
+def run_history(a, parent):
+    f = history(a, parent)
+    print(f"\n{f['pods']} finished pods in history ({a.history_jobs} Jobs of `true`, parallelism {a.parallelism}; "
+          f"made in {f['made']:.0f} s, {f['failed']} pods failed):")
+    row("", "measured", "target")
+    row("state: snapshot + journal, MB", f"{f['state'][0] / 1e6:.1f} + {f['state'][1] / 1e6:.1f}")
+    row("  after a clean stop, MB", f"{f['state_stopped'][0] / 1e6:.1f} + {f['state_stopped'][1] / 1e6:.1f}")
+    row(f"RSS idle ({a.settle} s after), MiB", mb(f["rss"]))
+    row("  peak RSS (VmHWM), MiB", mb(f["hwm"]))
+    row("restart: start -> full `get jobs` answered, s", f"{f['restart']:.2f}")
+    row("  RSS idle after restart, MiB", mb(f["restart_rss"]))
+    row("  RSS per pod after restart, KiB", f"{f['restart_rss'] / f['pods'] / 1024:.2f}")
+    row("  peak RSS during restart, MiB", mb(f["restart_hwm"]))
+
+
+def run_idle(a, parent):
+    rss, hwm = idle(a, parent)
+    print("\nidle daemon, nothing loaded:")
+    row("", "measured", "target")
+    row("RSS, MiB", mb(rss), "<= 10")
+    row("  peak RSS (VmHWM), MiB", mb(hwm))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--pods", type=int, default=5000)
@@ -248,10 +574,20 @@ def main():
     ap.add_argument("--watch-pods", type=int, default=2000)
     ap.add_argument("--watchers", default="0,20,200", help="watcher counts; the first is the baseline")
     ap.add_argument("--watch-rounds", type=int, default=3)
-    ap.add_argument("--only", choices=["throughput", "latency", "watch"], default=None)
+    ap.add_argument("--only", default=None,
+                    help="comma-separated: " + ",".join(SCENARIOS) + " (default: all)")
+    ap.add_argument("--scale", type=int, default=10000, help="objects of the scale scenarios")
+    ap.add_argument("--history-pods", type=int, default=100000)
+    ap.add_argument("--history-jobs", type=int, default=10)
+    ap.add_argument("--latency-runs", type=int, default=7, help="lists timed; the median is reported")
+    ap.add_argument("--settle", type=int, default=12,
+                    help="seconds before an idle RSS is read: past tokio's 10 s keep-alive of idle threads")
     ap.add_argument("--bin", default="target/release/jobvisor")
     ap.add_argument("--dir", default=None, help="where the daemon's --root goes (default: $TMPDIR); try /dev/shm")
     a = ap.parse_args()
+    a.only = set(a.only.split(",")) if a.only else set(SCENARIOS)
+    if a.only - set(SCENARIOS):
+        sys.exit(f"--only: unknown {', '.join(sorted(a.only - set(SCENARIOS)))}; choose from {', '.join(SCENARIOS)}")
     if not os.path.exists(a.bin):
         sys.exit(f"{a.bin} not found: cargo build --release")
     where = a.dir or tempfile.gettempdir()
@@ -265,12 +601,20 @@ def main():
 
 def run(a, where, parent):
     print(f"machine: {os.cpu_count()} cores, {os.uname().release}; --root under {where}")
-    if a.only in (None, "throughput"):
+    if "throughput" in a.only:
         run_throughput(a, parent)
-    if a.only in (None, "latency"):
+    if "latency" in a.only:
         run_latency(a, parent)
-    if a.only in (None, "watch"):
+    if "watch" in a.only:
         run_watch(a, parent)
+    if "idle" in a.only:
+        run_idle(a, parent)
+    if "scale-jobs" in a.only:
+        run_scale(a, parent, "jobs")
+    if "scale-pods" in a.only:
+        run_scale(a, parent, "pods")
+    if "history" in a.only:
+        run_history(a, parent)
 
 
 def run_watch(a, parent):

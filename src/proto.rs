@@ -247,6 +247,17 @@ impl Client {
         decode(path, &body)
     }
 
+    /// GET with this `Accept` (a Table: [`crate::api::table::TABLE_ACCEPT`]) and decode.
+    pub async fn get_json_as<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        accept: &str,
+    ) -> Result<T, ApiError> {
+        let response = self.send_as(Method::GET, path, None, accept).await?;
+        let response = check_status(response).await?;
+        decode(path, &read_body(response).await?)
+    }
+
     /// GET a text body (`/healthz`, non-following logs).
     pub async fn get_text(&self, path: &str) -> Result<String, ApiError> {
         let body = self.call(Method::GET, path, None).await?;
@@ -306,6 +317,17 @@ impl Client {
         path: &str,
         body: Option<String>,
     ) -> Result<Response<Incoming>, ApiError> {
+        self.send_as(method, path, body, "application/json, */*")
+            .await
+    }
+
+    async fn send_as(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+        accept: &str,
+    ) -> Result<Response<Incoming>, ApiError> {
         let stream =
             UnixStream::connect(&self.socket)
                 .await
@@ -324,7 +346,7 @@ impl Client {
             .method(method)
             .uri(path)
             .header(HOST, "localhost")
-            .header(ACCEPT, "application/json, */*");
+            .header(ACCEPT, accept);
         if body.is_some() {
             // Manifest text: YAML or JSON, the daemon sniffs it like kubectl does.
             request = request.header(CONTENT_TYPE, "application/yaml");

@@ -21,6 +21,7 @@ use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::api::Status;
+use crate::api::table;
 use crate::daemon::requests::{Change, Filter, Kind, ListReply, Request, bad_request, watch_line};
 use crate::runtime::logs;
 
@@ -106,10 +107,15 @@ fn router(api: Api) -> Router {
     let mut router = Router::new();
     for kind in Kind::ALL.into_iter().filter(|k| k.resource().namespaced) {
         let [all, in_ns, one] = kind.resource().routes();
-        let list =
-            move |State(api): State<Api>, ns: Option<Path<String>>, Query(q): Query<ListQuery>| {
-                list(api, kind, ns.map(|Path(n)| n), q)
-            };
+        let list = move |State(api): State<Api>,
+                         ns: Option<Path<String>>,
+                         headers: axum::http::HeaderMap,
+                         Query(q): Query<ListQuery>| {
+            let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+            // kubectl's server-side printing; a watch always streams the objects.
+            let table = accept.is_some_and(table::wants_table) && !truthy(&q.watch);
+            list(api, kind, ns.map(|Path(n)| n), q, table)
+        };
         router = router
             .route(&all, get(list))
             .route(&in_ns, get(list))
@@ -211,7 +217,13 @@ fn truthy(v: &Option<String>) -> bool {
     matches!(v.as_deref(), Some("true" | "1" | "True"))
 }
 
-async fn list(api: Api, kind: Kind, namespace: Option<String>, q: ListQuery) -> Response {
+async fn list(
+    api: Api,
+    kind: Kind,
+    namespace: Option<String>,
+    q: ListQuery,
+    table: bool,
+) -> Response {
     let filter = match Filter::parse(q.label_selector.as_deref(), q.field_selector.as_deref()) {
         Ok(f) => f,
         Err(e) => return status_response(bad_request(e)),
@@ -225,6 +237,7 @@ async fn list(api: Api, kind: Kind, namespace: Option<String>, q: ListQuery) -> 
             namespace: ns,
             filter: f,
             watch,
+            table,
             reply,
         })
         .await;
@@ -235,6 +248,9 @@ async fn list(api: Api, kind: Kind, namespace: Option<String>, q: ListQuery) -> 
             watch: Some(rx),
             after,
         }) => watch_response(kind, namespace, filter, items, rx, after),
+        Ok(ListReply {
+            items, watch: None, ..
+        }) if table => table_response(kind, &items),
         Ok(ListReply {
             items, watch: None, ..
         }) => list_response(kind, &items),
@@ -266,6 +282,33 @@ fn list_response(kind: Kind, items: &[Box<serde_json::value::RawValue>]) -> Resp
     body.extend_from_slice(b"]}");
     Response::builder()
         .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body))
+        .unwrap_or_else(|_| {
+            status_response(Status::failure(500, "InternalError", "building response"))
+        })
+}
+
+/// `{"kind":"Table","apiVersion":"meta.k8s.io/v1",…,"rows":[…]}` from rows already JSON.
+fn table_response(kind: Kind, rows: &[Box<serde_json::value::RawValue>]) -> Response {
+    let columns =
+        serde_json::to_string(&crate::cli::table::columns(kind)).unwrap_or_else(|_| "[]".into());
+    let size = rows.iter().map(|r| r.get().len() + 1).sum::<usize>() + columns.len() + 128;
+    let mut body = Vec::with_capacity(size);
+    body.extend_from_slice(
+        format!(
+            r#"{{"kind":"Table","apiVersion":"meta.k8s.io/v1","metadata":{{}},"columnDefinitions":{columns},"rows":["#
+        )
+        .as_bytes(),
+    );
+    for (i, row) in rows.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(row.get().as_bytes());
+    }
+    body.extend_from_slice(b"]}");
+    Response::builder()
+        .header(header::CONTENT_TYPE, table::TABLE_CONTENT_TYPE)
         .body(Body::from(body))
         .unwrap_or_else(|_| {
             status_response(Status::failure(500, "InternalError", "building response"))

@@ -1,6 +1,9 @@
 //! `jobvisor get jobs|pods|events|manifests [NAME]`: kubectl's `get`.
 //!
-//! Tables use kubectl's columns (see [`super::table`]); `-o json|yaml` print the objects as
+//! Tables use kubectl's columns (see [`super::table`]). A list printed as a table is asked
+//! for as a `meta.k8s.io/v1` Table, as kubectl does: the daemon lays the rows out from its
+//! objects (the same `table` functions), so 10,000 Jobs cost about 100 bytes a row instead of
+//! their JSON decoded here (1.2 s before). `-o json|yaml` print the objects as
 //! the daemon sent them (a `kind: List` for several, like kubectl), `-o name` prints
 //! `job.batch/NAME`. `-l` goes to the server as `labelSelector` and is applied here too, so
 //! a server that ignores it still gives the right answer. `-w` prints the current state,
@@ -14,12 +17,14 @@
 use std::collections::HashMap;
 
 use anyhow::{Context, bail};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::format::{to_json, to_yaml};
 use super::table;
 use super::{Ctx, Kind, NamespaceArg, not_found, split_type_name};
 use crate::api::labels::Selector;
+use crate::api::table::{TABLE_ACCEPT, Table, TableColumn, TableRow};
 use crate::api::{Event, Job, List, ManifestFile, Pod, Status, WatchEvent};
 use crate::proto::{self, ApiError};
 
@@ -98,8 +103,23 @@ pub async fn run(ctx: &mut Ctx<'_>, args: GetArgs) -> anyhow::Result<()> {
     let namespace = args.ns.namespace.clone();
     let scope = if all { None } else { Some(namespace.as_str()) };
 
+    let as_table = matches!(args.output, None | Some(Output::Wide));
     let objects = match &name {
         Some(name) => vec![get_one(ctx, kind, &namespace, name).await?],
+        // Laid out by the daemon, as kubectl has the API server do it; `-w` prints from the
+        // objects it watches anyway, and manifests have their own route.
+        None if as_table && !args.watch && kind != Kind::Manifest => {
+            match list_for_table(ctx, kind, scope, selector.as_ref()).await? {
+                Listed::Table(t) => {
+                    match table::render_table(&t, printer.wide(), all, args.no_headers) {
+                        Some(text) => ctx.print(&text)?,
+                        None => ctx.eprint(&no_resources(kind, scope))?,
+                    }
+                    return Ok(());
+                }
+                Listed::Objects(objects) => objects,
+            }
+        }
         None => list(ctx, kind, scope, selector.as_ref()).await?,
     };
 
@@ -281,14 +301,74 @@ pub async fn list(
     scope: Option<&str>,
     selector: Option<&(String, Selector)>,
 ) -> anyhow::Result<Vec<Obj>> {
+    let list: List<Value> = ctx
+        .client
+        .get_json(&list_path(kind, scope, selector))
+        .await?;
+    objects(kind, list.items, selector)
+}
+
+/// A list asked for as a Table: the rows, or the objects from a daemon that answers with
+/// them (one from before tables).
+enum Listed {
+    Table(Table),
+    Objects(Vec<Obj>),
+}
+
+async fn list_for_table(
+    ctx: &mut Ctx<'_>,
+    kind: Kind,
+    scope: Option<&str>,
+    selector: Option<&(String, Selector)>,
+) -> anyhow::Result<Listed> {
+    /// Either answer, decoded in one pass (a `Value` first cost the CLI as much again).
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Answer {
+        #[serde(default)]
+        api_version: String,
+        #[serde(default)]
+        kind: String,
+        #[serde(default)]
+        metadata: Value,
+        #[serde(default)]
+        column_definitions: Vec<TableColumn>,
+        #[serde(default)]
+        rows: Vec<TableRow>,
+        #[serde(default)]
+        items: Vec<Value>,
+    }
+    let path = list_path(kind, scope, selector);
+    let a: Answer = ctx.client.get_json_as(&path, TABLE_ACCEPT).await?;
+    if a.kind == "Table" {
+        return Ok(Listed::Table(Table {
+            api_version: a.api_version,
+            kind: a.kind,
+            metadata: a.metadata,
+            column_definitions: a.column_definitions,
+            rows: a.rows,
+        }));
+    }
+    Ok(Listed::Objects(objects(kind, a.items, selector)?))
+}
+
+fn list_path(kind: Kind, scope: Option<&str>, selector: Option<&(String, Selector)>) -> String {
     let mut query = Vec::new();
     if let Some((text, _)) = selector {
         query.push(("labelSelector", text.as_str()));
     }
-    let path = proto::with_query(&collection_path(kind, scope), &query);
-    let list: List<Value> = ctx.client.get_json(&path).await?;
-    let mut objects = Vec::with_capacity(list.items.len());
-    for value in list.items {
+    proto::with_query(&collection_path(kind, scope), &query)
+}
+
+/// Decodes listed objects, keeps those the selector matches (a server may ignore it), and
+/// sorts them as kubectl shows them.
+fn objects(
+    kind: Kind,
+    items: Vec<Value>,
+    selector: Option<&(String, Selector)>,
+) -> anyhow::Result<Vec<Obj>> {
+    let mut objects = Vec::with_capacity(items.len());
+    for value in items {
         let obj = Obj::decode(kind, value)?;
         if selector.is_none_or(|(_, s)| obj.matches(s)) {
             objects.push(obj);
@@ -576,6 +656,55 @@ mod tests {
         assert_eq!(
             h.out(),
             "NAME   STATUS     COMPLETIONS   DURATION   AGE\npi     Complete   1/1           9s         2m\n"
+        );
+    }
+
+    /// A daemon that lays the list out (kubectl's `as=Table`) is printed from its rows; the
+    /// objects are not asked for.
+    #[tokio::test]
+    async fn prints_the_rows_of_a_server_side_table() {
+        let rows = get(
+            |headers: axum::http::HeaderMap, RawQuery(q): RawQuery| async move {
+                let accept = headers
+                    .get("accept")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                assert!(crate::api::table::wants_table(accept), "{accept}");
+                assert_eq!(q.as_deref(), Some("labelSelector=app%3Dx"));
+                axum::Json(json!({
+                    "kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {},
+                    "columnDefinitions": table::columns(Kind::Job),
+                    "rows": [{"cells": ["pi", "Complete", "1/1", "9s", "2m", "c", "busybox", "app=x"],
+                              "object": {"metadata": {"name": "pi", "namespace": "team"}}}]
+                }))
+            },
+        );
+        let router = Router::new()
+            .route("/apis/batch/v1/namespaces/{ns}/jobs", rows.clone())
+            .route("/apis/batch/v1/jobs", rows);
+        let mut h = serve(router);
+        let mut a = args("jobs", None);
+        a.selector = Some("app=x".into());
+        run(&mut h.ctx(), a).await.unwrap();
+        assert_eq!(
+            h.out(),
+            "NAME   STATUS     COMPLETIONS   DURATION   AGE\npi     Complete   1/1           9s         2m\n"
+        );
+        h.out.clear();
+        let mut a = args("jobs", None);
+        a.selector = Some("app=x".into());
+        a.output = Some(Output::Wide);
+        a.all_namespaces = true;
+        run(&mut h.ctx(), a).await.unwrap();
+        assert!(
+            h.out().starts_with("NAMESPACE   NAME   STATUS") && h.out().contains("team        pi "),
+            "{}",
+            h.out()
+        );
+        assert!(
+            h.out().contains("SELECTOR") && h.out().contains("app=x"),
+            "{}",
+            h.out()
         );
     }
 

@@ -10,7 +10,8 @@ use jiff::Timestamp;
 use tabwriter::TabWriter;
 
 use super::format::{human_duration, since};
-use crate::api::{Event, Job, LabelSelector, ManifestFile, Pod};
+use crate::api::table::{Table, TableColumn};
+use crate::api::{Event, Job, Kind, LabelSelector, ManifestFile, Pod};
 
 /// Lays rows out like kubectl: Go tabwriter with minwidth 6, padding 3. The tabwriter crate
 /// adds its padding after the minimum width, Go before it, so minwidth 3 + padding 3 here is
@@ -28,6 +29,95 @@ pub fn render(rows: &[Vec<String>]) -> String {
 
 fn strs(headers: &[&str]) -> Vec<String> {
     headers.iter().map(|h| h.to_string()).collect()
+}
+
+// ---------------------------------------------------------------- server-side tables
+
+/// The columns of `kind` as a `Table` describes them (`Last Seen`; kubectl prints names in
+/// capitals): every column of `-o wide`, those of the plain table at priority 0. The rows
+/// the daemon sends are this module's wide rows, whose columns are the plain ones plus
+/// others, in that order.
+pub fn columns(kind: Kind) -> Vec<TableColumn> {
+    let (plain, wide) = match kind {
+        Kind::Job => (job_headers(false), job_headers(true)),
+        Kind::Pod => (pod_headers(false), pod_headers(true)),
+        Kind::Event => (event_headers(false), event_headers(true)),
+        Kind::Manifest => (manifest_headers(false), manifest_headers(true)),
+    };
+    wide.iter()
+        .map(|h| TableColumn {
+            name: title_case(h),
+            type_: "string".into(),
+            format: if h == "NAME" {
+                "name".into()
+            } else {
+                String::new()
+            },
+            description: String::new(),
+            priority: i32::from(!plain.contains(h)),
+        })
+        .collect()
+}
+
+fn title_case(header: &str) -> String {
+    header
+        .split(' ')
+        .map(|w| {
+            let lower = w.to_lowercase();
+            let mut chars = lower.chars();
+            chars
+                .next()
+                .map(|c| c.to_uppercase().chain(chars).collect::<String>())
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Prints a `Table` as kubectl does: the priority-0 columns (all with `wide`), names in
+/// capitals, NAMESPACE first for `-A`. `None` when it has no rows.
+pub fn render_table(
+    table: &Table,
+    wide: bool,
+    all_namespaces: bool,
+    no_headers: bool,
+) -> Option<String> {
+    if table.rows.is_empty() {
+        return None;
+    }
+    let shown: Vec<usize> = table
+        .column_definitions
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| wide || c.priority == 0)
+        .map(|(i, _)| i)
+        .collect();
+    let mut rows = Vec::with_capacity(table.rows.len() + 1);
+    if !no_headers {
+        let mut h: Vec<String> = shown
+            .iter()
+            .map(|&i| table.column_definitions[i].name.to_uppercase())
+            .collect();
+        if all_namespaces {
+            h.insert(0, "NAMESPACE".into());
+        }
+        rows.push(h);
+    }
+    for r in &table.rows {
+        let mut row: Vec<String> = shown
+            .iter()
+            .map(|&i| match r.cells.get(i) {
+                Some(serde_json::Value::String(s)) => s.clone(),
+                Some(serde_json::Value::Null) | None => String::new(),
+                Some(other) => other.to_string(),
+            })
+            .collect();
+        if all_namespaces {
+            row.insert(0, r.namespace().to_string());
+        }
+        rows.push(row);
+    }
+    Some(render(&rows))
 }
 
 // ---------------------------------------------------------------- jobs
@@ -535,6 +625,75 @@ pi     Complete   1/1           9s         2m
 wq     Running    1/1 of 3      20s        20s
 "
         );
+    }
+
+    /// A server-side Table prints exactly what the objects print: the plain columns are the
+    /// wide row's priority-0 cells, in order, for every kind.
+    #[test]
+    fn a_table_prints_like_the_objects() {
+        use crate::api::table::{RowMeta, RowObject, TableRow};
+        let now = ts(NOW);
+        let mut pi = job_with(&[("Complete", "True")], false);
+        pi.metadata.creation_timestamp = Some(now - SignedDuration::from_secs(120));
+        let ev = event("b", Some("2024-01-15T09:59:50Z"), "Job");
+        // (kind, wide row, plain row, wide headers, plain headers)
+        type Case = (Kind, Vec<String>, Vec<String>, Vec<String>, Vec<String>);
+        let cases: Vec<Case> = vec![
+            (
+                Kind::Job,
+                job_row(&pi, now, true),
+                job_row(&pi, now, false),
+                job_headers(true),
+                job_headers(false),
+            ),
+            (
+                Kind::Event,
+                event_row(&ev, now, true),
+                event_row(&ev, now, false),
+                event_headers(true),
+                event_headers(false),
+            ),
+        ];
+        for (kind, wide_row, plain_row, wide_h, plain_h) in cases {
+            let table = Table {
+                api_version: "meta.k8s.io/v1".into(),
+                kind: "Table".into(),
+                metadata: serde_json::Value::Null,
+                column_definitions: columns(kind),
+                rows: vec![TableRow {
+                    cells: wide_row.iter().cloned().map(Into::into).collect(),
+                    object: RowObject {
+                        metadata: RowMeta {
+                            name: "x".into(),
+                            namespace: "team".into(),
+                        },
+                    },
+                }],
+            };
+            let plain = render_table(&table, false, false, false).unwrap();
+            assert_eq!(plain, render(&[plain_h, plain_row.clone()]), "{kind:?}");
+            let wide = render_table(&table, true, false, false).unwrap();
+            assert_eq!(wide, render(&[wide_h, wide_row]), "{kind:?}");
+            let mut ns_row = plain_row;
+            ns_row.insert(0, "team".into());
+            assert_eq!(
+                render_table(&table, false, true, true).unwrap(),
+                render(&[ns_row]),
+                "-A --no-headers"
+            );
+            let empty = Table {
+                rows: vec![],
+                ..table
+            };
+            assert_eq!(render_table(&empty, false, false, false), None);
+        }
+        let names: Vec<(String, i32)> = columns(Kind::Event)
+            .into_iter()
+            .map(|c| (c.name, c.priority))
+            .collect();
+        assert_eq!(names[0], ("Last Seen".to_string(), 0));
+        assert_eq!(names[4], ("Subobject".to_string(), 1));
+        assert_eq!(names[6], ("Message".to_string(), 0));
     }
 
     #[test]

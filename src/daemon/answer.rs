@@ -19,9 +19,14 @@ impl Daemon {
                 namespace,
                 filter,
                 watch,
+                table,
                 reply,
             } => {
-                let items = self.list(kind, namespace.as_deref(), &filter);
+                let items = if table {
+                    self.table_rows(kind, namespace.as_deref(), &filter)
+                } else {
+                    self.list(kind, namespace.as_deref(), &filter)
+                };
                 let watch = watch.then(|| self.changes.of(kind).subscribe());
                 let after = self.gate.last_change_id();
                 let answer = Ok(ListReply {

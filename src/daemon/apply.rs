@@ -565,11 +565,11 @@ impl Daemon {
         );
         self.world.jobs.insert(
             k.clone(),
-            JobRecord {
+            Box::new(JobRecord {
                 job: job.clone(),
                 applied,
                 source: Some(path.to_path_buf()),
-            },
+            }),
         );
         self.store.touch(job_store_key(k));
         self.note(Kind::Job, k, "ADDED");

@@ -175,6 +175,8 @@ pub enum Request {
         namespace: Option<String>,
         filter: Filter,
         watch: bool,
+        /// The items are Table rows (`table.rs`), not objects.
+        table: bool,
         reply: Reply<ListReply>,
     },
     Get {

@@ -598,3 +598,71 @@ fn watches_filter_by_label_and_field_selector() {
         "{jobs:#?}"
     );
 }
+
+/// kubectl's server-side printing: a list asked for as a `meta.k8s.io/v1` Table comes back
+/// as rows laid out by the daemon (the CLI's `get` prints them), filtered like the list; a
+/// watch, or a client that does not ask, gets the objects.
+#[test]
+fn lists_come_as_tables_when_asked_for() {
+    let d = TestDaemon::start();
+    d.copy_example("simple-job.yaml");
+    d.wait_condition("simple-job", "Complete", T);
+    let accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
+    let table = |path: &str| -> (String, Value) {
+        let (code, raw) = raw_http(
+            &d,
+            &format!(
+                "GET {path} HTTP/1.1\r\nHost: localhost\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
+            ),
+        );
+        assert_eq!(code, 200, "{raw}");
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+        (
+            head.to_ascii_lowercase(),
+            serde_json::from_str(body).unwrap(),
+        )
+    };
+    let (head, jobs) = table("/apis/batch/v1/namespaces/default/jobs");
+    assert!(
+        head.contains("content-type: application/json;as=table;v=v1;g=meta.k8s.io"),
+        "{head}"
+    );
+    assert_eq!(
+        (jobs["kind"].as_str(), jobs["apiVersion"].as_str()),
+        (Some("Table"), Some("meta.k8s.io/v1"))
+    );
+    let columns: Vec<(&str, i64)> = jobs["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["priority"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            ("Name", 0),
+            ("Status", 0),
+            ("Completions", 0),
+            ("Duration", 0),
+            ("Age", 0),
+            ("Containers", 1),
+            ("Images", 1),
+            ("Selector", 1)
+        ]
+    );
+    let row = &jobs["rows"][0];
+    assert_eq!(row["cells"][0], "simple-job");
+    assert_eq!(row["cells"][1], "Complete");
+    assert_eq!(row["cells"][2], "1/1");
+    assert_eq!(row["object"]["metadata"]["namespace"], "default");
+    let (_, pods) = table("/api/v1/pods?labelSelector=job-name%3Dsimple-job");
+    assert_eq!(pods["rows"].as_array().unwrap().len(), 1);
+    assert_eq!(pods["rows"][0]["cells"][2], "Completed");
+    let (_, none) = table("/api/v1/pods?labelSelector=job-name%3Dother");
+    assert_eq!(none["rows"].as_array().unwrap().len(), 0);
+    let (_, events) = table("/api/v1/namespaces/default/events");
+    assert!(events["rows"].as_array().unwrap().len() >= 2);
+    // Without the header: the objects, as before.
+    let (_, list) = d.get_json("/apis/batch/v1/namespaces/default/jobs");
+    assert_eq!(list["kind"], "JobList");
+}
