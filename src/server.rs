@@ -263,52 +263,43 @@ const WATCH_BATCH: usize = 256 * 1024;
 
 /// `{"apiVersion":…,"kind":"…List","metadata":{},"items":[…]}` from items already JSON.
 fn list_response(kind: Kind, items: &[Box<serde_json::value::RawValue>]) -> Response {
-    let size = items.iter().map(|i| i.get().len() + 1).sum::<usize>() + 128;
-    let mut body = Vec::with_capacity(size);
-    body.extend_from_slice(
-        format!(
-            r#"{{"apiVersion":"{}","kind":"{}","metadata":{{}},"items":["#,
-            kind.resource().api_version,
-            kind.resource().list_kind()
-        )
-        .as_bytes(),
+    let head = format!(
+        r#"{{"apiVersion":"{}","kind":"{}","metadata":{{}},"items":["#,
+        kind.resource().api_version,
+        kind.resource().list_kind()
     );
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            body.push(b',');
-        }
-        body.extend_from_slice(item.get().as_bytes());
-    }
-    body.extend_from_slice(b"]}");
-    Response::builder()
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body))
-        .unwrap_or_else(|_| {
-            status_response(Status::failure(500, "InternalError", "building response"))
-        })
+    json_array_response(head, items, "application/json")
 }
 
 /// `{"kind":"Table","apiVersion":"meta.k8s.io/v1",…,"rows":[…]}` from rows already JSON.
 fn table_response(kind: Kind, rows: &[Box<serde_json::value::RawValue>]) -> Response {
     let columns =
         serde_json::to_string(&crate::cli::table::columns(kind)).unwrap_or_else(|_| "[]".into());
-    let size = rows.iter().map(|r| r.get().len() + 1).sum::<usize>() + columns.len() + 128;
-    let mut body = Vec::with_capacity(size);
-    body.extend_from_slice(
-        format!(
-            r#"{{"kind":"Table","apiVersion":"meta.k8s.io/v1","metadata":{{}},"columnDefinitions":{columns},"rows":["#
-        )
-        .as_bytes(),
+    let head = format!(
+        r#"{{"kind":"Table","apiVersion":"meta.k8s.io/v1","metadata":{{}},"columnDefinitions":{columns},"rows":["#
     );
-    for (i, row) in rows.iter().enumerate() {
+    json_array_response(head, rows, table::TABLE_CONTENT_TYPE)
+}
+
+/// `head`, then the elements (already JSON) comma-separated, then `]}`: an object whose last
+/// field is the array, written without parsing or copying the elements again.
+fn json_array_response(
+    head: String,
+    elements: &[Box<serde_json::value::RawValue>],
+    content_type: &'static str,
+) -> Response {
+    let size = elements.iter().map(|e| e.get().len() + 1).sum::<usize>() + head.len() + 2;
+    let mut body = Vec::with_capacity(size);
+    body.extend_from_slice(head.as_bytes());
+    for (i, e) in elements.iter().enumerate() {
         if i > 0 {
             body.push(b',');
         }
-        body.extend_from_slice(row.get().as_bytes());
+        body.extend_from_slice(e.get().as_bytes());
     }
     body.extend_from_slice(b"]}");
     Response::builder()
-        .header(header::CONTENT_TYPE, table::TABLE_CONTENT_TYPE)
+        .header(header::CONTENT_TYPE, content_type)
         .body(Body::from(body))
         .unwrap_or_else(|_| {
             status_response(Status::failure(500, "InternalError", "building response"))
