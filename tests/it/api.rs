@@ -106,7 +106,8 @@ fn watch_streams_changes_as_they_happen() {
             break;
         }
         raw.push(line.clone());
-        if let Ok(ev) = serde_json::from_str::<Value>(line.trim()) {
+        // Chunk-size lines are hex and may parse as a JSON number ("599"): only objects count.
+        if let Ok(ev @ Value::Object(_)) = serde_json::from_str::<Value>(line.trim()) {
             seen.push((
                 ev["type"].as_str().unwrap_or("").to_string(),
                 has_condition(&ev["object"], "Complete"),
