@@ -12,6 +12,7 @@ pub mod config;
 pub mod controller;
 pub mod daemon;
 pub mod manifest;
+pub mod printers;
 pub mod proto;
 pub mod quantity;
 pub mod runtime;

@@ -274,7 +274,7 @@ fn list_response(kind: Kind, items: &[Box<serde_json::value::RawValue>]) -> Resp
 /// `{"kind":"Table","apiVersion":"meta.k8s.io/v1",…,"rows":[…]}` from rows already JSON.
 fn table_response(kind: Kind, rows: &[Box<serde_json::value::RawValue>]) -> Response {
     let columns =
-        serde_json::to_string(&crate::cli::table::columns(kind)).unwrap_or_else(|_| "[]".into());
+        serde_json::to_string(&crate::printers::columns(kind)).unwrap_or_else(|_| "[]".into());
     let head = format!(
         r#"{{"kind":"Table","apiVersion":"meta.k8s.io/v1","metadata":{{}},"columnDefinitions":{columns},"rows":["#
     );

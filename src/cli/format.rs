@@ -7,71 +7,12 @@
 //! read them as something else, multi-line strings as `|` blocks. It only has to handle
 //! what JSON can hold, which is why it is small.
 
+use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use serde_json::Value;
 
-/// kubectl's `duration.HumanDuration` (apimachinery `pkg/util/duration`): `65s`, `2m5s`,
-/// `45m`, `3h20m`, `30h`, `3d4h`, `30d`, `2y30d`, `8y`.
-pub fn human_duration(d: SignedDuration) -> String {
-    // Up to one second in the future counts as "now": clocks of two processes differ a bit.
-    let seconds = d.as_secs();
-    if seconds < -1 {
-        return "<invalid>".to_string();
-    } else if seconds < 0 {
-        return "0s".to_string();
-    } else if seconds < 60 * 2 {
-        return format!("{seconds}s");
-    }
-    let minutes = seconds / 60;
-    if minutes < 10 {
-        let s = seconds % 60;
-        return if s == 0 {
-            format!("{minutes}m")
-        } else {
-            format!("{minutes}m{s}s")
-        };
-    } else if minutes < 60 * 3 {
-        return format!("{minutes}m");
-    }
-    let hours = seconds / 3600;
-    if hours < 8 {
-        let m = minutes % 60;
-        return if m == 0 {
-            format!("{hours}h")
-        } else {
-            format!("{hours}h{m}m")
-        };
-    } else if hours < 48 {
-        return format!("{hours}h");
-    } else if hours < 24 * 8 {
-        let h = hours % 24;
-        return if h == 0 {
-            format!("{}d", hours / 24)
-        } else {
-            format!("{}d{h}h", hours / 24)
-        };
-    } else if hours < 24 * 365 * 2 {
-        return format!("{}d", hours / 24);
-    } else if hours < 24 * 365 * 8 {
-        let dy = (hours / 24) % 365;
-        return if dy == 0 {
-            format!("{}y", hours / 24 / 365)
-        } else {
-            format!("{}y{dy}d", hours / 24 / 365)
-        };
-    }
-    format!("{}y", hours / 24 / 365)
-}
-
-/// kubectl's `translateTimestampSince`: the age of a timestamp, `<unknown>` when unset.
-pub fn since(ts: Option<Timestamp>, now: Timestamp) -> String {
-    match ts {
-        Some(ts) => human_duration(now.duration_since(ts)),
-        None => "<unknown>".to_string(),
-    }
-}
+pub use crate::printers::{human_duration, since};
 
 /// Go's `time.RFC1123Z` in the given zone: `Mon, 02 Dec 2019 15:20:11 +0200`.
 pub fn rfc1123z_in(ts: Timestamp, tz: TimeZone) -> String {
@@ -278,6 +219,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use jiff::SignedDuration;
     use serde_json::json;
 
     #[test]

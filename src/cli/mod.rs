@@ -16,7 +16,8 @@ pub mod describe;
 pub mod format;
 pub mod get;
 pub mod logs;
-pub mod table;
+/// kubectl's tables, shared with the daemon's server-side printing.
+pub use crate::printers as table;
 pub mod validate;
 pub mod version;
 pub mod wait;

@@ -1,5 +1,5 @@
 //! Lists laid out as a `meta.k8s.io/v1` Table (kubectl's server-side printing): the rows of
-//! `cli::table`, computed here from the typed objects, so `get jobs` over 10,000 Jobs sends
+//! `crate::printers`, computed here from the typed objects, so `get jobs` over 10,000 Jobs sends
 //! about 100 bytes a row instead of each Job's JSON.
 
 use serde::Serialize;
@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 use super::Daemon;
 use super::requests::{Filter, Kind};
 use super::world::Served;
-use crate::cli::table;
+use crate::printers as table;
 
 /// One row: its cells, and the object's name and namespace (`PartialObjectMetadata`).
 #[derive(Serialize)]

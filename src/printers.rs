@@ -1,17 +1,17 @@
 //! kubectl's table printers for the kinds jobvisor serves: the columns, the STATUS rules
-//! (`printJob`, `printPod` in `pkg/printers/internalversion/printers.go`, spec §6.2–6.3)
+//! (`printJob`, `printPod` in Kubernetes' `pkg/printers/internalversion/printers.go`)
 //! and Go `text/tabwriter` layout with kubectl's settings.
 //!
 //! Every function here is pure: it takes the object and `now`, so the rules are table-tested.
+//! The CLI prints with them, and the daemon lays out server-side Tables (kubectl's
+//! `as=Table`) with the same rows.
 
 use std::io::Write;
 
-use jiff::Timestamp;
-use tabwriter::TabWriter;
-
-use super::format::{human_duration, since};
 use crate::api::table::{Table, TableColumn};
 use crate::api::{Event, Job, Kind, LabelSelector, ManifestFile, Pod};
+use jiff::{SignedDuration, Timestamp};
+use tabwriter::TabWriter;
 
 /// Lays rows out like kubectl: Go tabwriter with minwidth 6, padding 3. The tabwriter crate
 /// adds its padding after the minimum width, Go before it, so minwidth 3 + padding 3 here is
@@ -476,6 +476,67 @@ pub fn manifest_row(m: &ManifestFile, now: Timestamp, wide: bool) -> Vec<String>
         );
     }
     row
+}
+
+/// kubectl's `duration.HumanDuration` (apimachinery `pkg/util/duration`): `65s`, `2m5s`,
+/// `45m`, `3h20m`, `30h`, `3d4h`, `30d`, `2y30d`, `8y`.
+pub fn human_duration(d: SignedDuration) -> String {
+    // Up to one second in the future counts as "now": clocks of two processes differ a bit.
+    let seconds = d.as_secs();
+    if seconds < -1 {
+        return "<invalid>".to_string();
+    } else if seconds < 0 {
+        return "0s".to_string();
+    } else if seconds < 60 * 2 {
+        return format!("{seconds}s");
+    }
+    let minutes = seconds / 60;
+    if minutes < 10 {
+        let s = seconds % 60;
+        return if s == 0 {
+            format!("{minutes}m")
+        } else {
+            format!("{minutes}m{s}s")
+        };
+    } else if minutes < 60 * 3 {
+        return format!("{minutes}m");
+    }
+    let hours = seconds / 3600;
+    if hours < 8 {
+        let m = minutes % 60;
+        return if m == 0 {
+            format!("{hours}h")
+        } else {
+            format!("{hours}h{m}m")
+        };
+    } else if hours < 48 {
+        return format!("{hours}h");
+    } else if hours < 24 * 8 {
+        let h = hours % 24;
+        return if h == 0 {
+            format!("{}d", hours / 24)
+        } else {
+            format!("{}d{h}h", hours / 24)
+        };
+    } else if hours < 24 * 365 * 2 {
+        return format!("{}d", hours / 24);
+    } else if hours < 24 * 365 * 8 {
+        let dy = (hours / 24) % 365;
+        return if dy == 0 {
+            format!("{}y", hours / 24 / 365)
+        } else {
+            format!("{}y{dy}d", hours / 24 / 365)
+        };
+    }
+    format!("{}y", hours / 24 / 365)
+}
+
+/// kubectl's `translateTimestampSince`: the age of a timestamp, `<unknown>` when unset.
+pub fn since(ts: Option<Timestamp>, now: Timestamp) -> String {
+    match ts {
+        Some(ts) => human_duration(now.duration_since(ts)),
+        None => "<unknown>".to_string(),
+    }
 }
 
 #[cfg(test)]
