@@ -89,17 +89,48 @@ pub async fn run(ctx: &mut Ctx<'_>, args: DeleteArgs) -> anyhow::Result<()> {
     if names.is_empty() {
         bail!("resource(s) were provided, but no name was specified");
     }
-    let ns = args.ns.namespace.as_str();
-    let single = names.len() == 1;
+    let ns = &args.ns.namespace;
+    let ids: Vec<ObjectId> = names
+        .into_iter()
+        .map(|name| ObjectId {
+            kind,
+            namespace: ns.clone(),
+            name,
+        })
+        .collect();
+    // One name: its error is the command's, printed as kubectl prints it.
+    let single = ids.len() == 1;
+    let failed = delete_each(ctx, &ids, propagation(&args.cascade), single, false).await?;
+    if failed { Err(Reported.into()) } else { Ok(()) }
+}
+
+/// Deletes each object, printing `<kind> "<name>" deleted` or the error, as kubectl does;
+/// the others still go ahead. True when any failed. With `single`, the one error is
+/// returned instead; with `stop_when_unreachable`, a daemon that is not there (which fails
+/// every object alike) stops at once.
+async fn delete_each(
+    ctx: &mut Ctx<'_>,
+    ids: &[ObjectId],
+    propagation: &str,
+    single: bool,
+    stop_when_unreachable: bool,
+) -> anyhow::Result<bool> {
     let mut failed = false;
-    for name in &names {
+    for id in ids {
         let path = crate::proto::with_query(
-            &kind.object_path(ns, name),
-            &[("propagationPolicy", propagation(&args.cascade))],
+            &id.kind.object_path(&id.namespace, &id.name),
+            &[("propagationPolicy", propagation)],
         );
         match ctx.client.delete(&path).await {
-            Ok(_) => ctx.print(&format!("{} \"{name}\" deleted\n", kind.name_prefix()))?,
+            Ok(_) => ctx.print(&format!(
+                "{} \"{}\" deleted\n",
+                id.kind.name_prefix(),
+                id.name
+            ))?,
             Err(e) if single => return Err(e.into()),
+            Err(e @ crate::proto::ApiError::Connect { .. }) if stop_when_unreachable => {
+                return Err(e.into());
+            }
             Err(e) => {
                 failed = true;
                 let mut line = Vec::new();
@@ -108,7 +139,7 @@ pub async fn run(ctx: &mut Ctx<'_>, args: DeleteArgs) -> anyhow::Result<()> {
             }
         }
     }
-    if failed { Err(Reported.into()) } else { Ok(()) }
+    Ok(failed)
 }
 
 /// `delete -f`: every object the files name, one by one; a file that names nothing readable
@@ -137,27 +168,7 @@ async fn delete_files(
     if ids.is_empty() && !failed {
         bail!("no objects passed to delete");
     }
-    for id in &ids {
-        let path = crate::proto::with_query(
-            &id.kind.object_path(&id.namespace, &id.name),
-            &[("propagationPolicy", propagation)],
-        );
-        match ctx.client.delete(&path).await {
-            Ok(_) => ctx.print(&format!(
-                "{} \"{}\" deleted\n",
-                id.kind.name_prefix(),
-                id.name
-            ))?,
-            // A daemon that is not there fails every object the same way: stop at once.
-            Err(e @ crate::proto::ApiError::Connect { .. }) => return Err(e.into()),
-            Err(e) => {
-                failed = true;
-                let mut line = Vec::new();
-                super::report(&e.into(), &mut line);
-                ctx.err.write_all(&line)?;
-            }
-        }
-    }
+    failed |= delete_each(ctx, &ids, propagation, false, true).await?;
     if failed { Err(Reported.into()) } else { Ok(()) }
 }
 
