@@ -270,6 +270,17 @@ fn delete_job(
     })
 }
 
+/// A Job `j` whose one pod runs: the root (kept alive by the caller), the harness, the Job's
+/// uid and the pod's.
+fn running_job() -> (tempfile::TempDir, Harness, String, String) {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    h.apply("j.yaml", &job("j", "Never", "sleep", ""));
+    let uid = only_job(&h).metadata.uid().to_string();
+    let pod_uid = pods_of(&h, &uid)[0].metadata.uid().to_string();
+    (root, h, uid, pod_uid)
+}
+
 fn stopped(h: &Harness, pod_uid: &str) -> bool {
     h.runtime
         .calls()
@@ -281,11 +292,7 @@ fn stopped(h: &Harness, pod_uid: &str) -> bool {
 /// `foregroundDeletion` finalizer), until its pods are gone; then it goes too.
 #[test]
 fn foreground_deletion_waits_for_the_pods() {
-    let root = tempfile::tempdir().unwrap();
-    let mut h = Harness::new(root.path(), Config::default());
-    h.apply("j.yaml", &job("j", "Never", "sleep", ""));
-    let uid = only_job(&h).metadata.uid().to_string();
-    let pod_uid = pods_of(&h, &uid)[0].metadata.uid().to_string();
+    let (_root, mut h, uid, pod_uid) = running_job();
 
     let answer = delete_job(&mut h, "j", crate::api::Propagation::Foreground).unwrap();
     assert!(
@@ -305,11 +312,7 @@ fn foreground_deletion_waits_for_the_pods() {
 /// `Background` (the default): the Job goes at once, its pods are terminated after it.
 #[test]
 fn background_deletion_removes_the_job_first() {
-    let root = tempfile::tempdir().unwrap();
-    let mut h = Harness::new(root.path(), Config::default());
-    h.apply("j.yaml", &job("j", "Never", "sleep", ""));
-    let uid = only_job(&h).metadata.uid().to_string();
-    let pod_uid = pods_of(&h, &uid)[0].metadata.uid().to_string();
+    let (_root, mut h, _, pod_uid) = running_job();
     let answer = delete_job(&mut h, "j", crate::api::Propagation::Background).unwrap();
     assert_eq!(answer["status"], "Success");
     assert!(h.daemon.world.jobs.is_empty());
