@@ -9,7 +9,7 @@
 use std::io::Write;
 
 use crate::api::table::{Table, TableColumn};
-use crate::api::{Event, Job, Kind, LabelSelector, ManifestFile, Pod};
+use crate::api::{CronJob, Event, Job, Kind, LabelSelector, ManifestFile, Pod};
 use jiff::{SignedDuration, Timestamp};
 use tabwriter::TabWriter;
 
@@ -40,6 +40,7 @@ fn strs(headers: &[&str]) -> Vec<String> {
 pub fn columns(kind: Kind) -> Vec<TableColumn> {
     let (plain, wide) = match kind {
         Kind::Job => (job_headers(false), job_headers(true)),
+        Kind::CronJob => (cronjob_headers(false), cronjob_headers(true)),
         Kind::Pod => (pod_headers(false), pod_headers(true)),
         Kind::Event => (event_headers(false), event_headers(true)),
         Kind::Manifest => (manifest_headers(false), manifest_headers(true)),
@@ -155,6 +156,65 @@ pub fn job_row(job: &Job, now: Timestamp, wide: bool) -> Vec<String> {
                 .join(","),
         );
         row.push(format_selector(job.spec.selector.as_ref()));
+    }
+    row
+}
+
+/// kubectl's `printCronJob` (`pkg/printers/internalversion/printers.go`).
+pub fn cronjob_headers(wide: bool) -> Vec<String> {
+    let mut h = strs(&[
+        "NAME",
+        "SCHEDULE",
+        "TIMEZONE",
+        "SUSPEND",
+        "ACTIVE",
+        "LAST SCHEDULE",
+        "AGE",
+    ]);
+    if wide {
+        h.extend(strs(&["CONTAINERS", "IMAGES", "SELECTOR"]));
+    }
+    h
+}
+
+pub fn cronjob_row(cj: &CronJob, now: Timestamp, wide: bool) -> Vec<String> {
+    let status = cj.status.as_ref();
+    let last = status.and_then(|s| s.last_schedule_time);
+    let mut row = vec![
+        cj.metadata.name().to_string(),
+        cj.spec.schedule.clone(),
+        cj.spec.time_zone.clone().unwrap_or_else(|| "<none>".into()),
+        match cj.spec.suspend {
+            None => "<unset>".into(),
+            Some(true) => "True".into(),
+            Some(false) => "False".into(),
+        },
+        status.map_or(0, |s| s.active.len()).to_string(),
+        if last.is_some() {
+            since(last, now)
+        } else {
+            "<none>".into()
+        },
+        since(cj.metadata.creation_timestamp, now),
+    ];
+    if wide {
+        let template = &cj.spec.job_template.spec;
+        let containers = &template.template.spec.containers;
+        row.push(
+            containers
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        row.push(
+            containers
+                .iter()
+                .map(|c| c.image.as_deref().unwrap_or("<none>"))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        row.push(format_selector(template.selector.as_ref()));
     }
     row
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Kind {
     Job,
+    CronJob,
     Pod,
     Event,
     /// A file of the manifests directory (jobvisor's own, cluster-scoped resource).
@@ -34,7 +35,7 @@ pub struct Resource {
 }
 
 /// The registry: one row per kind, in [`Kind`] order.
-pub const RESOURCES: [Resource; 4] = [
+pub const RESOURCES: [Resource; 5] = [
     Resource {
         kind: Kind::Job,
         name: "Job",
@@ -42,6 +43,16 @@ pub const RESOURCES: [Resource; 4] = [
         plural: "jobs",
         singular: "job",
         short_names: &[],
+        group: "batch",
+        namespaced: true,
+    },
+    Resource {
+        kind: Kind::CronJob,
+        name: "CronJob",
+        api_version: "batch/v1",
+        plural: "cronjobs",
+        singular: "cronjob",
+        short_names: &["cj"],
         group: "batch",
         namespaced: true,
     },
@@ -78,7 +89,13 @@ pub const RESOURCES: [Resource; 4] = [
 ];
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Job, Kind::Pod, Kind::Event, Kind::Manifest];
+    pub const ALL: [Kind; 5] = [
+        Kind::Job,
+        Kind::CronJob,
+        Kind::Pod,
+        Kind::Event,
+        Kind::Manifest,
+    ];
 
     pub fn resource(self) -> &'static Resource {
         &RESOURCES[self as usize]

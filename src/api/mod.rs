@@ -15,6 +15,10 @@ mod label_map;
 pub mod labels;
 pub mod table;
 
+pub use cronjob::{
+    ANNOTATION_INSTANTIATE, ANNOTATION_SCHEDULED_TIMESTAMP, CRONJOB_API_VERSION, ConcurrencyPolicy,
+    CronJob, CronJobSpec, CronJobStatus, JobTemplateSpec,
+};
 pub use kind::Kind;
 
 /// An enum for a Kubernetes string field whose values jobvisor acts on: a variant per known
@@ -67,6 +71,9 @@ macro_rules! string_enum {
         }
     };
 }
+
+// After the macro: the module uses it.
+pub mod cronjob;
 
 string_enum!(
     /// A Job condition's `type`.

@@ -25,7 +25,7 @@ use super::table;
 use super::{Ctx, Kind, NamespaceArg, not_found, split_type_name};
 use crate::api::labels::Selector;
 use crate::api::table::{TABLE_ACCEPT, Table, TableColumn, TableRow};
-use crate::api::{Event, Job, List, ManifestFile, Pod, Status, WatchEvent};
+use crate::api::{CronJob, Event, Job, List, ManifestFile, Pod, Status, WatchEvent};
 use crate::proto::{self, ApiError};
 
 #[derive(Debug, clap::Args)]
@@ -207,6 +207,7 @@ pub struct Obj {
 #[derive(Debug, Clone)]
 pub enum Item {
     Job(Box<Job>),
+    CronJob(Box<CronJob>),
     Pod(Box<Pod>),
     Event(Box<Event>),
     Manifest(Box<ManifestFile>),
@@ -217,6 +218,7 @@ impl Obj {
         let what = &kind.resource().qualified();
         let item = match kind {
             Kind::Job => Item::Job(Box::new(from_value(&value, what)?)),
+            Kind::CronJob => Item::CronJob(Box::new(from_value(&value, what)?)),
             Kind::Pod => Item::Pod(Box::new(from_value(&value, what)?)),
             Kind::Event => Item::Event(Box::new(from_value(&value, what)?)),
             Kind::Manifest => Item::Manifest(Box::new(from_value(&value, what)?)),
@@ -228,6 +230,7 @@ impl Obj {
     pub fn name(&self) -> &str {
         match &self.item {
             Item::Job(j) => j.metadata.name(),
+            Item::CronJob(c) => c.metadata.name(),
             Item::Pod(p) => p.metadata.name(),
             Item::Event(e) => e.metadata.name(),
             Item::Manifest(m) => m.path.rsplit('/').next().unwrap_or(&m.path),
@@ -237,6 +240,7 @@ impl Obj {
     pub fn namespace(&self) -> &str {
         match &self.item {
             Item::Job(j) => j.metadata.namespace(),
+            Item::CronJob(c) => c.metadata.namespace(),
             Item::Pod(p) => p.metadata.namespace(),
             Item::Event(e) => e.metadata.namespace(),
             Item::Manifest(_) => "",
@@ -246,6 +250,7 @@ impl Obj {
     fn matches(&self, selector: &Selector) -> bool {
         let labels = match &self.item {
             Item::Job(j) => &j.metadata.labels,
+            Item::CronJob(c) => &c.metadata.labels,
             Item::Pod(p) => &p.metadata.labels,
             Item::Event(e) => &e.metadata.labels,
             Item::Manifest(_) => return true,
@@ -271,9 +276,9 @@ async fn get_one(
     name: &str,
 ) -> anyhow::Result<Obj> {
     let value: Value = match kind {
-        Kind::Job => {
+        Kind::Job | Kind::CronJob => {
             ctx.client
-                .get_json(&proto::job_path(namespace, name))
+                .get_json(&kind.object_path(namespace, name))
                 .await?
         }
         Kind::Pod => {
@@ -409,6 +414,7 @@ impl Printer {
         let wide = self.wide();
         let mut h = match self.kind {
             Kind::Job => table::job_headers(wide),
+            Kind::CronJob => table::cronjob_headers(wide),
             Kind::Pod => table::pod_headers(wide),
             Kind::Event => table::event_headers(wide),
             Kind::Manifest => table::manifest_headers(wide),
@@ -423,6 +429,7 @@ impl Printer {
         let wide = self.wide();
         let mut row = match &obj.item {
             Item::Job(j) => table::job_row(j, now, wide),
+            Item::CronJob(c) => table::cronjob_row(c, now, wide),
             Item::Pod(p) => table::pod_row(p, now, wide, &self.node),
             Item::Event(e) => table::event_row(e, now, wide),
             Item::Manifest(m) => table::manifest_row(m, now, wide),

@@ -11,6 +11,7 @@
 //! This module must not use tokio, `std::fs` or `std::process` (CI checks it).
 
 pub mod backoff;
+pub mod cronjob;
 pub mod disruption;
 pub mod events;
 pub mod job;

@@ -54,7 +54,9 @@ impl Daemon {
             } => {
                 let k = key(&namespace, &name);
                 match kind {
-                    Kind::Job | Kind::Pod => self.api_delete(kind, &k, delete, reply),
+                    Kind::Job | Kind::CronJob | Kind::Pod => {
+                        self.api_delete(kind, &k, delete, reply)
+                    }
                     Kind::Event | Kind::Manifest => {
                         let refused = Status::failure(
                             405,
@@ -147,6 +149,11 @@ impl Daemon {
                 .jobs
                 .get(k)
                 .map(|r| (r.source.clone(), r.job.metadata.uid().to_string())),
+            Kind::CronJob => self
+                .world
+                .cronjobs
+                .get(k)
+                .map(|r| (Some(r.source.clone()), r.cronjob.metadata.uid().to_string())),
             _ => self.world.pods.get(k).map(|r| {
                 let source = r.source().map(std::path::Path::to_path_buf);
                 (source, r.pod.metadata.uid().to_string())
@@ -205,6 +212,16 @@ impl Daemon {
                     self.delete_job_with(k, "deleted through the API", propagation);
                 }
             }
+            Kind::CronJob => {
+                if self
+                    .world
+                    .cronjobs
+                    .get(k)
+                    .is_some_and(|r| r.cronjob.metadata.uid() == uid)
+                {
+                    self.delete_cronjob(k, "deleted through the API", propagation);
+                }
+            }
             _ => {
                 if self
                     .world
@@ -226,6 +243,7 @@ impl Daemon {
     pub(super) fn deleted_answer(&self, kind: Kind, k: &Key, uid: &str) -> Result<Value, Status> {
         let there = match kind {
             Kind::Job => self.world.jobs.get(k).map(|r| r.job.metadata.uid()),
+            Kind::CronJob => self.world.cronjobs.get(k).map(|r| r.cronjob.metadata.uid()),
             _ => self.world.pods.get(k).map(|r| r.pod.metadata.uid()),
         };
         if there == Some(uid) {

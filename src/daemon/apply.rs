@@ -279,11 +279,21 @@ impl Daemon {
             self.upsert_pod(path, &k, pod);
             now_pods.push(k);
         }
-        let (before, before_pods) = self
+        let mut now_cronjobs = Vec::new();
+        for cj in report.cronjobs {
+            let k = key(cj.metadata.namespace(), cj.metadata.name());
+            if let Some(why) = self.cronjob_conflict(path, &k) {
+                errors.push(why);
+                continue;
+            }
+            self.upsert_cronjob(path, &k, cj);
+            now_cronjobs.push(k);
+        }
+        let (before, before_pods, before_cronjobs) = self
             .world
             .manifests
             .get(path)
-            .map(|m| (m.jobs.clone(), m.pods.clone()))
+            .map(|m| (m.jobs.clone(), m.pods.clone(), m.cronjobs.clone()))
             .unwrap_or_default();
         let dropped: Vec<Key> = before
             .into_iter()
@@ -293,7 +303,12 @@ impl Daemon {
             .into_iter()
             .filter(|k| !now_pods.contains(k))
             .collect();
-        let any_dropped = !dropped.is_empty() || !dropped_pods.is_empty();
+        let dropped_cronjobs: Vec<Key> = before_cronjobs
+            .into_iter()
+            .filter(|k| !now_cronjobs.contains(k))
+            .collect();
+        let any_dropped =
+            !dropped.is_empty() || !dropped_pods.is_empty() || !dropped_cronjobs.is_empty();
         let grace = self.cfg.watch.removal_grace;
         if any_dropped && !confirmed && !grace.is_zero() {
             // Keep the old content on record, so the re-check sees a change to apply.
@@ -303,6 +318,8 @@ impl Daemon {
                 m.jobs.extend(dropped);
                 m.pods = now_pods;
                 m.pods.extend(dropped_pods);
+                m.cronjobs = now_cronjobs;
+                m.cronjobs.extend(dropped_cronjobs);
                 m.file.objects = object_refs(m);
             }
             return;
@@ -312,6 +329,9 @@ impl Daemon {
         }
         for gone in &dropped_pods {
             self.delete_file_pod(path, gone, "its definition was removed from the manifest");
+        }
+        for gone in &dropped_cronjobs {
+            self.delete_file_cronjob(path, gone, "its definition was removed from the manifest");
         }
         let state = if errors.is_empty() {
             ManifestState::Applied
@@ -325,6 +345,7 @@ impl Daemon {
         if let Some(m) = self.world.manifests.get_mut(path) {
             m.jobs = now_defined;
             m.pods = now_pods;
+            m.cronjobs = now_cronjobs;
             m.file.objects = object_refs(m);
         }
         if any_dropped {
@@ -635,6 +656,9 @@ impl Daemon {
         for k in &record.pods {
             self.delete_file_pod(path, k, "its manifest file was removed");
         }
+        for k in &record.cronjobs {
+            self.delete_file_cronjob(path, k, "its manifest file was removed");
+        }
         self.retry_conflicts();
     }
 
@@ -680,6 +704,7 @@ impl Daemon {
                 content: String::new(),
                 jobs: Vec::new(),
                 pods: Vec::new(),
+                cronjobs: Vec::new(),
             });
         entry.content = content;
         entry.file.state = state;
@@ -701,8 +726,10 @@ impl Daemon {
 /// The objects a file defines, for `get manifests`.
 fn object_refs(m: &ManifestRecord) -> Vec<ObjectReference> {
     let jobs = m.jobs.iter().map(|k| (Kind::Job, k));
+    let cronjobs = m.cronjobs.iter().map(|k| (Kind::CronJob, k));
     let pods = m.pods.iter().map(|k| (Kind::Pod, k));
-    jobs.chain(pods)
+    jobs.chain(cronjobs)
+        .chain(pods)
         .map(|(kind, k)| ObjectReference {
             kind: kind.resource().name.into(),
             namespace: k.0.clone(),

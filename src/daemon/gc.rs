@@ -87,6 +87,7 @@ impl Daemon {
     }
 
     fn remove_job(&mut self, k: &Key) {
+        self.cronjob_of_job_dirty(k);
         if let Some(rec) = self.world.jobs.remove(k) {
             self.store.touch(job_store_key(k));
             self.note_deleted(Kind::Job, k, &rec.job);

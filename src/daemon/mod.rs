@@ -8,6 +8,9 @@
 
 mod answer;
 mod apply;
+mod cron;
+#[cfg(test)]
+mod cron_scenarios;
 mod durable;
 mod gc;
 pub mod health;
@@ -25,6 +28,7 @@ mod source;
 mod table;
 #[cfg(test)]
 mod testing;
+mod wall_timer;
 mod world;
 mod writes;
 
@@ -122,6 +126,14 @@ enum Target {
     Trim,
 }
 
+/// The wall-clock timer's next wake, or never without one.
+async fn wait_wall(wall: &mut Option<wall_timer::WallTimer>) -> std::io::Result<wall_timer::Wake> {
+    match wall {
+        Some(w) => w.wait().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Back-off for re-reading a manifest after a passing error (EMFILE, EIO…): doubling from
 /// `RETRY_BASE` to `RETRY_MAX`. Constants, not config: the first retry is quick because fd
 /// exhaustion is usually brief, and the cap keeps a file on a failing disk from costing more
@@ -145,6 +157,11 @@ pub struct Daemon {
     home: String,
     node_name: String,
     dirty_jobs: BTreeSet<Key>,
+    dirty_cronjobs: BTreeSet<Key>,
+    /// When each CronJob looks at its schedule next (`cron.rs`), armed on the wall clock.
+    cron_wakes: cron::Wakes,
+    /// The zone of CronJobs without `timeZone`: the daemon's own (TZ, /etc/localtime).
+    local_zone: jiff::tz::TimeZone,
     dirty_pods: BTreeSet<Key>,
     pending_changes: Vec<(Kind, Key, &'static str)>,
     timers: BinaryHeap<Reverse<(Instant, Target)>>,
@@ -418,6 +435,9 @@ impl Daemon {
                 .map(|h| h.to_string_lossy().into_owned())
                 .unwrap_or_else(|_| "localhost".into()),
             dirty_jobs: BTreeSet::new(),
+            dirty_cronjobs: BTreeSet::new(),
+            cron_wakes: cron::Wakes::default(),
+            local_zone: crate::schedule::local_zone(),
             dirty_pods: BTreeSet::new(),
             pending_changes: Vec::new(),
             timers: BinaryHeap::new(),
@@ -468,6 +488,13 @@ impl Daemon {
             .writes
             .take_receiver()
             .context("the daemon's loop runs once")?;
+        let mut wall = match wall_timer::WallTimer::new() {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::warn!(error = %e, "no timerfd: CronJob slots wait on the monotonic clock and miss clock steps");
+                None
+            }
+        };
         loop {
             let next_timer = self
                 .timers
@@ -477,6 +504,20 @@ impl Daemon {
             let next_timer = self
                 .shutdown_deadline
                 .map_or(next_timer, |d| d.min(next_timer));
+            let next_slot = self.cron_wakes.earliest();
+            let next_timer = match &mut wall {
+                Some(w) => {
+                    if let Err(e) = w.arm(next_slot) {
+                        tracing::error!(error = %e, "arming the CronJob timer");
+                    }
+                    next_timer
+                }
+                None => next_slot.map_or(next_timer, |at| {
+                    let wait = crate::controller::elapsed(self.clock.now(), at);
+                    next_timer.min(later(wait))
+                }),
+            };
+            let wall_armed = wall.as_ref().is_some_and(|w| w.armed().is_some());
             tokio::select! {
                 Some(ev) = runtime_rx.recv() => {
                     self.on_runtime(ev);
@@ -493,7 +534,16 @@ impl Daemon {
                 Some(req) = req_rx.recv() => self.on_request(req),
                 Some(report) = sweep_rx.recv() => self.on_log_sweep(report),
                 Some(done) = file_rx.recv() => self.on_file_done(done),
-                _ = tokio::time::sleep_until(next_timer) => self.fire_timers(),
+                _ = tokio::time::sleep_until(next_timer) => {
+                    self.fire_timers();
+                    if wall.is_none() {
+                        self.on_wall_timer(wall_timer::Wake::Due);
+                    }
+                }
+                w = wait_wall(&mut wall), if wall_armed => match w {
+                    Ok(w) => self.on_wall_timer(w),
+                    Err(e) => tracing::error!(error = %e, "the CronJob timer failed"),
+                },
                 d = durability_rx.recv() => match d {
                     Some(d) => {
                         self.on_durability(d);

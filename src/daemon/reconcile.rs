@@ -24,7 +24,10 @@ const MAX_ROUNDS: usize = 4;
 impl Daemon {
     pub(super) fn reconcile(&mut self) {
         for _ in 0..MAX_ROUNDS {
-            if self.dirty_pods.is_empty() && self.dirty_jobs.is_empty() {
+            if self.dirty_pods.is_empty()
+                && self.dirty_jobs.is_empty()
+                && self.dirty_cronjobs.is_empty()
+            {
                 return;
             }
             for k in std::mem::take(&mut self.dirty_pods) {
@@ -32,10 +35,14 @@ impl Daemon {
             }
             if self.shutting_down {
                 self.dirty_jobs.clear();
+                self.dirty_cronjobs.clear();
                 continue;
             }
             for k in std::mem::take(&mut self.dirty_jobs) {
                 self.sync_job(&k);
+            }
+            for k in std::mem::take(&mut self.dirty_cronjobs) {
+                self.sync_cronjob(&k);
             }
         }
     }
@@ -150,6 +157,7 @@ impl Daemon {
     pub(super) fn job_changed(&mut self, k: &Key) {
         self.store.touch(job_store_key(k));
         self.note(Kind::Job, k, "MODIFIED");
+        self.cronjob_of_job_dirty(k);
     }
 
     // ------------------------------------------------------------------ Jobs
@@ -468,6 +476,9 @@ impl Daemon {
         self.dirty_jobs.extend(jobs);
         let pods: Vec<Key> = self.world.pods.keys().cloned().collect();
         self.dirty_pods.extend(pods);
+        // And every CronJob: slots missed while the daemon was down are found now.
+        let cronjobs: Vec<Key> = self.world.cronjobs.keys().cloned().collect();
+        self.dirty_cronjobs.extend(cronjobs);
     }
 
     /// A pod that still carries the Job tracking finalizer while no Job with its owner's uid

@@ -59,6 +59,7 @@ impl Daemon {
             .filter_map(|o| {
                 let cells = match o {
                     Served::Job(j) => table::job_row(j, now, true),
+                    Served::CronJob(c) => table::cronjob_row(c, now, true),
                     Served::Pod(p) => table::pod_row(p, now, true, &self.node_name),
                     Served::Event(e) => table::event_row(e, now, true),
                 };

@@ -196,7 +196,10 @@ fn daemon_on(root: &Path, cfg: Config, clock: &FakeClock) -> (Daemon, Arc<Record
     let layout = Layout::under_root(root);
     std::fs::create_dir_all(&layout.manifests).expect("manifests directory");
     let runtime = Arc::new(RecordingRuntime::new(clock.clone()));
-    let d = Daemon::open(cfg, layout, Arc::new(clock.clone()), runtime.clone()).expect("daemon");
+    let mut d =
+        Daemon::open(cfg, layout, Arc::new(clock.clone()), runtime.clone()).expect("daemon");
+    // Tests do not depend on the machine's zone.
+    d.local_zone = jiff::tz::TimeZone::UTC;
     (d, runtime)
 }
 
@@ -314,6 +317,11 @@ impl Harness {
     /// its processes are not ours to stop). A new daemon on the same root, with a new runtime
     /// and the same clock, recovers and runs.
     pub fn crash_and_restart(self) -> Harness {
+        self.crash_and_restart_after(0)
+    }
+
+    /// [`Harness::crash_and_restart`], the daemon down for `secs` seconds in between.
+    pub fn crash_and_restart_after(self, secs: i64) -> Harness {
         let Harness {
             daemon,
             clock,
@@ -323,6 +331,7 @@ impl Harness {
             ..
         } = self;
         drop(daemon);
+        clock.advance(jiff::SignedDuration::from_secs(secs));
         let (mut daemon, runtime) = daemon_on(&root, cfg.clone(), &clock);
         let durability = daemon
             .durability_rx
@@ -363,4 +372,53 @@ spec:
         command: [\"{command}\"]
 "
     )
+}
+
+/// A CronJob `name` on `schedule` whose Job runs `command`; `extra_spec` lines go under
+/// `spec:` (2-space indent).
+pub fn cronjob(name: &str, schedule: &str, command: &str, extra_spec: &str) -> String {
+    format!(
+        "apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: {name}
+spec:
+  schedule: \"{schedule}\"
+{extra_spec}  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers:
+          - name: main
+            image: busybox
+            command: [\"{command}\"]
+"
+    )
+}
+
+impl Harness {
+    /// What the loop does when the wall-clock timer fires: the CronJobs whose slot has come
+    /// sync, and all that follows runs.
+    pub fn fire_cron(&mut self) {
+        self.daemon.on_wall_timer(super::wall_timer::Wake::Due);
+        self.daemon.turn();
+        self.run();
+    }
+
+    /// When the daemon's CronJob timer is armed for.
+    pub fn next_cron_wake(&self) -> Option<jiff::Timestamp> {
+        self.daemon.cron_wakes.earliest()
+    }
+
+    /// Moves the clock to the next CronJob wake-up and fires the timer there.
+    pub fn advance_to_next_slot(&mut self) -> jiff::Timestamp {
+        let at = self.next_cron_wake().expect("a CronJob wake-up armed");
+        let now = self.clock.now();
+        if at > now {
+            self.clock.advance(at.duration_since(now));
+        }
+        self.fire_cron();
+        at
+    }
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::api::{Event, Job, Kind, ManifestFile, Pod, PodPhase};
+use crate::api::{CronJob, Event, Job, Kind, ManifestFile, Pod, PodPhase};
 use crate::controller::pod::finish_time;
 
 use super::retention::{self, DeletedLogs};
@@ -29,6 +29,13 @@ pub struct JobRecord {
     /// `metadata.ownerReferences`), which is deleted through the API or with its owner.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<PathBuf>,
+}
+
+/// A CronJob as served, and the file that defines it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CronJobRecord {
+    pub cronjob: CronJob,
+    pub source: PathBuf,
 }
 
 /// What jobvisor knows about one container run beyond the Kubernetes status.
@@ -82,12 +89,15 @@ pub struct ManifestRecord {
     /// Bare Pods this file defines now.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pods: Vec<Key>,
+    /// CronJobs this file defines now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cronjobs: Vec<Key>,
 }
 
 impl ManifestRecord {
     /// Whether this file defines any object now.
     pub fn defines_any(&self) -> bool {
-        !self.jobs.is_empty() || !self.pods.is_empty()
+        !self.jobs.is_empty() || !self.pods.is_empty() || !self.cronjobs.is_empty()
     }
 }
 
@@ -103,6 +113,7 @@ pub struct World {
     /// A hash map: pods are looked up on every runtime event and Job sync. Boxed for the same
     /// reason: a hash table keeps up to half its slots empty, each the size of a record.
     pub pods: HashMap<Key, Box<PodRecord>>,
+    pub cronjobs: BTreeMap<Key, Box<CronJobRecord>>,
     pub manifests: BTreeMap<PathBuf, ManifestRecord>,
     /// Manifests in `Conflict`: tried again whenever an object lets go of its name.
     pub conflicts: BTreeSet<PathBuf>,
@@ -139,6 +150,7 @@ pub fn manifest_store_key(p: &std::path::Path) -> String {
 #[derive(Clone, Copy)]
 pub enum Served<'a> {
     Job(&'a Job),
+    CronJob(&'a CronJob),
     Pod(&'a Pod),
     Event(&'a Event),
 }
@@ -147,6 +159,7 @@ impl Served<'_> {
     pub fn meta(&self) -> &crate::api::ObjectMeta {
         match self {
             Served::Job(o) => &o.metadata,
+            Served::CronJob(o) => &o.metadata,
             Served::Pod(o) => &o.metadata,
             Served::Event(o) => &o.metadata,
         }
@@ -157,6 +170,7 @@ impl Serialize for Served<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             Served::Job(o) => o.serialize(s),
+            Served::CronJob(o) => o.serialize(s),
             Served::Pod(o) => o.serialize(s),
             Served::Event(o) => o.serialize(s),
         }
@@ -192,6 +206,12 @@ impl World {
             serde_json::from_str::<JobRecord>(v.get()).map(|r| {
                 let key = key(r.job.metadata.namespace(), r.job.metadata.name());
                 self.jobs.insert(key, Box::new(r));
+            })
+        } else if k.starts_with("cronjobs/") {
+            serde_json::from_str::<CronJobRecord>(v.get()).map(|r| {
+                let m = &r.cronjob.metadata;
+                self.cronjobs
+                    .insert(key(m.namespace(), m.name()), Box::new(r));
             })
         } else if k.starts_with("pods/") {
             serde_json::from_str::<PodRecord>(v.get()).map(|r| self.insert_pod(r))
@@ -246,6 +266,12 @@ impl World {
                     changed.push(job_store_key(k));
                 }
             }
+            for k in &rec.cronjobs {
+                if let Some(cj) = self.cronjobs.get_mut(k).filter(|c| c.source == old) {
+                    cj.source = new.clone();
+                    changed.push(store_key(Kind::CronJob, k));
+                }
+            }
             for k in &rec.pods {
                 if let Some(file) = self
                     .pods
@@ -272,6 +298,11 @@ impl World {
                             there.pods.push(k);
                         }
                     }
+                    for k in rec.cronjobs {
+                        if !there.cronjobs.contains(&k) {
+                            there.cronjobs.push(k);
+                        }
+                    }
                 }
                 _ => {
                     rec.file.path = new.display().to_string();
@@ -292,6 +323,7 @@ impl World {
     pub fn served(&self, kind: Kind, k: &Key) -> Option<Served<'_>> {
         match kind {
             Kind::Job => self.jobs.get(k).map(|r| Served::Job(&r.job)),
+            Kind::CronJob => self.cronjobs.get(k).map(|r| Served::CronJob(&r.cronjob)),
             Kind::Pod => self.pods.get(k).map(|r| Served::Pod(&r.pod)),
             Kind::Event => self
                 .events
@@ -317,6 +349,12 @@ impl World {
                     .filter(move |(k, _)| in_ns(k))
                     .map(|(_, r)| Served::Job(&r.job)),
             ),
+            Kind::CronJob => Box::new(
+                self.cronjobs
+                    .iter()
+                    .filter(move |(k, _)| in_ns(k))
+                    .map(|(_, r)| Served::CronJob(&r.cronjob)),
+            ),
             Kind::Pod => {
                 // Pods live in a hash map (looked up on every event); lists are sorted by name.
                 let mut pods: Vec<_> = self.pods.iter().filter(|(k, _)| in_ns(k)).collect();
@@ -338,6 +376,10 @@ impl World {
         let split = |rest: &str| rest.split_once('/').map(|(a, b)| key(a, b));
         let json = if let Some(rest) = store_key.strip_prefix("jobs/") {
             self.jobs
+                .get(&split(rest)?)
+                .map(serde_json::value::to_raw_value)
+        } else if let Some(rest) = store_key.strip_prefix("cronjobs/") {
+            self.cronjobs
                 .get(&split(rest)?)
                 .map(serde_json::value::to_raw_value)
         } else if let Some(rest) = store_key.strip_prefix("pods/") {

@@ -7,7 +7,9 @@
 //! it unless set), and the empty `securityContext: {}` / `resources: {}` that Kubernetes
 //! shows, because jobvisor rejects or warns about those fields whenever they are present.
 
-use crate::api::{Container, Job, ObjectMeta, Pod, PodSpec, RestartPolicy};
+use crate::api::{
+    ConcurrencyPolicy, Container, CronJob, Job, ObjectMeta, Pod, PodSpec, RestartPolicy,
+};
 
 const DEFAULT_BACKOFF_LIMIT: i32 = 6;
 const DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS: i64 = 30;
@@ -62,6 +64,23 @@ pub(crate) fn apply_pod(pod: &mut Pod) {
     }
     pod.spec.restart_policy.get_or_insert(RestartPolicy::Always);
     pod_spec(&mut pod.spec);
+}
+
+/// A CronJob (`SetDefaults_CronJob`): Allow, not suspended, history 3 and 1, and the pod
+/// defaults inside its template. The Job-level defaults (`backoffLimit`…) are not the
+/// CronJob's: each Job gets them when it is created ([`apply`]).
+pub(crate) fn apply_cronjob(cj: &mut CronJob) {
+    cj.status = None;
+    clear_server_metadata(&mut cj.metadata);
+    if cj.metadata.namespace.as_deref().unwrap_or("").is_empty() {
+        cj.metadata.namespace = Some("default".into());
+    }
+    let s = &mut cj.spec;
+    s.concurrency_policy.get_or_insert(ConcurrencyPolicy::Allow);
+    s.suspend.get_or_insert(false);
+    s.successful_jobs_history_limit.get_or_insert(3);
+    s.failed_jobs_history_limit.get_or_insert(1);
+    pod_spec(&mut s.job_template.spec.template.spec);
 }
 
 /// What the API server sets itself on create, whatever the request says (`BeforeCreate`,

@@ -18,7 +18,7 @@ use jiff::Timestamp;
 use serde_json::Value;
 
 use crate::api::{
-    ANNOTATION_SOURCE, Job, Kind, LABEL_CONTROLLER_UID, LABEL_JOB_NAME,
+    ANNOTATION_SOURCE, CronJob, JOB_API_VERSION, Job, Kind, LABEL_CONTROLLER_UID, LABEL_JOB_NAME,
     LABEL_LEGACY_CONTROLLER_UID, LABEL_LEGACY_JOB_NAME, LabelSelector, Pod,
 };
 
@@ -35,6 +35,8 @@ pub struct FileReport {
     pub jobs: Vec<Job>,
     /// Parsed, defaulted, validated bare Pods in file order, identity not yet assigned.
     pub pods: Vec<Pod>,
+    /// Parsed, defaulted, validated CronJobs in file order, identity not yet assigned.
+    pub cronjobs: Vec<CronJob>,
     /// Every object of `jobs` and `pods` in file order, by identity and as written: untyped,
     /// without defaults, what kubectl would send (and what `apply` stores).
     pub objects: Vec<(ObjectId, Value)>,
@@ -95,9 +97,26 @@ pub fn load(path: &Path, text: &str) -> FileReport {
         objects.push((origin, ObjectId::new(Kind::Pod, &pod.metadata), written));
         report.pods.push(pod);
     }
+    for (origin, mut cj, written) in parsed.cronjobs {
+        defaults::apply_cronjob(&mut cj);
+        let findings = validate::validate_cronjob(&cj, &template_as_job(&cj));
+        let object = Checked {
+            kind: "CronJob",
+            origin,
+            meta: &cj.metadata,
+            findings,
+        };
+        seen.check(&file, multi, object, &mut report);
+        cj.metadata
+            .annotations
+            .insert(ANNOTATION_SOURCE.to_string(), file.clone());
+        objects.push((origin, ObjectId::new(Kind::CronJob, &cj.metadata), written));
+        report.cronjobs.push(cj);
+    }
     if !report.errors.is_empty() {
         report.jobs.clear();
         report.pods.clear();
+        report.cronjobs.clear();
         return report;
     }
     objects.sort_by_key(|(origin, _, _)| (origin.document, origin.item));
@@ -271,6 +290,49 @@ pub fn assign_identity(job: &mut Job, uid: &str, now: Timestamp) {
     }
 }
 
+/// A CronJob's template as the Job it would create (named after the CronJob), with the Job
+/// defaults applied: what its template is validated as.
+fn template_as_job(cj: &CronJob) -> Job {
+    let template = &cj.spec.job_template;
+    let mut job = Job {
+        api_version: JOB_API_VERSION.into(),
+        kind: "Job".into(),
+        metadata: crate::api::ObjectMeta {
+            name: cj.metadata.name.clone(),
+            namespace: cj.metadata.namespace.clone(),
+            labels: template.metadata.labels.clone(),
+            annotations: template.metadata.annotations.clone(),
+            ..Default::default()
+        },
+        spec: template.spec.clone(),
+        status: None,
+    };
+    defaults::apply(&mut job);
+    job
+}
+
+/// The Job a CronJob's controller made for a slot, as the API server creates it: the Job
+/// defaults, then the identity of [`assign_identity`].
+pub fn admit_cronjob_job(mut job: Job, uid: &str, now: Timestamp) -> Job {
+    let metadata = job.metadata.clone();
+    defaults::apply(&mut job);
+    // Defaulting clears what a file must not set; these the controller set on purpose.
+    job.metadata.owner_references = metadata.owner_references;
+    assign_identity(&mut job, uid, now);
+    job
+}
+
+/// A CronJob as the API server creates it: uid, creationTimestamp, generation 1.
+pub fn admit_cronjob(applied: &CronJob, uid: &str, now: Timestamp) -> CronJob {
+    let mut cj = applied.clone();
+    cj.api_version = crate::api::CRONJOB_API_VERSION.into();
+    cj.kind = "CronJob".into();
+    cj.metadata.uid = Some(uid.to_string());
+    cj.metadata.creation_timestamp = Some(now);
+    cj.metadata.generation = Some(1);
+    cj
+}
+
 /// A bare Pod as the API server creates it and the kubelet admits it: uid,
 /// creationTimestamp, bound to this host, `Pending` from `now`.
 pub fn admit_pod(applied: &Pod, uid: &str, node_name: &str, now: Timestamp) -> Pod {
@@ -392,7 +454,7 @@ mod tests {
         let r = load_str("mixed.yaml", &text);
         assert_eq!(
             r.errors,
-            vec![r#"mixed.yaml: document 2: kind "Deployment" (apiVersion "apps/v1") is not supported: jobvisor runs batch/v1 Job and v1 Pod"#.to_string()]
+            vec![r#"mixed.yaml: document 2: kind "Deployment" (apiVersion "apps/v1") is not supported: jobvisor runs batch/v1 Job, batch/v1 CronJob and v1 Pod"#.to_string()]
         );
         assert!(r.jobs.is_empty());
     }
@@ -508,9 +570,11 @@ mod tests {
                 path.display(),
                 r.warnings
             );
-            assert_eq!(r.jobs.len() + r.pods.len(), 1, "{}", path.display());
+            let objects = r.jobs.len() + r.pods.len() + r.cronjobs.len();
+            assert_eq!(objects, 1, "{}", path.display());
             let meta = r.jobs.first().map(|j| &j.metadata);
             let meta = meta.or(r.pods.first().map(|p| &p.metadata));
+            let meta = meta.or(r.cronjobs.first().map(|c| &c.metadata));
             names.push(meta.map(|m| m.name().to_string()).unwrap_or_default());
         }
         names.sort();
@@ -519,6 +583,7 @@ mod tests {
             [
                 "failing-job",
                 "flaky-job",
+                "hello",
                 "onfailure-job",
                 "parallel-job",
                 "run-once-pod",
@@ -528,6 +593,63 @@ mod tests {
                 "ticker"
             ]
         );
+    }
+
+    fn cronjob_yaml(name: &str, extra_spec: &str, template_spec: &str) -> String {
+        format!(
+            "apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: {name}\nspec:\n  schedule: \"*/5 * * * *\"\n{extra_spec}  jobTemplate:\n    spec:\n{template_spec}      template:\n        spec:\n          restartPolicy: OnFailure\n          containers:\n          - name: c\n            image: busybox\n            command: [\"true\"]\n"
+        )
+    }
+
+    /// `SetDefaults_CronJob`: Allow, not suspended, history 3 and 1, pod defaults in the
+    /// template and no Job-level defaults there (each Job gets those when it is created).
+    #[test]
+    fn a_cronjob_is_defaulted() {
+        let r = load_str("c.yaml", &cronjob_yaml("c", "", ""));
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        let cj = &r.cronjobs[0];
+        assert_eq!(
+            cj.spec.concurrency_policy,
+            Some(crate::api::ConcurrencyPolicy::Allow)
+        );
+        assert_eq!(cj.spec.suspend, Some(false));
+        assert_eq!(cj.spec.successful_jobs_history_limit, Some(3));
+        assert_eq!(cj.spec.failed_jobs_history_limit, Some(1));
+        let template = &cj.spec.job_template.spec;
+        assert_eq!(template.backoff_limit, None);
+        assert_eq!(
+            template.template.spec.termination_grace_period_seconds,
+            Some(30)
+        );
+        assert_eq!(cj.metadata.namespace(), "default");
+    }
+
+    /// `validateCronJobSpec` and `ValidateCronJobCreate`, in the API server's words.
+    #[test]
+    fn cronjob_validation_table() {
+        let long = "c".repeat(53);
+        let cases: Vec<(String, String)> = vec![
+            (cronjob_yaml(&long, "", ""), format!("metadata.name: Invalid value: \"{long}\": must be no more than 52 characters")),
+            (cronjob_yaml("c", "", "").replace("*/5 * * * *", "0 0 * * 8"), "spec.schedule: Invalid value: \"0 0 * * 8\"".into()),
+            (cronjob_yaml("c", "", "").replace("*/5 * * * *", "TZ=UTC 0 0 * * *"), "spec.schedule: Invalid value: \"TZ=UTC 0 0 * * *\": cannot use TZ or CRON_TZ in schedule, use timeZone field instead".into()),
+            (cronjob_yaml("c", "  timeZone: Mars/Olympus\n", ""), "spec.timeZone: Invalid value: \"Mars/Olympus\": unknown time zone Mars/Olympus".into()),
+            (cronjob_yaml("c", "  concurrencyPolicy: Sometimes\n", ""), "spec.concurrencyPolicy: Unsupported value: \"Sometimes\": supported values: \"Allow\", \"Forbid\", \"Replace\"".into()),
+            (cronjob_yaml("c", "  startingDeadlineSeconds: -1\n", ""), "spec.startingDeadlineSeconds: Invalid value: -1: must be greater than or equal to 0".into()),
+            (cronjob_yaml("c", "  successfulJobsHistoryLimit: -1\n", ""), "spec.successfulJobsHistoryLimit: Invalid value: -1: must be greater than or equal to 0".into()),
+            (cronjob_yaml("c", "  failedJobsHistoryLimit: -2\n", ""), "spec.failedJobsHistoryLimit: Invalid value: -2: must be greater than or equal to 0".into()),
+            (cronjob_yaml("c", "", "      backoffLimit: -1\n"), "spec.jobTemplate.spec.backoffLimit: Invalid value: -1: must be greater than or equal to 0".into()),
+            (cronjob_yaml("c", "", "      selector: {matchLabels: {a: b}}\n"), "spec.jobTemplate.spec.selector: Invalid value: {\"matchLabels\":{\"a\":\"b\"}}: `selector` will be auto-generated".into()),
+            (cronjob_yaml("c", "", "").replace("OnFailure", "Always"), "spec.jobTemplate.spec.template.spec.restartPolicy: Required value: valid values: \"OnFailure\", \"Never\"".into()),
+        ];
+        for (text, want) in cases {
+            let r = load_str("c.yaml", &text);
+            assert!(r.cronjobs.is_empty());
+            assert!(
+                r.errors.iter().any(|e| e.contains(&want)),
+                "want {want:?} in {:?}",
+                r.errors
+            );
+        }
     }
 
     /// A bare Pod gets the API server's pod defaults (restartPolicy Always among them) and
@@ -624,7 +746,8 @@ mod tests {
         for (file, text) in &files {
             let r = load_str(file, text);
             assert!(r.errors.is_empty(), "{file}: {:?}", r.errors);
-            assert_eq!(r.objects.len(), r.jobs.len() + r.pods.len(), "{file}");
+            let count = r.jobs.len() + r.pods.len() + r.cronjobs.len();
+            assert_eq!(r.objects.len(), count, "{file}");
             for (id, object) in &r.objects {
                 // As written: no defaults, no source annotation.
                 assert_eq!(object["metadata"]["name"], id.name.as_str(), "{file}");
@@ -648,6 +771,19 @@ mod tests {
                             r.jobs
                                 .iter()
                                 .find(|j| j.metadata.name() == id.name)
+                                .cloned()
+                                .unwrap_or_default(),
+                        );
+                        source(&mut back.metadata);
+                        source(&mut first.metadata);
+                        assert_eq!(back, first, "{file}:\n{written}");
+                    }
+                    Kind::CronJob => {
+                        let (mut back, mut first) = (
+                            again.cronjobs[0].clone(),
+                            r.cronjobs
+                                .iter()
+                                .find(|c| c.metadata.name() == id.name)
                                 .cloned()
                                 .unwrap_or_default(),
                         );
@@ -713,7 +849,7 @@ mod tests {
         assert_eq!(
             identities(Path::new("bad.yaml"), bad),
             Err(vec![
-                r#"bad.yaml: document 2: kind "Deployment" (apiVersion "apps/v1") is not supported: jobvisor runs batch/v1 Job and v1 Pod"#.to_string(),
+                r#"bad.yaml: document 2: kind "Deployment" (apiVersion "apps/v1") is not supported: jobvisor runs batch/v1 Job, batch/v1 CronJob and v1 Pod"#.to_string(),
                 "bad.yaml:1: resource name may not be empty".to_string(),
             ])
         );

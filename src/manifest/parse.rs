@@ -16,7 +16,7 @@ use serde_path_to_error::Segment;
 use serde_saphyr::{MessageFormatter, Spanned, UserMessageFormatter};
 
 use super::strict::Strict;
-use crate::api::{JOB_API_VERSION, Job, Kind, POD_API_VERSION, Pod};
+use crate::api::{CRONJOB_API_VERSION, CronJob, JOB_API_VERSION, Job, Kind, POD_API_VERSION, Pod};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Format {
@@ -42,6 +42,8 @@ pub(crate) struct Parsed {
     pub jobs: Vec<(Origin, Job, Value)>,
     /// Each bare Pod, likewise.
     pub pods: Vec<(Origin, Pod, Value)>,
+    /// Each CronJob, likewise.
+    pub cronjobs: Vec<(Origin, CronJob, Value)>,
     /// Fully formatted, naming the file. Non-empty means the file is rejected.
     pub errors: Vec<String>,
     /// More than one non-empty document: messages then say which one.
@@ -122,6 +124,7 @@ enum Slot {
 /// One object as pass 2 returns it, shaped like pass 1's slots.
 enum Manifest {
     Job(Box<Job>),
+    CronJob(Box<CronJob>),
     Pod(Box<Pod>),
     List(Vec<Manifest>),
     Skipped,
@@ -186,6 +189,10 @@ impl<'de> Deserialize<'de> for Manifest {
                 kind: Kind::Pod,
                 item,
             }) => typed::<D, Pod>(de, item).map(|p| Manifest::Pod(Box::new(p))),
+            Some(Slot::Object {
+                kind: Kind::CronJob,
+                item,
+            }) => typed::<D, CronJob>(de, item).map(|c| Manifest::CronJob(Box::new(c))),
             Some(Slot::Object { item, .. }) => {
                 typed::<D, Job>(de, item).map(|j| Manifest::Job(Box::new(j)))
             }
@@ -245,24 +252,26 @@ fn classify(value: &Value) -> Result<Slot, String> {
             kind: Kind::Pod,
             item: None,
         }),
+        (CRONJOB_API_VERSION, "CronJob") => Ok(Slot::Object {
+            kind: Kind::CronJob,
+            item: None,
+        }),
         ("v1", "List") => Ok(Slot::List),
-        (_, "") => Err("kind not set: jobvisor runs batch/v1 Job and v1 Pod".into()),
+        (_, "") => Err(format!("kind not set: {RUNS}")),
         ("", _) => Err(format!(
-            "apiVersion not set for kind {}: jobvisor runs batch/v1 Job and v1 Pod",
+            "apiVersion not set for kind {}: {RUNS}",
             go_quote(kind)
         )),
-        (_, "CronJob") => Err(format!(
-            "kind \"CronJob\" (apiVersion {}) is not supported by this version of jobvisor yet: \
-             it runs batch/v1 Job and v1 Pod",
-            go_quote(api_version)
-        )),
         _ => Err(format!(
-            "kind {} (apiVersion {}) is not supported: jobvisor runs batch/v1 Job and v1 Pod",
+            "kind {} (apiVersion {}) is not supported: {RUNS}",
             go_quote(kind),
             go_quote(api_version)
         )),
     }
 }
+
+/// The kinds jobvisor runs, as messages say them.
+const RUNS: &str = "jobvisor runs batch/v1 Job, batch/v1 CronJob and v1 Pod";
 
 fn json_type(value: &Value) -> &'static str {
     match value {
@@ -364,6 +373,7 @@ fn collect(plans: Vec<DocPlan>, manifests: Vec<Manifest>, parsed: &mut Parsed) {
         match manifest {
             Manifest::Job(job) => parsed.jobs.push((origin, *job, plan.value)),
             Manifest::Pod(pod) => parsed.pods.push((origin, *pod, plan.value)),
+            Manifest::CronJob(cj) => parsed.cronjobs.push((origin, *cj, plan.value)),
             Manifest::List(items) => {
                 let mut values = list_items(plan.value);
                 for (i, item) in items.into_iter().enumerate() {
@@ -375,6 +385,7 @@ fn collect(plans: Vec<DocPlan>, manifests: Vec<Manifest>, parsed: &mut Parsed) {
                     match item {
                         Manifest::Job(job) => parsed.jobs.push((origin, *job, value)),
                         Manifest::Pod(pod) => parsed.pods.push((origin, *pod, value)),
+                        Manifest::CronJob(cj) => parsed.cronjobs.push((origin, *cj, value)),
                         Manifest::List(_) | Manifest::Skipped => {}
                     }
                 }
@@ -944,18 +955,18 @@ mod tests {
     fn wrong_kinds_are_named_by_document() {
         let text = format!(
             "---\n{JOB}---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: p}}\nspec: {{replicas: 1}}\n\
-             ---\napiVersion: batch/v1\nkind: CronJob\n---\nmetadata: {{name: x}}\n---\nkind: Job\n\
+             ---\napiVersion: batch/v2\nkind: CronJob\n---\nmetadata: {{name: x}}\n---\nkind: Job\n\
              ---\napiVersion: batch/v1beta1\nkind: Job\n---\n- 1\n"
         );
         let p = yaml(&text);
         assert_eq!(
             p.errors,
             vec![
-                r#"x.yaml: document 2: kind "Deployment" (apiVersion "apps/v1") is not supported: jobvisor runs batch/v1 Job and v1 Pod"#,
-                r#"x.yaml: document 3: kind "CronJob" (apiVersion "batch/v1") is not supported by this version of jobvisor yet: it runs batch/v1 Job and v1 Pod"#,
-                "x.yaml: document 4: kind not set: jobvisor runs batch/v1 Job and v1 Pod",
-                r#"x.yaml: document 5: apiVersion not set for kind "Job": jobvisor runs batch/v1 Job and v1 Pod"#,
-                r#"x.yaml: document 6: kind "Job" (apiVersion "batch/v1beta1") is not supported: jobvisor runs batch/v1 Job and v1 Pod"#,
+                r#"x.yaml: document 2: kind "Deployment" (apiVersion "apps/v1") is not supported: jobvisor runs batch/v1 Job, batch/v1 CronJob and v1 Pod"#,
+                r#"x.yaml: document 3: kind "CronJob" (apiVersion "batch/v2") is not supported: jobvisor runs batch/v1 Job, batch/v1 CronJob and v1 Pod"#,
+                "x.yaml: document 4: kind not set: jobvisor runs batch/v1 Job, batch/v1 CronJob and v1 Pod",
+                r#"x.yaml: document 5: apiVersion not set for kind "Job": jobvisor runs batch/v1 Job, batch/v1 CronJob and v1 Pod"#,
+                r#"x.yaml: document 6: kind "Job" (apiVersion "batch/v1beta1") is not supported: jobvisor runs batch/v1 Job, batch/v1 CronJob and v1 Pod"#,
                 "x.yaml: document 7: expected a Kubernetes object (a mapping with apiVersion and kind), found a sequence",
             ]
         );
@@ -965,12 +976,26 @@ mod tests {
 
     #[test]
     fn single_document_kind_error_has_no_number() {
-        let p = yaml("apiVersion: batch/v1\nkind: CronJob\nspec: {schedule: '* * * * *'}\n");
+        let p = yaml("apiVersion: apps/v1\nkind: Deployment\nspec: {replicas: 1}\n");
         assert_eq!(
             p.errors,
             vec![
-                r#"x.yaml: kind "CronJob" (apiVersion "batch/v1") is not supported by this version of jobvisor yet: it runs batch/v1 Job and v1 Pod"#
+                r#"x.yaml: kind "Deployment" (apiVersion "apps/v1") is not supported: jobvisor runs batch/v1 Job, batch/v1 CronJob and v1 Pod"#
             ]
+        );
+    }
+
+    #[test]
+    fn a_cronjob_is_read_with_field_paths() {
+        let p = yaml(
+            "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: c}\nspec:\n  schedule: '* * * * *'\n  startingDeadlineSeconds: \"10\"\n",
+        );
+        assert_eq!(p.cronjobs.len(), 0);
+        assert_eq!(p.errors.len(), 1, "{:?}", p.errors);
+        assert!(
+            p.errors[0].contains("spec.startingDeadlineSeconds"),
+            "{:?}",
+            p.errors
         );
     }
 
@@ -1071,7 +1096,7 @@ mod tests {
             ),
             (
                 "{\"apiVersion\":\"v1\",\"kind\":\"List\",\"items\":[{\"apiVersion\":\"v1\",\"kind\":\"Service\"}]}",
-                r#"x.json: items[0]: kind "Service" (apiVersion "v1") is not supported: jobvisor runs batch/v1 Job and v1 Pod"#,
+                r#"x.json: items[0]: kind "Service" (apiVersion "v1") is not supported: jobvisor runs batch/v1 Job, batch/v1 CronJob and v1 Pod"#,
             ),
             (
                 "{\"apiVersion\":\"batch/v1\",\"kind\":\"Job\",\"spec\":{\"parallelism\":\"two\"}}",

@@ -9,8 +9,8 @@
 use serde_json::Value;
 
 use crate::api::{
-    Container, Job, LABEL_CONTROLLER_UID, LABEL_JOB_NAME, LABEL_LEGACY_CONTROLLER_UID,
-    LABEL_LEGACY_JOB_NAME, LabelSelector, Labels, RestartPolicy,
+    ConcurrencyPolicy, Container, CronJob, Job, LABEL_CONTROLLER_UID, LABEL_JOB_NAME,
+    LABEL_LEGACY_CONTROLLER_UID, LABEL_LEGACY_JOB_NAME, LabelSelector, Labels, RestartPolicy,
 };
 
 use super::parse::go_quote;
@@ -227,6 +227,94 @@ pub(crate) fn validate_pod(pod: &crate::api::Pod) -> Findings {
     dedup(&mut v.warnings);
     v
 }
+
+/// A CronJob (`ValidateCronJobCreate`, `validateCronJobSpec`): its metadata with the
+/// 52-character name limit (11 are kept for `-<unix minutes>` within a Job's 63), the
+/// schedule and time zone, the policies, and its Job template validated as a Job spec whose
+/// selector is generated.
+pub(crate) fn validate_cronjob(cj: &CronJob, template_defaulted: &Job) -> Findings {
+    let mut v = Findings::default();
+    object_meta(&cj.metadata, "CronJob", &mut v);
+    let name = cj.metadata.name();
+    if name.len() > MAX_CRONJOB_NAME {
+        v.invalid(
+            "metadata.name",
+            name,
+            &format!("must be no more than {MAX_CRONJOB_NAME} characters"),
+        );
+    }
+    let s = &cj.spec;
+    if s.schedule.is_empty() {
+        v.required("spec.schedule", "");
+    } else if let Err(e) = crate::schedule::Schedule::parse(&s.schedule) {
+        v.invalid("spec.schedule", &s.schedule, &e.to_string());
+    }
+    if let Some(zone) = &s.time_zone
+        && let Err(detail) = crate::schedule::time_zone(zone)
+    {
+        v.invalid("spec.timeZone", zone, &detail);
+    }
+    v.non_negative("spec.startingDeadlineSeconds", s.starting_deadline_seconds);
+    v.non_negative(
+        "spec.successfulJobsHistoryLimit",
+        s.successful_jobs_history_limit,
+    );
+    v.non_negative("spec.failedJobsHistoryLimit", s.failed_jobs_history_limit);
+    match &s.concurrency_policy {
+        None => v.required("spec.concurrencyPolicy", ""),
+        Some(ConcurrencyPolicy::Other(p)) if p.is_empty() => {
+            v.required("spec.concurrencyPolicy", "")
+        }
+        Some(ConcurrencyPolicy::Other(p)) => {
+            v.not_supported("spec.concurrencyPolicy", p, &["Allow", "Forbid", "Replace"])
+        }
+        Some(_) => {}
+    }
+    let template = &s.job_template;
+    labels(
+        &template.metadata.labels,
+        "spec.jobTemplate.metadata.labels",
+        &mut v,
+    );
+    annotations(
+        &template.metadata.annotations,
+        "spec.jobTemplate.metadata.annotations",
+        &mut v,
+    );
+    if let Some(sel) = &template.spec.selector {
+        v.invalid(
+            "spec.jobTemplate.spec.selector",
+            sel,
+            "`selector` will be auto-generated",
+        );
+    }
+    if template.spec.manual_selector == Some(true) {
+        v.errors.push(
+            "spec.jobTemplate.spec.manualSelector: Unsupported value: true: supported values: \"nil\", \"false\""
+                .into(),
+        );
+    }
+    // The template as a Job: its spec's findings, moved under spec.jobTemplate. Its name and
+    // labels are each Job's own (checked above, or generated).
+    let mut job = Findings::default();
+    spec(template_defaulted, &mut job);
+    for e in job.errors {
+        if let Some(rest) = e.strip_prefix("spec.") {
+            v.errors.push(format!("spec.jobTemplate.spec.{rest}"));
+        }
+    }
+    for w in job.warnings {
+        if let Some(rest) = w.strip_prefix("spec.") {
+            v.warnings.push(format!("spec.jobTemplate.spec.{rest}"));
+        }
+    }
+    dedup(&mut v.errors);
+    dedup(&mut v.warnings);
+    v
+}
+
+/// A CronJob's Jobs are named `<name>-<8 digits>` and must fit in 63 characters.
+const MAX_CRONJOB_NAME: usize = 52;
 
 /// The DNS-label problems of a name that is a valid subdomain, in newer apimachinery's
 /// short form (`must not contain dots`).

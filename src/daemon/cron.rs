@@ -1,0 +1,311 @@
+//! CronJobs in the daemon: a file's CronJob created or updated in place, deleted with its
+//! Jobs, and synced by the pure controller (`controller::cronjob`) whenever it changes, one of
+//! its Jobs changes, or its next slot comes (the wall-clock timer, `wall_timer.rs`).
+//!
+//! Exactly once per slot: the Job a sync creates and the CronJob's new `lastScheduleTime` are
+//! changed in the same turn, so they reach the disk in the same journal record; after a crash
+//! either both are there or neither. And the Job's name is the slot's, so a slot found again
+//! finds its Job instead of making another.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+use super::Daemon;
+use super::world::{CronJobRecord, JobRecord, Key, job_store_key, key, store_key};
+use crate::api::{CronJob, Job, Kind, ObjectReference, Propagation};
+use crate::controller::cronjob::{self, Context, DeleteReason};
+use crate::manifest;
+
+/// Each CronJob's next wake-up, and the earliest of all.
+#[derive(Default)]
+pub(super) struct Wakes {
+    by_time: BTreeSet<(Timestamp, Key)>,
+    by_key: HashMap<Key, Timestamp>,
+}
+
+impl Wakes {
+    pub(super) fn set(&mut self, k: &Key, at: Option<Timestamp>) {
+        if let Some(old) = self.by_key.remove(k) {
+            self.by_time.remove(&(old, k.clone()));
+        }
+        if let Some(at) = at {
+            self.by_key.insert(k.clone(), at);
+            self.by_time.insert((at, k.clone()));
+        }
+    }
+
+    pub(super) fn earliest(&self) -> Option<Timestamp> {
+        self.by_time.first().map(|(at, _)| *at)
+    }
+
+    /// The CronJobs whose wake-up is at or before `now`, taken out.
+    pub(super) fn take_due(&mut self, now: Timestamp) -> Vec<Key> {
+        let mut due = Vec::new();
+        while let Some((at, k)) = self.by_time.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.by_time.remove(&(at, k.clone()));
+            self.by_key.remove(&k);
+            due.push(k);
+        }
+        due
+    }
+}
+
+/// The reference a CronJob's events point at.
+pub(super) fn cronjob_ref(cj: &CronJob) -> ObjectReference {
+    ObjectReference {
+        kind: "CronJob".into(),
+        namespace: cj.metadata.namespace().into(),
+        name: cj.metadata.name().into(),
+        uid: cj.metadata.uid().into(),
+        api_version: Some("batch/v1".into()),
+    }
+}
+
+/// The uid of the object that controls `job`, if any.
+pub(super) fn controller_uid(job: &Job) -> Option<&str> {
+    job.metadata
+        .owner_references
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .map(|o| o.uid.as_str())
+}
+
+impl Daemon {
+    /// Why a CronJob from `path` cannot take the name `k`: another file defines it.
+    pub(super) fn cronjob_conflict(&self, path: &Path, k: &Key) -> Option<String> {
+        let rec = self.world.cronjobs.get(k)?;
+        if rec.source == path || !self.world.manifests.contains_key(&rec.source) {
+            return None;
+        }
+        Some(format!(
+            "{}: CronJob \"{}\" in namespace \"{}\" is already defined in {}; this definition is ignored",
+            path.display(),
+            k.1,
+            k.0,
+            rec.source.display()
+        ))
+    }
+
+    /// A CronJob as its file says now. Every spec field of a CronJob is mutable: an edit
+    /// updates it in place (its Jobs keep running) and it is synced at once.
+    pub(super) fn upsert_cronjob(&mut self, path: &Path, k: &Key, applied: CronJob) {
+        let now = self.clock.now();
+        match self.world.cronjobs.get_mut(k) {
+            Some(rec) => {
+                rec.source = path.to_path_buf();
+                let cj = &mut rec.cronjob;
+                let same = cj.spec == applied.spec
+                    && cj.metadata.labels == applied.metadata.labels
+                    && cj.metadata.annotations == applied.metadata.annotations;
+                if same {
+                    return;
+                }
+                if cj.spec != applied.spec {
+                    cj.metadata.generation = Some(cj.metadata.generation.unwrap_or(1) + 1);
+                }
+                cj.spec = applied.spec;
+                cj.metadata.labels = applied.metadata.labels;
+                cj.metadata.annotations = applied.metadata.annotations;
+                tracing::info!(cronjob = %format!("{}/{}", k.0, k.1), file = %path.display(), "cronjob updated in place");
+                self.cronjob_changed(k);
+            }
+            None => {
+                let uid = self.names.uid();
+                let cj = manifest::admit_cronjob(&applied, &uid, now);
+                self.world.cronjobs.insert(
+                    k.clone(),
+                    Box::new(CronJobRecord {
+                        cronjob: cj,
+                        source: path.to_path_buf(),
+                    }),
+                );
+                tracing::info!(cronjob = %format!("{}/{}", k.0, k.1), file = %path.display(), "cronjob created");
+                self.store.touch(store_key(Kind::CronJob, k));
+                self.note(Kind::CronJob, k, "ADDED");
+            }
+        }
+        self.dirty_cronjobs.insert(k.clone());
+    }
+
+    /// The file `path` no longer defines the CronJob `k`: it goes, with its Jobs (as
+    /// Kubernetes' garbage collector deletes them), unless another file defines it now.
+    pub(super) fn delete_file_cronjob(&mut self, path: &Path, k: &Key, why: &str) {
+        if self.world.cronjobs.get(k).is_some_and(|r| r.source == path) {
+            self.delete_cronjob(k, why, Propagation::Background);
+        }
+    }
+
+    fn cronjob_changed(&mut self, k: &Key) {
+        self.store.touch(store_key(Kind::CronJob, k));
+        self.note(Kind::CronJob, k, "MODIFIED");
+    }
+
+    /// Deletes the CronJob `k` and, unless orphaned, its Jobs (`propagation` for each of
+    /// them, as the garbage collector would).
+    pub(super) fn delete_cronjob(&mut self, k: &Key, why: &str, propagation: Propagation) {
+        let Some(rec) = self.world.cronjobs.remove(k) else {
+            return;
+        };
+        tracing::info!(cronjob = %format!("{}/{}", k.0, k.1), ?propagation, "cronjob deleted: {why}");
+        let uid = rec.cronjob.metadata.uid().to_string();
+        for jk in self.jobs_controlled_by(&k.0, &uid) {
+            match propagation {
+                Propagation::Orphan => self.orphan_job(&jk, &uid),
+                _ => self.delete_job_with(&jk, "its CronJob was deleted", propagation),
+            }
+        }
+        self.cron_wakes.set(k, None);
+        self.dirty_cronjobs.remove(k);
+        self.store.touch(store_key(Kind::CronJob, k));
+        self.note_deleted(Kind::CronJob, k, &rec.cronjob);
+    }
+
+    /// The Job no longer belongs to the CronJob `owner_uid`; it stays, a Job of its own.
+    fn orphan_job(&mut self, jk: &Key, owner_uid: &str) {
+        if let Some(rec) = self.world.jobs.get_mut(jk) {
+            rec.job
+                .metadata
+                .owner_references
+                .retain(|o| o.uid != owner_uid);
+            self.job_changed(jk);
+        }
+    }
+
+    /// The Jobs in `ns` whose controller reference is `owner_uid`.
+    pub(super) fn jobs_controlled_by(&self, ns: &str, owner_uid: &str) -> Vec<Key> {
+        let start = (ns.to_string(), String::new());
+        self.world
+            .jobs
+            .range(start..)
+            .take_while(|(k, _)| k.0 == ns)
+            .filter(|(_, r)| controller_uid(&r.job) == Some(owner_uid))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// A Job changed: the CronJob that controls it looks again (a finished Job leaves
+    /// `active`, a Forbid slot may run).
+    pub(super) fn cronjob_of_job_dirty(&mut self, jk: &Key) {
+        let Some(owner) = self
+            .world
+            .jobs
+            .get(jk)
+            .and_then(|r| {
+                r.job
+                    .metadata
+                    .owner_references
+                    .iter()
+                    .find(|o| o.controller == Some(true) && o.kind == "CronJob")
+            })
+            .map(|o| key(&jk.0, &o.name))
+        else {
+            return;
+        };
+        if self.world.cronjobs.contains_key(&owner) {
+            self.dirty_cronjobs.insert(owner);
+        }
+    }
+
+    /// The wall-clock timer fired (or the clock was set): every CronJob whose slot has come
+    /// syncs; after a clock step, all of them.
+    pub(super) fn on_wall_timer(&mut self, wake: super::wall_timer::Wake) {
+        match wake {
+            super::wall_timer::Wake::Due => {
+                let now = self.clock.now();
+                let due = self.cron_wakes.take_due(now);
+                self.dirty_cronjobs.extend(due);
+            }
+            super::wall_timer::Wake::ClockChanged => {
+                tracing::info!(
+                    "the wall clock was set: every CronJob's schedule is looked at again"
+                );
+                let all: Vec<Key> = self.world.cronjobs.keys().cloned().collect();
+                self.dirty_cronjobs.extend(all);
+            }
+        }
+    }
+
+    /// The zone a CronJob's schedule runs in: `spec.timeZone`, else the daemon's own.
+    fn zone_of(&self, cj: &CronJob) -> Result<TimeZone, String> {
+        match &cj.spec.time_zone {
+            Some(name) => crate::schedule::time_zone(name),
+            None => Ok(self.local_zone.clone()),
+        }
+    }
+
+    pub(super) fn sync_cronjob(&mut self, k: &Key) {
+        let now = self.clock.now();
+        let Some(rec) = self.world.cronjobs.get(k) else {
+            self.cron_wakes.set(k, None);
+            return;
+        };
+        let cj = &rec.cronjob;
+        let uid = cj.metadata.uid().to_string();
+        let owned_keys = self.jobs_controlled_by(&k.0, &uid);
+        let owned: Vec<&Job> = owned_keys
+            .iter()
+            .filter_map(|jk| self.world.jobs.get(jk))
+            .map(|r| &r.job)
+            .collect();
+        let zone = self.zone_of(cj);
+        let ns = k.0.clone();
+        let jobs = &self.world.jobs;
+        let name_taken = |name: &str| {
+            jobs.get(&key(&ns, name))
+                .is_some_and(|r| controller_uid(&r.job) != Some(uid.as_str()))
+        };
+        let cx = Context {
+            jobs: &owned,
+            zone: zone.as_ref().map_err(Clone::clone),
+            name_taken: &name_taken,
+            now,
+        };
+        let d = cronjob::sync(cj, &cx);
+        let involved = cronjob_ref(cj);
+        let status_changed = cj.status.as_ref().unwrap_or(&Default::default()) != &d.status;
+        drop(owned);
+        for del in &d.delete {
+            let why = match del.why {
+                DeleteReason::Replace => "concurrencyPolicy Replace: a new slot came",
+                DeleteReason::History => "beyond its CronJob's history limit",
+            };
+            self.delete_job_with(&key(&k.0, &del.name), why, Propagation::Background);
+        }
+        let mut status = d.status;
+        if let Some(new) = d.create {
+            let job_uid = self.names.uid();
+            let name = new.job.metadata.name().to_string();
+            let job = manifest::admit_cronjob_job(new.job, &job_uid, now);
+            for r in status.active.iter_mut().filter(|r| r.name == name) {
+                r.uid = job_uid.clone();
+            }
+            let jk = key(&k.0, &name);
+            tracing::info!(cronjob = %format!("{}/{}", k.0, k.1), job = %name, scheduled = %new.scheduled, "job created for a slot");
+            self.world.jobs.insert(
+                jk.clone(),
+                Box::new(JobRecord {
+                    applied: job.clone(),
+                    job,
+                    source: None,
+                }),
+            );
+            self.store.touch(job_store_key(&jk));
+            self.note(Kind::Job, &jk, "ADDED");
+            self.dirty_jobs.insert(jk);
+        }
+        for e in d.events {
+            self.record_event(involved.clone(), e, "cronjob-controller");
+        }
+        self.cron_wakes.set(k, d.wake_at);
+        if status_changed && let Some(rec) = self.world.cronjobs.get_mut(k) {
+            rec.cronjob.status = Some(status);
+            self.cronjob_changed(k);
+        }
+    }
+}

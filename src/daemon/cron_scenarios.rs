@@ -1,0 +1,309 @@
+//! CronJobs driven through the whole daemon on the fake clock: slots fire from the timer,
+//! crashes and downtime, the concurrency policies, history, edits and removal.
+
+use super::testing::{Call, Harness, cronjob};
+use crate::api::{CronJob, Job};
+use crate::config::Config;
+
+fn cron(h: &Harness, name: &str) -> CronJob {
+    h.daemon
+        .world
+        .cronjobs
+        .values()
+        .find(|r| r.cronjob.metadata.name() == name)
+        .map(|r| r.cronjob.clone())
+        .expect("the CronJob")
+}
+
+/// The Jobs the CronJob controls, by name.
+fn jobs_of(h: &Harness, cj: &CronJob) -> Vec<Job> {
+    h.daemon
+        .world
+        .jobs
+        .values()
+        .filter(|r| super::cron::controller_uid(&r.job) == Some(cj.metadata.uid()))
+        .map(|r| r.job.clone())
+        .collect()
+}
+
+fn names(jobs: &[Job]) -> Vec<String> {
+    jobs.iter().map(|j| j.metadata.name().to_string()).collect()
+}
+
+fn event_reasons(h: &Harness, involved_name: &str) -> Vec<String> {
+    h.daemon
+        .world
+        .events
+        .iter()
+        .filter(|e| e.involved_object.name == involved_name)
+        .map(|e| e.reason.clone())
+        .collect()
+}
+
+fn event_message(h: &Harness, involved_name: &str, reason: &str) -> String {
+    h.daemon
+        .world
+        .events
+        .iter()
+        .find(|e| e.involved_object.name == involved_name && e.reason == reason)
+        .map(|e| e.message.clone())
+        .unwrap_or_else(|| panic!("no {reason} event: {:#?}", h.daemon.world.events))
+}
+
+/// The uid of the one pod of `job`.
+fn pod_uid_of(h: &Harness, job: &Job) -> String {
+    let pods: Vec<_> = h
+        .daemon
+        .world
+        .pods
+        .values()
+        .filter(|p| {
+            p.pod
+                .metadata
+                .owner_references
+                .iter()
+                .any(|o| o.uid == job.metadata.uid())
+        })
+        .collect();
+    assert_eq!(pods.len(), 1, "one pod of {}", job.metadata.name());
+    pods[0].pod.metadata.uid().to_string()
+}
+
+fn t(s: &str) -> jiff::Timestamp {
+    s.parse().expect("timestamp")
+}
+
+#[test]
+fn a_slot_creates_one_job_owned_by_the_cronjob_and_its_pod_starts() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    h.advance(30);
+    h.apply("c.yaml", &cronjob("hello", "* * * * *", "true", ""));
+    assert!(
+        jobs_of(&h, &cron(&h, "hello")).is_empty(),
+        "nothing before the slot"
+    );
+    assert_eq!(h.next_cron_wake(), Some(t("2026-01-01T00:01:00Z")));
+
+    let slot = h.advance_to_next_slot();
+    let cj = cron(&h, "hello");
+    let jobs = jobs_of(&h, &cj);
+    assert_eq!(names(&jobs), ["hello-29453761"]);
+    let job = &jobs[0];
+    assert_eq!(
+        job.metadata
+            .annotations
+            .get(crate::api::ANNOTATION_SCHEDULED_TIMESTAMP)
+            .map(String::as_str),
+        Some("2026-01-01T00:01:00Z")
+    );
+    assert_eq!(job.spec.backoff_limit, Some(6), "Job defaults applied");
+    let status = cj.status.expect("status");
+    assert_eq!(status.last_schedule_time, Some(slot));
+    assert_eq!(status.active.len(), 1);
+    assert_eq!(status.active[0].uid, job.metadata.uid());
+    assert_eq!(h.runtime.starts().len(), 1, "its pod started");
+    assert_eq!(h.next_cron_wake(), Some(t("2026-01-01T00:02:00Z")));
+
+    // The Job succeeds: it leaves `active`, lastSuccessfulTime follows.
+    let pod = pod_uid_of(&h, job);
+    h.runtime.exit(&pod, "main", 0);
+    h.run();
+    let status = cron(&h, "hello").status.expect("status");
+    assert!(status.active.is_empty(), "{status:?}");
+    assert_eq!(status.last_successful_time, Some(slot));
+    assert!(event_reasons(&h, "hello").contains(&"SawCompletedJob".to_string()));
+}
+
+/// Exactly once per slot, whatever instant the daemon dies at: before the slot's Job and
+/// status were handed to the store, or after.
+#[test]
+fn a_crash_around_a_slot_neither_loses_nor_repeats_it() {
+    for crash_before_flush in [true, false] {
+        let root = tempfile::tempdir().unwrap();
+        let mut h = Harness::new(root.path(), Config::default());
+        h.apply("c.yaml", &cronjob("hello", "* * * * *", "sleep", ""));
+        h.advance(60);
+        if crash_before_flush {
+            // The sync ran, nothing reached the writer.
+            h.daemon.on_wall_timer(super::wall_timer::Wake::Due);
+            h.daemon.reconcile();
+        } else {
+            h.fire_cron();
+        }
+        let mut h = h.crash_and_restart();
+        let cj = cron(&h, "hello");
+        assert_eq!(
+            names(&jobs_of(&h, &cj)),
+            ["hello-29453761"],
+            "crash before flush: {crash_before_flush}"
+        );
+        // Later slots still run once each.
+        h.advance_to_next_slot();
+        let cj = cron(&h, "hello");
+        assert_eq!(
+            names(&jobs_of(&h, &cj)),
+            ["hello-29453761", "hello-29453762"]
+        );
+    }
+}
+
+/// Down over five slots: one catch-up run (the last slot), and the miss said in an event.
+#[test]
+fn downtime_over_several_slots_runs_the_last_and_says_what_was_missed() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    h.apply("c.yaml", &cronjob("hello", "* * * * *", "true", ""));
+    let first = h.advance_to_next_slot();
+    let h2 = h.crash_and_restart_after(5 * 60 + 20);
+    let h = h2;
+    let cj = cron(&h, "hello");
+    let jobs = names(&jobs_of(&h, &cj));
+    assert_eq!(
+        jobs,
+        ["hello-29453761", "hello-29453766"],
+        "one catch-up run"
+    );
+    assert_eq!(first, t("2026-01-01T00:01:00Z"));
+    assert_eq!(
+        event_message(&h, "hello", "MissedSchedules"),
+        "Missed 5 schedules between 2026-01-01T00:02:00+00:00 and 2026-01-01T00:06:00+00:00; ran the one at 2026-01-01T00:06:00+00:00"
+    );
+}
+
+/// Forbid: a slot while the Job runs starts nothing (`JobAlreadyActive`); when the Job ends
+/// the held slot runs, late.
+#[test]
+fn forbid_holds_a_slot_until_the_running_job_ends() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    h.apply(
+        "c.yaml",
+        &cronjob("f", "* * * * *", "sleep", "  concurrencyPolicy: Forbid\n"),
+    );
+    h.advance_to_next_slot();
+    let first = jobs_of(&h, &cron(&h, "f"));
+    assert_eq!(first.len(), 1);
+    h.advance_to_next_slot();
+    assert_eq!(jobs_of(&h, &cron(&h, "f")).len(), 1, "the slot was held");
+    assert!(event_reasons(&h, "f").contains(&"JobAlreadyActive".to_string()));
+
+    h.advance(20);
+    let pod = pod_uid_of(&h, &first[0]);
+    h.runtime.exit(&pod, "main", 0);
+    h.run();
+    let jobs = names(&jobs_of(&h, &cron(&h, "f")));
+    assert_eq!(jobs, ["f-29453761", "f-29453762"], "the held slot ran late");
+}
+
+/// Replace: the running Job is deleted (its pod stopped with its grace period) and the new
+/// slot's Job created.
+#[test]
+fn replace_deletes_the_running_job_for_the_new_one() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    h.apply(
+        "c.yaml",
+        &cronjob("r", "* * * * *", "sleep", "  concurrencyPolicy: Replace\n"),
+    );
+    h.advance_to_next_slot();
+    let first = jobs_of(&h, &cron(&h, "r"));
+    let pod = pod_uid_of(&h, &first[0]);
+    h.advance_to_next_slot();
+    let stop = Call::StopPod {
+        pod_uid: pod,
+        grace: std::time::Duration::from_secs(30),
+    };
+    assert!(h.runtime.calls().contains(&stop), "{:?}", h.runtime.calls());
+    assert_eq!(names(&jobs_of(&h, &cron(&h, "r"))), ["r-29453762"]);
+    let reasons = event_reasons(&h, "r");
+    assert!(
+        reasons.contains(&"SuccessfulDelete".to_string()),
+        "{reasons:?}"
+    );
+}
+
+/// History: finished Jobs beyond the limits go, oldest first, with their pods.
+#[test]
+fn finished_jobs_beyond_the_history_limit_are_deleted_oldest_first() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    h.apply(
+        "c.yaml",
+        &cronjob(
+            "hist",
+            "* * * * *",
+            "true",
+            "  successfulJobsHistoryLimit: 2\n",
+        ),
+    );
+    for _ in 0..4 {
+        h.advance_to_next_slot();
+        let cj = cron(&h, "hist");
+        let running: Vec<Job> = jobs_of(&h, &cj)
+            .into_iter()
+            .filter(|j| !j.status.as_ref().is_some_and(|s| s.is_finished()))
+            .collect();
+        for job in running {
+            let pod = pod_uid_of(&h, &job);
+            h.advance(1);
+            h.runtime.exit(&pod, "main", 0);
+            h.run();
+        }
+    }
+    let jobs = names(&jobs_of(&h, &cron(&h, "hist")));
+    assert_eq!(jobs, ["hist-29453763", "hist-29453764"]);
+    let pods_left = h.daemon.world.pods.len();
+    assert_eq!(pods_left, 2, "the deleted Jobs' pods went with them");
+}
+
+/// Editing the file updates the CronJob in place; its Jobs run on. Removing the file deletes
+/// the CronJob and its Jobs.
+#[test]
+fn an_edit_updates_in_place_and_removal_deletes_the_jobs_too() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    h.apply("c.yaml", &cronjob("e", "* * * * *", "sleep", ""));
+    h.advance_to_next_slot();
+    let before = cron(&h, "e");
+    h.apply("c.yaml", &cronjob("e", "*/5 * * * *", "sleep", ""));
+    let after = cron(&h, "e");
+    assert_eq!(after.metadata.uid(), before.metadata.uid());
+    assert_eq!(after.metadata.generation, Some(2));
+    assert_eq!(after.spec.schedule, "*/5 * * * *");
+    assert_eq!(jobs_of(&h, &after).len(), 1, "its Job runs on");
+    assert_eq!(h.next_cron_wake(), Some(t("2026-01-01T00:05:00Z")));
+
+    let path = h.daemon.layout.manifests.join("c.yaml");
+    h.daemon.file_removed(&path);
+    h.daemon.turn();
+    h.run();
+    assert!(h.daemon.world.cronjobs.is_empty());
+    assert!(
+        h.daemon.world.jobs.is_empty(),
+        "its Jobs were deleted with it"
+    );
+    assert_eq!(h.next_cron_wake(), None);
+}
+
+/// Suspended slots are missed; unsuspending runs the most recent one at once.
+#[test]
+fn unsuspending_runs_the_most_recent_missed_slot() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    h.apply(
+        "c.yaml",
+        &cronjob("s", "* * * * *", "true", "  suspend: true\n"),
+    );
+    assert_eq!(
+        h.next_cron_wake(),
+        None,
+        "a suspended CronJob needs no timer"
+    );
+    h.advance(150);
+    h.apply(
+        "c.yaml",
+        &cronjob("s", "* * * * *", "true", "  suspend: false\n"),
+    );
+    assert_eq!(names(&jobs_of(&h, &cron(&h, "s"))), ["s-29453762"]);
+}
