@@ -21,12 +21,21 @@
    --history-jobs Jobs of `true` at parallelism 50. Figures: state on disk, RSS idle, and
    restart: start -> a full `get jobs` answered, and the RSS then.
 6. Idle (`--only idle`): the RSS of a daemon with nothing loaded.
+7. CronJobs (`--only cron`): with --cron-others (1,000) CronJobs loaded that fire hourly (at a
+   minute outside the window), 20 CronJobs on `@every 1m` are created 3 s apart and left to fire
+   for --cron-minutes (3) minutes, so their 60 firings never coincide. Figure: firing lateness,
+   the slot (the Job's `batch.kubernetes.io/cronjob-scheduled-timestamp`) -> its pod's first
+   container exec (`startedAt`), p50/p99/max. Baseline, measured in the same run: a process
+   asleep until each of 60 instants that then spawns `date` (what a sleep-then-fork scheduler
+   gets at best). Then a burst: 20 CronJobs `* * * * *` due at the same instant: first, median
+   and last exec (no target: 20 spawns on 2 cores take ~13 ms whatever the scheduler does).
 
 Usage: benches/bench.py [--pods 5000] [--parallelism 50] [--rounds 3] [--files 200]
                         [--watch-pods 2000] [--watchers 0,20,200] [--watch-rounds 3]
                         [--only throughput,latency,watch,scale-jobs,scale-pods,history,idle]
                         [--scale 10000] [--history-pods 100000] [--history-jobs 10]
                         [--latency-runs 7] [--settle 12]
+                        [--cron-others 1000] [--cron-minutes 3]
                         [--bin target/release/jobvisor]
                         [--dir /dev/shm]   (where --root goes: logs and state are written there)
 
@@ -39,6 +48,7 @@ the first reads low there; wait half a minute or use --dir /dev/shm.
 import argparse
 import http.client
 import json
+import math
 import selectors
 import shutil
 import os
@@ -53,7 +63,7 @@ import time
 from datetime import datetime
 
 
-SCENARIOS = ["throughput", "latency", "watch", "idle", "scale-jobs", "scale-pods", "history"]
+SCENARIOS = ["throughput", "latency", "watch", "idle", "scale-jobs", "scale-pods", "history", "cron"]
 
 
 class UnixHTTP(http.client.HTTPConnection):
@@ -506,6 +516,128 @@ def idle(a, parent):
         shutil.rmtree(d.root, ignore_errors=True)
 
 
+def cronjob_yaml(name, schedule, command):
+    cmd = ", ".join(json.dumps(c) for c in command)
+    return f"""apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: {name}
+spec:
+  schedule: "{schedule}"
+  timeZone: Etc/UTC
+  successfulJobsHistoryLimit: 10
+  jobTemplate:
+    spec:
+      backoffLimit: 0
+      template:
+        spec:
+          restartPolicy: Never
+          terminationGracePeriodSeconds: 1
+          containers:
+          - name: c
+            image: busybox:1.36
+            command: [{cmd}]
+"""
+
+
+def cron_latencies(d, prefix):
+    """Per Job of the CronJobs named `prefix*`: its pod's first exec minus its slot, in ms."""
+    _, jobs = get(d.sock, "/apis/batch/v1/namespaces/default/jobs")
+    slots = {}
+    for j in jobs["items"]:
+        name = j["metadata"]["name"]
+        if name.startswith(prefix):
+            stamp = j["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"]
+            slots[name] = parse_ts(stamp)
+    _, pods = get(d.sock, "/api/v1/namespaces/default/pods")
+    late = []
+    for p in pods["items"]:
+        job = p["metadata"].get("labels", {}).get("job-name")
+        if job not in slots:
+            continue
+        for cs in p.get("status", {}).get("containerStatuses", []):
+            state = cs.get("state", {})
+            started = (state.get("terminated") or state.get("running") or {}).get("startedAt")
+            if started:
+                late.append((parse_ts(started) - slots[job]) * 1000)
+    return sorted(late)
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    sys.exit(f"timed out waiting for {what}")
+
+
+def sleep_spawn_baseline(n, spacing):
+    """A process asleep until each of `n` instants `spacing` s apart, then spawning `date`:
+    the spawned process's clock reading minus the instant, in ms."""
+    late = []
+    at = math.ceil(time.time()) + 1
+    for _ in range(n):
+        time.sleep(max(0.0, at - time.time()))
+        out = subprocess.run(["date", "+%s.%N"], capture_output=True, text=True).stdout
+        late.append((float(out) - at) * 1000)
+        at += spacing
+    return sorted(late)
+
+
+def pct(xs, q):
+    return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
+
+
+def cron(a, parent):
+    d = Daemon(a.bin, parent)
+    try:
+        # The others fire hourly, at a minute 30 minutes away from the window.
+        quiet = (time.gmtime().tm_min + 30) % 60
+        for i in range(a.cron_others):
+            d.drop(f"other-{i}.yaml", cronjob_yaml(f"other-{i}", f"{quiet} * * * *", ["true"]))
+
+        def listed(n):
+            code, cj = get(d.sock, "/apis/batch/v1/namespaces/default/cronjobs")
+            return code == 200 and len(cj["items"]) >= n
+        wait_for(lambda: listed(a.cron_others), 120, f"{a.cron_others} CronJobs applied")
+        first = time.time()
+        for i in range(20):
+            d.drop(f"every-{i}.yaml", cronjob_yaml(f"every-{i}", "@every 1m", ["true"]))
+            time.sleep(3)
+        end = first + a.cron_minutes * 60 + 60 + 5
+        time.sleep(max(0.0, end - time.time()))
+        every = cron_latencies(d, "every-")
+        for i in range(20):
+            os.unlink(os.path.join(d.root, "manifests", f"every-{i}.yaml"))
+        # The burst: 20 CronJobs due at the same next minute.
+        time.sleep(max(0.0, 62 - time.time() % 60) if time.time() % 60 > 50 else 0)
+        for i in range(20):
+            d.drop(f"burst-{i}.yaml", cronjob_yaml(f"burst-{i}", "* * * * *", ["true"]))
+        boundary = (time.time() // 60 + 1) * 60
+        time.sleep(max(0.0, boundary + 5 - time.time()))
+        burst = cron_latencies(d, "burst-")
+    finally:
+        d.stop()
+        shutil.rmtree(d.root, ignore_errors=True)
+    base = sleep_spawn_baseline(60, 0.25)
+    return every, burst, base
+
+
+def run_cron(a, parent):
+    every, burst, base = cron(a, parent)
+    print(f"\nCronJob firing lateness, slot -> first container exec ({a.cron_others} other CronJobs loaded):")
+    row("", "measured", "target")
+    row(f"20 x `@every 1m`, {len(every)} firings: p50 ms", f"{pct(every, 0.5):.2f}")
+    row("  p99 ms", f"{pct(every, 0.99):.2f}", "<= 5")
+    row("  max ms", f"{every[-1]:.2f}")
+    row("baseline: sleep until the instant, spawn `date`: p50 ms", f"{pct(base, 0.5):.2f}")
+    row("  p99 ms", f"{pct(base, 0.99):.2f}")
+    row(f"burst: {len(burst)} CronJobs due at once: first exec ms", f"{burst[0]:.2f}")
+    row("  median ms", f"{pct(burst, 0.5):.2f}")
+    row("  last ms", f"{burst[-1]:.2f}")
+
+
 def mb(b):
     return f"{b / MiB:.1f}"
 
@@ -582,6 +714,8 @@ def main():
     ap.add_argument("--latency-runs", type=int, default=7, help="lists timed; the median is reported")
     ap.add_argument("--settle", type=int, default=12,
                     help="seconds before an idle RSS is read: past tokio's 10 s keep-alive of idle threads")
+    ap.add_argument("--cron-others", type=int, default=1000, help="CronJobs loaded that do not fire in the window")
+    ap.add_argument("--cron-minutes", type=int, default=3, help="how long the 20 `@every 1m` CronJobs fire")
     ap.add_argument("--bin", default="target/release/jobvisor")
     ap.add_argument("--dir", default=None, help="where the daemon's --root goes (default: $TMPDIR); try /dev/shm")
     a = ap.parse_args()
@@ -615,6 +749,8 @@ def run(a, where, parent):
         run_scale(a, parent, "pods")
     if "history" in a.only:
         run_history(a, parent)
+    if "cron" in a.only:
+        run_cron(a, parent)
 
 
 def run_watch(a, parent):

@@ -307,3 +307,35 @@ fn unsuspending_runs_the_most_recent_missed_slot() {
     );
     assert_eq!(names(&jobs_of(&h, &cron(&h, "s"))), ["s-29453762"]);
 }
+
+/// A step of the wall clock (NTP, `date -s`, a resume) wakes the timer with `ClockChanged`:
+/// forward, the slot now due runs once; backward, nothing runs twice.
+#[test]
+fn a_clock_step_is_looked_at_again_and_never_repeats_a_slot() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    h.advance(30);
+    h.apply("c.yaml", &cronjob("step", "0 * * * *", "true", ""));
+    assert_eq!(h.next_cron_wake(), Some(t("2026-01-01T01:00:00Z")));
+
+    h.advance(2 * 3600);
+    h.daemon
+        .on_wall_timer(super::wall_timer::Wake::ClockChanged);
+    h.daemon.turn();
+    h.run();
+    let jobs = names(&jobs_of(&h, &cron(&h, "step")));
+    assert_eq!(jobs, ["step-29453880"], "the 02:00 slot, once");
+    assert!(event_reasons(&h, "step").contains(&"MissedSchedules".to_string()));
+
+    h.advance(-3 * 3600);
+    h.daemon
+        .on_wall_timer(super::wall_timer::Wake::ClockChanged);
+    h.daemon.turn();
+    h.run();
+    assert_eq!(names(&jobs_of(&h, &cron(&h, "step"))), ["step-29453880"]);
+    assert_eq!(
+        h.next_cron_wake(),
+        Some(t("2026-01-01T03:00:00Z")),
+        "the next slot after the last one that ran"
+    );
+}
