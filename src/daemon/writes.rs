@@ -179,6 +179,11 @@ impl Daemon {
         let defined: Option<Option<&Path>> = match id.kind {
             Kind::Job => self.world.jobs.get(&k).map(|r| r.source.as_deref()),
             Kind::Pod => self.world.pods.get(&k).map(|r| r.source()),
+            Kind::CronJob => self
+                .world
+                .cronjobs
+                .get(&k)
+                .map(|r| Some(r.source.as_path())),
             other => {
                 return Err(bad_request(format!(
                     "{} cannot be applied",
