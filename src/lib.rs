@@ -16,6 +16,7 @@ pub mod printers;
 pub mod proto;
 pub mod quantity;
 pub mod runtime;
+pub mod schedule;
 pub mod server;
 pub mod store;
 pub mod watch;
