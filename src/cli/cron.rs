@@ -1,5 +1,5 @@
 //! `jobvisor cron next SCHEDULE [--tz ZONE] [-n N] [--from RFC3339]`: the next fire times
-//! of a CronJob schedule, offline, exactly as the daemon computes them ([`crate::schedule`]),
+//! of a CronJob schedule, offline, as Kubernetes computes them ([`crate::schedule`]),
 //! one RFC 3339 timestamp a line in the zone's offset (as `systemd-analyze calendar
 //! --iterations` lists them).
 //!
@@ -100,7 +100,11 @@ fn next(ctx: &mut Ctx<'_>, args: NextArgs) -> anyhow::Result<()> {
                         "schedule \"{}\" never fires: nothing matches within the 5 years after {} \
                          that Kubernetes searches",
                         schedule.text(),
-                        show(from, &zone)
+                        // Whole seconds: the search starts at the next one anyway.
+                        show(
+                            Timestamp::from_second(from.as_second()).unwrap_or(from),
+                            &zone
+                        )
                     )
                 } else {
                     format!(

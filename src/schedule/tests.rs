@@ -263,6 +263,21 @@ fn dst_gap_is_skipped_and_the_repeated_hour_fires_twice() {
             .count,
         2
     );
+    let berlin = zone("Europe/Berlin");
+    assert_eq!(
+        next_n(
+            &sched("*/30 * * * *"),
+            ts("2024-10-27T01:45:00+02:00"),
+            &berlin,
+            4
+        ),
+        [
+            ts("2024-10-27T02:00:00+02:00"),
+            ts("2024-10-27T02:30:00+02:00"),
+            ts("2024-10-27T02:00:00+01:00"),
+            ts("2024-10-27T02:30:00+01:00")
+        ]
+    );
     // Every minute: the spring day has 23 hours of minutes, the autumn day 25.
     let every = sched("* * * * *");
     let day = |d: &str, next: &str| every.fires_between(ts(d), ts(next), &ny).count;
