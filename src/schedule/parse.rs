@@ -365,11 +365,24 @@ fn parse_range(expr: &str, field: Field) -> Result<(u64, bool), Problem> {
 }
 
 fn int_or_name(text: &str, field: Field) -> Result<u64, Problem> {
-    let lower = text.to_lowercase();
+    let lower = go_lower(text);
     if let Some(&(_, value)) = field.names().iter().find(|(name, _)| *name == lower) {
         return Ok(value);
     }
     go_uint(text)
+}
+
+/// Go's `strings.ToLower` as far as the ASCII names can tell: its simple case mapping turns
+/// `İ` (U+0130) and the Kelvin sign into plain `i` and `k` (Rust's `to_lowercase` gives `i̇`
+/// for the first), so robfig reads `FRİ` as Friday.
+fn go_lower(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\u{130}' => 'i',
+            '\u{212a}' => 'k',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect()
 }
 
 /// parser.go mustParseInt: Go's `strconv.Atoi`, then no negatives.
@@ -781,6 +794,7 @@ mod tests {
         assert!(s.dom_star && !s.dow_star);
         assert_eq!(spec("0 0 * * SUN-SAT").dow, bits(&[0, 1, 2, 3, 4, 5, 6]));
         assert_eq!(spec("0 0 * jAn,DEC *").month, bits(&[1, 12]));
+        assert_eq!(spec("0 0 * * FRİ").dow, bits(&[5]));
         assert_eq!(spec("05 * * * *").minute, bits(&[5]));
     }
 
