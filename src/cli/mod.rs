@@ -2,8 +2,8 @@
 //!
 //! Verbs, flags, columns and messages follow kubectl so that its users need nothing new:
 //! `get`, `describe`, `logs`, `delete`, `apply`, `wait` talk to the daemon over [`crate::proto`];
-//! `validate` and `cron next` work offline; `version` asks the daemon if it answers. Output goes through
-//! [`Ctx`] so tests can run a verb against a fake server and read what it printed.
+//! `validate` and `cron next` work offline; `version` asks the daemon if it answers. Output
+//! goes through [`Ctx`] so tests can run a verb against a fake server and read what it printed.
 //!
 //! Errors: a verb returns `anyhow::Error`; [`report`] prints it like kubectl (`Error from
 //! server (NotFound): …` for the daemon's answers, `error: …` for the rest) and gives the
