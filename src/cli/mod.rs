@@ -2,8 +2,8 @@
 //!
 //! Verbs, flags, columns and messages follow kubectl so that its users need nothing new:
 //! `get`, `describe`, `logs`, `delete`, `apply`, `wait` talk to the daemon over [`crate::proto`];
-//! `validate` works offline; `version` asks the daemon if it answers. Output goes through
-//! [`Ctx`] so tests can run a verb against a fake server and read what it printed.
+//! `validate` and `cron next` work offline; `version` asks the daemon if it answers. Output
+//! goes through [`Ctx`] so tests can run a verb against a fake server and read what it printed.
 //!
 //! Errors: a verb returns `anyhow::Error`; [`report`] prints it like kubectl (`Error from
 //! server (NotFound): …` for the daemon's answers, `error: …` for the rest) and gives the
@@ -11,6 +11,7 @@
 //! names) returns [`Reported`] so nothing is printed twice.
 
 pub mod apply;
+pub mod cron;
 pub mod delete;
 pub mod describe;
 pub mod format;
@@ -69,6 +70,8 @@ pub enum Command {
     Wait(wait::WaitArgs),
     /// Check manifest files offline, without the daemon.
     Validate(validate::ValidateArgs),
+    /// CronJob schedules, offline: `cron next` prints when a schedule fires.
+    Cron(cron::CronArgs),
     /// Print the client and server versions.
     Version(version::VersionArgs),
     /// Offline, with the daemon stopped: after a corrupt journal stopped start-up, keep the
@@ -140,6 +143,7 @@ pub async fn run(ctx: &mut Ctx<'_>, command: Command) -> anyhow::Result<()> {
         Command::Apply(args) => apply::run(ctx, args).await,
         Command::Wait(args) => wait::run(ctx, args).await,
         Command::Validate(args) => validate::run(ctx, args),
+        Command::Cron(args) => cron::run(ctx, args),
         Command::Version(args) => version::run(ctx, args).await,
     }
 }

@@ -24,6 +24,7 @@ use crate::api::{
 
 pub use applied::ObjectId;
 use parse::{Format, Origin, go_quote, object_prefix};
+pub use validate::{invalid_value, required_value};
 
 /// The API server refuses larger requests; a manifest file gets the same limit.
 pub const MAX_FILE_BYTES: usize = 3 * 1024 * 1024;

@@ -100,15 +100,29 @@ impl BadValue for LabelSelector {
     }
 }
 
+/// `<path>: Invalid value: "<value>": <detail>`, a bad string as validation reports it, for
+/// messages outside a manifest that must read the same (`jobvisor cron next`).
+pub fn invalid_value(path: &str, value: &str, detail: &str) -> String {
+    invalid_rendered(path, &go_quote(value), detail)
+}
+
+/// `<path>: Required value[: <detail>]`, as validation reports a missing value.
+pub fn required_value(path: &str, detail: &str) -> String {
+    with_detail(format!("{path}: Required value"), detail)
+}
+
+fn invalid_rendered(path: &str, value: &str, detail: &str) -> String {
+    with_detail(format!("{path}: Invalid value: {value}"), detail)
+}
+
 impl Findings {
     fn required(&mut self, path: &str, detail: &str) {
-        self.errors
-            .push(with_detail(format!("{path}: Required value"), detail));
+        self.errors.push(required_value(path, detail));
     }
 
     fn invalid<V: BadValue + ?Sized>(&mut self, path: &str, value: &V, detail: &str) {
-        let head = format!("{path}: Invalid value: {}", value.render());
-        self.errors.push(with_detail(head, detail));
+        self.errors
+            .push(invalid_rendered(path, &value.render(), detail));
     }
 
     fn not_supported(&mut self, path: &str, value: &str, supported: &[&str]) {

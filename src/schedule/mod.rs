@@ -1,157 +1,113 @@
-//! TEMPORARY stand-in (lead's branch only) with the interface of the real module, which is
-//! being written in the `sched` branch; replaced at merge.
-#![allow(dead_code)]
+//! CronJob schedules, exactly as Kubernetes reads and evaluates them: the grammar of
+//! robfig/cron v3.0.1 `ParseStandard` (what `pkg/apis/batch/validation/validation.go`
+//! validates `spec.schedule` with, and `pkg/controller/cronjob/utils.go` evaluates it with),
+//! the API server's `timeZone` validation, and fire times by wall clock in a zone.
+//!
+//! - [`Schedule::parse`]: robfig's grammar and quirks (`parse.rs`); any `TZ` in the text is
+//!   refused, as the API server refuses it on create.
+//! - [`Schedule::next_after`]: the first fire time strictly after an instant (`next.rs`):
+//!   robfig's `Next`, with DST by the clean wall-clock rule (gap times never fire, repeated
+//!   fall-back times fire twice) and robfig's 5-year horizon.
+//! - [`Schedule::fires_between`]: how many fire times lie in a range, and the first and last,
+//!   counted per matching day with arithmetic, so years of `* * * * *` cost milliseconds.
+//!
+//! Pure: no clock, no I/O but jiff's reading of the tz database (`/usr/share/zoneinfo`).
+//! Where this differs from robfig, and why: docs/schedule.md.
 
+mod next;
+mod parse;
+
+#[cfg(test)]
+mod tests;
+
+use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use jiff::{SignedDuration, Timestamp};
 
+pub use next::Fires;
+use parse::Rule;
+pub use parse::{Field, ScheduleError};
+
+/// A parsed `spec.schedule`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Schedule {
     text: String,
-    every: Option<i64>,
-    fields: Vec<Vec<u32>>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ScheduleError(String);
-
-impl std::fmt::Display for ScheduleError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct Fires {
-    pub count: u64,
-    pub first: Option<Timestamp>,
-    pub last: Option<Timestamp>,
-}
-
-fn field(text: &str, min: u32, max: u32) -> Result<Vec<u32>, ScheduleError> {
-    let mut out = Vec::new();
-    for part in text.split(',') {
-        let (range, step) = match part.split_once('/') {
-            Some((r, s)) => (
-                r,
-                s.parse::<u32>().map_err(|e| ScheduleError(e.to_string()))?,
-            ),
-            None => (part, 1),
-        };
-        let (lo, hi) = if range == "*" || range == "?" {
-            (min, max)
-        } else if let Some((a, b)) = range.split_once('-') {
-            let a = a
-                .parse()
-                .map_err(|_| ScheduleError(format!("failed to parse int from {a}")))?;
-            let b = b
-                .parse()
-                .map_err(|_| ScheduleError(format!("failed to parse int from {b}")))?;
-            (a, b)
-        } else {
-            let a: u32 = range
-                .parse()
-                .map_err(|_| ScheduleError(format!("failed to parse int from {range}")))?;
-            (a, if step > 1 { max } else { a })
-        };
-        if lo < min || hi > max || lo > hi || step == 0 {
-            return Err(ScheduleError(format!("bad range {part}")));
-        }
-        out.extend((lo..=hi).step_by(step as usize));
-    }
-    Ok(out)
+    rule: Rule,
 }
 
 impl Schedule {
+    /// robfig `ParseStandard` exactly (5 fields, names, ranges, steps, `?`, macros, `@every`),
+    /// except that any `TZ` substring is refused as the API server refuses it on create.
     pub fn parse(text: &str) -> Result<Schedule, ScheduleError> {
-        if text.contains("TZ") {
-            return Err(ScheduleError(
-                "cannot use TZ or CRON_TZ in schedule, use timeZone field instead".into(),
-            ));
-        }
-        let expanded = match text {
-            "@hourly" => "0 * * * *",
-            "@daily" | "@midnight" => "0 0 * * *",
-            "@weekly" => "0 0 * * 0",
-            "@monthly" => "0 0 1 * *",
-            "@yearly" | "@annually" => "0 0 1 1 *",
-            t => t,
-        };
-        if let Some(d) = expanded.strip_prefix("@every ") {
-            let d: jiff::SignedDuration = d
-                .parse::<jiff::Span>()
-                .ok()
-                .and_then(|s| SignedDuration::try_from(s).ok())
-                .ok_or_else(|| ScheduleError(format!("failed to parse duration {d}")))?;
-            return Ok(Schedule {
-                text: text.into(),
-                every: Some(d.as_secs().max(1)),
-                fields: vec![],
-            });
-        }
-        let parts: Vec<&str> = expanded.split_whitespace().collect();
-        if parts.len() != 5 {
-            return Err(ScheduleError(format!(
-                "expected exactly 5 fields, found {}",
-                parts.len()
-            )));
-        }
-        let bounds = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 6)];
-        let fields = parts
-            .iter()
-            .zip(bounds)
-            .map(|(p, (lo, hi))| field(p, lo, hi))
-            .collect::<Result<_, _>>()?;
         Ok(Schedule {
-            text: text.into(),
-            every: None,
-            fields,
+            text: text.to_string(),
+            rule: parse::parse(text)?,
         })
     }
 
+    /// The first fire time strictly after `after`, by wall clock in `zone`. `@every d` is
+    /// `after + d` with the sub-second part dropped, whatever the zone. None: nothing within
+    /// robfig's horizon (the end of the year five years on), which Kubernetes reports as
+    /// `InvalidSchedule`.
+    pub fn next_after(&self, after: Timestamp, zone: &TimeZone) -> Option<Timestamp> {
+        match &self.rule {
+            Rule::Spec(spec) => next::next_after(spec, after, zone),
+            Rule::Every { seconds } => next::every_next(*seconds, after),
+        }
+    }
+
+    /// The fire times in `(after, until]`: exactly those that iterating [`Self::next_after`]
+    /// from `after` yields up to `until` (so the horizon applies between fires too).
+    pub fn fires_between(&self, after: Timestamp, until: Timestamp, zone: &TimeZone) -> Fires {
+        match &self.rule {
+            Rule::Spec(spec) => next::fires_between(spec, after, until, zone),
+            Rule::Every { seconds } => next::every_between(*seconds, after, until),
+        }
+    }
+
+    /// The schedule as written.
     pub fn text(&self) -> &str {
         &self.text
     }
-
-    pub fn next_after(&self, after: Timestamp, zone: &TimeZone) -> Option<Timestamp> {
-        if let Some(secs) = self.every {
-            return Timestamp::from_second(after.as_second() + secs).ok();
-        }
-        let mut t =
-            Timestamp::from_second(after.as_second() - after.as_second().rem_euclid(60) + 60)
-                .ok()?;
-        for _ in 0..(60 * 24 * 366 * 5) {
-            let z = t.to_zoned_datetime(zone.clone());
-            let ok = self.fields[0].contains(&(z.minute() as u32))
-                && self.fields[1].contains(&(z.hour() as u32))
-                && self.fields[2].contains(&(z.day() as u32))
-                && self.fields[3].contains(&(z.month() as u32))
-                && self.fields[4].contains(&(z.weekday().to_sunday_zero_offset() as u32));
-            if ok {
-                return Some(t);
-            }
-            t = t.checked_add(SignedDuration::from_secs(60)).ok()?;
-        }
-        None
-    }
-
-    pub fn fires_between(&self, after: Timestamp, until: Timestamp, zone: &TimeZone) -> Fires {
-        let mut f = Fires::default();
-        let mut t = after;
-        while let Some(n) = self.next_after(t, zone).filter(|n| *n <= until) {
-            f.count += 1;
-            f.first.get_or_insert(n);
-            f.last = Some(n);
-            t = n;
-        }
-        f
-    }
 }
 
+/// The API server's error detail for a `timeZone` it refuses when `Local` is given.
+const LOCAL_ZONE: &str =
+    "timeZone must be an explicit time zone as defined in https://www.iana.org/time-zones";
+
+/// `spec.timeZone` validated as the API server does it (`validateTimeZone` in
+/// `pkg/apis/batch/validation/validation.go`), returning the loaded zone. Err is the detail of
+/// the field error (`unknown time zone Mars/Olympus`).
 pub fn time_zone(name: &str) -> Result<TimeZone, String> {
-    TimeZone::get(name).map_err(|_| format!("unknown time zone {name}"))
+    if name.is_empty() {
+        return Err("timeZone must be nil or non-empty string".into());
+    }
+    let unknown = || format!("unknown time zone {name}");
+    // IANA's naming rules; digits and '+' are tolerated for names like Etc/GMT+5.
+    let valid_part = |part: &str| {
+        (1..=14).contains(&part.len())
+            && part != "."
+            && part != ".."
+            && !part.starts_with('-')
+            && part
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b".-_+".contains(&c))
+    };
+    if !name.split('/').all(valid_part) {
+        return Err(unknown());
+    }
+    if name.eq_ignore_ascii_case("Local") {
+        return Err(LOCAL_ZONE.into());
+    }
+    // Go's LoadLocation opens the file of that exact name; jiff looks names up ignoring case,
+    // so a name that only differs in case is refused here, as Go refuses it.
+    match TimeZone::get(name) {
+        Ok(zone) if !zone.is_unknown() && zone.iana_name() == Some(name) => Ok(zone),
+        _ => Err(unknown()),
+    }
 }
 
+/// The zone of a CronJob without `timeZone`: the daemon's local zone (`TZ`, else
+/// `/etc/localtime`), as kube-controller-manager's; UTC if none can be determined.
 pub fn local_zone() -> TimeZone {
     TimeZone::try_system().unwrap_or(TimeZone::UTC)
 }

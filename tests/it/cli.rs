@@ -339,3 +339,144 @@ fn namespaces_and_label_selectors() {
     ]);
     assert!(pods.trim().starts_with("pod/team-job-"), "{pods}");
 }
+
+/// `jobvisor cron next …`, offline (no daemon), with `TZ` as given (None: unset).
+fn cron_next(args: &[&str], tz: Option<&str>) -> (i32, String, String) {
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.args(["cron", "next"])
+        .args(args)
+        .stdin(std::process::Stdio::null());
+    match tz {
+        Some(tz) => cmd.env("TZ", tz),
+        None => cmd.env_remove("TZ"),
+    };
+    let out = cmd.output().expect("running jobvisor cron next");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn cron_next_skips_the_spring_gap_and_runs_the_autumn_hour_twice() {
+    let ny = ["--tz", "America/New_York", "-n", "3", "--from"];
+    let spring = [&ny[..], &["2024-03-09T12:00:00-05:00", "30 2 * * *"]].concat();
+    assert_eq!(
+        cron_next(&spring, None),
+        (
+            0,
+            "2024-03-11T02:30:00-04:00\n2024-03-12T02:30:00-04:00\n2024-03-13T02:30:00-04:00\n"
+                .into(),
+            String::new()
+        )
+    );
+    let autumn = [&ny[..], &["2024-11-02T12:00:00-04:00", "0 1 * * *"]].concat();
+    assert_eq!(
+        cron_next(&autumn, None),
+        (
+            0,
+            "2024-11-03T01:00:00-04:00\n2024-11-03T01:00:00-05:00\n2024-11-04T01:00:00-05:00\n"
+                .into(),
+            String::new()
+        )
+    );
+}
+
+#[test]
+fn cron_next_prints_five_in_the_local_zone_by_default() {
+    let (code, out, err) = cron_next(
+        &["--from", "2024-01-01T00:00:00Z", "0 0 * * *"],
+        Some("Asia/Tokyo"),
+    );
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert_eq!(
+        out,
+        "2024-01-02T00:00:00+09:00\n2024-01-03T00:00:00+09:00\n2024-01-04T00:00:00+09:00\n\
+         2024-01-05T00:00:00+09:00\n2024-01-06T00:00:00+09:00\n"
+    );
+    // --tz wins over the local zone.
+    let (_, out, _) = cron_next(
+        &[
+            "--tz",
+            "UTC",
+            "-n",
+            "1",
+            "--from",
+            "2024-01-01T00:00:00Z",
+            "@daily",
+        ],
+        Some("Asia/Tokyo"),
+    );
+    assert_eq!(out, "2024-01-02T00:00:00+00:00\n");
+}
+
+#[test]
+fn cron_next_starts_from_now() {
+    #[allow(clippy::disallowed_methods)] // the test's own reference instant, not a decision
+    let before = jiff::Timestamp::now();
+    let (code, out, _) = cron_next(&["--tz", "UTC", "-n", "1", "* * * * *"], None);
+    assert_eq!(code, 0);
+    let next: jiff::Timestamp = out.trim().parse().unwrap();
+    // The first whole minute after the command's own "now", which is after `before`.
+    assert!(next > before, "{next} <= {before}");
+    assert_eq!(next.as_second() % 60, 0);
+}
+
+#[test]
+fn cron_next_reports_bad_input_as_validation_does() {
+    let (code, out, err) = cron_next(&["--tz", "UTC", "0 0 * * 8"], None);
+    assert_eq!((code, out.as_str()), (1, ""));
+    assert_eq!(
+        err,
+        "error: spec.schedule: Invalid value: \"0 0 * * 8\": day of week: end of range (8) above maximum (6)\n"
+    );
+    let (code, _, err) = cron_next(&["--tz", "Mars/Olympus", "@hourly"], None);
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        "error: spec.timeZone: Invalid value: \"Mars/Olympus\": unknown time zone Mars/Olympus\n"
+    );
+    let (code, _, err) = cron_next(&["TZ=UTC 0 * * * *"], None);
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        "error: spec.schedule: Invalid value: \"TZ=UTC 0 * * * *\": cannot use TZ or CRON_TZ in schedule, use timeZone field instead\n"
+    );
+}
+
+#[test]
+fn cron_next_says_when_a_schedule_never_fires_or_stops() {
+    let (code, out, err) = cron_next(
+        &[
+            "--tz",
+            "UTC",
+            "--from",
+            "2024-01-01T00:00:00Z",
+            "0 0 30 2 *",
+        ],
+        None,
+    );
+    assert_eq!((code, out.as_str()), (0, ""));
+    assert!(err.contains("\"0 0 30 2 *\" never fires"), "{err}");
+    // 2100 is no leap year: from 2096 the next leap day is past the 5-year horizon.
+    let (code, out, err) = cron_next(
+        &[
+            "--tz",
+            "UTC",
+            "--from",
+            "2090-01-01T00:00:00Z",
+            "0 0 29 2 *",
+        ],
+        None,
+    );
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        "2092-02-29T00:00:00+00:00\n2096-02-29T00:00:00+00:00\n"
+    );
+    assert!(
+        err.contains("no fire time within the 5 years after 2096"),
+        "{err}"
+    );
+}
