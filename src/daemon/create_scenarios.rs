@@ -250,3 +250,98 @@ fn create_writes_a_cronjob_file_and_refuses_one_that_exists() {
     assert_eq!(same["objects"][0]["action"], "unchanged");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), written);
 }
+
+fn delete(
+    h: &mut Harness,
+    kind: Kind,
+    name: &str,
+    propagation: Propagation,
+) -> Result<Value, Status> {
+    let delete = super::requests::Deletion {
+        propagation,
+        ..Default::default()
+    };
+    h.ask(|reply| Request::Delete {
+        kind,
+        namespace: "default".into(),
+        name: name.into(),
+        delete,
+        reply,
+    })
+}
+
+/// `delete cronjob --cascade=orphan` of a CronJob its file defines: the file and the
+/// CronJob go, its Jobs stay, no longer owned; the default cascade takes them along.
+#[test]
+fn deleting_a_cronjob_removes_its_file_and_cascades_as_asked() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    h.advance(30);
+    for name in ["kept", "gone"] {
+        h.apply(
+            &format!("{name}.yaml"),
+            &cronjob(name, "* * * * *", "true", ""),
+        );
+        std::fs::write(
+            h.daemon.layout.manifests.join(format!("{name}.yaml")),
+            cronjob(name, "* * * * *", "true", ""),
+        )
+        .unwrap();
+    }
+    h.advance_to_next_slot();
+    let job_of = |h: &Harness, name: &str| {
+        h.daemon
+            .world
+            .jobs
+            .values()
+            .find(|r| r.job.metadata.name().starts_with(&format!("{name}-")))
+            .map(|r| r.job.clone())
+    };
+    assert!(job_of(&h, "kept").is_some() && job_of(&h, "gone").is_some());
+
+    delete(&mut h, Kind::CronJob, "kept", Propagation::Orphan).expect("deleted");
+    assert!(!h.daemon.layout.manifests.join("kept.yaml").exists());
+    assert!(
+        !h.daemon
+            .world
+            .cronjobs
+            .contains_key(&key("default", "kept"))
+    );
+    let orphan = job_of(&h, "kept").expect("its Job stays");
+    assert!(orphan.metadata.owner_references.is_empty(), "{orphan:?}");
+
+    delete(&mut h, Kind::CronJob, "gone", Propagation::Background).expect("deleted");
+    h.run();
+    assert!(!h.daemon.layout.manifests.join("gone.yaml").exists());
+    assert!(job_of(&h, "gone").is_none(), "its Job went with it");
+}
+
+/// A file that defines a CronJob besides the object deleted is not removed: 409, naming it.
+#[test]
+fn a_file_that_also_defines_a_cronjob_is_not_deleted_with_another_object() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    let text = format!(
+        "{}---\n{}",
+        super::testing::job("j", "Never", "true", ""),
+        cronjob("c", "@yearly", "true", "")
+    );
+    h.apply("both.yaml", &text);
+    std::fs::write(h.daemon.layout.manifests.join("both.yaml"), &text).unwrap();
+    let s = delete(&mut h, Kind::Job, "j", Propagation::Background).unwrap_err();
+    assert_eq!(s.code, 409);
+    assert!(
+        s.message
+            .ends_with("together with cronjob/c; edit or remove that file instead"),
+        "{}",
+        s.message
+    );
+    assert!(h.daemon.layout.manifests.join("both.yaml").exists());
+    let s = delete(&mut h, Kind::CronJob, "c", Propagation::Background).unwrap_err();
+    assert!(
+        s.message
+            .ends_with("together with job/j; edit or remove that file instead"),
+        "{}",
+        s.message
+    );
+}

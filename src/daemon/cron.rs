@@ -325,8 +325,8 @@ impl Daemon {
         let answer = serde_json::to_value(&job)
             .map_err(|e| Status::failure(500, "InternalError", e.to_string()));
         tracing::info!(job = %format!("{ns}/{name}"), cronjob = %owner.name, "job created through the API for its CronJob");
+        // Its first sync changes it, and a changed Job wakes its CronJob (`job_changed`).
         self.insert_owned_job(&jk, job);
-        self.cronjob_of_job_dirty(&jk);
         answer
     }
 
