@@ -1,9 +1,10 @@
 //! The `jobvisor` command line: a kubectl-shaped client of the daemon, one file per verb.
 //!
 //! Verbs, flags, columns and messages follow kubectl so that its users need nothing new:
-//! `get`, `describe`, `logs`, `delete`, `apply`, `wait` talk to the daemon over [`crate::proto`];
-//! `validate` works offline; `version` asks the daemon if it answers. Output goes through
-//! [`Ctx`] so tests can run a verb against a fake server and read what it printed.
+//! `get`, `describe`, `logs`, `delete`, `apply`, `create`, `wait` talk to the daemon over
+//! [`crate::proto`]; `validate` works offline; `version` asks the daemon if it answers.
+//! Output goes through [`Ctx`] so tests can run a verb against a fake server and read what it
+//! printed.
 //!
 //! Errors: a verb returns `anyhow::Error`; [`report`] prints it like kubectl (`Error from
 //! server (NotFound): …` for the daemon's answers, `error: …` for the rest) and gives the
@@ -54,7 +55,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the daemon: supervise the Jobs of the manifests directory and serve the API.
+    /// Run the daemon: supervise the CronJobs, Jobs and Pods of the manifests directory and
+    /// serve the API.
     Daemon(DaemonArgs),
     /// Display one or many resources (cronjobs, jobs, pods, events, manifests).
     Get(get::GetArgs),

@@ -551,6 +551,20 @@ fn create_writes_marked_files_and_the_objects_follow_them() {
     assert_eq!(d.cli_ok(&["logs", "job/once"]), "hi\n");
     let once = std::fs::read_to_string(d.manifests().join("job.batch_default_once.yaml")).unwrap();
     assert!(once.starts_with("# Written by jobvisor apply;"), "{once}");
+    // `-o json`: the object as the daemon created it.
+    let second: Value = serde_json::from_str(&d.cli_ok(&[
+        "create",
+        "job",
+        "second",
+        "--image=busybox",
+        "-o",
+        "json",
+        "--",
+        "true",
+    ]))
+    .unwrap();
+    assert_eq!(second["kind"], "Job");
+    assert!(second["metadata"]["uid"].is_string(), "{second:#}");
 
     // A watch of the CronJobs sees the edit that suspends it.
     let mut watch = Command::new(BIN)
