@@ -101,8 +101,9 @@ fn overload_router(api: Api) -> Router {
         .with_state(api)
 }
 
-/// Every namespaced kind of the registry gets list (and watch), get and delete on its
-/// Kubernetes paths; the manifests resource and pod logs have their own handlers.
+/// Every namespaced kind of the registry gets list (and watch), create (`POST`), get and
+/// delete on its Kubernetes paths; the manifests resource and pod logs have their own
+/// handlers.
 fn router(api: Api) -> Router {
     let mut router = Router::new();
     for kind in Kind::ALL.into_iter().filter(|k| k.resource().namespaced) {
@@ -116,9 +117,12 @@ fn router(api: Api) -> Router {
             let table = accept.is_some_and(table::wants_table) && !truthy(&q.watch);
             list(api, kind, ns.map(|Path(n)| n), q, table)
         };
+        let create = move |State(api): State<Api>, Path(ns): Path<String>, body: String| {
+            create(api, kind, ns, body)
+        };
         router = router
             .route(&all, get(list))
-            .route(&in_ns, get(list))
+            .route(&in_ns, get(list).post(create))
             .route(
                 &one,
                 get(
@@ -546,11 +550,41 @@ async fn manifests(State(api): State<Api>) -> Response {
     }
 }
 
+/// `?create=true` on an apply: `kubectl create`'s refusal of an object that exists.
+#[derive(Debug, Default, Deserialize)]
+struct ApplyQuery {
+    create: Option<String>,
+}
+
 /// `apply` of one object: the daemon picks its file by the object's identity.
-async fn apply(State(api): State<Api>, body: String) -> Response {
-    match api.ask(|reply| Request::Apply { body, reply }).await {
+async fn apply(State(api): State<Api>, Query(q): Query<ApplyQuery>, body: String) -> Response {
+    let create = truthy(&q.create);
+    match api
+        .ask(|reply| Request::Apply {
+            body,
+            create,
+            reply,
+        })
+        .await
+    {
         Ok(a) if a.created => (StatusCode::CREATED, Json(a.body)).into_response(),
         Ok(a) => Json(a.body).into_response(),
+        Err(s) => status_response(s),
+    }
+}
+
+/// `POST` to a namespaced collection: 201 with the object created, or the daemon's Status.
+async fn create(api: Api, kind: Kind, namespace: String, body: String) -> Response {
+    match api
+        .ask(|reply| Request::Create {
+            kind,
+            namespace,
+            body,
+            reply,
+        })
+        .await
+    {
+        Ok(v) => (StatusCode::CREATED, Json(v)).into_response(),
         Err(s) => status_response(s),
     }
 }

@@ -1,8 +1,9 @@
-//! `jobvisor delete job|pod NAME…`: kubectl's `delete`.
+//! `jobvisor delete cronjob|job|pod NAME…`: kubectl's `delete`.
 //!
-//! The daemon removes the Job or bare Pod and the manifest file that defines it, because an
-//! object whose file stayed would come straight back; a pod a Job created is deleted (and
-//! replaced by its Job) as in Kubernetes.
+//! The daemon removes the CronJob, Job or bare Pod and the manifest file that defines it,
+//! because an object whose file stayed would come straight back; what an object owns goes
+//! with it (a CronJob's Jobs, a Job's pods) by `--cascade`; a pod a Job created is deleted
+//! (and replaced by its Job) and a Job a CronJob created is deleted, as in Kubernetes.
 //! When that file defines other objects too, the daemon refuses with 409 Conflict and says
 //! which; its message is printed as-is. Several names are deleted one by one like kubectl:
 //! a failure is printed and the others still go ahead; the exit code is 1 if any failed.
@@ -20,7 +21,7 @@ use crate::manifest::ObjectId;
 
 #[derive(Debug, clap::Args)]
 pub struct DeleteArgs {
-    /// `job` (or jobs, jobs.batch), `pod` (po, pods), or TYPE/NAME.
+    /// `cronjob` (cj, cronjobs), `job` (jobs, jobs.batch), `pod` (po, pods), or TYPE/NAME.
     #[arg(value_name = "TYPE", required_unless_present = "files")]
     pub resource: Option<String>,
     /// The objects to delete.
@@ -77,10 +78,10 @@ pub async fn run(ctx: &mut Ctx<'_>, args: DeleteArgs) -> anyhow::Result<()> {
         }
     }
     let kind = match kind {
-        Some(k @ (Kind::Job | Kind::Pod)) => k,
+        Some(k @ (Kind::CronJob | Kind::Job | Kind::Pod)) => k,
         Some(Kind::Manifest) => {
             bail!(
-                "manifests are deleted by deleting their Jobs (or removing the file from the manifests directory)"
+                "manifests are deleted by deleting their objects (or removing the file from the manifests directory)"
             )
         }
         Some(other) => bail!("{} cannot be deleted", other.resource()),
@@ -257,6 +258,42 @@ mod tests {
 
         let err = run(&mut h.ctx(), args(&["events", "e"])).await.unwrap_err();
         assert_eq!(reported(&err), "error: events cannot be deleted\n");
+    }
+
+    /// A CronJob is deleted like a Job, at its own path, with the cascade asked for (its
+    /// Jobs go with it unless orphaned).
+    #[tokio::test]
+    async fn deletes_cronjobs() {
+        let seen: std::sync::Arc<std::sync::Mutex<Vec<String>>> = std::sync::Arc::default();
+        let record = std::sync::Arc::clone(&seen);
+        let router = Router::new().route(
+            "/apis/batch/v1/namespaces/{ns}/cronjobs/{name}",
+            delete(
+                move |Path((_ns, name)): Path<(String, String)>,
+                      axum::extract::RawQuery(q): axum::extract::RawQuery| async move {
+                    record.lock().unwrap().push(format!("{name}?{}", q.unwrap_or_default()));
+                    axum::Json(serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}))
+                },
+            ),
+        );
+        let mut h = serve(router);
+        run(&mut h.ctx(), args(&["cronjob", "hello"]))
+            .await
+            .unwrap();
+        let mut orphan = args(&["cj/nightly"]);
+        orphan.cascade = "orphan".into();
+        run(&mut h.ctx(), orphan).await.unwrap();
+        assert_eq!(
+            h.out(),
+            "cronjob.batch \"hello\" deleted\ncronjob.batch \"nightly\" deleted\n"
+        );
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                "hello?propagationPolicy=Background",
+                "nightly?propagationPolicy=Orphan"
+            ]
+        );
     }
 
     /// `delete -f`: each object the files name, by identity, even from a file that no longer

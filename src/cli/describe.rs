@@ -1,5 +1,11 @@
-//! `jobvisor describe job|pod [NAME…]`: kubectl's `describeJob` and `describePod` layout
-//! (spec §6.4), with the object's events at the end.
+//! `jobvisor describe cronjob|job|pod [NAME…]`: kubectl's `describeCronJob`, `describeJob`
+//! and `describePod` layout (spec §6.4), with the object's events at the end.
+//!
+//! A CronJob gets one block kubectl does not print, `Next Schedules:`, the next three times
+//! its schedule fires after now, computed here with the daemon's own schedule module in the
+//! CronJob's `timeZone` (else the local zone, the daemon's on this host) and printed in RFC
+//! 3339 with that zone's offset: `<none>` while it is suspended, `never` when the schedule
+//! never fires.
 //!
 //! Like kubectl the text goes through a tabwriter (padding 2) so that `Key:` columns line up
 //! within each block, and the events table is laid out on its own. Events come from the
@@ -20,12 +26,15 @@ use tabwriter::TabWriter;
 use super::format::{human_duration, rfc1123z_in, since};
 use super::table::{selector_string, sort_events};
 use super::{Ctx, Kind, NamespaceArg, Reported, split_type_name};
-use crate::api::{Container, ContainerState, ContainerStatus, Event, Job, Labels, List, Pod};
+use crate::api::{
+    Container, ContainerState, ContainerStatus, CronJob, Event, Job, Labels, List, Pod,
+    PodTemplateSpec,
+};
 use crate::proto;
 
 #[derive(Debug, clap::Args)]
 pub struct DescribeArgs {
-    /// job or pod (kubectl's aliases work), or TYPE/NAME.
+    /// cronjob, job or pod (kubectl's aliases work), or TYPE/NAME.
     #[arg(value_name = "TYPE")]
     pub resource: String,
     /// The objects to describe (all in the namespace when omitted).
@@ -41,18 +50,15 @@ pub async fn run(ctx: &mut Ctx<'_>, args: DescribeArgs) -> anyhow::Result<()> {
         None => (Kind::parse_or_err(&args.resource)?, Vec::new()),
     };
     names.extend(args.names);
-    if !matches!(kind, Kind::Job | Kind::Pod) {
+    if !matches!(kind, Kind::CronJob | Kind::Job | Kind::Pod) {
         bail!(
-            "describe supports jobs and pods; use `jobvisor get {}`",
+            "describe supports cronjobs, jobs and pods; use `jobvisor get {}`",
             kind.resource()
         );
     }
     let ns = args.ns.namespace.as_str();
     if names.is_empty() {
-        let path = match kind {
-            Kind::Job => proto::jobs_path(Some(ns)),
-            _ => proto::pods_path(Some(ns)),
-        };
+        let path = kind.collection_path(Some(ns));
         let list: List<Value> = ctx.client.get_json(&path).await?;
         names = list
             .items
@@ -101,6 +107,19 @@ async fn describe_one(
     name: &str,
 ) -> anyhow::Result<String> {
     match kind {
+        Kind::CronJob => {
+            let cj: CronJob = ctx.client.get_json(&kind.object_path(ns, name)).await?;
+            let events = events_for(ctx, "CronJob", ns, name, cj.metadata.uid()).await;
+            let now = ctx.clock.now();
+            let next = next_schedules(&cj, now, &crate::schedule::local_zone());
+            Ok(describe_cronjob(
+                &cj,
+                &next,
+                events.as_deref(),
+                now,
+                &TimeZone::system(),
+            ))
+        }
         Kind::Job => {
             let job: Job = ctx.client.get_json(&proto::job_path(ns, name)).await?;
             let events = events_for(ctx, "Job", ns, name, job.metadata.uid()).await;
@@ -237,13 +256,163 @@ pub fn describe_job(job: &Job, events: Option<&[Event]>, now: Timestamp, tz: &Ti
         "Pods Statuses:\t{} Active ({} Ready) / {} Succeeded / {} Failed",
         status.active, status.ready, status.succeeded, status.failed
     );
+    pod_template(&mut w, &spec.template, tz);
+    finish(w, events, now)
+}
+
+/// kubectl's `DescribePodTemplate`, as `describe job` and `describe cronjob` print it.
+fn pod_template(w: &mut String, template: &PodTemplateSpec, tz: &TimeZone) {
     w.push_str("Pod Template:\n");
-    let template = &spec.template;
-    labels_multiline(&mut w, "  Labels", &template.metadata.labels);
+    labels_multiline(w, "  Labels", &template.metadata.labels);
     if !template.metadata.annotations.is_empty() {
-        labels_multiline(&mut w, "  Annotations", &template.metadata.annotations);
+        labels_multiline(w, "  Annotations", &template.metadata.annotations);
     }
-    containers(&mut w, &template.spec.containers, &[], "  ", tz);
+    containers(w, &template.spec.containers, &[], "  ", tz);
+}
+
+/// What `Next Schedules:` says.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NextSchedules {
+    /// The next fire times (up to three), RFC 3339 in the CronJob's zone.
+    At(Vec<String>),
+    Suspended,
+    /// The schedule never fires (`0 0 30 2 *`).
+    Never,
+    /// The schedule or the zone cannot be read here.
+    Error(String),
+}
+
+/// How many upcoming fire times `describe cronjob` lists.
+const NEXT_SCHEDULES: usize = 3;
+
+/// The next fire times of `cj` after `now`, in its `timeZone`, else in `local`.
+pub fn next_schedules(cj: &CronJob, now: Timestamp, local: &TimeZone) -> NextSchedules {
+    if cj.spec.suspended() {
+        return NextSchedules::Suspended;
+    }
+    let zone = match &cj.spec.time_zone {
+        Some(name) => match crate::schedule::time_zone(name) {
+            Ok(zone) => zone,
+            Err(e) => return NextSchedules::Error(e),
+        },
+        None => local.clone(),
+    };
+    let schedule = match crate::schedule::Schedule::parse(&cj.spec.schedule) {
+        Ok(s) => s,
+        Err(e) => return NextSchedules::Error(e.to_string()),
+    };
+    let mut times = Vec::new();
+    let mut after = now;
+    while times.len() < NEXT_SCHEDULES {
+        let Some(next) = schedule.next_after(after, &zone) else {
+            break;
+        };
+        times.push(rfc3339_in(next, &zone));
+        after = next;
+    }
+    if times.is_empty() {
+        NextSchedules::Never
+    } else {
+        NextSchedules::At(times)
+    }
+}
+
+/// Go's `time.RFC3339` in `zone`: its offset, `Z` when that is zero.
+fn rfc3339_in(t: Timestamp, zone: &TimeZone) -> String {
+    let z = t.to_zoned_datetime(zone.clone());
+    if z.offset().seconds() == 0 {
+        z.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    } else {
+        z.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string()
+    }
+}
+
+/// kubectl's `printBoolPtr`.
+fn bool_ptr(value: Option<bool>) -> &'static str {
+    match value {
+        Some(true) => "True",
+        Some(false) => "False",
+        None => "<unset>",
+    }
+}
+
+/// An optional number as kubectl prints it: the value (with `unit`), else `<unset>`.
+fn or_unset<N: std::fmt::Display>(value: Option<N>, unit: &str) -> String {
+    value.map_or_else(|| "<unset>".to_string(), |n| format!("{n}{unit}"))
+}
+
+/// kubectl's `describeCronJob` (with `describeJobTemplate` and `printActiveJobs`), plus the
+/// `Next Schedules:` block.
+pub fn describe_cronjob(
+    cj: &CronJob,
+    next: &NextSchedules,
+    events: Option<&[Event]>,
+    now: Timestamp,
+    tz: &TimeZone,
+) -> String {
+    let mut w = String::new();
+    let spec = &cj.spec;
+    let status = cj.status.clone().unwrap_or_default();
+    let _ = writeln!(w, "Name:\t{}", cj.metadata.name());
+    let _ = writeln!(w, "Namespace:\t{}", cj.metadata.namespace());
+    labels_multiline(&mut w, "Labels", &cj.metadata.labels);
+    labels_multiline(&mut w, "Annotations", &cj.metadata.annotations);
+    let _ = writeln!(w, "Schedule:\t{}", spec.schedule);
+    let policy = spec
+        .concurrency_policy
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let _ = writeln!(w, "Concurrency Policy:\t{policy}");
+    let _ = writeln!(w, "Suspend:\t{}", bool_ptr(spec.suspend));
+    let _ = writeln!(
+        w,
+        "Successful Job History Limit:\t{}",
+        or_unset(spec.successful_jobs_history_limit, "")
+    );
+    let _ = writeln!(
+        w,
+        "Failed Job History Limit:\t{}",
+        or_unset(spec.failed_jobs_history_limit, "")
+    );
+    let _ = writeln!(
+        w,
+        "Starting Deadline Seconds:\t{}",
+        or_unset(spec.starting_deadline_seconds, "s")
+    );
+    let template = &spec.job_template.spec;
+    let selector = template
+        .selector
+        .as_ref()
+        .map_or_else(|| "<unset>".to_string(), selector_string);
+    let _ = writeln!(w, "Selector:\t{selector}");
+    let _ = writeln!(w, "Parallelism:\t{}", or_unset(template.parallelism, ""));
+    let _ = writeln!(w, "Completions:\t{}", or_unset(template.completions, ""));
+    if let Some(deadline) = template.active_deadline_seconds {
+        let _ = writeln!(w, "Active Deadline Seconds:\t{deadline}s");
+    }
+    pod_template(&mut w, &template.template, tz);
+    let last = time(status.last_schedule_time, tz).unwrap_or_else(|| "<unset>".into());
+    let _ = writeln!(w, "Last Schedule Time:\t{last}");
+    match next {
+        NextSchedules::At(times) => {
+            for (i, t) in times.iter().enumerate() {
+                let title = if i == 0 { "Next Schedules:" } else { "" };
+                let _ = writeln!(w, "{title}\t{t}");
+            }
+        }
+        NextSchedules::Suspended => w.push_str("Next Schedules:\t<none>\n"),
+        NextSchedules::Never => w.push_str("Next Schedules:\tnever\n"),
+        NextSchedules::Error(e) => {
+            let _ = writeln!(w, "Next Schedules:\t<error: {e}>");
+        }
+    }
+    let active: Vec<&str> = status.active.iter().map(|r| r.name.as_str()).collect();
+    if active.is_empty() {
+        w.push_str("Active Jobs:\t<none>\n");
+    } else {
+        let _ = writeln!(w, "Active Jobs:\t{}", active.join(", "));
+    }
     finish(w, events, now)
 }
 
@@ -661,6 +830,150 @@ Containers:
 Events:             <none>
 ";
         assert_eq!(text, want);
+    }
+
+    fn sample_cronjob() -> CronJob {
+        serde_json::from_value(json!({
+            "apiVersion": "batch/v1", "kind": "CronJob",
+            "metadata": {"name": "hello", "namespace": "default", "uid": "c1", "labels": {"team": "a"}},
+            "spec": {
+                "schedule": "0 3 * * *", "timeZone": "Asia/Tokyo", "concurrencyPolicy": "Forbid",
+                "suspend": false, "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 1,
+                "startingDeadlineSeconds": 200,
+                "jobTemplate": {"spec": {
+                    "activeDeadlineSeconds": 60,
+                    "template": {
+                        "metadata": {"labels": {"app": "hello"}},
+                        "spec": {"restartPolicy": "OnFailure", "containers": [{"name": "hello", "image": "busybox:1.28", "command": ["date"]}]}
+                    }
+                }}
+            },
+            "status": {
+                "lastScheduleTime": "2024-01-14T18:00:00Z",
+                "active": [
+                    {"kind": "Job", "namespace": "default", "name": "hello-28420560", "uid": "j1"},
+                    {"kind": "Job", "namespace": "default", "name": "hello-28421000", "uid": "j2"}
+                ]
+            }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn cronjob_layout_with_the_next_schedules() {
+        let now = ts("2024-01-15T10:00:00Z");
+        let cj = sample_cronjob();
+        let next = next_schedules(&cj, now, &TimeZone::UTC);
+        let mut event = sample_event(
+            "MissedSchedules",
+            "Missed 2 schedules between 2024-01-13T03:00:00+09:00 and 2024-01-14T03:00:00+09:00; ran the one at 2024-01-14T03:00:00+09:00",
+            "2024-01-15T09:58:00Z",
+            1,
+        );
+        event.involved_object.kind = "CronJob".into();
+        event.type_ = "Warning".into();
+        event.source.component = "cronjob-controller".into();
+        let text = describe_cronjob(&cj, &next, Some(&[event]), now, &TimeZone::UTC);
+        let want = "\
+Name:                          hello
+Namespace:                     default
+Labels:                        team=a
+Annotations:                   <none>
+Schedule:                      0 3 * * *
+Concurrency Policy:            Forbid
+Suspend:                       False
+Successful Job History Limit:  3
+Failed Job History Limit:      1
+Starting Deadline Seconds:     200s
+Selector:                      <unset>
+Parallelism:                   <unset>
+Completions:                   <unset>
+Active Deadline Seconds:       60s
+Pod Template:
+  Labels:  app=hello
+  Containers:
+   hello:
+    Image:  busybox:1.28
+    Command:
+      date
+    Environment:     <none>
+Last Schedule Time:  Sun, 14 Jan 2024 18:00:00 +0000
+Next Schedules:      2024-01-16T03:00:00+09:00
+                     2024-01-17T03:00:00+09:00
+                     2024-01-18T03:00:00+09:00
+Active Jobs:         hello-28420560, hello-28421000
+Events:
+  Type     Reason           Age   From                Message
+  ----     ------           ----  ----                -------
+  Warning  MissedSchedules  2m    cronjob-controller  Missed 2 schedules between 2024-01-13T03:00:00+09:00 and 2024-01-14T03:00:00+09:00; ran the one at 2024-01-14T03:00:00+09:00
+";
+        assert_eq!(text, want);
+    }
+
+    #[test]
+    fn next_schedules_in_the_zone_suspended_and_never() {
+        let now = ts("2024-03-30T23:30:00Z");
+        let mut cj = sample_cronjob();
+        // Tokyo: the offset of the zone, whatever the local one.
+        assert_eq!(
+            next_schedules(&cj, now, &TimeZone::UTC),
+            NextSchedules::At(vec![
+                "2024-04-01T03:00:00+09:00".into(),
+                "2024-04-02T03:00:00+09:00".into(),
+                "2024-04-03T03:00:00+09:00".into(),
+            ])
+        );
+        // No timeZone: the local zone, here Berlin across its spring-forward night; UTC
+        // prints as Z, as Go's RFC 3339 does.
+        cj.spec.time_zone = None;
+        cj.spec.schedule = "30 2 * * *".into();
+        let berlin = TimeZone::get("Europe/Berlin").unwrap();
+        assert_eq!(
+            next_schedules(&cj, now, &berlin),
+            NextSchedules::At(vec![
+                "2024-04-01T02:30:00+02:00".into(),
+                "2024-04-02T02:30:00+02:00".into(),
+                "2024-04-03T02:30:00+02:00".into(),
+            ]),
+            "02:30 does not exist on the 31st"
+        );
+        assert_eq!(
+            next_schedules(&cj, now, &TimeZone::UTC),
+            NextSchedules::At(vec![
+                "2024-03-31T02:30:00Z".into(),
+                "2024-04-01T02:30:00Z".into(),
+                "2024-04-02T02:30:00Z".into(),
+            ])
+        );
+        cj.spec.schedule = "0 0 30 2 *".into();
+        assert_eq!(next_schedules(&cj, now, &berlin), NextSchedules::Never);
+        cj.spec.suspend = Some(true);
+        assert_eq!(next_schedules(&cj, now, &berlin), NextSchedules::Suspended);
+        cj.spec.suspend = None;
+        cj.spec.time_zone = Some("Mars/Olympus".into());
+        assert!(matches!(
+            next_schedules(&cj, now, &berlin),
+            NextSchedules::Error(_)
+        ));
+
+        let line = |next: &NextSchedules| {
+            let text = describe_cronjob(&cj, next, None, now, &TimeZone::UTC);
+            text.lines()
+                .find(|l| l.starts_with("Next Schedules:"))
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(
+            line(&NextSchedules::Suspended),
+            "Next Schedules:      <none>"
+        );
+        assert_eq!(line(&NextSchedules::Never), "Next Schedules:      never");
+        assert_eq!(
+            line(&NextSchedules::Error(
+                "unknown time zone Mars/Olympus".into()
+            )),
+            "Next Schedules:      <error: unknown time zone Mars/Olympus>"
+        );
     }
 
     #[tokio::test]

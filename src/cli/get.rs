@@ -1,4 +1,4 @@
-//! `jobvisor get jobs|pods|events|manifests [NAME]`: kubectl's `get`.
+//! `jobvisor get cronjobs|jobs|pods|events|manifests [NAME]`: kubectl's `get`.
 //!
 //! Tables use kubectl's columns (see [`super::table`]). A list printed as a table is asked
 //! for as a `meta.k8s.io/v1` Table, as kubectl does: the daemon lays the rows out from its
@@ -30,7 +30,7 @@ use crate::proto::{self, ApiError};
 
 #[derive(Debug, clap::Args)]
 pub struct GetArgs {
-    /// jobs, pods, events or manifests (kubectl's aliases work), or TYPE/NAME.
+    /// cronjobs, jobs, pods, events or manifests (kubectl's aliases work), or TYPE/NAME.
     #[arg(value_name = "TYPE")]
     pub resource: String,
     /// Only this object.

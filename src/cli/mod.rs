@@ -1,9 +1,10 @@
 //! The `jobvisor` command line: a kubectl-shaped client of the daemon, one file per verb.
 //!
 //! Verbs, flags, columns and messages follow kubectl so that its users need nothing new:
-//! `get`, `describe`, `logs`, `delete`, `apply`, `wait` talk to the daemon over [`crate::proto`];
-//! `validate` and `cron next` work offline; `version` asks the daemon if it answers. Output
-//! goes through [`Ctx`] so tests can run a verb against a fake server and read what it printed.
+//! `get`, `describe`, `logs`, `delete`, `apply`, `create`, `wait` talk to the daemon over
+//! [`crate::proto`]; `validate` and `cron next` work offline; `version` asks the daemon if it
+//! answers. Output goes through [`Ctx`] so tests can run a verb against a fake server and read
+//! what it printed.
 //!
 //! Errors: a verb returns `anyhow::Error`; [`report`] prints it like kubectl (`Error from
 //! server (NotFound): …` for the daemon's answers, `error: …` for the rest) and gives the
@@ -11,6 +12,7 @@
 //! names) returns [`Reported`] so nothing is printed twice.
 
 pub mod apply;
+pub mod create;
 pub mod cron;
 pub mod delete;
 pub mod describe;
@@ -38,7 +40,7 @@ use crate::proto::{ApiError, Client};
 #[command(
     name = "jobvisor",
     version,
-    about = "Kubernetes batch/v1 Jobs on one Linux host, as supervised processes",
+    about = "Kubernetes batch/v1 Jobs and CronJobs on one Linux host, as supervised processes",
     long_about = None,
 )]
 pub struct Cli {
@@ -54,18 +56,23 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the daemon: supervise the Jobs of the manifests directory and serve the API.
+    /// Run the daemon: supervise the CronJobs, Jobs and Pods of the manifests directory and
+    /// serve the API.
     Daemon(DaemonArgs),
-    /// Display one or many resources (jobs, pods, events, manifests).
+    /// Display one or many resources (cronjobs, jobs, pods, events, manifests).
     Get(get::GetArgs),
-    /// Show details of a job or a pod, with its events.
+    /// Show details of a cronjob, a job or a pod, with its events.
     Describe(describe::DescribeArgs),
     /// Print the logs of a container in a pod (or of a job's pod).
     Logs(logs::LogsArgs),
-    /// Delete jobs or pods (and the manifest files that define them), by name or by file (-f).
+    /// Delete cronjobs, jobs or pods (and the manifest files that define them), by name or by
+    /// file (-f).
     Delete(delete::DeleteArgs),
     /// Create or update objects from manifest files, by object identity (kubectl apply).
     Apply(apply::ApplyArgs),
+    /// Create a cronjob or a job from flags (its manifest is written into the manifests
+    /// directory), or a job from a cronjob's template (kubectl create).
+    Create(create::CreateArgs),
     /// Wait for a job to reach a condition (complete, failed).
     Wait(wait::WaitArgs),
     /// Check manifest files offline, without the daemon.
@@ -141,6 +148,7 @@ pub async fn run(ctx: &mut Ctx<'_>, command: Command) -> anyhow::Result<()> {
         Command::Logs(args) => logs::run(ctx, args).await,
         Command::Delete(args) => delete::run(ctx, args).await,
         Command::Apply(args) => apply::run(ctx, args).await,
+        Command::Create(args) => create::run(ctx, args).await,
         Command::Wait(args) => wait::run(ctx, args).await,
         Command::Validate(args) => validate::run(ctx, args),
         Command::Cron(args) => cron::run(ctx, args),

@@ -30,7 +30,7 @@ pub fn run(ctx: &mut Ctx<'_>, args: ValidateArgs) -> anyhow::Result<()> {
             ctx.eprint(&format!("error: {error}"))?;
         }
         if report.errors.is_empty() {
-            let n = report.jobs.len() + report.pods.len();
+            let n = report.jobs.len() + report.pods.len() + report.cronjobs.len();
             let noun = if n == 1 { "object" } else { "objects" };
             ctx.print(&format!("{}: ok ({n} {noun})\n", path.display()))?;
         } else {
@@ -54,7 +54,8 @@ mod tests {
         let good = dir.path().join("good.yaml");
         let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, image: i, command: [\"true\"]}]\n";
         let job = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: c, image: i, command: [\"true\"]}]\n";
-        std::fs::write(&good, format!("{pod}---\n{job}")).unwrap();
+        let cronjob = "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: cj}\nspec:\n  schedule: \"@daily\"\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers: [{name: c, image: i, command: [\"true\"]}]\n";
+        std::fs::write(&good, format!("{pod}---\n{job}---\n{cronjob}")).unwrap();
         run(
             &mut h.ctx(),
             ValidateArgs {
@@ -62,8 +63,8 @@ mod tests {
             },
         )
         .unwrap();
-        // Jobs and Pods alike are counted.
-        assert_eq!(h.out(), format!("{}: ok (2 objects)\n", good.display()));
+        // Jobs, Pods and CronJobs alike are counted.
+        assert_eq!(h.out(), format!("{}: ok (3 objects)\n", good.display()));
 
         let missing = dir.path().join("missing.yaml");
         let err = run(

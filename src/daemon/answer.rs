@@ -99,7 +99,45 @@ impl Daemon {
             Request::Health { reply } => {
                 let _ = reply.send(Ok(self.problems.clone()));
             }
-            Request::Apply { body, reply } => self.api_apply(body, reply),
+            Request::Apply {
+                body,
+                create,
+                reply,
+            } => self.api_apply(body, create, reply),
+            Request::Create {
+                kind,
+                namespace,
+                body,
+                reply,
+            } => {
+                let answer = match kind {
+                    Kind::Job => self.create_cronjob_job(&namespace, &body),
+                    Kind::CronJob | Kind::Pod => {
+                        let r = kind.resource();
+                        let how = match kind {
+                            Kind::CronJob => {
+                                "`jobvisor apply -f FILE` or `jobvisor create cronjob NAME --image=IMAGE --schedule=SCHEDULE -- COMMAND`"
+                            }
+                            _ => "`jobvisor apply -f FILE`",
+                        };
+                        Err(Status::failure(
+                            403,
+                            "Forbidden",
+                            format!(
+                                "{} is forbidden: jobvisor creates {} from manifest files: use {how}",
+                                r.qualified(),
+                                r.plural
+                            ),
+                        ))
+                    }
+                    Kind::Event | Kind::Manifest => Err(Status::failure(
+                        405,
+                        "MethodNotAllowed",
+                        format!("{} cannot be created", kind.resource().plural),
+                    )),
+                };
+                self.answer_when_durable(held(reply, answer));
+            }
             Request::Log {
                 namespace,
                 pod,

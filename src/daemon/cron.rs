@@ -15,9 +15,12 @@ use jiff::tz::TimeZone;
 
 use super::Daemon;
 use super::world::{CronJobRecord, JobRecord, Key, job_store_key, key, store_key};
-use crate::api::{CronJob, Job, Kind, ObjectReference, Propagation};
+use serde_json::{Value, json};
+
+use super::requests::{already_exists, bad_request, invalid};
+use crate::api::{CronJob, Job, Kind, ObjectReference, Propagation, Status};
 use crate::controller::cronjob::{self, Context, DeleteReason};
-use crate::manifest;
+use crate::manifest::{self, Refused};
 
 /// Each CronJob's next wake-up, and the earliest of all.
 #[derive(Default)]
@@ -239,6 +242,94 @@ impl Daemon {
         }
     }
 
+    /// A Job that a CronJob owns enters the world as the API server creates one: no file,
+    /// deleted through the API or with its CronJob.
+    pub(super) fn insert_owned_job(&mut self, jk: &Key, job: Job) {
+        self.world.jobs.insert(
+            jk.clone(),
+            Box::new(JobRecord {
+                applied: job.clone(),
+                job,
+                source: None,
+            }),
+        );
+        self.store.touch(job_store_key(jk));
+        self.note(Kind::Job, jk, "ADDED");
+        self.dirty_jobs.insert(jk.clone());
+    }
+
+    /// `POST` of a Job (`kubectl create job NAME --from=cronjob/CRON`): created owned by the
+    /// CronJob its controller reference names, which must exist with that uid, exactly as a
+    /// slot's Job is (no file; deleted with the CronJob). The CronJob's controller then sees
+    /// a Job it did not create: `UnexpectedJob`, never in `status.active`.
+    #[allow(clippy::result_large_err)] // a Status is the API's answer itself
+    pub(super) fn create_cronjob_job(&mut self, ns: &str, body: &str) -> Result<Value, Status> {
+        if self.shutting_down {
+            return Err(Status::failure(
+                503,
+                "ServiceUnavailable",
+                "the jobvisor daemon is shutting down",
+            ));
+        }
+        let job = match manifest::load_api_job(body, ns) {
+            Ok(job) => job,
+            Err(Refused::BadRequest(why)) => return Err(bad_request(why)),
+            Err(Refused::Invalid { name, causes }) => {
+                return Err(invalid(Kind::Job, &name, &causes));
+            }
+            Err(Refused::NotOwnedByCronJob { name }) => {
+                let mut s = Status::failure(
+                    403,
+                    "Forbidden",
+                    format!(
+                        "jobs.batch {} is forbidden: jobvisor creates Jobs from manifest files: use `jobvisor apply -f FILE` or `jobvisor create job {name} --image=IMAGE -- COMMAND`; through the API it creates only a Job that a CronJob owns (`jobvisor create job {name} --from=cronjob/NAME`)",
+                        serde_json::to_string(&name).unwrap_or_default()
+                    ),
+                );
+                s.details = Some(json!({"name": name, "group": "batch", "kind": "jobs"}));
+                return Err(s);
+            }
+        };
+        let name = job.metadata.name().to_string();
+        let Some(owner) = job.metadata.owner_references.first().cloned() else {
+            return Err(Status::failure(
+                500,
+                "InternalError",
+                "the Job lost its owner",
+            ));
+        };
+        let quote = |s: &str| serde_json::to_string(s).unwrap_or_default();
+        let cause = match self.world.cronjobs.get(&key(ns, &owner.name)) {
+            Some(rec) if rec.cronjob.metadata.uid() == owner.uid => None,
+            Some(_) => Some(format!(
+                "metadata.ownerReferences[0].uid: Invalid value: {}: not the uid of CronJob {} in namespace {}",
+                quote(&owner.uid),
+                quote(&owner.name),
+                quote(ns)
+            )),
+            None => Some(format!(
+                "metadata.ownerReferences[0].name: Invalid value: {}: no CronJob of that name in namespace {}",
+                quote(&owner.name),
+                quote(ns)
+            )),
+        };
+        if let Some(cause) = cause {
+            return Err(invalid(Kind::Job, &name, &[cause]));
+        }
+        let jk = key(ns, &name);
+        if self.world.jobs.contains_key(&jk) {
+            return Err(already_exists(Kind::Job, &name));
+        }
+        let uid = self.names.uid();
+        let job = manifest::admit_cronjob_job(job, &uid, self.clock.now());
+        let answer = serde_json::to_value(&job)
+            .map_err(|e| Status::failure(500, "InternalError", e.to_string()));
+        tracing::info!(job = %format!("{ns}/{name}"), cronjob = %owner.name, "job created through the API for its CronJob");
+        // Its first sync changes it, and a changed Job wakes its CronJob (`job_changed`).
+        self.insert_owned_job(&jk, job);
+        answer
+    }
+
     pub(super) fn sync_cronjob(&mut self, k: &Key) {
         let now = self.clock.now();
         let Some(rec) = self.world.cronjobs.get(k) else {
@@ -287,17 +378,7 @@ impl Daemon {
             }
             let jk = key(&k.0, &name);
             tracing::info!(cronjob = %format!("{}/{}", k.0, k.1), job = %name, scheduled = %new.scheduled, "job created for a slot");
-            self.world.jobs.insert(
-                jk.clone(),
-                Box::new(JobRecord {
-                    applied: job.clone(),
-                    job,
-                    source: None,
-                }),
-            );
-            self.store.touch(job_store_key(&jk));
-            self.note(Kind::Job, &jk, "ADDED");
-            self.dirty_jobs.insert(jk);
+            self.insert_owned_job(&jk, job);
         }
         for e in d.events {
             self.record_event(involved.clone(), e, "cronjob-controller");

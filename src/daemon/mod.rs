@@ -8,6 +8,8 @@
 
 mod answer;
 mod apply;
+#[cfg(test)]
+mod create_scenarios;
 mod cron;
 #[cfg(test)]
 mod cron_scenarios;

@@ -199,10 +199,20 @@ pub enum Request {
     Health {
         reply: Reply<super::health::Problems>,
     },
-    /// `apply` of one object (YAML or JSON), by its identity.
+    /// `apply` of one object (YAML or JSON), by its identity; with `create`, refused (409
+    /// AlreadyExists) when the object exists, as `kubectl create` is.
     Apply {
         body: String,
+        create: bool,
         reply: Reply<Applied>,
+    },
+    /// `POST` of an object to its collection in `namespace` (only a CronJob's Job is
+    /// created this way; jobvisor's objects come from files).
+    Create {
+        kind: Kind,
+        namespace: String,
+        body: String,
+        reply: Reply<Value>,
     },
     Log {
         namespace: String,
@@ -283,4 +293,59 @@ pub fn not_found(kind: Kind, name: &str) -> Status {
 
 pub fn bad_request(message: impl Into<String>) -> Status {
     Status::failure(400, "BadRequest", message)
+}
+
+/// `jobs.batch "x" already exists` (409), as the API server refuses a create.
+pub fn already_exists(kind: Kind, name: &str) -> Status {
+    let r = kind.resource();
+    let mut s = Status::failure(
+        409,
+        "AlreadyExists",
+        format!("{} \"{name}\" already exists", r.qualified()),
+    );
+    s.details = Some(serde_json::json!({"name": name, "group": r.group, "kind": r.plural}));
+    s
+}
+
+/// The API server's 422 (`NewInvalid`): `Job.batch "x" is invalid: …`, one cause per
+/// field error (`<field>: <message>`), each with its `FieldValue…` reason.
+pub fn invalid(kind: Kind, name: &str, errors: &[String]) -> Status {
+    let r = kind.resource();
+    let qualified = if r.group.is_empty() {
+        r.name.to_string()
+    } else {
+        format!("{}.{}", r.name, r.group)
+    };
+    let causes: Vec<Value> = errors
+        .iter()
+        .map(|e| {
+            let (field, message) = e.split_once(": ").unwrap_or(("", e.as_str()));
+            let kind = message.split(": ").next().unwrap_or(message);
+            let reason = match kind {
+                "Required value" => "FieldValueRequired",
+                "Invalid value" => "FieldValueInvalid",
+                "Unsupported value" => "FieldValueNotSupported",
+                "Forbidden" => "FieldValueForbidden",
+                "Duplicate value" => "FieldValueDuplicate",
+                "Too long" => "FieldValueTooLong",
+                "Too many" => "FieldValueTooMany",
+                "Not found" => "FieldValueNotFound",
+                _ => "FieldValueInvalid",
+            };
+            serde_json::json!({"reason": reason, "message": message, "field": field})
+        })
+        .collect();
+    // utilerrors' aggregate: one error as is, several in brackets.
+    let all = match errors {
+        [one] => one.clone(),
+        many => format!("[{}]", many.join(", ")),
+    };
+    let mut s = Status::failure(
+        422,
+        "Invalid",
+        format!("{qualified} \"{name}\" is invalid: {all}"),
+    );
+    s.details =
+        Some(serde_json::json!({"name": name, "group": r.group, "kind": r.name, "causes": causes}));
+    s
 }

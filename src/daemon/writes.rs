@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 
 use super::Daemon;
 use super::answer::held;
-use super::requests::{Applied, Reply, bad_request};
+use super::requests::{Applied, Reply, already_exists, bad_request};
 use super::world::{Key, key};
 use crate::api::{ANNOTATION_SOURCE, Kind, ManifestState, Propagation, Status};
 use crate::manifest::{ObjectId, applied};
@@ -93,8 +93,10 @@ impl Op {
 
 impl Daemon {
     /// `POST /apis/jobvisor.io/v1/manifests`: one object, YAML or JSON.
-    pub(super) fn api_apply(&mut self, body: String, reply: Reply<Applied>) {
-        match self.plan_apply(&body) {
+    /// With `create`, an object that exists is refused (409 AlreadyExists) instead of
+    /// updated: `jobvisor create`, which writes its manifest through here.
+    pub(super) fn api_apply(&mut self, body: String, create: bool, reply: Reply<Applied>) {
+        match self.plan_apply(&body, create) {
             Ok(Planned::Write {
                 path,
                 text,
@@ -115,7 +117,7 @@ impl Daemon {
         }
     }
 
-    fn plan_apply(&self, body: &str) -> Result<Planned, Status> {
+    fn plan_apply(&self, body: &str, create: bool) -> Result<Planned, Status> {
         self.may_write()?;
         // JSON is YAML, so one reading takes both, as the API server takes either.
         let report = crate::manifest::load(Path::new(REQUEST_BODY), body);
@@ -131,6 +133,15 @@ impl Daemon {
                 )));
             }
         };
+        let k = key(&id.namespace, &id.name);
+        let exists = match id.kind {
+            Kind::Job => self.world.jobs.contains_key(&k),
+            Kind::CronJob => self.world.cronjobs.contains_key(&k),
+            _ => self.world.pods.contains_key(&k),
+        };
+        if create && exists {
+            return Err(already_exists(id.kind, &id.name));
+        }
         let path = self.apply_target(&id)?;
         if self.writes.busy.contains(&path) {
             return Err(busy(&id, &path));
@@ -145,6 +156,19 @@ impl Daemon {
                     .insert(ANNOTATION_SOURCE.into(), source);
                 let k = key(&id.namespace, &id.name);
                 self.world.jobs.get(&k).map(|r| r.applied == job)
+            }),
+            Kind::CronJob => report.cronjobs.into_iter().next().and_then(|mut cj| {
+                cj.metadata
+                    .annotations
+                    .insert(ANNOTATION_SOURCE.into(), source);
+                let k = key(&id.namespace, &id.name);
+                // What a file's edit compares (`upsert_cronjob`): spec, labels, annotations.
+                self.world.cronjobs.get(&k).map(|r| {
+                    let on = &r.cronjob;
+                    on.spec == cj.spec
+                        && on.metadata.labels == cj.metadata.labels
+                        && on.metadata.annotations == cj.metadata.annotations
+                })
             }),
             _ => report.pods.into_iter().next().and_then(|mut pod| {
                 pod.metadata
@@ -257,7 +281,9 @@ impl Daemon {
             .map(|m| {
                 let jobs = m.jobs.iter().map(|o| (Kind::Job, o));
                 let pods = m.pods.iter().map(|o| (Kind::Pod, o));
+                let cronjobs = m.cronjobs.iter().map(|o| (Kind::CronJob, o));
                 jobs.chain(pods)
+                    .chain(cronjobs)
                     .filter(|(kind, o)| (*kind, *o) != (id.kind, &k))
                     .map(|(kind, o)| format!("{}/{}", kind.resource().singular, o.1))
                     .collect()
@@ -398,6 +424,7 @@ impl Daemon {
         let k = key(&id.namespace, &id.name);
         let from_here = match id.kind {
             Kind::Job => m.jobs.contains(&k),
+            Kind::CronJob => m.cronjobs.contains(&k),
             _ => m.pods.contains(&k),
         };
         if !from_here || m.file.state != ManifestState::Applied {
@@ -431,19 +458,12 @@ impl Daemon {
         propagation: Propagation,
     ) -> Result<Value, Status> {
         let k: Key = key(&id.namespace, &id.name);
-        if id.kind == Kind::Job {
-            // The Job first, with the request's propagation policy: dropping the file's
-            // record would delete it with the default one.
-            if self
-                .world
-                .jobs
-                .get(&k)
-                .is_some_and(|r| r.job.metadata.uid() == uid)
-            {
-                self.delete_job_with(&k, "deleted through the API", propagation);
-            }
+        if matches!(id.kind, Kind::Job | Kind::CronJob) {
+            // The object first, with the request's propagation policy: dropping the file's
+            // record would delete it (and what it owns) with the default one.
+            let _ = self.delete_object(id.kind, &k, uid, propagation);
             self.file_removed(path);
-            return self.deleted_answer(Kind::Job, &k, uid);
+            return self.deleted_answer(id.kind, &k, uid);
         }
         self.file_removed(path);
         self.delete_object(id.kind, &k, uid, propagation)

@@ -323,6 +323,84 @@ pub fn admit_cronjob_job(mut job: Job, uid: &str, now: Timestamp) -> Job {
     job
 }
 
+/// Why a Job sent to the jobs collection (`POST`) is refused before anything is looked up.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refused {
+    /// Not one decodable `batch/v1` Job: the API server's 400 BadRequest.
+    BadRequest(String),
+    /// Its validation failed: 422 Invalid, one `<field>: <message>` per cause.
+    Invalid { name: String, causes: Vec<String> },
+    /// A Job that no CronJob owns: jobvisor makes those from files only (403 Forbidden).
+    NotOwnedByCronJob { name: String },
+}
+
+/// How a request body is named in parse errors (it has no file).
+const REQUEST_BODY: &str = "request body";
+
+/// A Job sent to the API to be created, as the API server admits it: strictly decoded (JSON
+/// or YAML), defaulted and validated exactly like a Job of a manifest file, except that it
+/// must carry one controller reference to a `batch/v1` CronJob (`kubectl create job
+/// --from=cronjob/…` sets it), which a file's Job must not. It lands in `namespace` (the
+/// request's), unless it names another. Whether that CronJob exists is the caller's to
+/// check; [`admit_cronjob_job`] then gives the Job its identity.
+pub fn load_api_job(body: &str, namespace: &str) -> Result<Job, Refused> {
+    if body.len() > MAX_FILE_BYTES {
+        return Err(Refused::BadRequest(format!(
+            "the {REQUEST_BODY} is larger than {} MiB, the Kubernetes API request limit",
+            MAX_FILE_BYTES / (1024 * 1024)
+        )));
+    }
+    // JSON is YAML, so one reading takes both, as the API server takes either.
+    let parsed = parse::parse(REQUEST_BODY, body, Format::Yaml);
+    if !parsed.errors.is_empty() {
+        return Err(Refused::BadRequest(parsed.errors.join("\n")));
+    }
+    let others = parsed.pods.len() + parsed.cronjobs.len();
+    let mut jobs = parsed.jobs;
+    let (Some((_, mut job, _)), true) = (jobs.pop(), jobs.is_empty() && others == 0) else {
+        return Err(Refused::BadRequest(format!(
+            "the {REQUEST_BODY} must hold one batch/v1 Job"
+        )));
+    };
+    // The request's namespace, unless the object names another (`rest.BeforeCreate`).
+    match job.metadata.namespace.as_deref() {
+        None | Some("") => job.metadata.namespace = Some(namespace.to_string()),
+        Some(ns) if ns == namespace => {}
+        Some(_) => {
+            return Err(Refused::BadRequest(
+                "the namespace of the provided object does not match the namespace sent on the request".into(),
+            ));
+        }
+    }
+    defaults::apply(&mut job);
+    let name = job.metadata.name().to_string();
+    // A file's Job may not name an owner; this one must, so the rule is left out here and the
+    // reference is checked on its own below.
+    let mut as_file = job.clone();
+    let owners = std::mem::take(&mut as_file.metadata.owner_references);
+    let mut causes = validate::validate(&as_file).errors;
+    match owners.as_slice() {
+        [] => return Err(Refused::NotOwnedByCronJob { name }),
+        [o] if o.controller == Some(true)
+            && o.kind == "CronJob"
+            && o.api_version == crate::api::CRONJOB_API_VERSION =>
+        {
+            for (field, value) in [("name", &o.name), ("uid", &o.uid)] {
+                if value.is_empty() {
+                    causes.push(format!(
+                        "metadata.ownerReferences[0].{field}: Required value"
+                    ));
+                }
+            }
+        }
+        _ => return Err(Refused::NotOwnedByCronJob { name }),
+    }
+    if !causes.is_empty() {
+        return Err(Refused::Invalid { name, causes });
+    }
+    Ok(job)
+}
+
 /// A CronJob as the API server creates it: uid, creationTimestamp, generation 1.
 pub fn admit_cronjob(applied: &CronJob, uid: &str, now: Timestamp) -> CronJob {
     let mut cj = applied.clone();
@@ -814,6 +892,84 @@ mod tests {
             order,
             ["job.batch/one", "pod/p", "job.batch/script"],
             "file order"
+        );
+    }
+
+    /// What `create job --from=cronjob/c` sends, as JSON.
+    fn api_job(extra_meta: &str, extra_spec: &str) -> String {
+        format!(
+            r#"{{"apiVersion":"batch/v1","kind":"Job","metadata":{{"name":"m"{extra_meta},"ownerReferences":[{{"apiVersion":"batch/v1","kind":"CronJob","name":"c","uid":"u","controller":true}}]}},"spec":{{{extra_spec}"template":{{"spec":{{"restartPolicy":"Never","containers":[{{"name":"c","image":"busybox","command":["true"]}}]}}}}}}}}"#
+        )
+    }
+
+    #[test]
+    fn a_job_sent_to_the_api_is_admitted_like_a_files_with_its_cronjob_owner() {
+        let job = load_api_job(&api_job("", ""), "team").expect("admitted");
+        assert_eq!(job.metadata.namespace(), "team", "the request's namespace");
+        assert_eq!(job.spec.backoff_limit, Some(6), "Job defaults applied");
+        assert_eq!(job.metadata.owner_references.len(), 1);
+        assert_eq!(job.metadata.owner_references[0].uid, "u");
+        assert!(job.metadata.annotations.is_empty(), "no source annotation");
+        let same = load_api_job(&api_job(r#","namespace":"team""#, ""), "team");
+        assert_eq!(same, Ok(job));
+    }
+
+    #[test]
+    fn a_job_sent_to_the_api_is_refused_with_the_api_servers_reasons() {
+        let unowned = api_job("", "").replace(
+            r#","ownerReferences":[{"apiVersion":"batch/v1","kind":"CronJob","name":"c","uid":"u","controller":true}]"#,
+            "",
+        );
+        let not_owned = Err(Refused::NotOwnedByCronJob { name: "m".into() });
+        assert_eq!(load_api_job(&unowned, "default"), not_owned);
+        for other in [
+            api_job("", "").replace(r#""controller":true"#, r#""controller":false"#),
+            api_job("", "").replace(r#""kind":"CronJob""#, r#""kind":"Deployment""#),
+            api_job("", "").replace(
+                r#""controller":true}]"#,
+                r#""controller":true},{"apiVersion":"v1","kind":"Pod","name":"p","uid":"v"}]"#,
+            ),
+        ] {
+            assert_eq!(load_api_job(&other, "default"), not_owned, "{other}");
+        }
+        assert_eq!(
+            load_api_job(
+                &api_job("", "").replace(r#""uid":"u""#, r#""uid":"""#),
+                "default"
+            ),
+            Err(Refused::Invalid {
+                name: "m".into(),
+                causes: vec!["metadata.ownerReferences[0].uid: Required value".into()]
+            })
+        );
+        assert_eq!(
+            load_api_job(&api_job("", r#""parallelism":-1,"#), "default"),
+            Err(Refused::Invalid {
+                name: "m".into(),
+                causes: vec![
+                    "spec.parallelism: Invalid value: -1: must be greater than or equal to 0"
+                        .into()
+                ]
+            })
+        );
+        assert_eq!(
+            load_api_job(&api_job(r#","namespace":"team""#, ""), "default"),
+            Err(Refused::BadRequest(
+                "the namespace of the provided object does not match the namespace sent on the request".into()
+            ))
+        );
+        assert_eq!(
+            load_api_job(&api_job("", r#""parallel":1,"#), "default"),
+            Err(Refused::BadRequest(
+                r#"request body:1:173: spec: unknown field "parallel""#.into()
+            ))
+        );
+        let cronjob = cronjob_yaml("c", "", "");
+        assert_eq!(
+            load_api_job(&cronjob, "default"),
+            Err(Refused::BadRequest(
+                "the request body must hold one batch/v1 Job".into()
+            ))
         );
     }
 

@@ -124,7 +124,7 @@ fn watch_streams_changes_as_they_happen() {
 }
 
 /// Opens `path` as a watch; returns once the response headers came (the watch is registered).
-fn open_watch(d: &TestDaemon, path: &str) -> BufReader<UnixStream> {
+pub(crate) fn open_watch(d: &TestDaemon, path: &str) -> BufReader<UnixStream> {
     let mut s = UnixStream::connect(d.socket()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
@@ -137,7 +137,7 @@ fn open_watch(d: &TestDaemon, path: &str) -> BufReader<UnixStream> {
 }
 
 /// Watch events read until `done` says so (chunk-size lines are skipped: not JSON objects).
-fn watch_events(
+pub(crate) fn watch_events(
     reader: &mut BufReader<UnixStream>,
     mut done: impl FnMut(&Value) -> bool,
 ) -> Vec<Value> {

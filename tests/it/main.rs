@@ -7,6 +7,7 @@ mod apply;
 mod bare_pods;
 mod cli;
 mod crash;
+mod cronjobs;
 mod durability;
 mod examples;
 mod files;
