@@ -183,11 +183,17 @@ impl Daemon {
         if had_jobs && !confirmed && !grace.is_zero() {
             self.schedule(grace, super::Target::Removal(path.to_path_buf()));
         } else if had_jobs {
-            let (jobs, pods) = self
+            let (jobs, pods, cronjobs) = self
                 .world
                 .manifests
                 .get_mut(path)
-                .map(|m| (std::mem::take(&mut m.jobs), std::mem::take(&mut m.pods)))
+                .map(|m| {
+                    (
+                        std::mem::take(&mut m.jobs),
+                        std::mem::take(&mut m.pods),
+                        std::mem::take(&mut m.cronjobs),
+                    )
+                })
                 .unwrap_or_default();
             for k in &jobs {
                 if self
@@ -201,6 +207,9 @@ impl Daemon {
             }
             for k in &pods {
                 self.delete_file_pod(path, k, "its manifest is no longer a regular file");
+            }
+            for k in &cronjobs {
+                self.delete_file_cronjob(path, k, "its manifest is no longer a regular file");
             }
             if let Some(m) = self.world.manifests.get_mut(path) {
                 m.file.objects.clear();

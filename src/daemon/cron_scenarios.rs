@@ -339,3 +339,23 @@ fn a_clock_step_is_looked_at_again_and_never_repeats_a_slot() {
         "the next slot after the last one that ran"
     );
 }
+
+/// A CronJob's file that is no longer a regular file (a FIFO, a directory) goes as a removed
+/// file does: the CronJob and its Jobs are deleted.
+#[test]
+fn a_file_no_longer_regular_takes_its_cronjob_and_jobs_away() {
+    let root = tempfile::tempdir().unwrap();
+    let mut cfg = Config::default();
+    cfg.watch.removal_grace = std::time::Duration::ZERO;
+    let mut h = Harness::new(root.path(), cfg);
+    h.apply("c.yaml", &cronjob("gone", "* * * * *", "sleep", ""));
+    h.advance_to_next_slot();
+    assert_eq!(h.daemon.world.jobs.len(), 1);
+    let path = h.daemon.layout.manifests.join("c.yaml");
+    h.daemon
+        .apply_entry(&path, crate::watch::Entry::Ignored("a FIFO".into()), true);
+    h.daemon.turn();
+    h.run();
+    assert!(h.daemon.world.cronjobs.is_empty());
+    assert!(h.daemon.world.jobs.is_empty());
+}
