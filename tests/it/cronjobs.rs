@@ -679,3 +679,49 @@ fn the_api_creates_only_jobs_that_a_cronjob_owns() {
         "{body}"
     );
 }
+
+/// The timer of a running daemon fires the slot, not before it: an `@every 2s` CronJob's first
+/// slot is its creation second + 2 s (robfig's `@every` drops the sub-second part), and its
+/// pod's container starts at or after that instant.
+#[test]
+fn the_wall_clock_timer_fires_a_slot_at_its_instant() {
+    let d = TestDaemon::start();
+    d.drop_manifest(
+        "soon.yaml",
+        &cronjob_yaml("soon", "@every 2s", "", "", &["true"]),
+    );
+    let mut cj = Value::Null;
+    assert!(wait_until(T, || {
+        cj = cronjob(&d, "default", "soon").unwrap_or(Value::Null);
+        !cj.is_null()
+    }));
+    let created: Timestamp = cj["metadata"]["creationTimestamp"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("creationTimestamp");
+    let slot = Timestamp::from_second(created.as_second() + 2).expect("slot");
+    let job = format!("soon-{}", slot.as_second() / 60);
+    let done = d.wait_condition(&job, "Complete", T);
+    assert_eq!(
+        done["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"],
+        slot.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    );
+    let (_, pods) = d.get_json("/api/v1/namespaces/default/pods");
+    let started: Vec<Timestamp> = pods["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["metadata"]["labels"]["job-name"] == job.as_str())
+        .filter_map(|p| {
+            p["status"]["containerStatuses"][0]["state"]["terminated"]["startedAt"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+        })
+        .collect();
+    assert_eq!(started.len(), 1, "{pods}");
+    assert!(
+        started[0] >= slot,
+        "started {} before its slot {slot}",
+        started[0]
+    );
+}
