@@ -22,6 +22,7 @@ use crate::api::{
     LABEL_LEGACY_CONTROLLER_UID, LABEL_LEGACY_JOB_NAME, LabelSelector, Pod,
 };
 
+use crate::images::Images;
 pub use applied::ObjectId;
 use parse::{Format, Origin, go_quote, object_prefix};
 
@@ -48,8 +49,10 @@ pub struct FileReport {
 ///
 /// `*.json` is read as JSON (one object, or a `kind: List`); anything else as a YAML stream
 /// of `---`-separated documents, where empty documents are skipped. Each Job gets the
-/// [`ANNOTATION_SOURCE`] annotation naming `path`.
-pub fn load(path: &Path, text: &str) -> FileReport {
+/// [`ANNOTATION_SOURCE`] annotation naming `path`. `images` is the daemon config's image
+/// table, against which containers without `command` are judged; `None` leaves that to the
+/// daemon (a client that cannot know its table).
+pub fn load(path: &Path, text: &str, images: Option<&Images>) -> FileReport {
     let file = path.display().to_string();
     if text.len() > MAX_FILE_BYTES {
         return too_large(&file);
@@ -65,7 +68,7 @@ pub fn load(path: &Path, text: &str) -> FileReport {
     let mut objects = Vec::new();
     for (origin, mut job, written) in parsed.jobs {
         defaults::apply(&mut job);
-        let findings = validate::validate(&job);
+        let findings = validate::validate(&job, images);
         let object = Checked {
             kind: "Job",
             origin,
@@ -81,7 +84,7 @@ pub fn load(path: &Path, text: &str) -> FileReport {
     }
     for (origin, mut pod, written) in parsed.pods {
         defaults::apply_pod(&mut pod);
-        let findings = validate::validate_pod(&pod);
+        let findings = validate::validate_pod(&pod, images);
         let object = Checked {
             kind: "Pod",
             origin,
@@ -300,7 +303,7 @@ mod tests {
     }
 
     fn load_str(file: &str, text: &str) -> FileReport {
-        load(Path::new(file), text)
+        load(Path::new(file), text, Some(&Images::builtin()))
     }
 
     #[test]
@@ -479,7 +482,7 @@ mod tests {
                 "big.yaml: file is larger than 3 MiB, the Kubernetes API request limit".to_string()
             ]
         );
-        let r = crate::watch::load_path(Path::new("/nonexistent/jobvisor/x.yaml"));
+        let r = crate::watch::load_path(Path::new("/nonexistent/jobvisor/x.yaml"), None);
         assert_eq!(r.errors.len(), 1);
         assert!(
             r.errors[0].starts_with("/nonexistent/jobvisor/x.yaml: "),
@@ -500,7 +503,7 @@ mod tests {
             ) {
                 continue;
             }
-            let r = crate::watch::load_path(&path);
+            let r = crate::watch::load_path(&path, Some(&Images::builtin()));
             assert!(r.errors.is_empty(), "{}: {:?}", path.display(), r.errors);
             assert!(
                 r.warnings.is_empty(),
@@ -525,6 +528,7 @@ mod tests {
                 "sequential-job",
                 "simple-job",
                 "simple-pod",
+                "throw-dice-job",
                 "ticker"
             ]
         );
@@ -722,7 +726,7 @@ mod tests {
     #[test]
     fn simple_example_runs_expr() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-        let r = crate::watch::load_path(&dir.join("simple-job.yaml"));
+        let r = crate::watch::load_path(&dir.join("simple-job.yaml"), None);
         let c = &r.jobs[0].spec.template.spec.containers[0];
         assert_eq!(
             c.command.as_deref(),

@@ -10,6 +10,7 @@ mod crash;
 mod durability;
 mod examples;
 mod files;
+mod images;
 mod lifecycle;
 mod pods;
 mod retention;
