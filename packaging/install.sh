@@ -9,12 +9,14 @@
 #   packaging/systemd/jobvisor.service  -> $UNITDIR/jobvisor.service (ExecStart rewritten)
 #   packaging/systemd/jobvisor.tmpfile  -> $TMPFILESDIR/jobvisor.conf
 #   packaging/systemd/jobvisor.sysusers -> $SYSUSERSDIR/jobvisor.conf
+#   packaging/images/*.sh          -> $PREFIX/share/jobvisor/images/ (the built-in image
+#                                     aliases' scripts, to read; the daemon embeds its own)
 #   config/jobvisor.yaml           -> /etc/jobvisor/config.yaml (only if absent)
 # then runs systemd-sysusers, systemd-tmpfiles --create and systemctl daemon-reload.
 # It never enables or starts the service; it prints how to.
 #
 # Environment:
-#   PREFIX       binary goes to $PREFIX/bin (default /usr/local)
+#   PREFIX       binary goes to $PREFIX/bin, scripts to $PREFIX/share (default /usr/local)
 #   BINARY       the built binary (default <checkout>/target/release/jobvisor)
 #   UNITDIR      default /usr/local/lib/systemd/system
 #   TMPFILESDIR  default /usr/local/lib/tmpfiles.d
@@ -47,12 +49,14 @@ TMPFILESDIR=${TMPFILESDIR:-/usr/local/lib/tmpfiles.d}
 SYSUSERSDIR=${SYSUSERSDIR:-/usr/local/lib/sysusers.d}
 DESTDIR=${DESTDIR:-}
 BINDIR=$PREFIX/bin
+IMAGESDIR=$PREFIX/share/jobvisor/images
 CONFDIR=/etc/jobvisor
 
 unit_src=$top/packaging/systemd/jobvisor.service
 tmpfile_src=$top/packaging/systemd/jobvisor.tmpfile
 sysusers_src=$top/packaging/systemd/jobvisor.sysusers
 config_src=$top/config/jobvisor.yaml
+images_src=$top/packaging/images
 
 # ---- checks: fail before touching anything ----------------------------------------
 
@@ -81,7 +85,8 @@ esac
 if [ ! -f "$BINARY" ] || [ ! -x "$BINARY" ]; then
     die "$BINARY is not an executable file"
 fi
-for f in "$unit_src" "$tmpfile_src" "$sysusers_src" "$config_src"; do
+for f in "$unit_src" "$tmpfile_src" "$sysusers_src" "$config_src" \
+    "$images_src/throw-dice.sh" "$images_src/random-error.sh"; do
     [ -f "$f" ] || die "missing $f (run this script from a jobvisor checkout)"
 done
 
@@ -117,6 +122,10 @@ if ! grep -q "^ExecStart=$BINDIR/jobvisor daemon\$" "$unit_tmp"; then
 fi
 put 0644 "$unit_tmp" "$DESTDIR$UNITDIR/jobvisor.service"
 rm -f "$unit_tmp"
+
+for script in "$images_src"/*.sh; do
+    put 0755 "$script" "$DESTDIR$IMAGESDIR/$(basename -- "$script")"
+done
 
 put 0644 "$tmpfile_src" "$DESTDIR$TMPFILESDIR/jobvisor.conf"
 put 0644 "$sysusers_src" "$DESTDIR$SYSUSERSDIR/jobvisor.conf"

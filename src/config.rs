@@ -31,6 +31,9 @@ pub struct Config {
     pub api: Api,
     pub log: Log,
     pub logs: Logs,
+    /// What running an image means here, for containers without `command`: the built-in
+    /// aliases with the config's entries on top (`src/images.rs`).
+    pub images: crate::images::Images,
 }
 
 /// How long the logs of deleted pods stay in the spool (`daemon/retention.rs`).
@@ -234,6 +237,21 @@ impl Config {
         })
     }
 
+    /// The config a daemon started with `--root`/`--config` reads: `explicit`, else the
+    /// layout's default file; a default file that does not exist means all defaults (an
+    /// explicit one must exist). `jobvisor validate` finds it the same way.
+    pub fn find(root: Option<&Path>, explicit: Option<&Path>) -> Result<Config, ConfigError> {
+        let file = explicit.map_or_else(|| Layout::default_config_file(root), Path::to_path_buf);
+        match Config::load(&file) {
+            Err(ConfigError::Read { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound && explicit.is_none() =>
+            {
+                Ok(Config::default())
+            }
+            other => other,
+        }
+    }
+
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
@@ -387,6 +405,69 @@ mod tests {
             let err = Config::from_yaml(p, &format!("logs:\n  {bad}\n")).unwrap_err();
             assert!(err.to_string().contains("retainDeleted"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn images_add_to_the_builtins_and_bad_entries_fail_with_the_key_named() {
+        use crate::images::Reference;
+        let p = Path::new("c.yaml");
+        let c = Config::from_yaml(
+            p,
+            "images:\n  python:\n    entrypoint: [python3]\n    env: [\"A=1\"]\n    workingDir: /srv\n",
+        )
+        .unwrap();
+        let python = Reference::normalized("python:3.12").unwrap();
+        let entry = c.images.lookup(&python).expect("the config's entry");
+        assert_eq!(entry.entrypoint, ["python3"]);
+        assert_eq!(entry.working_dir.as_deref(), Some("/srv"));
+        let busybox = Reference::normalized("busybox").unwrap();
+        assert!(c.images.lookup(&busybox).is_some(), "built-ins stay");
+        assert!(Config::default().images.lookup(&busybox).is_some());
+        for (bad, named) in [
+            ("images:\n  Python:\n    cmd: [x]\n", "\"Python\""),
+            ("images:\n  python:\n    comand: [x]\n", "comand"),
+            (
+                "images:\n  python:\n    env: [A]\n",
+                "\"A\" is not NAME=value",
+            ),
+            (
+                "images:\n  python: {cmd: [x]}\n  library/python: {cmd: [y]}\n",
+                "name the same image",
+            ),
+        ] {
+            let err = Config::from_yaml(p, bad).unwrap_err().to_string();
+            assert!(err.contains(named), "{bad}: {err}");
+            assert!(err.contains("images"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn find_reads_the_root_config_or_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            Config::find(Some(dir.path()), None).unwrap(),
+            Config::default()
+        );
+        let missing = dir.path().join("nope.yaml");
+        assert!(
+            Config::find(None, Some(&missing)).is_err(),
+            "an explicit file must exist"
+        );
+        std::fs::write(
+            dir.path().join("config.yaml"),
+            "images:\n  nginx: {cmd: [nginx]}\n",
+        )
+        .unwrap();
+        let nginx = crate::images::Reference::normalized("nginx").unwrap();
+        let c = Config::find(Some(dir.path()), None).unwrap();
+        assert!(c.images.lookup(&nginx).is_some());
+        let other = dir.path().join("other.yaml");
+        std::fs::write(&other, "").unwrap();
+        let c = Config::find(Some(dir.path()), Some(&other)).unwrap();
+        assert!(
+            c.images.lookup(&nginx).is_none(),
+            "--config wins over the root's file"
+        );
     }
 
     #[test]

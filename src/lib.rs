@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod controller;
 pub mod daemon;
+pub mod images;
 pub mod manifest;
 pub mod printers;
 pub mod proto;

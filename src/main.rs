@@ -22,6 +22,11 @@ fn main() -> ExitCode {
             root: args.root,
             config: d.config,
         }),
+        // Offline, but it judges manifests against the config the daemon under --root reads.
+        Command::Validate(mut v) => {
+            v.root.clone_from(&args.root);
+            run_client(&args.root, &args.socket, Command::Validate(v))
+        }
         command => run_client(&args.root, &args.socket, command),
     };
     match result {

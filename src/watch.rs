@@ -228,9 +228,12 @@ pub fn read_entry(path: &Path) -> Entry {
 
 /// Reads and loads a file (the CLI's `validate` and `apply`); a reading problem becomes the
 /// report's one error.
-pub fn load_path(path: &Path) -> crate::manifest::FileReport {
+pub fn load_path(
+    path: &Path,
+    images: Option<&crate::images::Images>,
+) -> crate::manifest::FileReport {
     let error = match read_entry(path) {
-        Entry::Text(text) => return crate::manifest::load(path, &text),
+        Entry::Text(text) => return crate::manifest::load(path, &text, images),
         Entry::Missing => format!(
             "{}: {}",
             path.display(),

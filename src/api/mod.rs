@@ -130,6 +130,12 @@ pub const JOB_TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
 /// Annotation jobvisor puts on every object it read from a file: the file's path.
 pub const ANNOTATION_SOURCE: &str = "jobvisor.io/source";
 
+/// On a pod: what each container's latest run executed on the host, a JSON object of
+/// container name → argv (the daemon sets it when it starts the container; see
+/// `daemon/launch.rs`). One annotation for all containers: `exec.<container>` keys would
+/// exceed the 63 characters a key's name may have with a long container name.
+pub const ANNOTATION_EXEC: &str = "jobvisor.io/exec";
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ObjectMeta {

@@ -280,7 +280,7 @@ const SOURCE: &str = "jobvisor create";
 
 /// The object as the daemon will judge it: its errors refuse it, its warnings are printed.
 fn check(ctx: &mut Ctx<'_>, kind: Kind, object: &Value) -> anyhow::Result<()> {
-    let report = manifest::load(Path::new(SOURCE), &serde_json::to_string(object)?);
+    let report = manifest::load(Path::new(SOURCE), &serde_json::to_string(object)?, None);
     let prefix = format!("{SOURCE}: ");
     let bare = |m: &String| m.strip_prefix(&prefix).unwrap_or(m).to_string();
     for warning in &report.warnings {
@@ -424,7 +424,7 @@ spec:
   schedule: \"*/1 * * * *\"
 "
         );
-        let report = manifest::load(Path::new("c.yaml"), &object.to_string());
+        let report = manifest::load(Path::new("c.yaml"), &object.to_string(), None);
         assert_eq!((report.errors, report.warnings), (vec![], vec![]));
 
         let object = job_manifest(
@@ -439,7 +439,7 @@ spec:
                 "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [
                     {"name": "once", "image": "busybox", "command": ["sh", "-c", "echo hi"]}]}}}})
         );
-        let report = manifest::load(Path::new("j.yaml"), &object.to_string());
+        let report = manifest::load(Path::new("j.yaml"), &object.to_string(), None);
         assert_eq!((report.errors, report.warnings), (vec![], vec![]));
     }
 
@@ -685,13 +685,13 @@ spec:
         // Refused here, with the validation's words, before anything is sent.
         let err = run(
             &mut h.ctx(),
-            args(&["cronjob", "bare", "--image=busybox", "--schedule=@daily"]),
+            args(&["cronjob", "bare", "--image=busybox", "--schedule=0 0 * * 8"]),
         )
         .await
         .unwrap_err();
         assert_eq!(
             reported(&err),
-            "error: failed to create cronjob: The CronJob \"bare\" is invalid: spec.jobTemplate.spec.template.spec.containers[0].command: Required value: jobvisor runs command and args on the host and never the image's entrypoint, so command must be set\n"
+            "error: failed to create cronjob: The CronJob \"bare\" is invalid: spec.schedule: Invalid value: \"0 0 * * 8\": day of week: end of range (8) above maximum (6)\n"
         );
         assert_eq!(sent.lock().unwrap().len(), 2);
 

@@ -14,6 +14,7 @@
 //! the same name, does not show foreign events. Without a name, every object of the kind in
 //! the namespace is described, as kubectl does. Times are printed in the local zone.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
 
@@ -27,8 +28,8 @@ use super::format::{human_duration, rfc1123z_in, since};
 use super::table::{selector_string, sort_events};
 use super::{Ctx, Kind, NamespaceArg, Reported, split_type_name};
 use crate::api::{
-    Container, ContainerState, ContainerStatus, CronJob, Event, Job, Labels, List, Pod,
-    PodTemplateSpec,
+    ANNOTATION_EXEC, Container, ContainerState, ContainerStatus, CronJob, Event, Job, Labels, List,
+    Pod, PodTemplateSpec,
 };
 use crate::proto;
 
@@ -267,7 +268,8 @@ fn pod_template(w: &mut String, template: &PodTemplateSpec, tz: &TimeZone) {
     if !template.metadata.annotations.is_empty() {
         labels_multiline(w, "  Annotations", &template.metadata.annotations);
     }
-    containers(w, &template.spec.containers, &[], "  ", tz);
+    let exec = BTreeMap::new();
+    containers(w, &template.spec.containers, &[], &exec, "  ", tz);
 }
 
 /// What `Next Schedules:` says.
@@ -431,7 +433,14 @@ pub fn describe_pod(pod: &Pod, events: Option<&[Event]>, now: Timestamp, tz: &Ti
         let _ = writeln!(w, "Start Time:\t{start}");
     }
     labels_multiline(&mut w, "Labels", &pod.metadata.labels);
-    labels_multiline(&mut w, "Annotations", &pod.metadata.annotations);
+    // Shown per container as `Host Command:`; kubectl likewise leaves out an annotation
+    // it shows no one (last-applied-configuration, `describe.go` skipAnnotations).
+    let mut annotations = pod.metadata.annotations.clone();
+    let exec: BTreeMap<String, Vec<String>> = annotations
+        .remove(ANNOTATION_EXEC)
+        .and_then(|v| serde_json::from_str(&v).ok())
+        .unwrap_or_default();
+    labels_multiline(&mut w, "Annotations", &annotations);
     match pod.metadata.deletion_timestamp {
         Some(deleted) if !st.phase.is_terminal() => {
             let _ = writeln!(
@@ -461,7 +470,14 @@ pub fn describe_pod(pod: &Pod, events: Option<&[Event]>, now: Timestamp, tz: &Ti
     {
         let _ = writeln!(w, "Controlled By:\t{}/{}", owner.kind, owner.name);
     }
-    containers(&mut w, &pod.spec.containers, &st.container_statuses, "", tz);
+    containers(
+        &mut w,
+        &pod.spec.containers,
+        &st.container_statuses,
+        &exec,
+        "",
+        tz,
+    );
     if !st.conditions.is_empty() {
         w.push_str("Conditions:\n  Type\tStatus\n");
         for c in &st.conditions {
@@ -472,10 +488,13 @@ pub fn describe_pod(pod: &Pod, events: Option<&[Event]>, now: Timestamp, tz: &Ti
 }
 
 /// kubectl's `describeContainers`; `space` is the indent of the section ("  " in a template).
+/// `exec`: what each container's latest run executed on the host (a pod's
+/// [`ANNOTATION_EXEC`]), shown after kubectl's `Command:` and `Args:` as `Host Command:`.
 fn containers(
     w: &mut String,
     list: &[Container],
     statuses: &[ContainerStatus],
+    exec: &BTreeMap<String, Vec<String>>,
     space: &str,
     tz: &TimeZone,
 ) {
@@ -503,6 +522,9 @@ fn containers(
                     let _ = writeln!(w, "      {line}");
                 }
             }
+        }
+        if let Some(argv) = exec.get(&c.name) {
+            let _ = writeln!(w, "    Host Command:\t{}", shell_line(argv));
         }
         if let Some(dir) = c.working_dir.as_deref().filter(|d| !d.is_empty()) {
             let _ = writeln!(w, "    Working Dir:\t{dir}");
@@ -538,6 +560,37 @@ fn containers(
             }
         }
     }
+}
+
+/// An argv as one line a shell reads back as the same words: plain words bare, others in
+/// single quotes, and words with control characters (a script's newlines) in bash's `$'…'`,
+/// so the line stays one line.
+fn shell_line(argv: &[String]) -> String {
+    let quote = |word: &str| {
+        let plain = |c: char| c.is_ascii_alphanumeric() || "@%+=:,./_-".contains(c);
+        if !word.is_empty() && word.chars().all(plain) {
+            word.to_string()
+        } else if word.chars().any(char::is_control) {
+            let mut out = String::from("$'");
+            for c in word.chars() {
+                match c {
+                    '\n' => out.push_str("\\n"),
+                    '\t' => out.push_str("\\t"),
+                    '\\' | '\'' => {
+                        out.push('\\');
+                        out.push(c);
+                    }
+                    c if c.is_control() => out.push_str(&format!("\\x{:02x}", u32::from(c))),
+                    c => out.push(c),
+                }
+            }
+            out.push('\'');
+            out
+        } else {
+            format!("'{}'", word.replace('\'', "'\\''"))
+        }
+    };
+    argv.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" ")
 }
 
 /// kubectl's `describeStatus`.
@@ -974,6 +1027,82 @@ Events:
             )),
             "Next Schedules:      <error: unknown time zone Mars/Olympus>"
         );
+    }
+
+    /// A container run through an image alias: kubectl's `Image:` and `Args:`, then the
+    /// command line that ran on the host, from the daemon's annotation (not listed among
+    /// the annotations, as kubectl leaves out last-applied-configuration).
+    #[test]
+    fn pod_shows_the_host_command_of_each_container() {
+        let now = ts("2024-01-15T10:00:00Z");
+        let mut pod = Pod::default();
+        pod.metadata.name = Some("hi-x".into());
+        pod.metadata
+            .annotations
+            .insert("jobvisor.io/source".into(), "/m/hi.yaml".into());
+        pod.metadata.annotations.insert(
+            ANNOTATION_EXEC.into(),
+            r#"{"main":["sh","-c","echo hi"],"other":["true"]}"#.into(),
+        );
+        pod.spec.containers.push(Container {
+            name: "main".into(),
+            image: Some("busybox".into()),
+            args: Some(vec!["sh".into(), "-c".into(), "echo hi".into()]),
+            ..Default::default()
+        });
+        pod.spec.containers.push(Container {
+            name: "later".into(),
+            image: Some("busybox".into()),
+            command: Some(vec!["sleep".into(), "1".into()]),
+            ..Default::default()
+        });
+        let text = describe_pod(&pod, None, now, &TimeZone::UTC);
+        let want = "\
+Name:         hi-x
+Namespace:    default
+Node:         <none>
+Labels:       <none>
+Annotations:  jobvisor.io/source=/m/hi.yaml
+Status:       Pending
+Containers:
+  main:
+    Image:  busybox
+    Args:
+      sh
+      -c
+      echo hi
+    Host Command:  sh -c 'echo hi'
+    Environment:   <none>
+  later:
+    Image:  busybox
+    Command:
+      sleep
+      1
+    Environment:  <none>
+";
+        assert_eq!(text, want);
+    }
+
+    #[test]
+    fn shell_line_quotes_as_a_shell_reads_it() {
+        let cases: [(&[&str], &str); 6] = [
+            (&["sh", "-c", "echo hi"], "sh -c 'echo hi'"),
+            (
+                &["/bin/sh", "-c", "n=$(shuf -i 1-6 -n 1)", "throw-dice"],
+                "/bin/sh -c 'n=$(shuf -i 1-6 -n 1)' throw-dice",
+            ),
+            (&["echo", "it's"], r"echo 'it'\''s'"),
+            (&["printf", ""], "printf ''"),
+            (
+                &["sh", "-c", "echo a\necho 'b'"],
+                r"sh -c $'echo a\necho \'b\''",
+            ),
+            (&["a=b", "x@y:1.0/z_%+,"], "a=b x@y:1.0/z_%+,"),
+        ];
+        for (argv, want) in cases {
+            let argv: Vec<String> = argv.iter().map(|w| w.to_string()).collect();
+            assert_eq!(shell_line(&argv), want);
+        }
     }
 
     #[tokio::test]

@@ -253,7 +253,8 @@ fn creating(name: &str, image: Option<&str>, restart_count: i32) -> ContainerSta
             }),
             ..Default::default()
         },
-        image: image.unwrap_or_default().to_string(),
+        // The kubelet reports the reference the runtime resolved: normalised, default tag.
+        image: crate::images::status_image(image.unwrap_or_default()),
         restart_count,
         started: Some(false),
         ..Default::default()

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::world::{JobRecord, Key, ManifestRecord, job_store_key, key, manifest_store_key};
 use super::{Daemon, Kind};
-use crate::api::{Job, ManifestFile, ManifestState, ObjectReference};
+use crate::api::{ANNOTATION_EXEC, Job, ManifestFile, ManifestState, ObjectReference};
 use crate::controller::EventSpec;
 use crate::controller::job_update::{self, JobUpdate};
 use crate::manifest;
@@ -250,7 +250,7 @@ impl Daemon {
     /// passed: a file caught half-written (or empty, between an editor's rename and write)
     /// must not delete, and so later re-run, anything.
     pub(super) fn apply_text(&mut self, path: &Path, text: String, confirmed: bool) {
-        let report = manifest::load(path, &text);
+        let report = manifest::load(path, &text, Some(&self.cfg.images));
         if !report.errors.is_empty() {
             for e in &report.errors {
                 tracing::error!("{e}");
@@ -443,7 +443,15 @@ impl Daemon {
         }
         if file.applied.spec == applied.spec {
             rec.pod.metadata.labels = applied.metadata.labels.clone();
+            // What the daemon noted on the pod stays, as the kubelet's own annotations do.
+            let exec = rec.pod.metadata.annotations.remove(ANNOTATION_EXEC);
             rec.pod.metadata.annotations = applied.metadata.annotations.clone();
+            if let Some(exec) = exec {
+                rec.pod
+                    .metadata
+                    .annotations
+                    .insert(ANNOTATION_EXEC.into(), exec);
+            }
             *file.applied = applied;
             tracing::info!(pod = %format!("{}/{}", k.0, k.1), file = %path.display(), "pod metadata updated in place");
             self.pod_changed(k);

@@ -271,7 +271,7 @@ impl Daemon {
                 "the jobvisor daemon is shutting down",
             ));
         }
-        let job = match manifest::load_api_job(body, ns) {
+        let job = match manifest::load_api_job(body, ns, Some(&self.cfg.images)) {
             Ok(job) => job,
             Err(Refused::BadRequest(why)) => return Err(bad_request(why)),
             Err(Refused::Invalid { name, causes }) => {

@@ -1,9 +1,12 @@
-//! From a pod's container spec to a [`ContainerLaunch`]: environment, `$(VAR)` expansion,
-//! working directory and log path. Pure apart from reading the daemon's own HOME once.
+//! From a pod's container spec to a [`ContainerLaunch`]: the process its image alias and
+//! `command`/`args` make (`crate::images`), environment, `$(VAR)` expansion, working
+//! directory and log path; and the record of what ran ([`record_exec`]). Pure apart from
+//! reading the daemon's own HOME once.
 
 use std::path::{Path, PathBuf};
 
-use crate::api::{Container, Pod};
+use crate::api::{ANNOTATION_EXEC, Container, Labels, Pod};
+use crate::images::Images;
 use crate::runtime::ContainerLaunch;
 use crate::runtime::logs::container_log_path;
 use crate::runtime::process::DEFAULT_PATH;
@@ -14,14 +17,22 @@ pub fn launch(
     restart_count: i32,
     logs_root: &Path,
     home: &str,
+    images: &Images,
 ) -> ContainerLaunch {
     let meta = &pod.metadata;
-    let env = environment(pod, container, home);
-    let expand_all = |list: &Option<Vec<String>>| -> Vec<String> {
-        list.iter().flatten().map(|s| expand(s, &env)).collect()
+    let process = crate::images::resolve(images, container);
+    let (image_env, working_dir) = match &process {
+        Ok(p) => (p.env, p.working_dir),
+        Err(_) => (&[][..], None),
     };
-    let mut argv = expand_all(&container.command);
-    argv.extend(expand_all(&container.args));
+    let env = environment(pod, container, home, image_env);
+    // Validation refused such a container; the config can have changed since it was
+    // admitted (a daemon restarted without the alias): the run ends StartError, as a
+    // container whose image cannot be had never starts.
+    let (argv, refused) = match &process {
+        Ok(p) => (p.argv(|word| expand(word, &env)), None),
+        Err(why) => (Vec::new(), Some(why.to_string())),
+    };
     ContainerLaunch {
         pod_uid: meta.uid().to_string(),
         namespace: meta.namespace().to_string(),
@@ -29,12 +40,9 @@ pub fn launch(
         container: container.name.clone(),
         restart_count,
         argv,
+        refused,
         env,
-        working_dir: container
-            .working_dir
-            .as_deref()
-            .filter(|d| !d.is_empty())
-            .map_or_else(|| PathBuf::from("/"), PathBuf::from),
+        working_dir: working_dir.map_or_else(|| PathBuf::from("/"), PathBuf::from),
         log_path: container_log_path(
             logs_root,
             meta.namespace(),
@@ -46,10 +54,36 @@ pub fn launch(
     }
 }
 
+/// Notes in the pod's [`ANNOTATION_EXEC`] the argv a container's run executes: a JSON
+/// object of container name → argv, so that `describe pod` (and any API client) can show
+/// the host command behind an image alias. `true` when the annotation changed.
+pub fn record_exec(annotations: &mut Labels, container: &str, argv: &[String]) -> bool {
+    let mut runs: serde_json::Map<String, serde_json::Value> = annotations
+        .get(ANNOTATION_EXEC)
+        .and_then(|v| serde_json::from_str(v).ok())
+        .unwrap_or_default();
+    let argv = serde_json::Value::from(argv.to_vec());
+    if runs.get(container) == Some(&argv) {
+        return false;
+    }
+    runs.insert(container.to_string(), argv);
+    annotations.insert(
+        ANNOTATION_EXEC.to_string(),
+        serde_json::Value::Object(runs).to_string(),
+    );
+    true
+}
+
 /// What a container process sees, in order of precedence low → high: PATH, HOME and HOSTNAME
-/// as an image and the kubelet would give them, then the container's `env` in order (each
-/// value may refer to variables defined before it).
-fn environment(pod: &Pod, container: &Container, home: &str) -> Vec<(String, String)> {
+/// as an image and the kubelet would give them, the image's own `env` from its alias, then
+/// the container's `env` in order (each value may refer to variables defined before it,
+/// the image's included; the image's values are taken as written, as a runtime does).
+fn environment(
+    pod: &Pod,
+    container: &Container,
+    home: &str,
+    image_env: &[(String, String)],
+) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = vec![
         ("PATH".into(), DEFAULT_PATH.into()),
         ("HOME".into(), home.into()),
@@ -61,14 +95,22 @@ fn environment(pod: &Pod, container: &Container, home: &str) -> Vec<(String, Str
                 .unwrap_or_else(|| pod.metadata.name().to_string()),
         ),
     ];
+    for (name, value) in image_env {
+        set(&mut env, name, value.clone());
+    }
     for var in &container.env {
         let value = expand(var.value.as_deref().unwrap_or(""), &env);
-        match env.iter_mut().find(|(k, _)| *k == var.name) {
-            Some(slot) => slot.1 = value,
-            None => env.push((var.name.clone(), value)),
-        }
+        set(&mut env, &var.name, value);
     }
     env
+}
+
+/// Sets a variable, in its first place when it is there already.
+fn set(env: &mut Vec<(String, String)>, name: &str, value: String) {
+    match env.iter_mut().find(|(k, _)| k == name) {
+        Some(slot) => slot.1 = value,
+        None => env.push((name.to_string(), value)),
+    }
 }
 
 /// Kubernetes' `$(VAR)` expansion (`third_party/forked/golang/expansion`): `$(NAME)` becomes
@@ -162,7 +204,7 @@ mod tests {
             ],
             ..Default::default()
         };
-        let l = launch(&pod, &c, 2, Path::new("/logs"), "/root");
+        let l = launch(&pod, &c, 2, Path::new("/logs"), "/root", &Images::builtin());
         assert_eq!(l.argv, ["echo", "hello world", "world"]);
         let get = |k: &str| l.env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         assert_eq!(get("PATH"), Some(&*format!("/opt/bin:{DEFAULT_PATH}")));
@@ -171,6 +213,127 @@ mod tests {
         assert_eq!(
             l.log_path,
             PathBuf::from("/logs/pods/default_p-abcde_u1/main/2.log")
+        );
+    }
+
+    fn var(name: &str, value: &str) -> EnvVar {
+        EnvVar {
+            name: name.into(),
+            value: Some(value.into()),
+            value_from: None,
+        }
+    }
+
+    /// An image alias gives the argv (its words as written, the container's expanded), the
+    /// environment under the container's, and the working directory.
+    #[test]
+    fn launch_runs_the_image_alias() {
+        let images = Images::empty()
+            .with(
+                [(
+                    "app".to_string(),
+                    serde_saphyr::from_str(
+                        "entrypoint: [/app, \"$(MODE)\"]\ncmd: [--default]\nworkingDir: /srv\nenv: [\"MODE=image\", \"LEVEL=1\", \"PATH=/app/bin\"]\n",
+                    )
+                    .expect("image config"),
+                )]
+                .into(),
+            )
+            .expect("table");
+        let pod = Pod::default();
+        let mut c = Container {
+            name: "main".into(),
+            image: Some("app:1.0".into()),
+            env: vec![var("MODE", "pod"), var("WHERE", "$(LEVEL)-$(MODE)")],
+            ..Default::default()
+        };
+        let l = launch(&pod, &c, 0, Path::new("/logs"), "/root", &images);
+        assert_eq!(l.argv, ["/app", "$(MODE)", "--default"]);
+        assert_eq!(l.refused, None);
+        let get = |l: &ContainerLaunch, k: &str| {
+            l.env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+        };
+        assert_eq!(
+            get(&l, "MODE").as_deref(),
+            Some("pod"),
+            "the container's env wins"
+        );
+        assert_eq!(get(&l, "WHERE").as_deref(), Some("1-pod"));
+        assert_eq!(get(&l, "PATH").as_deref(), Some("/app/bin"));
+        assert_eq!(l.working_dir, PathBuf::from("/srv"));
+
+        c.args = Some(vec!["$(WHERE)".into()]);
+        c.working_dir = Some("/tmp".into());
+        let l = launch(&pod, &c, 0, Path::new("/logs"), "/root", &images);
+        assert_eq!(l.argv, ["/app", "$(MODE)", "1-pod"]);
+        assert_eq!(l.working_dir, PathBuf::from("/tmp"));
+
+        // busybox is built in: no entrypoint, cmd sh; args replace cmd.
+        let c = Container {
+            name: "main".into(),
+            image: Some("busybox".into()),
+            args: Some(vec!["sh".into(), "-c".into(), "echo hi".into()]),
+            ..Default::default()
+        };
+        let l = launch(&pod, &c, 0, Path::new("/logs"), "/root", &Images::builtin());
+        assert_eq!(l.argv, ["sh", "-c", "echo hi"]);
+    }
+
+    /// An image whose alias went away since the pod was admitted: nothing to run.
+    #[test]
+    fn launch_without_an_alias_is_refused() {
+        let c = Container {
+            name: "main".into(),
+            image: Some("nginx".into()),
+            ..Default::default()
+        };
+        let l = launch(
+            &Pod::default(),
+            &c,
+            0,
+            Path::new("/logs"),
+            "/root",
+            &Images::builtin(),
+        );
+        assert!(l.argv.is_empty());
+        assert_eq!(
+            l.refused.as_deref(),
+            Some(
+                "image \"docker.io/library/nginx:latest\" has no entry under images: in the daemon config; set command, or add the image there"
+            )
+        );
+    }
+
+    #[test]
+    fn record_exec_keeps_one_argv_per_container() {
+        let argv = |words: &[&str]| words.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+        let mut annotations = Labels::default();
+        assert!(record_exec(
+            &mut annotations,
+            "main",
+            &argv(&["sh", "-c", "echo 'a b'"])
+        ));
+        assert!(!record_exec(
+            &mut annotations,
+            "main",
+            &argv(&["sh", "-c", "echo 'a b'"])
+        ));
+        assert!(record_exec(&mut annotations, "side", &argv(&["true"])));
+        assert_eq!(
+            annotations.get(ANNOTATION_EXEC).map(String::as_str),
+            Some(r#"{"main":["sh","-c","echo 'a b'"],"side":["true"]}"#)
+        );
+        assert!(record_exec(&mut annotations, "main", &argv(&["false"])));
+        assert_eq!(
+            annotations.get(ANNOTATION_EXEC).map(String::as_str),
+            Some(r#"{"main":["false"],"side":["true"]}"#)
+        );
+        // A value the daemon did not write is replaced.
+        annotations.insert(ANNOTATION_EXEC.into(), "not json".into());
+        assert!(record_exec(&mut annotations, "main", &argv(&["x"])));
+        assert_eq!(
+            annotations.get(ANNOTATION_EXEC).map(String::as_str),
+            Some(r#"{"main":["x"]}"#)
         );
     }
 }

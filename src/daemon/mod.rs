@@ -205,19 +205,7 @@ pub struct Daemon {
 
 /// Loads the config and resolves every path: `--config`, else the layout's default file.
 pub fn load_config(opts: &DaemonOptions) -> anyhow::Result<(Config, Layout)> {
-    let file = opts
-        .config
-        .clone()
-        .unwrap_or_else(|| Layout::default_config_file(opts.root.as_deref()));
-    let cfg = match Config::load(&file) {
-        Ok(c) => c,
-        Err(crate::config::ConfigError::Read { source, .. })
-            if source.kind() == std::io::ErrorKind::NotFound && opts.config.is_none() =>
-        {
-            Config::default()
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let cfg = Config::find(opts.root.as_deref(), opts.config.as_deref())?;
     let base = match &opts.root {
         Some(root) => Layout::under_root(root),
         None => Layout::system_default(),

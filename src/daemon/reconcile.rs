@@ -3,7 +3,7 @@
 
 use jiff::Timestamp;
 
-use super::launch::launch;
+use super::launch::{launch, record_exec};
 use super::world::{Key, PodRecord, job_store_key, key, pod_store_key};
 use super::{Daemon, Kind, Target};
 use crate::api::{
@@ -85,6 +85,7 @@ impl Daemon {
                     s.restart_count,
                     &self.layout.logs,
                     &self.home,
+                    &self.cfg.images,
                 ))
             })
             .collect();
@@ -92,24 +93,33 @@ impl Daemon {
         for e in &d.events {
             self.record_event(involved.clone(), e.clone(), "kubelet");
         }
-        for l in launches {
-            self.start_when_recorded(l);
-        }
-        if let Some(after) = d.requeue_after {
-            self.schedule(after, Target::Pod(k.clone()));
-        }
         let Some(rec) = self.world.pods.get_mut(k) else {
             return;
         };
+        // What each run executes goes on the pod, in the same record as its start (which
+        // waits for it): the API shows the host command behind an image alias.
+        let mut annotated = false;
+        for l in launches.iter().filter(|l| l.refused.is_none()) {
+            annotated |= record_exec(&mut rec.pod.metadata.annotations, &l.container, &l.argv);
+        }
         for (c, base) in &d.backoff_resets {
             rec.runs.entry(c.clone()).or_default().backoff_base = *base;
         }
         // Any change can matter to the Job: phase and readiness, but also a restart count
         // (OnFailure's backoffLimit).
-        if rec.pod.status != d.status {
+        let status_changed = rec.pod.status != d.status;
+        if status_changed {
             rec.pod.status = d.status;
-            self.pod_changed(k);
             self.job_of_pod_dirty(k);
+        }
+        if status_changed || annotated {
+            self.pod_changed(k);
+        }
+        for l in launches {
+            self.start_when_recorded(l);
+        }
+        if let Some(after) = d.requeue_after {
+            self.schedule(after, Target::Pod(k.clone()));
         }
         self.maybe_remove_pod(k);
     }

@@ -398,6 +398,39 @@ fn an_always_pod_restarts_a_success() {
     );
 }
 
+/// What a container executes is noted on the pod when it starts (before the start: both
+/// wait for the same record), and stays when the file changes only the pod's labels, as a
+/// kubelet's own annotations do.
+#[test]
+fn the_host_command_is_noted_on_the_pod_and_kept_by_a_metadata_update() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    let text =
+        bare_pod("p", "Always").replace("    command: [\"sleep\"]\n", "    args: [sleep, \"9\"]\n");
+    h.apply("p.yaml", &text);
+    let exec = |h: &Harness| {
+        bare(h, "p")
+            .metadata
+            .annotations
+            .get(crate::api::ANNOTATION_EXEC)
+            .cloned()
+    };
+    // busybox: no entrypoint, args replace its cmd.
+    assert_eq!(exec(&h).as_deref(), Some(r#"{"main":["sleep","9"]}"#));
+    let path = h.daemon.layout.manifests.join("p.yaml");
+    let relabelled = text.replace("  name: p\n", "  name: p\n  labels: {tier: web}\n");
+    h.daemon.apply_text(&path, relabelled, true);
+    h.daemon.turn();
+    h.run();
+    let p = bare(&h, "p");
+    assert_eq!(
+        p.metadata.labels.get("tier").map(String::as_str),
+        Some("web")
+    );
+    assert_eq!(h.runtime.starts(), [("p".into(), 0)], "updated in place");
+    assert_eq!(exec(&h).as_deref(), Some(r#"{"main":["sleep","9"]}"#));
+}
+
 /// After a crash a bare Pod's container is started again in place: the same pod, its
 /// restartCount one more, the killed run (137) in lastState, never Failed.
 /// A `Never` bare Pod is failed as disrupted, as a Job's pod is.

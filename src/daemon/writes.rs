@@ -120,7 +120,7 @@ impl Daemon {
     fn plan_apply(&self, body: &str, create: bool) -> Result<Planned, Status> {
         self.may_write()?;
         // JSON is YAML, so one reading takes both, as the API server takes either.
-        let report = crate::manifest::load(Path::new(REQUEST_BODY), body);
+        let report = crate::manifest::load(Path::new(REQUEST_BODY), body, Some(&self.cfg.images));
         if !report.errors.is_empty() {
             return Err(Status::failure(422, "Invalid", report.errors.join("\n")));
         }

@@ -22,6 +22,7 @@ use crate::api::{
     LABEL_LEGACY_CONTROLLER_UID, LABEL_LEGACY_JOB_NAME, LabelSelector, Pod,
 };
 
+use crate::images::Images;
 pub use applied::ObjectId;
 use parse::{Format, Origin, go_quote, object_prefix};
 pub use validate::{invalid_value, required_value};
@@ -51,8 +52,10 @@ pub struct FileReport {
 ///
 /// `*.json` is read as JSON (one object, or a `kind: List`); anything else as a YAML stream
 /// of `---`-separated documents, where empty documents are skipped. Each Job gets the
-/// [`ANNOTATION_SOURCE`] annotation naming `path`.
-pub fn load(path: &Path, text: &str) -> FileReport {
+/// [`ANNOTATION_SOURCE`] annotation naming `path`. `images` is the daemon config's image
+/// table, against which containers without `command` are judged; `None` leaves that to the
+/// daemon (a client that cannot know its table).
+pub fn load(path: &Path, text: &str, images: Option<&Images>) -> FileReport {
     let file = path.display().to_string();
     if text.len() > MAX_FILE_BYTES {
         return too_large(&file);
@@ -68,7 +71,7 @@ pub fn load(path: &Path, text: &str) -> FileReport {
     let mut objects = Vec::new();
     for (origin, mut job, written) in parsed.jobs {
         defaults::apply(&mut job);
-        let findings = validate::validate(&job);
+        let findings = validate::validate(&job, images);
         let object = Checked {
             kind: "Job",
             origin,
@@ -84,7 +87,7 @@ pub fn load(path: &Path, text: &str) -> FileReport {
     }
     for (origin, mut pod, written) in parsed.pods {
         defaults::apply_pod(&mut pod);
-        let findings = validate::validate_pod(&pod);
+        let findings = validate::validate_pod(&pod, images);
         let object = Checked {
             kind: "Pod",
             origin,
@@ -100,7 +103,7 @@ pub fn load(path: &Path, text: &str) -> FileReport {
     }
     for (origin, mut cj, written) in parsed.cronjobs {
         defaults::apply_cronjob(&mut cj);
-        let findings = validate::validate_cronjob(&cj, &template_as_job(&cj));
+        let findings = validate::validate_cronjob(&cj, &template_as_job(&cj), images);
         let object = Checked {
             kind: "CronJob",
             origin,
@@ -343,7 +346,11 @@ const REQUEST_BODY: &str = "request body";
 /// --from=cronjob/…` sets it), which a file's Job must not. It lands in `namespace` (the
 /// request's), unless it names another. Whether that CronJob exists is the caller's to
 /// check; [`admit_cronjob_job`] then gives the Job its identity.
-pub fn load_api_job(body: &str, namespace: &str) -> Result<Job, Refused> {
+pub fn load_api_job(
+    body: &str,
+    namespace: &str,
+    images: Option<&crate::images::Images>,
+) -> Result<Job, Refused> {
     if body.len() > MAX_FILE_BYTES {
         return Err(Refused::BadRequest(format!(
             "the {REQUEST_BODY} is larger than {} MiB, the Kubernetes API request limit",
@@ -378,7 +385,7 @@ pub fn load_api_job(body: &str, namespace: &str) -> Result<Job, Refused> {
     // reference is checked on its own below.
     let mut as_file = job.clone();
     let owners = std::mem::take(&mut as_file.metadata.owner_references);
-    let mut causes = validate::validate(&as_file).errors;
+    let mut causes = validate::validate(&as_file, images).errors;
     match owners.as_slice() {
         [] => return Err(Refused::NotOwnedByCronJob { name }),
         [o] if o.controller == Some(true)
@@ -441,7 +448,7 @@ mod tests {
     }
 
     fn load_str(file: &str, text: &str) -> FileReport {
-        load(Path::new(file), text)
+        load(Path::new(file), text, Some(&Images::builtin()))
     }
 
     #[test]
@@ -620,7 +627,7 @@ mod tests {
                 "big.yaml: file is larger than 3 MiB, the Kubernetes API request limit".to_string()
             ]
         );
-        let r = crate::watch::load_path(Path::new("/nonexistent/jobvisor/x.yaml"));
+        let r = crate::watch::load_path(Path::new("/nonexistent/jobvisor/x.yaml"), None);
         assert_eq!(r.errors.len(), 1);
         assert!(
             r.errors[0].starts_with("/nonexistent/jobvisor/x.yaml: "),
@@ -641,7 +648,7 @@ mod tests {
             ) {
                 continue;
             }
-            let r = crate::watch::load_path(&path);
+            let r = crate::watch::load_path(&path, Some(&Images::builtin()));
             assert!(r.errors.is_empty(), "{}: {:?}", path.display(), r.errors);
             assert!(
                 r.warnings.is_empty(),
@@ -669,6 +676,8 @@ mod tests {
                 "sequential-job",
                 "simple-job",
                 "simple-pod",
+                "throw-dice-cron-job",
+                "throw-dice-job",
                 "ticker"
             ]
         );
@@ -904,13 +913,13 @@ mod tests {
 
     #[test]
     fn a_job_sent_to_the_api_is_admitted_like_a_files_with_its_cronjob_owner() {
-        let job = load_api_job(&api_job("", ""), "team").expect("admitted");
+        let job = load_api_job(&api_job("", ""), "team", None).expect("admitted");
         assert_eq!(job.metadata.namespace(), "team", "the request's namespace");
         assert_eq!(job.spec.backoff_limit, Some(6), "Job defaults applied");
         assert_eq!(job.metadata.owner_references.len(), 1);
         assert_eq!(job.metadata.owner_references[0].uid, "u");
         assert!(job.metadata.annotations.is_empty(), "no source annotation");
-        let same = load_api_job(&api_job(r#","namespace":"team""#, ""), "team");
+        let same = load_api_job(&api_job(r#","namespace":"team""#, ""), "team", None);
         assert_eq!(same, Ok(job));
     }
 
@@ -921,7 +930,7 @@ mod tests {
             "",
         );
         let not_owned = Err(Refused::NotOwnedByCronJob { name: "m".into() });
-        assert_eq!(load_api_job(&unowned, "default"), not_owned);
+        assert_eq!(load_api_job(&unowned, "default", None), not_owned);
         for other in [
             api_job("", "").replace(r#""controller":true"#, r#""controller":false"#),
             api_job("", "").replace(r#""kind":"CronJob""#, r#""kind":"Deployment""#),
@@ -930,12 +939,13 @@ mod tests {
                 r#""controller":true},{"apiVersion":"v1","kind":"Pod","name":"p","uid":"v"}]"#,
             ),
         ] {
-            assert_eq!(load_api_job(&other, "default"), not_owned, "{other}");
+            assert_eq!(load_api_job(&other, "default", None), not_owned, "{other}");
         }
         assert_eq!(
             load_api_job(
                 &api_job("", "").replace(r#""uid":"u""#, r#""uid":"""#),
-                "default"
+                "default",
+                None
             ),
             Err(Refused::Invalid {
                 name: "m".into(),
@@ -943,7 +953,7 @@ mod tests {
             })
         );
         assert_eq!(
-            load_api_job(&api_job("", r#""parallelism":-1,"#), "default"),
+            load_api_job(&api_job("", r#""parallelism":-1,"#), "default", None),
             Err(Refused::Invalid {
                 name: "m".into(),
                 causes: vec![
@@ -953,20 +963,20 @@ mod tests {
             })
         );
         assert_eq!(
-            load_api_job(&api_job(r#","namespace":"team""#, ""), "default"),
+            load_api_job(&api_job(r#","namespace":"team""#, ""), "default", None),
             Err(Refused::BadRequest(
                 "the namespace of the provided object does not match the namespace sent on the request".into()
             ))
         );
         assert_eq!(
-            load_api_job(&api_job("", r#""parallel":1,"#), "default"),
+            load_api_job(&api_job("", r#""parallel":1,"#), "default", None),
             Err(Refused::BadRequest(
                 r#"request body:1:173: spec: unknown field "parallel""#.into()
             ))
         );
         let cronjob = cronjob_yaml("c", "", "");
         assert_eq!(
-            load_api_job(&cronjob, "default"),
+            load_api_job(&cronjob, "default", None),
             Err(Refused::BadRequest(
                 "the request body must hold one batch/v1 Job".into()
             ))
@@ -1015,7 +1025,7 @@ mod tests {
     #[test]
     fn simple_example_runs_expr() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-        let r = crate::watch::load_path(&dir.join("simple-job.yaml"));
+        let r = crate::watch::load_path(&dir.join("simple-job.yaml"), None);
         let c = &r.jobs[0].spec.template.spec.containers[0];
         assert_eq!(
             c.command.as_deref(),

@@ -1,6 +1,8 @@
 //! Validation of a defaulted Job: the API server's rules (`ValidateJob`, pod-spec and
 //! metadata validation) in its own wording, plus jobvisor's own limits: fields it does not
-//! run yet are `Forbidden`, cluster-only fields are accepted with a warning.
+//! run yet are `Forbidden`, cluster-only fields are accepted with a warning, and a container
+//! must have something to run: its `command`, or its image's entry in the daemon config's
+//! `images:` table, which the caller passes in (`crate::images`).
 //!
 //! Every rule runs; the caller gets all errors at once, as `kubectl apply` shows them.
 //! Messages follow `field/errors.go`: `<path>: <type>[: <value>][: <detail>]`, strings
@@ -14,12 +16,10 @@ use crate::api::{
 };
 
 use super::parse::go_quote;
+use crate::images::{Images, Reference, Unrunnable};
 
 /// The detail of every error for a valid Kubernetes field that jobvisor cannot run yet.
 pub(crate) const NOT_SUPPORTED_YET: &str = "not supported by jobvisor yet";
-
-const COMMAND_REQUIRED: &str = "jobvisor runs command and args on the host and never the \
-     image's entrypoint, so command must be set";
 
 const JOB_CONTROLLER: &str = "kubernetes.io/job-controller";
 
@@ -30,11 +30,13 @@ pub(crate) struct Findings {
     pub warnings: Vec<String>,
 }
 
-pub(crate) fn validate(job: &Job) -> Findings {
+/// `images`: the daemon's table, or `None` where it cannot be known (the CLI's `apply`,
+/// which leaves a container without `command` for the daemon to judge).
+pub(crate) fn validate(job: &Job, images: Option<&Images>) -> Findings {
     let mut v = Findings::default();
     metadata(job, &mut v);
     generated_selector(job, &mut v);
-    spec(job, &mut v);
+    spec(job, images, &mut v);
     selector(job, &mut v);
     // kubectl prints identical causes once (the API reports a long name once per
     // job-name label, for instance).
@@ -233,10 +235,10 @@ fn object_meta(meta: &crate::api::ObjectMeta, kind: &str, v: &mut Findings) {
 
 /// A bare Pod (`ValidatePodCreate`): its metadata and the pod-spec rules Job templates get,
 /// where `restartPolicy: Always` (its default) is valid.
-pub(crate) fn validate_pod(pod: &crate::api::Pod) -> Findings {
+pub(crate) fn validate_pod(pod: &crate::api::Pod, images: Option<&Images>) -> Findings {
     let mut v = Findings::default();
     object_meta(&pod.metadata, "Pod", &mut v);
-    pod_spec(&pod.spec, "spec", &mut v);
+    pod_spec(&pod.spec, "spec", images, &mut v);
     dedup(&mut v.errors);
     dedup(&mut v.warnings);
     v
@@ -246,7 +248,11 @@ pub(crate) fn validate_pod(pod: &crate::api::Pod) -> Findings {
 /// 52-character name limit (11 are kept for `-<unix minutes>` within a Job's 63), the
 /// schedule and time zone, the policies, and its Job template validated as a Job spec whose
 /// selector is generated.
-pub(crate) fn validate_cronjob(cj: &CronJob, template_defaulted: &Job) -> Findings {
+pub(crate) fn validate_cronjob(
+    cj: &CronJob,
+    template_defaulted: &Job,
+    images: Option<&Images>,
+) -> Findings {
     let mut v = Findings::default();
     object_meta(&cj.metadata, "CronJob", &mut v);
     let name = cj.metadata.name();
@@ -311,7 +317,7 @@ pub(crate) fn validate_cronjob(cj: &CronJob, template_defaulted: &Job) -> Findin
     // The template as a Job: its spec's findings, moved under spec.jobTemplate. Its name and
     // labels are each Job's own (checked above, or generated).
     let mut job = Findings::default();
-    spec(template_defaulted, &mut job);
+    spec(template_defaulted, images, &mut job);
     for e in job.errors {
         if let Some(rest) = e.strip_prefix("spec.") {
             v.errors.push(format!("spec.jobTemplate.spec.{rest}"));
@@ -507,7 +513,7 @@ pub(crate) fn selector_matches(sel: &LabelSelector, labels: &Labels) -> Option<b
 
 // ---------------------------------------------------------------- spec
 
-fn spec(job: &Job, v: &mut Findings) {
+fn spec(job: &Job, images: Option<&Images>, v: &mut Findings) {
     let s = &job.spec;
     v.non_negative("spec.parallelism", s.parallelism);
     v.non_negative("spec.completions", s.completions);
@@ -563,7 +569,7 @@ fn spec(job: &Job, v: &mut Findings) {
     }
 
     template_metadata(job, v);
-    pod_spec(&job.spec.template.spec, "spec.template.spec", v);
+    pod_spec(&job.spec.template.spec, "spec.template.spec", images, v);
 
     // restartPolicy defaults to Always for pods, so Always and missing read the same.
     let path = "spec.template.spec.restartPolicy";
@@ -600,7 +606,7 @@ fn template_metadata(job: &Job, v: &mut Findings) {
     annotations(&meta.annotations, "spec.template.annotations", v);
 }
 
-fn pod_spec(pod: &crate::api::PodSpec, base: &str, v: &mut Findings) {
+fn pod_spec(pod: &crate::api::PodSpec, base: &str, images: Option<&Images>, v: &mut Findings) {
     let p = |field: &str| format!("{base}.{field}");
 
     if pod.volumes.is_some() {
@@ -611,7 +617,7 @@ fn pod_spec(pod: &crate::api::PodSpec, base: &str, v: &mut Findings) {
     }
     let mut seen: Vec<&str> = Vec::new();
     for (i, c) in pod.containers.iter().enumerate() {
-        container(c, &format!("{base}.containers[{i}]"), &mut seen, v);
+        container(c, &format!("{base}.containers[{i}]"), &mut seen, images, v);
     }
     if pod.init_containers.is_some() {
         v.not_yet(&p("initContainers"));
@@ -679,7 +685,13 @@ fn pod_spec(pod: &crate::api::PodSpec, base: &str, v: &mut Findings) {
     }
 }
 
-fn container<'a>(c: &'a Container, path: &str, seen: &mut Vec<&'a str>, v: &mut Findings) {
+fn container<'a>(
+    c: &'a Container,
+    path: &str,
+    seen: &mut Vec<&'a str>,
+    images: Option<&Images>,
+    v: &mut Findings,
+) {
     let p = |field: &str| format!("{path}.{field}");
     if c.name.is_empty() {
         v.required(&p("name"), "");
@@ -692,6 +704,7 @@ fn container<'a>(c: &'a Container, path: &str, seen: &mut Vec<&'a str>, v: &mut 
         }
         seen.push(&c.name);
     }
+    let has_command = c.command.as_ref().is_some_and(|l| !l.is_empty());
     match c.image.as_deref() {
         None | Some("") => v.required(&p("image"), ""),
         Some(image) if image.trim() != image => v.invalid(
@@ -699,10 +712,23 @@ fn container<'a>(c: &'a Container, path: &str, seen: &mut Vec<&'a str>, v: &mut 
             image,
             "must not have leading or trailing whitespace",
         ),
+        Some(image) if has_command => {
+            // Never run here, but a cluster's kubelet would refuse it (InvalidImageName).
+            if let Err(e) = Reference::normalized(image) {
+                v.warn(
+                    &p("image"),
+                    &format!(
+                        "{} is not a valid image reference ({e}): jobvisor runs command and \
+                         not the image, but a cluster's kubelet refuses the pod",
+                        go_quote(image)
+                    ),
+                );
+            }
+        }
         Some(_) => {}
     }
-    if c.command.as_ref().is_none_or(Vec::is_empty) {
-        v.required(&p("command"), COMMAND_REQUIRED);
+    if !has_command {
+        runnable(c, path, images, v);
     }
     if c.ports.is_some() {
         v.warn(&p("ports"), "ignored: pods share the host's network");
@@ -763,6 +789,27 @@ fn container<'a>(c: &'a Container, path: &str, seen: &mut Vec<&'a str>, v: &mut 
             policy,
             &["Always", "IfNotPresent", "Never"],
         );
+    }
+}
+
+/// A container without `command` runs what its image's entry says (`crate::images`), so the
+/// image must be a valid reference with an entry that gives something to run.
+fn runnable(c: &Container, path: &str, images: Option<&Images>, v: &mut Findings) {
+    if c.image
+        .as_deref()
+        .is_some_and(|i| !i.is_empty() && i.trim() != i)
+    {
+        return; // already refused for its whitespace
+    }
+    let empty = Images::empty();
+    match crate::images::resolve(images.unwrap_or(&empty), c) {
+        Ok(_) => {}
+        // Only the daemon knows its table.
+        Err(Unrunnable::NoEntry { .. } | Unrunnable::NoCommand { .. }) if images.is_none() => {}
+        Err(Unrunnable::InvalidReference { image, error }) => {
+            v.invalid(&format!("{path}.image"), &image, &error.to_string());
+        }
+        Err(why) => v.required(&format!("{path}.command"), &why.to_string()),
     }
 }
 
@@ -920,7 +967,7 @@ spec:
         let mut job: Job = serde_saphyr::from_str(BASE).expect("base manifest parses");
         edit(&mut job);
         defaults::apply(&mut job);
-        validate(&job)
+        validate(&job, Some(&Images::builtin()))
     }
 
     fn c0(job: &mut Job) -> &mut Container {
@@ -983,10 +1030,21 @@ spec:
              vec!["spec.template.spec.containers[0].image: Required value".into()]),
             ("image whitespace", |j| c0(j).image = Some(" busybox".into()),
              vec!["spec.template.spec.containers[0].image: Invalid value: \" busybox\": must not have leading or trailing whitespace".into()]),
-            ("command missing", |j| c0(j).command = None,
-             vec![format!("spec.template.spec.containers[0].command: Required value: {COMMAND_REQUIRED}")]),
-            ("command empty", |j| c0(j).command = Some(vec![]),
-             vec!["spec.template.spec.containers[0].command: Required value: jobvisor runs command and args on the host and never the image's entrypoint, so command must be set".into()]),
+            // A container without command runs its image's entry (busybox is built in).
+            ("command missing, image with an alias", |j| c0(j).command = None, vec![]),
+            ("command empty, image with an alias", |j| c0(j).command = Some(vec![]), vec![]),
+            ("only args, image with an alias", |j| { c0(j).command = None; c0(j).args = Some(vec!["sh".into(), "-c".into(), "echo hi".into()]) }, vec![]),
+            ("command missing, image without an alias", |j| { c0(j).command = None; c0(j).image = Some("nginx".into()) },
+             vec![format!("spec.template.spec.containers[0].command: Required value: image \"docker.io/library/nginx:latest\" has no entry under images: in the daemon config; set command, or add the image there")]),
+            ("only args, image without an alias", |j| { c0(j).command = None; c0(j).args = Some(vec!["x".into()]); c0(j).image = Some("registry.example.com:5000/x/y:1.2".into()) },
+             vec!["spec.template.spec.containers[0].command: Required value: image \"registry.example.com:5000/x/y:1.2\" has no entry under images: in the daemon config; set command, or add the image there".into()]),
+            ("command missing, image invalid", |j| { c0(j).command = None; c0(j).image = Some("Busybox".into()) },
+             vec!["spec.template.spec.containers[0].image: Invalid value: \"Busybox\": invalid reference format: repository name (library/Busybox) must be lowercase".into()]),
+            ("neither image nor command", |j| { c0(j).command = None; c0(j).image = None },
+             vec!["spec.template.spec.containers[0].image: Required value".into(),
+                  "spec.template.spec.containers[0].command: Required value: the container has no image to take a command from; set command".into()]),
+            ("command missing, image whitespace", |j| { c0(j).command = None; c0(j).image = Some("busybox ".into()) },
+             vec!["spec.template.spec.containers[0].image: Invalid value: \"busybox \": must not have leading or trailing whitespace".into()]),
             ("env name missing", |j| c0(j).env = vec![EnvVar { value: Some("x".into()), ..EnvVar::default() }],
              vec!["spec.template.spec.containers[0].env[0].name: Required value".into()]),
             ("env name with =", |j| c0(j).env = vec![EnvVar { name: "A=B".into(), ..EnvVar::default() }],
@@ -1120,6 +1178,57 @@ spec:
         for (name, edit, want) in cases {
             assert_eq!(check(edit).errors, want, "case {name:?}");
         }
+    }
+
+    /// Without the daemon's table (the CLI's apply), only what needs no table is judged.
+    #[test]
+    fn without_a_table_only_the_image_itself_is_judged() {
+        let job = |image: Option<&str>| {
+            let mut job: Job = serde_saphyr::from_str(BASE).expect("base manifest parses");
+            c0(&mut job).command = None;
+            c0(&mut job).image = image.map(String::from);
+            defaults::apply(&mut job);
+            validate(&job, None).errors
+        };
+        assert_eq!(job(Some("nginx")), Vec::<String>::new());
+        assert_eq!(job(Some("Nginx")).len(), 1);
+        assert_eq!(job(None).len(), 2);
+    }
+
+    /// An entry that gives nothing to run (say, only an `env`) needs `command` or `args`.
+    #[test]
+    fn an_entry_without_entrypoint_or_cmd_needs_command_or_args() {
+        let images = Images::empty()
+            .with([("envonly".to_string(), Default::default())].into())
+            .expect("table");
+        let found = |args: Option<Vec<String>>| {
+            let mut job: Job = serde_saphyr::from_str(BASE).expect("base manifest parses");
+            c0(&mut job).command = None;
+            c0(&mut job).args = args;
+            c0(&mut job).image = Some("envonly:1".into());
+            defaults::apply(&mut job);
+            validate(&job, Some(&images)).errors
+        };
+        assert_eq!(
+            found(None),
+            [
+                "spec.template.spec.containers[0].command: Required value: image \"docker.io/library/envonly:1\" has neither entrypoint nor cmd under images: in the daemon config; set command or args"
+            ]
+        );
+        assert_eq!(found(Some(vec!["run".into()])), Vec::<String>::new());
+    }
+
+    /// An image jobvisor does not use (command is set) but a cluster could not pull.
+    #[test]
+    fn an_invalid_image_reference_with_a_command_warns() {
+        let found = check(|j| c0(j).image = Some("Busybox:1.36".into()));
+        assert_eq!(found.errors, Vec::<String>::new());
+        assert_eq!(
+            found.warnings,
+            [
+                "spec.template.spec.containers[0].image: \"Busybox:1.36\" is not a valid image reference (invalid reference format: repository name (library/Busybox) must be lowercase): jobvisor runs command and not the image, but a cluster's kubelet refuses the pod"
+            ]
+        );
     }
 
     #[test]

@@ -30,8 +30,12 @@ pub struct ContainerLaunch {
     pub container: String,
     /// Which run of this container this is (0 for the first); names the log file.
     pub restart_count: i32,
-    /// `command` + `args`, already `$(VAR)`-expanded; `argv[0]` is looked up in the env's PATH.
+    /// The container's process (its image alias and `command`/`args`, the container's own
+    /// words `$(VAR)`-expanded); `argv[0]` is looked up in the env's PATH.
     pub argv: Vec<String>,
+    /// Set when the daemon found nothing it could run (see `images::Unrunnable`): the run
+    /// ends `StartError` with this message and no process.
+    pub refused: Option<String>,
     /// The complete environment (the child gets nothing else).
     pub env: Vec<(String, String)>,
     pub working_dir: PathBuf,

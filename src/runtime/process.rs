@@ -110,6 +110,7 @@ mod perf {
             container: "main".into(),
             restart_count: 0,
             argv: vec!["true".into()],
+            refused: None,
             env: vec![("PATH".into(), "/usr/bin:/bin".into())],
             working_dir: dir.path().into(),
             log_path: super::super::logs::container_log_path(

@@ -78,6 +78,9 @@ pub(super) fn prepare(launch: &ContainerLaunch, slot: &Slot) -> Prepared {
 
 /// Spawns the container; `Ok(None)` if a stop came first, `Err` with the StartError message.
 fn spawn(launch: &ContainerLaunch, slot: &Slot) -> Result<Option<Spawned>, String> {
+    if let Some(why) = &launch.refused {
+        return Err(why.clone());
+    }
     let argv0 = launch
         .argv
         .first()

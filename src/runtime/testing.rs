@@ -88,6 +88,7 @@ impl Harness {
             container: "main".into(),
             restart_count: 0,
             argv: argv.iter().map(|s| s.to_string()).collect(),
+            refused: None,
             env: vec![("PATH".into(), PATH.into())],
             working_dir: self.dir.path().to_path_buf(),
         }

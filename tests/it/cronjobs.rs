@@ -494,21 +494,41 @@ fn create_writes_marked_files_and_the_objects_follow_them() {
     );
     assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
 
-    // No command: refused with the validation's reason (until images can stand in for one).
+    // The tutorial's command, no `command`: the image's alias runs (see README "Images").
+    assert_eq!(
+        d.cli_ok(&[
+            "create",
+            "cronjob",
+            "throw-dice-cron-job",
+            "--image=kodekloud/throw-dice",
+            "--schedule=30 21 * * *",
+        ]),
+        "cronjob.batch/throw-dice-cron-job created\n"
+    );
+    let dice = cronjob(&d, "default", "throw-dice-cron-job").expect("served");
+    assert_eq!(dice["spec"]["schedule"], "30 21 * * *");
+    assert_eq!(
+        dice["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["image"],
+        "kodekloud/throw-dice"
+    );
+    // An image without an alias and no command: refused, naming the image and the config key.
     let bare = d.cli(&[
         "create",
         "cronjob",
         "bare",
-        "--image=busybox",
+        "--image=nginx",
         "--schedule=@daily",
     ]);
     assert_eq!(bare.status.code(), Some(1));
     assert!(
-        stderr(&bare).starts_with("error: failed to create cronjob: The CronJob \"bare\" is invalid: spec.jobTemplate.spec.template.spec.containers[0].command: Required value: ")
-            && stderr(&bare).contains("command must be set"),
+        stderr(&bare).contains(
+            "spec.jobTemplate.spec.template.spec.containers[0].command: Required value: "
+        ) && stderr(&bare).contains("docker.io/library/nginx:latest")
+            && stderr(&bare).contains("images:"),
         "{}",
         stderr(&bare)
     );
+    assert!(cronjob(&d, "default", "bare").is_none());
 
     let preview = d.cli_ok(&[
         "create",
@@ -530,8 +550,11 @@ fn create_writes_marked_files_and_the_objects_follow_them() {
     assert!(cronjob(&d, "default", "preview").is_none());
     assert_eq!(
         d.manifest_names(),
-        ["cronjob.batch_team_nightly.yaml"],
-        "nothing written but the first"
+        [
+            "cronjob.batch_default_throw-dice-cron-job.yaml",
+            "cronjob.batch_team_nightly.yaml"
+        ],
+        "nothing written but what was created"
     );
 
     assert_eq!(

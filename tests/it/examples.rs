@@ -108,3 +108,59 @@ fn failing_job_stops_at_backoff_limit() {
     assert_eq!(d.pods_of("failing-job").len() as i64, limit + 1);
     assert!(job["status"]["completionTime"].is_null());
 }
+
+/// The Kubernetes documentation's CronJob, run now with `create job --from` (the schedule's
+/// own firing is covered in `cronjobs.rs`): its Job is the CronJob's and logs the greeting.
+#[test]
+fn hello_cronjob_runs_now_from_its_template() {
+    let d = TestDaemon::start();
+    d.copy_example("hello-cronjob.yaml");
+    assert!(wait_until(T, || d
+        .get_json("/apis/batch/v1/namespaces/default/cronjobs/hello")
+        .0
+        == 200));
+    assert_eq!(
+        d.cli_ok(&["create", "job", "hello-now", "--from=cronjob/hello"]),
+        "job.batch/hello-now created\n"
+    );
+    d.wait_condition("hello-now", "Complete", T);
+    let logs = d.cli_ok(&["logs", "job/hello-now"]);
+    assert!(
+        logs.ends_with("Hello from the Kubernetes cluster\n"),
+        "{logs}"
+    );
+}
+
+/// The tutorial's CronJob, `image: kodekloud/throw-dice` and no command: run now, its pods
+/// throw until a six, and only the last one's log is a six.
+#[test]
+fn throw_dice_cronjob_runs_until_a_six() {
+    let d = TestDaemon::start();
+    d.copy_example("throw-dice-cronjob.yaml");
+    assert!(wait_until(T, || d
+        .get_json("/apis/batch/v1/namespaces/default/cronjobs/throw-dice-cron-job")
+        .0
+        == 200));
+    assert_eq!(
+        d.cli_ok(&[
+            "create",
+            "job",
+            "dice-now",
+            "--from=cronjob/throw-dice-cron-job"
+        ]),
+        "job.batch/dice-now created\n"
+    );
+    let job = d.wait_condition("dice-now", "Complete", T);
+    assert_eq!(job["status"]["succeeded"], 1);
+    // restartPolicy OnFailure: one pod, its container restarted until the six.
+    let logs = d.cli_ok(&["logs", "job/dice-now"]);
+    assert_eq!(logs, "6\n", "the run that succeeded threw a six");
+    let previous = d.cli(&["logs", "job/dice-now", "--previous"]);
+    if previous.status.success() {
+        let thrown = String::from_utf8_lossy(&previous.stdout).trim().to_string();
+        assert!(
+            ["1", "2", "3", "4", "5"].contains(&thrown.as_str()),
+            "a failed throw: {thrown}"
+        );
+    }
+}

@@ -8,7 +8,7 @@ use crate::support::*;
 
 const T: Duration = Duration::from_secs(60);
 
-fn manifest_entry(d: &TestDaemon, file: &str) -> Value {
+pub(crate) fn manifest_entry(d: &TestDaemon, file: &str) -> Value {
     let (_, v) = d.get_json("/apis/jobvisor.io/v1/manifests");
     v["items"]
         .as_array()
@@ -21,7 +21,7 @@ fn manifest_entry(d: &TestDaemon, file: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
-fn wait_manifest_state(d: &TestDaemon, file: &str, state: &str) -> Value {
+pub(crate) fn wait_manifest_state(d: &TestDaemon, file: &str, state: &str) -> Value {
     let mut last = Value::Null;
     let ok = wait_until(T, || {
         last = manifest_entry(d, file);

@@ -11,6 +11,7 @@ mod cronjobs;
 mod durability;
 mod examples;
 mod files;
+mod images;
 mod lifecycle;
 mod pods;
 mod retention;
