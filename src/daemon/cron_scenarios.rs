@@ -532,3 +532,28 @@ fn a_job_template_that_sets_the_generated_selector_labels_is_refused() {
         );
     }
 }
+
+/// A valid CronJob (the API server takes any `startingDeadlineSeconds` ≥ 0) with a deadline
+/// reaching back past the year -9999 overflowed jiff's timestamp subtraction in the sync and
+/// panicked the daemon; since its file stays, every restart panicked again.
+#[test]
+fn a_huge_starting_deadline_neither_panics_nor_stops_the_slot() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    h.apply(
+        "c.yaml",
+        &cronjob(
+            "far",
+            "* * * * *",
+            "true",
+            "  startingDeadlineSeconds: 9223372036854775807\n",
+        ),
+    );
+    h.advance_to_next_slot();
+    assert_eq!(names(&jobs_of(&h, &cron(&h, "far"))), ["far-29453761"]);
+    let h = h.crash_and_restart_after(150);
+    assert_eq!(
+        names(&jobs_of(&h, &cron(&h, "far"))),
+        ["far-29453761", "far-29453763"]
+    );
+}
