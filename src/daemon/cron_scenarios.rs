@@ -376,7 +376,10 @@ fn running_pods(h: &Harness) -> Vec<String> {
 /// minute, so a second slot in the same minute finds that minute's Job). With
 /// `successfulJobsHistoryLimit: 0` the finished Job is deleted at once, nothing is left to
 /// find, and the next slot of the same minute creates a Job of the same name again: an
-/// `@every 2s` CronJob runs every 2 seconds.
+/// `@every 2s` CronJob runs every 2 seconds. (Kubernetes would create it again too, once the
+/// garbage collector has removed the deleted Job: the promise is the README's; either the
+/// README says so, or a slot whose minute's Job already ran — `lastScheduleTime` in the same
+/// minute — runs nothing.)
 #[test]
 #[ignore = "bug: @every below a minute with history limit 0 runs every slot, not once a minute"]
 fn an_every_below_a_minute_runs_once_a_minute_even_when_history_deletes_its_job() {
