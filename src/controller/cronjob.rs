@@ -197,7 +197,12 @@ fn schedule(cj: &CronJob, cx: &Context<'_>, d: &mut CronJobDecision) {
     // From the last slot, not from now: `@every` counts from its slots.
     d.wake_at = schedule.next_after(missed.last.unwrap_or(earliest), zone);
     let window_start = match cj.spec.starting_deadline_seconds {
-        Some(secs) => earliest.max(now - SignedDuration::from_secs(secs)),
+        // Any int64 ≥ 0 is valid: a deadline reaching back past the earliest representable
+        // instant is no deadline at all (and must not overflow).
+        Some(secs) => match now.checked_sub(SignedDuration::from_secs(secs)) {
+            Ok(start) => earliest.max(start),
+            Err(_) => earliest,
+        },
         None => earliest,
     };
     let in_window = schedule.fires_between(window_start, now, zone);

@@ -898,6 +898,27 @@ fn a_name_another_object_has_blocks_the_slot() {
     assert_eq!(d.status.last_schedule_time, None);
 }
 
+/// `startingDeadlineSeconds` is any int64 ≥ 0 to the API server: a deadline reaching back
+/// before the earliest representable instant (here 2^63−1 s) is no deadline at all, and
+/// must not overflow (it panicked the daemon, at every start, since the file stays).
+#[test]
+fn a_deadline_beyond_the_representable_past_is_no_deadline() {
+    for deadline in [i64::MAX, 400_000_000_000] {
+        let cj = cronjob("Allow", ON_THE_HOUR, Some(deadline));
+        let d = sync(
+            &cj,
+            &Context {
+                jobs: &[],
+                zone: Ok(&TimeZone::UTC),
+                name_taken: &|_| false,
+                now: just_after_the_hour(),
+            },
+        );
+        let new = d.create.expect("the slot runs");
+        assert_eq!(new.scheduled, top_of_the_hour(), "deadline {deadline}");
+    }
+}
+
 #[test]
 fn a_schedule_that_never_fires_is_invalid() {
     let cj = cronjob("Allow", "0 0 30 2 *", None);

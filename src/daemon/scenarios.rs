@@ -651,3 +651,40 @@ fn delete_options_are_read_as_the_api_server_reads_them() {
 fn job_text() -> String {
     job("j", "Never", "sleep", "")
 }
+
+/// "A finished Job never re-runs because a file was touched" (README, "The manifests
+/// directory"): moving a finished Job's definition to another file (the new file first, a
+/// Conflict while the old one still defines it, then the old file edited to define it no
+/// more) must hand the Job over, as a removed file does. Instead the Job is deleted and
+/// created anew from the other file, and runs again.
+#[test]
+#[ignore = "bug: moving a Job's definition to another file by editing the old one re-runs the finished Job"]
+fn moving_a_finished_job_to_another_file_does_not_run_it_again() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    let other = job("other", "Never", "true", "");
+    let moving = job("mv", "Never", "true", "");
+    h.apply("a.yaml", &format!("{moving}---\n{other}"));
+    let uid = job_named(&h, "mv").metadata.uid().to_string();
+    let pod = pods_of(&h, &uid)[0].metadata.uid().to_string();
+    h.runtime.exit(&pod, "main", 0);
+    h.run();
+    assert!(
+        job_named(&h, "mv")
+            .status
+            .as_ref()
+            .is_some_and(|s| s.is_finished())
+    );
+    let starts_before = h.runtime.starts().len();
+
+    h.apply("b.yaml", &moving);
+    h.apply("a.yaml", &other);
+
+    assert_eq!(job_named(&h, "mv").metadata.uid(), uid, "the same Job");
+    assert_eq!(
+        h.runtime.starts().len(),
+        starts_before,
+        "nothing ran again: {:?}",
+        h.runtime.starts()
+    );
+}
