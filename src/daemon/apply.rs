@@ -333,15 +333,6 @@ impl Daemon {
             }
             return;
         }
-        for gone in &dropped {
-            self.delete_job(gone, "its definition was removed from the manifest");
-        }
-        for gone in &dropped_pods {
-            self.delete_file_pod(path, gone, "its definition was removed from the manifest");
-        }
-        for gone in &dropped_cronjobs {
-            self.delete_file_cronjob(path, gone, "its definition was removed from the manifest");
-        }
         let state = if errors.is_empty() {
             ManifestState::Applied
         } else {
@@ -357,9 +348,32 @@ impl Daemon {
             m.cronjobs = now_cronjobs;
             m.file.objects = object_refs(m);
         }
-        if any_dropped {
-            self.retry_conflicts();
+        if !any_dropped {
+            return;
         }
+        // A file that defines a dropped object too takes it over first, as when a file is
+        // removed: a definition moved to another file keeps its object (a finished Job stays
+        // finished, a CronJob its history and running Jobs) instead of a delete and a re-run.
+        self.retry_conflicts();
+        let why = "its definition was removed from the manifest";
+        for gone in &dropped {
+            if self
+                .world
+                .jobs
+                .get(gone)
+                .is_some_and(|r| r.source.as_deref() == Some(path))
+            {
+                self.delete_job(gone, why);
+            }
+        }
+        for gone in &dropped_pods {
+            self.delete_file_pod(path, gone, why);
+        }
+        for gone in &dropped_cronjobs {
+            self.delete_file_cronjob(path, gone, why);
+        }
+        // Names the deletions freed.
+        self.retry_conflicts();
     }
 
     /// Why a Job from `path` cannot take the name `k`, if it cannot: another file that still
@@ -368,7 +382,16 @@ impl Daemon {
         let rec = self.world.jobs.get(k)?;
         let by = match &rec.source {
             Some(source) if source == path => return None,
-            Some(source) if !self.world.manifests.contains_key(source) => return None,
+            // The file that defined it is gone, or no longer defines it: this one takes it over.
+            Some(source)
+                if !self
+                    .world
+                    .manifests
+                    .get(source)
+                    .is_some_and(|m| m.jobs.contains(k)) =>
+            {
+                return None;
+            }
             Some(source) => format!("is already defined in {}", source.display()),
             None => match rec.job.metadata.owner_references.first() {
                 Some(o) => format!("already exists: it belongs to {} {}", o.kind, o.name),

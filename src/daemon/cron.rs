@@ -83,7 +83,13 @@ impl Daemon {
     /// Why a CronJob from `path` cannot take the name `k`: another file defines it.
     pub(super) fn cronjob_conflict(&self, path: &Path, k: &Key) -> Option<String> {
         let rec = self.world.cronjobs.get(k)?;
-        if rec.source == path || !self.world.manifests.contains_key(&rec.source) {
+        // The file that defined it is gone, or no longer defines it: this one takes it over.
+        let defined_there = self
+            .world
+            .manifests
+            .get(&rec.source)
+            .is_some_and(|m| m.cronjobs.contains(k));
+        if rec.source == path || !defined_there {
             return None;
         }
         Some(format!(

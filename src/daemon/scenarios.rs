@@ -658,7 +658,6 @@ fn job_text() -> String {
 /// more) must hand the Job over, as a removed file does. Instead the Job is deleted and
 /// created anew from the other file, and runs again.
 #[test]
-#[ignore = "bug: moving a Job's definition to another file by editing the old one re-runs the finished Job"]
 fn moving_a_finished_job_to_another_file_does_not_run_it_again() {
     let root = tempfile::tempdir().unwrap();
     let mut h = Harness::new(root.path(), Config::default());

@@ -314,6 +314,22 @@ pub(crate) fn validate_cronjob(
                 .into(),
         );
     }
+    // Each Job gets these labels with its own uid and name (`assign_identity`); a template
+    // that sets them would give every Job a selector that does not select its pods (Kubernetes
+    // accepts the CronJob and then refuses each of its Jobs; refused here at once).
+    for key in [
+        LABEL_LEGACY_CONTROLLER_UID,
+        LABEL_CONTROLLER_UID,
+        LABEL_LEGACY_JOB_NAME,
+        LABEL_JOB_NAME,
+    ] {
+        if template.spec.template.metadata.labels.contains_key(key) {
+            v.forbidden(
+                &format!("spec.jobTemplate.spec.template.metadata.labels[{key}]"),
+                "set by jobvisor to each Job's own uid and name",
+            );
+        }
+    }
     // The template as a Job: its spec's findings, moved under spec.jobTemplate. Its name and
     // labels are each Job's own (checked above, or generated).
     let mut job = Findings::default();
