@@ -117,7 +117,7 @@ impl Daemon {
     fn list(&self, kind: Kind, ns: Option<&str>, filter: &Filter) -> Vec<Box<RawValue>> {
         self.world
             .served_all(kind, ns)
-            .filter_map(|o| listed(filter, &o.meta().labels, &o))
+            .filter_map(|o| listed(filter, &o))
             .collect()
     }
 
@@ -144,10 +144,9 @@ impl Daemon {
         let found = match kind {
             Kind::Job => self
                 .world
-                .jobs
-                .get(k)
+                .job(k)
                 .map(|r| (r.source.clone(), r.job.metadata.uid().to_string())),
-            _ => self.world.pods.get(k).map(|r| {
+            _ => self.world.pod(k).map(|r| {
                 let source = r.source().map(std::path::Path::to_path_buf);
                 (source, r.pod.metadata.uid().to_string())
             }),
@@ -198,8 +197,7 @@ impl Daemon {
             Kind::Job => {
                 if self
                     .world
-                    .jobs
-                    .get(k)
+                    .job(k)
                     .is_some_and(|r| r.job.metadata.uid() == uid)
                 {
                     self.delete_job_with(k, "deleted through the API", propagation);
@@ -208,8 +206,7 @@ impl Daemon {
             _ => {
                 if self
                     .world
-                    .pods
-                    .get(k)
+                    .pod(k)
                     .is_some_and(|r| r.pod.metadata.uid() == uid)
                 {
                     let now = self.clock.now();
@@ -225,10 +222,16 @@ impl Daemon {
     /// pod stopping, a Job deleted in the foreground), else a success Status.
     pub(super) fn deleted_answer(&self, kind: Kind, k: &Key, uid: &str) -> Result<Value, Status> {
         let there = match kind {
-            Kind::Job => self.world.jobs.get(k).map(|r| r.job.metadata.uid()),
-            _ => self.world.pods.get(k).map(|r| r.pod.metadata.uid()),
+            Kind::Job => self
+                .world
+                .job(k)
+                .is_some_and(|r| r.job.metadata.uid() == uid),
+            _ => self
+                .world
+                .pod(k)
+                .is_some_and(|r| r.pod.metadata.uid() == uid),
         };
-        if there == Some(uid) {
+        if there {
             self.get(kind, k)
         } else {
             Ok(success(kind, &k.1, uid))
@@ -243,8 +246,7 @@ impl Daemon {
     ) -> Result<LogTarget, Status> {
         let rec = self
             .world
-            .pods
-            .get(k)
+            .pod(k)
             .ok_or_else(|| not_found(Kind::Pod, &k.1))?;
         let pod = &rec.pod;
         let names: Vec<&str> = pod
@@ -320,13 +322,14 @@ impl Daemon {
 }
 
 /// An object of a list as JSON text, if the filter keeps it. Only a field selector needs the
-/// object as a `Value`; labels are checked on the typed object.
-fn listed<T: serde::Serialize>(
-    filter: &Filter,
-    labels: &crate::api::Labels,
-    object: &T,
-) -> Option<Box<RawValue>> {
-    if !filter.labels.matches(labels) {
+/// object as a `Value`; labels are checked on the typed object (a packed one's are decoded
+/// only when a selector asks).
+fn listed(filter: &Filter, object: &super::world::Served<'_>) -> Option<Box<RawValue>> {
+    if filter.is_empty() {
+        return serde_json::value::to_raw_value(object).ok();
+    }
+    let labels = object.labels();
+    if !filter.labels.matches(&labels) {
         return None;
     }
     if filter.fields.is_empty() {
@@ -334,7 +337,7 @@ fn listed<T: serde::Serialize>(
     }
     let v = serde_json::to_value(object).ok()?;
     filter
-        .matches(labels, &v)
+        .matches(&labels, &v)
         .then(|| serde_json::value::to_raw_value(&v).ok())?
 }
 

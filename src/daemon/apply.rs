@@ -192,8 +192,7 @@ impl Daemon {
             for k in &jobs {
                 if self
                     .world
-                    .jobs
-                    .get(k)
+                    .job(k)
                     .is_some_and(|r| r.source.as_deref() == Some(path))
                 {
                     self.delete_job(k, "its manifest is no longer a regular file");
@@ -335,7 +334,7 @@ impl Daemon {
     /// Why a Job from `path` cannot take the name `k`, if it cannot: another file that still
     /// exists defines it, or another object owns it.
     fn job_conflict(&self, path: &Path, k: &Key) -> Option<String> {
-        let rec = self.world.jobs.get(k)?;
+        let rec = self.world.job(k)?;
         let by = match &rec.source {
             Some(source) if source == path => return None,
             Some(source) if !self.world.manifests.contains_key(source) => return None,
@@ -356,7 +355,7 @@ impl Daemon {
     /// Why a bare Pod from `path` cannot take the name `k`, if it cannot: another file that
     /// still exists defines it, or a pod a Job (or the API) created has it.
     fn pod_conflict(&self, path: &Path, k: &Key) -> Option<String> {
-        let rec = self.world.pods.get(k)?;
+        let rec = self.world.pod(k)?;
         let by = match rec.source() {
             Some(source) if source == path => return None,
             // The file that defined it is gone for good, or no longer defines it (the pod is
@@ -395,7 +394,7 @@ impl Daemon {
     /// (only labels and annotations may change), so any other change replaces the pod: the
     /// old one is terminated gracefully and the new one created when it is gone.
     fn upsert_pod(&mut self, path: &Path, k: &Key, applied: crate::api::Pod) {
-        let Some(rec) = self.world.pods.get_mut(k) else {
+        let Some(rec) = self.world.pod_mut(k) else {
             return self.create_file_pod(path, k, applied);
         };
         let Some(file) = rec.file.as_mut() else {
@@ -426,7 +425,7 @@ impl Daemon {
             path.display()
         );
         self.record_event(involved, EventSpec::normal("Replacing", msg), "jobvisor");
-        if let Some(file) = self.world.pods.get_mut(k).and_then(|r| r.file.as_mut()) {
+        if let Some(file) = self.world.pod_mut(k).and_then(|r| r.file.as_mut()) {
             file.successor = Some(Box::new(applied));
         }
         let now = self.clock.now();
@@ -455,12 +454,7 @@ impl Daemon {
 
     /// Deletes a bare Pod that `path` defined, gracefully; it is removed once it has ended.
     pub(super) fn delete_file_pod(&mut self, path: &Path, k: &Key, why: &str) {
-        if self
-            .world
-            .pods
-            .get(k)
-            .is_none_or(|r| r.source() != Some(path))
-        {
+        if self.world.pod(k).is_none_or(|r| r.source() != Some(path)) {
             return;
         }
         tracing::info!(pod = %format!("{}/{}", k.0, k.1), "pod deleted: {why}");
@@ -514,23 +508,28 @@ impl Daemon {
         let now = self.clock.now();
         if self
             .world
-            .jobs
-            .get(k)
+            .job(k)
             .is_some_and(|r| r.job.metadata.deletion_timestamp.is_some())
         {
             // Being deleted in the foreground: once it is gone, the files that define it are
             // applied again and make it anew (`gc.rs`).
             return;
         }
-        let change = self.world.jobs.get(k).map(|r| delta(&r.applied, &applied));
+        let change = self.world.job(k).map(|r| {
+            (
+                delta(&r.applied, &applied),
+                r.source.as_deref() == Some(path),
+            )
+        });
         match change {
-            Some(Delta::Same) => {
-                if let Some(r) = self.world.jobs.get_mut(k) {
+            Some((Delta::Same, true)) => {}
+            Some((Delta::Same, false)) => {
+                if let Some(r) = self.world.job_mut(k) {
                     r.source = Some(path.to_path_buf());
                 }
             }
-            Some(Delta::Mutable) => {
-                let Some(r) = self.world.jobs.get_mut(k) else {
+            Some((Delta::Mutable, _)) => {
+                let Some(r) = self.world.job_mut(k) else {
                     return;
                 };
                 let mut job = applied.clone();
@@ -546,7 +545,7 @@ impl Daemon {
                 self.job_changed(k);
                 self.dirty_jobs.insert(k.clone());
             }
-            Some(Delta::Immutable) => {
+            Some((Delta::Immutable, _)) => {
                 self.delete_job(k, "its pod template changed");
                 self.create_job(path, k, applied, true);
             }
@@ -563,13 +562,13 @@ impl Daemon {
             crate::api::ANNOTATION_SOURCE.into(),
             path.display().to_string(),
         );
-        self.world.jobs.insert(
+        self.world.insert_job(
             k.clone(),
-            Box::new(JobRecord {
+            JobRecord {
                 job: job.clone(),
                 applied,
                 source: Some(path.to_path_buf()),
-            }),
+            },
         );
         self.store.touch(job_store_key(k));
         self.note(Kind::Job, k, "ADDED");
@@ -625,8 +624,7 @@ impl Daemon {
         for k in &record.jobs {
             if self
                 .world
-                .jobs
-                .get(k)
+                .job(k)
                 .is_some_and(|r| r.source.as_deref() == Some(path))
             {
                 self.delete_job(k, "its manifest file was removed");

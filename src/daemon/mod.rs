@@ -14,6 +14,7 @@ pub mod health;
 mod heap;
 mod launch;
 mod names;
+mod pack;
 mod reads;
 mod reconcile;
 pub mod requests;
@@ -538,6 +539,8 @@ impl Daemon {
             // busy they gather into the next batch.
             self.flush();
         }
+        // After the flush, which serialized this turn's changes from the typed records.
+        self.world.pack_settled();
         self.release();
         self.notify_problems();
     }
@@ -688,7 +691,7 @@ impl Daemon {
     fn shutdown_done(&self) -> bool {
         // A bare Pod that restarts in place stays Running across the stop: it has ended once
         // none of its containers runs or is starting.
-        let all_ended = self.world.pods.iter().all(|(k, r)| {
+        let all_ended = self.world.unsettled_pods().all(|(k, r)| {
             r.pod.status.phase.is_terminal()
                 || (self.restarts_in_place(k)
                     && r.pod
@@ -710,10 +713,9 @@ impl Daemon {
     /// Longest grace period among pods still running.
     fn max_grace(&self) -> Duration {
         self.world
-            .pods
-            .values()
-            .filter(|r| !r.pod.status.phase.is_terminal())
-            .map(|r| self.grace_of(&r.pod))
+            .unsettled_pods()
+            .filter(|(_, r)| !r.pod.status.phase.is_terminal())
+            .map(|(_, r)| self.grace_of(&r.pod))
             .max()
             .unwrap_or_default()
     }

@@ -93,7 +93,7 @@ mod tests {
     use crate::config::Config;
 
     fn has_job(d: &super::Daemon, name: &str) -> bool {
-        d.world.jobs.contains_key(&("default".into(), name.into()))
+        d.world.has_job(&("default".into(), name.into()))
     }
 
     /// On the pool, a read does not apply the file on the loop: its outcome does, when it

@@ -56,7 +56,7 @@ impl Daemon {
             base: self.cfg.backoff.container_restart_base,
             max: self.cfg.backoff.container_restart_max,
         };
-        let Some(rec) = self.world.pods.get(k) else {
+        let Some(rec) = self.world.pod(k) else {
             return;
         };
         let runs = &rec.runs;
@@ -82,6 +82,8 @@ impl Daemon {
             })
             .collect();
         let involved = pod_ref(&rec.pod);
+        let changed = rec.pod.status != d.status;
+        drop(rec);
         for e in &d.events {
             self.record_event(involved.clone(), e.clone(), "kubelet");
         }
@@ -91,18 +93,21 @@ impl Daemon {
         if let Some(after) = d.requeue_after {
             self.schedule(after, Target::Pod(k.clone()));
         }
-        let Some(rec) = self.world.pods.get_mut(k) else {
-            return;
-        };
-        for (c, base) in &d.backoff_resets {
-            rec.runs.entry(c.clone()).or_default().backoff_base = *base;
-        }
-        // Any change can matter to the Job: phase and readiness, but also a restart count
-        // (OnFailure's backoffLimit).
-        if rec.pod.status != d.status {
-            rec.pod.status = d.status;
-            self.pod_changed(k);
-            self.job_of_pod_dirty(k);
+        // A settled pod's sync usually changes nothing: it is unpacked only to change it.
+        if changed || !d.backoff_resets.is_empty() {
+            let Some(rec) = self.world.pod_mut(k) else {
+                return;
+            };
+            for (c, base) in &d.backoff_resets {
+                rec.runs.entry(c.clone()).or_default().backoff_base = *base;
+            }
+            // Any change can matter to the Job: phase and readiness, but also a restart count
+            // (OnFailure's backoffLimit).
+            if changed {
+                rec.pod.status = d.status;
+                self.pod_changed(k);
+                self.job_of_pod_dirty(k);
+            }
         }
         self.maybe_remove_pod(k);
     }
@@ -111,7 +116,7 @@ impl Daemon {
     /// as the API server removes it once its finalizers are gone. Its logs stay for
     /// `logs.retainDeleted` (`retention.rs`).
     fn maybe_remove_pod(&mut self, k: &Key) {
-        let Some(rec) = self.world.pods.get(k) else {
+        let Some(rec) = self.world.pod(k) else {
             return;
         };
         let p = &rec.pod;
@@ -121,6 +126,7 @@ impl Daemon {
         {
             return;
         }
+        drop(rec);
         self.job_of_pod_dirty(k);
         if let Some(rec) = self.world.remove_pod(k) {
             self.store.touch(pod_store_key(k));
@@ -164,18 +170,22 @@ impl Daemon {
             base: self.cfg.backoff.pod_failure_base,
             max: self.cfg.backoff.pod_failure_max,
         };
-        let Some(rec) = self.world.jobs.get(k) else {
+        let Some(rec) = self.world.job(k) else {
             return;
         };
         let pods = self.pods_that_matter(rec.job.metadata.uid());
-        let d = job::sync(&rec.job, &pods, now, cfg);
+        let refs: Vec<&Pod> = pods.iter().map(|p| &p.pod).collect();
+        let d = job::sync(&rec.job, &refs, now, cfg);
         let involved = job_ref(&rec.job);
         // The whole Job (its pod template) is needed only to create pods.
         let template_job = (d.create > 0).then(|| rec.job.clone());
         let status_changed = rec.job.status.as_ref() != Some(&d.status);
+        drop(refs);
+        drop(pods);
+        drop(rec);
         for name in &d.untrack {
             let pk = key(&k.0, name);
-            if let Some(p) = self.world.pods.get_mut(&pk) {
+            if let Some(p) = self.world.pod_mut(&pk) {
                 p.pod
                     .metadata
                     .finalizers
@@ -209,7 +219,7 @@ impl Daemon {
         if let Some(after) = d.requeue_after {
             self.schedule(after, Target::Job(k.clone()));
         }
-        if status_changed && let Some(rec) = self.world.jobs.get_mut(k) {
+        if status_changed && let Some(rec) = self.world.job_mut(k) {
             rec.job.status = Some(d.status);
             self.job_changed(k);
         }
@@ -218,13 +228,12 @@ impl Daemon {
     /// The pods a Job sync must see: all but the successes already counted, plus the latest
     /// of those (it bounds the failure backoff). A Job that ran thousands of pods then costs a
     /// sync in proportion to its unfinished pods, not its history.
-    fn pods_that_matter(&self, job_uid: &str) -> Vec<&Pod> {
+    fn pods_that_matter(&self, job_uid: &str) -> Vec<std::borrow::Cow<'_, PodRecord>> {
         let pending = self.world.pending_of_job.get(job_uid).into_iter().flatten();
         let last = self.world.last_success_of_job.get(job_uid);
         pending
             .chain(last)
-            .filter_map(|pk| self.world.pods.get(pk))
-            .map(|r| &r.pod)
+            .filter_map(|pk| self.world.pod(pk))
             .collect()
     }
 
@@ -240,7 +249,7 @@ impl Daemon {
     fn create_pod(&mut self, job: &crate::api::Job, now: Timestamp) -> String {
         let meta = &job.metadata;
         let mut name = self.names.pod_name(meta.name());
-        while self.world.pods.contains_key(&key(meta.namespace(), &name)) {
+        while self.world.has_pod(&key(meta.namespace(), &name)) {
             name = self.names.pod_name(meta.name());
         }
         let uid = self.names.uid();
@@ -259,11 +268,11 @@ impl Daemon {
 
     /// Graceful deletion: mark the pod, SIGTERM now, SIGKILL after its grace period.
     pub(super) fn delete_pod(&mut self, k: &Key, now: Timestamp) {
-        let grace = match self.world.pods.get(k) {
+        let grace = match self.world.pod(k) {
             Some(r) if r.pod.metadata.deletion_timestamp.is_none() => self.grace_of(&r.pod),
             _ => return,
         };
-        let Some(rec) = self.world.pods.get_mut(k) else {
+        let Some(rec) = self.world.pod_mut(k) else {
             return;
         };
         rec.pod.metadata.deletion_timestamp = Some(now);
@@ -328,7 +337,7 @@ impl Daemon {
         restart_count: i32,
     ) -> Option<(Key, &mut PodRecord, usize)> {
         let k = self.world.pod_by_uid.get(uid)?.clone();
-        let rec = self.world.pods.get_mut(&k)?;
+        let rec = self.world.pod_mut(&k)?;
         let statuses = &rec.pod.status.container_statuses;
         let i = statuses
             .iter()
@@ -427,13 +436,12 @@ impl Daemon {
     pub(super) fn recover(&mut self) {
         let unfinished: Vec<Key> = self
             .world
-            .pods
-            .iter()
+            .unsettled_pods()
             .filter(|(_, r)| !r.pod.status.phase.is_terminal())
             .map(|(k, _)| k.clone())
             .collect();
         for k in unfinished {
-            if let Some(rec) = self.world.pods.get(&k) {
+            if let Some(rec) = self.world.pod(&k) {
                 for run in rec.runs.values() {
                     if let Some(pid) = run.pid {
                         self.runtime.kill_leftover(pid, run.proc_start);
@@ -442,7 +450,7 @@ impl Daemon {
             }
             let now = self.clock.now();
             let restart = self.restarts_in_place(&k);
-            if let Some(rec) = self.world.pods.get_mut(&k) {
+            if let Some(rec) = self.world.pod_mut(&k) {
                 let status = if restart {
                     Some(disruption::interrupted(&rec.pod.status, now))
                 } else {
@@ -464,9 +472,9 @@ impl Daemon {
         }
         self.release_orphans();
         // Look at everything once: Jobs converge, and pods deleted before the crash go.
-        let jobs: Vec<Key> = self.world.jobs.keys().cloned().collect();
+        let jobs: Vec<Key> = self.world.job_keys().cloned().collect();
         self.dirty_jobs.extend(jobs);
-        let pods: Vec<Key> = self.world.pods.keys().cloned().collect();
+        let pods: Vec<Key> = self.world.pod_keys().cloned().collect();
         self.dirty_pods.extend(pods);
     }
 
@@ -474,16 +482,10 @@ impl Daemon {
     /// exists is released, as the Job controller releases orphan pods: nothing else would
     /// ever remove it (the Job was deleted before its pods' release was recorded).
     fn release_orphans(&mut self) {
-        let jobs: std::collections::HashSet<&str> = self
-            .world
-            .jobs
-            .values()
-            .map(|r| r.job.metadata.uid())
-            .collect();
+        let jobs = self.world.job_uids();
         let orphans: Vec<Key> = self
             .world
-            .pods
-            .iter()
+            .unsettled_pods()
             .filter(|(_, r)| {
                 r.pod
                     .metadata
@@ -500,7 +502,7 @@ impl Daemon {
             .map(|(k, _)| k.clone())
             .collect();
         for k in orphans {
-            if let Some(r) = self.world.pods.get_mut(&k) {
+            if let Some(r) = self.world.pod_mut(&k) {
                 r.pod
                     .metadata
                     .finalizers
@@ -515,7 +517,7 @@ impl Daemon {
     /// (Always; OnFailure, as an interrupted container ended with 137 or 143), instead of
     /// the pod being failed for good. A Job's pods are failed and replaced by their Job.
     pub(super) fn restarts_in_place(&self, k: &Key) -> bool {
-        self.world.pods.get(k).is_some_and(|r| {
+        self.world.pod(k).is_some_and(|r| {
             r.file.is_some()
                 && r.pod.metadata.deletion_timestamp.is_none()
                 && r.pod.spec.restart_policy().restarts(137)
@@ -529,10 +531,14 @@ impl Daemon {
             return;
         }
         let now = self.clock.now();
-        let Some(rec) = self.world.pods.get_mut(k) else {
+        let Some(rec) = self.world.pod(k) else {
             return;
         };
-        if let Some(status) = disruption::disrupted(&rec.pod.status, message, now) {
+        let Some(status) = disruption::disrupted(&rec.pod.status, message, now) else {
+            return;
+        };
+        drop(rec);
+        if let Some(rec) = self.world.pod_mut(k) {
             rec.pod.status = status;
             self.pod_changed(k);
         }
@@ -541,16 +547,19 @@ impl Daemon {
     pub(super) fn stop_all_pods(&mut self) {
         let live: Vec<(String, std::time::Duration)> = self
             .world
-            .pods
-            .values()
-            .filter(|r| !r.pod.status.phase.is_terminal())
-            .map(|r| (r.pod.metadata.uid().to_string(), self.grace_of(&r.pod)))
+            .unsettled_pods()
+            .filter(|(_, r)| !r.pod.status.phase.is_terminal())
+            .map(|(_, r)| (r.pod.metadata.uid().to_string(), self.grace_of(&r.pod)))
             .collect();
         for (uid, grace) in live {
             self.runtime.stop_pod(&uid, grace);
         }
-        // Pods whose containers never started are done already.
-        let keys: Vec<Key> = self.world.pods.keys().cloned().collect();
+        // Pods whose containers never started are done already (settled ones were before).
+        let keys: Vec<Key> = self
+            .world
+            .unsettled_pods()
+            .map(|(k, _)| k.clone())
+            .collect();
         for k in keys {
             self.mark_node_shutdown(
                 &k,

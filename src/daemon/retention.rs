@@ -428,11 +428,9 @@ mod tests {
 
     /// `(name, uid)` of the one pod of Job `job`.
     fn pod_of(h: &Harness, job: &str) -> (String, String) {
-        let mut pods = h
-            .daemon
-            .world
-            .pods
-            .values()
+        let all = h.daemon.world.all_pods();
+        let mut pods = all
+            .iter()
             .map(|r| &r.pod)
             .filter(|p| p.metadata.owner_references.iter().any(|o| o.name == job));
         let pod = pods.next().expect("a pod");
@@ -481,8 +479,8 @@ mod tests {
         assert!(
             h.daemon
                 .world
-                .pods
-                .values()
+                .all_pods()
+                .iter()
                 .all(|r| r.pod.metadata.owner_references[0].name != name),
             "the pods of {name} were removed"
         );

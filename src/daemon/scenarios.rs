@@ -9,30 +9,30 @@ use crate::api::{Job, Pod};
 use crate::clock::Clock;
 use crate::config::Config;
 
-fn only_job(h: &Harness) -> &Job {
-    let mut jobs = h.daemon.world.jobs.values();
-    let job = &jobs.next().expect("a Job").job;
+fn only_job(h: &Harness) -> Job {
+    let mut jobs = h.daemon.world.all_jobs().into_iter();
+    let job = jobs.next().expect("a Job").job;
     assert!(jobs.next().is_none(), "one Job");
     job
 }
 
-fn job_named<'a>(h: &'a Harness, name: &str) -> &'a Job {
+fn job_named(h: &Harness, name: &str) -> Job {
     let found = h
         .daemon
         .world
-        .jobs
-        .values()
+        .all_jobs()
+        .into_iter()
         .find(|r| r.job.metadata.name() == name);
-    &found.expect("the Job").job
+    found.expect("the Job").job
 }
 
 fn pods_of(h: &Harness, job_uid: &str) -> Vec<Pod> {
     let mut pods: Vec<Pod> = h
         .daemon
         .world
-        .pods
-        .values()
-        .map(|r| r.pod.clone())
+        .all_pods()
+        .into_iter()
+        .map(|r| r.pod)
         .filter(|p| p.metadata.owner_references.iter().any(|o| o.uid == job_uid))
         .collect();
     pods.sort_by(|a, b| {
@@ -306,7 +306,10 @@ fn foreground_deletion_waits_for_the_pods() {
     // The pod's container dies of the SIGTERM; the pod goes, and then the Job.
     h.run();
     assert!(pods_of(&h, &uid).is_empty());
-    assert!(h.daemon.world.jobs.is_empty(), "the Job outlived its pods");
+    assert!(
+        h.daemon.world.job_keys().next().is_none(),
+        "the Job outlived its pods"
+    );
 }
 
 /// `Background` (the default): the Job goes at once, its pods are terminated after it.
@@ -315,7 +318,7 @@ fn background_deletion_removes_the_job_first() {
     let (_root, mut h, _, pod_uid) = running_job();
     let answer = delete_job(&mut h, "j", crate::api::Propagation::Background).unwrap();
     assert_eq!(answer["status"], "Success");
-    assert!(h.daemon.world.jobs.is_empty());
+    assert!(h.daemon.world.job_keys().next().is_none());
     assert!(stopped(&h, &pod_uid));
 }
 
@@ -330,13 +333,13 @@ fn orphan_deletion_leaves_the_pods_running() {
     let pod = pods_of(&h, &uid)[0].clone();
     delete_job(&mut h, "j", crate::api::Propagation::Orphan).unwrap();
     h.run();
-    assert!(h.daemon.world.jobs.is_empty());
+    assert!(h.daemon.world.job_keys().next().is_none());
     assert!(!stopped(&h, pod.metadata.uid()));
-    let now =
-        &h.daemon.world.pods[&(pod.metadata.namespace().into(), pod.metadata.name().into())].pod;
+    let k = (pod.metadata.namespace().into(), pod.metadata.name().into());
+    let now = h.daemon.world.pod(&k).unwrap().into_owned().pod;
     assert!(now.metadata.owner_references.is_empty());
     assert!(now.metadata.finalizers.is_empty());
-    assert_eq!(phase(now), "Running");
+    assert_eq!(phase(&now), "Running");
 }
 
 /// A Job another object owns has no file: deleting it touches no manifest.
@@ -350,10 +353,10 @@ fn a_job_owned_by_an_object_is_deleted_without_any_file() {
     h.apply("j.yaml", &text);
     // As a CronJob's Job will be: owned through ownerReferences, no file of its own.
     let k = (String::from("default"), String::from("j"));
-    h.daemon.world.jobs.get_mut(&k).unwrap().source = None;
+    h.daemon.world.job_mut(&k).unwrap().source = None;
     h.daemon.world.manifests.clear();
     delete_job(&mut h, "j", crate::api::Propagation::Background).unwrap();
-    assert!(h.daemon.world.jobs.is_empty());
+    assert!(h.daemon.world.job_keys().next().is_none());
     assert!(
         file.exists(),
         "a file was removed for a Job no file defines"
@@ -368,7 +371,7 @@ fn bare_pod(name: &str, policy: &str) -> String {
 
 fn bare(h: &Harness, name: &str) -> Pod {
     let k = (String::from("default"), name.to_string());
-    h.daemon.world.pods[&k].pod.clone()
+    h.daemon.world.pod(&k).unwrap().into_owned().pod
 }
 
 /// A bare Pod with restartPolicy Always restarts a container that exited 0 (a Job's pod
@@ -513,7 +516,7 @@ fn a_replaced_pod_whose_file_goes_has_no_successor() {
     h.daemon.turn();
     h.run();
     assert_eq!(h.runtime.starts(), [("p".into(), 0)], "a successor started");
-    assert!(h.daemon.world.pods.is_empty());
+    assert!(h.daemon.world.pod_keys().next().is_none());
 }
 
 /// A pod still tracked by a Job that no longer exists (deleted before its pods' release was
@@ -525,12 +528,18 @@ fn recovery_releases_pods_of_a_job_that_is_gone() {
     h.apply("j.yaml", &job("j", "Never", "sleep", ""));
     let uid = only_job(&h).metadata.uid().to_string();
     let k = (String::from("default"), String::from("j"));
-    h.daemon.world.jobs.remove(&k);
+    h.daemon.world.remove_job(&k);
     h.daemon.store.touch(super::world::job_store_key(&k));
     h.daemon.turn();
     h.settle();
     let h = h.crash_and_restart();
-    let pods: Vec<&Pod> = h.daemon.world.pods.values().map(|r| &r.pod).collect();
+    let pods: Vec<Pod> = h
+        .daemon
+        .world
+        .all_pods()
+        .into_iter()
+        .map(|r| r.pod)
+        .collect();
     assert_eq!(pods.len(), 1);
     assert!(
         pods[0].metadata.finalizers.is_empty(),
@@ -612,9 +621,153 @@ fn delete_options_are_read_as_the_api_server_reads_them() {
     assert_eq!(only_job(&h).metadata.uid(), uid);
     let pre = format!(r#"{{"preconditions":{{"uid":"{uid}"}},"propagationPolicy":"Background"}}"#);
     ask(&mut h, &pre).unwrap();
-    assert!(h.daemon.world.jobs.is_empty());
+    assert!(h.daemon.world.job_keys().next().is_none());
 }
 
 fn job_text() -> String {
     job("j", "Never", "sleep", "")
+}
+
+/// Everything the API shows of Jobs and pods, as bytes: lists (JSON and Table, all and
+/// by label), each object by itself, and each store record.
+fn served_bytes(h: &mut Harness) -> Vec<String> {
+    use super::requests::{Filter, Kind, Request};
+    let mut out = Vec::new();
+    for kind in [Kind::Job, Kind::Pod] {
+        for (table, selector) in [(false, None), (true, None), (false, Some("job-name=ok"))] {
+            let filter = Filter::parse(selector, None).unwrap();
+            let list = h
+                .ask(|reply| Request::List {
+                    kind,
+                    namespace: None,
+                    filter,
+                    watch: false,
+                    table,
+                    reply,
+                })
+                .unwrap();
+            out.extend(list.items.iter().map(|i| i.get().to_string()));
+        }
+        let keys: Vec<super::world::Key> = match kind {
+            Kind::Job => h.daemon.world.job_keys().cloned().collect(),
+            _ => h.daemon.world.pod_keys().cloned().collect(),
+        };
+        for k in keys {
+            let got = h.ask(|reply| Request::Get {
+                kind,
+                namespace: k.0.clone(),
+                name: k.1.clone(),
+                reply,
+            });
+            out.push(serde_json::to_string(&got.unwrap()).unwrap());
+            let store_key = super::world::store_key(kind, &k);
+            out.push(h.daemon.world.stored(&store_key).unwrap().get().to_string());
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A Job that completes (two pods), one that fails and a bare Pod that succeeds, all over.
+fn finished_objects(h: &mut Harness) {
+    h.apply(
+        "ok.yaml",
+        &job("ok", "Never", "sleep", "  completions: 2\n"),
+    );
+    h.apply(
+        "bad.yaml",
+        &job("bad", "Never", "sleep", "  backoffLimit: 0\n"),
+    );
+    h.apply("p.yaml", &bare_pod("p", "Never"));
+    for _ in 0..2 {
+        for (uid, code) in running_pods(h) {
+            h.runtime.exit(&uid, "main", code);
+        }
+        h.advance(1);
+        h.run();
+    }
+}
+
+/// The running pods' uids, each with the exit code the test gives it: 1 for Job "bad".
+fn running_pods(h: &Harness) -> Vec<(String, i32)> {
+    h.daemon
+        .world
+        .all_pods()
+        .into_iter()
+        .filter(|r| r.pod.status.phase.as_str() == "Running")
+        .map(|r| {
+            let bad = r.pod.metadata.name().starts_with("bad-");
+            (r.pod.metadata.uid().to_string(), i32::from(bad))
+        })
+        .collect()
+}
+
+fn all_packed(h: &Harness) -> bool {
+    let w = &h.daemon.world;
+    w.job_keys()
+        .all(|k| w.is_packed(super::requests::Kind::Job, k))
+        && w.pod_keys()
+            .all(|k| w.is_packed(super::requests::Kind::Pod, k))
+}
+
+/// Finished Jobs and pods are held packed, and the API and the store see the very bytes
+/// they would see of the typed records.
+#[test]
+fn settled_records_are_packed_and_served_byte_for_byte() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    finished_objects(&mut h);
+    let jobs = h.daemon.world.all_jobs();
+    assert_eq!(jobs.len(), 2);
+    assert!(
+        jobs.iter()
+            .all(|r| r.job.status.as_ref().unwrap().is_finished())
+    );
+    assert_eq!(h.daemon.world.pod_keys().count(), 4);
+    assert!(all_packed(&h), "a settled record is still typed");
+    let packed = served_bytes(&mut h);
+    h.daemon.world.unpack_all();
+    assert!(!all_packed(&h));
+    assert_eq!(served_bytes(&mut h), packed);
+}
+
+/// While a Job runs, the pods its syncs read (its last counted success, its failures) stay
+/// typed; once it has finished, they are packed with it.
+#[test]
+fn a_running_jobs_pods_that_its_syncs_read_stay_typed() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    h.apply(
+        "ok.yaml",
+        &job("ok", "Never", "sleep", "  completions: 2\n"),
+    );
+    let (first, _) = running_pods(&h).pop().unwrap();
+    h.runtime.exit(&first, "main", 0);
+    h.run();
+    let w = &h.daemon.world;
+    let first = w.pod_by_uid[&first].clone();
+    assert!(!w.is_packed(super::requests::Kind::Pod, &first));
+    assert_eq!(w.pod_keys().count(), 2, "the second pod runs");
+    for (uid, _) in running_pods(&h) {
+        h.runtime.exit(&uid, "main", 0);
+    }
+    h.run();
+    assert!(all_packed(&h));
+}
+
+/// A crash while records are packed loses nothing: the restarted daemon serves the same
+/// bytes, and packs them again.
+#[test]
+fn packed_records_are_served_the_same_after_a_crash() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    finished_objects(&mut h);
+    assert!(all_packed(&h));
+    let before = served_bytes(&mut h);
+    let mut h = h.crash_and_restart();
+    assert!(
+        all_packed(&h),
+        "a settled record is typed after the restart"
+    );
+    assert_eq!(served_bytes(&mut h), before);
 }

@@ -494,12 +494,12 @@ mod tests {
         assert_eq!(d.check_source(true), Check::Rearmed);
         let path = d.layout.manifests.join("j.yaml");
         d.apply_text(&path, job("j", "Never", "true", ""), true);
-        assert!(d.world.jobs.contains_key(&("default".into(), "j".into())));
+        assert!(d.world.has_job(&("default".into(), "j".into())));
         (d, path, rx)
     }
 
     fn has_job(d: &Daemon) -> bool {
-        d.world.jobs.contains_key(&("default".into(), "j".into()))
+        d.world.has_job(&("default".into(), "j".into()))
     }
 
     fn removal_pending(d: &Daemon, path: &Path) -> bool {

@@ -57,20 +57,14 @@ impl Daemon {
         objects
             .into_iter()
             .filter_map(|o| {
-                let cells = match o {
-                    Served::Job(j) => table::job_row(j, now, true),
-                    Served::Pod(p) => table::pod_row(p, now, true, &self.node_name),
-                    Served::Event(e) => table::event_row(e, now, true),
-                };
-                let meta = o.meta();
                 let row = Row {
-                    cells,
+                    cells: cells(o, now, &self.node_name)?,
                     object: Partial {
                         kind: "PartialObjectMetadata",
                         api_version: "meta.k8s.io/v1",
                         metadata: NameOnly {
-                            name: meta.name(),
-                            namespace: meta.namespace(),
+                            name: o.name(),
+                            namespace: o.namespace(),
                         },
                     },
                 };
@@ -80,11 +74,31 @@ impl Daemon {
     }
 }
 
+/// One object's cells, as `get -o wide` prints them; a packed object is decoded for it.
+fn cells(o: Served<'_>, now: jiff::Timestamp, node: &str) -> Option<Vec<String>> {
+    Some(match o {
+        Served::Job(j) => table::job_row(j, now, true),
+        Served::Pod(p) => table::pod_row(p, now, true, node),
+        Served::Event(e) => table::event_row(e, now, true),
+        Served::Packed(_, p) => {
+            let mut cells = None;
+            let decoded = p.with_served(&mut |typed| cells = self::cells(typed, now, node));
+            if let Err(e) = decoded {
+                tracing::error!("{e}");
+            }
+            return cells;
+        }
+    })
+}
+
 /// The list's filter: labels on the typed object; a field selector needs its JSON.
 fn kept(filter: &Filter, o: &Served<'_>) -> bool {
-    if !filter.labels.matches(&o.meta().labels) {
+    if filter.is_empty() {
+        return true;
+    }
+    let labels = o.labels();
+    if !filter.labels.matches(&labels) {
         return false;
     }
-    filter.fields.is_empty()
-        || serde_json::to_value(o).is_ok_and(|v| filter.matches(&o.meta().labels, &v))
+    filter.fields.is_empty() || serde_json::to_value(o).is_ok_and(|v| filter.matches(&labels, &v))
 }

@@ -1,6 +1,12 @@
 //! The daemon's in-memory state: every object with the bookkeeping jobvisor keeps beside
 //! it, plus the indexes the loop needs. The store persists these records as they are.
+//!
+//! Jobs and pods are reached through `World`'s methods only: a record that has settled (a
+//! finished Job, a finished pod its Job has counted) is kept packed (`pack.rs`) and unpacked
+//! when touched, so callers never know which form a record is in. `pack_settled` packs, at
+//! the end of every turn, the records made typed since.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::PathBuf;
 
@@ -10,6 +16,7 @@ use serde_json::value::RawValue;
 use crate::api::{Event, Job, Kind, ManifestFile, Pod, PodPhase};
 use crate::controller::pod::finish_time;
 
+use super::pack::{Packable, Packed, Unpack};
 use super::retention::{self, DeletedLogs};
 
 /// `(namespace, name)`
@@ -19,7 +26,7 @@ pub fn key(ns: &str, name: &str) -> Key {
     (ns.to_string(), name.to_string())
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
     /// The Job as served: identity, defaults and status.
     pub job: Job,
@@ -44,7 +51,7 @@ pub struct RunInfo {
     pub backoff_base: i32,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PodRecord {
     pub pod: Pod,
     #[serde(default)]
@@ -56,7 +63,7 @@ pub struct PodRecord {
 }
 
 /// A bare Pod's definition: the kubelet's static pod, owned by its file.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FileOwned {
     pub source: PathBuf,
     pub applied: Box<Pod>,
@@ -70,6 +77,97 @@ impl PodRecord {
     pub fn source(&self) -> Option<&std::path::Path> {
         self.file.as_ref().map(|f| f.source.as_path())
     }
+}
+
+impl Packable for JobRecord {
+    const SERVED: &'static str = "job";
+    const DICT: &'static [u8] = include_bytes!("pack/job.dict");
+    type Object = Job;
+    fn object(&self) -> &Job {
+        &self.job
+    }
+    fn serve(job: &Job) -> Served<'_> {
+        Served::Job(job)
+    }
+}
+
+impl Packable for PodRecord {
+    const SERVED: &'static str = "pod";
+    const DICT: &'static [u8] = include_bytes!("pack/pod.dict");
+    type Object = Pod;
+    fn object(&self) -> &Pod {
+        &self.pod
+    }
+    fn serve(pod: &Pod) -> Served<'_> {
+        Served::Pod(pod)
+    }
+}
+
+/// A record as the world keeps it: typed while it may change, packed once settled.
+enum Slot<T> {
+    Live(Box<T>),
+    Packed(Packed<T>),
+}
+
+impl<T: Packable + Clone> Slot<T> {
+    fn get(&self) -> Option<Cow<'_, T>> {
+        match self {
+            Slot::Live(r) => Some(Cow::Borrowed(r)),
+            Slot::Packed(p) => p.unpack().map(Cow::Owned).map_err(unpack_failed).ok(),
+        }
+    }
+
+    /// The typed record, unpacked in place if it was packed.
+    fn get_mut(&mut self) -> Option<&mut T> {
+        if let Slot::Packed(p) = self {
+            *self = Slot::Live(Box::new(p.unpack().map_err(unpack_failed).ok()?));
+        }
+        match self {
+            Slot::Live(r) => Some(r),
+            Slot::Packed(_) => None,
+        }
+    }
+
+    fn into_inner(self) -> Option<T> {
+        match self {
+            Slot::Live(r) => Some(*r),
+            Slot::Packed(p) => p.unpack().map_err(unpack_failed).ok(),
+        }
+    }
+
+    fn served<'a>(&'a self, k: &'a Key) -> Served<'a>
+    where
+        Packed<T>: Unpack,
+    {
+        match self {
+            Slot::Live(r) => T::serve(r.object()),
+            Slot::Packed(p) => Served::Packed(k, p),
+        }
+    }
+
+    fn json(&self) -> Option<Box<RawValue>> {
+        match self {
+            Slot::Live(r) => serde_json::value::to_raw_value(r).ok(),
+            Slot::Packed(p) => p
+                .json()
+                .map_err(unpack_failed)
+                .ok()
+                .and_then(|j| RawValue::from_string(j).ok()),
+        }
+    }
+}
+
+/// A packed record that does not unpack is a bug (packing wrote it a moment ago from the
+/// same types); it is logged loudly, and the record looks absent to the caller.
+fn unpack_failed(e: String) {
+    tracing::error!("{e}");
+}
+
+/// A Job that no longer changes by itself: finished, and not being deleted.
+fn job_settled(r: &JobRecord) -> bool {
+    r.job.status.as_ref().is_some_and(|s| s.is_finished())
+        && r.job.metadata.deletion_timestamp.is_none()
+        && r.job.metadata.finalizers.is_empty()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -96,13 +194,16 @@ pub const MAX_EVENTS: usize = 10_000;
 
 #[derive(Default)]
 pub struct World {
-    /// Boxed: a record is about 3 KB inline, and a B-tree's nodes are half empty after
-    /// ordered inserts, so unboxed each Job cost another 2.7 KB of empty slots (10,000
-    /// finished Jobs: 27 MB).
-    pub jobs: BTreeMap<Key, Box<JobRecord>>,
+    /// Boxed while typed: a record is about 3 KB inline, and a B-tree's nodes are half empty
+    /// after ordered inserts, so unboxed each Job cost another 2.7 KB of empty slots (10,000
+    /// finished Jobs: 27 MB). Settled ones packed (`pack.rs`).
+    jobs: BTreeMap<Key, Slot<JobRecord>>,
     /// A hash map: pods are looked up on every runtime event and Job sync. Boxed for the same
     /// reason: a hash table keeps up to half its slots empty, each the size of a record.
-    pub pods: HashMap<Key, Box<PodRecord>>,
+    pods: HashMap<Key, Slot<PodRecord>>,
+    /// Jobs and pods made typed since the last `pack_settled`: the ones that may pack now.
+    loose_jobs: Vec<Key>,
+    loose_pods: Vec<Key>,
     pub manifests: BTreeMap<PathBuf, ManifestRecord>,
     /// Manifests in `Conflict`: tried again whenever an object lets go of its name.
     pub conflicts: BTreeSet<PathBuf>,
@@ -141,14 +242,43 @@ pub enum Served<'a> {
     Job(&'a Job),
     Pod(&'a Pod),
     Event(&'a Event),
+    /// A settled Job or pod, packed (`pack.rs`): served as its JSON, decoded only to print it.
+    Packed(&'a Key, &'a dyn Unpack),
 }
 
 impl Served<'_> {
-    pub fn meta(&self) -> &crate::api::ObjectMeta {
+    /// The metadata of a typed object; a packed one answers `name`, `namespace` and `labels`.
+    pub fn meta(&self) -> Option<&crate::api::ObjectMeta> {
         match self {
-            Served::Job(o) => &o.metadata,
-            Served::Pod(o) => &o.metadata,
-            Served::Event(o) => &o.metadata,
+            Served::Job(o) => Some(&o.metadata),
+            Served::Pod(o) => Some(&o.metadata),
+            Served::Event(o) => Some(&o.metadata),
+            Served::Packed(..) => None,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Served::Packed(k, _) => &k.1,
+            o => o.meta().map_or("", |m| m.name()),
+        }
+    }
+
+    pub fn namespace(&self) -> &str {
+        match self {
+            Served::Packed(k, _) => &k.0,
+            o => o.meta().map_or("", |m| m.namespace()),
+        }
+    }
+
+    pub fn labels(&self) -> Cow<'_, crate::api::Labels> {
+        match self {
+            Served::Packed(_, p) => {
+                Cow::Owned(p.labels().map_err(unpack_failed).unwrap_or_default())
+            }
+            o => o
+                .meta()
+                .map_or(Cow::Owned(Default::default()), |m| Cow::Borrowed(&m.labels)),
         }
     }
 }
@@ -159,6 +289,10 @@ impl Serialize for Served<'_> {
             Served::Job(o) => o.serialize(s),
             Served::Pod(o) => o.serialize(s),
             Served::Event(o) => o.serialize(s),
+            Served::Packed(_, p) => {
+                let json = p.served_json().map_err(serde::ser::Error::custom)?;
+                super::pack::serialize_json(json, s)
+            }
         }
     }
 }
@@ -166,11 +300,14 @@ impl Serialize for Served<'_> {
 /// The uid of the Job that controls the pod. From the owner reference the daemon itself set,
 /// never from a label a manifest could choose (`manualSelector`).
 fn owner_uid(pod: &Pod) -> Option<&str> {
+    controller_ref(pod).map(|o| o.uid.as_str())
+}
+
+fn controller_ref(pod: &Pod) -> Option<&crate::api::OwnerReference> {
     pod.metadata
         .owner_references
         .iter()
         .find(|o| o.controller == Some(true))
-        .map(|o| o.uid.as_str())
 }
 
 impl World {
@@ -186,15 +323,21 @@ impl World {
     }
 
     /// Adds one stored object (as the store hands them over at start); an unreadable record
-    /// is an error naming its key.
+    /// is an error naming its key. A settled record is packed at once, so a start never holds
+    /// every record typed.
     pub fn load_stored(&mut self, k: &str, v: &RawValue) -> Result<(), String> {
         let result = if k.starts_with("jobs/") {
             serde_json::from_str::<JobRecord>(v.get()).map(|r| {
                 let key = key(r.job.metadata.namespace(), r.job.metadata.name());
-                self.jobs.insert(key, Box::new(r));
+                self.insert_job(key.clone(), r);
+                self.pack_job(&key);
             })
         } else if k.starts_with("pods/") {
-            serde_json::from_str::<PodRecord>(v.get()).map(|r| self.insert_pod(r))
+            serde_json::from_str::<PodRecord>(v.get()).map(|r| {
+                let key = key(r.pod.metadata.namespace(), r.pod.metadata.name());
+                self.insert_pod(r);
+                self.pack_pod(&key);
+            })
         } else if let Some(path) = k.strip_prefix("manifests/") {
             serde_json::from_str::<ManifestRecord>(v.get()).map(|r| {
                 if r.file.state == crate::api::ManifestState::Conflict {
@@ -237,21 +380,18 @@ impl World {
                 continue;
             };
             for k in &rec.jobs {
-                if let Some(job) = self
-                    .jobs
-                    .get_mut(k)
-                    .filter(|j| j.source.as_ref() == Some(&old))
+                if self.job(k).is_some_and(|j| j.source.as_ref() == Some(&old))
+                    && let Some(job) = self.job_mut(k)
                 {
                     job.source = Some(new.clone());
                     changed.push(job_store_key(k));
                 }
             }
             for k in &rec.pods {
-                if let Some(file) = self
-                    .pods
-                    .get_mut(k)
-                    .and_then(|p| p.file.as_mut())
-                    .filter(|f| f.source == old)
+                if self
+                    .pod(k)
+                    .is_some_and(|p| p.source() == Some(old.as_path()))
+                    && let Some(file) = self.pod_mut(k).and_then(|p| p.file.as_mut())
                 {
                     file.source = new.clone();
                     changed.push(pod_store_key(k));
@@ -291,8 +431,8 @@ impl World {
     /// The object of `kind` named `k`, as served.
     pub fn served(&self, kind: Kind, k: &Key) -> Option<Served<'_>> {
         match kind {
-            Kind::Job => self.jobs.get(k).map(|r| Served::Job(&r.job)),
-            Kind::Pod => self.pods.get(k).map(|r| Served::Pod(&r.pod)),
+            Kind::Job => self.jobs.get_key_value(k).map(|(k, r)| r.served(k)),
+            Kind::Pod => self.pods.get_key_value(k).map(|(k, r)| r.served(k)),
             Kind::Event => self
                 .events
                 .iter()
@@ -315,13 +455,13 @@ impl World {
                 self.jobs
                     .iter()
                     .filter(move |(k, _)| in_ns(k))
-                    .map(|(_, r)| Served::Job(&r.job)),
+                    .map(|(k, r)| r.served(k)),
             ),
             Kind::Pod => {
                 // Pods live in a hash map (looked up on every event); lists are sorted by name.
                 let mut pods: Vec<_> = self.pods.iter().filter(|(k, _)| in_ns(k)).collect();
                 pods.sort_unstable_by(|a, b| a.0.cmp(b.0));
-                Box::new(pods.into_iter().map(|(_, r)| Served::Pod(&r.pod)))
+                Box::new(pods.into_iter().map(|(k, r)| r.served(k)))
             }
             Kind::Event => Box::new(
                 self.events
@@ -337,13 +477,9 @@ impl World {
     pub fn stored(&self, store_key: &str) -> Option<Box<RawValue>> {
         let split = |rest: &str| rest.split_once('/').map(|(a, b)| key(a, b));
         let json = if let Some(rest) = store_key.strip_prefix("jobs/") {
-            self.jobs
-                .get(&split(rest)?)
-                .map(serde_json::value::to_raw_value)
+            return self.jobs.get(&split(rest)?)?.json();
         } else if let Some(rest) = store_key.strip_prefix("pods/") {
-            self.pods
-                .get(&split(rest)?)
-                .map(serde_json::value::to_raw_value)
+            return self.pods.get(&split(rest)?)?.json();
         } else if let Some(path) = store_key.strip_prefix("manifests/") {
             self.manifests
                 .get(std::path::Path::new(path))
@@ -356,6 +492,93 @@ impl World {
             None
         };
         json.and_then(Result::ok)
+    }
+
+    // ------------------------------------------------------------------ Jobs
+
+    /// The Job `k` (unpacked into a copy if it is packed).
+    pub fn job(&self, k: &Key) -> Option<Cow<'_, JobRecord>> {
+        self.jobs.get(k)?.get()
+    }
+
+    /// The Job `k`, to change it: typed from now on, until it has settled again.
+    pub fn job_mut(&mut self, k: &Key) -> Option<&mut JobRecord> {
+        let slot = self.jobs.get_mut(k)?;
+        if self.loose_jobs.last() != Some(k) {
+            self.loose_jobs.push(k.clone());
+        }
+        slot.get_mut()
+    }
+
+    pub fn job_keys(&self) -> impl Iterator<Item = &Key> {
+        self.jobs.keys()
+    }
+
+    /// The uid of every Job.
+    pub fn job_uids(&self) -> std::collections::HashSet<String> {
+        #[derive(Deserialize)]
+        struct Object {
+            metadata: Meta,
+        }
+        #[derive(Deserialize)]
+        struct Meta {
+            #[serde(default)]
+            uid: Option<String>,
+        }
+        self.jobs
+            .values()
+            .filter_map(|slot| match slot {
+                Slot::Live(r) => Some(r.job.metadata.uid().to_string()),
+                Slot::Packed(p) => p
+                    .peek::<Object>()
+                    .map_err(unpack_failed)
+                    .ok()
+                    .and_then(|o| o.metadata.uid),
+            })
+            .collect()
+    }
+
+    pub fn insert_job(&mut self, k: Key, r: JobRecord) {
+        self.loose_jobs.push(k.clone());
+        self.jobs.insert(k, Slot::Live(Box::new(r)));
+    }
+
+    pub fn remove_job(&mut self, k: &Key) -> Option<JobRecord> {
+        self.jobs.remove(k)?.into_inner()
+    }
+
+    // ------------------------------------------------------------------ pods
+
+    /// The pod `k` (unpacked into a copy if it is packed).
+    pub fn pod(&self, k: &Key) -> Option<Cow<'_, PodRecord>> {
+        self.pods.get(k)?.get()
+    }
+
+    /// The pod `k`, to change it: typed from now on, until it has settled again.
+    pub fn pod_mut(&mut self, k: &Key) -> Option<&mut PodRecord> {
+        let slot = self.pods.get_mut(k)?;
+        if self.loose_pods.last() != Some(k) {
+            self.loose_pods.push(k.clone());
+        }
+        slot.get_mut()
+    }
+
+    pub fn has_pod(&self, k: &Key) -> bool {
+        self.pods.contains_key(k)
+    }
+
+    pub fn pod_keys(&self) -> impl Iterator<Item = &Key> {
+        self.pods.keys()
+    }
+
+    /// Pods that may still change: every pod that is not terminal, or still has a finalizer
+    /// or a deletion timestamp, or whose run may have a process, is among them (settled ones
+    /// may be too).
+    pub fn unsettled_pods(&self) -> impl Iterator<Item = (&Key, &PodRecord)> {
+        self.pods.iter().filter_map(|(k, slot)| match slot {
+            Slot::Live(r) => Some((k, &**r)),
+            Slot::Packed(_) => None,
+        })
     }
 
     pub fn insert_pod(&mut self, r: PodRecord) {
@@ -372,15 +595,17 @@ impl World {
         }
         self.pod_by_uid
             .insert(r.pod.metadata.uid().to_string(), k.clone());
-        self.pods.insert(k.clone(), Box::new(r));
+        self.pods.insert(k.clone(), Slot::Live(Box::new(r)));
+        self.loose_pods.push(k.clone());
         self.settle(&k);
     }
 
     /// Moves a pod out of its Job's pending set once its success has been counted.
     pub fn settle(&mut self, k: &Key) {
-        let Some(pod) = self.pods.get(k).map(|r| &r.pod) else {
+        let Some(rec) = self.pod(k) else {
             return;
         };
+        let pod = &rec.pod;
         let counted_success =
             pod.status.phase == PodPhase::Succeeded && pod.metadata.finalizers.is_empty();
         let Some(owner) = owner_uid(pod).map(str::to_string) else {
@@ -390,6 +615,7 @@ impl World {
             return;
         }
         let finished = finish_time(pod);
+        drop(rec);
         if let Some(set) = self.pending_of_job.get_mut(&owner) {
             set.remove(k);
             // An empty set keeps its B-tree node (0.5 KB): a finished Job must not.
@@ -400,18 +626,19 @@ impl World {
         let later = match self
             .last_success_of_job
             .get(&owner)
-            .and_then(|l| self.pods.get(l))
+            .and_then(|l| self.pod(l))
         {
             Some(last) => finish_time(&last.pod) < finished,
             None => true,
         };
-        if later {
-            self.last_success_of_job.insert(owner, k.clone());
+        if later && let Some(old) = self.last_success_of_job.insert(owner, k.clone()) {
+            // No longer what its Job's syncs look at: it may pack.
+            self.loose_pods.push(old);
         }
     }
 
     pub fn remove_pod(&mut self, k: &Key) -> Option<PodRecord> {
-        let r = *self.pods.remove(k)?;
+        let r = self.pods.remove(k)?.into_inner()?;
         if let Some(owner) = owner_uid(&r.pod)
             && let Some(set) = self.pods_of_job.get_mut(owner)
         {
@@ -445,6 +672,95 @@ impl World {
             .unwrap_or_default()
     }
 
+    // ------------------------------------------------------------------ packing
+
+    /// Packs every record made typed since the last call that has settled: a finished Job,
+    /// and a finished pod that its Job has counted and no Job sync needs (see
+    /// [`Self::pod_settled`]).
+    pub fn pack_settled(&mut self) {
+        for k in std::mem::take(&mut self.loose_jobs) {
+            self.pack_job(&k);
+        }
+        for k in std::mem::take(&mut self.loose_pods) {
+            self.pack_pod(&k);
+        }
+    }
+
+    fn pack_job(&mut self, k: &Key) {
+        let Some(Slot::Live(r)) = self.jobs.get(k) else {
+            return;
+        };
+        if !job_settled(r) {
+            return;
+        }
+        let uid = r.job.metadata.uid().to_string();
+        match Packed::pack(&**r) {
+            Ok(p) => {
+                self.jobs.insert(k.clone(), Slot::Packed(p));
+            }
+            Err(e) => tracing::error!(job = %format!("{}/{}", k.0, k.1), "cannot pack: {e}"),
+        }
+        // Its pods that syncs kept typed no longer need to be.
+        let pods = self.pending_of_job.get(&uid).into_iter().flatten();
+        let last = self.last_success_of_job.get(&uid);
+        let pods: Vec<Key> = pods.chain(last).cloned().collect();
+        for pk in pods {
+            self.pack_pod(&pk);
+        }
+    }
+
+    fn pack_pod(&mut self, k: &Key) {
+        let Some(Slot::Live(r)) = self.pods.get(k) else {
+            return;
+        };
+        if !self.pod_settled(k, r) {
+            return;
+        }
+        match Packed::pack(&**r) {
+            Ok(p) => {
+                self.pods.insert(k.clone(), Slot::Packed(p));
+            }
+            Err(e) => tracing::error!(pod = %format!("{}/{}", k.0, k.1), "cannot pack: {e}"),
+        }
+    }
+
+    /// A pod that no longer changes by itself: terminal with no process left, counted (no
+    /// finalizer), not being deleted or replaced; and, while its Job runs, none of the pods
+    /// that Job's syncs read (its pending ones and its last success), which would otherwise
+    /// be unpacked at every sync.
+    fn pod_settled(&self, k: &Key, r: &PodRecord) -> bool {
+        let p = &r.pod;
+        let ended = p.status.phase.is_terminal()
+            && p.metadata.deletion_timestamp.is_none()
+            && p.metadata.finalizers.is_empty()
+            && r.runs.values().all(|run| run.pid.is_none())
+            && r.file.as_ref().is_none_or(|f| f.successor.is_none());
+        if !ended {
+            return false;
+        }
+        let Some(owner) = controller_ref(p) else {
+            return true;
+        };
+        let read_by_syncs = self
+            .pending_of_job
+            .get(&owner.uid)
+            .is_some_and(|s| s.contains(k))
+            || self.last_success_of_job.get(&owner.uid) == Some(k);
+        !read_by_syncs || self.job_finished(&key(&k.0, &owner.name), &owner.uid)
+    }
+
+    /// Whether the Job `k` with this uid is finished (packed ones are), or gone.
+    fn job_finished(&self, k: &Key, uid: &str) -> bool {
+        match self.jobs.get(k) {
+            None => true,
+            Some(Slot::Packed(_)) => true,
+            Some(Slot::Live(r)) => {
+                r.job.metadata.uid() != uid
+                    || r.job.status.as_ref().is_some_and(|s| s.is_finished())
+            }
+        }
+    }
+
     pub fn push_event(&mut self, e: Event) {
         if self.events.len() >= MAX_EVENTS {
             self.events.pop_front();
@@ -456,6 +772,48 @@ impl World {
                 .reserve_exact((len * 2).clamp(16, MAX_EVENTS) - len);
         }
         self.events.push_back(e);
+    }
+}
+
+#[cfg(test)]
+impl World {
+    /// Every Job, typed (packed ones unpacked into copies), in key order.
+    pub fn all_jobs(&self) -> Vec<JobRecord> {
+        self.jobs
+            .values()
+            .filter_map(|s| s.get().map(Cow::into_owned))
+            .collect()
+    }
+
+    /// Every pod, typed (packed ones unpacked into copies), in key order.
+    pub fn all_pods(&self) -> Vec<PodRecord> {
+        let mut keys: Vec<&Key> = self.pods.keys().collect();
+        keys.sort();
+        keys.into_iter()
+            .filter_map(|k| self.pod(k).map(Cow::into_owned))
+            .collect()
+    }
+
+    pub fn has_job(&self, k: &Key) -> bool {
+        self.jobs.contains_key(k)
+    }
+
+    /// Every packed record made typed again (as if none had ever settled).
+    pub fn unpack_all(&mut self) {
+        for slot in self.jobs.values_mut() {
+            slot.get_mut();
+        }
+        for slot in self.pods.values_mut() {
+            slot.get_mut();
+        }
+    }
+
+    /// Whether the Job or pod `k` is held packed.
+    pub fn is_packed(&self, kind: Kind, k: &Key) -> bool {
+        match kind {
+            Kind::Job => matches!(self.jobs.get(k), Some(Slot::Packed(_))),
+            _ => matches!(self.pods.get(k), Some(Slot::Packed(_))),
+        }
     }
 }
 
@@ -511,7 +869,7 @@ mod tests {
         assert_eq!(there.jobs, jobs);
         assert_eq!(there.file.state, crate::api::ManifestState::Applied);
         for k in &jobs {
-            assert_eq!(world.jobs[k].source, Some(new_dir.join(&name)));
+            assert_eq!(world.job(k).unwrap().source, Some(new_dir.join(&name)));
             assert!(changed.contains(&job_store_key(k)));
         }
         assert!(changed.contains(&manifest_store_key(&old)));
@@ -534,9 +892,9 @@ mod tests {
     fn golden_state_loads(name: &str) {
         let (world, problems) = World::from_objects(&golden(name));
         assert!(problems.is_empty(), "{problems:?}");
-        let names: Vec<&str> = world.jobs.keys().map(|k| k.1.as_str()).collect();
+        let names: Vec<&str> = world.job_keys().map(|k| k.1.as_str()).collect();
         assert_eq!(names, ["onfailure-job", "simple-job"]);
-        for r in world.jobs.values() {
+        for r in world.all_jobs() {
             let status = r.job.status.as_ref().unwrap();
             assert!(
                 status
@@ -548,20 +906,18 @@ mod tests {
             assert_eq!(status.succeeded, 1);
         }
         assert_eq!(world.manifests.len(), 2);
+        let pods = world.all_pods();
         assert!(
-            world
-                .pods
-                .values()
+            pods.iter()
                 .any(|p| p.pod.status.phase == PodPhase::Succeeded)
         );
-        let on_failure = world
-            .pods
-            .values()
+        let on_failure = pods
+            .iter()
             .find(|p| p.pod.metadata.name().starts_with("onfailure-job-"))
             .unwrap();
         assert_eq!(on_failure.pod.status.container_statuses[0].restart_count, 1);
         // Owners as this release models them: each Job by its file, each pod by its Job.
-        for r in world.jobs.values() {
+        for r in world.all_jobs() {
             let file = r.source.as_ref().expect("a Job from a file");
             assert!(
                 world.manifests[file]
@@ -571,7 +927,7 @@ mod tests {
             );
             assert_eq!(world.pod_keys_of(r.job.metadata.uid()).len(), 1);
         }
-        assert!(world.pods.values().all(|p| p.file.is_none()));
+        assert!(pods.iter().all(|p| p.file.is_none()));
         assert!(world.manifests.values().all(|m| m.pods.is_empty()));
     }
 }

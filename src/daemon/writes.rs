@@ -144,14 +144,14 @@ impl Daemon {
                     .annotations
                     .insert(ANNOTATION_SOURCE.into(), source);
                 let k = key(&id.namespace, &id.name);
-                self.world.jobs.get(&k).map(|r| r.applied == job)
+                self.world.job(&k).map(|r| r.applied == job)
             }),
             _ => report.pods.into_iter().next().and_then(|mut pod| {
                 pod.metadata
                     .annotations
                     .insert(ANNOTATION_SOURCE.into(), source);
                 let k = key(&id.namespace, &id.name);
-                let rec = self.world.pods.get(&k)?;
+                let rec = self.world.pod(&k)?;
                 rec.file.as_ref().map(|f| *f.applied == pod)
             }),
         };
@@ -176,9 +176,12 @@ impl Daemon {
     /// Refused when a file apply did not write defines it, or has the name.
     fn apply_target(&self, id: &ObjectId) -> Result<PathBuf, Status> {
         let k = key(&id.namespace, &id.name);
-        let defined: Option<Option<&Path>> = match id.kind {
-            Kind::Job => self.world.jobs.get(&k).map(|r| r.source.as_deref()),
-            Kind::Pod => self.world.pods.get(&k).map(|r| r.source()),
+        let defined: Option<Option<PathBuf>> = match id.kind {
+            Kind::Job => self.world.job(&k).map(|r| r.source.clone()),
+            Kind::Pod => self
+                .world
+                .pod(&k)
+                .map(|r| r.source().map(Path::to_path_buf)),
             other => {
                 return Err(bad_request(format!(
                     "{} cannot be applied",
@@ -200,7 +203,7 @@ impl Daemon {
                 ));
             }
             // Defined by a file still there: updated in place, if apply wrote that file.
-            Some(Some(source)) if self.world.manifests.contains_key(source) => source,
+            Some(Some(source)) if self.world.manifests.contains_key(&source) => source,
             // New, or its file is gone for good (a new file takes it over, as any file would).
             _ => {
                 let path = self.layout.manifests.join(id.file_name());
@@ -224,7 +227,7 @@ impl Daemon {
         let written = self
             .world
             .manifests
-            .get(source)
+            .get(&source)
             .is_some_and(|m| applied::is_written_by_apply(&m.content));
         if !written {
             return Err(Status::failure(
@@ -237,8 +240,8 @@ impl Daemon {
                 ),
             ));
         }
-        self.defines_only(source, id)?;
-        Ok(source.to_path_buf())
+        self.defines_only(&source, id)?;
+        Ok(source)
     }
 
     /// Refused (409) when the file at `path` defines objects besides `id`: replacing or
@@ -431,8 +434,7 @@ impl Daemon {
             // record would delete it with the default one.
             if self
                 .world
-                .jobs
-                .get(&k)
+                .job(&k)
                 .is_some_and(|r| r.job.metadata.uid() == uid)
             {
                 self.delete_job_with(&k, "deleted through the API", propagation);
@@ -516,7 +518,7 @@ mod tests {
         std::fs::write(&path, job("j", "Never", "true", "")).unwrap();
         d.apply_file(&path); // inline: applied at once
         let k = key("default", "j");
-        let uid = d.world.jobs[&k].job.metadata.uid().to_string();
+        let uid = d.world.job(&k).unwrap().job.metadata.uid().to_string();
 
         let mut reads = d.reads.on_pool();
         d.apply_file(&path);
@@ -532,9 +534,9 @@ mod tests {
         let done = d.writes.rx.as_mut().unwrap().recv().await.unwrap();
         d.on_file_done(done);
         assert!(!path.exists());
-        assert!(!d.world.jobs.contains_key(&k));
+        assert!(!d.world.has_job(&k));
 
         d.on_read(stale);
-        assert!(!d.world.jobs.contains_key(&k), "the deleted Job came back");
+        assert!(!d.world.has_job(&k), "the deleted Job came back");
     }
 }
