@@ -11,6 +11,9 @@ use super::requests::{Filter, Kind, ListReply, LogTarget, Request, bad_request, 
 use super::world::{Key, key};
 use crate::api::{ContainerStatus, Status};
 
+/// Items from which a list's memory is worth a trim once it was sent.
+const LARGE_LIST: usize = 1000;
+
 impl Daemon {
     pub(super) fn on_request(&mut self, req: Request) {
         match req {
@@ -29,6 +32,12 @@ impl Daemon {
                 };
                 let watch = watch.then(|| self.changes.of(kind).subscribe());
                 let after = self.gate.last_change_id();
+                // A list of thousands of objects is megabytes, freed once sent: given back
+                // when the loop is quiet, as after a burst of changes (`heap.rs`).
+                if items.len() >= LARGE_LIST {
+                    self.quiet.changed(tokio::time::Instant::now());
+                    self.schedule(super::heap::QUIET, super::Target::Trim);
+                }
                 let answer = Ok(ListReply {
                     items,
                     watch,

@@ -213,6 +213,7 @@ pub fn load_config(opts: &DaemonOptions) -> anyhow::Result<(Config, Layout)> {
 
 /// Runs the daemon until SIGTERM/SIGINT. Errors here are start-up failures.
 pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
+    heap::configure();
     let (cfg, layout) = load_config(&opts)?;
     init_tracing(&cfg.log.level);
     raise_fd_limit();

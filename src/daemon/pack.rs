@@ -17,9 +17,11 @@ use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
 use super::world::Served;
+use crate::api::Kind;
 
 /// A record kind that can be packed.
 pub trait Packable: Serialize + DeserializeOwned {
+    const KIND: Kind;
     /// The field of the record's JSON that holds the object as served (`job`, `pod`).
     const SERVED: &'static str;
     /// A typical record of this kind, which LZ4 matches against.
@@ -76,34 +78,39 @@ impl<T: Packable> Packed<T> {
         })
     }
 
-    /// The record's JSON, exactly as `serde_json::to_string` wrote it.
-    pub fn json(&self) -> Result<String, String> {
+    /// Calls `f` with the record's JSON (`served`: the served object's only), exactly as
+    /// `serde_json::to_string` wrote it. One allocation, for the unpacked bytes.
+    pub fn with_json<R>(&self, served: bool, f: impl FnOnce(&str) -> R) -> Result<R, String> {
         let len = word(&self.bytes, 0);
         let raw = lz4_flex::block::decompress_with_dict(&self.bytes[HEADER..], len, T::DICT)
             .map_err(|e| format!("unpacking a record: {e}"))?;
-        String::from_utf8(raw).map_err(|e| format!("unpacking a record: {e}"))
+        let (start, end) = if served {
+            (word(&self.bytes, 1), word(&self.bytes, 2))
+        } else {
+            (0, raw.len())
+        };
+        let part = raw
+            .get(start..end)
+            .ok_or("unpacking a record: the served range is out of bounds")?;
+        let json = std::str::from_utf8(part).map_err(|e| format!("unpacking a record: {e}"))?;
+        Ok(f(json))
     }
 
-    /// The served object's JSON, cut from the record's.
-    pub fn served_json(&self) -> Result<String, String> {
-        let mut json = self.json()?;
-        let (start, end) = (word(&self.bytes, 1), word(&self.bytes, 2));
-        if end > json.len() || !json.is_char_boundary(start) || !json.is_char_boundary(end) {
-            return Err("unpacking a record: the served range is out of bounds".into());
-        }
-        json.truncate(end);
-        Ok(json.split_off(start))
+    /// The record's JSON.
+    pub fn json(&self) -> Result<String, String> {
+        self.with_json(false, str::to_string)
     }
 
     /// The typed record.
     pub fn unpack(&self) -> Result<T, String> {
-        serde_json::from_str(&self.json()?).map_err(|e| format!("decoding a packed record: {e}"))
+        self.with_json(false, |j| serde_json::from_str(j))?
+            .map_err(|e| format!("decoding a packed record: {e}"))
     }
 
     /// Part of the served object, decoded into `P` (whose fields name only what is needed:
     /// everything else is skipped, not decoded).
     pub fn peek<P: DeserializeOwned>(&self) -> Result<P, String> {
-        serde_json::from_str(&self.served_json()?)
+        self.with_json(true, |j| serde_json::from_str(j))?
             .map_err(|e| format!("decoding a packed record: {e}"))
     }
 
@@ -130,8 +137,9 @@ fn served_range<T: Packable>(json: &str) -> Result<(usize, usize), String> {
 /// A packed record as `Served` holds it: whatever its kind, it gives its JSON and, decoded,
 /// the typed object.
 pub trait Unpack {
-    /// The served object's JSON.
-    fn served_json(&self) -> Result<String, String>;
+    fn kind(&self) -> Kind;
+    /// Calls `f` with the served object's JSON.
+    fn with_served_json(&self, f: &mut dyn FnMut(&str)) -> Result<(), String>;
     /// Calls `f` with the decoded object as served.
     fn with_served(&self, f: &mut dyn FnMut(Served<'_>)) -> Result<(), String>;
     /// The served object's labels.
@@ -139,8 +147,12 @@ pub trait Unpack {
 }
 
 impl<T: Packable> Unpack for Packed<T> {
-    fn served_json(&self) -> Result<String, String> {
-        Packed::served_json(self)
+    fn kind(&self) -> Kind {
+        T::KIND
+    }
+
+    fn with_served_json(&self, f: &mut dyn FnMut(&str)) -> Result<(), String> {
+        self.with_json(true, f)
     }
 
     fn with_served(&self, f: &mut dyn FnMut(Served<'_>)) -> Result<(), String> {
@@ -164,11 +176,11 @@ impl<T: Packable> Unpack for Packed<T> {
     }
 }
 
-/// Serializes the JSON as it is (through serde_json's raw value, which only serde_json's
-/// serializers accept, and they are the only ones used).
-pub fn serialize_json<S: serde::Serializer>(json: String, s: S) -> Result<S::Ok, S::Error> {
+/// Serializes JSON text as it is (through serde_json's raw value, which only serde_json's
+/// serializers take, and they are the only ones used).
+pub fn serialize_json<S: serde::Serializer>(json: &str, s: S) -> Result<S::Ok, S::Error> {
     use serde::ser::Error;
-    let raw = RawValue::from_string(json).map_err(S::Error::custom)?;
+    let raw: &RawValue = serde_json::from_str(json).map_err(S::Error::custom)?;
     raw.serialize(s)
 }
 
@@ -203,7 +215,7 @@ mod tests {
             serde_json::to_string(&record).unwrap()
         );
         let served = serde_json::to_string(&T::serve(record.object())).unwrap();
-        assert_eq!(packed.served_json().unwrap(), served);
+        assert_eq!(packed.with_json(true, str::to_string).unwrap(), served);
         packed.size()
     }
 

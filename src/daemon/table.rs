@@ -80,6 +80,18 @@ fn cells(o: Served<'_>, now: jiff::Timestamp, node: &str) -> Option<Vec<String>>
         Served::Job(j) => table::job_row(j, now, true),
         Served::Pod(p) => table::pod_row(p, now, true, node),
         Served::Event(e) => table::event_row(e, now, true),
+        Served::Packed(_, p) if p.kind() == Kind::Job => {
+            let mut cells = None;
+            let decoded = p.with_served_json(&mut |json| {
+                cells = table::job_row_from_json(json, now, true)
+                    .map_err(|e| tracing::error!("printing a packed Job: {e}"))
+                    .ok();
+            });
+            if let Err(e) = decoded {
+                tracing::error!("{e}");
+            }
+            return cells;
+        }
         Served::Packed(_, p) => {
             let mut cells = None;
             let decoded = p.with_served(&mut |typed| cells = self::cells(typed, now, node));

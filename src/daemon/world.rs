@@ -80,6 +80,7 @@ impl PodRecord {
 }
 
 impl Packable for JobRecord {
+    const KIND: Kind = Kind::Job;
     const SERVED: &'static str = "job";
     const DICT: &'static [u8] = include_bytes!("pack/job.dict");
     type Object = Job;
@@ -92,6 +93,7 @@ impl Packable for JobRecord {
 }
 
 impl Packable for PodRecord {
+    const KIND: Kind = Kind::Pod;
     const SERVED: &'static str = "pod";
     const DICT: &'static [u8] = include_bytes!("pack/pod.dict");
     type Object = Pod;
@@ -290,8 +292,13 @@ impl Serialize for Served<'_> {
             Served::Pod(o) => o.serialize(s),
             Served::Event(o) => o.serialize(s),
             Served::Packed(_, p) => {
-                let json = p.served_json().map_err(serde::ser::Error::custom)?;
-                super::pack::serialize_json(json, s)
+                let mut s = Some(s);
+                let mut out = None;
+                p.with_served_json(&mut |json| {
+                    out = s.take().map(|s| super::pack::serialize_json(json, s));
+                })
+                .map_err(serde::ser::Error::custom)?;
+                out.ok_or_else(|| serde::ser::Error::custom("a packed record without JSON"))?
             }
         }
     }
