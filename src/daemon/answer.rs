@@ -30,7 +30,7 @@ impl Daemon {
                 } else {
                     self.list(kind, namespace.as_deref(), &filter)
                 };
-                let watch = watch.then(|| self.changes.of(kind).subscribe());
+                let watch = watch.then(|| self.changes.subscribe(kind));
                 let after = self.gate.last_change_id();
                 // A list of thousands of objects is megabytes, freed once sent: given back
                 // when the loop is quiet, as after a burst of changes (`heap.rs`).

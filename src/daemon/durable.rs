@@ -51,6 +51,16 @@ impl Gate {
         }
     }
 
+    /// Gives back what the queues no longer hold.
+    pub fn shrink_to_fit(&mut self) {
+        self.turn_changes.shrink_to_fit();
+        self.turn_starts.shrink_to_fit();
+        self.turn_answers.shrink_to_fit();
+        self.changes.shrink_to_fit();
+        self.starts.shrink_to_fit();
+        self.answers.shrink_to_fit();
+    }
+
     /// The id of the last change published or queued: a watch that lists now has seen it.
     pub fn last_change_id(&self) -> u64 {
         self.last_change_id
@@ -280,7 +290,7 @@ mod tests {
         let mut cfg = Config::default();
         cfg.api.watch_backlog = 8;
         let (mut d, _, _) = daemon_in(root.path(), cfg);
-        let mut pods = d.changes.of(Kind::Pod).subscribe();
+        let mut pods = d.changes.subscribe(Kind::Pod);
         let path = root.path().join("manifests/wide.yaml");
         let text = job(
             "wide",

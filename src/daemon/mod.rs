@@ -73,8 +73,11 @@ fn later(after: Duration) -> Instant {
 
 /// One broadcast channel per kind, so a change is turned into JSON only when somebody
 /// watches its kind: `jobvisor wait` watches one Job and must not cost every pod a copy.
+/// Each is made at the first watch of its kind: its ring of `backlog` slots (4,096 by
+/// default, 40 bytes each) is memory an unwatched kind does not need.
 struct Watchers {
-    by_kind: [broadcast::Sender<Arc<Change>>; crate::api::kind::RESOURCES.len()],
+    backlog: usize,
+    by_kind: [Option<broadcast::Sender<Arc<Change>>>; crate::api::kind::RESOURCES.len()],
 }
 
 impl Watchers {
@@ -82,25 +85,32 @@ impl Watchers {
     /// would miss some; its stream is then ended with a 410 `Expired` (`server.rs`). Sending
     /// never waits for a receiver: a broadcast overwrites the oldest change.
     fn new(backlog: usize) -> Watchers {
-        // `broadcast::channel` panics on 0 and on absurd sizes; a config value must not.
-        let backlog = backlog.clamp(1, 1 << 24);
         Watchers {
-            by_kind: std::array::from_fn(|_| broadcast::channel(backlog).0),
+            // `broadcast::channel` panics on 0 and on absurd sizes; a config value must not.
+            backlog: backlog.clamp(1, 1 << 24),
+            by_kind: Default::default(),
         }
     }
 
-    fn of(&self, kind: Kind) -> &broadcast::Sender<Arc<Change>> {
-        &self.by_kind[kind as usize]
+    fn subscribe(&mut self, kind: Kind) -> broadcast::Receiver<Arc<Change>> {
+        let backlog = self.backlog;
+        self.by_kind[kind as usize]
+            .get_or_insert_with(|| broadcast::channel(backlog).0)
+            .subscribe()
     }
 
     fn watched(&self, kind: Kind) -> bool {
-        self.of(kind).receiver_count() > 0
+        self.by_kind[kind as usize]
+            .as_ref()
+            .is_some_and(|tx| tx.receiver_count() > 0)
     }
 
     fn send(&self, change: Change) {
         // Every receiver gets a clone of what was sent: one reference count, not a copy of
         // the namespace and labels per watcher. No receiver left is fine: the watch ended.
-        let _ = self.of(change.kind).send(Arc::new(change));
+        if let Some(tx) = &self.by_kind[change.kind as usize] {
+            let _ = tx.send(Arc::new(change));
+        }
     }
 }
 
@@ -604,6 +614,10 @@ impl Daemon {
                     Target::Trim => match self.quiet.due(Instant::now()) {
                         None => {
                             let started = Instant::now();
+                            if self.world.worth_rebuilding() {
+                                self.world.rebuild();
+                                self.shrink_queues();
+                            }
                             heap::trim();
                             tracing::debug!(took = ?started.elapsed(), "gave free memory back");
                         }
@@ -612,6 +626,15 @@ impl Daemon {
                 }
             }
         }
+    }
+
+    /// Queues a burst filled keep their capacity once empty (10,000 timers of finished pods:
+    /// 640 KB); given back with the world's rebuild.
+    fn shrink_queues(&mut self) {
+        self.timers.shrink_to_fit();
+        self.timer_index.shrink_to_fit();
+        self.pending_changes.shrink_to_fit();
+        self.gate.shrink_to_fit();
     }
 
     fn on_hint(&mut self, hint: Hint) {

@@ -56,6 +56,21 @@ fn word(bytes: &[u8], i: usize) -> usize {
     u32::from_le_bytes(w) as usize
 }
 
+impl<T> Packed<T> {
+    /// The packed bytes, to be copied elsewhere (`World::rebuild`).
+    pub fn raw(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// A record again from what [`Self::raw`] gave.
+    pub fn from_raw(bytes: &[u8]) -> Packed<T> {
+        Packed {
+            bytes: bytes.into(),
+            kind: PhantomData,
+        }
+    }
+}
+
 impl<T: Packable> Packed<T> {
     /// Packs `record`; an error only for a record too large for the header (4 GiB of JSON)
     /// or one whose JSON lacks the served field, neither of which the daemon makes.

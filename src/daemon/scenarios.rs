@@ -771,3 +771,55 @@ fn packed_records_are_served_the_same_after_a_crash() {
     );
     assert_eq!(served_bytes(&mut h), before);
 }
+
+/// What the world holds beside its records, in a stable order.
+fn indexes(h: &Harness) -> String {
+    use std::collections::BTreeMap;
+    let w = &h.daemon.world;
+    type Sets = std::collections::HashMap<String, std::collections::BTreeSet<super::world::Key>>;
+    fn sorted(m: &Sets) -> BTreeMap<&String, &std::collections::BTreeSet<super::world::Key>> {
+        m.iter().collect()
+    }
+    format!(
+        "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{}",
+        sorted(&w.pods_of_job),
+        sorted(&w.pending_of_job),
+        w.last_success_of_job.iter().collect::<BTreeMap<_, _>>(),
+        w.pod_by_uid.iter().collect::<BTreeMap<_, _>>(),
+        w.manifests,
+        w.events,
+        serde_json::to_string(&w.all_pods()).unwrap(),
+    )
+}
+
+/// Allocating the world again (after a burst) changes nothing it holds or serves, typed
+/// records of running objects included, and the daemon goes on from it.
+#[test]
+fn a_rebuilt_world_holds_and_serves_the_same() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    finished_objects(&mut h);
+    h.apply("run.yaml", &job("run", "Never", "sleep", ""));
+    assert!(!all_packed(&h), "the running Job is typed");
+    let before = (served_bytes(&mut h), indexes(&h));
+    h.daemon.world.rebuild();
+    assert_eq!((served_bytes(&mut h), indexes(&h)), before);
+    for (uid, _) in running_pods(&h) {
+        h.runtime.exit(&uid, "main", 0);
+    }
+    h.run();
+    assert!(job_named(&h, "run").status.unwrap().is_finished());
+    assert!(all_packed(&h));
+}
+
+/// A crash right after the world was allocated again loses nothing either.
+#[test]
+fn a_crash_after_a_rebuild_serves_the_same() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    finished_objects(&mut h);
+    let before = served_bytes(&mut h);
+    h.daemon.world.rebuild();
+    let mut h = h.crash_and_restart();
+    assert_eq!(served_bytes(&mut h), before);
+}

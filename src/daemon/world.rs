@@ -194,6 +194,110 @@ impl ManifestRecord {
 /// Events kept in memory (Kubernetes keeps them an hour); older ones fall off.
 pub const MAX_EVENTS: usize = 10_000;
 
+/// Records packed or removed after which the world is worth allocating again (`rebuild`).
+const REBUILD_AFTER: usize = 1000;
+
+/// Long-lived data laid flat: each piece length-prefixed, one after the other.
+#[derive(Default)]
+struct Flat {
+    bytes: Vec<u8>,
+}
+
+impl Flat {
+    fn count(&mut self, n: usize) {
+        self.bytes.extend_from_slice(&(n as u64).to_le_bytes());
+    }
+
+    fn put(&mut self, piece: &[u8]) {
+        self.count(piece.len());
+        self.bytes.extend_from_slice(piece);
+    }
+
+    fn key(&mut self, k: &Key) {
+        self.put(k.0.as_bytes());
+        self.put(k.1.as_bytes());
+    }
+
+    fn reader(&self) -> FlatReader<'_> {
+        FlatReader { rest: &self.bytes }
+    }
+}
+
+/// Reads a [`Flat`] back in the order it was written.
+struct FlatReader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> FlatReader<'a> {
+    fn count(&mut self) -> usize {
+        let (n, rest) = self.rest.split_at_checked(8).unwrap_or((&[], &[]));
+        self.rest = rest;
+        n.try_into().map_or(0, |b| u64::from_le_bytes(b) as usize)
+    }
+
+    fn take(&mut self) -> &'a [u8] {
+        let n = self.count();
+        let (piece, rest) = self.rest.split_at_checked(n).unwrap_or((&[], &[]));
+        self.rest = rest;
+        piece
+    }
+
+    /// Written from a `String`, so always UTF-8.
+    fn string(&mut self) -> String {
+        String::from_utf8_lossy(self.take()).into_owned()
+    }
+
+    fn os_string(&mut self) -> std::ffi::OsString {
+        // SAFETY: written by `as_encoded_bytes` of an `OsStr`, in this process.
+        unsafe { std::ffi::OsString::from_encoded_bytes_unchecked(self.take().to_vec()) }
+    }
+
+    fn key(&mut self) -> Key {
+        (self.string(), self.string())
+    }
+}
+
+/// A map of slots laid flat: its keys and packed records into `flat`, its typed records
+/// (moved, not copied) returned with the number of entries.
+fn flatten_slots<T>(
+    slots: impl IntoIterator<Item = (Key, Slot<T>)>,
+    flat: &mut Flat,
+) -> (usize, Vec<Box<T>>) {
+    let mut live = Vec::new();
+    let mut n = 0;
+    for (k, slot) in slots {
+        n += 1;
+        flat.key(&k);
+        match slot {
+            Slot::Packed(p) => flat.put(p.raw()),
+            Slot::Live(r) => {
+                flat.put(&[]);
+                live.push(r);
+            }
+        }
+    }
+    (n, live)
+}
+
+/// The entries of [`flatten_slots`] again; an empty piece stands for the next typed record.
+fn unflatten_slots<'a, T: 'a>(
+    r: &'a mut FlatReader<'_>,
+    n: usize,
+    live: Vec<Box<T>>,
+) -> impl Iterator<Item = (Key, Slot<T>)> + 'a {
+    let mut live = live.into_iter();
+    (0..n).filter_map(move |_| {
+        let k = r.key();
+        let raw = r.take();
+        let slot = if raw.is_empty() {
+            Slot::Live(live.next()?)
+        } else {
+            Slot::Packed(Packed::from_raw(raw))
+        };
+        Some((k, slot))
+    })
+}
+
 #[derive(Default)]
 pub struct World {
     /// Boxed while typed: a record is about 3 KB inline, and a B-tree's nodes are half empty
@@ -206,6 +310,8 @@ pub struct World {
     /// Jobs and pods made typed since the last `pack_settled`: the ones that may pack now.
     loose_jobs: Vec<Key>,
     loose_pods: Vec<Key>,
+    /// Records packed or removed since the last `rebuild`.
+    churn: usize,
     pub manifests: BTreeMap<PathBuf, ManifestRecord>,
     /// Manifests in `Conflict`: tried again whenever an object lets go of its name.
     pub conflicts: BTreeSet<PathBuf>,
@@ -551,6 +657,7 @@ impl World {
     }
 
     pub fn remove_job(&mut self, k: &Key) -> Option<JobRecord> {
+        self.churn += 1;
         self.jobs.remove(k)?.into_inner()
     }
 
@@ -645,6 +752,7 @@ impl World {
     }
 
     pub fn remove_pod(&mut self, k: &Key) -> Option<PodRecord> {
+        self.churn += 1;
         let r = self.pods.remove(k)?.into_inner()?;
         if let Some(owner) = owner_uid(&r.pod)
             && let Some(set) = self.pods_of_job.get_mut(owner)
@@ -704,6 +812,7 @@ impl World {
         match Packed::pack(&**r) {
             Ok(p) => {
                 self.jobs.insert(k.clone(), Slot::Packed(p));
+                self.churn += 1;
             }
             Err(e) => tracing::error!(job = %format!("{}/{}", k.0, k.1), "cannot pack: {e}"),
         }
@@ -726,6 +835,7 @@ impl World {
         match Packed::pack(&**r) {
             Ok(p) => {
                 self.pods.insert(k.clone(), Slot::Packed(p));
+                self.churn += 1;
             }
             Err(e) => tracing::error!(pod = %format!("{}/{}", k.0, k.1), "cannot pack: {e}"),
         }
@@ -766,6 +876,105 @@ impl World {
                     || r.job.status.as_ref().is_some_and(|s| s.is_finished())
             }
         }
+    }
+
+    // ------------------------------------------------------------------ the heap
+
+    /// Whether enough records were packed or removed since the last [`Self::rebuild`] that
+    /// what remains is likely spread thin over the heap.
+    pub fn worth_rebuilding(&self) -> bool {
+        self.churn >= REBUILD_AFTER
+    }
+
+    /// Allocates every long-lived part of the world again, densely. Records settle in the
+    /// middle of a burst, so each small piece that stays (a packed record, a key, an index
+    /// entry, an event) lands between the burst's temporaries, and when those are freed
+    /// nearly every page still holds one: after 10,000 one-pod Jobs ran, 53 MB in use kept
+    /// 170 MiB resident, where a restart on the same state holds 48 MiB. Copying in place would
+    /// fill the same holes, so everything is first laid flat in one buffer (its own mapping,
+    /// past the mmap threshold) and freed, then made anew from it: malloc then carves the new
+    /// pieces one after another from the free space the old ones left. Typed records (still
+    /// changing) are moved, not copied; `deleted_logs` and `conflicts` are few.
+    pub fn rebuild(&mut self) {
+        let mut flat = Flat::default();
+        let (jobs, live_jobs) = flatten_slots(std::mem::take(&mut self.jobs), &mut flat);
+        let (pods, live_pods) = flatten_slots(std::mem::take(&mut self.pods), &mut flat);
+        let sets = [
+            std::mem::take(&mut self.pods_of_job),
+            std::mem::take(&mut self.pending_of_job),
+        ];
+        for set in &sets {
+            flat.count(set.len());
+            for (uid, keys) in set {
+                flat.put(uid.as_bytes());
+                flat.count(keys.len());
+                keys.iter().for_each(|k| flat.key(k));
+            }
+        }
+        drop(sets);
+        for map in [
+            std::mem::take(&mut self.last_success_of_job),
+            std::mem::take(&mut self.pod_by_uid),
+        ] {
+            flat.count(map.len());
+            for (uid, k) in map {
+                flat.put(uid.as_bytes());
+                flat.key(&k);
+            }
+        }
+        let manifests = std::mem::take(&mut self.manifests);
+        flat.count(manifests.len());
+        for (path, m) in manifests {
+            flat.put(path.as_os_str().as_encoded_bytes());
+            flat.put(serde_json::to_string(&m).unwrap_or_default().as_bytes());
+        }
+        let events = std::mem::take(&mut self.events);
+        flat.count(events.len());
+        for e in events {
+            flat.put(serde_json::to_string(&e).unwrap_or_default().as_bytes());
+        }
+        self.loose_jobs = Vec::new();
+        self.loose_pods = Vec::new();
+
+        let mut r = flat.reader();
+        self.jobs = unflatten_slots(&mut r, jobs, live_jobs).collect();
+        self.pods = HashMap::with_capacity(pods);
+        self.pods.extend(unflatten_slots(&mut r, pods, live_pods));
+        for set in [&mut self.pods_of_job, &mut self.pending_of_job] {
+            let n = r.count();
+            set.reserve(n);
+            for _ in 0..n {
+                let uid = r.string();
+                let keys = (0..r.count()).map(|_| r.key()).collect();
+                set.insert(uid, keys);
+            }
+        }
+        for map in [&mut self.last_success_of_job, &mut self.pod_by_uid] {
+            let n = r.count();
+            map.reserve(n);
+            for _ in 0..n {
+                let uid = r.string();
+                map.insert(uid, r.key());
+            }
+        }
+        for _ in 0..r.count() {
+            let path = PathBuf::from(r.os_string());
+            match serde_json::from_slice(r.take()) {
+                Ok(m) => {
+                    self.manifests.insert(path, m);
+                }
+                Err(e) => tracing::error!(file = %path.display(), "manifest record lost: {e}"),
+            }
+        }
+        let n = r.count();
+        self.events = VecDeque::with_capacity(n);
+        for _ in 0..n {
+            match serde_json::from_slice(r.take()) {
+                Ok(e) => self.events.push_back(e),
+                Err(e) => tracing::error!("event lost: {e}"),
+            }
+        }
+        self.churn = 0;
     }
 
     pub fn push_event(&mut self, e: Event) {
