@@ -22,8 +22,9 @@ use crate::api::Kind;
 /// A record kind that can be packed.
 pub trait Packable: Serialize + DeserializeOwned {
     const KIND: Kind;
-    /// The field of the record's JSON that holds the object as served (`job`, `pod`).
-    const SERVED: &'static str;
+    /// The field of the record's JSON that holds the object as served (`job`, `pod`);
+    /// `None`: the record is the object (an event).
+    const SERVED: Option<&'static str>;
     /// A typical record of this kind, which LZ4 matches against.
     const DICT: &'static [u8];
     /// The object as served, as typed.
@@ -138,11 +139,14 @@ impl<T: Packable> Packed<T> {
 
 /// Where the field `T::SERVED` is in the record's JSON.
 fn served_range<T: Packable>(json: &str) -> Result<(usize, usize), String> {
+    let Some(field) = T::SERVED else {
+        return Ok((0, json.len()));
+    };
     let fields: std::collections::BTreeMap<&str, &RawValue> =
         serde_json::from_str(json).map_err(|e| e.to_string())?;
     let raw = fields
-        .get(T::SERVED)
-        .ok_or_else(|| format!("a record without {}", T::SERVED))?
+        .get(field)
+        .ok_or_else(|| format!("a record without {field}"))?
         .get();
     // `raw` borrows from `json`: its offset is the distance between the two.
     let start = raw.as_ptr() as usize - json.as_ptr() as usize;

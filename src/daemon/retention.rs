@@ -494,11 +494,11 @@ mod tests {
             .unwrap();
     }
 
-    fn removals(h: &Harness) -> Vec<&Event> {
+    fn removals(h: &Harness) -> Vec<Event> {
         h.daemon
             .world
-            .events
-            .iter()
+            .all_events()
+            .into_iter()
             .filter(|e| e.reason == "LogsRemoved")
             .collect()
     }
@@ -566,7 +566,7 @@ mod tests {
         assert!(h.daemon.world.deleted_logs.is_empty());
         let events = removals(&h);
         assert_eq!(events.len(), 1, "{events:#?}");
-        let e = events[0];
+        let e = &events[0];
         assert_eq!(e.type_, crate::api::EventType::Normal);
         assert_eq!(e.message, "retained 1h0m0s after the pod was deleted");
         let o = &e.involved_object;

@@ -80,14 +80,12 @@ fn changing_completions_recreates_the_job_and_terminates_its_pods() {
     let new_pods = pods_of(&h, new.metadata.uid());
     assert_eq!(new_pods.len(), 1, "{new_pods:#?}");
     assert_eq!(phase(&new_pods[0]), "Running");
+    let events = h.daemon.world.all_events();
     assert!(
-        h.daemon
-            .world
-            .events
+        events
             .iter()
             .any(|e| e.reason == "Recreated" && e.involved_object.uid == new.metadata.uid()),
-        "{:#?}",
-        h.daemon.world.events
+        "{events:#?}"
     );
 }
 
@@ -196,10 +194,8 @@ fn a_repeated_event_is_counted_not_recorded_again() {
         1
     );
 
-    let started: Vec<_> = h
-        .daemon
-        .world
-        .events
+    let events = h.daemon.world.all_events();
+    let started: Vec<_> = events
         .iter()
         .filter(|e| e.involved_object.uid == pod_uid && e.reason == "Started")
         .collect();
@@ -782,12 +778,12 @@ fn indexes(h: &Harness) -> String {
     }
     format!(
         "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{}",
-        sorted(&w.pods_of_job),
+        w.pods_of_job,
         sorted(&w.pending_of_job),
         w.last_success_of_job.iter().collect::<BTreeMap<_, _>>(),
         w.pod_by_uid.iter().collect::<BTreeMap<_, _>>(),
         w.manifests,
-        w.events,
+        w.all_events(),
         serde_json::to_string(&w.all_pods()).unwrap(),
     )
 }
@@ -822,4 +818,73 @@ fn a_crash_after_a_rebuild_serves_the_same() {
     h.daemon.world.rebuild();
     let mut h = h.crash_and_restart();
     assert_eq!(served_bytes(&mut h), before);
+}
+
+/// Events past the newest few are held packed, and served as the typed events would be:
+/// the list, each event by itself, and the Table (in time order).
+#[test]
+fn packed_events_are_served_as_typed() {
+    use super::requests::{Filter, Kind, Request};
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    h.apply(
+        "many.yaml",
+        &job("many", "Never", "sleep", "  completions: 8\n"),
+    );
+    for _ in 0..8 {
+        for (uid, _) in running_pods(&h) {
+            h.runtime.exit(&uid, "main", 0);
+        }
+        h.advance(1);
+        h.run();
+    }
+    let events = h.daemon.world.all_events();
+    assert!(
+        h.daemon.world.packed_events() > 0,
+        "{} events",
+        events.len()
+    );
+    let now = h.clock.now();
+    let mut list = |table| {
+        let filter = Filter::parse(None, None).unwrap();
+        h.ask(|reply| Request::List {
+            kind: Kind::Event,
+            namespace: None,
+            filter,
+            watch: false,
+            table,
+            reply,
+        })
+        .unwrap()
+        .items
+        .iter()
+        .map(|i| i.get().to_string())
+        .collect::<Vec<_>>()
+    };
+    let typed: Vec<String> = events
+        .iter()
+        .map(|e| serde_json::to_string(e).unwrap())
+        .collect();
+    assert_eq!(list(false), typed);
+    let mut in_time_order = events.clone();
+    crate::printers::sort_events(&mut in_time_order);
+    let cells: Vec<Vec<String>> = list(true)
+        .iter()
+        .map(|row| serde_json::from_str::<serde_json::Value>(row).unwrap()["cells"].clone())
+        .map(|c| serde_json::from_value(c).unwrap())
+        .collect();
+    let expected: Vec<Vec<String>> = in_time_order
+        .iter()
+        .map(|e| crate::printers::event_row(e, now, true))
+        .collect();
+    assert_eq!(cells, expected);
+    for e in &events {
+        let got = h.ask(|reply| Request::Get {
+            kind: Kind::Event,
+            namespace: e.metadata.namespace().into(),
+            name: e.metadata.name().into(),
+            reply,
+        });
+        assert_eq!(got.unwrap(), serde_json::to_value(e).unwrap());
+    }
 }

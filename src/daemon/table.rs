@@ -47,12 +47,7 @@ impl Daemon {
             .filter(|o| kept(filter, o))
             .collect();
         if kind == Kind::Event {
-            objects.sort_by(|a, b| match (a, b) {
-                (Served::Event(x), Served::Event(y)) => table::event_time(x)
-                    .cmp(&table::event_time(y))
-                    .then_with(|| x.metadata.name().cmp(y.metadata.name())),
-                _ => std::cmp::Ordering::Equal,
-            });
+            objects.sort_by_cached_key(|o| (event_time(o), o.name().to_string()));
         }
         objects
             .into_iter()
@@ -71,6 +66,22 @@ impl Daemon {
                 serde_json::value::to_raw_value(&row).ok()
             })
             .collect()
+    }
+}
+
+/// When an event last happened (what `get events` sorts by); a packed one is decoded for it.
+fn event_time(o: &Served<'_>) -> Option<jiff::Timestamp> {
+    match o {
+        Served::Event(e) => table::event_time(e),
+        Served::Packed(_, p) => {
+            let mut at = None;
+            let decoded = p.with_served(&mut |typed| at = event_time(&typed));
+            if let Err(e) = decoded {
+                tracing::error!("{e}");
+            }
+            at
+        }
+        _ => None,
     }
 }
 

@@ -18,6 +18,7 @@ use crate::controller::pod::finish_time;
 
 use super::pack::{Packable, Packed, Unpack};
 use super::retention::{self, DeletedLogs};
+use crate::controller::events::DEDUP_WINDOW;
 
 /// `(namespace, name)`
 pub type Key = (String, String);
@@ -81,7 +82,7 @@ impl PodRecord {
 
 impl Packable for JobRecord {
     const KIND: Kind = Kind::Job;
-    const SERVED: &'static str = "job";
+    const SERVED: Option<&'static str> = Some("job");
     const DICT: &'static [u8] = include_bytes!("pack/job.dict");
     type Object = Job;
     fn object(&self) -> &Job {
@@ -94,7 +95,7 @@ impl Packable for JobRecord {
 
 impl Packable for PodRecord {
     const KIND: Kind = Kind::Pod;
-    const SERVED: &'static str = "pod";
+    const SERVED: Option<&'static str> = Some("pod");
     const DICT: &'static [u8] = include_bytes!("pack/pod.dict");
     type Object = Pod;
     fn object(&self) -> &Pod {
@@ -102,6 +103,19 @@ impl Packable for PodRecord {
     }
     fn serve(pod: &Pod) -> Served<'_> {
         Served::Pod(pod)
+    }
+}
+
+impl Packable for Event {
+    const KIND: Kind = Kind::Event;
+    const SERVED: Option<&'static str> = None;
+    const DICT: &'static [u8] = include_bytes!("pack/event.dict");
+    type Object = Event;
+    fn object(&self) -> &Event {
+        self
+    }
+    fn serve(event: &Event) -> Served<'_> {
+        Served::Event(event)
     }
 }
 
@@ -315,9 +329,16 @@ pub struct World {
     pub manifests: BTreeMap<PathBuf, ManifestRecord>,
     /// Manifests in `Conflict`: tried again whenever an object lets go of its name.
     pub conflicts: BTreeSet<PathBuf>,
+    /// The newest events (at most `DEDUP_WINDOW`), typed: a new event is compared with these
+    /// and a repeat counted in place.
     pub events: VecDeque<Event>,
+    /// Older events, packed, oldest first, each under its `(namespace, name)`: with
+    /// `events`, the newest `MAX_EVENTS`.
+    old_events: VecDeque<(Key, Packed<Event>)>,
     /// job uid → its pods
-    pub pods_of_job: HashMap<String, BTreeSet<Key>>,
+    /// (job uid, pod): one set for all Jobs, as a set per Job cost a B-tree node (0.5 KB) for
+    /// each one-pod Job
+    pub pods_of_job: BTreeSet<(String, Key)>,
     /// job uid → its pods a Job sync must still see: all but the successes already counted
     pub pending_of_job: HashMap<String, BTreeSet<Key>>,
     /// job uid → its latest-finished counted success (it bounds the pod-failure backoff)
@@ -550,7 +571,11 @@ impl World {
                 .events
                 .iter()
                 .find(|e| e.metadata.name() == k.1 && e.metadata.namespace() == k.0)
-                .map(Served::Event),
+                .map(Served::Event)
+                .or_else(|| {
+                    let (k, p) = self.old_events.iter().find(|(old, _)| old == k)?;
+                    Some(Served::Packed(k, p))
+                }),
             Kind::Manifest => None,
         }
     }
@@ -577,10 +602,16 @@ impl World {
                 Box::new(pods.into_iter().map(|(k, r)| r.served(k)))
             }
             Kind::Event => Box::new(
-                self.events
+                self.old_events
                     .iter()
-                    .filter(move |e| ns.is_none_or(|n| n == e.metadata.namespace()))
-                    .map(Served::Event),
+                    .filter(move |(k, _)| in_ns(k))
+                    .map(|(k, p)| Served::Packed(k, p))
+                    .chain(
+                        self.events
+                            .iter()
+                            .filter(move |e| ns.is_none_or(|n| n == e.metadata.namespace()))
+                            .map(Served::Event),
+                    ),
             ),
             Kind::Manifest => Box::new(std::iter::empty()),
         }
@@ -698,10 +729,7 @@ impl World {
     pub fn insert_pod(&mut self, r: PodRecord) {
         let k = key(r.pod.metadata.namespace(), r.pod.metadata.name());
         if let Some(owner) = owner_uid(&r.pod) {
-            self.pods_of_job
-                .entry(owner.to_string())
-                .or_default()
-                .insert(k.clone());
+            self.pods_of_job.insert((owner.to_string(), k.clone()));
             self.pending_of_job
                 .entry(owner.to_string())
                 .or_default()
@@ -755,14 +783,11 @@ impl World {
         self.churn += 1;
         let r = self.pods.remove(k)?.into_inner()?;
         if let Some(owner) = owner_uid(&r.pod)
-            && let Some(set) = self.pods_of_job.get_mut(owner)
+            && self.pods_of_job.remove(&(owner.to_string(), k.clone()))
+            && self.pods_of(owner).next().is_none()
         {
-            set.remove(k);
-            if set.is_empty() {
-                self.pods_of_job.remove(owner);
-                self.pending_of_job.remove(owner);
-                self.last_success_of_job.remove(owner);
-            }
+            self.pending_of_job.remove(owner);
+            self.last_success_of_job.remove(owner);
         }
         if let Some(owner) = owner_uid(&r.pod) {
             if let Some(set) = self.pending_of_job.get_mut(owner) {
@@ -781,10 +806,15 @@ impl World {
 
     /// Pods owned by the Job with this uid, in name order.
     pub fn pod_keys_of(&self, job_uid: &str) -> Vec<Key> {
+        self.pods_of(job_uid).cloned().collect()
+    }
+
+    fn pods_of<'a>(&'a self, job_uid: &'a str) -> impl Iterator<Item = &'a Key> + 'a {
+        let first = (job_uid.to_string(), (String::new(), String::new()));
         self.pods_of_job
-            .get(job_uid)
-            .map(|s| s.iter().cloned().collect())
-            .unwrap_or_default()
+            .range(first..)
+            .take_while(move |(uid, _)| uid == job_uid)
+            .map(|(_, k)| k)
     }
 
     // ------------------------------------------------------------------ packing
@@ -899,19 +929,19 @@ impl World {
         let mut flat = Flat::default();
         let (jobs, live_jobs) = flatten_slots(std::mem::take(&mut self.jobs), &mut flat);
         let (pods, live_pods) = flatten_slots(std::mem::take(&mut self.pods), &mut flat);
-        let sets = [
-            std::mem::take(&mut self.pods_of_job),
-            std::mem::take(&mut self.pending_of_job),
-        ];
-        for set in &sets {
-            flat.count(set.len());
-            for (uid, keys) in set {
-                flat.put(uid.as_bytes());
-                flat.count(keys.len());
-                keys.iter().for_each(|k| flat.key(k));
-            }
+        let owned = std::mem::take(&mut self.pods_of_job);
+        flat.count(owned.len());
+        for (uid, k) in owned {
+            flat.put(uid.as_bytes());
+            flat.key(&k);
         }
-        drop(sets);
+        let pending = std::mem::take(&mut self.pending_of_job);
+        flat.count(pending.len());
+        for (uid, keys) in pending {
+            flat.put(uid.as_bytes());
+            flat.count(keys.len());
+            keys.iter().for_each(|k| flat.key(k));
+        }
         for map in [
             std::mem::take(&mut self.last_success_of_job),
             std::mem::take(&mut self.pod_by_uid),
@@ -928,6 +958,12 @@ impl World {
             flat.put(path.as_os_str().as_encoded_bytes());
             flat.put(serde_json::to_string(&m).unwrap_or_default().as_bytes());
         }
+        let old_events = std::mem::take(&mut self.old_events);
+        flat.count(old_events.len());
+        for (k, p) in old_events {
+            flat.key(&k);
+            flat.put(p.raw());
+        }
         let events = std::mem::take(&mut self.events);
         flat.count(events.len());
         for e in events {
@@ -940,14 +976,14 @@ impl World {
         self.jobs = unflatten_slots(&mut r, jobs, live_jobs).collect();
         self.pods = HashMap::with_capacity(pods);
         self.pods.extend(unflatten_slots(&mut r, pods, live_pods));
-        for set in [&mut self.pods_of_job, &mut self.pending_of_job] {
-            let n = r.count();
-            set.reserve(n);
-            for _ in 0..n {
-                let uid = r.string();
-                let keys = (0..r.count()).map(|_| r.key()).collect();
-                set.insert(uid, keys);
-            }
+        // In order, so the B-tree is built full.
+        self.pods_of_job = (0..r.count()).map(|_| (r.string(), r.key())).collect();
+        let n = r.count();
+        self.pending_of_job.reserve(n);
+        for _ in 0..n {
+            let uid = r.string();
+            let keys = (0..r.count()).map(|_| r.key()).collect();
+            self.pending_of_job.insert(uid, keys);
         }
         for map in [&mut self.last_success_of_job, &mut self.pod_by_uid] {
             let n = r.count();
@@ -967,6 +1003,12 @@ impl World {
             }
         }
         let n = r.count();
+        self.old_events = VecDeque::with_capacity(n);
+        for _ in 0..n {
+            let k = r.key();
+            self.old_events.push_back((k, Packed::from_raw(r.take())));
+        }
+        let n = r.count();
         self.events = VecDeque::with_capacity(n);
         for _ in 0..n {
             match serde_json::from_slice(r.take()) {
@@ -977,17 +1019,24 @@ impl World {
         self.churn = 0;
     }
 
+    /// Records an event; the oldest typed one is packed (a typed event is 1.1 KB, packed about
+    /// 250 bytes with its key), and the oldest of all goes past `MAX_EVENTS`.
     pub fn push_event(&mut self, e: Event) {
-        if self.events.len() >= MAX_EVENTS {
-            self.events.pop_front();
-        } else if self.events.len() == self.events.capacity() {
-            // Doubling would end at 16,384 slots of 616 bytes for 10,000 events: 3.9 MB
-            // never used.
-            let len = self.events.len();
-            self.events
-                .reserve_exact((len * 2).clamp(16, MAX_EVENTS) - len);
-        }
         self.events.push_back(e);
+        if self.events.len() > DEDUP_WINDOW
+            && let Some(old) = self.events.pop_front()
+        {
+            let k = key(old.metadata.namespace(), old.metadata.name());
+            match Packed::pack(&old) {
+                Ok(p) => self.old_events.push_back((k, p)),
+                Err(e) => tracing::error!("cannot pack an event: {e}"),
+            }
+        }
+        while self.events.len() + self.old_events.len() > MAX_EVENTS.max(DEDUP_WINDOW) {
+            if self.old_events.pop_front().is_none() {
+                break;
+            }
+        }
     }
 }
 
@@ -1012,6 +1061,16 @@ impl World {
 
     pub fn has_job(&self, k: &Key) -> bool {
         self.jobs.contains_key(k)
+    }
+
+    pub fn packed_events(&self) -> usize {
+        self.old_events.len()
+    }
+
+    /// Every event, typed (packed ones unpacked into copies), oldest first.
+    pub fn all_events(&self) -> Vec<Event> {
+        let old = self.old_events.iter().filter_map(|(_, p)| p.unpack().ok());
+        old.chain(self.events.iter().cloned()).collect()
     }
 
     /// Every packed record made typed again (as if none had ever settled).
