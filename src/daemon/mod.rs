@@ -612,20 +612,25 @@ impl Daemon {
                     Target::Rescan => self.rescan(),
                     Target::LogSweep => self.sweep_logs(),
                     Target::Trim => match self.quiet.due(Instant::now()) {
-                        None => {
-                            let started = Instant::now();
-                            if self.world.worth_rebuilding() {
-                                self.world.rebuild();
-                                self.shrink_queues();
-                            }
-                            heap::trim();
-                            tracing::debug!(took = ?started.elapsed(), "gave free memory back");
-                        }
+                        None => self.give_memory_back(),
                         Some(wait) => self.schedule(wait, Target::Trim),
                     },
                 }
             }
         }
+    }
+
+    /// Once the loop is quiet: events packed, the world allocated again if a burst strewed it
+    /// over the heap, and the free pages given back (`heap.rs`).
+    fn give_memory_back(&mut self) {
+        let started = Instant::now();
+        self.world.pack_events();
+        if self.world.worth_rebuilding() {
+            self.world.rebuild();
+            self.shrink_queues();
+        }
+        heap::trim();
+        tracing::debug!(took = ?started.elapsed(), "gave free memory back");
     }
 
     /// Queues a burst filled keep their capacity once empty (10,000 timers of finished pods:

@@ -839,11 +839,14 @@ fn packed_events_are_served_as_typed() {
         h.run();
     }
     let events = h.daemon.world.all_events();
+    assert_eq!(h.daemon.world.packed_events(), 0, "packed only once quiet");
+    h.daemon.give_memory_back();
     assert!(
         h.daemon.world.packed_events() > 0,
         "{} events",
         events.len()
     );
+    assert_eq!(h.daemon.world.all_events(), events);
     let now = h.clock.now();
     let mut list = |table| {
         let filter = Filter::parse(None, None).unwrap();
