@@ -42,7 +42,15 @@ impl Daemon {
     }
 
     /// Brings the world in line with what reading `path` found.
-    pub(super) fn apply_entry(&mut self, path: &Path, entry: crate::watch::Entry, confirmed: bool) {
+    /// `look`: what the manifests path led to right after the read (from the pool, for a read
+    /// that may delete); `None`: looked at here if needed.
+    pub(super) fn apply_entry(
+        &mut self,
+        path: &Path,
+        entry: crate::watch::Entry,
+        confirmed: bool,
+        look: Option<super::source::Look>,
+    ) {
         use crate::watch::Entry;
         let entry = match entry {
             // Listed (so never skipped silently), never read: a name that is not UTF-8 could
@@ -65,13 +73,14 @@ impl Daemon {
                 if self.removal_may_proceed(
                     path,
                     "still missing after watch.removalGrace, but so is the manifests directory: its objects are kept",
+                    look,
                 ) {
                     self.file_removed(path);
                 }
                 return;
             }
             Entry::Missing => return self.file_missing(path),
-            Entry::Ignored(why) => return self.file_ignored(path, why, confirmed),
+            Entry::Ignored(why) => return self.file_ignored(path, why, confirmed, look),
             Entry::Invalid(message) => {
                 tracing::error!("{message}");
                 // The last good version keeps running, as for any bad edit.
@@ -103,8 +112,17 @@ impl Daemon {
     /// fresh `watch.removalGrace` (or applied it, if the new directory has it); if it cannot be
     /// looked at now, the removal is tried again later; while it is unavailable nothing goes
     /// (`lost`, logged).
-    fn removal_may_proceed(&mut self, path: &Path, lost: &str) -> bool {
-        match self.check_source(false) {
+    fn removal_may_proceed(
+        &mut self,
+        path: &Path,
+        lost: &str,
+        look: Option<super::source::Look>,
+    ) -> bool {
+        let check = match look {
+            Some(look) => self.check_source_with(look, false),
+            None => self.check_source(false),
+        };
+        match check {
             // A listing that failed is owed: until it is done, "missing" may be its failure.
             super::source::Check::Unchanged if self.rescan_retry.is_some() => {
                 let after = self.cfg.watch.removal_grace.max(self.source_retry_delay());
@@ -164,7 +182,13 @@ impl Daemon {
     /// symlink…): listed as `Ignored` with the reason. Jobs it defined while it was a file go
     /// as if it had been removed, after the same grace (a symlink being re-pointed may dangle
     /// for a moment).
-    fn file_ignored(&mut self, path: &Path, why: String, confirmed: bool) {
+    fn file_ignored(
+        &mut self,
+        path: &Path,
+        why: String,
+        confirmed: bool,
+        look: Option<super::source::Look>,
+    ) {
         let had_jobs = self
             .world
             .manifests
@@ -176,6 +200,7 @@ impl Daemon {
             && !self.removal_may_proceed(
                 path,
                 "no longer a regular file after watch.removalGrace, but the manifests directory is unavailable: its objects are kept",
+                look,
             )
         {
             return;

@@ -516,7 +516,7 @@ impl Daemon {
                 },
                                 _ = hup.recv() => {
                     tracing::info!("SIGHUP: re-arming the manifests watch and rescanning");
-                    self.check_source(true);
+                    self.look_at_source(true, source::AfterLook::Nothing);
                 }
                 _ = term.recv() => self.begin_shutdown("SIGTERM"),
                 _ = int.recv() => self.begin_shutdown("SIGINT"),
@@ -646,34 +646,28 @@ impl Daemon {
         match hint {
             Hint::Path(p) => self.apply_file(&p),
             Hint::Rescan => self.rescan(),
-            Hint::Recheck => {
-                self.check_source(false);
-            }
+            Hint::Recheck => self.look_at_source(false, source::AfterLook::Nothing),
         }
     }
 
     /// Events were lost: compare the whole directory, if it is (still) the one watched (a
     /// re-armed one was just rescanned).
     fn rescan(&mut self) {
-        match self.check_source(false) {
-            source::Check::Unchanged => {
-                self.rescan_dir();
-            }
-            // A listing still owed must not be forgotten because the look failed too.
-            source::Check::Unsure => {
-                let delay = back_off(self.rescan_retry);
-                self.rescan_retry = Some(delay);
-                self.schedule(delay, Target::Rescan);
-            }
-            // Re-armed: rescanned already; lost: rescanned when it is back.
-            source::Check::Rearmed | source::Check::Lost => {}
-        }
+        self.look_at_source(false, source::AfterLook::Rescan);
     }
 
-    /// Compares the whole manifests directory with what is applied. False when it could not
-    /// be listed (a passing error: listed again after a back-off; or it is lost).
+    /// Compares the whole manifests directory with what is applied, once listed
+    /// (`rescan_listed`). False when it could not be listed inline (a listing on the pool
+    /// reports its failure when it is back).
     fn rescan_dir(&mut self) -> bool {
-        let files = match crate::watch::scan(&self.layout.manifests) {
+        self.list_manifests()
+    }
+
+    /// What a rescan's listing found: every file listed, and every one on record but not
+    /// listed, is read again. False when it could not be listed (a passing error: listed
+    /// again after a back-off; or it is lost).
+    fn rescan_listed(&mut self, listing: std::io::Result<Vec<PathBuf>>) -> bool {
+        let files = match listing {
             Ok(f) => f,
             Err(e) if crate::watch::classify(&e) == crate::watch::ErrorClass::Transient => {
                 let delay = back_off(self.rescan_retry);
