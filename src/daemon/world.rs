@@ -712,10 +712,6 @@ impl World {
         self.pods.contains_key(k)
     }
 
-    pub fn pod_keys(&self) -> impl Iterator<Item = &Key> {
-        self.pods.keys()
-    }
-
     /// Pods that may still change: every pod that is not terminal, or still has a finalizer
     /// or a deletion timestamp, or whose run may have a process, is among them (settled ones
     /// may be too).
@@ -1070,6 +1066,10 @@ impl World {
 
     pub fn has_job(&self, k: &Key) -> bool {
         self.jobs.contains_key(k)
+    }
+
+    pub fn pod_keys(&self) -> impl Iterator<Item = &Key> {
+        self.pods.keys()
     }
 
     pub fn packed_events(&self) -> usize {
