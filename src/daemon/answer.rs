@@ -11,6 +11,9 @@ use super::requests::{Filter, Kind, ListReply, LogTarget, Request, bad_request, 
 use super::world::{Key, key};
 use crate::api::{ContainerStatus, Status};
 
+/// Items from which a list's memory is worth a trim once it was sent.
+const LARGE_LIST: usize = 1000;
+
 impl Daemon {
     pub(super) fn on_request(&mut self, req: Request) {
         match req {
@@ -27,8 +30,14 @@ impl Daemon {
                 } else {
                     self.list(kind, namespace.as_deref(), &filter)
                 };
-                let watch = watch.then(|| self.changes.of(kind).subscribe());
+                let watch = watch.then(|| self.changes.subscribe(kind));
                 let after = self.gate.last_change_id();
+                // A list of thousands of objects is megabytes, freed once sent: given back
+                // when the loop is quiet, as after a burst of changes (`heap.rs`).
+                if items.len() >= LARGE_LIST {
+                    self.quiet.changed(tokio::time::Instant::now());
+                    self.schedule(super::heap::QUIET, super::Target::Trim);
+                }
                 let answer = Ok(ListReply {
                     items,
                     watch,
@@ -157,7 +166,7 @@ impl Daemon {
     fn list(&self, kind: Kind, ns: Option<&str>, filter: &Filter) -> Vec<Box<RawValue>> {
         self.world
             .served_all(kind, ns)
-            .filter_map(|o| listed(filter, &o.meta().labels, &o))
+            .filter_map(|o| listed(filter, &o))
             .collect()
     }
 
@@ -184,15 +193,14 @@ impl Daemon {
         let found = match kind {
             Kind::Job => self
                 .world
-                .jobs
-                .get(k)
+                .job(k)
                 .map(|r| (r.source.clone(), r.job.metadata.uid().to_string())),
             Kind::CronJob => self
                 .world
                 .cronjobs
                 .get(k)
                 .map(|r| (Some(r.source.clone()), r.cronjob.metadata.uid().to_string())),
-            _ => self.world.pods.get(k).map(|r| {
+            _ => self.world.pod(k).map(|r| {
                 let source = r.source().map(std::path::Path::to_path_buf);
                 (source, r.pod.metadata.uid().to_string())
             }),
@@ -243,8 +251,7 @@ impl Daemon {
             Kind::Job => {
                 if self
                     .world
-                    .jobs
-                    .get(k)
+                    .job(k)
                     .is_some_and(|r| r.job.metadata.uid() == uid)
                 {
                     self.delete_job_with(k, "deleted through the API", propagation);
@@ -263,8 +270,7 @@ impl Daemon {
             _ => {
                 if self
                     .world
-                    .pods
-                    .get(k)
+                    .pod(k)
                     .is_some_and(|r| r.pod.metadata.uid() == uid)
                 {
                     let now = self.clock.now();
@@ -280,11 +286,21 @@ impl Daemon {
     /// pod stopping, a Job deleted in the foreground), else a success Status.
     pub(super) fn deleted_answer(&self, kind: Kind, k: &Key, uid: &str) -> Result<Value, Status> {
         let there = match kind {
-            Kind::Job => self.world.jobs.get(k).map(|r| r.job.metadata.uid()),
-            Kind::CronJob => self.world.cronjobs.get(k).map(|r| r.cronjob.metadata.uid()),
-            _ => self.world.pods.get(k).map(|r| r.pod.metadata.uid()),
+            Kind::Job => self
+                .world
+                .job(k)
+                .is_some_and(|r| r.job.metadata.uid() == uid),
+            Kind::CronJob => self
+                .world
+                .cronjobs
+                .get(k)
+                .is_some_and(|r| r.cronjob.metadata.uid() == uid),
+            _ => self
+                .world
+                .pod(k)
+                .is_some_and(|r| r.pod.metadata.uid() == uid),
         };
-        if there == Some(uid) {
+        if there {
             self.get(kind, k)
         } else {
             Ok(success(kind, &k.1, uid))
@@ -299,8 +315,7 @@ impl Daemon {
     ) -> Result<LogTarget, Status> {
         let rec = self
             .world
-            .pods
-            .get(k)
+            .pod(k)
             .ok_or_else(|| not_found(Kind::Pod, &k.1))?;
         let pod = &rec.pod;
         let names: Vec<&str> = pod
@@ -376,13 +391,14 @@ impl Daemon {
 }
 
 /// An object of a list as JSON text, if the filter keeps it. Only a field selector needs the
-/// object as a `Value`; labels are checked on the typed object.
-fn listed<T: serde::Serialize>(
-    filter: &Filter,
-    labels: &crate::api::Labels,
-    object: &T,
-) -> Option<Box<RawValue>> {
-    if !filter.labels.matches(labels) {
+/// object as a `Value`; labels are checked on the typed object (a packed one's are decoded
+/// only when a selector asks).
+fn listed(filter: &Filter, object: &super::world::Served<'_>) -> Option<Box<RawValue>> {
+    if filter.is_empty() {
+        return serde_json::value::to_raw_value(object).ok();
+    }
+    let labels = object.labels();
+    if !filter.labels.matches(&labels) {
         return None;
     }
     if filter.fields.is_empty() {
@@ -390,7 +406,7 @@ fn listed<T: serde::Serialize>(
     }
     let v = serde_json::to_value(object).ok()?;
     filter
-        .matches(labels, &v)
+        .matches(&labels, &v)
         .then(|| serde_json::value::to_raw_value(&v).ok())?
 }
 

@@ -42,7 +42,15 @@ impl Daemon {
     }
 
     /// Brings the world in line with what reading `path` found.
-    pub(super) fn apply_entry(&mut self, path: &Path, entry: crate::watch::Entry, confirmed: bool) {
+    /// `look`: what the manifests path led to right after the read (from the pool, for a read
+    /// that may delete); `None`: looked at here if needed.
+    pub(super) fn apply_entry(
+        &mut self,
+        path: &Path,
+        entry: crate::watch::Entry,
+        confirmed: bool,
+        look: Option<super::source::Look>,
+    ) {
         use crate::watch::Entry;
         let entry = match entry {
             // Listed (so never skipped silently), never read: a name that is not UTF-8 could
@@ -65,13 +73,14 @@ impl Daemon {
                 if self.removal_may_proceed(
                     path,
                     "still missing after watch.removalGrace, but so is the manifests directory: its objects are kept",
+                    look,
                 ) {
                     self.file_removed(path);
                 }
                 return;
             }
             Entry::Missing => return self.file_missing(path),
-            Entry::Ignored(why) => return self.file_ignored(path, why, confirmed),
+            Entry::Ignored(why) => return self.file_ignored(path, why, confirmed, look),
             Entry::Invalid(message) => {
                 tracing::error!("{message}");
                 // The last good version keeps running, as for any bad edit.
@@ -103,8 +112,17 @@ impl Daemon {
     /// fresh `watch.removalGrace` (or applied it, if the new directory has it); if it cannot be
     /// looked at now, the removal is tried again later; while it is unavailable nothing goes
     /// (`lost`, logged).
-    fn removal_may_proceed(&mut self, path: &Path, lost: &str) -> bool {
-        match self.check_source(false) {
+    fn removal_may_proceed(
+        &mut self,
+        path: &Path,
+        lost: &str,
+        look: Option<super::source::Look>,
+    ) -> bool {
+        let check = match look {
+            Some(look) => self.check_source_with(look, false),
+            None => self.check_source(false),
+        };
+        match check {
             // A listing that failed is owed: until it is done, "missing" may be its failure.
             super::source::Check::Unchanged if self.rescan_retry.is_some() => {
                 let after = self.cfg.watch.removal_grace.max(self.source_retry_delay());
@@ -164,7 +182,13 @@ impl Daemon {
     /// symlink…): listed as `Ignored` with the reason. Jobs it defined while it was a file go
     /// as if it had been removed, after the same grace (a symlink being re-pointed may dangle
     /// for a moment).
-    fn file_ignored(&mut self, path: &Path, why: String, confirmed: bool) {
+    fn file_ignored(
+        &mut self,
+        path: &Path,
+        why: String,
+        confirmed: bool,
+        look: Option<super::source::Look>,
+    ) {
         let had_jobs = self
             .world
             .manifests
@@ -176,6 +200,7 @@ impl Daemon {
             && !self.removal_may_proceed(
                 path,
                 "no longer a regular file after watch.removalGrace, but the manifests directory is unavailable: its objects are kept",
+                look,
             )
         {
             return;
@@ -198,8 +223,7 @@ impl Daemon {
             for k in &jobs {
                 if self
                     .world
-                    .jobs
-                    .get(k)
+                    .job(k)
                     .is_some_and(|r| r.source.as_deref() == Some(path))
                 {
                     self.delete_job(k, "its manifest is no longer a regular file");
@@ -359,8 +383,7 @@ impl Daemon {
         for gone in &dropped {
             if self
                 .world
-                .jobs
-                .get(gone)
+                .job(gone)
                 .is_some_and(|r| r.source.as_deref() == Some(path))
             {
                 self.delete_job(gone, why);
@@ -379,7 +402,7 @@ impl Daemon {
     /// Why a Job from `path` cannot take the name `k`, if it cannot: another file that still
     /// exists defines it, or another object owns it.
     fn job_conflict(&self, path: &Path, k: &Key) -> Option<String> {
-        let rec = self.world.jobs.get(k)?;
+        let rec = self.world.job(k)?;
         let by = match &rec.source {
             Some(source) if source == path => return None,
             // The file that defined it is gone, or no longer defines it: this one takes it over.
@@ -409,7 +432,7 @@ impl Daemon {
     /// Why a bare Pod from `path` cannot take the name `k`, if it cannot: another file that
     /// still exists defines it, or a pod a Job (or the API) created has it.
     fn pod_conflict(&self, path: &Path, k: &Key) -> Option<String> {
-        let rec = self.world.pods.get(k)?;
+        let rec = self.world.pod(k)?;
         let by = match rec.source() {
             Some(source) if source == path => return None,
             // The file that defined it is gone for good, or no longer defines it (the pod is
@@ -448,7 +471,7 @@ impl Daemon {
     /// (only labels and annotations may change), so any other change replaces the pod: the
     /// old one is terminated gracefully and the new one created when it is gone.
     fn upsert_pod(&mut self, path: &Path, k: &Key, applied: crate::api::Pod) {
-        let Some(rec) = self.world.pods.get_mut(k) else {
+        let Some(rec) = self.world.pod_mut(k) else {
             return self.create_file_pod(path, k, applied);
         };
         let Some(file) = rec.file.as_mut() else {
@@ -487,7 +510,7 @@ impl Daemon {
             path.display()
         );
         self.record_event(involved, EventSpec::normal("Replacing", msg), "jobvisor");
-        if let Some(file) = self.world.pods.get_mut(k).and_then(|r| r.file.as_mut()) {
+        if let Some(file) = self.world.pod_mut(k).and_then(|r| r.file.as_mut()) {
             file.successor = Some(Box::new(applied));
         }
         let now = self.clock.now();
@@ -516,12 +539,7 @@ impl Daemon {
 
     /// Deletes a bare Pod that `path` defined, gracefully; it is removed once it has ended.
     pub(super) fn delete_file_pod(&mut self, path: &Path, k: &Key, why: &str) {
-        if self
-            .world
-            .pods
-            .get(k)
-            .is_none_or(|r| r.source() != Some(path))
-        {
+        if self.world.pod(k).is_none_or(|r| r.source() != Some(path)) {
             return;
         }
         tracing::info!(pod = %format!("{}/{}", k.0, k.1), "pod deleted: {why}");
@@ -575,23 +593,28 @@ impl Daemon {
         let now = self.clock.now();
         if self
             .world
-            .jobs
-            .get(k)
+            .job(k)
             .is_some_and(|r| r.job.metadata.deletion_timestamp.is_some())
         {
             // Being deleted in the foreground: once it is gone, the files that define it are
             // applied again and make it anew (`gc.rs`).
             return;
         }
-        let change = self.world.jobs.get(k).map(|r| delta(&r.applied, &applied));
+        let change = self.world.job(k).map(|r| {
+            (
+                delta(&r.applied, &applied),
+                r.source.as_deref() == Some(path),
+            )
+        });
         match change {
-            Some(Delta::Same) => {
-                if let Some(r) = self.world.jobs.get_mut(k) {
+            Some((Delta::Same, true)) => {}
+            Some((Delta::Same, false)) => {
+                if let Some(r) = self.world.job_mut(k) {
                     r.source = Some(path.to_path_buf());
                 }
             }
-            Some(Delta::Mutable) => {
-                let Some(r) = self.world.jobs.get_mut(k) else {
+            Some((Delta::Mutable, _)) => {
+                let Some(r) = self.world.job_mut(k) else {
                     return;
                 };
                 let mut job = applied.clone();
@@ -607,7 +630,7 @@ impl Daemon {
                 self.job_changed(k);
                 self.dirty_jobs.insert(k.clone());
             }
-            Some(Delta::Immutable) => {
+            Some((Delta::Immutable, _)) => {
                 self.delete_job(k, "its pod template changed");
                 self.create_job(path, k, applied, true);
             }
@@ -624,13 +647,13 @@ impl Daemon {
             crate::api::ANNOTATION_SOURCE.into(),
             path.display().to_string(),
         );
-        self.world.jobs.insert(
+        self.world.insert_job(
             k.clone(),
-            Box::new(JobRecord {
+            JobRecord {
                 job: job.clone(),
                 applied,
                 source: Some(path.to_path_buf()),
-            }),
+            },
         );
         self.store.touch(job_store_key(k));
         self.note(Kind::Job, k, "ADDED");
@@ -686,8 +709,7 @@ impl Daemon {
         for k in &record.jobs {
             if self
                 .world
-                .jobs
-                .get(k)
+                .job(k)
                 .is_some_and(|r| r.source.as_deref() == Some(path))
             {
                 self.delete_job(k, "its manifest file was removed");

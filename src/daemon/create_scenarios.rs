@@ -74,7 +74,11 @@ fn a_posted_job_belongs_to_its_cronjob_but_is_not_one_of_its_runs() {
         uid.as_str()
     );
     assert_eq!(created["spec"]["backoffLimit"], 6, "Job defaults applied");
-    let rec = &h.daemon.world.jobs[&key("default", "manual")];
+    let rec = h
+        .daemon
+        .world
+        .job(&key("default", "manual"))
+        .expect("the Job");
     assert_eq!(rec.source, None, "no file defines it");
     assert_eq!(
         rec.job.metadata.uid(),
@@ -111,7 +115,7 @@ fn a_posted_job_belongs_to_its_cronjob_but_is_not_one_of_its_runs() {
     h.daemon.turn();
     h.run();
     assert!(
-        !h.daemon.world.jobs.contains_key(&key("default", "manual")),
+        !h.daemon.world.contains_job(&key("default", "manual")),
         "deleted with its CronJob"
     );
 }
@@ -204,7 +208,7 @@ fn a_posted_job_is_refused_unless_a_cronjob_of_that_uid_owns_it() {
         s.message
     );
 
-    assert!(!h.daemon.world.jobs.contains_key(&key("default", "x")));
+    assert!(!h.daemon.world.contains_job(&key("default", "x")));
     assert!(h.runtime.starts().len() <= 1, "only the file's Job ran");
 }
 
@@ -292,8 +296,8 @@ fn deleting_a_cronjob_removes_its_file_and_cascades_as_asked() {
     let job_of = |h: &Harness, name: &str| {
         h.daemon
             .world
-            .jobs
-            .values()
+            .all_jobs()
+            .into_iter()
             .find(|r| r.job.metadata.name().starts_with(&format!("{name}-")))
             .map(|r| r.job.clone())
     };

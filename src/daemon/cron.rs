@@ -177,7 +177,7 @@ impl Daemon {
 
     /// The Job no longer belongs to the CronJob `owner_uid`; it stays, a Job of its own.
     fn orphan_job(&mut self, jk: &Key, owner_uid: &str) {
-        if let Some(rec) = self.world.jobs.get_mut(jk) {
+        if let Some(rec) = self.world.job_mut(jk) {
             rec.job
                 .metadata
                 .owner_references
@@ -188,13 +188,15 @@ impl Daemon {
 
     /// The Jobs in `ns` whose controller reference is `owner_uid`.
     pub(super) fn jobs_controlled_by(&self, ns: &str, owner_uid: &str) -> Vec<Key> {
-        let start = (ns.to_string(), String::new());
         self.world
-            .jobs
-            .range(start..)
-            .take_while(|(k, _)| k.0 == ns)
-            .filter(|(_, r)| controller_uid(&r.job) == Some(owner_uid))
-            .map(|(k, _)| k.clone())
+            .jobs_of_owner(owner_uid)
+            .into_iter()
+            .filter(|k| k.0 == ns)
+            .filter(|k| {
+                self.world
+                    .job(k)
+                    .is_some_and(|r| controller_uid(&r.job) == Some(owner_uid))
+            })
             .collect()
     }
 
@@ -203,8 +205,8 @@ impl Daemon {
     pub(super) fn cronjob_of_job_dirty(&mut self, jk: &Key) {
         let Some(owner) = self
             .world
-            .jobs
-            .get(jk)
+            .job(jk)
+            .as_deref()
             .and_then(|r| {
                 r.job
                     .metadata
@@ -251,13 +253,13 @@ impl Daemon {
     /// A Job that a CronJob owns enters the world as the API server creates one: no file,
     /// deleted through the API or with its CronJob.
     pub(super) fn insert_owned_job(&mut self, jk: &Key, job: Job) {
-        self.world.jobs.insert(
+        self.world.insert_job(
             jk.clone(),
-            Box::new(JobRecord {
+            JobRecord {
                 applied: job.clone(),
                 job,
                 source: None,
-            }),
+            },
         );
         self.store.touch(job_store_key(jk));
         self.note(Kind::Job, jk, "ADDED");
@@ -323,7 +325,7 @@ impl Daemon {
             return Err(invalid(Kind::Job, &name, &[cause]));
         }
         let jk = key(ns, &name);
-        if self.world.jobs.contains_key(&jk) {
+        if self.world.contains_job(&jk) {
             return Err(already_exists(Kind::Job, &name));
         }
         let uid = self.names.uid();
@@ -345,16 +347,17 @@ impl Daemon {
         let cj = &rec.cronjob;
         let uid = cj.metadata.uid().to_string();
         let owned_keys = self.jobs_controlled_by(&k.0, &uid);
-        let owned: Vec<&Job> = owned_keys
+        let owned_records: Vec<_> = owned_keys
             .iter()
-            .filter_map(|jk| self.world.jobs.get(jk))
-            .map(|r| &r.job)
+            .filter_map(|jk| self.world.job(jk))
             .collect();
+        let owned: Vec<&Job> = owned_records.iter().map(|r| &r.job).collect();
         let zone = self.zone_of(cj);
         let ns = k.0.clone();
-        let jobs = &self.world.jobs;
+        let world = &self.world;
         let name_taken = |name: &str| {
-            jobs.get(&key(&ns, name))
+            world
+                .job(&key(&ns, name))
                 .is_some_and(|r| controller_uid(&r.job) != Some(uid.as_str()))
         };
         let cx = Context {

@@ -20,8 +20,8 @@ fn cron(h: &Harness, name: &str) -> CronJob {
 fn jobs_of(h: &Harness, cj: &CronJob) -> Vec<Job> {
     h.daemon
         .world
-        .jobs
-        .values()
+        .all_jobs()
+        .into_iter()
         .filter(|r| super::cron::controller_uid(&r.job) == Some(cj.metadata.uid()))
         .map(|r| r.job.clone())
         .collect()
@@ -56,8 +56,8 @@ fn pod_uid_of(h: &Harness, job: &Job) -> String {
     let pods: Vec<_> = h
         .daemon
         .world
-        .pods
-        .values()
+        .all_pods()
+        .into_iter()
         .filter(|p| {
             p.pod
                 .metadata
@@ -254,7 +254,7 @@ fn finished_jobs_beyond_the_history_limit_are_deleted_oldest_first() {
     }
     let jobs = names(&jobs_of(&h, &cron(&h, "hist")));
     assert_eq!(jobs, ["hist-29453763", "hist-29453764"]);
-    let pods_left = h.daemon.world.pods.len();
+    let pods_left = h.daemon.world.pod_keys().count();
     assert_eq!(pods_left, 2, "the deleted Jobs' pods went with them");
 }
 
@@ -281,7 +281,7 @@ fn an_edit_updates_in_place_and_removal_deletes_the_jobs_too() {
     h.run();
     assert!(h.daemon.world.cronjobs.is_empty());
     assert!(
-        h.daemon.world.jobs.is_empty(),
+        h.daemon.world.job_keys().next().is_none(),
         "its Jobs were deleted with it"
     );
     assert_eq!(h.next_cron_wake(), None);
@@ -351,22 +351,26 @@ fn a_file_no_longer_regular_takes_its_cronjob_and_jobs_away() {
     let mut h = Harness::new(root.path(), cfg);
     h.apply("c.yaml", &cronjob("gone", "* * * * *", "sleep", ""));
     h.advance_to_next_slot();
-    assert_eq!(h.daemon.world.jobs.len(), 1);
+    assert_eq!(h.daemon.world.job_keys().count(), 1);
     let path = h.daemon.layout.manifests.join("c.yaml");
-    h.daemon
-        .apply_entry(&path, crate::watch::Entry::Ignored("a FIFO".into()), true);
+    h.daemon.apply_entry(
+        &path,
+        crate::watch::Entry::Ignored("a FIFO".into()),
+        true,
+        None,
+    );
     h.daemon.turn();
     h.run();
     assert!(h.daemon.world.cronjobs.is_empty());
-    assert!(h.daemon.world.jobs.is_empty());
+    assert!(h.daemon.world.job_keys().next().is_none());
 }
 
 /// The pods not yet ended, by uid.
 fn running_pods(h: &Harness) -> Vec<String> {
     h.daemon
         .world
-        .pods
-        .values()
+        .all_pods()
+        .into_iter()
         .filter(|p| !p.pod.status.phase.is_terminal())
         .map(|p| p.pod.metadata.uid().to_string())
         .collect()
@@ -399,7 +403,10 @@ fn an_every_below_a_minute_runs_again_in_the_minute_once_history_deleted_its_job
         h.runtime.exit(&pod, "main", 0);
         h.run();
     }
-    assert!(h.daemon.world.jobs.is_empty(), "history 0 deleted it");
+    assert!(
+        h.daemon.world.job_keys().next().is_none(),
+        "history 0 deleted it"
+    );
     h.advance_to_next_slot();
     assert!(
         h.clock.now() < t("2026-01-01T00:01:00Z"),

@@ -51,6 +51,16 @@ impl Gate {
         }
     }
 
+    /// Gives back what the queues no longer hold.
+    pub fn shrink_to_fit(&mut self) {
+        self.turn_changes.shrink_to_fit();
+        self.turn_starts.shrink_to_fit();
+        self.turn_answers.shrink_to_fit();
+        self.changes.shrink_to_fit();
+        self.starts.shrink_to_fit();
+        self.answers.shrink_to_fit();
+    }
+
     /// The id of the last change published or queued: a watch that lists now has seen it.
     pub fn last_change_id(&self) -> u64 {
         self.last_change_id
@@ -186,7 +196,7 @@ impl Daemon {
         let Some(k) = self.world.pod_by_uid.get(&launch.pod_uid).cloned() else {
             return;
         };
-        let Some(rec) = self.world.pods.get(&k) else {
+        let Some(rec) = self.world.pod(&k) else {
             return;
         };
         let waiting = rec.pod.status.container_statuses.iter().any(|c| {
@@ -196,6 +206,7 @@ impl Daemon {
             return;
         }
         let cancelled = self.shutting_down || rec.pod.metadata.deletion_timestamp.is_some();
+        drop(rec);
         if !cancelled {
             self.runtime.start(launch);
             return;
@@ -259,7 +270,7 @@ mod tests {
 
     /// The pod's one container run number and its record as the store will hold it.
     fn recorded_run(d: &Daemon) -> (String, i32, String) {
-        let rec = d.world.pods.values().next().expect("a pod");
+        let rec = d.world.all_pods().pop().expect("a pod");
         let cs = &rec.pod.status.container_statuses[0];
         let json = d
             .world
@@ -279,7 +290,7 @@ mod tests {
         let mut cfg = Config::default();
         cfg.api.watch_backlog = 8;
         let (mut d, _, _) = daemon_in(root.path(), cfg);
-        let mut pods = d.changes.of(Kind::Pod).subscribe();
+        let mut pods = d.changes.subscribe(Kind::Pod);
         let path = root.path().join("manifests/wide.yaml");
         let text = job(
             "wide",
@@ -353,7 +364,7 @@ mod tests {
             if runtime.starts().len() == before {
                 // In CrashLoopBackOff: the timer fires with nothing else changed.
                 clock.advance(jiff::SignedDuration::from_secs(3600));
-                let k = d.world.pods.keys().next().unwrap().clone();
+                let k = d.world.pod_keys().next().unwrap().clone();
                 d.dirty_pods.insert(k);
                 d.turn();
                 assert_eq!(runtime.starts().len(), before, "{early}");

@@ -23,7 +23,7 @@ impl Daemon {
     /// Deletes the Job `k`: its pods are terminated gracefully (and removed once ended), or
     /// orphaned, as `propagation` says. Their logs stay (see the logs' retention rule).
     pub(super) fn delete_job_with(&mut self, k: &Key, why: &str, propagation: Propagation) {
-        let Some(rec) = self.world.jobs.get(k) else {
+        let Some(rec) = self.world.job(k) else {
             return;
         };
         if rec.job.metadata.deletion_timestamp.is_some() {
@@ -31,6 +31,7 @@ impl Daemon {
             return;
         }
         let uid = rec.job.metadata.uid().to_string();
+        drop(rec);
         tracing::info!(job = %format!("{}/{}", k.0, k.1), ?propagation, "job deleted: {why}");
         let now = self.clock.now();
         let pods = self.world.pod_keys_of(&uid);
@@ -42,7 +43,7 @@ impl Daemon {
             }
             Propagation::Background | Propagation::Foreground => {
                 for pk in &pods {
-                    if let Some(p) = self.world.pods.get_mut(pk) {
+                    if let Some(p) = self.world.pod_mut(pk) {
                         // Nothing will count them any more: they go once they have stopped.
                         p.pod
                             .metadata
@@ -58,7 +59,7 @@ impl Daemon {
             }
         }
         if propagation == Propagation::Foreground && !pods.is_empty() {
-            if let Some(rec) = self.world.jobs.get_mut(k) {
+            if let Some(rec) = self.world.job_mut(k) {
                 let meta = &mut rec.job.metadata;
                 meta.deletion_timestamp = Some(now);
                 meta.deletion_grace_period_seconds = Some(0);
@@ -74,13 +75,15 @@ impl Daemon {
 
     /// A Job deleted in the foreground goes once no pod of it is left.
     pub(super) fn finish_foreground_deletion(&mut self, k: &Key) -> bool {
-        let Some(rec) = self.world.jobs.get(k) else {
+        let Some(rec) = self.world.job(k) else {
             return false;
         };
         if rec.job.metadata.deletion_timestamp.is_none() {
             return false;
         }
-        if self.world.pod_keys_of(rec.job.metadata.uid()).is_empty() {
+        let gone = self.world.pod_keys_of(rec.job.metadata.uid()).is_empty();
+        drop(rec);
+        if gone {
             self.remove_job(k);
         }
         true
@@ -88,7 +91,7 @@ impl Daemon {
 
     fn remove_job(&mut self, k: &Key) {
         self.cronjob_of_job_dirty(k);
-        if let Some(rec) = self.world.jobs.remove(k) {
+        if let Some(rec) = self.world.remove_job(k) {
             self.store.touch(job_store_key(k));
             self.note_deleted(Kind::Job, k, &rec.job);
             if rec.job.metadata.deletion_timestamp.is_some() {
@@ -114,8 +117,9 @@ impl Daemon {
 
     /// The Job that owns the pod `pk` through its controller reference, if any.
     pub(super) fn owner_job(&self, pk: &Key) -> Option<Key> {
-        let pod = &self.world.pods.get(pk)?.pod;
-        let owner = pod
+        let rec = self.world.pod(pk)?;
+        let owner = rec
+            .pod
             .metadata
             .owner_references
             .iter()

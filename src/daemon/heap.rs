@@ -8,9 +8,12 @@
 //! [`QUIET`] after a turn that changed state, never in the middle of a burst (a trim costs a
 //! walk of the free lists, and what it returns would only be faulted in again).
 //!
-//! malloc's knobs are left alone: a fixed mmap threshold (256 KiB) and two arenas gave no
-//! measurable memory beyond the trim's, and the threshold made every watch batch (up to
-//! 256 KiB) a fresh mapping.
+//! One knob is set: the mmap threshold, fixed at 1 MiB ([`configure`]), so a large list's body
+//! never stays in a worker thread's heap. Two arenas gave no measurable memory beyond the
+//! trim's; a threshold of 256 KiB made every watch batch a fresh mapping.
+//!
+//! A list is a burst too: thousands of objects' JSON, freed once sent; a list of 1,000
+//! objects or more schedules the same trim.
 
 use std::time::Duration;
 
@@ -18,6 +21,24 @@ use tokio::time::Instant;
 
 /// How long the loop must have changed nothing before the heap is trimmed.
 pub const QUIET: Duration = Duration::from_secs(1);
+
+/// Allocations from this size on get pages of their own, given back when freed.
+pub const MMAP_THRESHOLD: usize = 1 << 20;
+
+/// Sets malloc's thresholds, once at start. glibc raises its mmap
+/// threshold to the size of the largest mapped block freed (up to 32 MiB), and its trim
+/// threshold to twice that: after one list of 10,000 Jobs (a 20 MB body) every later one is
+/// carved from the heap of the thread that wrote it, whose top `malloc_trim` never returns
+/// (it trims only the main heap's top), so each worker thread kept 15–20 MiB. Fixed, a large
+/// body is a mapping of its own, and a thread's heap shrinks as soon as its top is free.
+/// Watch batches (256 KiB) stay below it: a fresh mapping for each would cost throughput.
+pub fn configure() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only sets malloc's parameters, under malloc's own lock.
+    unsafe {
+        nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD as i32);
+    }
+}
 
 /// Returns every whole free page of every arena to the system.
 pub fn trim() {

@@ -19,6 +19,7 @@ pub mod health;
 mod heap;
 mod launch;
 mod names;
+mod pack;
 mod reads;
 mod reconcile;
 pub mod requests;
@@ -78,8 +79,11 @@ fn later(after: Duration) -> Instant {
 
 /// One broadcast channel per kind, so a change is turned into JSON only when somebody
 /// watches its kind: `jobvisor wait` watches one Job and must not cost every pod a copy.
+/// Each is made at the first watch of its kind: its ring of `backlog` slots (4,096 by
+/// default, 40 bytes each) is memory an unwatched kind does not need.
 struct Watchers {
-    by_kind: [broadcast::Sender<Arc<Change>>; crate::api::kind::RESOURCES.len()],
+    backlog: usize,
+    by_kind: [Option<broadcast::Sender<Arc<Change>>>; crate::api::kind::RESOURCES.len()],
 }
 
 impl Watchers {
@@ -87,25 +91,32 @@ impl Watchers {
     /// would miss some; its stream is then ended with a 410 `Expired` (`server.rs`). Sending
     /// never waits for a receiver: a broadcast overwrites the oldest change.
     fn new(backlog: usize) -> Watchers {
-        // `broadcast::channel` panics on 0 and on absurd sizes; a config value must not.
-        let backlog = backlog.clamp(1, 1 << 24);
         Watchers {
-            by_kind: std::array::from_fn(|_| broadcast::channel(backlog).0),
+            // `broadcast::channel` panics on 0 and on absurd sizes; a config value must not.
+            backlog: backlog.clamp(1, 1 << 24),
+            by_kind: Default::default(),
         }
     }
 
-    fn of(&self, kind: Kind) -> &broadcast::Sender<Arc<Change>> {
-        &self.by_kind[kind as usize]
+    fn subscribe(&mut self, kind: Kind) -> broadcast::Receiver<Arc<Change>> {
+        let backlog = self.backlog;
+        self.by_kind[kind as usize]
+            .get_or_insert_with(|| broadcast::channel(backlog).0)
+            .subscribe()
     }
 
     fn watched(&self, kind: Kind) -> bool {
-        self.of(kind).receiver_count() > 0
+        self.by_kind[kind as usize]
+            .as_ref()
+            .is_some_and(|tx| tx.receiver_count() > 0)
     }
 
     fn send(&self, change: Change) {
         // Every receiver gets a clone of what was sent: one reference count, not a copy of
         // the namespace and labels per watcher. No receiver left is fine: the watch ended.
-        let _ = self.of(change.kind).send(Arc::new(change));
+        if let Some(tx) = &self.by_kind[change.kind as usize] {
+            let _ = tx.send(Arc::new(change));
+        }
     }
 }
 
@@ -219,6 +230,7 @@ pub fn load_config(opts: &DaemonOptions) -> anyhow::Result<(Config, Layout)> {
 
 /// Runs the daemon until SIGTERM/SIGINT. Errors here are start-up failures.
 pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
+    heap::configure();
     let (cfg, layout) = load_config(&opts)?;
     init_tracing(&cfg.log.level);
     raise_fd_limit();
@@ -544,7 +556,7 @@ impl Daemon {
                 },
                                 _ = hup.recv() => {
                     tracing::info!("SIGHUP: re-arming the manifests watch and rescanning");
-                    self.check_source(true);
+                    self.look_at_source(true, source::AfterLook::Nothing);
                 }
                 _ = term.recv() => self.begin_shutdown("SIGTERM"),
                 _ = int.recv() => self.begin_shutdown("SIGINT"),
@@ -578,6 +590,8 @@ impl Daemon {
             // busy they gather into the next batch.
             self.flush();
         }
+        // After the flush, which serialized this turn's changes from the typed records.
+        self.world.pack_settled();
         self.release();
         self.notify_problems();
     }
@@ -638,11 +652,7 @@ impl Daemon {
                     Target::Rescan => self.rescan(),
                     Target::LogSweep => self.sweep_logs(),
                     Target::Trim => match self.quiet.due(Instant::now()) {
-                        None => {
-                            let started = Instant::now();
-                            heap::trim();
-                            tracing::debug!(took = ?started.elapsed(), "gave free memory back");
-                        }
+                        None => self.give_memory_back(),
                         Some(wait) => self.schedule(wait, Target::Trim),
                     },
                 }
@@ -650,38 +660,54 @@ impl Daemon {
         }
     }
 
+    /// Once the loop is quiet: events packed, the world allocated again if a burst strewed it
+    /// over the heap, and the free pages given back (`heap.rs`).
+    fn give_memory_back(&mut self) {
+        let started = Instant::now();
+        self.world.pack_events();
+        if self.world.worth_rebuilding() {
+            self.world.rebuild();
+            self.shrink_queues();
+        }
+        heap::trim();
+        tracing::debug!(took = ?started.elapsed(), "gave free memory back");
+    }
+
+    /// Queues a burst filled keep their capacity once empty (10,000 timers of finished pods:
+    /// 640 KB); given back with the world's rebuild.
+    fn shrink_queues(&mut self) {
+        self.timers.shrink_to_fit();
+        self.timer_index.shrink_to_fit();
+        self.pending_changes.shrink_to_fit();
+        self.gate.shrink_to_fit();
+    }
+
     fn on_hint(&mut self, hint: Hint) {
         match hint {
             Hint::Path(p) => self.apply_file(&p),
             Hint::Rescan => self.rescan(),
-            Hint::Recheck => {
-                self.check_source(false);
-            }
+            Hint::Recheck => self.look_at_source(false, source::AfterLook::Nothing),
         }
     }
 
     /// Events were lost: compare the whole directory, if it is (still) the one watched (a
     /// re-armed one was just rescanned).
     fn rescan(&mut self) {
-        match self.check_source(false) {
-            source::Check::Unchanged => {
-                self.rescan_dir();
-            }
-            // A listing still owed must not be forgotten because the look failed too.
-            source::Check::Unsure => {
-                let delay = back_off(self.rescan_retry);
-                self.rescan_retry = Some(delay);
-                self.schedule(delay, Target::Rescan);
-            }
-            // Re-armed: rescanned already; lost: rescanned when it is back.
-            source::Check::Rearmed | source::Check::Lost => {}
-        }
+        self.look_at_source(false, source::AfterLook::Rescan);
     }
 
-    /// Compares the whole manifests directory with what is applied. False when it could not
-    /// be listed (a passing error: listed again after a back-off; or it is lost).
+    /// Compares the whole manifests directory with what is applied, once listed
+    /// (`rescan_listed`). False when it could not be listed inline (a listing on the pool
+    /// reports its failure when it is back).
     fn rescan_dir(&mut self) -> bool {
-        let files = match crate::watch::scan(&self.layout.manifests) {
+        self.list_manifests()
+    }
+
+    /// What a rescan's listing found: every file listed, and every one on record but not
+    /// listed, is read again. False when it could not be listed (a passing error: listed
+    /// again after a back-off; or it is lost).
+    fn rescan_listed(&mut self, listing: std::io::Result<Vec<PathBuf>>) -> bool {
+        let files = match listing {
             Ok(f) => f,
             Err(e) if crate::watch::classify(&e) == crate::watch::ErrorClass::Transient => {
                 let delay = back_off(self.rescan_retry);
@@ -728,7 +754,7 @@ impl Daemon {
     fn shutdown_done(&self) -> bool {
         // A bare Pod that restarts in place stays Running across the stop: it has ended once
         // none of its containers runs or is starting.
-        let all_ended = self.world.pods.iter().all(|(k, r)| {
+        let all_ended = self.world.unsettled_pods().all(|(k, r)| {
             r.pod.status.phase.is_terminal()
                 || (self.restarts_in_place(k)
                     && r.pod
@@ -750,10 +776,9 @@ impl Daemon {
     /// Longest grace period among pods still running.
     fn max_grace(&self) -> Duration {
         self.world
-            .pods
-            .values()
-            .filter(|r| !r.pod.status.phase.is_terminal())
-            .map(|r| self.grace_of(&r.pod))
+            .unsettled_pods()
+            .filter(|(_, r)| !r.pod.status.phase.is_terminal())
+            .map(|(_, r)| self.grace_of(&r.pod))
             .max()
             .unwrap_or_default()
     }

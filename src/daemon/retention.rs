@@ -428,11 +428,9 @@ mod tests {
 
     /// `(name, uid)` of the one pod of Job `job`.
     fn pod_of(h: &Harness, job: &str) -> (String, String) {
-        let mut pods = h
-            .daemon
-            .world
-            .pods
-            .values()
+        let all = h.daemon.world.all_pods();
+        let mut pods = all
+            .iter()
             .map(|r| &r.pod)
             .filter(|p| p.metadata.owner_references.iter().any(|o| o.name == job));
         let pod = pods.next().expect("a pod");
@@ -481,8 +479,8 @@ mod tests {
         assert!(
             h.daemon
                 .world
-                .pods
-                .values()
+                .all_pods()
+                .iter()
                 .all(|r| r.pod.metadata.owner_references[0].name != name),
             "the pods of {name} were removed"
         );
@@ -496,11 +494,11 @@ mod tests {
             .unwrap();
     }
 
-    fn removals(h: &Harness) -> Vec<&Event> {
+    fn removals(h: &Harness) -> Vec<Event> {
         h.daemon
             .world
-            .events
-            .iter()
+            .all_events()
+            .into_iter()
             .filter(|e| e.reason == "LogsRemoved")
             .collect()
     }
@@ -568,7 +566,7 @@ mod tests {
         assert!(h.daemon.world.deleted_logs.is_empty());
         let events = removals(&h);
         assert_eq!(events.len(), 1, "{events:#?}");
-        let e = events[0];
+        let e = &events[0];
         assert_eq!(e.type_, crate::api::EventType::Normal);
         assert_eq!(e.message, "retained 1h0m0s after the pod was deleted");
         let o = &e.involved_object;

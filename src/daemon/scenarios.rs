@@ -9,30 +9,30 @@ use crate::api::{Job, Pod};
 use crate::clock::Clock;
 use crate::config::Config;
 
-fn only_job(h: &Harness) -> &Job {
-    let mut jobs = h.daemon.world.jobs.values();
-    let job = &jobs.next().expect("a Job").job;
+fn only_job(h: &Harness) -> Job {
+    let mut jobs = h.daemon.world.all_jobs().into_iter();
+    let job = jobs.next().expect("a Job").job;
     assert!(jobs.next().is_none(), "one Job");
     job
 }
 
-fn job_named<'a>(h: &'a Harness, name: &str) -> &'a Job {
+fn job_named(h: &Harness, name: &str) -> Job {
     let found = h
         .daemon
         .world
-        .jobs
-        .values()
+        .all_jobs()
+        .into_iter()
         .find(|r| r.job.metadata.name() == name);
-    &found.expect("the Job").job
+    found.expect("the Job").job
 }
 
 fn pods_of(h: &Harness, job_uid: &str) -> Vec<Pod> {
     let mut pods: Vec<Pod> = h
         .daemon
         .world
-        .pods
-        .values()
-        .map(|r| r.pod.clone())
+        .all_pods()
+        .into_iter()
+        .map(|r| r.pod)
         .filter(|p| p.metadata.owner_references.iter().any(|o| o.uid == job_uid))
         .collect();
     pods.sort_by(|a, b| {
@@ -80,14 +80,12 @@ fn changing_completions_recreates_the_job_and_terminates_its_pods() {
     let new_pods = pods_of(&h, new.metadata.uid());
     assert_eq!(new_pods.len(), 1, "{new_pods:#?}");
     assert_eq!(phase(&new_pods[0]), "Running");
+    let events = h.daemon.world.all_events();
     assert!(
-        h.daemon
-            .world
-            .events
+        events
             .iter()
             .any(|e| e.reason == "Recreated" && e.involved_object.uid == new.metadata.uid()),
-        "{:#?}",
-        h.daemon.world.events
+        "{events:#?}"
     );
 }
 
@@ -196,10 +194,8 @@ fn a_repeated_event_is_counted_not_recorded_again() {
         1
     );
 
-    let started: Vec<_> = h
-        .daemon
-        .world
-        .events
+    let events = h.daemon.world.all_events();
+    let started: Vec<_> = events
         .iter()
         .filter(|e| e.involved_object.uid == pod_uid && e.reason == "Started")
         .collect();
@@ -306,7 +302,10 @@ fn foreground_deletion_waits_for_the_pods() {
     // The pod's container dies of the SIGTERM; the pod goes, and then the Job.
     h.run();
     assert!(pods_of(&h, &uid).is_empty());
-    assert!(h.daemon.world.jobs.is_empty(), "the Job outlived its pods");
+    assert!(
+        h.daemon.world.job_keys().next().is_none(),
+        "the Job outlived its pods"
+    );
 }
 
 /// `Background` (the default): the Job goes at once, its pods are terminated after it.
@@ -315,7 +314,7 @@ fn background_deletion_removes_the_job_first() {
     let (_root, mut h, _, pod_uid) = running_job();
     let answer = delete_job(&mut h, "j", crate::api::Propagation::Background).unwrap();
     assert_eq!(answer["status"], "Success");
-    assert!(h.daemon.world.jobs.is_empty());
+    assert!(h.daemon.world.job_keys().next().is_none());
     assert!(stopped(&h, &pod_uid));
 }
 
@@ -330,13 +329,13 @@ fn orphan_deletion_leaves_the_pods_running() {
     let pod = pods_of(&h, &uid)[0].clone();
     delete_job(&mut h, "j", crate::api::Propagation::Orphan).unwrap();
     h.run();
-    assert!(h.daemon.world.jobs.is_empty());
+    assert!(h.daemon.world.job_keys().next().is_none());
     assert!(!stopped(&h, pod.metadata.uid()));
-    let now =
-        &h.daemon.world.pods[&(pod.metadata.namespace().into(), pod.metadata.name().into())].pod;
+    let k = (pod.metadata.namespace().into(), pod.metadata.name().into());
+    let now = h.daemon.world.pod(&k).unwrap().into_owned().pod;
     assert!(now.metadata.owner_references.is_empty());
     assert!(now.metadata.finalizers.is_empty());
-    assert_eq!(phase(now), "Running");
+    assert_eq!(phase(&now), "Running");
 }
 
 /// A Job another object owns has no file: deleting it touches no manifest.
@@ -350,10 +349,10 @@ fn a_job_owned_by_an_object_is_deleted_without_any_file() {
     h.apply("j.yaml", &text);
     // As a CronJob's Job will be: owned through ownerReferences, no file of its own.
     let k = (String::from("default"), String::from("j"));
-    h.daemon.world.jobs.get_mut(&k).unwrap().source = None;
+    h.daemon.world.job_mut(&k).unwrap().source = None;
     h.daemon.world.manifests.clear();
     delete_job(&mut h, "j", crate::api::Propagation::Background).unwrap();
-    assert!(h.daemon.world.jobs.is_empty());
+    assert!(h.daemon.world.job_keys().next().is_none());
     assert!(
         file.exists(),
         "a file was removed for a Job no file defines"
@@ -368,7 +367,7 @@ fn bare_pod(name: &str, policy: &str) -> String {
 
 fn bare(h: &Harness, name: &str) -> Pod {
     let k = (String::from("default"), name.to_string());
-    h.daemon.world.pods[&k].pod.clone()
+    h.daemon.world.pod(&k).unwrap().into_owned().pod
 }
 
 /// A bare Pod with restartPolicy Always restarts a container that exited 0 (a Job's pod
@@ -546,7 +545,7 @@ fn a_replaced_pod_whose_file_goes_has_no_successor() {
     h.daemon.turn();
     h.run();
     assert_eq!(h.runtime.starts(), [("p".into(), 0)], "a successor started");
-    assert!(h.daemon.world.pods.is_empty());
+    assert!(h.daemon.world.pod_keys().next().is_none());
 }
 
 /// A pod still tracked by a Job that no longer exists (deleted before its pods' release was
@@ -558,12 +557,18 @@ fn recovery_releases_pods_of_a_job_that_is_gone() {
     h.apply("j.yaml", &job("j", "Never", "sleep", ""));
     let uid = only_job(&h).metadata.uid().to_string();
     let k = (String::from("default"), String::from("j"));
-    h.daemon.world.jobs.remove(&k);
+    h.daemon.world.remove_job(&k);
     h.daemon.store.touch(super::world::job_store_key(&k));
     h.daemon.turn();
     h.settle();
     let h = h.crash_and_restart();
-    let pods: Vec<&Pod> = h.daemon.world.pods.values().map(|r| &r.pod).collect();
+    let pods: Vec<Pod> = h
+        .daemon
+        .world
+        .all_pods()
+        .into_iter()
+        .map(|r| r.pod)
+        .collect();
     assert_eq!(pods.len(), 1);
     assert!(
         pods[0].metadata.finalizers.is_empty(),
@@ -645,7 +650,7 @@ fn delete_options_are_read_as_the_api_server_reads_them() {
     assert_eq!(only_job(&h).metadata.uid(), uid);
     let pre = format!(r#"{{"preconditions":{{"uid":"{uid}"}},"propagationPolicy":"Background"}}"#);
     ask(&mut h, &pre).unwrap();
-    assert!(h.daemon.world.jobs.is_empty());
+    assert!(h.daemon.world.job_keys().next().is_none());
 }
 
 fn job_text() -> String {
@@ -686,4 +691,272 @@ fn moving_a_finished_job_to_another_file_does_not_run_it_again() {
         "nothing ran again: {:?}",
         h.runtime.starts()
     );
+}
+
+/// Everything the API shows of Jobs and pods, as bytes: lists (JSON and Table, all and
+/// by label), each object by itself, and each store record.
+fn served_bytes(h: &mut Harness) -> Vec<String> {
+    use super::requests::{Filter, Kind, Request};
+    let mut out = Vec::new();
+    for kind in [Kind::Job, Kind::Pod] {
+        for (table, selector) in [(false, None), (true, None), (false, Some("job-name=ok"))] {
+            let filter = Filter::parse(selector, None).unwrap();
+            let list = h
+                .ask(|reply| Request::List {
+                    kind,
+                    namespace: None,
+                    filter,
+                    watch: false,
+                    table,
+                    reply,
+                })
+                .unwrap();
+            out.extend(list.items.iter().map(|i| i.get().to_string()));
+        }
+        let keys: Vec<super::world::Key> = match kind {
+            Kind::Job => h.daemon.world.job_keys().cloned().collect(),
+            _ => h.daemon.world.pod_keys().cloned().collect(),
+        };
+        for k in keys {
+            let got = h.ask(|reply| Request::Get {
+                kind,
+                namespace: k.0.clone(),
+                name: k.1.clone(),
+                reply,
+            });
+            out.push(serde_json::to_string(&got.unwrap()).unwrap());
+            let store_key = super::world::store_key(kind, &k);
+            out.push(h.daemon.world.stored(&store_key).unwrap().get().to_string());
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A Job that completes (two pods), one that fails and a bare Pod that succeeds, all over.
+fn finished_objects(h: &mut Harness) {
+    h.apply(
+        "ok.yaml",
+        &job("ok", "Never", "sleep", "  completions: 2\n"),
+    );
+    h.apply(
+        "bad.yaml",
+        &job("bad", "Never", "sleep", "  backoffLimit: 0\n"),
+    );
+    h.apply("p.yaml", &bare_pod("p", "Never"));
+    for _ in 0..2 {
+        for (uid, code) in running_pods(h) {
+            h.runtime.exit(&uid, "main", code);
+        }
+        h.advance(1);
+        h.run();
+    }
+}
+
+/// The running pods' uids, each with the exit code the test gives it: 1 for Job "bad".
+fn running_pods(h: &Harness) -> Vec<(String, i32)> {
+    h.daemon
+        .world
+        .all_pods()
+        .into_iter()
+        .filter(|r| r.pod.status.phase.as_str() == "Running")
+        .map(|r| {
+            let bad = r.pod.metadata.name().starts_with("bad-");
+            (r.pod.metadata.uid().to_string(), i32::from(bad))
+        })
+        .collect()
+}
+
+fn all_packed(h: &Harness) -> bool {
+    let w = &h.daemon.world;
+    w.job_keys()
+        .all(|k| w.is_packed(super::requests::Kind::Job, k))
+        && w.pod_keys()
+            .all(|k| w.is_packed(super::requests::Kind::Pod, k))
+}
+
+/// Finished Jobs and pods are held packed, and the API and the store see the very bytes
+/// they would see of the typed records.
+#[test]
+fn settled_records_are_packed_and_served_byte_for_byte() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    finished_objects(&mut h);
+    let jobs = h.daemon.world.all_jobs();
+    assert_eq!(jobs.len(), 2);
+    assert!(
+        jobs.iter()
+            .all(|r| r.job.status.as_ref().unwrap().is_finished())
+    );
+    assert_eq!(h.daemon.world.pod_keys().count(), 4);
+    assert!(all_packed(&h), "a settled record is still typed");
+    let packed = served_bytes(&mut h);
+    h.daemon.world.unpack_all();
+    assert!(!all_packed(&h));
+    assert_eq!(served_bytes(&mut h), packed);
+}
+
+/// While a Job runs, the pods its syncs read (its last counted success, its failures) stay
+/// typed; once it has finished, they are packed with it.
+#[test]
+fn a_running_jobs_pods_that_its_syncs_read_stay_typed() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    h.apply(
+        "ok.yaml",
+        &job("ok", "Never", "sleep", "  completions: 2\n"),
+    );
+    let (first, _) = running_pods(&h).pop().unwrap();
+    h.runtime.exit(&first, "main", 0);
+    h.run();
+    let w = &h.daemon.world;
+    let first = w.pod_by_uid[&first].clone();
+    assert!(!w.is_packed(super::requests::Kind::Pod, &first));
+    assert_eq!(w.pod_keys().count(), 2, "the second pod runs");
+    for (uid, _) in running_pods(&h) {
+        h.runtime.exit(&uid, "main", 0);
+    }
+    h.run();
+    assert!(all_packed(&h));
+}
+
+/// A crash while records are packed loses nothing: the restarted daemon serves the same
+/// bytes, and packs them again.
+#[test]
+fn packed_records_are_served_the_same_after_a_crash() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    finished_objects(&mut h);
+    assert!(all_packed(&h));
+    let before = served_bytes(&mut h);
+    let mut h = h.crash_and_restart();
+    assert!(
+        all_packed(&h),
+        "a settled record is typed after the restart"
+    );
+    assert_eq!(served_bytes(&mut h), before);
+}
+
+/// What the world holds beside its records, in a stable order.
+fn indexes(h: &Harness) -> String {
+    use std::collections::BTreeMap;
+    let w = &h.daemon.world;
+    type Sets = std::collections::HashMap<String, std::collections::BTreeSet<super::world::Key>>;
+    fn sorted(m: &Sets) -> BTreeMap<&String, &std::collections::BTreeSet<super::world::Key>> {
+        m.iter().collect()
+    }
+    format!(
+        "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{}",
+        w.pods_of_job,
+        sorted(&w.pending_of_job),
+        w.last_success_of_job.iter().collect::<BTreeMap<_, _>>(),
+        w.pod_by_uid.iter().collect::<BTreeMap<_, _>>(),
+        w.manifests,
+        w.all_events(),
+        serde_json::to_string(&w.all_pods()).unwrap(),
+    )
+}
+
+/// Allocating the world again (after a burst) changes nothing it holds or serves, typed
+/// records of running objects included, and the daemon goes on from it.
+#[test]
+fn a_rebuilt_world_holds_and_serves_the_same() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    finished_objects(&mut h);
+    h.apply("run.yaml", &job("run", "Never", "sleep", ""));
+    assert!(!all_packed(&h), "the running Job is typed");
+    let before = (served_bytes(&mut h), indexes(&h));
+    h.daemon.world.rebuild();
+    assert_eq!((served_bytes(&mut h), indexes(&h)), before);
+    for (uid, _) in running_pods(&h) {
+        h.runtime.exit(&uid, "main", 0);
+    }
+    h.run();
+    assert!(job_named(&h, "run").status.unwrap().is_finished());
+    assert!(all_packed(&h));
+}
+
+/// A crash right after the world was allocated again loses nothing either.
+#[test]
+fn a_crash_after_a_rebuild_serves_the_same() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    finished_objects(&mut h);
+    let before = served_bytes(&mut h);
+    h.daemon.world.rebuild();
+    let mut h = h.crash_and_restart();
+    assert_eq!(served_bytes(&mut h), before);
+}
+
+/// Events past the newest few are held packed, and served as the typed events would be:
+/// the list, each event by itself, and the Table (in time order).
+#[test]
+fn packed_events_are_served_as_typed() {
+    use super::requests::{Filter, Kind, Request};
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    h.apply(
+        "many.yaml",
+        &job("many", "Never", "sleep", "  completions: 8\n"),
+    );
+    for _ in 0..8 {
+        for (uid, _) in running_pods(&h) {
+            h.runtime.exit(&uid, "main", 0);
+        }
+        h.advance(1);
+        h.run();
+    }
+    let events = h.daemon.world.all_events();
+    assert_eq!(h.daemon.world.packed_events(), 0, "packed only once quiet");
+    h.daemon.give_memory_back();
+    assert!(
+        h.daemon.world.packed_events() > 0,
+        "{} events",
+        events.len()
+    );
+    assert_eq!(h.daemon.world.all_events(), events);
+    let now = h.clock.now();
+    let mut list = |table| {
+        let filter = Filter::parse(None, None).unwrap();
+        h.ask(|reply| Request::List {
+            kind: Kind::Event,
+            namespace: None,
+            filter,
+            watch: false,
+            table,
+            reply,
+        })
+        .unwrap()
+        .items
+        .iter()
+        .map(|i| i.get().to_string())
+        .collect::<Vec<_>>()
+    };
+    let typed: Vec<String> = events
+        .iter()
+        .map(|e| serde_json::to_string(e).unwrap())
+        .collect();
+    assert_eq!(list(false), typed);
+    let mut in_time_order = events.clone();
+    crate::printers::sort_events(&mut in_time_order);
+    let cells: Vec<Vec<String>> = list(true)
+        .iter()
+        .map(|row| serde_json::from_str::<serde_json::Value>(row).unwrap()["cells"].clone())
+        .map(|c| serde_json::from_value(c).unwrap())
+        .collect();
+    let expected: Vec<Vec<String>> = in_time_order
+        .iter()
+        .map(|e| crate::printers::event_row(e, now, true))
+        .collect();
+    assert_eq!(cells, expected);
+    for e in &events {
+        let got = h.ask(|reply| Request::Get {
+            kind: Kind::Event,
+            namespace: e.metadata.namespace().into(),
+            name: e.metadata.name().into(),
+            reply,
+        });
+        assert_eq!(got.unwrap(), serde_json::to_value(e).unwrap());
+    }
 }

@@ -105,6 +105,17 @@ pub(super) enum Check {
     Lost,
 }
 
+/// What to do once a look at the source is back (`reads.rs`), with what `check_source` made
+/// of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AfterLook {
+    Nothing,
+    /// A rescan: list the directory if it is the one watched (a re-armed one was rescanned).
+    Rescan,
+    /// The `Target::Recheck` timer's: watch an unavailable directory's parents if none could.
+    Recheck,
+}
+
 /// What `check_source` does about a look. Pure, so the decision is tested by itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
@@ -189,11 +200,17 @@ fn watch_error_passes(e: &notify::Error) -> bool {
 }
 
 impl Daemon {
-    /// Looks at what the manifests path leads to; re-arms the watch and rescans if that is
-    /// not the directory being watched (or always, with `force`: SIGHUP).
+    /// Looks at what the manifests path leads to (here, on the loop: at start-up, and in
+    /// tests; the running loop asks `look_at_source`) and acts on it.
     pub(super) fn check_source(&mut self, force: bool) -> Check {
+        let look = Look::at(&self.layout.manifests);
+        self.check_source_with(look, force)
+    }
+
+    /// Re-arms the watch and rescans if `look` is not the directory being watched (or always,
+    /// with `force`: SIGHUP).
+    pub(super) fn check_source_with(&mut self, look: Look, force: bool) -> Check {
         let dir = self.layout.manifests.clone();
-        let look = Look::at(&dir);
         let was = match &self.source {
             Source::NotLooked => Was::NotLooked,
             Source::Watching { id, .. } => Was::Watching(id),
@@ -307,11 +324,34 @@ impl Daemon {
     /// directory's parents is tried again when none could be watched (never on every
     /// `check_source`, which runs for every missing file).
     pub(super) fn recheck_source(&mut self) {
-        self.check_source(false);
-        if let (Source::Unavailable { watch, .. }, Some(tx)) = (&mut self.source, &self.hint_tx)
-            && watch.is_none()
-        {
-            *watch = crate::watch::watch_for_return(&self.layout.manifests, tx.clone());
+        self.look_at_source(false, AfterLook::Recheck);
+    }
+
+    /// What a look was asked for, now that `check_source` found `check`.
+    pub(super) fn after_look(&mut self, check: Check, then: AfterLook) {
+        match then {
+            AfterLook::Nothing => {}
+            AfterLook::Rescan => match check {
+                Check::Unchanged => {
+                    self.rescan_dir();
+                }
+                // A listing still owed must not be forgotten because the look failed too.
+                Check::Unsure => {
+                    let delay = super::back_off(self.rescan_retry);
+                    self.rescan_retry = Some(delay);
+                    self.schedule(delay, Target::Rescan);
+                }
+                // Re-armed: rescanned already; lost: rescanned when it is back.
+                Check::Rearmed | Check::Lost => {}
+            },
+            AfterLook::Recheck => {
+                if let (Source::Unavailable { watch, .. }, Some(tx)) =
+                    (&mut self.source, &self.hint_tx)
+                    && watch.is_none()
+                {
+                    *watch = crate::watch::watch_for_return(&self.layout.manifests, tx.clone());
+                }
+            }
         }
     }
 
@@ -494,12 +534,12 @@ mod tests {
         assert_eq!(d.check_source(true), Check::Rearmed);
         let path = d.layout.manifests.join("j.yaml");
         d.apply_text(&path, job("j", "Never", "true", ""), true);
-        assert!(d.world.jobs.contains_key(&("default".into(), "j".into())));
+        assert!(d.world.has_job(&("default".into(), "j".into())));
         (d, path, rx)
     }
 
     fn has_job(d: &Daemon) -> bool {
-        d.world.jobs.contains_key(&("default".into(), "j".into()))
+        d.world.has_job(&("default".into(), "j".into()))
     }
 
     fn removal_pending(d: &Daemon, path: &Path) -> bool {

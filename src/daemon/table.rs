@@ -47,31 +47,19 @@ impl Daemon {
             .filter(|o| kept(filter, o))
             .collect();
         if kind == Kind::Event {
-            objects.sort_by(|a, b| match (a, b) {
-                (Served::Event(x), Served::Event(y)) => table::event_time(x)
-                    .cmp(&table::event_time(y))
-                    .then_with(|| x.metadata.name().cmp(y.metadata.name())),
-                _ => std::cmp::Ordering::Equal,
-            });
+            objects.sort_by_cached_key(|o| (event_time(o), o.name().to_string()));
         }
         objects
             .into_iter()
             .filter_map(|o| {
-                let cells = match o {
-                    Served::Job(j) => table::job_row(j, now, true),
-                    Served::CronJob(c) => table::cronjob_row(c, now, true),
-                    Served::Pod(p) => table::pod_row(p, now, true, &self.node_name),
-                    Served::Event(e) => table::event_row(e, now, true),
-                };
-                let meta = o.meta();
                 let row = Row {
-                    cells,
+                    cells: cells(o, now, &self.node_name)?,
                     object: Partial {
                         kind: "PartialObjectMetadata",
                         api_version: "meta.k8s.io/v1",
                         metadata: NameOnly {
-                            name: meta.name(),
-                            namespace: meta.namespace(),
+                            name: o.name(),
+                            namespace: o.namespace(),
                         },
                     },
                 };
@@ -81,11 +69,60 @@ impl Daemon {
     }
 }
 
+/// When an event last happened (what `get events` sorts by); a packed one is decoded for it.
+fn event_time(o: &Served<'_>) -> Option<jiff::Timestamp> {
+    match o {
+        Served::Event(e) => table::event_time(e),
+        Served::Packed(_, p) => {
+            let mut at = None;
+            let decoded = p.with_served(&mut |typed| at = event_time(&typed));
+            if let Err(e) = decoded {
+                tracing::error!("{e}");
+            }
+            at
+        }
+        _ => None,
+    }
+}
+
+/// One object's cells, as `get -o wide` prints them; a packed object is decoded for it.
+fn cells(o: Served<'_>, now: jiff::Timestamp, node: &str) -> Option<Vec<String>> {
+    Some(match o {
+        Served::Job(j) => table::job_row(j, now, true),
+        Served::CronJob(c) => table::cronjob_row(c, now, true),
+        Served::Pod(p) => table::pod_row(p, now, true, node),
+        Served::Event(e) => table::event_row(e, now, true),
+        Served::Packed(_, p) if p.kind() == Kind::Job => {
+            let mut cells = None;
+            let decoded = p.with_served_json(&mut |json| {
+                cells = table::job_row_from_json(json, now, true)
+                    .map_err(|e| tracing::error!("printing a packed Job: {e}"))
+                    .ok();
+            });
+            if let Err(e) = decoded {
+                tracing::error!("{e}");
+            }
+            return cells;
+        }
+        Served::Packed(_, p) => {
+            let mut cells = None;
+            let decoded = p.with_served(&mut |typed| cells = self::cells(typed, now, node));
+            if let Err(e) = decoded {
+                tracing::error!("{e}");
+            }
+            return cells;
+        }
+    })
+}
+
 /// The list's filter: labels on the typed object; a field selector needs its JSON.
 fn kept(filter: &Filter, o: &Served<'_>) -> bool {
-    if !filter.labels.matches(&o.meta().labels) {
+    if filter.is_empty() {
+        return true;
+    }
+    let labels = o.labels();
+    if !filter.labels.matches(&labels) {
         return false;
     }
-    filter.fields.is_empty()
-        || serde_json::to_value(o).is_ok_and(|v| filter.matches(&o.meta().labels, &v))
+    filter.fields.is_empty() || serde_json::to_value(o).is_ok_and(|v| filter.matches(&labels, &v))
 }

@@ -135,9 +135,9 @@ impl Daemon {
         };
         let k = key(&id.namespace, &id.name);
         let exists = match id.kind {
-            Kind::Job => self.world.jobs.contains_key(&k),
+            Kind::Job => self.world.contains_job(&k),
             Kind::CronJob => self.world.cronjobs.contains_key(&k),
-            _ => self.world.pods.contains_key(&k),
+            _ => self.world.contains_pod(&k),
         };
         if create && exists {
             return Err(already_exists(id.kind, &id.name));
@@ -155,7 +155,7 @@ impl Daemon {
                     .annotations
                     .insert(ANNOTATION_SOURCE.into(), source);
                 let k = key(&id.namespace, &id.name);
-                self.world.jobs.get(&k).map(|r| r.applied == job)
+                self.world.job(&k).map(|r| r.applied == job)
             }),
             Kind::CronJob => report.cronjobs.into_iter().next().and_then(|mut cj| {
                 cj.metadata
@@ -175,7 +175,7 @@ impl Daemon {
                     .annotations
                     .insert(ANNOTATION_SOURCE.into(), source);
                 let k = key(&id.namespace, &id.name);
-                let rec = self.world.pods.get(&k)?;
+                let rec = self.world.pod(&k)?;
                 rec.file.as_ref().map(|f| *f.applied == pod)
             }),
         };
@@ -200,14 +200,13 @@ impl Daemon {
     /// Refused when a file apply did not write defines it, or has the name.
     fn apply_target(&self, id: &ObjectId) -> Result<PathBuf, Status> {
         let k = key(&id.namespace, &id.name);
-        let defined: Option<Option<&Path>> = match id.kind {
-            Kind::Job => self.world.jobs.get(&k).map(|r| r.source.as_deref()),
-            Kind::Pod => self.world.pods.get(&k).map(|r| r.source()),
-            Kind::CronJob => self
+        let defined: Option<Option<PathBuf>> = match id.kind {
+            Kind::Job => self.world.job(&k).map(|r| r.source.clone()),
+            Kind::Pod => self
                 .world
-                .cronjobs
-                .get(&k)
-                .map(|r| Some(r.source.as_path())),
+                .pod(&k)
+                .map(|r| r.source().map(Path::to_path_buf)),
+            Kind::CronJob => self.world.cronjobs.get(&k).map(|r| Some(r.source.clone())),
             other => {
                 return Err(bad_request(format!(
                     "{} cannot be applied",
@@ -229,7 +228,7 @@ impl Daemon {
                 ));
             }
             // Defined by a file still there: updated in place, if apply wrote that file.
-            Some(Some(source)) if self.world.manifests.contains_key(source) => source,
+            Some(Some(source)) if self.world.manifests.contains_key(&source) => source,
             // New, or its file is gone for good (a new file takes it over, as any file would).
             _ => {
                 let path = self.layout.manifests.join(id.file_name());
@@ -253,7 +252,7 @@ impl Daemon {
         let written = self
             .world
             .manifests
-            .get(source)
+            .get(&source)
             .is_some_and(|m| applied::is_written_by_apply(&m.content));
         if !written {
             return Err(Status::failure(
@@ -266,8 +265,8 @@ impl Daemon {
                 ),
             ));
         }
-        self.defines_only(source, id)?;
-        Ok(source.to_path_buf())
+        self.defines_only(&source, id)?;
+        Ok(source)
     }
 
     /// Refused (409) when the file at `path` defines objects besides `id`: replacing or
@@ -541,7 +540,7 @@ mod tests {
         std::fs::write(&path, job("j", "Never", "true", "")).unwrap();
         d.apply_file(&path); // inline: applied at once
         let k = key("default", "j");
-        let uid = d.world.jobs[&k].job.metadata.uid().to_string();
+        let uid = d.world.job(&k).unwrap().job.metadata.uid().to_string();
 
         let mut reads = d.reads.on_pool();
         d.apply_file(&path);
@@ -557,9 +556,9 @@ mod tests {
         let done = d.writes.rx.as_mut().unwrap().recv().await.unwrap();
         d.on_file_done(done);
         assert!(!path.exists());
-        assert!(!d.world.jobs.contains_key(&k));
+        assert!(!d.world.has_job(&k));
 
         d.on_read(stale);
-        assert!(!d.world.jobs.contains_key(&k), "the deleted Job came back");
+        assert!(!d.world.has_job(&k), "the deleted Job came back");
     }
 }
