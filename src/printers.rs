@@ -472,6 +472,66 @@ pub fn pod_row(pod: &Pod, now: Timestamp, wide: bool, node: &str) -> Vec<String>
     row
 }
 
+/// `pod_row` of a pod given as its JSON, decoding only what the row reads (the status, the
+/// number of containers, the node, the name and times), not the labels, owner and container
+/// specs: the daemon holds finished pods as JSON (`daemon/pack.rs`). Whatever `pod_row`
+/// reads must be decoded here too (`a_pod_row_from_json_is_the_row_of_the_pod` checks it).
+pub fn pod_row_from_json(
+    json: &str,
+    now: Timestamp,
+    wide: bool,
+    node: &str,
+) -> Result<Vec<String>, serde_json::Error> {
+    use crate::api::{Container, ObjectMeta, PodSpec, PodStatus};
+    use serde::Deserialize;
+
+    #[derive(Deserialize)]
+    struct Shown {
+        #[serde(default)]
+        metadata: Meta,
+        #[serde(default)]
+        spec: Spec,
+        #[serde(default)]
+        status: PodStatus,
+    }
+    #[derive(Deserialize, Default)]
+    #[serde(rename_all = "camelCase")]
+    struct Meta {
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        creation_timestamp: Option<Timestamp>,
+        #[serde(default)]
+        deletion_timestamp: Option<Timestamp>,
+    }
+    #[derive(Deserialize, Default)]
+    #[serde(rename_all = "camelCase")]
+    struct Spec {
+        #[serde(default)]
+        containers: Vec<serde::de::IgnoredAny>,
+        #[serde(default)]
+        node_name: Option<String>,
+    }
+
+    let shown: Shown = serde_json::from_str(json)?;
+    let pod = Pod {
+        metadata: ObjectMeta {
+            name: shown.metadata.name,
+            creation_timestamp: shown.metadata.creation_timestamp,
+            deletion_timestamp: shown.metadata.deletion_timestamp,
+            ..Default::default()
+        },
+        spec: PodSpec {
+            containers: vec![Container::default(); shown.spec.containers.len()],
+            node_name: shown.spec.node_name,
+            ..Default::default()
+        },
+        status: shown.status,
+        ..Default::default()
+    };
+    Ok(pod_row(&pod, now, wide, node))
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodSummary {
     pub ready: usize,
@@ -1266,6 +1326,74 @@ wq     Running    1/1 of 3      20s        20s
             pod_row(&p, now, false, "h")[..4],
             ["pi-abcde", "0/1", "Completed", "0"]
         );
+    }
+
+    /// The row of a pod's JSON, decoded in part, is the row of the whole pod.
+    #[test]
+    fn a_pod_row_from_json_is_the_row_of_the_pod() {
+        use PodPhase::*;
+        let now = ts(NOW);
+        let mut restarted = cstatus("c", running(), true);
+        restarted.restart_count = 2;
+        restarted.last_state = terminated(1, Some("Error"), None);
+        restarted
+            .last_state
+            .terminated
+            .as_mut()
+            .unwrap()
+            .finished_at = Some(now - SignedDuration::from_secs(15));
+        let mut pods = vec![
+            pod(Pending, vec![]),
+            pod(
+                Pending,
+                vec![cstatus("c", waiting("ContainerCreating"), false)],
+            ),
+            pod(Running, vec![restarted]),
+            pod(
+                Succeeded,
+                vec![cstatus("c", terminated(0, Some("Completed"), None), false)],
+            ),
+            pod(
+                Failed,
+                vec![cstatus("c", terminated(137, None, Some(9)), false)],
+            ),
+            pod(
+                Running,
+                vec![
+                    cstatus("a", terminated(0, Some("Completed"), None), false),
+                    cstatus("b", running(), true),
+                ],
+            ),
+        ];
+        let mut ready = pods[5].clone();
+        ready.status.conditions.push(PodCondition {
+            type_: "Ready".into(),
+            status: "True".into(),
+            last_transition_time: None,
+            reason: None,
+            message: None,
+        });
+        pods.push(ready);
+        let mut deleted = pod(Running, vec![cstatus("c", running(), true)]);
+        deleted.metadata.deletion_timestamp = Some(now);
+        deleted.metadata.creation_timestamp = Some(now - SignedDuration::from_secs(90));
+        deleted.spec.node_name = Some("elsewhere".into());
+        deleted.status.host_ip = Some("127.0.0.1".into());
+        pods.push(deleted);
+        let mut lost = pod(Unknown, vec![]);
+        lost.metadata.deletion_timestamp = Some(now);
+        lost.status.reason = Some("NodeLost".into());
+        pods.push(lost);
+        for p in &pods {
+            let json = serde_json::to_string(p).unwrap();
+            for wide in [false, true] {
+                assert_eq!(
+                    pod_row_from_json(&json, now, wide, "host").unwrap(),
+                    pod_row(p, now, wide, "host"),
+                    "{json}"
+                );
+            }
+        }
     }
 
     fn event(name: &str, last: Option<&str>, kind: &str) -> Event {

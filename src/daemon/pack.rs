@@ -1,14 +1,16 @@
 //! Settled records held packed: a finished Job or pod no longer changes, yet typed it costs
-//! 5–7 KB of small allocations (10,000 finished one-pod Jobs: 120 MB). Packed, it is its
-//! stored JSON compressed with LZ4 against a typical record of its kind (`pack/*.dict`):
-//! about 300 bytes, since what one finished record says is mostly what the dictionary says
-//! (keys, defaults, condition messages) or what it says itself again (the uid six times, the
-//! applied copy of the Job).
+//! 5–7 KB of small allocations (10,000 finished one-pod Jobs: 120 MB), and an old event
+//! 1.1 KB. Packed, it is its stored JSON compressed with LZ4 against a typical record of its
+//! kind (`pack/*.dict`, made from records of the examples): about 300 bytes, since what one
+//! finished record says is mostly what the dictionary says (keys, defaults, condition
+//! messages) or what it says itself again (the uid six times, the applied copy of the Job).
 //!
 //! Unpacking costs about a microsecond for the JSON and a few more to decode it, so a record
 //! is unpacked when touched (a get, a sync, a delete) and the served JSON of lists and watches
 //! is cut from the unpacked JSON without decoding at all. The packed form never reaches the
-//! disk: the store gets the same JSON as from the typed record, byte for byte.
+//! disk: the store gets the same JSON as from the typed record, byte for byte. So the
+//! dictionaries may change from one version to the next: nothing packed outlives the
+//! process.
 
 use std::marker::PhantomData;
 

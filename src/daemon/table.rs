@@ -104,6 +104,18 @@ fn cells(o: Served<'_>, now: jiff::Timestamp, node: &str) -> Option<Vec<String>>
             }
             return cells;
         }
+        Served::Packed(_, p) if p.kind() == Kind::Pod => {
+            let mut cells = None;
+            let decoded = p.with_served_json(&mut |json| {
+                cells = table::pod_row_from_json(json, now, true, node)
+                    .map_err(|e| tracing::error!("printing a packed pod: {e}"))
+                    .ok();
+            });
+            if let Err(e) = decoded {
+                tracing::error!("{e}");
+            }
+            return cells;
+        }
         Served::Packed(_, p) => {
             let mut cells = None;
             let decoded = p.with_served(&mut |typed| cells = self::cells(typed, now, node));
