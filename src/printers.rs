@@ -140,24 +140,20 @@ pub fn job_row(job: &Job, now: Timestamp, wide: bool) -> Vec<String> {
         since(job.metadata.creation_timestamp, now),
     ];
     if wide {
-        let containers = &job.spec.template.spec.containers;
-        row.push(
-            containers
-                .iter()
-                .map(|c| c.name.as_str())
-                .collect::<Vec<_>>()
-                .join(","),
-        );
-        row.push(
-            containers
-                .iter()
-                .map(|c| c.image.as_deref().unwrap_or("<none>"))
-                .collect::<Vec<_>>()
-                .join(","),
-        );
+        row.extend(container_cells(&job.spec.template.spec.containers));
         row.push(format_selector(job.spec.selector.as_ref()));
     }
     row
+}
+
+/// The wide CONTAINERS and IMAGES cells (kubectl's `layoutContainerCells`).
+fn container_cells(containers: &[crate::api::Container]) -> [String; 2] {
+    let names: Vec<&str> = containers.iter().map(|c| c.name.as_str()).collect();
+    let images: Vec<&str> = containers
+        .iter()
+        .map(|c| c.image.as_deref().unwrap_or("<none>"))
+        .collect();
+    [names.join(","), images.join(",")]
 }
 
 /// kubectl's `printCronJob` (`pkg/printers/internalversion/printers.go`).
@@ -199,21 +195,7 @@ pub fn cronjob_row(cj: &CronJob, now: Timestamp, wide: bool) -> Vec<String> {
     ];
     if wide {
         let template = &cj.spec.job_template.spec;
-        let containers = &template.template.spec.containers;
-        row.push(
-            containers
-                .iter()
-                .map(|c| c.name.as_str())
-                .collect::<Vec<_>>()
-                .join(","),
-        );
-        row.push(
-            containers
-                .iter()
-                .map(|c| c.image.as_deref().unwrap_or("<none>"))
-                .collect::<Vec<_>>()
-                .join(","),
-        );
+        row.extend(container_cells(&template.template.spec.containers));
         row.push(format_selector(template.selector.as_ref()));
     }
     row
