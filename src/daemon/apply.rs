@@ -101,6 +101,11 @@ impl Daemon {
                     ManifestState::Applied | ManifestState::Invalid
                 )
         }) {
+            // As applied, it defines all it did: a drop read since did not hold.
+            if !confirmed {
+                self.timer_index
+                    .remove(&super::Target::Removal(path.to_path_buf()));
+            }
             return;
         }
         self.apply_text(path, text, confirmed);
@@ -373,6 +378,12 @@ impl Daemon {
             m.file.objects = object_refs(m);
         }
         if !any_dropped {
+            // Everything it defined is back: a drop read earlier did not hold for the grace,
+            // so no removal check is due (a later truncated read must not confirm it).
+            if !confirmed {
+                self.timer_index
+                    .remove(&super::Target::Removal(path.to_path_buf()));
+            }
             return;
         }
         // A file that defines a dropped object too takes it over first, as when a file is

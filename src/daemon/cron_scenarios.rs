@@ -459,11 +459,10 @@ fn moving_a_cronjob_to_another_file_keeps_it_and_its_running_job() {
 /// (a file read half-written must not delete, and later re-run, anything)" (README, "The
 /// manifests directory"). A file read empty schedules the check; it is good again at once;
 /// then, just as the grace ends, a writer truncates it and has not written yet (`cmd > file`:
-/// no close, so no event). The definition was missing for an instant, not for the grace, yet
-/// the check reads the empty file as confirmed: the CronJob is deleted with its running Job
-/// and created anew (a new uid, no history) when the writer closes the file.
+/// no close, so no event). The definition was missing for an instant, not for the grace: the
+/// good read cancelled the check, so nothing is deleted (before, the check read the empty file
+/// as confirmed and the CronJob went with its running Job, to come back with a new uid).
 #[test]
-#[ignore = "bug: the removal check after watch.removalGrace confirms a drop that did not hold (file good in between, truncated at the deadline)"]
 fn a_definition_back_within_the_grace_is_not_deleted_by_a_truncation_at_its_end() {
     let root = tempfile::tempdir().unwrap();
     let mut h = Harness::new(root.path(), Config::default());
@@ -484,7 +483,7 @@ fn a_definition_back_within_the_grace_is_not_deleted_by_a_truncation_at_its_end(
     write_and_read(&mut h, ""); // emptied and closed: the removal waits out the grace
     write_and_read(&mut h, &text); // good again
     std::fs::write(&path, "").expect("truncate"); // a writer opened it O_TRUNC, not closed yet
-    h.daemon.confirm_removal(&path); // the grace of the first read ends
+    h.removal_timer_fires(&path); // the grace of the first read ends
     h.daemon.turn();
     h.run();
 

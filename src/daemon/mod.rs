@@ -632,6 +632,8 @@ impl Daemon {
                     }
                     // A removal pushed later by a new disappearance: not due yet.
                     Some(_) if matches!(target, Target::Removal(_)) => continue,
+                    // Cancelled: the file was read whole again before the grace ended.
+                    None if matches!(target, Target::Removal(_)) => continue,
                     // The log sweep has one wake-up at a time; any other is stale.
                     _ if target == Target::LogSweep => continue,
                     _ => {}

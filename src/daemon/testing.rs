@@ -411,6 +411,15 @@ impl Harness {
         self.daemon.cron_wakes.earliest()
     }
 
+    /// What the loop does when the `watch.removalGrace` timer of `path` comes due: the
+    /// removal is confirmed if it is still pending (`fire_timers`).
+    pub fn removal_timer_fires(&mut self, path: &std::path::Path) {
+        let target = super::Target::Removal(path.to_path_buf());
+        if self.daemon.timer_index.remove(&target).is_some() {
+            self.daemon.confirm_removal(path);
+        }
+    }
+
     /// Moves the clock to the next CronJob wake-up and fires the timer there.
     pub fn advance_to_next_slot(&mut self) -> jiff::Timestamp {
         let at = self.next_cron_wake().expect("a CronJob wake-up armed");
