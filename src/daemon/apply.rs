@@ -225,6 +225,9 @@ impl Daemon {
                     )
                 })
                 .unwrap_or_default();
+            // Another file that defines them too takes them over first, as when a file is
+            // removed.
+            self.retry_conflicts();
             for k in &jobs {
                 if self
                     .world
@@ -488,7 +491,11 @@ impl Daemon {
         let Some(file) = rec.file.as_mut() else {
             return;
         };
-        file.source = path.to_path_buf();
+        if file.source != path {
+            // Taken over by another file: recorded, as for a Job.
+            file.source = path.to_path_buf();
+            self.store.touch(super::world::pod_store_key(k));
+        }
         if rec.pod.metadata.deletion_timestamp.is_some() {
             // Being replaced: what the file says now is created once it is gone.
             file.successor = Some(Box::new(applied));
@@ -620,9 +627,12 @@ impl Daemon {
         match change {
             Some((Delta::Same, true)) => {}
             Some((Delta::Same, false)) => {
+                // Taken over by another file (a rename, a move): the new owner is recorded,
+                // or after a restart the old file's removal would be looked for instead.
                 if let Some(r) = self.world.job_mut(k) {
                     r.source = Some(path.to_path_buf());
                 }
+                self.store.touch(job_store_key(k));
             }
             Some((Delta::Mutable, _)) => {
                 let Some(r) = self.world.job_mut(k) else {

@@ -107,12 +107,17 @@ impl Daemon {
         let now = self.clock.now();
         match self.world.cronjobs.get_mut(k) {
             Some(rec) => {
+                let moved = rec.source != path;
                 rec.source = path.to_path_buf();
                 let cj = &mut rec.cronjob;
                 let same = cj.spec == applied.spec
                     && cj.metadata.labels == applied.metadata.labels
                     && cj.metadata.annotations == applied.metadata.annotations;
                 if same {
+                    if moved {
+                        // Taken over by another file: the new owner is recorded.
+                        self.store.touch(store_key(Kind::CronJob, k));
+                    }
                     return;
                 }
                 if cj.spec != applied.spec {

@@ -563,3 +563,57 @@ fn a_huge_starting_deadline_neither_panics_nor_stops_the_slot() {
         ["far-29453761", "far-29453763"]
     );
 }
+
+/// A CronJob taken over by another file (a rename: the new file conflicts until the old one
+/// is gone) records its new file: after a restart, removing that file deletes it.
+#[test]
+fn a_cronjob_taken_over_by_another_file_is_recorded_there_across_a_restart() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    let text = cronjob("mv", "0 3 * * *", "true", "");
+    let a = h.daemon.layout.manifests.join("a.yaml");
+    let b = h.daemon.layout.manifests.join("b.yaml");
+    // On disk too: the restarted daemon reads the directory.
+    std::fs::write(&a, &text).unwrap();
+    h.apply("a.yaml", &text);
+    std::fs::write(&b, &text).unwrap();
+    h.apply("b.yaml", &text);
+    std::fs::remove_file(&a).unwrap();
+    h.daemon.file_removed(&a);
+    h.daemon.turn();
+    h.run();
+    let h = h.crash_and_restart();
+    let rec = h
+        .daemon
+        .world
+        .cronjobs
+        .values()
+        .find(|r| r.cronjob.metadata.name() == "mv")
+        .expect("the CronJob");
+    assert_eq!(rec.source, b, "the new owner was not recorded");
+}
+
+/// A file that is no longer a regular file hands its CronJob to another file that defines it
+/// too, as a removed file does: same CronJob, its running Job kept.
+#[test]
+fn a_file_no_longer_regular_hands_its_cronjob_to_the_other_file() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    let text = cronjob("keep", "* * * * *", "sleep", "");
+    h.apply("a.yaml", &text);
+    h.advance_to_next_slot();
+    let before = cron(&h, "keep");
+    h.apply("b.yaml", &text);
+    let a = h.daemon.layout.manifests.join("a.yaml");
+    h.daemon.apply_entry(
+        &a,
+        crate::watch::Entry::Ignored("a directory".into()),
+        true,
+        None,
+    );
+    h.daemon.turn();
+    h.run();
+    let after = cron(&h, "keep");
+    assert_eq!(after.metadata.uid(), before.metadata.uid());
+    assert_eq!(names(&jobs_of(&h, &after)), ["keep-29453761"]);
+}

@@ -507,13 +507,13 @@ impl Daemon {
                 .shutdown_deadline
                 .map_or(next_timer, |d| d.min(next_timer));
             let next_slot = self.cron_wakes.earliest();
-            let next_timer = match &mut wall {
-                Some(w) => {
-                    if let Err(e) = w.arm(next_slot) {
-                        tracing::error!(error = %e, "arming the CronJob timer");
-                    }
-                    next_timer
-                }
+            if let Some(Err(e)) = wall.as_mut().map(|w| w.arm(next_slot)) {
+                // A slot must not wait for an unrelated input: the monotonic clock from now on.
+                tracing::error!(error = %e, "arming the CronJob timer failed; CronJob slots now wait on the monotonic clock");
+                wall = None;
+            }
+            let next_timer = match &wall {
+                Some(_) => next_timer,
                 None => next_slot.map_or(next_timer, |at| {
                     let wait = crate::controller::elapsed(self.clock.now(), at);
                     next_timer.min(later(wait))
@@ -544,7 +544,11 @@ impl Daemon {
                 }
                 w = wait_wall(&mut wall), if wall_armed => match w {
                     Ok(w) => self.on_wall_timer(w),
-                    Err(e) => tracing::error!(error = %e, "the CronJob timer failed"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "the CronJob timer failed; CronJob slots now wait on the monotonic clock");
+                        wall = None;
+                        self.on_wall_timer(wall_timer::Wake::Due);
+                    }
                 },
                 d = durability_rx.recv() => match d {
                     Some(d) => {
