@@ -420,27 +420,19 @@ impl Daemon {
         let by = match &rec.source {
             Some(source) if source == path => return None,
             // The file that defined it is gone, or no longer defines it: this one takes it over.
-            Some(source)
-                if !self
-                    .world
-                    .manifests
-                    .get(source)
-                    .is_some_and(|m| m.jobs.contains(k)) =>
-            {
-                return None;
-            }
+            Some(source) if !self.file_defines(source, Kind::Job, k) => return None,
             Some(source) => format!("is already defined in {}", source.display()),
-            None => match rec.job.metadata.owner_references.first() {
-                Some(o) => format!("already exists: it belongs to {} {}", o.kind, o.name),
-                None => "already exists".to_string(),
-            },
+            None => owned_elsewhere(&rec.job.metadata),
         };
-        Some(format!(
-            "{}: Job \"{}\" in namespace \"{}\" {by}; this definition is ignored",
-            path.display(),
-            k.1,
-            k.0
-        ))
+        Some(conflict_message(path, Kind::Job, k, &by))
+    }
+
+    /// Whether the manifest `file` defines the object `k` of `kind` now.
+    pub(super) fn file_defines(&self, file: &Path, kind: Kind, k: &Key) -> bool {
+        self.world
+            .manifests
+            .get(file)
+            .is_some_and(|m| m.defined(kind).contains(k))
     }
 
     /// Why a bare Pod from `path` cannot take the name `k`, if it cannot: another file that
@@ -451,13 +443,7 @@ impl Daemon {
             Some(source) if source == path => return None,
             // The file that defined it is gone for good, or no longer defines it (the pod is
             // only ending): this one takes the Pod over once it has.
-            Some(source)
-                if !self
-                    .world
-                    .manifests
-                    .get(source)
-                    .is_some_and(|m| m.pods.contains(k)) =>
-            {
+            Some(source) if !self.file_defines(source, Kind::Pod, k) => {
                 if rec.pod.metadata.deletion_timestamp.is_some() {
                     format!(
                         "is still terminating (it was defined in {})",
@@ -468,17 +454,9 @@ impl Daemon {
                 }
             }
             Some(source) => format!("is already defined in {}", source.display()),
-            None => match rec.pod.metadata.owner_references.first() {
-                Some(o) => format!("already exists: it belongs to {} {}", o.kind, o.name),
-                None => "already exists".to_string(),
-            },
+            None => owned_elsewhere(&rec.pod.metadata),
         };
-        Some(format!(
-            "{}: Pod \"{}\" in namespace \"{}\" {by}; this definition is ignored",
-            path.display(),
-            k.1,
-            k.0
-        ))
+        Some(conflict_message(path, Kind::Pod, k, &by))
     }
 
     /// A bare Pod as its file now defines it. Kubernetes forbids changing a pod's spec
@@ -804,6 +782,25 @@ impl Daemon {
         }
         self.store.touch(manifest_store_key(path));
     }
+}
+
+/// Why an object no file defines cannot be taken by one: what owns it.
+fn owned_elsewhere(meta: &crate::api::ObjectMeta) -> String {
+    match meta.owner_references.first() {
+        Some(o) => format!("already exists: it belongs to {} {}", o.kind, o.name),
+        None => "already exists".to_string(),
+    }
+}
+
+/// A definition of `path` that loses the name `k` to another owner, `by` saying which.
+pub(super) fn conflict_message(path: &Path, kind: Kind, k: &Key, by: &str) -> String {
+    format!(
+        "{}: {} \"{}\" in namespace \"{}\" {by}; this definition is ignored",
+        path.display(),
+        kind.resource().name,
+        k.1,
+        k.0
+    )
 }
 
 /// The objects a file defines, for `get manifests`.

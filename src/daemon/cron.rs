@@ -84,21 +84,11 @@ impl Daemon {
     pub(super) fn cronjob_conflict(&self, path: &Path, k: &Key) -> Option<String> {
         let rec = self.world.cronjobs.get(k)?;
         // The file that defined it is gone, or no longer defines it: this one takes it over.
-        let defined_there = self
-            .world
-            .manifests
-            .get(&rec.source)
-            .is_some_and(|m| m.cronjobs.contains(k));
-        if rec.source == path || !defined_there {
+        if rec.source == path || !self.file_defines(&rec.source, Kind::CronJob, k) {
             return None;
         }
-        Some(format!(
-            "{}: CronJob \"{}\" in namespace \"{}\" is already defined in {}; this definition is ignored",
-            path.display(),
-            k.1,
-            k.0,
-            rec.source.display()
-        ))
+        let by = format!("is already defined in {}", rec.source.display());
+        Some(super::apply::conflict_message(path, Kind::CronJob, k, &by))
     }
 
     /// A CronJob as its file says now. Every spec field of a CronJob is mutable: an edit

@@ -209,6 +209,16 @@ pub struct ManifestRecord {
 }
 
 impl ManifestRecord {
+    /// The objects of `kind` this file defines now.
+    pub fn defined(&self, kind: Kind) -> &[Key] {
+        match kind {
+            Kind::Job => &self.jobs,
+            Kind::CronJob => &self.cronjobs,
+            Kind::Pod => &self.pods,
+            Kind::Event | Kind::Manifest => &[],
+        }
+    }
+
     /// Whether this file defines any object now.
     pub fn defines_any(&self) -> bool {
         !self.jobs.is_empty() || !self.pods.is_empty() || !self.cronjobs.is_empty()
