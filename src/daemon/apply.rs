@@ -3,9 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use super::world::{JobRecord, Key, ManifestRecord, job_store_key, key, manifest_store_key};
+use super::world::{
+    Defined, JobRecord, Key, ManifestRecord, job_store_key, key, manifest_store_key,
+};
 use super::{Daemon, Kind};
-use crate::api::{ANNOTATION_EXEC, Job, ManifestFile, ManifestState, ObjectReference};
+use crate::api::{ANNOTATION_EXEC, Job, ManifestState, ObjectReference};
 use crate::controller::EventSpec;
 use crate::controller::job_update::{self, JobUpdate};
 use crate::manifest;
@@ -213,35 +215,17 @@ impl Daemon {
         if had_jobs && !confirmed && !grace.is_zero() {
             self.schedule(grace, super::Target::Removal(path.to_path_buf()));
         } else if had_jobs {
-            let (jobs, pods, cronjobs) = self
+            let defined = self
                 .world
                 .manifests
                 .get_mut(path)
-                .map(|m| {
-                    (
-                        std::mem::take(&mut m.jobs),
-                        std::mem::take(&mut m.pods),
-                        std::mem::take(&mut m.cronjobs),
-                    )
-                })
+                .map(|m| std::mem::take(&mut m.defines))
                 .unwrap_or_default();
             // Another file that defines them too takes them over first, as when a file is
             // removed.
             self.retry_conflicts();
-            for k in &jobs {
-                if self
-                    .world
-                    .job(k)
-                    .is_some_and(|r| r.source.as_deref() == Some(path))
-                {
-                    self.delete_job(k, "its manifest is no longer a regular file");
-                }
-            }
-            for k in &pods {
-                self.delete_file_pod(path, k, "its manifest is no longer a regular file");
-            }
-            for k in &cronjobs {
-                self.delete_file_cronjob(path, k, "its manifest is no longer a regular file");
+            for (kind, k) in defined.iter() {
+                self.delete_defined(path, kind, k, "its manifest is no longer a regular file");
             }
             if let Some(m) = self.world.manifests.get_mut(path) {
                 m.file.objects.clear();
@@ -300,7 +284,7 @@ impl Daemon {
             tracing::warn!("{w}");
         }
         let mut errors = Vec::new();
-        let mut now_defined = Vec::new();
+        let mut now = Defined::default();
         for job in report.jobs {
             let k = key(job.metadata.namespace(), job.metadata.name());
             if let Some(why) = self.job_conflict(path, &k) {
@@ -308,9 +292,8 @@ impl Daemon {
                 continue;
             }
             self.upsert_job(path, &k, job);
-            now_defined.push(k);
+            now.get_mut(Kind::Job).push(k);
         }
-        let mut now_pods = Vec::new();
         for pod in report.pods {
             let k = key(pod.metadata.namespace(), pod.metadata.name());
             if let Some(why) = self.pod_conflict(path, &k) {
@@ -318,9 +301,8 @@ impl Daemon {
                 continue;
             }
             self.upsert_pod(path, &k, pod);
-            now_pods.push(k);
+            now.get_mut(Kind::Pod).push(k);
         }
-        let mut now_cronjobs = Vec::new();
         for cj in report.cronjobs {
             let k = key(cj.metadata.namespace(), cj.metadata.name());
             if let Some(why) = self.cronjob_conflict(path, &k) {
@@ -328,39 +310,29 @@ impl Daemon {
                 continue;
             }
             self.upsert_cronjob(path, &k, cj);
-            now_cronjobs.push(k);
+            now.get_mut(Kind::CronJob).push(k);
         }
-        let (before, before_pods, before_cronjobs) = self
+        let before = self
             .world
             .manifests
             .get(path)
-            .map(|m| (m.jobs.clone(), m.pods.clone(), m.cronjobs.clone()))
+            .map(|m| m.defines.clone())
             .unwrap_or_default();
-        let dropped: Vec<Key> = before
-            .into_iter()
-            .filter(|k| !now_defined.contains(k))
+        let dropped: Vec<(Kind, Key)> = before
+            .iter()
+            .filter(|(kind, k)| !now.keys(*kind).contains(k))
+            .map(|(kind, k)| (kind, k.clone()))
             .collect();
-        let dropped_pods: Vec<Key> = before_pods
-            .into_iter()
-            .filter(|k| !now_pods.contains(k))
-            .collect();
-        let dropped_cronjobs: Vec<Key> = before_cronjobs
-            .into_iter()
-            .filter(|k| !now_cronjobs.contains(k))
-            .collect();
-        let any_dropped =
-            !dropped.is_empty() || !dropped_pods.is_empty() || !dropped_cronjobs.is_empty();
+        let any_dropped = !dropped.is_empty();
         let grace = self.cfg.watch.removal_grace;
         if any_dropped && !confirmed && !grace.is_zero() {
             // Keep the old content on record, so the re-check sees a change to apply.
             self.schedule(grace, super::Target::Removal(path.to_path_buf()));
             if let Some(m) = self.world.manifests.get_mut(path) {
-                m.jobs = now_defined;
-                m.jobs.extend(dropped);
-                m.pods = now_pods;
-                m.pods.extend(dropped_pods);
-                m.cronjobs = now_cronjobs;
-                m.cronjobs.extend(dropped_cronjobs);
+                for (kind, k) in dropped {
+                    now.get_mut(kind).push(k);
+                }
+                m.defines = now;
                 m.file.objects = object_refs(m);
             }
             return;
@@ -375,9 +347,7 @@ impl Daemon {
         }
         self.record_manifest(path, text, state, errors, report.warnings);
         if let Some(m) = self.world.manifests.get_mut(path) {
-            m.jobs = now_defined;
-            m.pods = now_pods;
-            m.cronjobs = now_cronjobs;
+            m.defines = now;
             m.file.objects = object_refs(m);
         }
         if !any_dropped {
@@ -394,20 +364,8 @@ impl Daemon {
         // finished, a CronJob its history and running Jobs) instead of a delete and a re-run.
         self.retry_conflicts();
         let why = "its definition was removed from the manifest";
-        for gone in &dropped {
-            if self
-                .world
-                .job(gone)
-                .is_some_and(|r| r.source.as_deref() == Some(path))
-            {
-                self.delete_job(gone, why);
-            }
-        }
-        for gone in &dropped_pods {
-            self.delete_file_pod(path, gone, why);
-        }
-        for gone in &dropped_cronjobs {
-            self.delete_file_cronjob(path, gone, why);
+        for (kind, gone) in &dropped {
+            self.delete_defined(path, *kind, gone, why);
         }
         // Names the deletions freed.
         self.retry_conflicts();
@@ -555,7 +513,7 @@ impl Daemon {
             .world
             .manifests
             .get(&path)
-            .is_some_and(|m| m.pods.contains(k));
+            .is_some_and(|m| m.defined(Kind::Pod).contains(k));
         let removal_pending = self
             .timer_index
             .contains_key(&super::Target::Removal(path.clone()));
@@ -571,11 +529,7 @@ impl Daemon {
             .world
             .manifests
             .iter()
-            .filter(|(_, m)| match kind {
-                Kind::Job => m.jobs.contains(k),
-                Kind::Pod => m.pods.contains(k),
-                _ => false,
-            })
+            .filter(|(_, m)| matches!(kind, Kind::Job | Kind::Pod) && m.defined(kind).contains(k))
             .filter(|(_, m)| m.file.state == ManifestState::Applied)
             .map(|(p, m)| (p.clone(), m.content.clone()))
             .collect();
@@ -676,6 +630,24 @@ impl Daemon {
         self.delete_job_with(k, why, crate::api::Propagation::Background);
     }
 
+    /// Deletes the object `kind`/`k` that `path` defined, if `path` still is its file.
+    pub(super) fn delete_defined(&mut self, path: &Path, kind: Kind, k: &Key, why: &str) {
+        match kind {
+            Kind::Job => {
+                if self
+                    .world
+                    .job(k)
+                    .is_some_and(|r| r.source.as_deref() == Some(path))
+                {
+                    self.delete_job(k, why);
+                }
+            }
+            Kind::Pod => self.delete_file_pod(path, k, why),
+            Kind::CronJob => self.delete_file_cronjob(path, k, why),
+            Kind::Event | Kind::Manifest => {}
+        }
+    }
+
     /// Editors save by renaming the old file away and writing a new one, and `mv a a~; cp a~ a`
     /// does the same by hand: a file is only gone if it is still missing after
     /// `watch.removalGrace`. Until then its Jobs are left alone.
@@ -705,20 +677,8 @@ impl Daemon {
         // them over first: a finished Job then stays finished instead of being deleted and
         // run again from the other file.
         self.retry_conflicts();
-        for k in &record.jobs {
-            if self
-                .world
-                .job(k)
-                .is_some_and(|r| r.source.as_deref() == Some(path))
-            {
-                self.delete_job(k, "its manifest file was removed");
-            }
-        }
-        for k in &record.pods {
-            self.delete_file_pod(path, k, "its manifest file was removed");
-        }
-        for k in &record.cronjobs {
-            self.delete_file_cronjob(path, k, "its manifest file was removed");
+        for (kind, k) in record.defines.iter() {
+            self.delete_defined(path, kind, k, "its manifest file was removed");
         }
         self.retry_conflicts();
     }
@@ -757,16 +717,7 @@ impl Daemon {
             .world
             .manifests
             .entry(path.to_path_buf())
-            .or_insert_with(|| ManifestRecord {
-                file: ManifestFile {
-                    path: path.display().to_string(),
-                    ..Default::default()
-                },
-                content: String::new(),
-                jobs: Vec::new(),
-                pods: Vec::new(),
-                cronjobs: Vec::new(),
-            });
+            .or_insert_with(|| ManifestRecord::new(path));
         entry.content = content;
         entry.file.state = state;
         if state == ManifestState::Conflict {
@@ -805,11 +756,8 @@ pub(super) fn conflict_message(path: &Path, kind: Kind, k: &Key, by: &str) -> St
 
 /// The objects a file defines, for `get manifests`.
 fn object_refs(m: &ManifestRecord) -> Vec<ObjectReference> {
-    let jobs = m.jobs.iter().map(|k| (Kind::Job, k));
-    let cronjobs = m.cronjobs.iter().map(|k| (Kind::CronJob, k));
-    let pods = m.pods.iter().map(|k| (Kind::Pod, k));
-    jobs.chain(cronjobs)
-        .chain(pods)
+    m.defines
+        .iter()
         .map(|(kind, k)| ObjectReference {
             kind: kind.resource().name.into(),
             namespace: k.0.clone(),

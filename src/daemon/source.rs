@@ -617,6 +617,6 @@ mod tests {
         let m = d.world.manifests.get(&odd).expect("listed");
         assert_eq!(m.file.state, crate::api::ManifestState::Ignored);
         assert_eq!(m.file.message.as_deref(), Some(crate::watch::NOT_UTF8_NAME));
-        assert!(m.jobs.is_empty());
+        assert!(m.defined(crate::api::Kind::Job).is_empty());
     }
 }

@@ -198,30 +198,110 @@ pub struct ManifestRecord {
     pub file: ManifestFile,
     /// The bytes last read, to tell a real change from a touch.
     pub content: String,
-    /// Jobs this file defines now (those it applied successfully).
-    pub jobs: Vec<Key>,
-    /// Bare Pods this file defines now.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub pods: Vec<Key>,
-    /// CronJobs this file defines now.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub cronjobs: Vec<Key>,
+    /// The objects this file defines now (those it applied successfully), by kind: stored
+    /// flat, one list under each kind's plural (`"jobs": [...]`, `"pods": [...]`).
+    #[serde(flatten)]
+    pub defines: Defined,
 }
 
 impl ManifestRecord {
+    /// A record of `path` that defines nothing yet.
+    pub fn new(path: &std::path::Path) -> ManifestRecord {
+        ManifestRecord {
+            file: ManifestFile {
+                path: path.display().to_string(),
+                ..Default::default()
+            },
+            content: String::new(),
+            defines: Defined::default(),
+        }
+    }
+
     /// The objects of `kind` this file defines now.
     pub fn defined(&self, kind: Kind) -> &[Key] {
-        match kind {
-            Kind::Job => &self.jobs,
-            Kind::CronJob => &self.cronjobs,
-            Kind::Pod => &self.pods,
-            Kind::Event | Kind::Manifest => &[],
-        }
+        self.defines.keys(kind)
     }
 
     /// Whether this file defines any object now.
     pub fn defines_any(&self) -> bool {
-        !self.jobs.is_empty() || !self.pods.is_empty() || !self.cronjobs.is_empty()
+        self.defines.0.values().any(|v| !v.is_empty())
+    }
+}
+
+/// The objects a manifest file defines, by kind, in file order within a kind. Serialized
+/// as one list per kind under its plural, as the record held them when each kind had a
+/// field of its own: `jobs` always (a release that knew only Jobs requires it), the others
+/// when not empty; unknown keys are left to the rest of the record.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Defined(pub BTreeMap<Kind, Vec<Key>>);
+
+impl Defined {
+    pub fn keys(&self, kind: Kind) -> &[Key] {
+        self.0.get(&kind).map_or(&[], Vec::as_slice)
+    }
+
+    pub fn get_mut(&mut self, kind: Kind) -> &mut Vec<Key> {
+        self.0.entry(kind).or_default()
+    }
+
+    /// Every object, kind by kind.
+    pub fn iter(&self) -> impl Iterator<Item = (Kind, &Key)> {
+        self.0
+            .iter()
+            .flat_map(|(kind, keys)| keys.iter().map(move |k| (*kind, k)))
+    }
+}
+
+impl Serialize for Defined {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry(
+            Kind::Job.resource().plural,
+            self.0.get(&Kind::Job).map_or(&[][..], Vec::as_slice),
+        )?;
+        for (kind, keys) in &self.0 {
+            if *kind != Kind::Job && !keys.is_empty() {
+                map.serialize_entry(kind.resource().plural, keys)?;
+            }
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Defined {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Defined;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("lists of defined objects under each kind's plural")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Defined, A::Error> {
+                let mut out = BTreeMap::new();
+                while let Some(name) = a.next_key::<String>()? {
+                    match crate::api::kind::RESOURCES
+                        .iter()
+                        .find(|r| r.plural == name)
+                    {
+                        Some(r) => {
+                            let keys: Vec<Key> = a.next_value()?;
+                            if !keys.is_empty() {
+                                out.insert(r.kind, keys);
+                            }
+                        }
+                        None => {
+                            a.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(Defined(out))
+            }
+        }
+        d.deserialize_map(Visit)
     }
 }
 
@@ -554,28 +634,9 @@ impl World {
             let Some(mut rec) = self.manifests.remove(&old) else {
                 continue;
             };
-            for k in &rec.jobs {
-                if self.job(k).is_some_and(|j| j.source.as_ref() == Some(&old))
-                    && let Some(job) = self.job_mut(k)
-                {
-                    job.source = Some(new.clone());
-                    changed.push(job_store_key(k));
-                }
-            }
-            for k in &rec.cronjobs {
-                if let Some(cj) = self.cronjobs.get_mut(k).filter(|c| c.source == old) {
-                    cj.source = new.clone();
-                    changed.push(store_key(Kind::CronJob, k));
-                }
-            }
-            for k in &rec.pods {
-                if self
-                    .pod(k)
-                    .is_some_and(|p| p.source() == Some(old.as_path()))
-                    && let Some(file) = self.pod_mut(k).and_then(|p| p.file.as_mut())
-                {
-                    file.source = new.clone();
-                    changed.push(pod_store_key(k));
+            for (kind, k) in rec.defines.iter() {
+                if self.follow_source(kind, k, &old, &new) {
+                    changed.push(store_key(kind, k));
                 }
             }
             tracing::info!(from = %old.display(), to = %new.display(), "manifest record follows the manifests directory");
@@ -583,19 +644,12 @@ impl World {
             changed.push(manifest_store_key(&new));
             match self.manifests.get_mut(&new) {
                 Some(there) if there.defines_any() => {
-                    for k in rec.jobs {
-                        if !there.jobs.contains(&k) {
-                            there.jobs.push(k);
-                        }
-                    }
-                    for k in rec.pods {
-                        if !there.pods.contains(&k) {
-                            there.pods.push(k);
-                        }
-                    }
-                    for k in rec.cronjobs {
-                        if !there.cronjobs.contains(&k) {
-                            there.cronjobs.push(k);
+                    for (kind, keys) in std::mem::take(&mut rec.defines.0) {
+                        let list = there.defines.get_mut(kind);
+                        for k in keys {
+                            if !list.contains(&k) {
+                                list.push(k);
+                            }
                         }
                     }
                 }
@@ -612,6 +666,41 @@ impl World {
             .map(|(p, _)| p.clone())
             .collect();
         changed
+    }
+
+    /// Records `new` as the file of the object `kind`/`k` if `old` defined it. Returns whether
+    /// it did.
+    fn follow_source(&mut self, kind: Kind, k: &Key, old: &PathBuf, new: &PathBuf) -> bool {
+        match kind {
+            Kind::Job => {
+                if self.job(k).is_some_and(|j| j.source.as_ref() == Some(old))
+                    && let Some(job) = self.job_mut(k)
+                {
+                    job.source = Some(new.clone());
+                    return true;
+                }
+                false
+            }
+            Kind::CronJob => match self.cronjobs.get_mut(k).filter(|c| c.source == *old) {
+                Some(cj) => {
+                    cj.source = new.clone();
+                    true
+                }
+                None => false,
+            },
+            Kind::Pod => {
+                if self
+                    .pod(k)
+                    .is_some_and(|p| p.source() == Some(old.as_path()))
+                    && let Some(file) = self.pod_mut(k).and_then(|p| p.file.as_mut())
+                {
+                    file.source = new.clone();
+                    return true;
+                }
+                false
+            }
+            Kind::Event | Kind::Manifest => false,
+        }
     }
 
     /// The object of `kind` named `k`, as served.
@@ -1228,11 +1317,11 @@ mod tests {
         let (old, name, jobs) = (
             old.clone(),
             old.file_name().unwrap().to_owned(),
-            rec.jobs.clone(),
+            rec.defined(Kind::Job).to_vec(),
         );
         assert!(!jobs.is_empty());
         let mut conflict = rec.clone();
-        conflict.jobs.clear();
+        conflict.defines = Defined::default();
         conflict.file.state = crate::api::ManifestState::Conflict;
         world.manifests.insert(new_dir.join(&name), conflict);
 
@@ -1240,13 +1329,41 @@ mod tests {
         assert!(!world.manifests.contains_key(&old));
         assert!(world.manifests.keys().all(|p| p.parent() == Some(new_dir)));
         let there = &world.manifests[&new_dir.join(&name)];
-        assert_eq!(there.jobs, jobs);
+        assert_eq!(there.defined(Kind::Job), jobs);
         assert_eq!(there.file.state, crate::api::ManifestState::Applied);
         for k in &jobs {
             assert_eq!(world.job(k).unwrap().source, Some(new_dir.join(&name)));
             assert!(changed.contains(&job_store_key(k)));
         }
         assert!(changed.contains(&manifest_store_key(&old)));
+    }
+
+    /// A manifest record keeps the stored shape it had when each kind had a field of its
+    /// own: one list under each kind's plural, `jobs` always, the others only when not empty;
+    /// what it does not know is left alone, and a round trip changes nothing.
+    #[test]
+    fn manifest_record_stores_one_list_per_kind_plural() {
+        let old = r#"{"file":{"path":"/m/a.yaml","state":"Applied"},"content":"x","jobs":[["default","j"]],"cronjobs":[["ns","c"]],"future":1}"#;
+        let rec: ManifestRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(rec.defined(Kind::Job), [key("default", "j")]);
+        assert_eq!(rec.defined(Kind::CronJob), [key("ns", "c")]);
+        assert!(rec.defined(Kind::Pod).is_empty());
+        let json: serde_json::Value = serde_json::to_value(&rec).unwrap();
+        assert_eq!(json["jobs"], serde_json::json!([["default", "j"]]));
+        assert_eq!(json["cronjobs"], serde_json::json!([["ns", "c"]]));
+        assert!(json.get("pods").is_none(), "{json}");
+        let again: ManifestRecord = serde_json::from_value(json).unwrap();
+        assert_eq!(again.defines, rec.defines);
+
+        let mut empty = ManifestRecord::new(std::path::Path::new("/m/b.yaml"));
+        empty.defines.get_mut(Kind::Pod);
+        let json = serde_json::to_value(&empty).unwrap();
+        assert_eq!(
+            json["jobs"],
+            serde_json::json!([]),
+            "a release that knew only Jobs requires it"
+        );
+        assert!(json.get("pods").is_none(), "{json}");
     }
 
     /// State written by the release before this one (checksummed records; two finished Jobs,
@@ -1295,13 +1412,18 @@ mod tests {
             let file = r.source.as_ref().expect("a Job from a file");
             assert!(
                 world.manifests[file]
-                    .jobs
+                    .defined(Kind::Job)
                     .iter()
                     .any(|k| k.1 == r.job.metadata.name())
             );
             assert_eq!(world.pod_keys_of(r.job.metadata.uid()).len(), 1);
         }
         assert!(pods.iter().all(|p| p.file.is_none()));
-        assert!(world.manifests.values().all(|m| m.pods.is_empty()));
+        assert!(
+            world
+                .manifests
+                .values()
+                .all(|m| m.defined(Kind::Pod).is_empty())
+        );
     }
 }

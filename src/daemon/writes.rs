@@ -278,11 +278,8 @@ impl Daemon {
             .manifests
             .get(path)
             .map(|m| {
-                let jobs = m.jobs.iter().map(|o| (Kind::Job, o));
-                let pods = m.pods.iter().map(|o| (Kind::Pod, o));
-                let cronjobs = m.cronjobs.iter().map(|o| (Kind::CronJob, o));
-                jobs.chain(pods)
-                    .chain(cronjobs)
+                m.defines
+                    .iter()
                     .filter(|(kind, o)| (*kind, *o) != (id.kind, &k))
                     .map(|(kind, o)| format!("{}/{}", kind.resource().singular, o.1))
                     .collect()
@@ -421,11 +418,7 @@ impl Daemon {
             Status::failure(500, "InternalError", "the applied file has no record")
         })?;
         let k = key(&id.namespace, &id.name);
-        let from_here = match id.kind {
-            Kind::Job => m.jobs.contains(&k),
-            Kind::CronJob => m.cronjobs.contains(&k),
-            _ => m.pods.contains(&k),
-        };
+        let from_here = m.defined(id.kind).contains(&k);
         if !from_here || m.file.state != ManifestState::Applied {
             let why = match m.file.errors.as_slice() {
                 [] => format!("{} is {}", path.display(), m.file.state),
