@@ -670,20 +670,28 @@ impl World {
 
     /// Records `new` as the file of the object `kind`/`k` if `old` defined it. Returns whether
     /// it did.
-    fn follow_source(&mut self, kind: Kind, k: &Key, old: &PathBuf, new: &PathBuf) -> bool {
+    fn follow_source(
+        &mut self,
+        kind: Kind,
+        k: &Key,
+        old: &std::path::Path,
+        new: &std::path::Path,
+    ) -> bool {
         match kind {
             Kind::Job => {
-                if self.job(k).is_some_and(|j| j.source.as_ref() == Some(old))
+                if self
+                    .job(k)
+                    .is_some_and(|j| j.source.as_deref() == Some(old))
                     && let Some(job) = self.job_mut(k)
                 {
-                    job.source = Some(new.clone());
+                    job.source = Some(new.to_path_buf());
                     return true;
                 }
                 false
             }
-            Kind::CronJob => match self.cronjobs.get_mut(k).filter(|c| c.source == *old) {
+            Kind::CronJob => match self.cronjobs.get_mut(k).filter(|c| c.source == old) {
                 Some(cj) => {
-                    cj.source = new.clone();
+                    cj.source = new.to_path_buf();
                     true
                 }
                 None => false,
@@ -691,10 +699,10 @@ impl World {
             Kind::Pod => {
                 if self
                     .pod(k)
-                    .is_some_and(|p| p.source() == Some(old.as_path()))
+                    .is_some_and(|p| p.source() == Some(old))
                     && let Some(file) = self.pod_mut(k).and_then(|p| p.file.as_mut())
                 {
-                    file.source = new.clone();
+                    file.source = new.to_path_buf();
                     return true;
                 }
                 false
