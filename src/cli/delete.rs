@@ -79,6 +79,7 @@ pub async fn run(ctx: &mut Ctx<'_>, args: DeleteArgs) -> anyhow::Result<()> {
     }
     let kind = match kind {
         Some(k @ (Kind::CronJob | Kind::Job | Kind::Pod)) => k,
+        Some(k) if crate::manifest::declared::is_declared(k) => k,
         Some(Kind::Manifest) => {
             bail!(
                 "manifests are deleted by deleting their objects (or removing the file from the manifests directory)"

@@ -66,7 +66,10 @@ impl Daemon {
                     Kind::Job | Kind::CronJob | Kind::Pod => {
                         self.api_delete(kind, &k, delete, reply)
                     }
-                    Kind::Event | Kind::Manifest => {
+                    declared if crate::manifest::declared::is_declared(declared) => {
+                        self.api_delete(declared, &k, delete, reply)
+                    }
+                    _ => {
                         let refused = Status::failure(
                             405,
                             "MethodNotAllowed",
@@ -121,7 +124,13 @@ impl Daemon {
             } => {
                 let answer = match kind {
                     Kind::Job => self.create_cronjob_job(&namespace, &body),
-                    Kind::CronJob | Kind::Pod => {
+                    Kind::Event | Kind::Manifest => Err(Status::failure(
+                        405,
+                        "MethodNotAllowed",
+                        format!("{} cannot be created", kind.resource().plural),
+                    )),
+                    // CronJobs, Pods and the declared kinds (ConfigMaps…).
+                    _ => {
                         let r = kind.resource();
                         let how = match kind {
                             Kind::CronJob => {
@@ -139,11 +148,6 @@ impl Daemon {
                             ),
                         ))
                     }
-                    Kind::Event | Kind::Manifest => Err(Status::failure(
-                        405,
-                        "MethodNotAllowed",
-                        format!("{} cannot be created", kind.resource().plural),
-                    )),
                 };
                 self.answer_when_durable(held(reply, answer));
             }
@@ -200,10 +204,14 @@ impl Daemon {
                 .cronjobs
                 .get(k)
                 .map(|r| (Some(r.source.clone()), r.cronjob.metadata.uid().to_string())),
-            _ => self.world.pod(k).map(|r| {
+            Kind::Pod => self.world.pod(k).map(|r| {
                 let source = r.source().map(std::path::Path::to_path_buf);
                 (source, r.pod.metadata.uid().to_string())
             }),
+            declared => self
+                .world
+                .declared(declared, k)
+                .map(|r| (Some(r.source.clone()), r.metadata.uid().to_string())),
         };
         match found {
             None => self.answer_when_durable(held(reply, Err(not_found(kind, &k.1)))),
@@ -267,7 +275,7 @@ impl Daemon {
                     self.delete_cronjob(k, "deleted through the API", propagation);
                 }
             }
-            _ => {
+            Kind::Pod => {
                 if self
                     .world
                     .pod(k)
@@ -276,6 +284,15 @@ impl Daemon {
                     let now = self.clock.now();
                     self.delete_pod(k, now);
                     self.job_of_pod_dirty(k);
+                }
+            }
+            declared => {
+                if self
+                    .world
+                    .declared(declared, k)
+                    .is_some_and(|r| r.metadata.uid() == uid)
+                {
+                    self.delete_declared(declared, k, "deleted through the API");
                 }
             }
         }
@@ -295,10 +312,14 @@ impl Daemon {
                 .cronjobs
                 .get(k)
                 .is_some_and(|r| r.cronjob.metadata.uid() == uid),
-            _ => self
+            Kind::Pod => self
                 .world
                 .pod(k)
                 .is_some_and(|r| r.pod.metadata.uid() == uid),
+            declared => self
+                .world
+                .declared(declared, k)
+                .is_some_and(|r| r.metadata.uid() == uid),
         };
         if there {
             self.get(kind, k)

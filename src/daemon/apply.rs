@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use super::world::{
-    Defined, JobRecord, Key, ManifestRecord, job_store_key, key, manifest_store_key,
+    DeclaredRecord, Defined, JobRecord, Key, ManifestRecord, job_store_key, key,
+    manifest_store_key, store_key,
 };
 use super::{Daemon, Kind};
 use crate::api::{ANNOTATION_EXEC, Job, ManifestState, ObjectReference};
@@ -312,6 +313,20 @@ impl Daemon {
             self.upsert_cronjob(path, &k, cj);
             now.get_mut(Kind::CronJob).push(k);
         }
+        // An update its kind refuses (an immutable ConfigMap's data) leaves the object as it
+        // was and the file Invalid; the file still defines it.
+        let mut refused = Vec::new();
+        for d in report.declared {
+            let (kind, k) = (d.kind, key(d.metadata.namespace(), d.metadata.name()));
+            if let Some(why) = self.declared_conflict(path, kind, &k) {
+                errors.push(why);
+                continue;
+            }
+            if let Err(why) = self.upsert_declared(path, &k, d) {
+                refused.push(why);
+            }
+            now.get_mut(kind).push(k);
+        }
         let before = self
             .world
             .manifests
@@ -337,11 +352,14 @@ impl Daemon {
             }
             return;
         }
-        let state = if errors.is_empty() {
-            ManifestState::Applied
-        } else {
+        let state = if !errors.is_empty() {
             ManifestState::Conflict
+        } else if !refused.is_empty() {
+            ManifestState::Invalid
+        } else {
+            ManifestState::Applied
         };
+        errors.extend(refused);
         for e in &errors {
             tracing::error!("{e}");
         }
@@ -645,7 +663,94 @@ impl Daemon {
             Kind::Pod => self.delete_file_pod(path, k, why),
             Kind::CronJob => self.delete_file_cronjob(path, k, why),
             Kind::Event | Kind::Manifest => {}
+            // Declared kinds: unreachable until one is registered.
+            #[allow(unreachable_patterns)]
+            declared => {
+                if self
+                    .world
+                    .declared(declared, k)
+                    .is_some_and(|r| r.source == path)
+                {
+                    self.delete_declared(declared, k, why);
+                }
+            }
         }
+    }
+
+    /// Why an object of a declared kind from `path` cannot take the name `k`, if it
+    /// cannot: another file that still defines it.
+    fn declared_conflict(&self, path: &Path, kind: Kind, k: &Key) -> Option<String> {
+        let rec = self.world.declared(kind, k)?;
+        if rec.source == path || !self.file_defines(&rec.source, kind, k) {
+            return None;
+        }
+        let by = format!("is already defined in {}", rec.source.display());
+        Some(conflict_message(path, kind, k, &by))
+    }
+
+    /// An object of a declared kind as its file now defines it: created, or updated in
+    /// place (uid and creationTimestamp kept) unless its kind refuses the update (an
+    /// immutable ConfigMap's data), which is the error returned.
+    fn upsert_declared(
+        &mut self,
+        path: &Path,
+        k: &Key,
+        d: manifest::declared::DeclaredObject,
+    ) -> Result<(), String> {
+        let kind = d.kind;
+        let Some(rec) = self.world.declared_mut(kind, k) else {
+            let uid = self.names.uid();
+            let object = manifest::declared::with_identity(&d.object, &uid, self.clock.now());
+            let rec = DeclaredRecord::new(object, d.object, path.to_path_buf())
+                .map_err(|e| format!("{}: internal error: {e}", path.display()))?;
+            self.world.insert_declared(kind, k.clone(), rec);
+            self.store.touch(store_key(kind, k));
+            self.note(kind, k, "ADDED");
+            tracing::info!(kind = kind.resource().name, object = %format!("{}/{}", k.0, k.1), file = %path.display(), "created");
+            return Ok(());
+        };
+        if rec.applied == d.object {
+            if rec.source != path {
+                // Taken over by another file (a rename): recorded, as for a Job.
+                rec.source = path.to_path_buf();
+                self.store.touch(store_key(kind, k));
+            }
+            return Ok(());
+        }
+        let causes = manifest::declared::validate_update(kind, &rec.applied, &d.object);
+        if !causes.is_empty() {
+            let prefix = format!("{}: ", path.display());
+            return Err(manifest::invalid_object(&prefix, kind, &k.1, &causes));
+        }
+        let mut object = d.object.clone();
+        for field in ["uid", "creationTimestamp"] {
+            if let (Some(value), Some(meta)) = (
+                rec.object.pointer(&format!("/metadata/{field}")).cloned(),
+                object.get_mut("metadata").and_then(|m| m.as_object_mut()),
+            ) {
+                meta.insert(field.into(), value);
+            }
+        }
+        rec.object = object;
+        rec.applied = d.object;
+        rec.source = path.to_path_buf();
+        rec.read_metadata()
+            .map_err(|e| format!("{}: internal error: {e}", path.display()))?;
+        self.store.touch(store_key(kind, k));
+        self.note(kind, k, "MODIFIED");
+        tracing::info!(kind = kind.resource().name, object = %format!("{}/{}", k.0, k.1), file = %path.display(), "updated in place");
+        Ok(())
+    }
+
+    /// Removes an object of a declared kind: nothing owns it or runs for it, so it goes at
+    /// once.
+    pub(super) fn delete_declared(&mut self, kind: Kind, k: &Key, why: &str) {
+        let Some(rec) = self.world.remove_declared(kind, k) else {
+            return;
+        };
+        self.store.touch(store_key(kind, k));
+        self.note_deleted(kind, k, &rec.object);
+        tracing::info!(kind = kind.resource().name, object = %format!("{}/{}", k.0, k.1), "deleted: {why}");
     }
 
     /// Editors save by renaming the old file away and writing a new one, and `mv a a~; cp a~ a`

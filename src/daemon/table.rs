@@ -53,7 +53,7 @@ impl Daemon {
             .into_iter()
             .filter_map(|o| {
                 let row = Row {
-                    cells: cells(o, now, &self.node_name)?,
+                    cells: cells(kind, o, now, &self.node_name)?,
                     object: Partial {
                         kind: "PartialObjectMetadata",
                         api_version: "meta.k8s.io/v1",
@@ -86,12 +86,17 @@ fn event_time(o: &Served<'_>) -> Option<jiff::Timestamp> {
 }
 
 /// One object's cells, as `get -o wide` prints them; a packed object is decoded for it.
-fn cells(o: Served<'_>, now: jiff::Timestamp, node: &str) -> Option<Vec<String>> {
+fn cells(kind: Kind, o: Served<'_>, now: jiff::Timestamp, node: &str) -> Option<Vec<String>> {
     Some(match o {
         Served::Job(j) => table::job_row(j, now, true),
         Served::CronJob(c) => table::cronjob_row(c, now, true),
         Served::Pod(p) => table::pod_row(p, now, true, node),
         Served::Event(e) => table::event_row(e, now, true),
+        Served::Declared(r) => {
+            return table::declared_row(kind, &r.object, now, true)
+                .map_err(|e| tracing::error!("printing a {}: {e}", r.metadata.name()))
+                .ok();
+        }
         Served::Packed(_, p) if p.kind() == Kind::Job => {
             let mut cells = None;
             let decoded = p.with_served_json(&mut |json| {
@@ -118,7 +123,7 @@ fn cells(o: Served<'_>, now: jiff::Timestamp, node: &str) -> Option<Vec<String>>
         }
         Served::Packed(_, p) => {
             let mut cells = None;
-            let decoded = p.with_served(&mut |typed| cells = self::cells(typed, now, node));
+            let decoded = p.with_served(&mut |typed| cells = self::cells(kind, typed, now, node));
             if let Err(e) = decoded {
                 tracing::error!("{e}");
             }

@@ -46,6 +46,59 @@ pub struct CronJobRecord {
     pub source: PathBuf,
 }
 
+/// An object of a declared kind (ConfigMap…, see `manifest::declared`): what its file says,
+/// given an identity. Nothing controls it, so it changes only when its file does.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeclaredRecord {
+    /// The object as served: identity, and what its file says, defaulted.
+    pub object: serde_json::Value,
+    /// What its file says, defaulted, before identity: what file changes compare against.
+    pub applied: serde_json::Value,
+    /// The manifest file that defines it.
+    pub source: PathBuf,
+    /// `object`'s metadata, typed, for lists and selectors.
+    #[serde(skip)]
+    pub metadata: crate::api::ObjectMeta,
+}
+
+impl DeclaredRecord {
+    pub fn new(
+        object: serde_json::Value,
+        applied: serde_json::Value,
+        source: PathBuf,
+    ) -> Result<DeclaredRecord, serde_json::Error> {
+        let mut r = DeclaredRecord {
+            object,
+            applied,
+            source,
+            metadata: Default::default(),
+        };
+        r.read_metadata()?;
+        Ok(r)
+    }
+
+    /// Sets `metadata` from `object`, after `object` changed or was loaded.
+    pub fn read_metadata(&mut self) -> Result<(), serde_json::Error> {
+        self.metadata = match self.object.get("metadata") {
+            Some(m) => crate::api::ObjectMeta::deserialize(m)?,
+            None => Default::default(),
+        };
+        Ok(())
+    }
+}
+
+/// The declared kind and key of a store key (`configmaps/<ns>/<name>`).
+fn declared_key(store_key: &str) -> Option<(Kind, Key)> {
+    Kind::ALL
+        .into_iter()
+        .filter(|k| crate::manifest::declared::is_declared(*k))
+        .find_map(|kind| {
+            let rest = store_key.strip_prefix(kind.resource().plural)?;
+            let (ns, name) = rest.strip_prefix('/')?.split_once('/')?;
+            Some((kind, key(ns, name)))
+        })
+}
+
 /// What jobvisor knows about one container run beyond the Kubernetes status.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -422,6 +475,9 @@ pub struct World {
     /// reason: a hash table keeps up to half its slots empty, each the size of a record.
     pods: HashMap<Key, Slot<PodRecord>>,
     pub cronjobs: BTreeMap<Key, Box<CronJobRecord>>,
+    /// Every object of a declared kind (ConfigMaps…), one table for all such kinds. Few and
+    /// small, so kept typed as JSON and left out of `rebuild`.
+    declared: BTreeMap<(Kind, Key), DeclaredRecord>,
     /// (controller uid, Job): the Jobs an object controls (a CronJob's), found without
     /// unpacking every Job. A Job orphaned later stays listed; callers check the Job itself.
     jobs_of_owner: BTreeSet<(String, Key)>,
@@ -476,6 +532,8 @@ pub enum Served<'a> {
     CronJob(&'a CronJob),
     Pod(&'a Pod),
     Event(&'a Event),
+    /// An object of a declared kind (ConfigMap…).
+    Declared(&'a DeclaredRecord),
     /// A settled Job or pod, packed (`pack.rs`): served as its JSON, decoded only to print it.
     Packed(&'a Key, &'a dyn Unpack),
 }
@@ -488,6 +546,7 @@ impl Served<'_> {
             Served::CronJob(o) => Some(&o.metadata),
             Served::Pod(o) => Some(&o.metadata),
             Served::Event(o) => Some(&o.metadata),
+            Served::Declared(r) => Some(&r.metadata),
             Served::Packed(..) => None,
         }
     }
@@ -525,6 +584,7 @@ impl Serialize for Served<'_> {
             Served::CronJob(o) => o.serialize(s),
             Served::Pod(o) => o.serialize(s),
             Served::Event(o) => o.serialize(s),
+            Served::Declared(r) => r.object.serialize(s),
             Served::Packed(_, p) => {
                 let mut s = Some(s);
                 let mut out = None;
@@ -604,6 +664,12 @@ impl World {
             serde_json::from_str::<DeletedLogs>(v.get()).map(|r| {
                 self.deleted_logs.insert(r.uid.clone(), r);
             })
+        } else if let Some((kind, dk)) = declared_key(k) {
+            serde_json::from_str::<DeclaredRecord>(v.get())
+                .and_then(|mut r| r.read_metadata().map(|()| r))
+                .map(|r| {
+                    self.declared.insert((kind, dk), r);
+                })
         } else {
             Ok(())
         };
@@ -697,9 +763,7 @@ impl World {
                 None => false,
             },
             Kind::Pod => {
-                if self
-                    .pod(k)
-                    .is_some_and(|p| p.source() == Some(old))
+                if self.pod(k).is_some_and(|p| p.source() == Some(old))
                     && let Some(file) = self.pod_mut(k).and_then(|p| p.file.as_mut())
                 {
                     file.source = new.to_path_buf();
@@ -708,6 +772,15 @@ impl World {
                 false
             }
             Kind::Event | Kind::Manifest => false,
+            // Declared kinds: unreachable until one is registered.
+            #[allow(unreachable_patterns)]
+            declared => match self.declared.get_mut(&(declared, k.clone())) {
+                Some(r) if r.source == old => {
+                    r.source = new.to_path_buf();
+                    true
+                }
+                _ => false,
+            },
         }
     }
 
@@ -727,6 +800,9 @@ impl World {
                     Some(Served::Packed(k, p))
                 }),
             Kind::Manifest => None,
+            // Declared kinds: unreachable until one is registered.
+            #[allow(unreachable_patterns)]
+            declared => self.declared(declared, k).map(Served::Declared),
         }
     }
 
@@ -770,6 +846,15 @@ impl World {
                     ),
             ),
             Kind::Manifest => Box::new(std::iter::empty()),
+            // Declared kinds: unreachable until one is registered.
+            #[allow(unreachable_patterns)]
+            declared => Box::new(
+                self.declared
+                    .range((declared, key("", ""))..)
+                    .take_while(move |((kind, _), _)| *kind == declared)
+                    .filter(move |((_, k), _)| in_ns(k))
+                    .map(|(_, r)| Served::Declared(r)),
+            ),
         }
     }
 
@@ -792,10 +877,31 @@ impl World {
             self.deleted_logs
                 .get(uid)
                 .map(serde_json::value::to_raw_value)
+        } else if let Some((kind, k)) = declared_key(store_key) {
+            self.declared(kind, &k).map(serde_json::value::to_raw_value)
         } else {
             None
         };
         json.and_then(Result::ok)
+    }
+
+    // ------------------------------------------------------------------ declared kinds
+
+    /// The object `k` of the declared `kind`.
+    pub fn declared(&self, kind: Kind, k: &Key) -> Option<&DeclaredRecord> {
+        self.declared.get(&(kind, k.clone()))
+    }
+
+    pub fn declared_mut(&mut self, kind: Kind, k: &Key) -> Option<&mut DeclaredRecord> {
+        self.declared.get_mut(&(kind, k.clone()))
+    }
+
+    pub fn insert_declared(&mut self, kind: Kind, k: Key, r: DeclaredRecord) {
+        self.declared.insert((kind, k), r);
+    }
+
+    pub fn remove_declared(&mut self, kind: Kind, k: &Key) -> Option<DeclaredRecord> {
+        self.declared.remove(&(kind, k.clone()))
     }
 
     // ------------------------------------------------------------------ Jobs

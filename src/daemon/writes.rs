@@ -137,7 +137,8 @@ impl Daemon {
         let exists = match id.kind {
             Kind::Job => self.world.contains_job(&k),
             Kind::CronJob => self.world.cronjobs.contains_key(&k),
-            _ => self.world.contains_pod(&k),
+            Kind::Pod => self.world.contains_pod(&k),
+            declared => self.world.declared(declared, &k).is_some(),
         };
         if create && exists {
             return Err(already_exists(id.kind, &id.name));
@@ -170,13 +171,27 @@ impl Daemon {
                         && on.metadata.annotations == cj.metadata.annotations
                 })
             }),
-            _ => report.pods.into_iter().next().and_then(|mut pod| {
+            Kind::Pod => report.pods.into_iter().next().and_then(|mut pod| {
                 pod.metadata
                     .annotations
                     .insert(ANNOTATION_SOURCE.into(), source);
                 let k = key(&id.namespace, &id.name);
                 let rec = self.world.pod(&k)?;
                 rec.file.as_ref().map(|f| *f.applied == pod)
+            }),
+            declared => report.declared.into_iter().next().and_then(|mut d| {
+                let source = serde_json::Value::String(source);
+                if let Some(a) = d
+                    .object
+                    .pointer_mut("/metadata/annotations")
+                    .and_then(Value::as_object_mut)
+                {
+                    a.insert(ANNOTATION_SOURCE.into(), source);
+                }
+                let k = key(&id.namespace, &id.name);
+                self.world
+                    .declared(declared, &k)
+                    .map(|r| r.applied == d.object)
             }),
         };
         let action = match same {
@@ -207,6 +222,10 @@ impl Daemon {
                 .pod(&k)
                 .map(|r| r.source().map(Path::to_path_buf)),
             Kind::CronJob => self.world.cronjobs.get(&k).map(|r| Some(r.source.clone())),
+            declared if crate::manifest::declared::is_declared(declared) => self
+                .world
+                .declared(declared, &k)
+                .map(|r| Some(r.source.clone())),
             other => {
                 return Err(bad_request(format!(
                     "{} cannot be applied",

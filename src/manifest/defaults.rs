@@ -86,7 +86,7 @@ pub(crate) fn apply_cronjob(cj: &mut CronJob) {
 /// What the API server sets itself on create, whatever the request says (`BeforeCreate`,
 /// `FillObjectMetaSystemFields`): a file that copies `kubectl get -o yaml` output carries
 /// these, and an object must not be born deleted or with an old identity.
-fn clear_server_metadata(meta: &mut ObjectMeta) {
+pub(crate) fn clear_server_metadata(meta: &mut ObjectMeta) {
     meta.uid = None;
     meta.resource_version = None;
     meta.generation = None;

@@ -7,6 +7,7 @@
 //! clock; the caller passes uid and time to [`assign_identity`].
 
 pub mod applied;
+pub mod declared;
 mod defaults;
 mod parse;
 mod strict;
@@ -39,6 +40,8 @@ pub struct FileReport {
     pub pods: Vec<Pod>,
     /// Parsed, defaulted, validated CronJobs in file order, identity not yet assigned.
     pub cronjobs: Vec<CronJob>,
+    /// Parsed, defaulted, validated objects of declared kinds (`declared`) in file order.
+    pub declared: Vec<declared::DeclaredObject>,
     /// Every object of `jobs` and `pods` in file order, by identity and as written: untyped,
     /// without defaults, what kubectl would send (and what `apply` stores).
     pub objects: Vec<(ObjectId, Value)>,
@@ -117,10 +120,29 @@ pub fn load(path: &Path, text: &str, images: Option<&Images>) -> FileReport {
         objects.push((origin, ObjectId::new(Kind::CronJob, &cj.metadata), written));
         report.cronjobs.push(cj);
     }
+    for (origin, kind, typed, written) in parsed.declared {
+        let (object, findings) = match declared::admit(kind, typed, &file) {
+            Ok(admitted) => admitted,
+            Err(e) => {
+                report.errors.push(format!("{file}: {e}"));
+                continue;
+            }
+        };
+        let checked = Checked {
+            kind: kind.resource().name,
+            origin,
+            meta: &object.metadata,
+            findings,
+        };
+        seen.check(&file, multi, checked, &mut report);
+        objects.push((origin, ObjectId::new(kind, &object.metadata), written));
+        report.declared.push(object);
+    }
     if !report.errors.is_empty() {
         report.jobs.clear();
         report.pods.clear();
         report.cronjobs.clear();
+        report.declared.clear();
         return report;
     }
     objects.sort_by_key(|(origin, _, _)| (origin.document, origin.item));
@@ -232,6 +254,12 @@ fn too_large(file: &str) -> FileReport {
         )],
         ..FileReport::default()
     }
+}
+
+/// kubectl's words for an object the API server refused (`The ConfigMap "x" is invalid: …`),
+/// after `prefix` (the file, say).
+pub fn invalid_object(prefix: &str, kind: Kind, name: &str, causes: &[String]) -> String {
+    invalid_report(prefix, kind.resource().name, name, causes)
 }
 
 /// kubectl's rendering of an Invalid status (`kubectl/pkg/cmd/util/helpers.go`): one cause
@@ -362,7 +390,7 @@ pub fn load_api_job(
     if !parsed.errors.is_empty() {
         return Err(Refused::BadRequest(parsed.errors.join("\n")));
     }
-    let others = parsed.pods.len() + parsed.cronjobs.len();
+    let others = parsed.pods.len() + parsed.cronjobs.len() + parsed.declared.len();
     let mut jobs = parsed.jobs;
     let (Some((_, mut job, _)), true) = (jobs.pop(), jobs.is_empty() && others == 0) else {
         return Err(Refused::BadRequest(format!(

@@ -15,6 +15,7 @@ use serde_json::Value;
 use serde_path_to_error::Segment;
 use serde_saphyr::{MessageFormatter, Spanned, UserMessageFormatter};
 
+use super::declared;
 use super::strict::Strict;
 use crate::api::{CRONJOB_API_VERSION, CronJob, JOB_API_VERSION, Job, Kind, POD_API_VERSION, Pod};
 
@@ -44,6 +45,9 @@ pub(crate) struct Parsed {
     pub pods: Vec<(Origin, Pod, Value)>,
     /// Each CronJob, likewise.
     pub cronjobs: Vec<(Origin, CronJob, Value)>,
+    /// Each object of a declared kind (`manifest::declared`): its typed form as JSON, and
+    /// the object as written.
+    pub declared: Vec<(Origin, Kind, Value, Value)>,
     /// Fully formatted, naming the file. Non-empty means the file is rejected.
     pub errors: Vec<String>,
     /// More than one non-empty document: messages then say which one.
@@ -126,6 +130,8 @@ enum Manifest {
     Job(Box<Job>),
     CronJob(Box<CronJob>),
     Pod(Box<Pod>),
+    /// An object of a declared kind, read through its type and kept as JSON.
+    Declared(Kind, Value),
     List(Vec<Manifest>),
     Skipped,
 }
@@ -193,6 +199,21 @@ impl<'de> Deserialize<'de> for Manifest {
                 kind: Kind::CronJob,
                 item,
             }) => typed::<D, CronJob>(de, item).map(|c| Manifest::CronJob(Box::new(c))),
+            Some(Slot::Object { kind, item }) if declared::is_declared(kind) => {
+                match declared::visit(
+                    kind,
+                    TypedDeclared {
+                        de,
+                        item,
+                        lifetime: std::marker::PhantomData,
+                    },
+                ) {
+                    Some(read) => read.map(|v| Manifest::Declared(kind, v)),
+                    None => Err(serde::de::Error::custom(
+                        "internal error: not a declared kind",
+                    )),
+                }
+            }
             Some(Slot::Object { item, .. }) => {
                 typed::<D, Job>(de, item).map(|j| Manifest::Job(Box::new(j)))
             }
@@ -225,6 +246,21 @@ fn typed<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     })
 }
 
+/// [`typed`] for a declared kind, whose type only the registry knows.
+struct TypedDeclared<'de, D> {
+    de: D,
+    item: Option<usize>,
+    lifetime: std::marker::PhantomData<&'de ()>,
+}
+
+impl<'de, D: Deserializer<'de>> declared::Visit for TypedDeclared<'de, D> {
+    type Out = Result<Value, D::Error>;
+    fn visit<T: declared::Admit>(self) -> Self::Out {
+        let object = typed::<D, T>(self.de, self.item)?;
+        serde_json::to_value(&object).map_err(serde::de::Error::custom)
+    }
+}
+
 /// A `kind: List` in pass 2: only `items` matters, and each item pops its own slot.
 #[derive(serde::Deserialize)]
 struct ListDoc {
@@ -243,6 +279,9 @@ fn classify(value: &Value) -> Result<Slot, String> {
     };
     let text = |key: &str| object.get(key).and_then(Value::as_str).unwrap_or("");
     let (api_version, kind) = (text("apiVersion"), text("kind"));
+    if let Some(kind) = Kind::from_type(api_version, kind).filter(|k| declared::is_declared(*k)) {
+        return Ok(Slot::Object { kind, item: None });
+    }
     match (api_version, kind) {
         (JOB_API_VERSION, "Job") => Ok(Slot::Object {
             kind: Kind::Job,
@@ -257,21 +296,35 @@ fn classify(value: &Value) -> Result<Slot, String> {
             item: None,
         }),
         ("v1", "List") => Ok(Slot::List),
-        (_, "") => Err(format!("kind not set: {RUNS}")),
+        (_, "") => Err(format!("kind not set: {}", runs())),
         ("", _) => Err(format!(
-            "apiVersion not set for kind {}: {RUNS}",
-            go_quote(kind)
+            "apiVersion not set for kind {}: {}",
+            go_quote(kind),
+            runs()
         )),
         _ => Err(format!(
-            "kind {} (apiVersion {}) is not supported: {RUNS}",
+            "kind {} (apiVersion {}) is not supported: {}",
             go_quote(kind),
-            go_quote(api_version)
+            go_quote(api_version),
+            runs()
         )),
     }
 }
 
-/// The kinds jobvisor runs, as messages say them.
-const RUNS: &str = "jobvisor runs batch/v1 Job, batch/v1 CronJob and v1 Pod";
+/// The kinds a file may define, as messages say them: those jobvisor runs, then the
+/// declared ones it keeps.
+fn runs() -> String {
+    let mut text = "jobvisor runs batch/v1 Job, batch/v1 CronJob and v1 Pod".to_string();
+    let kept: Vec<String> = crate::api::kind::RESOURCES
+        .iter()
+        .filter(|r| declared::is_declared(r.kind))
+        .map(|r| format!("{} {}", r.api_version, r.name))
+        .collect();
+    if !kept.is_empty() {
+        text.push_str(&format!(", and keeps {}", kept.join(", ")));
+    }
+    text
+}
 
 fn json_type(value: &Value) -> &'static str {
     match value {
@@ -374,6 +427,9 @@ fn collect(plans: Vec<DocPlan>, manifests: Vec<Manifest>, parsed: &mut Parsed) {
             Manifest::Job(job) => parsed.jobs.push((origin, *job, plan.value)),
             Manifest::Pod(pod) => parsed.pods.push((origin, *pod, plan.value)),
             Manifest::CronJob(cj) => parsed.cronjobs.push((origin, *cj, plan.value)),
+            Manifest::Declared(kind, typed) => {
+                parsed.declared.push((origin, kind, typed, plan.value))
+            }
             Manifest::List(items) => {
                 let mut values = list_items(plan.value);
                 for (i, item) in items.into_iter().enumerate() {
@@ -386,6 +442,9 @@ fn collect(plans: Vec<DocPlan>, manifests: Vec<Manifest>, parsed: &mut Parsed) {
                         Manifest::Job(job) => parsed.jobs.push((origin, *job, value)),
                         Manifest::Pod(pod) => parsed.pods.push((origin, *pod, value)),
                         Manifest::CronJob(cj) => parsed.cronjobs.push((origin, *cj, value)),
+                        Manifest::Declared(kind, typed) => {
+                            parsed.declared.push((origin, kind, typed, value))
+                        }
                         Manifest::List(_) | Manifest::Skipped => {}
                     }
                 }

@@ -190,7 +190,7 @@ fn metadata(job: &Job, v: &mut Findings) {
 }
 
 /// `ValidateObjectMeta` with a DNS-subdomain name, as Jobs and Pods both have.
-fn object_meta(meta: &crate::api::ObjectMeta, kind: &str, v: &mut Findings) {
+pub(crate) fn object_meta(meta: &crate::api::ObjectMeta, kind: &str, v: &mut Findings) {
     match meta.name.as_deref() {
         Some(name) if !name.is_empty() => {
             for msg in dns1123_subdomain(name) {
