@@ -288,16 +288,6 @@ async fn get_one(
     name: &str,
 ) -> anyhow::Result<Obj> {
     let value: Value = match kind {
-        Kind::Job | Kind::CronJob => {
-            ctx.client
-                .get_json(&kind.object_path(namespace, name))
-                .await?
-        }
-        _ if crate::manifest::declared::is_declared(kind) => {
-            ctx.client
-                .get_json(&kind.object_path(namespace, name))
-                .await?
-        }
         Kind::Pod => {
             ctx.client
                 .get_json(&proto::pod_path(namespace, name))
@@ -311,6 +301,12 @@ async fn get_one(
                     o.name() == name || matches!(&o.item, Item::Manifest(m) if m.path == name)
                 });
             return found.ok_or_else(|| not_found(kind, name).into());
+        }
+        // Jobs, CronJobs and the declared kinds (ConfigMaps…).
+        _ => {
+            ctx.client
+                .get_json(&kind.object_path(namespace, name))
+                .await?
         }
     };
     Obj::decode(kind, value)
