@@ -568,7 +568,10 @@ mod tests {
         let r = load_str("mixed.yaml", &text);
         assert_eq!(
             r.errors,
-            vec![r#"mixed.yaml: document 2: kind "Deployment" (apiVersion "apps/v1") is not supported: jobvisor runs batch/v1 Job, batch/v1 CronJob and v1 Pod"#.to_string()]
+            vec![format!(
+                r#"mixed.yaml: document 2: kind "Deployment" (apiVersion "apps/v1") is not supported: {}"#,
+                parse::runs()
+            )]
         );
         assert!(r.jobs.is_empty());
     }
@@ -1044,7 +1047,10 @@ mod tests {
         assert_eq!(
             identities(Path::new("bad.yaml"), bad),
             Err(vec![
-                r#"bad.yaml: document 2: kind "Deployment" (apiVersion "apps/v1") is not supported: jobvisor runs batch/v1 Job, batch/v1 CronJob and v1 Pod"#.to_string(),
+                format!(
+                    r#"bad.yaml: document 2: kind "Deployment" (apiVersion "apps/v1") is not supported: {}"#,
+                    parse::runs()
+                ),
                 "bad.yaml:1: resource name may not be empty".to_string(),
             ])
         );

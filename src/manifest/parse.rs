@@ -313,7 +313,7 @@ fn classify(value: &Value) -> Result<Slot, String> {
 
 /// The kinds a file may define, as messages say them: those jobvisor runs, then the
 /// declared ones it keeps.
-fn runs() -> String {
+pub(crate) fn runs() -> String {
     let mut text = "jobvisor runs batch/v1 Job, batch/v1 CronJob and v1 Pod".to_string();
     let kept: Vec<String> = crate::api::kind::RESOURCES
         .iter()
@@ -1021,12 +1021,12 @@ mod tests {
         assert_eq!(
             p.errors,
             vec![
-                r#"x.yaml: document 2: kind "Deployment" (apiVersion "apps/v1") is not supported: jobvisor runs batch/v1 Job, batch/v1 CronJob and v1 Pod"#,
-                r#"x.yaml: document 3: kind "CronJob" (apiVersion "batch/v2") is not supported: jobvisor runs batch/v1 Job, batch/v1 CronJob and v1 Pod"#,
-                "x.yaml: document 4: kind not set: jobvisor runs batch/v1 Job, batch/v1 CronJob and v1 Pod",
-                r#"x.yaml: document 5: apiVersion not set for kind "Job": jobvisor runs batch/v1 Job, batch/v1 CronJob and v1 Pod"#,
-                r#"x.yaml: document 6: kind "Job" (apiVersion "batch/v1beta1") is not supported: jobvisor runs batch/v1 Job, batch/v1 CronJob and v1 Pod"#,
-                "x.yaml: document 7: expected a Kubernetes object (a mapping with apiVersion and kind), found a sequence",
+                format!(r#"x.yaml: document 2: kind "Deployment" (apiVersion "apps/v1") is not supported: {}"#, runs()),
+                format!(r#"x.yaml: document 3: kind "CronJob" (apiVersion "batch/v2") is not supported: {}"#, runs()),
+                format!("x.yaml: document 4: kind not set: {}", runs()),
+                format!(r#"x.yaml: document 5: apiVersion not set for kind "Job": {}"#, runs()),
+                format!(r#"x.yaml: document 6: kind "Job" (apiVersion "batch/v1beta1") is not supported: {}"#, runs()),
+                "x.yaml: document 7: expected a Kubernetes object (a mapping with apiVersion and kind), found a sequence".to_string(),
             ]
         );
         // The Job document itself parsed; the caller drops it because of the errors.
@@ -1038,9 +1038,10 @@ mod tests {
         let p = yaml("apiVersion: apps/v1\nkind: Deployment\nspec: {replicas: 1}\n");
         assert_eq!(
             p.errors,
-            vec![
-                r#"x.yaml: kind "Deployment" (apiVersion "apps/v1") is not supported: jobvisor runs batch/v1 Job, batch/v1 CronJob and v1 Pod"#
-            ]
+            vec![format!(
+                r#"x.yaml: kind "Deployment" (apiVersion "apps/v1") is not supported: {}"#,
+                runs()
+            )]
         );
     }
 
@@ -1155,7 +1156,10 @@ mod tests {
             ),
             (
                 "{\"apiVersion\":\"v1\",\"kind\":\"List\",\"items\":[{\"apiVersion\":\"v1\",\"kind\":\"Service\"}]}",
-                r#"x.json: items[0]: kind "Service" (apiVersion "v1") is not supported: jobvisor runs batch/v1 Job, batch/v1 CronJob and v1 Pod"#,
+                &format!(
+                    r#"x.json: items[0]: kind "Service" (apiVersion "v1") is not supported: {}"#,
+                    runs()
+                ),
             ),
             (
                 "{\"apiVersion\":\"batch/v1\",\"kind\":\"Job\",\"spec\":{\"parallelism\":\"two\"}}",
