@@ -687,11 +687,12 @@ mod tests {
                 path.display(),
                 r.warnings
             );
-            let objects = r.jobs.len() + r.pods.len() + r.cronjobs.len();
+            let objects = r.jobs.len() + r.pods.len() + r.cronjobs.len() + r.declared.len();
             assert_eq!(objects, 1, "{}", path.display());
             let meta = r.jobs.first().map(|j| &j.metadata);
             let meta = meta.or(r.pods.first().map(|p| &p.metadata));
             let meta = meta.or(r.cronjobs.first().map(|c| &c.metadata));
+            let meta = meta.or(r.declared.first().map(|d| &d.metadata));
             names.push(meta.map(|m| m.name().to_string()).unwrap_or_default());
         }
         names.sort();
@@ -865,7 +866,7 @@ mod tests {
         for (file, text) in &files {
             let r = load_str(file, text);
             assert!(r.errors.is_empty(), "{file}: {:?}", r.errors);
-            let count = r.jobs.len() + r.pods.len() + r.cronjobs.len();
+            let count = r.jobs.len() + r.pods.len() + r.cronjobs.len() + r.declared.len();
             assert_eq!(r.objects.len(), count, "{file}");
             for (id, object) in &r.objects {
                 // As written: no defaults, no source annotation.
@@ -910,7 +911,7 @@ mod tests {
                         source(&mut first.metadata);
                         assert_eq!(back, first, "{file}:\n{written}");
                     }
-                    _ => {
+                    Kind::Pod => {
                         let (mut back, mut first) = (
                             again.pods[0].clone(),
                             r.pods
@@ -922,6 +923,25 @@ mod tests {
                         source(&mut back.metadata);
                         source(&mut first.metadata);
                         assert_eq!(back, first, "{file}:\n{written}");
+                    }
+                    // Declared kinds (ConfigMaps…): their JSON, without the source annotation.
+                    _ => {
+                        let strip = |d: &declared::DeclaredObject| {
+                            let mut o = d.object.clone();
+                            if let Some(a) = o
+                                .pointer_mut("/metadata/annotations")
+                                .and_then(Value::as_object_mut)
+                            {
+                                a.remove(ANNOTATION_SOURCE);
+                            }
+                            o
+                        };
+                        let first = r.declared.iter().find(|d| d.metadata.name() == id.name);
+                        assert_eq!(
+                            strip(&again.declared[0]),
+                            first.map(strip).unwrap_or_default(),
+                            "{file}:\n{written}"
+                        );
                     }
                 }
             }
