@@ -14,6 +14,7 @@ pub enum Kind {
     Event,
     /// A file of the manifests directory (jobvisor's own, cluster-scoped resource).
     Manifest,
+    ConfigMap,
 }
 
 /// One kind as the API names and serves it.
@@ -35,7 +36,7 @@ pub struct Resource {
 }
 
 /// The registry: one row per kind, in [`Kind`] order.
-pub const RESOURCES: [Resource; 5] = [
+pub const RESOURCES: [Resource; 6] = [
     Resource {
         kind: Kind::Job,
         name: "Job",
@@ -86,15 +87,26 @@ pub const RESOURCES: [Resource; 5] = [
         group: "jobvisor.io",
         namespaced: false,
     },
+    Resource {
+        kind: Kind::ConfigMap,
+        name: "ConfigMap",
+        api_version: "v1",
+        plural: "configmaps",
+        singular: "configmap",
+        short_names: &["cm"],
+        group: "",
+        namespaced: true,
+    },
 ];
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::Job,
         Kind::CronJob,
         Kind::Pod,
         Kind::Event,
         Kind::Manifest,
+        Kind::ConfigMap,
     ];
 
     pub fn resource(self) -> &'static Resource {
@@ -252,6 +264,8 @@ mod tests {
             ("events", Kind::Event),
             ("manifest", Kind::Manifest),
             ("manifests.jobvisor.io", Kind::Manifest),
+            ("cm", Kind::ConfigMap),
+            ("configmaps", Kind::ConfigMap),
         ] {
             assert_eq!(Kind::parse(text), Some(kind), "{text}");
         }

@@ -10,6 +10,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub mod configmap;
 pub mod declared;
 pub mod kind;
 mod label_map;

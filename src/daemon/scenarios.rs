@@ -960,3 +960,125 @@ fn packed_events_are_served_as_typed() {
         assert_eq!(got.unwrap(), serde_json::to_value(e).unwrap());
     }
 }
+
+/// A ConfigMap in `cfg.yaml`: `data` lines under `data:`, `extra` top-level lines.
+fn configmap(data: &str, extra: &str) -> String {
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\n{extra}data:\n{data}")
+}
+
+/// A declared kind end to end: a ConfigMap file is served with an identity and stored (a
+/// restart keeps it, uid and all); an edit updates it in place; once `immutable`, an edit
+/// of its data is refused as the API server refuses it and the object stays; a DELETE
+/// removes the file and the object; and a file that drops its ConfigMap deletes it.
+#[test]
+#[allow(clippy::result_large_err)] // the Status is the API's answer as it is
+fn a_configmap_follows_its_file_and_is_deleted_with_it() {
+    use super::requests::{Deletion, Request};
+    use super::world::key;
+    use crate::api::{Kind, ManifestState};
+
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    let k = key("default", "cfg");
+    let get = |h: &mut Harness| {
+        h.ask(|reply| Request::Get {
+            kind: Kind::ConfigMap,
+            namespace: "default".into(),
+            name: "cfg".into(),
+            reply,
+        })
+    };
+    let mut watch = h.daemon.changes.subscribe(Kind::ConfigMap);
+    let seen = |watch: &mut tokio::sync::broadcast::Receiver<_>| {
+        let change: std::sync::Arc<super::requests::Change> = watch.try_recv().expect("a change");
+        (change.type_, change.object["data"].clone())
+    };
+    h.apply("cfg.yaml", &configmap("  a: \"1\"\n", ""));
+    assert_eq!(seen(&mut watch), ("ADDED", serde_json::json!({"a": "1"})));
+    let served = get(&mut h).expect("served");
+    let uid = served["metadata"]["uid"]
+        .as_str()
+        .expect("a uid")
+        .to_string();
+    assert_eq!(served["data"], serde_json::json!({"a": "1"}));
+    assert_eq!(served["kind"], "ConfigMap");
+    assert!(
+        served["metadata"]["creationTimestamp"].is_string(),
+        "{served}"
+    );
+    assert!(h.daemon.world.stored("configmaps/default/cfg").is_some());
+
+    let mut h = h.crash_and_restart();
+    assert_eq!(get(&mut h).unwrap()["metadata"]["uid"], uid.as_str());
+
+    let mut watch = h.daemon.changes.subscribe(Kind::ConfigMap);
+    h.apply("cfg.yaml", &configmap("  a: \"2\"\n", ""));
+    assert_eq!(
+        seen(&mut watch),
+        ("MODIFIED", serde_json::json!({"a": "2"}))
+    );
+    let served = get(&mut h).unwrap();
+    assert_eq!(served["data"], serde_json::json!({"a": "2"}));
+    assert_eq!(served["metadata"]["uid"], uid.as_str(), "updated in place");
+
+    h.apply("cfg.yaml", &configmap("  a: \"3\"\n", "immutable: true\n"));
+    assert_eq!(
+        get(&mut h).unwrap()["data"]["a"],
+        "3",
+        "made immutable with it"
+    );
+    let path = h.daemon.layout.manifests.join("cfg.yaml");
+    h.apply("cfg.yaml", &configmap("  a: \"4\"\n", "immutable: true\n"));
+    let m = &h.daemon.world.manifests[&path];
+    assert_eq!(m.file.state, ManifestState::Invalid);
+    assert_eq!(
+        m.file.errors,
+        [format!(
+            "{}: The ConfigMap \"cfg\" is invalid: data: Forbidden: field is immutable when `immutable` is set",
+            path.display()
+        )]
+    );
+    assert_eq!(get(&mut h).unwrap()["data"]["a"], "3", "the object stays");
+
+    std::fs::write(&path, configmap("  a: \"3\"\n", "immutable: true\n")).unwrap();
+    let answer = h
+        .ask(|reply| Request::Delete {
+            kind: Kind::ConfigMap,
+            namespace: "default".into(),
+            name: "cfg".into(),
+            delete: Deletion::default(),
+            reply,
+        })
+        .expect("deleted");
+    assert_eq!(answer["status"], "Success", "{answer}");
+    let types: Vec<&str> = std::iter::from_fn(|| watch.try_recv().ok())
+        .map(|c| c.type_)
+        .collect();
+    assert_eq!(
+        types,
+        ["MODIFIED", "DELETED"],
+        "made immutable, then deleted"
+    );
+    assert!(!path.exists(), "its file went first");
+    assert!(h.daemon.world.declared(Kind::ConfigMap, &k).is_none());
+    assert!(h.daemon.world.stored("configmaps/default/cfg").is_none());
+
+    let refused = h
+        .ask(|reply| Request::Create {
+            kind: Kind::ConfigMap,
+            namespace: "default".into(),
+            body: configmap("  a: \"1\"\n", ""),
+            reply,
+        })
+        .expect_err("created from files only");
+    assert_eq!((refused.code, refused.reason.as_str()), (403, "Forbidden"));
+    assert!(h.daemon.world.declared(Kind::ConfigMap, &k).is_none());
+
+    h.apply("other.yaml", &configmap("  b: \"1\"\n", ""));
+    assert!(h.daemon.world.declared(Kind::ConfigMap, &k).is_some());
+    h.apply("other.yaml", "");
+    assert!(
+        h.daemon.world.declared(Kind::ConfigMap, &k).is_none(),
+        "a file that no longer defines it deletes it"
+    );
+}

@@ -32,13 +32,9 @@ pub trait Visit {
 
 /// The registry of declared kinds: one arm per kind. `None` for any other kind.
 pub fn visit<V: Visit>(kind: Kind, v: V) -> Option<V::Out> {
-    // No declared kind yet: a kind is one arm, `Kind::X => Some(v.visit::<X>())`.
-    #[allow(clippy::match_single_binding)]
     match kind {
-        _ => {
-            let _ = v;
-            None
-        }
+        Kind::ConfigMap => Some(v.visit::<crate::api::configmap::ConfigMap>()),
+        _ => None,
     }
 }
 

@@ -7,6 +7,7 @@
 //! clock; the caller passes uid and time to [`assign_identity`].
 
 pub mod applied;
+mod configmap;
 pub mod declared;
 mod defaults;
 mod parse;
@@ -699,6 +700,7 @@ mod tests {
         assert_eq!(
             names,
             [
+                "app-config",
                 "failing-job",
                 "flaky-job",
                 "hello",

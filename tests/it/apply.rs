@@ -346,3 +346,61 @@ fn delete_f_deletes_the_objects_a_file_names() {
         "Error from server (NotFound): jobs.batch \"d1\" not found\nError from server (NotFound): jobs.batch \"d2\" not found\n"
     );
 }
+
+/// A ConfigMap, the first declared kind, through the CLI and the API: `apply -f` writes its
+/// file, `get cm` prints kubectl's NAME, DATA (keys of data and binaryData), AGE, `get cm
+/// NAME -o json` the object with its identity, the API lists it, and `delete cm NAME`
+/// removes the file and the object.
+#[test]
+fn a_configmap_is_applied_listed_and_deleted() {
+    let d = TestDaemon::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  a: x\n  b: z\nbinaryData:\n  c: aGk=\n",
+    );
+    assert_eq!(
+        d.cli_ok(&["apply", "-f", s(&file)]),
+        "configmap/app created\n"
+    );
+    let table = d.cli_ok(&["get", "cm"]);
+    let lines: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines[0], ["NAME", "DATA", "AGE"], "{table}");
+    assert_eq!(lines[1][..2], ["app", "3"], "{table}");
+    assert_eq!(lines.len(), 2, "{table}");
+
+    let json: serde_json::Value =
+        serde_json::from_str(&d.cli_ok(&["get", "configmap", "app", "-o", "json"])).unwrap();
+    assert_eq!(json["kind"], "ConfigMap");
+    assert_eq!(json["data"]["a"], "x");
+    assert!(
+        json["metadata"]["uid"]
+            .as_str()
+            .is_some_and(|u| !u.is_empty()),
+        "{json}"
+    );
+    let (code, list) = d.get_json("/api/v1/namespaces/default/configmaps");
+    assert_eq!(
+        (code, list["kind"].as_str()),
+        (200, Some("ConfigMapList")),
+        "{list}"
+    );
+    assert_eq!(list["items"][0]["metadata"]["name"], "app");
+
+    let written = d.manifests().join("configmap_default_app.yaml");
+    assert!(written.exists(), "{:?}", d.manifest_names());
+    assert_eq!(
+        d.cli_ok(&["delete", "cm", "app"]),
+        "configmap \"app\" deleted\n"
+    );
+    assert!(!written.exists(), "its file went with it");
+    let out = d.cli(&["get", "cm", "app"]);
+    assert_eq!(
+        stderr(&out).trim_end(),
+        "Error from server (NotFound): configmaps \"app\" not found"
+    );
+}
