@@ -45,4 +45,49 @@ impl Declared for ConfigMap {
     fn cells(&self) -> Vec<String> {
         vec![(self.data.len() + self.binary_data.len()).to_string()]
     }
+
+    /// kubectl's `describeConfigMap`: each data key, a rule and its value; each binary key
+    /// and its size in bytes.
+    fn describe(&self) -> String {
+        let mut w = String::from("\nData\n====\n");
+        for (k, v) in &self.data {
+            w.push_str(&format!("{k}:\n----\n{v}\n\n"));
+        }
+        w.push_str("\nBinaryData\n====\n");
+        for (k, v) in &self.binary_data {
+            let bytes = decoded_len(v).unwrap_or_default();
+            w.push_str(&format!("{k}: {bytes} bytes\n"));
+        }
+        w.push('\n');
+        w
+    }
+}
+
+/// The decoded length of padded standard base64 (Go's `base64.StdEncoding`, which
+/// `encoding/json` decodes `[]byte` with; it skips `\r` and `\n`), or the offset of the
+/// first byte that makes it invalid.
+pub fn decoded_len(text: &str) -> Result<usize, usize> {
+    let symbols: Vec<(usize, u8)> = text
+        .bytes()
+        .enumerate()
+        .filter(|(_, b)| !matches!(b, b'\r' | b'\n'))
+        .collect();
+    let alphabet = |b: u8| b.is_ascii_alphanumeric() || b == b'+' || b == b'/';
+    let mut len = 0;
+    for (q, quantum) in symbols.chunks(4).enumerate() {
+        let last = (q + 1) * 4 >= symbols.len();
+        if quantum.len() < 4 {
+            return Err(text.len());
+        }
+        let pad = quantum.iter().rev().take_while(|(_, b)| *b == b'=').count();
+        if pad > 2 || (pad > 0 && !last) {
+            let (at, _) = quantum[4 - pad];
+            return Err(at);
+        }
+        if let Some((at, _)) = quantum[..4 - pad].iter().find(|(_, b)| !alphabet(*b)) {
+            return Err(*at);
+        }
+        len += 3 - pad;
+    }
+    Ok(len)
 }

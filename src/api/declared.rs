@@ -25,4 +25,9 @@ pub trait Declared:
     fn metadata_mut(&mut self) -> &mut ObjectMeta;
     /// The cells under [`Self::COLUMNS`].
     fn cells(&self) -> Vec<String>;
+    /// What `describe` prints after Name, Namespace, Labels and Annotations (kubectl's
+    /// `describe<Kind>`), tab-separated for its tabwriter; nothing unless the kind has more.
+    fn describe(&self) -> String {
+        String::new()
+    }
 }

@@ -1,5 +1,7 @@
-//! `jobvisor describe cronjob|job|pod [NAME…]`: kubectl's `describeCronJob`, `describeJob`
-//! and `describePod` layout (spec §6.4), with the object's events at the end.
+//! `jobvisor describe cronjob|job|pod|configmap [NAME…]`: kubectl's `describeCronJob`,
+//! `describeJob`, `describePod` and `describeConfigMap` layout (spec §6.4), with the
+//! object's events at the end. A declared kind (ConfigMap…) prints its metadata here and
+//! the rest from its type (`api::declared::Declared::describe`).
 //!
 //! A CronJob gets one block kubectl does not print, `Next Schedules:`, the next three times
 //! its schedule fires after now, computed here with the daemon's own schedule module in the
@@ -35,7 +37,7 @@ use crate::proto;
 
 #[derive(Debug, clap::Args)]
 pub struct DescribeArgs {
-    /// cronjob, job or pod (kubectl's aliases work), or TYPE/NAME.
+    /// cronjob, job, pod or configmap (kubectl's aliases work), or TYPE/NAME.
     #[arg(value_name = "TYPE")]
     pub resource: String,
     /// The objects to describe (all in the namespace when omitted).
@@ -51,9 +53,10 @@ pub async fn run(ctx: &mut Ctx<'_>, args: DescribeArgs) -> anyhow::Result<()> {
         None => (Kind::parse_or_err(&args.resource)?, Vec::new()),
     };
     names.extend(args.names);
-    if !matches!(kind, Kind::CronJob | Kind::Job | Kind::Pod) {
+    let declared = crate::manifest::declared::is_declared(kind);
+    if !matches!(kind, Kind::CronJob | Kind::Job | Kind::Pod) && !declared {
         bail!(
-            "describe supports cronjobs, jobs and pods; use `jobvisor get {}`",
+            "describe supports cronjobs, jobs, pods and configmaps; use `jobvisor get {}`",
             kind.resource()
         );
     }
@@ -119,6 +122,27 @@ async fn describe_one(
                 events.as_deref(),
                 now,
                 &TimeZone::system(),
+            ))
+        }
+        _ if crate::manifest::declared::is_declared(kind) => {
+            let object: Value = ctx.client.get_json(&kind.object_path(ns, name)).await?;
+            let meta = match object.get("metadata") {
+                Some(m) => serde_json::from_value(m.clone())?,
+                None => crate::api::ObjectMeta::default(),
+            };
+            let r = kind.resource();
+            let events = events_for(ctx, r.name, ns, name, meta.uid()).await;
+            let body = crate::manifest::declared::describe(kind, &object).map_err(|e| {
+                anyhow::anyhow!(
+                    "the daemon sent {} \"{name}\" in an unexpected shape: {e}",
+                    r.qualified()
+                )
+            })?;
+            Ok(describe_declared(
+                &meta,
+                &body,
+                events.as_deref(),
+                ctx.clock.now(),
             ))
         }
         Kind::Job => {
@@ -199,6 +223,23 @@ fn labels_multiline(w: &mut String, title: &str, labels: &Labels) {
 /// Go's RFC1123Z; `kubectl describe` prints times in the local zone.
 fn time(ts: Option<Timestamp>, tz: &TimeZone) -> Option<String> {
     ts.map(|t| rfc1123z_in(t, tz.clone()))
+}
+
+/// An object of a declared kind (ConfigMap…): its metadata as kubectl prints every
+/// object's, then what its kind adds (`body`), then its events.
+pub fn describe_declared(
+    meta: &crate::api::ObjectMeta,
+    body: &str,
+    events: Option<&[Event]>,
+    now: Timestamp,
+) -> String {
+    let mut w = String::new();
+    let _ = writeln!(w, "Name:\t{}", meta.name());
+    let _ = writeln!(w, "Namespace:\t{}", meta.namespace());
+    labels_multiline(&mut w, "Labels", &meta.labels);
+    labels_multiline(&mut w, "Annotations", &meta.annotations);
+    w.push_str(body);
+    finish(w, events, now)
 }
 
 pub fn describe_job(job: &Job, events: Option<&[Event]>, now: Timestamp, tz: &TimeZone) -> String {
@@ -1160,6 +1201,35 @@ Containers:
         assert_eq!(
             reported(&err),
             "Error from server (NotFound): jobs.batch \"nope\" not found\n"
+        );
+    }
+}
+
+#[cfg(test)]
+mod declared_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// kubectl's `describeConfigMap` layout: metadata, each data key ruled off, binary keys
+    /// by size, then the events.
+    #[test]
+    fn a_configmap_is_described_as_kubectl_does() {
+        let object = serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "app", "namespace": "default", "labels": {"app": "demo"}},
+            "data": {"a": "x", "b": "two\nlines"},
+            "binaryData": {"c": "aGk="},
+        });
+        let meta: crate::api::ObjectMeta =
+            serde_json::from_value(object["metadata"].clone()).unwrap();
+        let body = crate::manifest::declared::describe(Kind::ConfigMap, &object).unwrap();
+        let now: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        assert_eq!(
+            describe_declared(&meta, &body, Some(&[]), now),
+            "Name:         app\nNamespace:    default\nLabels:       app=demo\nAnnotations:  <none>\n\
+             \nData\n====\na:\n----\nx\n\nb:\n----\ntwo\nlines\n\n\nBinaryData\n====\nc: 2 bytes\n\n\
+             Events:  <none>\n"
         );
     }
 }

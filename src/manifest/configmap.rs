@@ -4,7 +4,7 @@
 
 use super::declared::Admit;
 use super::validate::invalid_value;
-use crate::api::configmap::ConfigMap;
+use crate::api::configmap::{ConfigMap, decoded_len as base64_len};
 
 /// `core.MaxSecretSize`, which also bounds a ConfigMap's data: 1 MiB.
 pub const MAX_CONFIGMAP_BYTES: usize = 1024 * 1024;
@@ -94,35 +94,6 @@ fn config_key(key: &str) -> Vec<String> {
         errors.push("must not start with '..'".to_string());
     }
     errors
-}
-
-/// The decoded length of padded standard base64 (Go's `base64.StdEncoding`, which
-/// `encoding/json` decodes `[]byte` with; it skips `\r` and `\n`), or the offset of the
-/// first byte that makes it invalid.
-fn base64_len(text: &str) -> Result<usize, usize> {
-    let symbols: Vec<(usize, u8)> = text
-        .bytes()
-        .enumerate()
-        .filter(|(_, b)| !matches!(b, b'\r' | b'\n'))
-        .collect();
-    let alphabet = |b: u8| b.is_ascii_alphanumeric() || b == b'+' || b == b'/';
-    let mut len = 0;
-    for (q, quantum) in symbols.chunks(4).enumerate() {
-        let last = (q + 1) * 4 >= symbols.len();
-        if quantum.len() < 4 {
-            return Err(text.len());
-        }
-        let pad = quantum.iter().rev().take_while(|(_, b)| *b == b'=').count();
-        if pad > 2 || (pad > 0 && !last) {
-            let (at, _) = quantum[4 - pad];
-            return Err(at);
-        }
-        if let Some((at, _)) = quantum[..4 - pad].iter().find(|(_, b)| !alphabet(*b)) {
-            return Err(*at);
-        }
-        len += 3 - pad;
-    }
-    Ok(len)
 }
 
 /// A value short enough to quote in a message.

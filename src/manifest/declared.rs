@@ -139,6 +139,20 @@ pub fn columns(kind: Kind) -> &'static [&'static str] {
     visit(kind, Columns).unwrap_or(&[])
 }
 
+/// What `describe` prints for one object of a declared `kind` after its metadata.
+pub fn describe(kind: Kind, object: &Value) -> Result<String, String> {
+    struct Describe<'a>(&'a Value);
+    impl Visit for Describe<'_> {
+        type Out = Result<String, String>;
+        fn visit<T: Admit>(self) -> Self::Out {
+            T::deserialize(self.0)
+                .map(|o| o.describe())
+                .map_err(|e| e.to_string())
+        }
+    }
+    visit(kind, Describe(object)).unwrap_or_else(|| Err(format!("{kind:?} is not a declared kind")))
+}
+
 /// The cells under [`columns`] of one object of a declared `kind`, as served.
 pub fn cells(kind: Kind, object: &Value) -> Result<Vec<String>, String> {
     struct Cells<'a>(&'a Value);
