@@ -377,6 +377,34 @@ mod tests {
         }
     }
 
+    /// A declared object (a ConfigMap) is durable before visible like any object: its watch
+    /// event waits for the store to report its record written; its delete likewise.
+    #[test]
+    fn a_declared_object_is_seen_only_once_on_disk() {
+        let root = tempfile::tempdir().unwrap();
+        let (mut d, _, _) = daemon_in(root.path(), Config::default());
+        let mut rx = d.durability_rx.take().unwrap();
+        let mut watch = d.changes.subscribe(Kind::ConfigMap);
+        let path = root.path().join("manifests/cm.yaml");
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: x}\n";
+        d.apply_text(&path, text.into(), true);
+        d.turn();
+        assert!(watch.try_recv().is_err(), "published before it was on disk");
+        settle(&mut d, &mut rx);
+        assert_eq!(
+            watch.try_recv().expect("published once on disk").type_,
+            "ADDED"
+        );
+        d.apply_text(&path, String::new(), true);
+        d.turn();
+        assert!(
+            watch.try_recv().is_err(),
+            "deletion published before it was on disk"
+        );
+        settle(&mut d, &mut rx);
+        assert_eq!(watch.try_recv().expect("then published").type_, "DELETED");
+    }
+
     #[test]
     fn only_durable_fronts_are_released() {
         let mut q: VecDeque<(u64, &str)> = [(1, "a"), (2, "b"), (2, "c"), (3, "d")].into();
