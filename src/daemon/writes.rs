@@ -27,7 +27,8 @@ use super::answer::held;
 use super::requests::{Applied, Reply, already_exists, bad_request};
 use super::world::{Key, key};
 use crate::api::{ANNOTATION_SOURCE, Kind, ManifestState, Propagation, Status};
-use crate::manifest::{ObjectId, applied};
+use crate::manifest::declared::validate_update;
+use crate::manifest::{ObjectId, applied, invalid_object};
 use crate::store::GuardedWriteError;
 
 /// Manifest files written by `apply`: readable by all, like a file in /etc.
@@ -150,6 +151,7 @@ impl Daemon {
         let text = applied::file_text(&object);
         // kubectl's words: the object as it will read from `path`, against what is running.
         let source = path.display().to_string();
+        let mut refused = None;
         let same = match id.kind {
             Kind::Job => report.jobs.into_iter().next().and_then(|mut job| {
                 job.metadata
@@ -189,11 +191,20 @@ impl Daemon {
                     a.insert(ANNOTATION_SOURCE.into(), source);
                 }
                 let k = key(&id.namespace, &id.name);
-                self.world
-                    .declared(declared, &k)
-                    .map(|r| r.applied == d.object)
+                let r = self.world.declared(declared, &k)?;
+                let causes = validate_update(declared, &r.applied, &d.object);
+                if !causes.is_empty() {
+                    let message = invalid_object("", declared, &id.name, &causes);
+                    refused = Some(Status::failure(422, "Invalid", message));
+                }
+                Some(r.applied == d.object)
             }),
         };
+        // An update its kind refuses (an immutable ConfigMap's data) is refused before the
+        // file is written, as the API server refuses it: 422, nothing changed.
+        if let Some(refused) = refused {
+            return Err(refused);
+        }
         let action = match same {
             None => "created",
             Some(true) => "unchanged",

@@ -393,6 +393,31 @@ fn a_configmap_is_applied_listed_and_deleted() {
 
     let written = d.manifests().join("configmap_default_app.yaml");
     assert!(written.exists(), "{:?}", d.manifest_names());
+    // Made immutable, its data can no longer change: refused as the API server refuses it,
+    // and nothing is written.
+    let immutable = |data: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\nimmutable: true\ndata:\n  a: {data}\n  b: z\nbinaryData:\n  c: aGk=\n"
+        )
+    };
+    let file = write(dir.path(), "cm.yaml", &immutable("x"));
+    assert_eq!(
+        d.cli_ok(&["apply", "-f", s(&file)]),
+        "configmap/app configured\n"
+    );
+    let before = std::fs::read_to_string(&written).unwrap();
+    let file = write(dir.path(), "cm.yaml", &immutable("changed"));
+    let out = d.cli(&["apply", "-f", s(&file)]);
+    assert!(!out.status.success());
+    assert_eq!(
+        stderr(&out).trim_end(),
+        "Error from server (Invalid): The ConfigMap \"app\" is invalid: data: Forbidden: field is immutable when `immutable` is set"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&written).unwrap(),
+        before,
+        "nothing written"
+    );
     assert_eq!(
         d.cli_ok(&["delete", "cm", "app"]),
         "configmap \"app\" deleted\n"
