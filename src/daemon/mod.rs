@@ -271,7 +271,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let (hint_tx, hint_rx) = mpsc::unbounded_channel();
     daemon.hint_tx = Some(hint_tx);
     let (req_tx, req_rx) = mpsc::channel(256);
-    let listener = serve::bind(&daemon.layout.socket)?;
+    let listener = serve::bind(&daemon.layout.socket, &daemon.cfg.socket)?;
     let limits = crate::server::Limits::from(&daemon.cfg.api);
     let server = tokio::spawn(crate::server::serve(listener, req_tx, limits, log_feeds));
     daemon.recover();
