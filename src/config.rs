@@ -10,6 +10,16 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+/// `jobvisor daemon --log-target`: where the daemon's own log goes (`daemon/logging.rs`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogTarget {
+    /// journald when `$JOURNAL_STREAM` is stderr (started by systemd), else stderr.
+    #[default]
+    Auto,
+    Stderr,
+    Journald,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("reading config {path}: {source}")]

@@ -58,7 +58,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon: supervise the CronJobs, Jobs and Pods of the manifests directory and
     /// serve the API.
-    Daemon(DaemonArgs),
+    Daemon(DaemonRunArgs),
     /// Display one or many resources (cronjobs, jobs, pods, events, manifests).
     Get(get::GetArgs),
     /// Show details of a cronjob, a job or a pod, with its events.
@@ -91,6 +91,16 @@ pub struct DaemonArgs {
     /// Config file (default: DIR/config.yaml with --root, else the system one).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DaemonRunArgs {
+    #[command(flatten)]
+    pub common: DaemonArgs,
+    /// Where the daemon's own log goes: journald when started by systemd with its stderr on
+    /// the journal (auto), stderr, or journald (structured fields JOB_NAME, POD_NAME…).
+    #[arg(long, value_enum, default_value_t = crate::config::LogTarget::Auto)]
+    pub log_target: crate::config::LogTarget,
 }
 
 /// `-n/--namespace`, shared by the namespaced verbs.

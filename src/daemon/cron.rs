@@ -44,6 +44,11 @@ impl Wakes {
         self.by_time.first().map(|(at, _)| *at)
     }
 
+    /// The CronJob that looks at its schedule first, and when.
+    pub(super) fn first(&self) -> Option<(Timestamp, &Key)> {
+        self.by_time.first().map(|(at, k)| (*at, k))
+    }
+
     /// The CronJobs whose wake-up is at or before `now`, taken out.
     pub(super) fn take_due(&mut self, now: Timestamp) -> Vec<Key> {
         let mut due = Vec::new();

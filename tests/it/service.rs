@@ -142,3 +142,97 @@ fn raw_as_nobody(d: &TestDaemon, method: &str, path: &str) -> (u16, String) {
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
     (code.trim().parse().unwrap_or(0), body.to_string())
 }
+
+fn mode_of(path: &std::path::Path) -> u32 {
+    std::fs::metadata(path).expect("stat").permissions().mode() & 0o7777
+}
+
+/// systemd's notify socket gets `STATUS=` summaries and `WATCHDOG=1` pings (the unit's
+/// `WatchdogSec=`, here 200 ms: a ping every 100 ms from the loop).
+#[test]
+fn status_and_watchdog_arrive_on_the_notify_socket() {
+    let d = TestDaemon::start_with_env(FAST_CONFIG, &[("WATCHDOG_USEC", "200000")]);
+    let status = d.wait_notify(T, |m| m.starts_with("STATUS="));
+    assert_eq!(status.as_deref(), Some("STATUS=ready: 0 pods running"));
+    for _ in 0..3 {
+        assert!(
+            d.wait_notify(T, |m| m == "WATCHDOG=1").is_some(),
+            "no watchdog ping"
+        );
+    }
+    d.drop_manifest(
+        "c.yaml",
+        "apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: nightly\nspec:\n  schedule: \"0 3 * * *\"\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers:\n          - name: c\n            image: busybox\n            command: [\"true\"]\n",
+    );
+    let status = d.wait_notify(T, |m| m.contains("next CronJob"));
+    let status = status.expect("no status naming the CronJob");
+    assert!(
+        status.starts_with("STATUS=ready: 0 pods running; next CronJob default/nightly at "),
+        "{status}"
+    );
+}
+
+/// SIGHUP: `RELOADING=1` with `MONOTONIC_USEC`, the config read again (a live key applied:
+/// the socket's mode), then `READY=1`. A config that does not load is refused naming its
+/// file and line, and the running one stays.
+#[test]
+fn sighup_reloads_the_config_and_says_so() {
+    let d = TestDaemon::start();
+    let hup = || {
+        let ok = std::process::Command::new("kill")
+            .args(["-HUP", &d.pid().to_string()])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill -HUP failed");
+    };
+    assert_eq!(mode_of(&d.socket()), 0o660);
+    std::fs::write(
+        d.path().join("config.yaml"),
+        format!("{FAST_CONFIG}socket:\n  mode: \"0600\"\napi:\n  maxConnections: 3\n"),
+    )
+    .expect("config");
+    hup();
+    let reloading = d
+        .wait_notify(T, |m| m.starts_with("RELOADING=1"))
+        .expect("no RELOADING=1");
+    let usec: u64 = reloading
+        .strip_prefix("RELOADING=1\nMONOTONIC_USEC=")
+        .and_then(|u| u.parse().ok())
+        .unwrap_or_else(|| panic!("no MONOTONIC_USEC: {reloading:?}"));
+    let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).expect("clock");
+    assert!(
+        usec > 0 && usec / 1_000_000 <= now.tv_sec() as u64,
+        "{usec}"
+    );
+    assert!(
+        d.wait_notify(T, |m| m == "READY=1").is_some(),
+        "no READY=1 after the reload"
+    );
+    assert_eq!(mode_of(&d.socket()), 0o600, "socket.mode not applied live");
+    let log = d.daemon_log();
+    assert!(
+        log.contains("take effect only at a restart") && log.contains("keys=api"),
+        "{log}"
+    );
+
+    std::fs::write(
+        d.path().join("config.yaml"),
+        format!("{FAST_CONFIG}socket:\n  mode: \"0644\"\n  bogus: 1\n"),
+    )
+    .expect("config");
+    hup();
+    assert!(d.wait_notify(T, |m| m == "READY=1").is_some());
+    assert_eq!(mode_of(&d.socket()), 0o600, "a bad config was applied");
+    let log = d.daemon_log();
+    let refused = log
+        .lines()
+        .find(|l| l.contains("config not reloaded"))
+        .unwrap_or_else(|| panic!("no refusal in the log:\n{log}"));
+    assert!(
+        refused.contains("config.yaml") && refused.contains("bogus") && refused.contains("line"),
+        "{refused}"
+    );
+    // Still serving.
+    assert_eq!(d.http("GET", "/healthz", None).0, 200);
+}
