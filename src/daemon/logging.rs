@@ -64,6 +64,19 @@ fn parse(spec: &str) -> Result<Targets, String> {
     Targets::from_str(spec).map_err(|e| format!("log.level {spec:?}: {e}"))
 }
 
+/// syslog's meaning of the levels (info 6, debug 7), as `journalctl -p` and the daemon's
+/// own stderr lines read them; tracing-journald's default shifts each one up (info 5).
+fn priorities() -> tracing_journald::PriorityMappings {
+    use tracing_journald::Priority;
+    tracing_journald::PriorityMappings {
+        error: Priority::Error,
+        warn: Priority::Warning,
+        info: Priority::Informational,
+        debug: Priority::Debug,
+        trace: Priority::Debug,
+    }
+}
+
 /// Sets up the daemon's log once; `None` if a subscriber was already set (in-process tests).
 pub fn init(level: &str, target: LogTarget) -> Option<LogHandle> {
     use std::io::IsTerminal;
@@ -87,7 +100,8 @@ pub fn init(level: &str, target: LogTarget) -> Option<LogHandle> {
             Ok(l) => (
                 Some(
                     l.with_field_prefix(None)
-                        .with_syslog_identifier("jobvisor".into()),
+                        .with_syslog_identifier("jobvisor".into())
+                        .with_priority_mappings(priorities()),
                 ),
                 None,
             ),
@@ -117,6 +131,27 @@ pub fn init(level: &str, target: LogTarget) -> Option<LogHandle> {
         filter: handle,
         from_env: env.is_some(),
     })
+}
+
+/// A span whose fields every log line about a pod carries (`NAMESPACE=`, `POD_NAME=`, and
+/// `JOB_NAME=` for a Job's pod, in the journal).
+pub(crate) fn pod_span(pod: &crate::api::Pod) -> tracing::Span {
+    let job = pod
+        .metadata
+        .owner_references
+        .iter()
+        .find(|o| o.kind == "Job")
+        .map(|o| o.name.as_str());
+    let span = tracing::info_span!(
+        "pod",
+        namespace = %pod.metadata.namespace(),
+        pod_name = %pod.metadata.name(),
+        job_name = tracing::field::Empty,
+    );
+    if let Some(job) = job {
+        span.record("job_name", job);
+    }
+    span
 }
 
 #[cfg(test)]

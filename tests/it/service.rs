@@ -2,6 +2,7 @@
 //! systemd's notify protocol, the journal, reloading the config.
 
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
 use crate::files::wait_manifest_state;
@@ -235,4 +236,190 @@ fn sighup_reloads_the_config_and_says_so() {
     );
     // Still serving.
     assert_eq!(d.http("GET", "/healthz", None).0, 200);
+}
+
+/// One journal entry sent with the native protocol (systemd.io/JOURNAL_NATIVE_PROTOCOL):
+/// `NAME=value\n`, or `NAME\n` + 64-bit little-endian length + value + `\n`.
+fn decode_journal(mut data: &[u8]) -> Vec<(String, String)> {
+    let mut fields = Vec::new();
+    while !data.is_empty() {
+        let Some(nl) = data.iter().position(|&b| b == b'\n') else {
+            panic!(
+                "a field without a newline: {:?}",
+                String::from_utf8_lossy(data)
+            );
+        };
+        let line = &data[..nl];
+        if let Some(eq) = line.iter().position(|&b| b == b'=') {
+            fields.push((
+                String::from_utf8_lossy(&line[..eq]).into_owned(),
+                String::from_utf8_lossy(&line[eq + 1..]).into_owned(),
+            ));
+            data = &data[nl + 1..];
+        } else {
+            let name = String::from_utf8_lossy(line).into_owned();
+            let rest = &data[nl + 1..];
+            let len = u64::from_le_bytes(rest[..8].try_into().expect("length")) as usize;
+            let value = &rest[8..8 + len];
+            assert_eq!(rest[8 + len], b'\n', "no newline after {name}'s value");
+            fields.push((name, String::from_utf8_lossy(value).into_owned()));
+            data = &rest[8 + len + 1..];
+        }
+    }
+    fields
+}
+
+/// The next journal datagram: its payload, or the memfd's contents when it came as one
+/// (`SCM_RIGHTS`, for entries too large for a datagram). `None` on timeout.
+fn recv_journal(sock: &UnixDatagram) -> Option<(Vec<u8>, bool)> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    use std::io::{Read, Seek};
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let mut buf = vec![0u8; 1 << 20];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::empty(),
+    )
+    .ok()?;
+    let n = msg.bytes;
+    for c in msg.cmsgs().expect("control messages") {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            // SAFETY: the kernel just gave us this descriptor; nobody else owns it.
+            let mut memfd = unsafe { std::fs::File::from_raw_fd(fds[0]) };
+            memfd.rewind().expect("rewind the memfd");
+            let mut data = Vec::new();
+            memfd.read_to_end(&mut data).expect("read the memfd");
+            return Some((data, true));
+        }
+    }
+    Some((buf[..n].to_vec(), false))
+}
+
+/// `--log-target=journald`: tracing-journald writes to the fixed path
+/// `/run/systemd/journal/socket`, so the daemon runs in a private mount namespace where that
+/// path is this test's datagram socket. Entries about a Job's pod carry `JOB_NAME`,
+/// `POD_NAME`, `NAMESPACE` and `CONTAINER`, `SYSLOG_IDENTIFIER=jobvisor`; an entry too large
+/// for a datagram (a 970 KB validation error) arrives as a sealed memfd.
+#[test]
+fn the_journal_gets_structured_fields() {
+    need_root!();
+    let tmp = tempfile::Builder::new()
+        .prefix("jobvisor-journal-")
+        .tempdir()
+        .expect("tempdir");
+    let root = tmp.path().join("root");
+    std::fs::create_dir_all(root.join("manifests")).expect("root");
+    std::fs::write(
+        root.join("config.yaml"),
+        FAST_CONFIG.replace("level: debug", "level: info"),
+    )
+    .expect("config");
+    let journal_dir = tmp.path().join("journal");
+    std::fs::create_dir(&journal_dir).expect("journal dir");
+    let journal = UnixDatagram::bind(journal_dir.join("socket")).expect("journal socket");
+    journal
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let notify = UnixDatagram::bind(tmp.path().join("notify.sock")).expect("notify socket");
+    notify
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let log = std::fs::File::create(tmp.path().join("daemon.log")).expect("log");
+    let script = "mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/journal \
+                  && mount --bind \"$0\" /run/systemd/journal && exec \"$@\"";
+    let child = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", script])
+        .arg(&journal_dir)
+        .arg(BIN)
+        .args(["daemon", "--log-target=journald", "--root"])
+        .arg(&root)
+        .env("NOTIFY_SOCKET", tmp.path().join("notify.sock"))
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn();
+    let Ok(child) = child else {
+        eprintln!("skipped: cannot run unshare (util-linux)");
+        return;
+    };
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Kill(child);
+    let mut buf = [0u8; 256];
+    loop {
+        match notify.recv(&mut buf) {
+            Ok(n) if buf[..n].starts_with(b"READY=1") => break,
+            Ok(_) => continue,
+            Err(e) => {
+                let status = child.0.try_wait();
+                let log =
+                    std::fs::read_to_string(tmp.path().join("daemon.log")).unwrap_or_default();
+                if matches!(status, Ok(Some(_))) && log.contains("unshare") {
+                    eprintln!("skipped: no private mount namespace here: {log}");
+                    return;
+                }
+                panic!("daemon never became ready: {e}\n{log}");
+            }
+        }
+    }
+    let manifest = root.join("manifests").join("j.yaml");
+    std::fs::write(&manifest, job_yaml("jl", "Never", &["true"], "")).expect("manifest");
+
+    let field = |entry: &[(String, String)], name: &str| {
+        entry
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    let mut started = None;
+    while started.is_none() {
+        let (data, _) = recv_journal(&journal).expect("no journal entry for the container");
+        let entry = decode_journal(&data);
+        if field(&entry, "MESSAGE").as_deref() == Some("container started") {
+            started = Some(entry);
+        }
+    }
+    let entry = started.expect("an entry");
+    assert_eq!(
+        field(&entry, "SYSLOG_IDENTIFIER").as_deref(),
+        Some("jobvisor")
+    );
+    assert_eq!(field(&entry, "NAMESPACE").as_deref(), Some("default"));
+    assert_eq!(field(&entry, "JOB_NAME").as_deref(), Some("jl"));
+    let pod = field(&entry, "POD_NAME").expect("POD_NAME");
+    assert!(pod.starts_with("jl-"), "{pod}");
+    assert_eq!(field(&entry, "CONTAINER").as_deref(), Some("main"));
+    assert_eq!(field(&entry, "PRIORITY").as_deref(), Some("6"));
+
+    // A 970 KB message cannot go as one datagram: tracing-journald sends a memfd.
+    let labels: String = (0..3000)
+        .map(|i| format!("    \"-{i}{}\": v\n", "x".repeat(40)))
+        .collect();
+    std::fs::write(
+        root.join("manifests").join("big.yaml"),
+        format!(
+            "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: big\n  labels:\n{labels}spec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: c\n        image: busybox\n        command: [\"true\"]\n"
+        ),
+    )
+    .expect("big manifest");
+    loop {
+        let (data, via_memfd) = recv_journal(&journal).expect("no journal entry for big.yaml");
+        let entry = decode_journal(&data);
+        let message = field(&entry, "MESSAGE").unwrap_or_default();
+        if message.contains("The Job \"big\" is invalid") {
+            assert!(via_memfd, "a {} byte entry came as a datagram", data.len());
+            assert!(message.len() > 900_000, "{}", message.len());
+            assert_eq!(field(&entry, "PRIORITY").as_deref(), Some("3"));
+            break;
+        }
+    }
 }
