@@ -17,6 +17,7 @@ pub mod cron;
 pub mod delete;
 pub mod describe;
 pub mod format;
+pub mod generate;
 pub mod get;
 pub mod logs;
 /// kubectl's tables, shared with the daemon's server-side printing.
@@ -84,6 +85,11 @@ pub enum Command {
     /// Offline, with the daemon stopped: after a corrupt journal stopped start-up, keep the
     /// good records before the damage and move the damaged journal aside.
     RecoverState(DaemonArgs),
+    /// Print a shell completion script: `source <(jobvisor completion bash)`.
+    Completion(generate::CompletionArgs),
+    /// Write the man pages into a directory (packaging).
+    #[command(hide = true)]
+    GenerateMan(generate::GenerateManArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -163,6 +169,13 @@ pub async fn run(ctx: &mut Ctx<'_>, command: Command) -> anyhow::Result<()> {
         Command::Validate(args) => validate::run(ctx, args),
         Command::Cron(args) => cron::run(ctx, args),
         Command::Version(args) => version::run(ctx, args).await,
+        Command::Completion(args) => generate::completion(&args, ctx.out),
+        Command::GenerateMan(args) => {
+            for path in generate::man(&args)? {
+                writeln!(ctx.out, "{}", path.display())?;
+            }
+            Ok(())
+        }
     }
 }
 
