@@ -116,6 +116,19 @@ fn a_non_root_client_can_get_but_not_delete() {
     assert_eq!(status["reason"], "Forbidden");
     assert_eq!(status["code"], 403);
 
+    // Nor apply (a POST of a new object).
+    let manifest = d.path().join("new.yaml");
+    std::fs::write(&manifest, job_yaml("new", "Never", &["true"], "")).expect("write");
+    chmod(&manifest, 0o644);
+    let applied = cli_as_nobody(&d, &["apply", "-f", manifest.to_str().expect("utf-8")]);
+    assert!(!applied.status.success(), "apply as nobody succeeded");
+    let err = String::from_utf8_lossy(&applied.stderr);
+    assert!(
+        err.contains("manifests.jobvisor.io is forbidden: User \"uid 65534\" cannot create resource \"manifests\""),
+        "{err}"
+    );
+    assert!(d.job("new").is_none());
+
     // Root (the test's uid, and the daemon's) may.
     d.cli_ok(&["delete", "job", "j"]);
 }
@@ -422,4 +435,61 @@ fn the_journal_gets_structured_fields() {
             break;
         }
     }
+}
+
+/// The owner counts, not only the mode; a symlink is judged by its target and by who made
+/// it, and by the directories that could swap the target.
+#[test]
+fn a_manifest_owned_by_another_user_or_reached_through_an_untrusted_symlink_is_refused() {
+    need_root!();
+    let d = TestDaemon::start();
+    let chown = |path: &std::path::Path, uid: u32| {
+        std::os::unix::fs::lchown(path, Some(uid), None).expect("chown");
+    };
+    // A file owned by uid 1000, mode 0644.
+    let tmp = d.manifests().join(".o.tmp");
+    std::fs::write(&tmp, job_yaml("o", "Never", &["true"], "")).expect("write");
+    chown(&tmp, 1000);
+    std::fs::rename(&tmp, d.manifests().join("o.yaml")).expect("rename");
+    let entry = wait_manifest_state(&d, "o.yaml", "Invalid");
+    let msg = entry["errors"][0].as_str().expect("an error");
+    assert!(
+        msg.contains("o.yaml: refused: file is owned by uid 1000"),
+        "{msg}"
+    );
+
+    // A symlink to a root-owned 0644 file in a directory others may write.
+    let elsewhere = d.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).expect("mkdir");
+    chmod(&elsewhere, 0o777);
+    let target = elsewhere.join("t.yaml");
+    std::fs::write(&target, job_yaml("t", "Never", &["true"], "")).expect("write");
+    chmod(&target, 0o644);
+    std::os::unix::fs::symlink(&target, d.manifests().join("t.yaml")).expect("symlink");
+    let entry = wait_manifest_state(&d, "t.yaml", "Invalid");
+    let msg = entry["errors"][0].as_str().expect("an error");
+    assert!(
+        msg.contains(&format!(
+            "t.yaml: refused: directory {} is writable by group and others (mode 0777)",
+            elsewhere.display()
+        )),
+        "{msg}"
+    );
+
+    // A symlink made by another user, to a trusted file.
+    chmod(&elsewhere, 0o755);
+    let link = d.manifests().join(".u.tmp");
+    std::os::unix::fs::symlink(&target, &link).expect("symlink");
+    chown(&link, 1000);
+    std::fs::rename(&link, d.manifests().join("u.yaml")).expect("rename");
+    let entry = wait_manifest_state(&d, "u.yaml", "Invalid");
+    let msg = entry["errors"][0].as_str().expect("an error");
+    assert!(
+        msg.contains("u.yaml: refused: symlink is owned by uid 1000"),
+        "{msg}"
+    );
+    assert!(
+        d.job("o").is_none() && d.job("t").is_none(),
+        "an untrusted file ran"
+    );
 }
