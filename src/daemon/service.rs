@@ -207,7 +207,7 @@ pub(super) fn reload_plan(old: &Config, new: &Config) -> ReloadPlan {
             live.push(key);
         }
     }
-    if live.is_empty() && restart.is_empty() && config != *old {
+    if live.is_empty() && config != *old {
         // A section added to `Config` and not listed above: live, unnamed.
         live.push("other keys");
     }
