@@ -33,6 +33,7 @@ pub(super) fn status_line(
     problems: &Problems,
     running: usize,
     next_cron: Option<(jiff::Timestamp, &Key)>,
+    reload_error: Option<&str>,
 ) -> String {
     let pods = match running {
         1 => "1 pod running".to_string(),
@@ -42,8 +43,12 @@ pub(super) fn status_line(
         Ok(()) => format!("ready: {pods}"),
         Err(why) => format!("{why}; {pods}"),
     };
-    match next_cron {
+    let head = match next_cron {
         Some((at, (ns, name))) => format!("{head}; next CronJob {ns}/{name} at {at:.0}"),
+        None => head,
+    };
+    match reload_error {
+        Some(e) => format!("{head}; config not reloaded: {e}"),
         None => head,
     }
 }
@@ -81,6 +86,8 @@ pub(super) struct Notifier {
     status_timer: bool,
     pub(super) watchdog: Option<Watchdog>,
     last_ping: Option<Instant>,
+    /// Why the last reload refused the config file, until one succeeds (in `STATUS=`).
+    pub(super) reload_error: Option<String>,
 }
 
 impl Notifier {
@@ -232,7 +239,12 @@ impl super::Daemon {
             .unsettled_pods()
             .filter(|(_, r)| r.pod.status.phase == crate::api::PodPhase::Running)
             .count();
-        let line = status_line(&self.problems, running, self.cron_wakes.first());
+        let line = status_line(
+            &self.problems,
+            running,
+            self.cron_wakes.first(),
+            self.notifier.reload_error.as_deref(),
+        );
         if self.notifier.status_changed(now, line) {
             super::serve::notify(&format!("STATUS={}", self.notifier.status()));
         }
@@ -262,9 +274,14 @@ impl super::Daemon {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!("config not reloaded, the running one stays: {e}");
+                // One line for systemctl status: the parser's message may span several.
+                let first = e.to_string();
+                let first = first.lines().next().unwrap_or_default().to_string();
+                self.notifier.reload_error = Some(first);
                 return;
             }
         };
+        self.notifier.reload_error = None;
         let plan = reload_plan(&self.cfg, &new);
         if !plan.restart.is_empty() {
             tracing::warn!(
@@ -303,18 +320,27 @@ mod tests {
     #[test]
     fn the_status_line() {
         let mut p = Problems::default();
-        assert_eq!(status_line(&p, 0, None), "ready: 0 pods running");
-        assert_eq!(status_line(&p, 1, None), "ready: 1 pod running");
+        assert_eq!(status_line(&p, 0, None, None), "ready: 0 pods running");
+        assert_eq!(status_line(&p, 1, None, None), "ready: 1 pod running");
         let at: jiff::Timestamp = "2026-11-28T02:00:00Z".parse().unwrap();
         let k = key("default", "backup");
         assert_eq!(
-            status_line(&p, 3, Some((at, &k))),
+            status_line(&p, 3, Some((at, &k)), None),
             "ready: 3 pods running; next CronJob default/backup at 2026-11-28T02:00:00Z"
         );
         p.manifests = Some("directory /x is missing".into());
         assert_eq!(
-            status_line(&p, 2, None),
+            status_line(&p, 2, None, None),
             "manifests: directory /x is missing; 2 pods running"
+        );
+        assert_eq!(
+            status_line(
+                &p,
+                0,
+                None,
+                Some("config /c.yaml: unknown field `x` at line 2")
+            ),
+            "manifests: directory /x is missing; 0 pods running; config not reloaded: config /c.yaml: unknown field `x` at line 2"
         );
     }
 

@@ -236,7 +236,14 @@ fn sighup_reloads_the_config_and_says_so() {
     )
     .expect("config");
     hup();
-    assert!(d.wait_notify(T, |m| m == "READY=1").is_some());
+    let status = d
+        .wait_notify(T, |m| m.contains("config not reloaded"))
+        .expect("no STATUS= about the refused config");
+    assert!(
+        status.starts_with("STATUS=ready: 0 pods running; config not reloaded: config ")
+            && status.contains("config.yaml"),
+        "{status}"
+    );
     assert_eq!(mode_of(&d.socket()), 0o600, "a bad config was applied");
     let log = d.daemon_log();
     let refused = log
