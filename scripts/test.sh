@@ -42,3 +42,9 @@ fi
 
 step "cargo test"
 cargo test --locked --all-targets -- --test-threads="${JOBVISOR_TEST_THREADS:-4}"
+
+step "the .deb: built from the debug binary above, its file list checked"
+# A release build would add minutes to every run; the package's contents do not depend on
+# the profile. cargo-deb is installed once under target/tools (about 3 minutes, then cached).
+scripts/build-deb.sh --profile dev
+scripts/check-deb.sh

@@ -10,6 +10,16 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+/// `jobvisor daemon --log-target`: where the daemon's own log goes (`daemon/logging.rs`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogTarget {
+    /// journald when `$JOURNAL_STREAM` is stderr (started by systemd), else stderr.
+    #[default]
+    Auto,
+    Stderr,
+    Journald,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("reading config {path}: {source}")]
@@ -34,6 +44,44 @@ pub struct Config {
     /// What running an image means here, for containers without `command`: the built-in
     /// aliases with the config's entries on top (`src/images.rs`).
     pub images: crate::images::Images,
+    /// Who may connect to the API socket (`server/access.rs` decides who may write).
+    pub socket: Socket,
+}
+
+/// The API socket's file mode and group: who can connect at all. Everyone who can connect
+/// may read; only root or the daemon's user may write (`server/access.rs`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Socket {
+    /// The socket file's mode, an octal string. Default `"0660"`: owner and group.
+    #[serde(deserialize_with = "octal_mode")]
+    pub mode: u32,
+    /// The socket file's group; default `jobvisor` (packaging/systemd/jobvisor.sysusers), so
+    /// its members may use the CLI. Left as it is when no such group exists; empty: the
+    /// daemon's own group.
+    pub group: String,
+}
+
+impl Default for Socket {
+    fn default() -> Self {
+        Socket {
+            mode: 0o660,
+            group: "jobvisor".into(),
+        }
+    }
+}
+
+/// `"0660"`: a file mode in octal, at most `0777` (no setuid, setgid or sticky bits).
+fn octal_mode<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let text = String::deserialize(d)?;
+    u32::from_str_radix(text.trim(), 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "invalid mode {text:?}: want an octal string from \"0000\" to \"0777\", e.g. \"0660\""
+            ))
+        })
 }
 
 /// How long the logs of deleted pods stay in the spool (`daemon/retention.rs`).
@@ -511,5 +559,23 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         let parsed = Config::from_yaml(&path, &text).unwrap();
         assert_eq!(parsed, Config::default());
+    }
+}
+
+#[cfg(test)]
+mod socket_tests {
+    use super::*;
+
+    #[test]
+    fn socket_mode_is_an_octal_string() {
+        let c = Config::from_yaml(Path::new("c.yaml"), "socket:\n  mode: \"0666\"\n").unwrap();
+        assert_eq!(c.socket.mode, 0o666);
+        assert_eq!(c.socket.group, "jobvisor");
+        for bad in ["\"0999\"", "\"4755\"", "\"rw\""] {
+            let e = Config::from_yaml(Path::new("c.yaml"), &format!("socket:\n  mode: {bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("c.yaml") && e.contains("invalid mode"), "{e}");
+        }
     }
 }

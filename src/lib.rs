@@ -20,6 +20,7 @@ pub mod runtime;
 pub mod schedule;
 pub mod server;
 pub mod store;
+pub mod trust;
 pub mod watch;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

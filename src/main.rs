@@ -16,11 +16,13 @@ fn main() -> ExitCode {
     let result = match args.command {
         Command::Daemon(d) => run_daemon(DaemonOptions {
             root: args.root,
-            config: d.config,
+            config: d.common.config,
+            log_target: d.log_target,
         }),
         Command::RecoverState(d) => daemon::recover_state(&DaemonOptions {
             root: args.root,
             config: d.config,
+            ..DaemonOptions::default()
         }),
         // Offline, but it judges manifests against the config the daemon under --root reads.
         Command::Validate(mut v) => {

@@ -35,6 +35,7 @@ struct Api {
     feeds: logs::LogFeeds,
 }
 
+pub mod access;
 mod connections;
 
 pub use connections::Limits;
@@ -48,10 +49,17 @@ pub async fn serve(
     feeds: logs::LogFeeds,
 ) {
     let api = Api { tx, feeds };
-    let app = router(api.clone()).layer(axum::middleware::from_fn_with_state(
-        limits.request_timeout,
-        request_timeout,
-    ));
+    let daemon_uid = nix::unistd::geteuid().as_raw();
+    let app = router(api.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            limits.request_timeout,
+            request_timeout,
+        ))
+        // Outermost: a refused write is answered before its body is read.
+        .layer(axum::middleware::from_fn_with_state(
+            daemon_uid,
+            access::check,
+        ));
     connections::accept_loop(listener, app, overload_router(api), limits).await;
 }
 

@@ -185,6 +185,12 @@ pub fn line_col(bytes: &[u8], at: usize) -> (usize, usize) {
 /// Reads a manifest-named entry, at most one byte past the size limit so an oversized file is
 /// reported rather than silently cut.
 pub fn read_entry(path: &Path) -> Entry {
+    read_entry_as(path, None)
+}
+
+/// [`read_entry`] by a daemon whose `trust` policy (`trust.rs`, a root daemon's) refuses a
+/// file others could have written: checked on the file actually opened.
+pub fn read_entry_as(path: &Path, trust: Option<&crate::trust::Policy>) -> Entry {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     // Look before opening: opening a FIFO, socket or device must never block or have effects.
@@ -204,7 +210,13 @@ pub fn read_entry(path: &Path) -> Entry {
     };
     match file.metadata() {
         Ok(m) if !m.is_file() => return Entry::Ignored(not_regular(path, m.file_type())),
-        Ok(_) => {}
+        Ok(m) => match trust.map(|t| t.check(path, &m)) {
+            None | Some(Ok(Ok(()))) => {}
+            Some(Ok(Err(why))) => {
+                return Entry::Invalid(format!("{}: refused: {why}", path.display()));
+            }
+            Some(Err(e)) => return open_error(path, e),
+        },
         Err(e) => return open_error(path, e),
     }
     let mut bytes = Vec::new();
@@ -314,6 +326,9 @@ fn complete(kind: &EventKind, path: &Path) -> bool {
         EventKind::Access(AccessKind::Close(AccessMode::Write))
         | EventKind::Modify(ModifyKind::Name(_))
         | EventKind::Remove(_) => true,
+        // chmod/chown (inotify's IN_ATTRIB): whether a root daemon trusts the file may have
+        // changed (`trust.rs`), so `chmod go-w` is enough to have a refused file read again.
+        EventKind::Modify(ModifyKind::Metadata(_)) => true,
         // A regular file is complete only when closed after writing (reading it now could
         // apply half of it); anything else is complete the moment it exists. One lstat, in
         // the watcher's thread, and only for creations.

@@ -17,6 +17,7 @@ pub mod cron;
 pub mod delete;
 pub mod describe;
 pub mod format;
+pub mod generate;
 pub mod get;
 pub mod logs;
 /// kubectl's tables, shared with the daemon's server-side printing.
@@ -58,7 +59,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon: supervise the CronJobs, Jobs and Pods of the manifests directory and
     /// serve the API.
-    Daemon(DaemonArgs),
+    Daemon(DaemonRunArgs),
     /// Display one or many resources (cronjobs, jobs, pods, events, manifests).
     Get(get::GetArgs),
     /// Show details of a cronjob, a job or a pod, with its events.
@@ -84,6 +85,11 @@ pub enum Command {
     /// Offline, with the daemon stopped: after a corrupt journal stopped start-up, keep the
     /// good records before the damage and move the damaged journal aside.
     RecoverState(DaemonArgs),
+    /// Print a shell completion script: `source <(jobvisor completion bash)`.
+    Completion(generate::CompletionArgs),
+    /// Write the man pages into a directory (packaging).
+    #[command(hide = true)]
+    GenerateMan(generate::GenerateManArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -91,6 +97,16 @@ pub struct DaemonArgs {
     /// Config file (default: DIR/config.yaml with --root, else the system one).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DaemonRunArgs {
+    #[command(flatten)]
+    pub common: DaemonArgs,
+    /// Where the daemon's own log goes: journald when started by systemd with its stderr on
+    /// the journal (auto), stderr, or journald (structured fields JOB_NAME, POD_NAME…).
+    #[arg(long, value_enum, default_value_t = crate::config::LogTarget::Auto)]
+    pub log_target: crate::config::LogTarget,
 }
 
 /// `-n/--namespace`, shared by the namespaced verbs.
@@ -153,6 +169,13 @@ pub async fn run(ctx: &mut Ctx<'_>, command: Command) -> anyhow::Result<()> {
         Command::Validate(args) => validate::run(ctx, args),
         Command::Cron(args) => cron::run(ctx, args),
         Command::Version(args) => version::run(ctx, args).await,
+        Command::Completion(args) => generate::completion(&args, ctx.out),
+        Command::GenerateMan(args) => {
+            for path in generate::man(&args)? {
+                writeln!(ctx.out, "{}", path.display())?;
+            }
+            Ok(())
+        }
     }
 }
 

@@ -471,11 +471,11 @@ impl Daemon {
                     .insert(ANNOTATION_EXEC.into(), exec);
             }
             *file.applied = applied;
-            tracing::info!(pod = %format!("{}/{}", k.0, k.1), file = %path.display(), "pod metadata updated in place");
+            tracing::info!(namespace = %k.0, pod_name = %k.1, file = %path.display(), "pod metadata updated in place");
             self.pod_changed(k);
             return;
         }
-        tracing::info!(pod = %format!("{}/{}", k.0, k.1), file = %path.display(), "pod spec changed: replacing the pod");
+        tracing::info!(namespace = %k.0, pod_name = %k.1, file = %path.display(), "pod spec changed: replacing the pod");
         let involved = super::reconcile::pod_ref(&rec.pod);
         let msg = format!(
             "Pod is replaced because its spec in {} changed; Kubernetes does not update a pod's spec in place",
@@ -506,7 +506,7 @@ impl Daemon {
         self.store.touch(super::world::pod_store_key(k));
         self.note(Kind::Pod, k, "ADDED");
         self.dirty_pods.insert(k.clone());
-        tracing::info!(pod = %format!("{}/{}", k.0, k.1), file = %path.display(), "pod created");
+        tracing::info!(namespace = %k.0, pod_name = %k.1, file = %path.display(), "pod created");
     }
 
     /// Deletes a bare Pod that `path` defined, gracefully; it is removed once it has ended.
@@ -514,7 +514,7 @@ impl Daemon {
         if self.world.pod(k).is_none_or(|r| r.source() != Some(path)) {
             return;
         }
-        tracing::info!(pod = %format!("{}/{}", k.0, k.1), "pod deleted: {why}");
+        tracing::info!(namespace = %k.0, pod_name = %k.1, "pod deleted: {why}");
         let now = self.clock.now();
         self.delete_pod(k, now);
     }
@@ -597,7 +597,7 @@ impl Daemon {
                 r.job.metadata.creation_timestamp = r.job.metadata.creation_timestamp.or(Some(now));
                 r.applied = applied;
                 r.source = Some(path.to_path_buf());
-                tracing::info!(job = %format!("{}/{}", k.0, k.1), file = %path.display(), "job updated in place");
+                tracing::info!(namespace = %k.0, job_name = %k.1, file = %path.display(), "job updated in place");
                 self.job_changed(k);
                 self.dirty_jobs.insert(k.clone());
             }
@@ -629,7 +629,7 @@ impl Daemon {
         self.store.touch(job_store_key(k));
         self.note(Kind::Job, k, "ADDED");
         self.dirty_jobs.insert(k.clone());
-        tracing::info!(job = %format!("{}/{}", k.0, k.1), file = %path.display(), "job created");
+        tracing::info!(namespace = %k.0, job_name = %k.1, file = %path.display(), "job created");
         if recreated {
             let msg = format!(
                 "Job recreated because its pod template in {} changed; pods of the previous Job were terminated",

@@ -44,6 +44,11 @@ impl Wakes {
         self.by_time.first().map(|(at, _)| *at)
     }
 
+    /// The CronJob that looks at its schedule first, and when.
+    pub(super) fn first(&self) -> Option<(Timestamp, &Key)> {
+        self.by_time.first().map(|(at, k)| (*at, k))
+    }
+
     /// The CronJobs whose wake-up is at or before `now`, taken out.
     pub(super) fn take_due(&mut self, now: Timestamp) -> Vec<Key> {
         let mut due = Vec::new();
@@ -116,7 +121,7 @@ impl Daemon {
                 cj.spec = applied.spec;
                 cj.metadata.labels = applied.metadata.labels;
                 cj.metadata.annotations = applied.metadata.annotations;
-                tracing::info!(cronjob = %format!("{}/{}", k.0, k.1), file = %path.display(), "cronjob updated in place");
+                tracing::info!(namespace = %k.0, cronjob_name = %k.1, file = %path.display(), "cronjob updated in place");
                 self.cronjob_changed(k);
             }
             None => {
@@ -129,7 +134,7 @@ impl Daemon {
                         source: path.to_path_buf(),
                     }),
                 );
-                tracing::info!(cronjob = %format!("{}/{}", k.0, k.1), file = %path.display(), "cronjob created");
+                tracing::info!(namespace = %k.0, cronjob_name = %k.1, file = %path.display(), "cronjob created");
                 self.store.touch(store_key(Kind::CronJob, k));
                 self.note(Kind::CronJob, k, "ADDED");
             }
@@ -156,7 +161,7 @@ impl Daemon {
         let Some(rec) = self.world.cronjobs.remove(k) else {
             return;
         };
-        tracing::info!(cronjob = %format!("{}/{}", k.0, k.1), ?propagation, "cronjob deleted: {why}");
+        tracing::info!(namespace = %k.0, cronjob_name = %k.1, ?propagation, "cronjob deleted: {why}");
         let uid = rec.cronjob.metadata.uid().to_string();
         for jk in self.jobs_controlled_by(&k.0, &uid) {
             match propagation {
@@ -327,7 +332,7 @@ impl Daemon {
         let job = manifest::admit_cronjob_job(job, &uid, self.clock.now());
         let answer = serde_json::to_value(&job)
             .map_err(|e| Status::failure(500, "InternalError", e.to_string()));
-        tracing::info!(job = %format!("{ns}/{name}"), cronjob = %owner.name, "job created through the API for its CronJob");
+        tracing::info!(namespace = %ns, job_name = %name, cronjob_name = %owner.name, "job created through the API for its CronJob");
         // Its first sync changes it, and a changed Job wakes its CronJob (`job_changed`).
         self.insert_owned_job(&jk, job);
         answer
@@ -381,7 +386,7 @@ impl Daemon {
                 r.uid = job_uid.clone();
             }
             let jk = key(&k.0, &name);
-            tracing::info!(cronjob = %format!("{}/{}", k.0, k.1), job = %name, scheduled = %new.scheduled, "job created for a slot");
+            tracing::info!(namespace = %k.0, cronjob_name = %k.1, job_name = %name, scheduled = %new.scheduled, "job created for a slot");
             self.insert_owned_job(&jk, job);
         }
         for e in d.events {

@@ -250,14 +250,6 @@ impl Daemon {
             self.changes.send(change);
         }
     }
-
-    /// `STATUS=` for systemd whenever what keeps the daemon from its job changes.
-    pub(super) fn notify_problems(&mut self) {
-        if self.problems != self.notified_problems {
-            self.notified_problems = self.problems.clone();
-            super::serve::notify(&format!("STATUS={}", self.problems.status_line()));
-        }
-    }
 }
 
 #[cfg(test)]

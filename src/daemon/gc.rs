@@ -32,7 +32,7 @@ impl Daemon {
         }
         let uid = rec.job.metadata.uid().to_string();
         drop(rec);
-        tracing::info!(job = %format!("{}/{}", k.0, k.1), ?propagation, "job deleted: {why}");
+        tracing::info!(namespace = %k.0, job_name = %k.1, ?propagation, "job deleted: {why}");
         let now = self.clock.now();
         let pods = self.world.pod_keys_of(&uid);
         match propagation {

@@ -18,6 +18,7 @@ mod gc;
 pub mod health;
 mod heap;
 mod launch;
+pub mod logging;
 mod names;
 mod pack;
 mod reads;
@@ -27,6 +28,7 @@ mod retention;
 #[cfg(test)]
 mod scenarios;
 mod serve;
+mod service;
 mod source;
 mod table;
 #[cfg(test)]
@@ -59,6 +61,7 @@ use world::{Key, World};
 pub struct DaemonOptions {
     pub root: Option<PathBuf>,
     pub config: Option<PathBuf>,
+    pub log_target: crate::config::LogTarget,
 }
 
 /// The spawn ledger's file in the state directory (`runtime/ledger.rs`).
@@ -137,6 +140,8 @@ enum Target {
     LogSweep,
     /// Give freed memory back to the system once the loop is quiet (`heap.rs`).
     Trim,
+    /// Tell systemd the status, if it changed (at most once a second, `service.rs`).
+    Status,
 }
 
 /// The wall-clock timer's next wake, or never without one.
@@ -192,8 +197,6 @@ pub struct Daemon {
     problems: health::Problems,
     /// A failure the daemon cannot go on from; the loop ends with it.
     fatal: Option<crate::store::StoreError>,
-    /// What systemd was last told (`STATUS=`).
-    notified_problems: health::Problems,
     /// The manifests directory: watched, or unavailable (and why).
     source: source::Source,
     /// Where the directory watch sends its hints; `None` until `run` wires it.
@@ -212,6 +215,12 @@ pub struct Daemon {
     retention: retention::Sweeper,
     /// When state last changed: the heap is trimmed after a quiet second.
     quiet: heap::Quiet,
+    /// What systemd was told (`STATUS=`), and its watchdog (`service.rs`).
+    notifier: service::Notifier,
+    /// How the daemon was started: a reload reads the same config file.
+    opts: DaemonOptions,
+    /// The running log's filter, for `log.level` on a reload (`None` in in-process tests).
+    log: Option<logging::LogHandle>,
 }
 
 /// Loads the config and resolves every path: `--config`, else the layout's default file.
@@ -232,7 +241,7 @@ pub fn load_config(opts: &DaemonOptions) -> anyhow::Result<(Config, Layout)> {
 pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     heap::configure();
     let (cfg, layout) = load_config(&opts)?;
-    init_tracing(&cfg.log.level);
+    let log = logging::init(&cfg.log.level, opts.log_target);
     raise_fd_limit();
     // The state directory is the store's to create (private, 0700); the manifests
     // directory only on a first start (see `source.rs`).
@@ -268,10 +277,12 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     })
     .await
     .context("opening the state")??;
+    daemon.log = log;
+    daemon.opts = opts;
     let (hint_tx, hint_rx) = mpsc::unbounded_channel();
     daemon.hint_tx = Some(hint_tx);
     let (req_tx, req_rx) = mpsc::channel(256);
-    let listener = serve::bind(&daemon.layout.socket)?;
+    let listener = serve::bind(&daemon.layout.socket, &daemon.cfg.socket)?;
     let limits = crate::server::Limits::from(&daemon.cfg.api);
     let server = tokio::spawn(crate::server::serve(listener, req_tx, limits, log_feeds));
     daemon.recover();
@@ -295,6 +306,10 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     // not kill the daemon with the signal's default action.
     let signals = Signals::install()?;
     serve::notify("READY=1");
+    // Anew after READY=1, so the first summary follows it (and the watchdog's first ping).
+    daemon.notifier = service::Notifier::from_env();
+    daemon.tell_status();
+    daemon.feed_watchdog();
     let inputs = Inputs {
         runtime: runtime_rx,
         hints: hint_rx,
@@ -379,22 +394,6 @@ fn raise_fd_limit() {
     }
 }
 
-fn init_tracing(level: &str) {
-    use std::io::IsTerminal;
-    use tracing_subscriber::prelude::*;
-    let spec = std::env::var("JOBVISOR_LOG").unwrap_or_else(|_| level.to_string());
-    let filter: tracing_subscriber::filter::Targets = spec.parse().unwrap_or_else(|_| {
-        tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO)
-    });
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
-    let _ = tracing_subscriber::registry()
-        .with(fmt)
-        .with(filter)
-        .try_init();
-}
-
 impl Daemon {
     pub fn open(
         cfg: Config,
@@ -450,7 +449,6 @@ impl Daemon {
             shutting_down: false,
             shutdown_deadline: None,
             problems: health::Problems::default(),
-            notified_problems: health::Problems::default(),
             fatal: None,
             source: source::Source::NotLooked,
             hint_tx: None,
@@ -461,6 +459,9 @@ impl Daemon {
             rescan_retry: None,
             retention: retention::Sweeper::new(),
             quiet: heap::Quiet::default(),
+            notifier: service::Notifier::default(),
+            opts: DaemonOptions::default(),
+            log: None,
         })
     }
 
@@ -506,6 +507,11 @@ impl Daemon {
             let next_timer = self
                 .shutdown_deadline
                 .map_or(next_timer, |d| d.min(next_timer));
+            // The watchdog is fed by this loop: a turn that never ends stops the pings.
+            let next_timer = self
+                .notifier
+                .next_ping()
+                .map_or(next_timer, |p| p.min(next_timer));
             let next_slot = self.cron_wakes.earliest();
             if let Some(Err(e)) = wall.as_mut().map(|w| w.arm(next_slot)) {
                 // A slot must not wait for an unrelated input: the monotonic clock from now on.
@@ -558,14 +564,12 @@ impl Daemon {
                     // The writer thread is gone: nothing can become durable again.
                     None => { self.fatal.get_or_insert(crate::store::StoreError::WriterGone); }
                 },
-                                _ = hup.recv() => {
-                    tracing::info!("SIGHUP: re-arming the manifests watch and rescanning");
-                    self.look_at_source(true, source::AfterLook::Nothing);
-                }
+                _ = hup.recv() => self.reload(),
                 _ = term.recv() => self.begin_shutdown("SIGTERM"),
                 _ = int.recv() => self.begin_shutdown("SIGINT"),
             }
             self.turn();
+            self.feed_watchdog();
             if let Some(e) = self.fatal.take() {
                 return Err(anyhow::Error::new(e).context("the store's writer stopped"));
             }
@@ -597,7 +601,7 @@ impl Daemon {
         // After the flush, which serialized this turn's changes from the typed records.
         self.world.pack_settled();
         self.release();
-        self.notify_problems();
+        self.tell_status();
     }
 
     fn flush(&mut self) {
@@ -661,6 +665,7 @@ impl Daemon {
                         None => self.give_memory_back(),
                         Some(wait) => self.schedule(wait, Target::Trim),
                     },
+                    Target::Status => self.notifier.status_timer_fired(),
                 }
             }
         }

@@ -61,6 +61,9 @@ pub(super) struct Reads {
     /// Asked for while one was out: the next look's askers (whether any forced it).
     waiting: Vec<AfterLook>,
     waiting_force: bool,
+    /// The daemon's uid when it runs as root: files are then read only if trusted
+    /// (`trust.rs`).
+    trust_uid: Option<u32>,
 }
 
 impl Reads {
@@ -73,7 +76,19 @@ impl Reads {
             looking: false,
             waiting: Vec::new(),
             waiting_force: false,
+            trust_uid: {
+                let euid = nix::unistd::geteuid();
+                euid.is_root().then_some(euid.as_raw())
+            },
         }
+    }
+
+    /// The trust policy for a file of `manifests`, when the daemon runs as root.
+    fn policy(&self, manifests: &Path) -> Option<crate::trust::Policy> {
+        self.trust_uid.map(|daemon_uid| crate::trust::Policy {
+            daemon_uid,
+            root: manifests.to_path_buf(),
+        })
     }
 
     /// The loop itself has just written or removed `path` (`writes.rs`): a read of it still in
@@ -101,8 +116,9 @@ impl Daemon {
     pub(super) fn read_file(&mut self, path: &Path, confirmed: bool) {
         // Only these reads may delete, after a look at the directory (`removal_may_proceed`).
         let may_delete = confirmed || self.cfg.watch.removal_grace.is_zero();
+        let policy = self.reads.policy(&self.layout.manifests);
         let Some(tx) = self.reads.tx.clone() else {
-            let entry = crate::watch::read_entry(path);
+            let entry = crate::watch::read_entry_as(path, policy.as_ref());
             return self.apply_entry(path, entry, confirmed, None);
         };
         let seq = self.reads.next_seq();
@@ -110,7 +126,7 @@ impl Daemon {
         let path = path.to_path_buf();
         let dir = self.layout.manifests.clone();
         tokio::task::spawn_blocking(move || {
-            let entry = crate::watch::read_entry(&path);
+            let entry = crate::watch::read_entry_as(&path, policy.as_ref());
             let look = (may_delete && matches!(entry, Entry::Missing | Entry::Ignored(_)))
                 .then(|| Look::at(&dir));
             // The loop is gone only when the daemon stops: nothing left to apply it to.

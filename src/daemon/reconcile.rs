@@ -216,7 +216,7 @@ impl Daemon {
             }
         }
         for del in &d.delete {
-            tracing::info!(pod = %del.pod, counted_as_failed = del.count_as_failed, "deleting pod");
+            tracing::info!(namespace = %k.0, job_name = %k.1, pod_name = %del.pod, counted_as_failed = del.count_as_failed, "deleting pod");
             self.delete_pod(&key(&k.0, &del.pod), now);
             self.record_event(
                 involved.clone(),
@@ -259,9 +259,9 @@ impl Daemon {
 
     fn log_job_event(&self, k: &Key, e: &EventSpec) {
         if e.type_ == crate::api::EventType::Warning {
-            tracing::warn!(job = %format!("{}/{}", k.0, k.1), reason = %e.reason, "{}", e.message);
+            tracing::warn!(namespace = %k.0, job_name = %k.1, reason = %e.reason, "{}", e.message);
         } else {
-            tracing::info!(job = %format!("{}/{}", k.0, k.1), reason = %e.reason, "{}", e.message);
+            tracing::info!(namespace = %k.0, job_name = %k.1, reason = %e.reason, "{}", e.message);
         }
     }
 
@@ -393,12 +393,13 @@ impl Daemon {
         run.pid = Some(pid);
         run.proc_start = proc_start;
         let involved = pod_ref(&rec.pod);
+        let span = super::logging::pod_span(&rec.pod);
         self.record_event(
             involved,
             EventSpec::normal("Started", format!("Started container {container}")),
             "kubelet",
         );
-        tracing::info!(pod = %k.1, container, pid, "container started");
+        span.in_scope(|| tracing::info!(container, pid, "container started"));
         self.pod_changed(&k);
         self.job_of_pod_dirty(&k);
         self.dirty_pods.insert(k);
@@ -408,6 +409,7 @@ impl Daemon {
         let Some((k, rec, i)) = self.reported_run(uid, container, restart_count) else {
             return;
         };
+        let span = super::logging::pod_span(&rec.pod);
         let cs = &mut rec.pod.status.container_statuses[i];
         let container_id = cs.container_id.clone();
         cs.state = ContainerState {
@@ -436,7 +438,7 @@ impl Daemon {
             );
             self.record_event(involved, EventSpec::warning("Failed", msg), "kubelet");
         }
-        tracing::info!(pod = %k.1, container, exit_code = exit.exit_code, reason = %exit.reason, "container exited");
+        span.in_scope(|| tracing::info!(container, exit_code = exit.exit_code, reason = %exit.reason, "container exited"));
         if self.shutting_down {
             self.mark_node_shutdown(
                 &k,
@@ -485,10 +487,10 @@ impl Daemon {
                 self.pod_changed(&k);
             }
             if restart {
-                tracing::warn!(pod = %k.1, "pod was running when the daemon stopped; its containers start again");
+                tracing::warn!(namespace = %k.0, pod_name = %k.1, "pod was running when the daemon stopped; its containers start again");
                 continue;
             }
-            tracing::warn!(pod = %k.1, "pod was running when the daemon stopped; marked failed");
+            tracing::warn!(namespace = %k.0, pod_name = %k.1, "pod was running when the daemon stopped; marked failed");
         }
         self.release_orphans();
         // Look at everything once: Jobs converge, and pods deleted before the crash go. A

@@ -6,9 +6,10 @@ use std::path::Path;
 use anyhow::Context;
 use tokio::net::UnixListener;
 
-/// Binds the API socket (mode 0660). A socket file nobody answers on is stale and replaced;
-/// one that answers belongs to a running daemon, and we refuse to start.
-pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
+/// Binds the API socket with `socket.mode` and `socket.group` (0660, `jobvisor`): who may
+/// connect. A socket file nobody answers on is stale and replaced; one that answers belongs
+/// to a running daemon, and we refuse to start.
+pub fn bind(path: &Path, cfg: &crate::config::Socket) -> anyhow::Result<UnixListener> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -24,14 +25,27 @@ pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
     }
     let listener =
         UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
-        .with_context(|| format!("setting mode 0660 on {}", path.display()))?;
-    // Members of group `jobvisor` (packaging/systemd/jobvisor.sysusers) may use the CLI.
-    if let Ok(Some(group)) = nix::unistd::Group::from_name("jobvisor") {
-        nix::unistd::chown(path, None, Some(group.gid))
-            .with_context(|| format!("giving {} to group jobvisor", path.display()))?;
-    }
+    set_access(path, cfg)?;
     Ok(listener)
+}
+
+/// Gives the socket file its mode and group (at bind, and again on a reload).
+pub fn set_access(path: &Path, cfg: &crate::config::Socket) -> anyhow::Result<()> {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(cfg.mode))
+        .with_context(|| format!("setting mode {:04o} on {}", cfg.mode, path.display()))?;
+    if cfg.group.is_empty() {
+        return Ok(());
+    }
+    match nix::unistd::Group::from_name(&cfg.group) {
+        Ok(Some(group)) => nix::unistd::chown(path, None, Some(group.gid))
+            .with_context(|| format!("giving {} to group {}", path.display(), cfg.group))?,
+        // The default group exists only where the package made it.
+        _ if cfg.group == crate::config::Socket::default().group => {}
+        _ => {
+            tracing::warn!(group = %cfg.group, socket = %path.display(), "socket.group: no such group; the socket keeps the daemon's group")
+        }
+    }
+    Ok(())
 }
 
 /// `sd_notify`: one datagram to `$NOTIFY_SOCKET` when systemd (or a test) asked for it.

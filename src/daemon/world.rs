@@ -1133,7 +1133,7 @@ impl World {
                 self.jobs.insert(k.clone(), Slot::Packed(p));
                 self.churn += 1;
             }
-            Err(e) => tracing::error!(job = %format!("{}/{}", k.0, k.1), "cannot pack: {e}"),
+            Err(e) => tracing::error!(namespace = %k.0, job_name = %k.1, "cannot pack: {e}"),
         }
         // Its pods that syncs kept typed no longer need to be.
         let pods = self.pending_of_job.get(&uid).into_iter().flatten();
@@ -1156,7 +1156,7 @@ impl World {
                 self.pods.insert(k.clone(), Slot::Packed(p));
                 self.churn += 1;
             }
-            Err(e) => tracing::error!(pod = %format!("{}/{}", k.0, k.1), "cannot pack: {e}"),
+            Err(e) => tracing::error!(namespace = %k.0, pod_name = %k.1, "cannot pack: {e}"),
         }
     }
 

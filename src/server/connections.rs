@@ -95,11 +95,17 @@ pub async fn accept_loop(listener: UnixListener, app: Router, overload: Router, 
                 continue;
             }
         };
+        // The kernel's record of who connected (SO_PEERCRED), for `access.rs`.
+        let peer = stream.peer_cred().ok().map(|c| super::access::Peer {
+            uid: c.uid(),
+            gid: c.gid(),
+        });
         if let Ok(permit) = normal.clone().try_acquire_owned() {
-            tokio::spawn(serve(stream, app.clone(), true, limits, permit));
+            tokio::spawn(serve(stream, peer, app.clone(), true, limits, permit));
         } else if let Ok(permit) = reserve.clone().try_acquire_owned() {
             tokio::spawn(serve(
                 stream,
+                peer,
                 overload.clone(),
                 false,
                 reserve_limits,
@@ -115,6 +121,7 @@ pub async fn accept_loop(listener: UnixListener, app: Router, overload: Router, 
 /// Serves one connection until it closes, or a timeout closes it.
 async fn serve(
     stream: UnixStream,
+    peer: Option<super::access::Peer>,
     app: Router,
     keep_alive: bool,
     limits: Limits,
@@ -126,7 +133,10 @@ async fn serve(
         state: state.clone(),
     });
     let requests = state.clone();
-    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        if let Some(peer) = peer {
+            req.extensions_mut().insert(peer);
+        }
         let guard = requests.request_started();
         let mut app = app.clone();
         async move {

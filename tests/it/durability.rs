@@ -115,10 +115,8 @@ fn a_full_disk_holds_new_starts_fails_health_and_recovers() {
         wait_until(T, || d.http("GET", "/healthz", None).0 == 200),
         "health never recovered"
     );
-    assert_eq!(
-        d.wait_notify(T, |m| m.starts_with("STATUS=")).as_deref(),
-        Some("STATUS=ready")
-    );
+    let ready = d.wait_notify(T, |m| m.starts_with("STATUS=ready"));
+    assert!(ready.is_some(), "never said it was ready again");
     d.wait_condition("new", "Complete", T);
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ran\n");
     let reasons = d.event_reasons();
