@@ -79,14 +79,16 @@ impl Daemon {
                     .containers
                     .iter()
                     .find(|c| c.name == s.container)?;
-                Some(launch(
+                let mut l = launch(
                     &rec.pod,
                     c,
                     s.restart_count,
                     &self.layout.logs,
                     &self.home,
                     &self.cfg.images,
-                ))
+                );
+                l.log_limits = self.cfg.logs.limits();
+                Some(l)
             })
             .collect();
         let involved = pod_ref(&rec.pod);

@@ -41,6 +41,8 @@ pub struct ContainerLaunch {
     pub working_dir: PathBuf,
     /// `logs/pods/<ns>_<pod>_<uid>/<container>/<restart_count>.log`
     pub log_path: PathBuf,
+    /// When the log is rotated and how many files of it are kept.
+    pub log_limits: logs::LogLimits,
 }
 
 impl std::fmt::Debug for ContainerLaunch {

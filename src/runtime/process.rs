@@ -121,6 +121,7 @@ mod perf {
                 "main",
                 0,
             ),
+            log_limits: Default::default(),
         };
         let t = Instant::now();
         let (mut started, mut done) = (0, 0);

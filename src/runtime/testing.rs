@@ -91,6 +91,7 @@ impl Harness {
             refused: None,
             env: vec![("PATH".into(), PATH.into())],
             working_dir: self.dir.path().to_path_buf(),
+            log_limits: Default::default(),
         }
     }
 
