@@ -432,7 +432,8 @@ mod tests {
         assert_eq!(c.logs.spool_max_size, 1 << 30);
         let err = Config::from_yaml(p, "logs:\n  containerLogMaxFiles: 1\n").unwrap_err();
         assert!(
-            err.to_string().contains("containerLogMaxFiles must be at least 2"),
+            err.to_string()
+                .contains("containerLogMaxFiles must be at least 2"),
             "{err}"
         );
     }

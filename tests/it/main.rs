@@ -13,5 +13,6 @@ mod examples;
 mod files;
 mod images;
 mod lifecycle;
+mod logs;
 mod pods;
 mod retention;
