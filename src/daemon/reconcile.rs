@@ -346,7 +346,10 @@ impl Daemon {
                 container,
                 restart_count,
                 exit,
-            } => self.on_exited(&pod_uid, &container, restart_count, exit),
+            } => {
+                self.on_exited(&pod_uid, &container, restart_count, exit);
+                self.check_spool();
+            }
         }
     }
 

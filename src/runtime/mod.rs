@@ -105,4 +105,9 @@ pub trait Runtime: Send + Sync + 'static {
     fn kill_leftover(&self, pid: u32, proc_start: Option<u64>);
     /// Number of containers currently running.
     fn running(&self) -> usize;
+    /// Bytes written to container logs since the runtime started (a counter): what the log
+    /// spool may have grown by.
+    fn log_bytes_written(&self) -> u64 {
+        0
+    }
 }

@@ -81,6 +81,10 @@ impl Runtime for ProcessRuntime {
     fn running(&self) -> usize {
         self.shared.running()
     }
+
+    fn log_bytes_written(&self) -> u64 {
+        self.shared.feeds.bytes_written()
+    }
 }
 
 #[cfg(test)]

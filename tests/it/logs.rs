@@ -212,3 +212,80 @@ fn logs_f_loses_nothing_across_rotations_when_the_files_are_kept() {
         compressed()
     );
 }
+
+/// Bytes of all files under `dir`.
+fn tree_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => tree_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// `logs.spoolMaxSize`: five pods of a Job write 140 KB of log each into a 300Ki spool; the
+/// logs of the pods that finished first are removed, each with a `LogsRemoved` event on its
+/// pod (which stays), until the spool is within its cap again.
+#[test]
+fn the_spool_cap_removes_the_oldest_finished_pods_logs_with_an_event() {
+    let d = TestDaemon::start_with(&format!("{FAST_CONFIG}logs:\n  spoolMaxSize: 300Ki\n"));
+    let script = "awk 'BEGIN { p = sprintf(\"%90s\", \"\"); for (i = 1; i <= 1000; i++) printf \"%09d%s\\n\", i, p }'";
+    d.drop_manifest(
+        "chatty.yaml",
+        &job_yaml(
+            "chatty",
+            "Never",
+            &["sh", "-c", script],
+            "  completions: 5\n  parallelism: 1\n",
+        ),
+    );
+    d.wait_condition("chatty", "Complete", T);
+    let removed = || -> Vec<serde_json::Value> {
+        let (_, events) = d.get_json("/api/v1/namespaces/default/events");
+        events["items"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|e| e["reason"] == "LogsRemoved")
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let spool = d.path().join("logs/pods");
+    assert!(
+        wait_until(T, || tree_bytes(&spool) <= 300 * 1024),
+        "the spool stayed at {} bytes",
+        tree_bytes(&spool)
+    );
+    let events = removed();
+    assert!(events.len() >= 3, "{events:#?}");
+    let pods = d.pods_of("chatty");
+    assert_eq!(pods.len(), 5, "the pods stay");
+    for e in &events {
+        assert_eq!(
+            e["message"], "the logs in the spool exceeded logs.spoolMaxSize (300Ki)",
+            "{e:#}"
+        );
+        let uid = &e["involvedObject"]["uid"];
+        assert!(pods.iter().any(|p| &p["metadata"]["uid"] == uid), "{e:#}");
+    }
+    // The newest pod's logs are among those kept.
+    let newest = pods
+        .iter()
+        .max_by_key(|p| {
+            p["status"]["containerStatuses"][0]["state"]["terminated"]["finishedAt"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .expect("a pod");
+    let name = newest["metadata"]["name"].as_str().unwrap_or("");
+    let out = d.cli_ok(&["logs", name]);
+    assert_eq!(out.lines().count(), 1000);
+}

@@ -173,6 +173,7 @@ impl LogSink {
                 };
                 file.write_all(&rest[..take]).await?;
                 self.size += take as u64;
+                self.feed.count(take as u64);
                 rest = &rest[take..];
             }
             if !rest.is_empty() {
