@@ -350,7 +350,47 @@ impl Daemon {
                 self.on_exited(&pod_uid, &container, restart_count, exit);
                 self.check_spool();
             }
+            RuntimeEvent::LogLost {
+                pod_uid,
+                container,
+                restart_count,
+                bytes,
+                lines,
+                error,
+            } => self.on_log_lost(&pod_uid, &container, restart_count, bytes, lines, &error),
         }
+    }
+
+    /// A Warning `LogWriteFailed` event on the pod (if it is still there) for output its
+    /// container's log could not hold.
+    fn on_log_lost(
+        &mut self,
+        uid: &str,
+        container: &str,
+        restart_count: i32,
+        bytes: u64,
+        lines: u64,
+        error: &str,
+    ) {
+        let Some(k) = self.world.pod_by_uid.get(uid).cloned() else {
+            return;
+        };
+        let Some(rec) = self.world.pod(&k) else {
+            return;
+        };
+        let involved = pod_ref(&rec.pod);
+        drop(rec);
+        tracing::warn!(pod = %format!("{}/{}", k.0, k.1), container, restart_count, bytes, lines, error, "container output lost");
+        self.record_event(
+            involved,
+            EventSpec::warning(
+                "LogWriteFailed",
+                format!(
+                    "lost {lines} lines ({bytes} bytes) of the output of container \"{container}\" (run {restart_count}): {error}"
+                ),
+            ),
+            "kubelet",
+        );
     }
 
     /// The pod a runtime report is about and its container's index, if the report concerns

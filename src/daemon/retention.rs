@@ -896,4 +896,41 @@ mod tests {
         assert_eq!(removals(&h).len(), 2);
         assert!(exists(&h, &new) && exists(&h, &live));
     }
+
+    /// Output lost to a full disk is a Warning `LogWriteFailed` event on the pod with the
+    /// counts; a report about a pod that is gone is dropped.
+    #[test]
+    fn lost_output_is_a_warning_event_on_the_pod() {
+        let root = tempfile::tempdir().unwrap();
+        let mut h = Harness::new(root.path(), Config::default());
+        h.apply("chatty.yaml", &job("chatty", "Never", "true", ""));
+        let (_, uid) = pod_of(&h, "chatty");
+        let lost = |uid: &str| crate::runtime::RuntimeEvent::LogLost {
+            pod_uid: uid.to_string(),
+            container: "main".into(),
+            restart_count: 0,
+            bytes: 4200,
+            lines: 42,
+            error: "writing /logs/x/0.log: No space left on device (os error 28)".into(),
+        };
+        h.daemon.on_runtime(lost(&uid));
+        h.daemon.on_runtime(lost("no-such-pod"));
+        h.daemon.turn();
+        h.run();
+        let events: Vec<Event> = h
+            .daemon
+            .world
+            .all_events()
+            .into_iter()
+            .filter(|e| e.reason == "LogWriteFailed")
+            .collect();
+        assert_eq!(events.len(), 1, "{events:#?}");
+        let e = &events[0];
+        assert_eq!(e.type_, crate::api::EventType::Warning);
+        assert_eq!(e.involved_object.uid, uid);
+        assert_eq!(
+            e.message,
+            "lost 42 lines (4200 bytes) of the output of container \"main\" (run 0): writing /logs/x/0.log: No space left on device (os error 28)"
+        );
+    }
 }

@@ -84,6 +84,18 @@ pub enum RuntimeEvent {
         proc_start: Option<u64>,
         started_at: Timestamp,
     },
+    /// Output of a run was lost because its log could not be written (a full disk): sent
+    /// once per episode, when writing works again or the run's log is closed (before its
+    /// `Exited`). The container went on running and its pipes were drained meanwhile.
+    LogLost {
+        pod_uid: String,
+        container: String,
+        restart_count: i32,
+        bytes: u64,
+        lines: u64,
+        /// The first write error of the episode.
+        error: String,
+    },
     /// Sent once per `start`, after the container's output is fully in its log file.
     Exited {
         pod_uid: String,

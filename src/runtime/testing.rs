@@ -102,6 +102,11 @@ impl Harness {
         ids
     }
 
+    /// Reports seen while waiting for others (and not taken by `wait`).
+    pub(super) fn take_seen(&mut self) -> Vec<RuntimeEvent> {
+        self.seen.drain(..).collect()
+    }
+
     pub(super) async fn next_event(&mut self) -> RuntimeEvent {
         tokio::time::timeout(WAIT, self.rx.recv())
             .await

@@ -11,13 +11,15 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::unix::pipe;
+use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, warn};
 
 use super::rotation::{self, LogLimits, RotKey};
 use super::{CriEncoder, FeedWriter, LogFeeds, Stream};
 use crate::clock::Clock;
+use crate::runtime::{ContainerLaunch, RuntimeEvent};
 
 /// One read per stream per wakeup; bigger reads mean fewer log writes for chatty containers.
 const READ_BUF: usize = 32 * 1024;
@@ -29,13 +31,19 @@ const READ_BUF: usize = 32 * 1024;
 /// a short container's bookkeeping) and leaves no empty file. Readers treat a missing file of a
 /// started container as empty.
 pub(in crate::runtime) struct LogSink {
-    file: Option<tokio::fs::File>,
+    /// Written with plain blocking writes from the task: a write of one batch to the page
+    /// cache takes microseconds, where a hop to the blocking pool per write (tokio's `File`)
+    /// cost more than the write.
+    file: Option<std::fs::File>,
     path: PathBuf,
     enc: CriEncoder,
     /// Records of the current read, written (not just buffered) before the next read, so
     /// `logs -f` sees output as soon as the container prints it.
     batch: Vec<u8>,
-    write_failed: bool,
+    /// Output being lost: the log cannot be written (a full disk). Every batch tries again.
+    lost: Option<Loss>,
+    /// Who this log is of, for the [`RuntimeEvent::LogLost`] report.
+    owner: Owner,
     /// stdout and stderr (by [`Stream::index`]) until their EOF or a read error.
     pipes: [Option<pipe::Receiver>; 2],
     /// Read buffers of the pipes; allocated by [`LogSink::attach`].
@@ -52,13 +60,41 @@ pub(in crate::runtime) struct LogSink {
     compressing: std::sync::Arc<Compressing>,
 }
 
+/// An episode of lost output.
+#[derive(Debug)]
+struct Loss {
+    bytes: u64,
+    lines: u64,
+    error: String,
+}
+
+struct Owner {
+    events: UnboundedSender<RuntimeEvent>,
+    pod_uid: String,
+    container: String,
+    restart_count: i32,
+}
+
 impl LogSink {
     /// Registers the log in `feeds` at once: create the sink before the run can be reported
-    /// started, so a follower that finds no entry knows the run has ended.
-    pub(in crate::runtime) fn new(path: &Path, limits: LogLimits, feeds: &LogFeeds) -> LogSink {
+    /// started, so a follower that finds no entry knows the run has ended. Lost output is
+    /// reported on `events`.
+    pub(in crate::runtime) fn new(
+        launch: &ContainerLaunch,
+        feeds: &LogFeeds,
+        events: UnboundedSender<RuntimeEvent>,
+    ) -> LogSink {
+        let path = &launch.log_path;
         LogSink {
             feed: feeds.writer(path),
-            limits,
+            limits: launch.log_limits,
+            lost: None,
+            owner: Owner {
+                events,
+                pod_uid: launch.pod_uid.clone(),
+                container: launch.container.clone(),
+                restart_count: launch.restart_count,
+            },
             size: 0,
             last_now: Timestamp::UNIX_EPOCH,
             compressing: Default::default(),
@@ -66,7 +102,6 @@ impl LogSink {
             path: path.to_owned(),
             enc: CriEncoder::new(),
             batch: Vec::new(),
-            write_failed: false,
             pipes: [None, None],
             bufs: [Vec::new(), Vec::new()],
         }
@@ -122,70 +157,112 @@ impl LogSink {
         }
     }
 
+    /// Writes the batch. When the log cannot be written (a full disk), its output is dropped
+    /// and counted, the pipes are still drained (a full pipe would block the container), and
+    /// every later batch tries again: the first that is written ends the episode, which is
+    /// reported once ([`RuntimeEvent::LogLost`]).
     pub(in crate::runtime) async fn write_batch(&mut self) {
         if self.batch.is_empty() {
             return;
         }
-        if !self.write_failed {
-            if let Err(e) = self.write_out().await {
-                // Keep draining the pipes (a full pipe would block the container), like
-                // containerd.
-                warn!(path = %self.path.display(), error = %e, "writing container log failed");
-                self.write_failed = true;
+        let batch = std::mem::take(&mut self.batch);
+        let (written, r) = self.write_records(&batch).await;
+        match r {
+            Ok(()) => {
+                if let Some(loss) = self.lost.take() {
+                    warn!(path = %self.path.display(), bytes = loss.bytes, lines = loss.lines, "writing the container log works again; output was lost meanwhile");
+                    self.report(loss);
+                }
             }
-            // Even a failed write may have put some of it in the file.
+            Err(e) => {
+                let unwritten = &batch[written..];
+                let lines = unwritten.iter().filter(|&&b| b == b'\n').count() as u64;
+                match &mut self.lost {
+                    Some(loss) => {
+                        loss.bytes += unwritten.len() as u64;
+                        loss.lines += lines;
+                    }
+                    None => {
+                        warn!(path = %self.path.display(), error = %e, "writing container log failed; dropping its output until a write works again");
+                        self.lost = Some(Loss {
+                            bytes: unwritten.len() as u64,
+                            lines,
+                            error: e.to_string(),
+                        });
+                    }
+                }
+            }
+        }
+        if written > 0 {
             self.feed.written();
         }
+        self.batch = batch;
         self.batch.clear();
     }
 
-    async fn write_out(&mut self) -> io::Result<()> {
-        let batch = std::mem::take(&mut self.batch);
-        let r = self.write_records(&batch).await;
-        self.batch = batch;
-        r
+    fn report(&self, loss: Loss) {
+        let o = &self.owner;
+        // The daemon is gone only when it stops.
+        let _ = o.events.send(RuntimeEvent::LogLost {
+            pod_uid: o.pod_uid.clone(),
+            container: o.container.clone(),
+            restart_count: o.restart_count,
+            bytes: loss.bytes,
+            lines: loss.lines,
+            error: loss.error,
+        });
     }
 
     /// Writes whole records, rotating before a record that would take the live file past
     /// `containerLogMaxSize`, so a file stays within it (a record longer than the bound, at
-    /// most 16 KiB of text plus its prefix, gets an empty file of its own).
-    async fn write_records(&mut self, mut rest: &[u8]) -> io::Result<()> {
-        while !rest.is_empty() {
-            self.open_live().await?;
+    /// most 16 KiB of text plus its prefix, gets an empty file of its own). Returns how much
+    /// of `batch` is in the files: on an error, whole records only (a torn one is cut off).
+    async fn write_records(&mut self, batch: &[u8]) -> (usize, io::Result<()>) {
+        let mut done = 0;
+        while done < batch.len() {
+            let rest = &batch[done..];
+            if let Err(e) = self.open_live().await {
+                return (done, Err(e));
+            }
             let room = self.limits.max_size.saturating_sub(self.size);
             let take = if rest.len() as u64 <= room {
                 rest.len()
             } else {
                 // The whole records that fit.
                 let fit = &rest[..room as usize];
-                match fit.iter().rposition(|&b| b == b'\n') {
+                match memchr::memrchr(b'\n', fit) {
                     Some(nl) => nl + 1,
-                    None if self.size == 0 => rest
-                        .iter()
-                        .position(|&b| b == b'\n')
-                        .map_or(rest.len(), |nl| nl + 1),
+                    None if self.size == 0 => {
+                        memchr::memchr(b'\n', rest).map_or(rest.len(), |nl| nl + 1)
+                    }
                     None => 0,
                 }
             };
             if take > 0 {
                 let Some(file) = &mut self.file else {
-                    return Err(io::Error::other("log file not open"));
+                    return (done, Err(io::Error::other("log file not open")));
                 };
-                file.write_all(&rest[..take]).await?;
+                if let Err(e) = io::Write::write_all(file, &rest[..take]) {
+                    // Part of it may be in the file: cut it back to whole records, so that
+                    // when writing works again no record is glued to a torn one.
+                    if let Err(t) = file.set_len(self.size) {
+                        debug!(error = %t, "cannot cut a torn record off the container log");
+                        // Reopened (at its end) for the next try, whatever is there.
+                        self.file = None;
+                    }
+                    return (done, Err(with_path(e, &self.path)));
+                }
                 self.size += take as u64;
                 self.feed.count(take as u64);
-                rest = &rest[take..];
+                done += take;
             }
-            if !rest.is_empty() {
-                self.rotate().await?;
+            if done < batch.len()
+                && let Err(e) = self.rotate().await
+            {
+                return (done, Err(e));
             }
         }
-        // tokio's File finishes writes in the background: wait, so the bytes are in the file
-        // when followers are woken (and, at the end, before `Exited` goes out).
-        match &mut self.file {
-            Some(file) => file.flush().await,
-            None => Ok(()),
-        }
+        (done, Ok(()))
     }
 
     /// Opens (creates) the live file if it is not open.
@@ -195,14 +272,14 @@ impl LogSink {
         }
         let path = self.path.clone();
         let (file, size) = tokio::task::spawn_blocking(move || {
-            let f = open_log(&path)?;
+            let f = open_log(&path).map_err(|e| with_path(e, &path))?;
             let size = f.metadata()?.len();
             io::Result::Ok((f, size))
         })
         .await
         .map_err(io::Error::other)??;
         self.size = size;
-        self.file = Some(tokio::fs::File::from_std(file));
+        self.file = Some(file);
         Ok(())
     }
 
@@ -210,9 +287,7 @@ impl LogSink {
     /// and starts compressing the older rotated files; the next write creates a new live file.
     /// A follower reading the renamed file goes on reading it through its open descriptor.
     async fn rotate(&mut self) -> io::Result<()> {
-        if let Some(mut file) = self.file.take() {
-            file.flush().await?;
-        }
+        self.file = None;
         self.size = 0;
         let path = self.path.clone();
         let stamp = rotation::stamp(self.last_now);
@@ -251,6 +326,10 @@ impl LogSink {
             }
         }
         self.write_batch().await;
+        // An episode still open ends with the run.
+        if let Some(loss) = self.lost.take() {
+            self.report(loss);
+        }
         self.feed.end();
     }
 }
@@ -404,6 +483,10 @@ fn compress_file(dir: &Path, name: &str) -> io::Result<()> {
         }
         other => other,
     }
+}
+
+fn with_path(e: io::Error, path: &Path) -> io::Error {
+    io::Error::new(e.kind(), format!("writing {}: {e}", path.display()))
 }
 
 /// Creates the log file (and its directories) of a run, or opens it to append.
@@ -588,6 +671,110 @@ mod tests {
         assert_eq!(
             tailed.lines().next(),
             Some((first + 3).to_string().as_str())
+        );
+    }
+
+    /// A tmpfs mounted for a test, unmounted when dropped.
+    struct Tmpfs(std::path::PathBuf);
+
+    impl Tmpfs {
+        fn mount(at: &std::path::Path, size: &str) -> Tmpfs {
+            std::fs::create_dir_all(at).unwrap();
+            let ok = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(at)
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "mount tmpfs at {}", at.display());
+            Tmpfs(at.to_path_buf())
+        }
+    }
+
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+
+    /// A full file system under the log: the container runs on (its pipes are drained, it
+    /// is never blocked or sent SIGPIPE), the output that does not fit is dropped and
+    /// counted exactly, what is kept is whole records, and once space returns writing resumes
+    /// and the episode is reported once. Needs root (a 1 MiB tmpfs); skipped otherwise.
+    #[tokio::test]
+    async fn a_full_disk_drops_and_counts_output_and_writing_resumes_when_space_returns() {
+        use crate::runtime::RuntimeEvent;
+        if !nix::unistd::Uid::effective().is_root() {
+            eprintln!("skipped: mounting a tmpfs needs root");
+            return;
+        }
+        let mut h = Harness::new();
+        let logs = h.dir.path().join("logs");
+        let _fs = Tmpfs::mount(&logs, "1m");
+        let filler = logs.join("filler");
+        std::fs::write(&filler, vec![0u8; 900 * 1024]).unwrap();
+        let fifo = h.dir.path().join("next");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        // 4000 lines of 100 bytes, 560 KB as records: far more than the ~120 KiB left.
+        let script =
+            "head -c 396000 /dev/zero | tr '\\0' x | fold -w 99; echo; read x < next; echo after";
+        let launch = h.launch(&["sh", "-c", script]);
+        let (uid, log) = h.start(launch);
+        // The container waits on the FIFO once all of its burst is in the pipe, which holds
+        // 64 KiB: so the sink has taken in far more than the space left by then. A
+        // non-blocking open for writing works once the container has it open for reading.
+        let deadline = std::time::Instant::now() + WAIT;
+        let mut next = loop {
+            use std::os::unix::fs::OpenOptionsExt;
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(nix::libc::O_NONBLOCK)
+                .open(&fifo)
+            {
+                Ok(f) => break f,
+                Err(e) if e.raw_os_error() == Some(nix::libc::ENXIO) => {}
+                Err(e) => panic!("opening the FIFO: {e}"),
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the container never got to its FIFO"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        };
+        std::fs::remove_file(&filler).unwrap();
+        std::io::Write::write_all(&mut next, b"\n").unwrap();
+        let run = h.wait(&uid, log).await;
+        assert_eq!(run.exit.exit_code, 0, "{:?}", run.exit);
+
+        let lost: Vec<(u64, u64, String)> = h
+            .take_seen()
+            .into_iter()
+            .filter_map(|e| match e {
+                RuntimeEvent::LogLost {
+                    bytes,
+                    lines,
+                    error,
+                    ..
+                } => Some((bytes, lines, error)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(lost.len(), 1, "one episode: {lost:?}");
+        let (bytes, lines, error) = &lost[0];
+        assert!(error.contains("No space left on device"), "{error}");
+        // Every record kept parses (none torn), and kept + lost is all of it.
+        let recs = records(&run.log);
+        let kept = recs.iter().filter(|r| r.2.len() == 99).count() as u64;
+        assert!(kept > 0 && *lines > 0, "kept {kept}, lost {lines}");
+        assert_eq!(kept + lines, 4000, "every line kept or counted lost");
+        assert!(*bytes >= *lines * 100);
+        assert_eq!(
+            recs.last().map(|r| r.2.as_str()),
+            Some("after"),
+            "writing resumed"
         );
     }
 }
