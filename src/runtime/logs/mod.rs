@@ -134,7 +134,8 @@ fn write_timestamp(ts: Timestamp, out: &mut Vec<u8>) {
 #[derive(Debug, Default)]
 pub struct CriEncoder {
     pending: [Vec<u8>; 2],
-    /// `now` of the current batch, formatted once per batch rather than once per record.
+    /// `now` of the current batch, formatted once per batch rather than once per record
+    /// (during `push`, followed by the stream and the `F` tag).
     ts: Vec<u8>,
 }
 
@@ -148,19 +149,32 @@ impl CriEncoder {
     pub fn push(&mut self, stream: Stream, data: &[u8], now: Timestamp, out: &mut Vec<u8>) {
         self.ts.clear();
         write_timestamp(now, &mut self.ts);
+        let ts_len = self.ts.len();
+        // `<ts> <stream> F `: the head of every whole line of this batch, after the time.
+        self.ts.push(b' ');
+        self.ts.extend_from_slice(stream.as_str().as_bytes());
+        self.ts.extend_from_slice(b" F ");
         let pending = &mut self.pending[stream.index()];
         let mut rest = data;
-        while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
+        while let Some(nl) = memchr::memchr(b'\n', rest) {
             let line = &rest[..nl];
             if pending.is_empty() {
-                emit_line(&self.ts, stream, line, out);
+                if line.len() <= MAX_RECORD_TEXT && line.last() != Some(&b'\r') {
+                    // The common case, kept to three copies.
+                    out.extend_from_slice(&self.ts);
+                    out.extend_from_slice(line);
+                    out.push(b'\n');
+                } else {
+                    emit_line(&self.ts[..ts_len], stream, line, out);
+                }
             } else {
                 pending.extend_from_slice(line);
-                emit_line(&self.ts, stream, pending, out);
+                emit_line(&self.ts[..ts_len], stream, pending, out);
                 pending.clear();
             }
             rest = &rest[nl + 1..];
         }
+        self.ts.truncate(ts_len);
         pending.extend_from_slice(rest);
         if pending.len() > MAX_RECORD_TEXT {
             // Like containerd: once more than the limit is buffered, the first 16 KiB go out

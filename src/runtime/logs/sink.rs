@@ -22,7 +22,9 @@ use crate::clock::Clock;
 use crate::runtime::{ContainerLaunch, RuntimeEvent};
 
 /// One read per stream per wakeup; bigger reads mean fewer log writes for chatty containers.
-const READ_BUF: usize = 32 * 1024;
+/// As much as a pipe holds by default. Read into spare capacity: a container that never
+/// writes never touches these pages.
+const READ_BUF: usize = 64 * 1024;
 
 /// The log file of one run, with the CRI encoder in front of it and the pipes behind it.
 ///
@@ -114,7 +116,7 @@ impl LogSink {
             self.pipes[i] = pipe::Receiver::from_owned_fd_unchecked(fd)
                 .map_err(|e| warn!(pid, error = %e, "cannot read container output; dropping it"))
                 .ok();
-            self.bufs[i] = vec![0u8; READ_BUF];
+            self.bufs[i] = Vec::with_capacity(READ_BUF);
         }
     }
 
@@ -141,9 +143,12 @@ impl LogSink {
         self.last_now = now;
         let i = stream.index();
         match r {
-            Ok(n) if n > 0 => self
-                .enc
-                .push(stream, &self.bufs[i][..n], now, &mut self.batch),
+            Ok(n) if n > 0 => self.enc.push(
+                stream,
+                &self.bufs[i][..n.min(self.bufs[i].len())],
+                now,
+                &mut self.batch,
+            ),
             Ok(_) => {
                 self.pipes[i] = None;
                 self.enc.finish(stream, now, &mut self.batch);
@@ -299,9 +304,16 @@ impl LogSink {
                 .map_err(io::Error::other)??;
         if let Some((dir, base)) = compress {
             let compressing = self.compressing.clone();
-            tokio::task::spawn_blocking(move || {
-                compress_loop(&dir, &base, limits.max_files, &compressing)
-            });
+            let started = std::thread::Builder::new()
+                .name("log-gzip".into())
+                .spawn(move || {
+                    lowest_priority();
+                    compress_loop(&dir, &base, limits.max_files, &compressing);
+                });
+            if let Err(e) = started {
+                warn!(error = %e, "cannot start compressing rotated container logs");
+                *self.compressing.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            }
         }
         // Followers at the end of the renamed file go on to the new one.
         self.feed.written();
@@ -334,9 +346,15 @@ impl LogSink {
     }
 }
 
-async fn read_some<R: AsyncRead + Unpin>(r: Option<&mut R>, buf: &mut [u8]) -> io::Result<usize> {
+async fn read_some<R: AsyncRead + Unpin>(
+    r: Option<&mut R>,
+    buf: &mut Vec<u8>,
+) -> io::Result<usize> {
     match r {
-        Some(r) => r.read(buf).await,
+        Some(r) => {
+            buf.clear();
+            r.read_buf(buf).await
+        }
         None => std::future::pending().await,
     }
 }
@@ -407,6 +425,17 @@ fn list_names(dir: &Path) -> io::Result<Vec<String>> {
     Ok(names)
 }
 
+/// Compression runs on a thread of its own at nice 19: it uses what CPU the writers (and the
+/// containers) leave, and falls behind rather than slowing them; a file it has not got to is
+/// removed plain, or compressed later.
+fn lowest_priority() {
+    // SAFETY: setpriority takes plain integers; `who` 0 is the calling thread on Linux.
+    let rc = unsafe { nix::libc::setpriority(nix::libc::PRIO_PROCESS, 0, 19) };
+    if rc != 0 {
+        debug!(error = %io::Error::last_os_error(), "cannot lower the priority of log compression");
+    }
+}
+
 /// Compresses the run's rotated files that the plan says to, one at a time, planning again
 /// after each (rotations go on meanwhile), until none is left; on the blocking pool.
 fn compress_loop(dir: &Path, base: &str, max_files: usize, compressing: &Compressing) {
@@ -425,7 +454,9 @@ fn compress_loop(dir: &Path, base: &str, max_files: usize, compressing: &Compres
                 }
             };
             remove_files(dir, &plan.remove);
-            let next = plan.compress.into_iter().next();
+            // Newest first: when rotations outrun compression, the oldest are removed before
+            // they would be worth compressing.
+            let next = plan.compress.into_iter().next_back();
             *running = next
                 .as_deref()
                 .and_then(|n| rotation::parse(base, n))
