@@ -808,4 +808,43 @@ mod tests {
             "writing resumed"
         );
     }
+
+    /// `cargo test --release --lib gzip_cost -- --ignored --nocapture`: what compressing one
+    /// rotated file costs (the figure in README's dependencies section).
+    #[test]
+    #[ignore = "performance figure, run by hand"]
+    fn gzip_cost_of_a_rotated_file() {
+        use crate::runtime::logs::{CriEncoder, Stream};
+        let dir = tempfile::tempdir().unwrap();
+        let mut enc = CriEncoder::new();
+        let mut out = Vec::new();
+        let mut i = 0u64;
+        while out.len() < 10 << 20 {
+            let line = format!(
+                "{i:09} level=info msg=\"request served\" path=/api/v1/items/{} ms={}\n",
+                i * 7919 % 100_000,
+                i % 250
+            );
+            enc.push(
+                Stream::Stdout,
+                line.as_bytes(),
+                jiff::Timestamp::from_second(1_800_000_000 + (i / 1000) as i64).unwrap(),
+                &mut out,
+            );
+            i += 1;
+        }
+        std::fs::write(dir.path().join("0.log.20261127-101112"), &out).unwrap();
+        let t = std::time::Instant::now();
+        super::compress_file(dir.path(), "0.log.20261127-101112").unwrap();
+        let took = t.elapsed();
+        let gz = std::fs::metadata(dir.path().join("0.log.20261127-101112.gz"))
+            .unwrap()
+            .len();
+        println!(
+            "{} bytes -> {gz} ({:.1}%) in {took:?}: {:.0} MB/s",
+            out.len(),
+            gz as f64 * 100.0 / out.len() as f64,
+            out.len() as f64 / took.as_secs_f64() / 1e6
+        );
+    }
 }
