@@ -4,6 +4,14 @@
 //! The pipes are tokio pipe receivers, so there are no threads per container. Each read is
 //! encoded and written (not just buffered) before the next one, so `logs -f` sees output as
 //! soon as the container prints it.
+//!
+//! - **Rotation** ([`super::rotation`] decides): before a write would take the live file past
+//!   `containerLogMaxSize`, the whole records that fit are written, the file is renamed to its
+//!   rotated name, what is past `containerLogMaxFiles` is removed, and a thread at nice 19
+//!   compresses the older rotated files; the next write creates a new live file.
+//! - **A failed write** (a full disk) cuts the file back to its last whole record; the batch is
+//!   counted lost, the pipes are still drained, and every later batch tries again. The episode
+//!   is reported once, as [`RuntimeEvent::LogLost`], when a write works again or at the end.
 
 use std::io;
 use std::os::fd::OwnedFd;
