@@ -29,13 +29,21 @@
    asleep until each of 60 instants that then spawns `date` (what a sleep-then-fork scheduler
    gets at best). Then a burst: 20 CronJobs `* * * * *` due at the same instant: first, median
    and last exec (no target: 20 spawns on 2 cores take ~13 ms whatever the scheduler does).
+8. Log capture (`--only logs`): a pod whose container writes --log-bytes (1 GB) of 100-byte
+   lines as fast as a pipe takes them, captured by the daemon into its CRI log (with the
+   default rotation: 10Mi files, 5 kept, older ones gzip-compressed). Baseline, in the same run:
+   a minimal single-threaded framer in C built here with gcc (read the pipe 64 KiB at a time,
+   one timestamp per read, `<ts> stdout F <line>` per line, one write per read, into a file in
+   the same folder) fed by the same generator. Figures: MB/s of both (the generator's lifetime:
+   it blocks on a full pipe, so it lives as long as the capture takes), their ratio (target
+   >= 0.8), and the daemon's RSS before and after.
 
 Usage: benches/bench.py [--pods 5000] [--parallelism 50] [--rounds 3] [--files 200]
                         [--watch-pods 2000] [--watchers 0,20,200] [--watch-rounds 3]
                         [--only throughput,latency,watch,scale-jobs,scale-pods,history,idle]
                         [--scale 10000] [--history-pods 100000] [--history-jobs 10]
                         [--latency-runs 7] [--settle 12]
-                        [--cron-others 1000] [--cron-minutes 3]
+                        [--cron-others 1000] [--cron-minutes 3] [--log-bytes 1000000000]
                         [--bin target/release/jobvisor]
                         [--dir /dev/shm]   (where --root goes: logs and state are written there)
 
@@ -63,7 +71,7 @@ import time
 from datetime import datetime
 
 
-SCENARIOS = ["throughput", "latency", "watch", "idle", "scale-jobs", "scale-pods", "history", "cron"]
+SCENARIOS = ["throughput", "latency", "watch", "idle", "scale-jobs", "scale-pods", "history", "cron", "logs"]
 
 
 class UnixHTTP(http.client.HTTPConnection):
@@ -674,6 +682,134 @@ def run_scale(a, parent, kind):
     row("  list as raw HTTP after restart, ms", f"{f['restart_http'] * 1000:.0f}", target("<= 100"))
 
 
+GEN_C = r"""
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+/* N bytes of 100-byte lines to stdout, 64 KiB per write. */
+int main(int argc, char **argv) {
+    long long left = atoll(argv[1]);
+    static char buf[65500];
+    for (int i = 0; i < (int)sizeof buf; i++) buf[i] = (i % 100 == 99) ? '\n' : 'a' + i % 26;
+    while (left > 0) {
+        long long n = left < (long long)sizeof buf ? left : (long long)sizeof buf;
+        ssize_t w = write(1, buf, (size_t)n);
+        if (w <= 0) return 1;
+        left -= w;
+    }
+    return 0;
+}
+"""
+
+FRAMER_C = r"""
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+/* The physical reference: read the pipe, prefix each line with a timestamp (one per read),
+   the stream and the tag, write the batch to stdout (a file) with one write per read. */
+#define IN (64 * 1024)
+static char in[2 * IN], out[4 * IN];
+int main(void) {
+    size_t carry = 0;
+    for (;;) {
+        ssize_t n = read(0, in + carry, IN);
+        if (n <= 0) break;
+        struct timespec t; clock_gettime(CLOCK_REALTIME, &t);
+        struct tm tm; gmtime_r(&t.tv_sec, &tm);
+        char ts[64]; size_t tl = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+        tl += snprintf(ts + tl, sizeof ts - tl, ".%09ldZ stdout F ", t.tv_nsec);
+        size_t len = carry + (size_t)n, o = 0, start = 0;
+        for (;;) {
+            char *nl = memchr(in + start, '\n', len - start);
+            if (!nl) break;
+            size_t l = (size_t)(nl - (in + start)) + 1;
+            memcpy(out + o, ts, tl); o += tl;
+            memcpy(out + o, in + start, l); o += l;
+            start += l;
+        }
+        if (write(1, out, o) != (ssize_t)o) return 1;
+        carry = len - start;
+        memmove(in, in + start, carry);
+    }
+    return 0;
+}
+"""
+
+
+def build_c(parent, name, source):
+    src = os.path.join(parent, name + ".c")
+    exe = os.path.join(parent, name)
+    with open(src, "w") as f:
+        f.write(source)
+    subprocess.run(["gcc", "-O2", "-o", exe, src], check=True)
+    return exe
+
+
+def log_capture(a, parent):
+    """Rounds of the framer then the daemon (the VM's speed drifts: compare neighbours)."""
+    gen = build_c(parent, "gen", GEN_C)
+    framer = build_c(parent, "framer", FRAMER_C)
+    n = a.log_bytes
+    rounds = []
+    for _ in range(a.log_rounds):
+        # The framer, writing into the same file system as the daemon's logs.
+        out = os.path.join(parent, "framer.log")
+        t0 = time.time()
+        subprocess.run(f"{gen} {n} | {framer} > {out}", shell=True, check=True)
+        framer_s = time.time() - t0
+        os.unlink(out)
+        d = Daemon(a.bin, parent)
+        try:
+            time.sleep(1)
+            rss_before, _ = memory(d.proc.pid)
+            pod = f"""apiVersion: v1
+kind: Pod
+metadata:
+  name: chatty
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: busybox:1.36
+    command: ["{gen}", "{n}"]
+"""
+            d.drop("chatty.yaml", pod)
+            while True:
+                code, p = get(d.sock, "/api/v1/namespaces/default/pods/chatty")
+                if code == 200 and p["status"].get("phase") in ("Succeeded", "Failed"):
+                    break
+                time.sleep(0.05)
+            st = p["status"]["containerStatuses"][0]["state"]["terminated"]
+            daemon_s = parse_ts(st["finishedAt"]) - parse_ts(st["startedAt"])
+            rss_after, hwm = memory(d.proc.pid)
+            logs = os.path.join(d.root, "logs")
+            kept = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(logs) for f in fs)
+        finally:
+            d.stop()
+            shutil.rmtree(d.root, ignore_errors=True)
+        rounds.append({"framer": n / framer_s, "daemon": n / daemon_s, "rss_before": rss_before,
+                       "rss_after": rss_after, "hwm": hwm, "kept": kept, "phase": p["status"]["phase"]})
+    return rounds
+
+
+def run_logs(a, parent):
+    rounds = log_capture(a, parent)
+    med = lambda k: statistics.median(r[k] for r in rounds)
+    span = lambda k: f"{min(r[k] for r in rounds) / 1e6:.0f}-{max(r[k] for r in rounds) / 1e6:.0f}"
+    ratios = [r["daemon"] / r["framer"] for r in rounds]
+    print(f"\nlog capture: {a.log_bytes / 1e9:.1f} GB of 100-byte lines from one container "
+          f"(pods {', '.join(sorted(set(r['phase'] for r in rounds)))}; {med('kept') / 1e6:.1f} MB kept after "
+          f"rotation); median of {a.log_rounds} rounds, each the framer then the daemon:")
+    print(f"  {'':36}{'measured':>12}{'target':>12}{'rounds':>16}")
+    print(f"  {'jobvisor capture, MB/s':36}{med('daemon') / 1e6:12.0f}{'':>12}{span('daemon'):>16}")
+    print(f"  {'C framer (same run), MB/s':36}{med('framer') / 1e6:12.0f}{'baseline':>12}{span('framer'):>16}")
+    print(f"  {'jobvisor / framer':36}{statistics.median(ratios):12.2f}{'>= 0.8':>12}"
+          f"{f'{min(ratios):.2f}-{max(ratios):.2f}':>16}")
+    print(f"  {'daemon RSS before / after, MiB':36}{mb(med('rss_before')) + ' / ' + mb(med('rss_after')):>12}")
+    print(f"  {'  peak RSS (VmHWM), MiB':36}{mb(max(r['hwm'] for r in rounds)):>12}")
+
+
 def run_history(a, parent):
     f = history(a, parent)
     print(f"\n{f['pods']} finished pods in history ({a.history_jobs} Jobs of `true`, parallelism {a.parallelism}; "
@@ -716,6 +852,8 @@ def main():
                     help="seconds before an idle RSS is read: past tokio's 10 s keep-alive of idle threads")
     ap.add_argument("--cron-others", type=int, default=1000, help="CronJobs loaded that do not fire in the window")
     ap.add_argument("--cron-minutes", type=int, default=3, help="how long the 20 `@every 1m` CronJobs fire")
+    ap.add_argument("--log-bytes", type=int, default=1_000_000_000, help="bytes the chatty container writes")
+    ap.add_argument("--log-rounds", type=int, default=3, help="log capture rounds; medians are reported")
     ap.add_argument("--bin", default="target/release/jobvisor")
     ap.add_argument("--dir", default=None, help="where the daemon's --root goes (default: $TMPDIR); try /dev/shm")
     a = ap.parse_args()
@@ -751,6 +889,8 @@ def run(a, where, parent):
         run_history(a, parent)
     if "cron" in a.only:
         run_cron(a, parent)
+    if "logs" in a.only:
+        run_logs(a, parent)
 
 
 def run_watch(a, parent):

@@ -96,15 +96,52 @@ pub struct Logs {
     /// deletions go first. Bytes or a quantity (`1Gi`).
     #[serde(deserialize_with = "crate::quantity::deserialize_bytes")]
     pub retain_deleted_bytes: u64,
+    // --- Rotation and the spool cap (issue 9, `runtime/logs/rotation.rs`) ---
+    /// kubelet `containerLogMaxSize`: a container run's live log is rotated before it would
+    /// grow past this. Default 10Mi.
+    #[serde(deserialize_with = "crate::quantity::deserialize_bytes")]
+    pub container_log_max_size: u64,
+    /// kubelet `containerLogMaxFiles`: files kept per container run, the live one counted
+    /// (at least 2). Default 5.
+    #[serde(deserialize_with = "max_files")]
+    pub container_log_max_files: usize,
+    /// All logs in the spool together (live pods' and deleted pods'): past this, the logs of
+    /// finished pods go, oldest first, each with a `LogsRemoved` event. Default 10Gi.
+    #[serde(deserialize_with = "crate::quantity::deserialize_bytes")]
+    pub spool_max_size: u64,
 }
 
 impl Default for Logs {
     fn default() -> Self {
+        let limits = crate::runtime::logs::LogLimits::default();
         Logs {
             retain_deleted: Duration::from_secs(7 * 24 * 3600),
             retain_deleted_bytes: 1 << 30,
+            container_log_max_size: limits.max_size,
+            container_log_max_files: limits.max_files,
+            spool_max_size: 10 << 30,
         }
     }
+}
+
+impl Logs {
+    pub fn limits(&self) -> crate::runtime::logs::LogLimits {
+        crate::runtime::logs::LogLimits {
+            max_size: self.container_log_max_size,
+            max_files: self.container_log_max_files,
+        }
+    }
+}
+
+/// `containerLogMaxFiles`: the kubelet refuses fewer than 2 (the live file and one rotated).
+fn max_files<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    let n = usize::deserialize(d)?;
+    if n < 2 {
+        return Err(serde::de::Error::custom(format!(
+            "containerLogMaxFiles must be at least 2, got {n}"
+        )));
+    }
+    Ok(n)
 }
 
 /// The API socket's limits, so that clients that hold connections (or never send a request)
@@ -424,6 +461,29 @@ mod tests {
         assert!(err.to_string().contains("podFailureBse"), "{err}");
         let err = Config::from_yaml(p, "backoff:\n  podFailureBase: soon\n").unwrap_err();
         assert!(err.to_string().contains("invalid duration"), "{err}");
+    }
+
+    #[test]
+    fn log_rotation_keys_have_the_kubelet_s_names_and_defaults() {
+        let p = Path::new("c.yaml");
+        let c = Config::default();
+        assert_eq!(c.logs.container_log_max_size, 10 << 20);
+        assert_eq!(c.logs.container_log_max_files, 5);
+        assert_eq!(c.logs.spool_max_size, 10 << 30);
+        let c = Config::from_yaml(
+            p,
+            "logs:\n  containerLogMaxSize: 1Mi\n  containerLogMaxFiles: 2\n  spoolMaxSize: 1Gi\n",
+        )
+        .unwrap();
+        let l = c.logs.limits();
+        assert_eq!((l.max_size, l.max_files), (1 << 20, 2));
+        assert_eq!(c.logs.spool_max_size, 1 << 30);
+        let err = Config::from_yaml(p, "logs:\n  containerLogMaxFiles: 1\n").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("containerLogMaxFiles must be at least 2"),
+            "{err}"
+        );
     }
 
     #[test]

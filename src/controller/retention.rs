@@ -2,6 +2,8 @@
 //! takes logs away follows (Job TTL, CronJob history limits, a spool cap): the logs of a pod
 //! removed from the store stay `logs.retainDeleted` after its removal, and all of them
 //! together within `logs.retainDeletedBytes`; past either, they go oldest deletion first.
+//! The spool cap ([`over_spool`], `logs.spoolMaxSize`) bounds all logs together: past it,
+//! deleted pods' logs go first, then finished pods'.
 //!
 //! Pure: the daemon measures the sizes and removes the directories (`daemon/retention.rs`,
 //! on the blocking pool); this only says which go, why, and when to look again.
@@ -38,6 +40,8 @@ pub enum Reason {
     Expired,
     /// The deleted pods' logs together exceeded `logs.retainDeletedBytes`.
     OverBudget,
+    /// All logs in the spool together exceeded `logs.spoolMaxSize`.
+    OverSpool(u64),
 }
 
 impl Reason {
@@ -52,8 +56,63 @@ impl Reason {
                 "the logs of deleted pods exceeded logs.retainDeletedBytes ({})",
                 crate::quantity::format_bytes(limits.max_bytes)
             ),
+            Reason::OverSpool(cap) => format!(
+                "the logs in the spool exceeded logs.spoolMaxSize ({})",
+                crate::quantity::format_bytes(cap)
+            ),
         }
     }
+}
+
+/// What a pod's logs in the spool belong to, for the spool cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holder {
+    /// A pod removed from the store, at this time.
+    Deleted(Timestamp),
+    /// A pod that has finished (Succeeded or Failed); its logs were last written then.
+    Finished(Timestamp),
+    /// A pod that may still run: never removed by the cap (its runs' logs are bounded by
+    /// `containerLogMaxSize` × `containerLogMaxFiles`).
+    Active,
+}
+
+/// One pod log directory in the spool, as last measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpoolEntry<'a> {
+    pub uid: &'a str,
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub bytes: u64,
+    pub holder: Holder,
+}
+
+/// The spool cap (`logs.spoolMaxSize`): while all logs together exceed `cap`, the logs of
+/// deleted pods go first (oldest deletion first), then those of finished pods (oldest last
+/// write first); ties by namespace, name and uid. Logs of active pods count but never go, so
+/// the spool can stay above the cap when they alone exceed it. Returns the uids to remove,
+/// in order.
+pub fn over_spool<'a>(entries: &[SpoolEntry<'a>], cap: u64) -> Vec<&'a str> {
+    let mut total = entries
+        .iter()
+        .fold(0u64, |sum, e| sum.saturating_add(e.bytes));
+    let mut order: Vec<(u8, Timestamp, &SpoolEntry<'a>)> = entries
+        .iter()
+        .filter_map(|e| match e.holder {
+            Holder::Deleted(at) => Some((0, at, e)),
+            Holder::Finished(at) => Some((1, at, e)),
+            Holder::Active => None,
+        })
+        .collect();
+    order.sort_by_key(|(rank, at, e)| (*rank, *at, e.namespace, e.name, e.uid));
+    let mut remove = Vec::new();
+    for (_, _, e) in order {
+        if total <= cap {
+            break;
+        }
+        total -= e.bytes;
+        remove.push(e.uid);
+    }
+    remove
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -273,6 +332,73 @@ mod tests {
     }
 
     #[test]
+    fn spool_cap_table() {
+        use Holder::{Active, Deleted, Finished};
+        let at = |ago: i64| now() - SignedDuration::from_secs(ago);
+        // (name, bytes, holder)
+        type SpoolRow = (&'static str, u64, Holder);
+        let cases: &[(&str, &[SpoolRow], u64, &[&str])] = &[
+            (
+                "within the cap: nothing goes",
+                &[("a", 10, Finished(at(5))), ("b", 10, Active)],
+                20,
+                &[],
+            ),
+            (
+                "deleted pods' logs go before finished pods', oldest first",
+                &[
+                    ("f-old", 10, Finished(at(100))),
+                    ("d-new", 10, Deleted(at(1))),
+                    ("d-old", 10, Deleted(at(50))),
+                    ("run", 10, Active),
+                ],
+                25,
+                &["d-old", "d-new"],
+            ),
+            (
+                "then finished pods', the longest finished first",
+                &[
+                    ("f-new", 10, Finished(at(1))),
+                    ("f-old", 10, Finished(at(100))),
+                    ("d", 10, Deleted(at(1))),
+                    ("run", 10, Active),
+                ],
+                15,
+                &["d", "f-old", "f-new"],
+            ),
+            (
+                "active pods alone over the cap: everything else goes, they stay",
+                &[("run", 100, Active), ("f", 1, Finished(at(1)))],
+                50,
+                &["f"],
+            ),
+            (
+                "equal times: by name",
+                &[("b", 10, Finished(at(5))), ("a", 10, Finished(at(5)))],
+                10,
+                &["a"],
+            ),
+        ];
+        for (name, rows, cap, want) in cases {
+            let uids: Vec<String> = rows.iter().map(|(n, _, _)| format!("u-{n}")).collect();
+            let entries: Vec<SpoolEntry> = rows
+                .iter()
+                .zip(&uids)
+                .map(|((n, bytes, holder), uid)| SpoolEntry {
+                    uid,
+                    namespace: "default",
+                    name: n,
+                    bytes: *bytes,
+                    holder: *holder,
+                })
+                .collect();
+            let got = over_spool(&entries, *cap);
+            let want: Vec<String> = want.iter().map(|n| format!("u-{n}")).collect();
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
     fn messages_say_why_in_the_config_s_terms() {
         let limits = Limits {
             retain: Duration::from_secs(168 * 3600),
@@ -285,6 +411,10 @@ mod tests {
         assert_eq!(
             OverBudget.message(limits),
             "the logs of deleted pods exceeded logs.retainDeletedBytes (1Gi)"
+        );
+        assert_eq!(
+            Reason::OverSpool(10 << 30).message(limits),
+            "the logs in the spool exceeded logs.spoolMaxSize (10Gi)"
         );
     }
 

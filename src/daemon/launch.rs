@@ -51,6 +51,8 @@ pub fn launch(
             &container.name,
             restart_count,
         ),
+        // The caller sets the config's (`logs.containerLogMaxSize`, `containerLogMaxFiles`).
+        log_limits: Default::default(),
     }
 }
 

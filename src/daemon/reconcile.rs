@@ -79,14 +79,16 @@ impl Daemon {
                     .containers
                     .iter()
                     .find(|c| c.name == s.container)?;
-                Some(launch(
+                let mut l = launch(
                     &rec.pod,
                     c,
                     s.restart_count,
                     &self.layout.logs,
                     &self.home,
                     &self.cfg.images,
-                ))
+                );
+                l.log_limits = self.cfg.logs.limits();
+                Some(l)
             })
             .collect();
         let involved = pod_ref(&rec.pod);
@@ -344,8 +346,51 @@ impl Daemon {
                 container,
                 restart_count,
                 exit,
-            } => self.on_exited(&pod_uid, &container, restart_count, exit),
+            } => {
+                self.on_exited(&pod_uid, &container, restart_count, exit);
+                self.check_spool();
+            }
+            RuntimeEvent::LogLost {
+                pod_uid,
+                container,
+                restart_count,
+                bytes,
+                lines,
+                error,
+            } => self.on_log_lost(&pod_uid, &container, restart_count, bytes, lines, &error),
         }
+    }
+
+    /// A Warning `LogWriteFailed` event on the pod (if it is still there) for output its
+    /// container's log could not hold.
+    fn on_log_lost(
+        &mut self,
+        uid: &str,
+        container: &str,
+        restart_count: i32,
+        bytes: u64,
+        lines: u64,
+        error: &str,
+    ) {
+        let Some(k) = self.world.pod_by_uid.get(uid).cloned() else {
+            return;
+        };
+        let Some(rec) = self.world.pod(&k) else {
+            return;
+        };
+        let involved = pod_ref(&rec.pod);
+        drop(rec);
+        tracing::warn!(pod = %format!("{}/{}", k.0, k.1), container, restart_count, bytes, lines, error, "container output lost");
+        self.record_event(
+            involved,
+            EventSpec::warning(
+                "LogWriteFailed",
+                format!(
+                    "lost {lines} lines ({bytes} bytes) of the output of container \"{container}\" (run {restart_count}): {error}"
+                ),
+            ),
+            "kubelet",
+        );
     }
 
     /// The pod a runtime report is about and its container's index, if the report concerns

@@ -29,7 +29,7 @@ use tokio::sync::mpsc;
 use super::{Daemon, Target};
 use crate::api::{ObjectReference, Pod};
 use crate::controller::EventSpec;
-use crate::controller::retention::{self, Entry, Limits, Reason};
+use crate::controller::retention::{self, Entry, Holder, Limits, Reason, SpoolEntry};
 use crate::runtime::spool::{self, Found};
 
 /// The logs of one pod removed from the store. Store key: [`store_key`].
@@ -71,6 +71,8 @@ pub enum SweepReport {
         sizes: Vec<(String, Result<Option<u64>, String>)>,
         /// The spool's directories of unknown uids.
         unknown: Result<Vec<Found>, String>,
+        /// Every directory of the spool, when the sweep surveyed it for the spool cap.
+        survey: Option<Vec<Found>>,
     },
     Removed(Vec<(String, Result<(), String>)>),
 }
@@ -87,8 +89,15 @@ pub struct Sweeper {
     failed: bool,
     /// When the oldest entry the current sweep keeps expires.
     next_due: Option<Timestamp>,
-    /// Why each directory being removed goes, for its event.
-    reasons: HashMap<String, Reason>,
+    /// Why each directory being removed goes, and the pod its event is about.
+    reasons: HashMap<String, (Reason, ObjectReference)>,
+    /// The next sweep measures the whole spool for `logs.spoolMaxSize` (at start, and when
+    /// what was written since the last survey may have taken it past the cap).
+    survey_due: bool,
+    /// The spool's size at the last survey, less what was removed since.
+    spool_bytes: u64,
+    /// The runtime's bytes-written counter at the last survey.
+    written_at_survey: u64,
 }
 
 impl Sweeper {
@@ -102,6 +111,9 @@ impl Sweeper {
             failed: false,
             next_due: None,
             reasons: HashMap::new(),
+            survey_due: true,
+            spool_bytes: 0,
+            written_at_survey: 0,
         }
     }
 
@@ -208,16 +220,40 @@ impl Daemon {
             self.forget(&uid);
         }
         let root = self.layout.logs.clone();
+        let survey = std::mem::take(&mut self.retention.survey_due);
+        if survey {
+            // Before the walk: what is written meanwhile counts towards the next survey.
+            self.retention.written_at_survey = self.runtime.log_bytes_written();
+        }
         off_the_loop(&self.retention.tx, move || {
-            measure(&root, &known, to_measure)
+            measure(&root, &known, to_measure, survey)
         });
+    }
+
+    /// After a container run ended: if what was written to logs since the last survey may
+    /// have taken the spool past `logs.spoolMaxSize`, a sweep soon measures it whole.
+    pub(super) fn check_spool(&mut self) {
+        let written = self
+            .runtime
+            .log_bytes_written()
+            .saturating_sub(self.retention.written_at_survey);
+        if self.retention.spool_bytes.saturating_add(written) > self.cfg.logs.spool_max_size
+            && !self.retention.survey_due
+        {
+            self.retention.survey_due = true;
+            self.schedule(AFTER_REMOVAL, Target::LogSweep);
+        }
     }
 
     pub(super) fn on_log_sweep(&mut self, report: SweepReport) {
         match report {
-            SweepReport::Measured { sizes, unknown } => {
+            SweepReport::Measured {
+                sizes,
+                unknown,
+                survey,
+            } => {
                 self.took_measure(sizes, unknown);
-                self.decide_removals();
+                self.decide_removals(survey);
             }
             SweepReport::Removed(results) => {
                 self.took_removals(results);
@@ -284,8 +320,9 @@ impl Daemon {
         }
     }
 
-    /// The pure rule over every entry; what goes is removed on the blocking pool.
-    fn decide_removals(&mut self) {
+    /// The pure rules over every entry (and, after a survey, the spool cap); what goes is
+    /// removed on the blocking pool.
+    fn decide_removals(&mut self, survey: Option<Vec<Found>>) {
         let now = self.clock.now();
         let limits = self.limits();
         let entries: Vec<Entry> = self
@@ -302,39 +339,112 @@ impl Daemon {
             .collect();
         let decision = retention::decide(&entries, limits, now);
         self.retention.next_due = decision.next_due;
-        let doomed: Vec<(String, PathBuf)> = decision
-            .remove
-            .iter()
-            .filter_map(|(uid, _)| {
-                let e = self.world.deleted_logs.get(*uid)?;
-                Some((e.uid.clone(), self.pod_dir(e)?))
-            })
-            .collect();
+        let mut reasons: HashMap<String, (Reason, ObjectReference)> = HashMap::new();
+        let mut doomed: Vec<(String, PathBuf)> = Vec::new();
+        for (uid, reason) in &decision.remove {
+            if let Some(e) = self.world.deleted_logs.get(*uid)
+                && let Some(dir) = self.pod_dir(e)
+            {
+                doomed.push((e.uid.clone(), dir));
+                reasons.insert(e.uid.clone(), (*reason, pod_ref(e)));
+            }
+        }
+        drop(entries);
+        if let Some(survey) = survey {
+            for (uid, dir, reason, involved) in self.over_spool(&survey, &reasons) {
+                reasons.insert(uid.clone(), (reason, involved));
+                doomed.push((uid, dir));
+            }
+        }
         if doomed.is_empty() || self.shutting_down {
             self.end_sweep();
             return;
         }
-        self.retention.reasons = decision
-            .remove
-            .iter()
-            .map(|(uid, r)| (uid.to_string(), *r))
-            .collect();
+        self.retention.reasons = reasons;
         off_the_loop(&self.retention.tx, move || remove(doomed));
+    }
+
+    /// The spool cap over a survey of the whole spool, the directories `going` already go
+    /// left out: which pods' logs go too, each with its directory, reason and pod.
+    fn over_spool(
+        &mut self,
+        survey: &[Found],
+        going: &HashMap<String, (Reason, ObjectReference)>,
+    ) -> Vec<(String, PathBuf, Reason, ObjectReference)> {
+        let cap = self.cfg.logs.spool_max_size;
+        let active: HashSet<&str> = self
+            .world
+            .unsettled_pods()
+            .filter(|(_, r)| !r.pod.status.phase.is_terminal())
+            .map(|(_, r)| r.pod.metadata.uid())
+            .collect();
+        let left: Vec<&Found> = survey
+            .iter()
+            .filter(|f| !going.contains_key(&f.uid))
+            .collect();
+        let entries: Vec<SpoolEntry> = left
+            .iter()
+            .map(|f| SpoolEntry {
+                uid: &f.uid,
+                namespace: &f.namespace,
+                name: &f.name,
+                bytes: f.bytes,
+                holder: match self.world.deleted_logs.get(&f.uid) {
+                    Some(e) => Holder::Deleted(e.deleted_at),
+                    None if active.contains(f.uid.as_str())
+                        || !self.world.pod_by_uid.contains_key(&f.uid) =>
+                    {
+                        // Not a pod we know to have finished (one created since the listing).
+                        Holder::Active
+                    }
+                    None => Holder::Finished(f.written),
+                },
+            })
+            .collect();
+        let total: u64 = entries.iter().map(|e| e.bytes).sum();
+        let remove = retention::over_spool(&entries, cap);
+        let mut out = Vec::new();
+        let mut freed = 0u64;
+        for uid in remove {
+            let Some(f) = left.iter().find(|f| f.uid == uid) else {
+                continue;
+            };
+            let Some(dir) = spool::pod_dir(&self.layout.logs, &f.namespace, &f.name, &f.uid) else {
+                continue;
+            };
+            freed += f.bytes;
+            let involved = ObjectReference {
+                kind: "Pod".into(),
+                namespace: f.namespace.clone(),
+                name: f.name.clone(),
+                uid: f.uid.clone(),
+                api_version: Some("v1".into()),
+            };
+            out.push((f.uid.clone(), dir, Reason::OverSpool(cap), involved));
+        }
+        self.retention.spool_bytes = total.saturating_sub(freed);
+        if !out.is_empty() {
+            tracing::info!(
+                spool_bytes = total,
+                cap,
+                pods = out.len(),
+                "the log spool is over logs.spoolMaxSize: removing the logs of finished pods"
+            );
+        }
+        out
     }
 
     fn took_removals(&mut self, results: Vec<(String, Result<(), String>)>) {
         let limits = self.limits();
         let reasons = std::mem::take(&mut self.retention.reasons);
         for (uid, result) in results {
-            let Some(e) = self.world.deleted_logs.get(&uid) else {
+            let Some((reason, involved)) = reasons.get(&uid).cloned() else {
                 continue;
             };
-            let involved = pod_ref(e);
-            let pod = format!("{}/{}", e.namespace, e.name);
-            let adopted = e.adopted;
+            let pod = format!("{}/{}", involved.namespace, involved.name);
+            let adopted = self.world.deleted_logs.get(&uid).is_some_and(|e| e.adopted);
             match result {
                 Ok(()) => {
-                    let reason = reasons.get(&uid).copied().unwrap_or(Reason::Expired);
                     let mut message = reason.message(limits);
                     if adopted && reason == Reason::Expired {
                         message.push_str(" (taken as when its log directory was last modified)");
@@ -386,13 +496,40 @@ impl Daemon {
 }
 
 /// Step one, on the blocking pool.
-fn measure(root: &Path, known: &HashSet<String>, dirs: Vec<(String, PathBuf)>) -> SweepReport {
+fn measure(
+    root: &Path,
+    known: &HashSet<String>,
+    dirs: Vec<(String, PathBuf)>,
+    survey: bool,
+) -> SweepReport {
     let sizes = dirs
         .into_iter()
         .map(|(uid, dir)| (uid, spool::measure(&dir).map_err(|e| format!("{e:#}"))))
         .collect();
-    let unknown = spool::unknown_dirs(root, known).map_err(|e| format!("{e:#}"));
-    SweepReport::Measured { sizes, unknown }
+    if !survey {
+        let unknown = spool::unknown_dirs(root, known).map_err(|e| format!("{e:#}"));
+        return SweepReport::Measured {
+            sizes,
+            unknown,
+            survey: None,
+        };
+    }
+    match spool::survey(root) {
+        Ok(all) => SweepReport::Measured {
+            sizes,
+            unknown: Ok(all
+                .iter()
+                .filter(|f| !known.contains(&f.uid))
+                .cloned()
+                .collect()),
+            survey: Some(all),
+        },
+        Err(e) => SweepReport::Measured {
+            sizes,
+            unknown: Err(format!("{e:#}")),
+            survey: None,
+        },
+    }
 }
 
 /// Step two, on the blocking pool.
@@ -685,5 +822,115 @@ mod tests {
             adopted.deleted_at
         );
         assert_eq!(h.daemon.world.deleted_logs.len(), 1);
+    }
+
+    fn set_file_mtime(path: &Path, at: &str) {
+        let at: Timestamp = at.parse().unwrap();
+        let since_epoch = Duration::try_from(at.duration_since(Timestamp::UNIX_EPOCH)).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(std::time::UNIX_EPOCH + since_epoch)
+            .unwrap();
+    }
+
+    /// Past `logs.spoolMaxSize` all logs together are cut down: deleted pods' logs first,
+    /// then those of the pods that finished longest ago, each with a `LogsRemoved` event on
+    /// the pod; a running pod's logs count but stay, and so do the newest finished ones.
+    #[test]
+    fn over_the_spool_cap_deleted_then_oldest_finished_pods_logs_go() {
+        let root = tempfile::tempdir().unwrap();
+        let mut cfg = config(Duration::from_secs(3600), 1 << 30);
+        cfg.logs.spool_max_size = 250;
+        let mut h = Harness::new(root.path(), cfg);
+        let old = run_job(&mut h, "old", 100);
+        let new = run_job(&mut h, "new", 100);
+        set_file_mtime(&log_of(&h, &old.0, &old.1), "2026-01-01T00:00:00Z");
+        set_file_mtime(&log_of(&h, &new.0, &new.1), "2026-01-02T00:00:00Z");
+        let gone = run_job(&mut h, "gone", 100);
+        delete_job(&mut h, "gone");
+        // Running: its log is written, its container has not exited.
+        h.apply("live.yaml", &job("live", "Never", "true", ""));
+        let live = pod_of(&h, "live");
+        let live_log = log_of(&h, &live.0, &live.1);
+        std::fs::create_dir_all(live_log.parent().unwrap()).unwrap();
+        std::fs::write(
+            &live_log,
+            format!(
+                "2026-01-01T00:00:00.000000000Z stdout F {}\n",
+                "x".repeat(59)
+            ),
+        )
+        .unwrap();
+
+        h.daemon.retention.survey_due = true;
+        h.sweep_logs();
+
+        let exists = |h: &Harness, p: &(String, String)| pod_dir(h, &p.0, &p.1).exists();
+        assert!(!exists(&h, &gone), "a deleted pod's logs go first");
+        assert!(!exists(&h, &old), "then the pod that finished longest ago");
+        assert!(exists(&h, &new), "the rest fit: 200 of 250 bytes");
+        assert!(exists(&h, &live), "a running pod's logs stay");
+        let events = removals(&h);
+        let about: Vec<&str> = events
+            .iter()
+            .map(|e| e.involved_object.uid.as_str())
+            .collect();
+        assert_eq!(about, [gone.1.as_str(), old.1.as_str()], "{events:#?}");
+        for e in &events {
+            assert_eq!(
+                e.message,
+                "the logs in the spool exceeded logs.spoolMaxSize (250)"
+            );
+        }
+        assert!(
+            h.daemon.world.pod_by_uid.contains_key(&old.1),
+            "the finished pod itself stays"
+        );
+        assert!(!h.daemon.world.deleted_logs.contains_key(&gone.1));
+
+        // Within the cap now: another survey removes nothing more.
+        h.daemon.retention.survey_due = true;
+        h.sweep_logs();
+        assert_eq!(removals(&h).len(), 2);
+        assert!(exists(&h, &new) && exists(&h, &live));
+    }
+
+    /// Output lost to a full disk is a Warning `LogWriteFailed` event on the pod with the
+    /// counts; a report about a pod that is gone is dropped.
+    #[test]
+    fn lost_output_is_a_warning_event_on_the_pod() {
+        let root = tempfile::tempdir().unwrap();
+        let mut h = Harness::new(root.path(), Config::default());
+        h.apply("chatty.yaml", &job("chatty", "Never", "true", ""));
+        let (_, uid) = pod_of(&h, "chatty");
+        let lost = |uid: &str| crate::runtime::RuntimeEvent::LogLost {
+            pod_uid: uid.to_string(),
+            container: "main".into(),
+            restart_count: 0,
+            bytes: 4200,
+            lines: 42,
+            error: "writing /logs/x/0.log: No space left on device (os error 28)".into(),
+        };
+        h.daemon.on_runtime(lost(&uid));
+        h.daemon.on_runtime(lost("no-such-pod"));
+        h.daemon.turn();
+        h.run();
+        let events: Vec<Event> = h
+            .daemon
+            .world
+            .all_events()
+            .into_iter()
+            .filter(|e| e.reason == "LogWriteFailed")
+            .collect();
+        assert_eq!(events.len(), 1, "{events:#?}");
+        let e = &events[0];
+        assert_eq!(e.type_, crate::api::EventType::Warning);
+        assert_eq!(e.involved_object.uid, uid);
+        assert_eq!(
+            e.message,
+            "lost 42 lines (4200 bytes) of the output of container \"main\" (run 0): writing /logs/x/0.log: No space left on device (os error 28)"
+        );
     }
 }

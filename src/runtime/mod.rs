@@ -41,6 +41,8 @@ pub struct ContainerLaunch {
     pub working_dir: PathBuf,
     /// `logs/pods/<ns>_<pod>_<uid>/<container>/<restart_count>.log`
     pub log_path: PathBuf,
+    /// When the log is rotated and how many files of it are kept.
+    pub log_limits: logs::LogLimits,
 }
 
 impl std::fmt::Debug for ContainerLaunch {
@@ -82,6 +84,18 @@ pub enum RuntimeEvent {
         proc_start: Option<u64>,
         started_at: Timestamp,
     },
+    /// Output of a run was lost because its log could not be written (a full disk): sent
+    /// once per episode, when writing works again or the run's log is closed (before its
+    /// `Exited`). The container went on running and its pipes were drained meanwhile.
+    LogLost {
+        pod_uid: String,
+        container: String,
+        restart_count: i32,
+        bytes: u64,
+        lines: u64,
+        /// The first write error of the episode.
+        error: String,
+    },
     /// Sent once per `start`, after the container's output is fully in its log file.
     Exited {
         pod_uid: String,
@@ -103,4 +117,9 @@ pub trait Runtime: Send + Sync + 'static {
     fn kill_leftover(&self, pid: u32, proc_start: Option<u64>);
     /// Number of containers currently running.
     fn running(&self) -> usize;
+    /// Bytes written to container logs since the runtime started (a counter): what the log
+    /// spool may have grown by.
+    fn log_bytes_written(&self) -> u64 {
+        0
+    }
 }

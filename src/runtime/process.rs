@@ -81,6 +81,10 @@ impl Runtime for ProcessRuntime {
     fn running(&self) -> usize {
         self.shared.running()
     }
+
+    fn log_bytes_written(&self) -> u64 {
+        self.shared.feeds.bytes_written()
+    }
 }
 
 #[cfg(test)]
@@ -121,6 +125,7 @@ mod perf {
                 "main",
                 0,
             ),
+            log_limits: Default::default(),
         };
         let t = Instant::now();
         let (mut started, mut done) = (0, 0);

@@ -36,12 +36,20 @@ pub fn parse_dir_name(dir: &str) -> Option<(&str, &str, &str)> {
 /// The bytes of the files under `dir` (their lengths, as `du --apparent-size`), `None` when
 /// `dir` does not exist. Symlinks are counted as themselves, never followed.
 pub fn measure(dir: &Path) -> anyhow::Result<Option<u64>> {
+    Ok(measure_dated(dir)?.map(|(bytes, _)| bytes))
+}
+
+/// [`measure`], with the latest modification time of a file under `dir` (when its logs were
+/// last written; the directory's own when it holds no file).
+pub fn measure_dated(dir: &Path) -> anyhow::Result<Option<(u64, Timestamp)>> {
     match std::fs::symlink_metadata(dir) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("measuring {}", dir.display())),
         Ok(_) => {}
     }
     let mut total = 0u64;
+    let mut latest: Option<std::time::SystemTime> = None;
+    let mut dir_time = None;
     let mut todo = vec![dir.to_path_buf()];
     while let Some(path) = todo.pop() {
         let meta = match std::fs::symlink_metadata(&path) {
@@ -52,7 +60,13 @@ pub fn measure(dir: &Path) -> anyhow::Result<Option<u64>> {
         };
         if !meta.is_dir() {
             total = total.saturating_add(meta.len());
+            if let Ok(t) = meta.modified() {
+                latest = latest.max(Some(t));
+            }
             continue;
+        }
+        if path == dir {
+            dir_time = meta.modified().ok();
         }
         let entries = match std::fs::read_dir(&path) {
             Ok(entries) => entries,
@@ -64,7 +78,11 @@ pub fn measure(dir: &Path) -> anyhow::Result<Option<u64>> {
             todo.push(entry.path());
         }
     }
-    Ok(Some(total))
+    let when = latest
+        .or(dir_time)
+        .and_then(|t| Timestamp::try_from(t).ok())
+        .unwrap_or(Timestamp::UNIX_EPOCH);
+    Ok(Some((total, when)))
 }
 
 /// Removes a pod's log directory and everything in it. Already gone is done.
@@ -85,11 +103,22 @@ pub struct Found {
     /// it, which is as close as the spool comes to when the pod ended.
     pub modified: Timestamp,
     pub bytes: u64,
+    /// When its logs were last written (the latest modification time of a file in it).
+    pub written: Timestamp,
+}
+
+/// Every pod log directory in the spool, measured: for the spool cap (`logs.spoolMaxSize`).
+pub fn survey(logs_root: &Path) -> anyhow::Result<Vec<Found>> {
+    pod_dirs(logs_root, &HashSet::new())
 }
 
 /// The pod log directories in the spool whose uid is not in `known`, measured. A missing
 /// spool has none; names that are not `<ns>_<pod>_<uid>` directories are left alone.
 pub fn unknown_dirs(logs_root: &Path, known: &HashSet<String>) -> anyhow::Result<Vec<Found>> {
+    pod_dirs(logs_root, known)
+}
+
+fn pod_dirs(logs_root: &Path, known: &HashSet<String>) -> anyhow::Result<Vec<Found>> {
     let pods = logs_root.join("pods");
     let entries = match std::fs::read_dir(&pods) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -118,7 +147,7 @@ pub fn unknown_dirs(logs_root: &Path, known: &HashSet<String>) -> anyhow::Result
             .ok()
             .and_then(|t| Timestamp::try_from(t).ok())
             .with_context(|| format!("reading the modification time of {}", path.display()))?;
-        let Some(bytes) = measure(&path)? else {
+        let Some((bytes, written)) = measure_dated(&path)? else {
             continue;
         };
         found.push(Found {
@@ -127,6 +156,7 @@ pub fn unknown_dirs(logs_root: &Path, known: &HashSet<String>) -> anyhow::Result
             uid: uid.to_string(),
             modified,
             bytes,
+            written,
         });
     }
     found.sort_by(|a, b| a.uid.cmp(&b.uid));

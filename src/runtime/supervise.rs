@@ -169,7 +169,7 @@ impl Shared {
             sent: false,
         };
         // Before `Started` can be sent: see `LogSink::new`.
-        let log = LogSink::new(&launch.log_path, &self.feeds);
+        let log = LogSink::new(&launch, &self.feeds, self.events.clone());
         self.handle.spawn(run(done, Arc::new(launch), slot, log));
     }
 

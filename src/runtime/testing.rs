@@ -91,6 +91,7 @@ impl Harness {
             refused: None,
             env: vec![("PATH".into(), PATH.into())],
             working_dir: self.dir.path().to_path_buf(),
+            log_limits: Default::default(),
         }
     }
 
@@ -99,6 +100,11 @@ impl Harness {
         let ids = (launch.pod_uid.clone(), launch.log_path.clone());
         self.rt.start(launch);
         ids
+    }
+
+    /// Reports seen while waiting for others (and not taken by `wait`).
+    pub(super) fn take_seen(&mut self) -> Vec<RuntimeEvent> {
+        self.seen.drain(..).collect()
     }
 
     pub(super) async fn next_event(&mut self) -> RuntimeEvent {

@@ -535,7 +535,11 @@ fn stream_body(d: &TestDaemon, path: &str) -> (usize, Vec<u8>) {
 #[test]
 fn reading_a_huge_line_keeps_the_daemons_memory_bounded() {
     const LINE: usize = 64 << 20;
-    let d = TestDaemon::start();
+    // One file holds the whole line: with the default rotation (10Mi x 5) its start would be
+    // removed before it is read.
+    let d = TestDaemon::start_with(&format!(
+        "{FAST_CONFIG}logs:\n  containerLogMaxSize: 128Mi\n"
+    ));
     let script = format!("head -c {LINE} /dev/zero | tr '\\0' x; echo; echo done");
     d.drop_manifest(
         "big.yaml",

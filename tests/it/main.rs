@@ -13,6 +13,7 @@ mod examples;
 mod files;
 mod images;
 mod lifecycle;
+mod logs;
 mod pods;
 mod retention;
 mod service;

@@ -24,6 +24,9 @@ use tokio::sync::watch;
 pub struct LogFeeds {
     /// The value is "ended"; every send is a wake-up.
     writers: Arc<Mutex<HashMap<PathBuf, watch::Sender<bool>>>>,
+    /// Bytes written to all logs since start: how much the spool may have grown, so the
+    /// daemon measures it only when it may be over its cap.
+    bytes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl LogFeeds {
@@ -50,6 +53,11 @@ impl LogFeeds {
         }
     }
 
+    /// Bytes written to all logs since this registry was made.
+    pub fn bytes_written(&self) -> u64 {
+        self.bytes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Whether a writer of `path` is registered (it has not ended).
     pub fn is_written(&self, path: &Path) -> bool {
         self.lock().contains_key(path)
@@ -70,6 +78,13 @@ pub struct FeedWriter {
 }
 
 impl FeedWriter {
+    /// Counts `n` bytes written to the log.
+    pub fn count(&self, n: u64) {
+        self.feeds
+            .bytes
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Wakes the followers: new output is in the file (written, not just buffered).
     pub fn written(&self) {
         // `send_modify` notifies even with no receiver, unlike `send`; a follower that

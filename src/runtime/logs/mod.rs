@@ -30,8 +30,19 @@
 //! **Following** (`logs -f`): the sink of a running container wakes followers through
 //! [`LogFeeds`] when it wrote and when the log is complete; nobody polls the file.
 //!
+//! **Rotation** ([`rotation`]): the writer rotates a run's live file at `containerLogMaxSize`
+//! into kubelet-named files (`0.log.20261127-101112`, older ones `.gz`), at most
+//! `containerLogMaxFiles` per run. A reader goes through a run's rotated files, oldest first,
+//! then the live file; `tail_lines` counts back from the live file into the rotated ones. A
+//! follower at the end of the live file notices that it was renamed (the path names another
+//! file, or none), reads it to its end through its open descriptor, then goes on with the
+//! files after it: the rotated file it was renamed to is found by its inode, else (already
+//! compressed) as the first rotated after those there were when it was opened. Nothing is
+//! read twice or skipped, unless a follower falls so far behind that files it has not read
+//! are removed for `containerLogMaxFiles`.
+//!
 //! Caveats: the reader uses blocking `std::fs` I/O (short reads of local files); call it from
-//! `spawn_blocking` in async code. There is no rotation: a file grows until its pod is deleted.
+//! `spawn_blocking` in async code.
 
 use std::fs::File;
 use std::io;
@@ -41,10 +52,14 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use jiff::tz::Offset;
 
+use rotation::{RotKey, Rotated};
+
 mod feed;
+pub mod rotation;
 pub(super) mod sink;
 
 pub use feed::{FeedWriter, Follow, LogFeeds, Wake};
+pub use rotation::LogLimits;
 
 /// Longest text one record carries; longer lines become `P` records plus a final `F`.
 pub const MAX_RECORD_TEXT: usize = 16 * 1024;
@@ -119,7 +134,8 @@ fn write_timestamp(ts: Timestamp, out: &mut Vec<u8>) {
 #[derive(Debug, Default)]
 pub struct CriEncoder {
     pending: [Vec<u8>; 2],
-    /// `now` of the current batch, formatted once per batch rather than once per record.
+    /// `now` of the current batch, formatted once per batch rather than once per record
+    /// (during `push`, followed by the stream and the `F` tag).
     ts: Vec<u8>,
 }
 
@@ -133,19 +149,32 @@ impl CriEncoder {
     pub fn push(&mut self, stream: Stream, data: &[u8], now: Timestamp, out: &mut Vec<u8>) {
         self.ts.clear();
         write_timestamp(now, &mut self.ts);
+        let ts_len = self.ts.len();
+        // `<ts> <stream> F `: the head of every whole line of this batch, after the time.
+        self.ts.push(b' ');
+        self.ts.extend_from_slice(stream.as_str().as_bytes());
+        self.ts.extend_from_slice(b" F ");
         let pending = &mut self.pending[stream.index()];
         let mut rest = data;
-        while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
+        while let Some(nl) = memchr::memchr(b'\n', rest) {
             let line = &rest[..nl];
             if pending.is_empty() {
-                emit_line(&self.ts, stream, line, out);
+                if line.len() <= MAX_RECORD_TEXT && line.last() != Some(&b'\r') {
+                    // The common case, kept to three copies.
+                    out.extend_from_slice(&self.ts);
+                    out.extend_from_slice(line);
+                    out.push(b'\n');
+                } else {
+                    emit_line(&self.ts[..ts_len], stream, line, out);
+                }
             } else {
                 pending.extend_from_slice(line);
-                emit_line(&self.ts, stream, pending, out);
+                emit_line(&self.ts[..ts_len], stream, pending, out);
                 pending.clear();
             }
             rest = &rest[nl + 1..];
         }
+        self.ts.truncate(ts_len);
         pending.extend_from_slice(rest);
         if pending.len() > MAX_RECORD_TEXT {
             // Like containerd: once more than the limit is buffered, the first 16 KiB go out
@@ -299,6 +328,8 @@ struct LongRecord {
     partial: bool,
     /// Not shown (unparsable, or before the `tailLines` start).
     skip: bool,
+    /// Skipped as one of [`LogReader::skip_lines`].
+    counted: bool,
 }
 
 /// Streams a log's text with a fixed-size buffer, for `logs`, `logs --tail` and `logs -f`.
@@ -319,7 +350,15 @@ struct LongRecord {
 /// container's first output.
 pub struct LogReader {
     path: PathBuf,
-    file: Option<File>,
+    /// The live file's directory and name (`0.log`): rotated files are `<base>.<stamp>…`.
+    dir: PathBuf,
+    base: String,
+    /// The file being read.
+    seg: Segment,
+    src: Option<Source>,
+    /// Of the live file while it is the one open: its identity, to notice it was rotated
+    /// away, and the newest rotated file there was before it was opened.
+    live: Option<LiveFile>,
     /// File offset of the next byte to read; `buf` holds the bytes just before it.
     pos: u64,
     /// An unfinished record carried over to the next read (at most [`READ_BUF`]).
@@ -332,15 +371,55 @@ pub struct LogReader {
     held: Vec<u8>,
     /// `tail_lines`: a stream's records at or before this offset belong to earlier lines.
     skip_through: [Option<u64>; 2],
+    /// `tail_lines` starting in a rotated file: this many line ends of it are not shown.
+    skip_lines: usize,
+    /// `tail_lines` starting in a rotated file with a line that ends in the live file: the
+    /// live file's [`LogReader::skip_through`].
+    live_skip: [Option<u64>; 2],
     /// `tail_lines` until [`LogReader::open`] has placed the start.
     pending_tail: Option<usize>,
 }
 
+/// Which of a run's files a reader is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Rotated(RotKey),
+    Live,
+}
+
+enum Source {
+    Plain(File),
+    Gz(Box<flate2::read::GzDecoder<File>>),
+}
+
+#[derive(Debug, Clone)]
+struct LiveFile {
+    id: (u64, u64),
+    floor: Option<RotKey>,
+}
+
+fn file_id(m: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (m.dev(), m.ino())
+}
+
 impl LogReader {
+    /// Reads the log of the run whose live file is `path`, its rotated files first (oldest
+    /// first, `.gz` ones decompressed as they are read).
     pub fn open(path: &Path, opts: ReadOptions) -> io::Result<LogReader> {
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let base = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
         let mut reader = LogReader {
             path: path.to_owned(),
-            file: None,
+            dir,
+            base,
+            seg: Segment::Live,
+            src: None,
+            live: None,
             pos: 0,
             buf: Vec::new(),
             timestamps: opts.timestamps,
@@ -348,47 +427,202 @@ impl LogReader {
             long: None,
             held: Vec::new(),
             skip_through: [None, None],
+            skip_lines: 0,
+            live_skip: [None, None],
             pending_tail: opts.tail_lines,
         };
         reader.position()?;
-        // No file yet: whatever it will hold is new, so none of it is cut by `tail_lines`.
         reader.pending_tail = None;
         Ok(reader)
     }
 
-    /// Byte offset just past the last whole record read.
+    /// Byte offset in the current file just past the last whole record read.
     pub fn offset(&self) -> u64 {
         self.pos - self.buf.len() as u64
     }
 
-    /// Reads up to [`READ_BUF`] bytes of the file and appends their text (at most
-    /// [`MAX_CHUNK`] bytes) to `out`. `false` when there was nothing more to read.
+    /// Reads up to [`READ_BUF`] bytes and appends their text (at most [`MAX_CHUNK`] bytes) to
+    /// `out`. `false` when there was nothing more to read: the live file is at its end (or
+    /// not there yet). At the end of a rotated file, or of a live file that was rotated away
+    /// meanwhile, it goes on with the next file.
     pub fn read_chunk(&mut self, out: &mut Vec<u8>) -> io::Result<bool> {
-        let pos = self.pos;
-        let have = self.buf.len();
-        if self.file()?.is_none() {
-            return Ok(false);
-        }
-        let mut buf = std::mem::take(&mut self.buf);
-        buf.resize(READ_BUF, 0);
-        let read = match &self.file {
-            Some(file) => file.read_at(&mut buf[have..], pos),
-            None => Ok(0),
-        };
-        let n = match read {
-            Ok(n) => n,
-            Err(e) => {
-                buf.truncate(have);
-                self.buf = buf;
-                return Err(with_path(e, "read", &self.path));
+        loop {
+            if !self.ensure_open()? {
+                return Ok(false);
             }
+            let pos = self.pos;
+            let have = self.buf.len();
+            let mut buf = std::mem::take(&mut self.buf);
+            buf.resize(READ_BUF, 0);
+            let read = match &mut self.src {
+                Some(Source::Plain(file)) => file.read_at(&mut buf[have..], pos),
+                Some(Source::Gz(gz)) => io::Read::read(gz, &mut buf[have..]),
+                None => Ok(0),
+            };
+            let n = match read {
+                Ok(n) => n,
+                Err(e) => {
+                    buf.truncate(have);
+                    self.buf = buf;
+                    return Err(with_path(e, "read", &self.current_path()));
+                }
+            };
+            buf.truncate(have + n);
+            if n == 0 {
+                self.buf = buf;
+                if self.next_segment()? {
+                    continue;
+                }
+                return Ok(false);
+            }
+            self.pos += n as u64;
+            let used = self.take_records(&buf, out);
+            buf.drain(..used);
+            self.buf = buf;
+            return Ok(true);
+        }
+    }
+
+    fn current_path(&self) -> PathBuf {
+        match &self.seg {
+            Segment::Live => self.path.clone(),
+            Segment::Rotated(key) => {
+                self.dir
+                    .join(rotation::name(&self.base, key, rotation::Form::Plain))
+            }
+        }
+    }
+
+    /// The rotated files of this run now, oldest first.
+    fn rotated(&self) -> io::Result<Vec<Rotated>> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(with_path(e, "list", &self.dir)),
         };
-        buf.truncate(have + n);
-        self.pos += n as u64;
-        let used = self.take_records(&buf, out);
-        buf.drain(..used);
-        self.buf = buf;
-        Ok(n > 0)
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| with_path(e, "list", &self.dir))?;
+            if let Some(n) = entry.file_name().to_str() {
+                names.push(n.to_string());
+            }
+        }
+        Ok(rotation::rotated(
+            &self.base,
+            names.iter().map(String::as_str),
+        ))
+    }
+
+    /// Opens the current file if it is not open; `false` while the live file does not exist.
+    /// A rotated file removed meanwhile is passed over for the next one.
+    fn ensure_open(&mut self) -> io::Result<bool> {
+        while self.src.is_none() {
+            match self.seg.clone() {
+                Segment::Live => {
+                    let floor = self.rotated()?.last().map(|r| r.key.clone());
+                    match File::open(&self.path) {
+                        Ok(f) => {
+                            let id = file_id(
+                                &f.metadata().map_err(|e| with_path(e, "stat", &self.path))?,
+                            );
+                            self.live = Some(LiveFile { id, floor });
+                            self.src = Some(Source::Plain(f));
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+                        Err(e) => return Err(with_path(e, "open", &self.path)),
+                    }
+                }
+                Segment::Rotated(key) => {
+                    let all = self.rotated()?;
+                    let at = all
+                        .iter()
+                        .find(|r| r.key == key && r.form != rotation::Form::GzTmp);
+                    let Some(r) = at else {
+                        self.enter(rotation::successor(&all, Some(&key)));
+                        continue;
+                    };
+                    let path = self.dir.join(&r.name);
+                    match File::open(&path) {
+                        // Compressed or removed between the listing and the open: look again.
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(with_path(e, "open", &path)),
+                        Ok(f) if r.form == rotation::Form::Gz => {
+                            self.src = Some(Source::Gz(Box::new(flate2::read::GzDecoder::new(f))));
+                        }
+                        Ok(f) => self.src = Some(Source::Plain(f)),
+                    }
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Makes `next` (`None`: the live file) the file to read from its start. What is left of
+    /// a torn record at the end of the previous file is dropped; a line left unfinished there
+    /// goes on in the next.
+    fn enter(&mut self, next: Option<&Rotated>) {
+        self.seg = next.map_or(Segment::Live, |r| Segment::Rotated(r.key.clone()));
+        self.src = None;
+        self.live = None;
+        self.pos = 0;
+        self.buf.clear();
+        self.long = None;
+        self.skip_through = match self.seg {
+            Segment::Live => std::mem::take(&mut self.live_skip),
+            Segment::Rotated(_) => [None, None],
+        };
+    }
+
+    /// At the end of the current file: `true` when reading goes on in another one.
+    fn next_segment(&mut self) -> io::Result<bool> {
+        match self.seg.clone() {
+            Segment::Rotated(key) => {
+                let all = self.rotated()?;
+                self.enter(rotation::successor(&all, Some(&key)));
+                Ok(true)
+            }
+            Segment::Live => {
+                let Some(live) = self.live.clone() else {
+                    return Ok(false);
+                };
+                match std::fs::metadata(&self.path) {
+                    Ok(m) if file_id(&m) == live.id => return Ok(false),
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                        return Err(with_path(e, "stat", &self.path));
+                    }
+                    _ => {}
+                }
+                // Rotated away: the writer renamed it and writes no more to it. Read it to
+                // its end once more through the open descriptor, then go on after it. Its
+                // name: the plain rotated file that is this very file; else (compressed or
+                // removed meanwhile) the first rotated after those there were before it.
+                let all = self.rotated()?;
+                let mut key = None;
+                for r in all.iter().filter(|r| r.form == rotation::Form::Plain) {
+                    let path = self.dir.join(&r.name);
+                    if std::fs::metadata(&path).is_ok_and(|m| file_id(&m) == live.id) {
+                        key = Some(r.key.clone());
+                        break;
+                    }
+                }
+                let key = key.or_else(|| {
+                    rotation::successor(&all, live.floor.as_ref()).map(|r| r.key.clone())
+                });
+                self.live = None;
+                match key {
+                    Some(key) => self.seg = Segment::Rotated(key),
+                    // Gone without a trace: read what the descriptor has, then the new file.
+                    None => {
+                        let floor = all.last().map(|r| r.key.clone()).unwrap_or(RotKey {
+                            stamp: String::new(),
+                            seq: 0,
+                        });
+                        self.seg = Segment::Rotated(floor);
+                    }
+                }
+                Ok(true)
+            }
+        }
     }
 
     /// The end of the output, once the container has ended and the file was read to its end:
@@ -401,31 +635,64 @@ impl LogReader {
         }
     }
 
-    /// The open file, opened now if it has appeared; `None` while it does not exist.
-    fn file(&mut self) -> io::Result<Option<&File>> {
-        if self.file.is_none() {
-            match File::open(&self.path) {
-                Ok(f) => self.file = Some(f),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(with_path(e, "open", &self.path)),
+    /// Places the start: the oldest file, or, for `tail_lines`, where the last N lines begin
+    /// (found in the live file, else counted back through the rotated ones).
+    fn position(&mut self) -> io::Result<()> {
+        let all = self.rotated()?;
+        let Some(n) = self.pending_tail else {
+            self.enter(rotation::successor(&all, None));
+            return Ok(());
+        };
+        // One file per key, newest first: the plain one when both are there.
+        let mut keys: Vec<&Rotated> = Vec::new();
+        for r in all.iter().filter(|r| r.form != rotation::Form::GzTmp) {
+            if keys.last().is_none_or(|k| k.key != r.key) {
+                keys.push(r);
             }
         }
-        Ok(self.file.as_ref())
-    }
-
-    /// Finds where the last `tail_lines` lines begin, if the file exists.
-    fn position(&mut self) -> io::Result<()> {
-        let Some(n) = self.pending_tail else {
-            return Ok(());
-        };
-        let path = self.path.clone();
-        let Some(file) = self.file()? else {
-            return Ok(());
-        };
-        let (pos, skip) = tail_start(file, n).map_err(|e| with_path(e, "read", &path))?;
-        self.pos = pos;
-        self.skip_through = skip;
-        self.pending_tail = None;
+        self.enter(None);
+        let mut remaining = n;
+        if self.ensure_open()?
+            && let Some(Source::Plain(file)) = &self.src
+        {
+            let (pos, skip, count) =
+                tail_start(file, n).map_err(|e| with_path(e, "read", &self.path))?;
+            // A stream with no boundary has its first line shown begin before this file: in
+            // the rotated file before it, whose unfinished records then come first.
+            let begun_before = count > 0 && pos == 0 && skip.iter().any(Option::is_none);
+            let begun_before = begun_before && !keys.is_empty();
+            if count >= n && !begun_before {
+                self.pos = pos;
+                self.skip_through = skip;
+                return Ok(());
+            }
+            if count >= n {
+                self.live_skip = skip;
+                remaining = 0;
+            } else {
+                remaining = n - count;
+            }
+        }
+        for r in keys.into_iter().rev() {
+            let path = self.dir.join(&r.name);
+            let file = match File::open(&path) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                other => other.map_err(|e| with_path(e, "open", &path))?,
+            };
+            let count = if r.form == rotation::Form::Gz {
+                count_line_ends(flate2::read::GzDecoder::new(file))
+            } else {
+                count_line_ends(file)
+            }
+            .map_err(|e| with_path(e, "read", &path))?;
+            if count >= remaining {
+                self.enter(Some(r));
+                self.skip_lines = count - remaining;
+                return Ok(());
+            }
+            remaining -= count;
+        }
+        self.enter(rotation::successor(&all, None));
         Ok(())
     }
 
@@ -448,6 +715,9 @@ impl LogReader {
                 self.long = None;
                 if !long.skip && !long.partial {
                     self.end_line(out);
+                }
+                if long.counted && !long.partial {
+                    self.skip_lines = self.skip_lines.saturating_sub(1);
                 }
                 i = end + 1;
                 continue;
@@ -479,6 +749,12 @@ impl LogReader {
         {
             return;
         }
+        if offset.is_some() && self.skip_lines > 0 {
+            if !rec.partial {
+                self.skip_lines -= 1;
+            }
+            return;
+        }
         loop {
             match self.open {
                 Some(open) if open != rec.stream => {
@@ -507,13 +783,16 @@ impl LogReader {
             self.long = Some(LongRecord {
                 partial: true,
                 skip: true,
+                counted: false,
             });
             return;
         };
-        let skip = self.skip_through[rec.stream.index()].is_some_and(|b| base <= b);
+        let counted = self.skip_lines > 0;
+        let skip = counted || self.skip_through[rec.stream.index()].is_some_and(|b| base <= b);
         self.long = Some(LongRecord {
             partial: rec.partial,
             skip,
+            counted,
         });
         if skip {
             return;
@@ -572,13 +851,13 @@ impl LogReader {
 /// stream). A stream with no record after the `n`-th line end contributes nothing before it;
 /// one with no record for [`TAIL_LOOKBACK`] bytes is taken to begin its line there (else one
 /// stderr line at the end of a big stdout log would make `--tail` read all of it).
-fn tail_start(file: &File, n: usize) -> io::Result<(u64, [Option<u64>; 2])> {
+fn tail_start(file: &File, n: usize) -> io::Result<(u64, [Option<u64>; 2], usize)> {
     let len = file.metadata()?.len();
     let mut back = Backwards::new(file);
     // Past the last newline is a record still being written: not a line yet.
     let end = back.prev_newline(len)?.map_or(0, |p| p + 1);
     if n == 0 {
-        return Ok((end, [None, None]));
+        return Ok((end, [None, None], 0));
     }
     let mut seen = [false; 2];
     let mut count = 0;
@@ -638,7 +917,51 @@ fn tail_start(file: &File, n: usize) -> io::Result<(u64, [Option<u64>; 2])> {
     } else {
         boundary.iter().flatten().copied().min().unwrap_or(0)
     };
-    Ok((from, if found { boundary } else { [None, None] }))
+    Ok((from, if found { boundary } else { [None, None] }, count))
+}
+
+/// The line ends (`F` records) in a rotated file, reading it forwards with a fixed buffer.
+fn count_line_ends(r: impl io::Read) -> io::Result<usize> {
+    use io::BufRead as _;
+    const HEAD: usize = 64;
+    let mut r = io::BufReader::with_capacity(READ_BUF, r);
+    let mut head: Vec<u8> = Vec::with_capacity(HEAD);
+    let mut count = 0;
+    loop {
+        let buf = r.fill_buf()?;
+        let len = buf.len();
+        if len == 0 {
+            return Ok(count);
+        }
+        let mut i = 0;
+        while i < len {
+            let nl = buf[i..].iter().position(|&b| b == b'\n');
+            let end = nl.map_or(len, |nl| i + nl);
+            let take = (end - i).min(HEAD - head.len());
+            head.extend_from_slice(&buf[i..i + take]);
+            if nl.is_some() {
+                if record_tag(&head) == Some(false) {
+                    count += 1;
+                }
+                head.clear();
+                i = end + 1;
+            } else {
+                i = len;
+            }
+        }
+        r.consume(len);
+    }
+}
+
+/// Whether the record starting with `head` is a `P` (`Some(true)`) or an `F`, without
+/// parsing its timestamp; `None` when it is not a record.
+fn record_tag(head: &[u8]) -> Option<bool> {
+    let (_, rest) = split_space(head)?;
+    let (stream, rest) = split_space(rest)?;
+    if stream != b"stdout" && stream != b"stderr" {
+        return None;
+    }
+    Some(rest.first()? == &b'P')
 }
 
 /// Reads a file backwards one block at a time, for [`tail_start`].
@@ -1185,7 +1508,7 @@ mod tests {
         assert!(out.len() > 20 << 20);
         let (_d, path) = write_file(&out);
         let file = File::open(&path).unwrap();
-        let (from, _) = tail_start(&file, 2).unwrap();
+        let (from, _, _) = tail_start(&file, 2).unwrap();
         assert!(
             out.len() as u64 - from <= 4 << 20,
             "reads from {from} of {}",
@@ -1220,5 +1543,137 @@ mod tests {
             err.to_string().contains(&dir.path().display().to_string()),
             "{err}"
         );
+    }
+
+    /// `count` numbered stdout lines from `from`, as records (one batch each).
+    fn numbered(from: usize, count: usize) -> Vec<u8> {
+        let mut enc = CriEncoder::new();
+        let mut out = Vec::new();
+        for i in from..from + count {
+            enc.push(
+                Stream::Stdout,
+                format!("line {i}\n").as_bytes(),
+                ts(i as i64),
+                &mut out,
+            );
+        }
+        out
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(bytes).unwrap();
+        enc.finish().unwrap()
+    }
+
+    fn lines(from: usize, to: usize) -> String {
+        (from..to).map(|i| format!("line {i}\n")).collect()
+    }
+
+    /// A run rotated three times (the older two compressed, as the writer leaves them) plus a
+    /// file of another run: reading goes through them in order, `.gz` ones decompressed.
+    fn rotated_run() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("0.log.20261127-101112.gz"), gzip(&numbered(0, 100))).unwrap();
+        std::fs::write(
+            d.join("0.log.20261127-101112.1.gz"),
+            gzip(&numbered(100, 100)),
+        )
+        .unwrap();
+        std::fs::write(d.join("0.log.20261127-101113"), numbered(200, 100)).unwrap();
+        std::fs::write(d.join("0.log"), numbered(300, 5)).unwrap();
+        std::fs::write(d.join("1.log.20261127-101110"), numbered(900, 3)).unwrap();
+        let path = d.join("0.log");
+        (dir, path)
+    }
+
+    #[test]
+    fn a_read_goes_through_the_rotated_files_in_order() {
+        let (_d, path) = rotated_run();
+        assert_eq!(
+            read_log(&path, ReadOptions::default()).unwrap(),
+            lines(0, 305)
+        );
+    }
+
+    #[test]
+    fn tail_reaches_back_into_rotated_and_compressed_files() {
+        let (_d, path) = rotated_run();
+        for n in [0, 1, 5, 6, 100, 105, 106, 250, 305, 1000] {
+            let from = 305usize.saturating_sub(n);
+            assert_eq!(tail(&path, n), lines(from, 305), "tail {n}");
+        }
+        // No live file (just rotated): the rotated ones still count.
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(tail(&path, 3), lines(297, 300));
+    }
+
+    #[test]
+    fn a_line_split_across_a_rotation_reads_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let mut enc = CriEncoder::new();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        enc.push(Stream::Stdout, &vec![b'x'; 20_000], ts(0), &mut a);
+        enc.push(Stream::Stdout, b"yy\nlast\n", ts(1), &mut b);
+        std::fs::write(d.join("0.log.20261127-101112"), &a).unwrap();
+        std::fs::write(d.join("0.log"), &b).unwrap();
+        let path = d.join("0.log");
+        let whole = format!("{}yy\nlast\n", "x".repeat(20_000));
+        assert!(read_log(&path, ReadOptions::default()).unwrap() == whole);
+        assert!(
+            tail(&path, 2) == whole,
+            "the line begun in the rotated file, whole"
+        );
+        assert_eq!(tail(&path, 1), "last\n");
+    }
+
+    /// The writer rotates while a follower reads: the follower reads the renamed file to its
+    /// end through its descriptor, then the files after it, each line once, in order, also
+    /// when it falls two rotations behind and the one it missed was compressed meanwhile.
+    #[test]
+    fn a_follower_goes_across_rotations_without_losing_or_repeating_lines() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let path = d.join("0.log");
+        let append = |p: &Path, bytes: &[u8]| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .unwrap()
+                .write_all(bytes)
+                .unwrap();
+        };
+        append(&path, &numbered(0, 10));
+        let mut f = LogReader::open(&path, ReadOptions::default()).unwrap();
+        assert_eq!(drain(&mut f), lines(0, 10));
+
+        // Written, then rotated, then the new live file: before the follower looks again.
+        append(&path, &numbered(10, 5));
+        let r1 = d.join("0.log.20261127-101112");
+        std::fs::rename(&path, &r1).unwrap();
+        assert_eq!(drain(&mut f), lines(10, 15), "the rest of the renamed file");
+        append(&path, &numbered(15, 5));
+        assert_eq!(drain(&mut f), lines(15, 20), "then the new live file");
+
+        // Two rotations before it looks again; the first of them compressed meanwhile.
+        append(&path, &numbered(20, 5));
+        let r2 = d.join("0.log.20261127-101112.1");
+        std::fs::rename(&path, &r2).unwrap();
+        append(&path, &numbered(25, 5));
+        std::fs::rename(&path, d.join("0.log.20261127-101113")).unwrap();
+        std::fs::write(
+            d.join("0.log.20261127-101112.1.gz"),
+            gzip(&std::fs::read(&r2).unwrap()),
+        )
+        .unwrap();
+        std::fs::remove_file(&r2).unwrap();
+        append(&path, &numbered(30, 5));
+        assert_eq!(drain(&mut f), lines(20, 35));
+        assert_eq!(drain(&mut f), "");
     }
 }
