@@ -51,6 +51,15 @@ pub fn launch(
             &container.name,
             restart_count,
         ),
+        // Validation refused bad quantities; one that slipped in (an older state) runs
+        // without limits rather than not at all.
+        limits: container
+            .resources
+            .as_ref()
+            .and_then(|r| crate::quantity::resource_limits(r).ok())
+            .unwrap_or_default(),
+        pids_limit: None,
+        user: None,
     }
 }
 

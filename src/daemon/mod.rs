@@ -246,9 +246,11 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (runtime_tx, runtime_rx) = mpsc::unbounded_channel();
-    let processes = Arc::new(crate::runtime::process::ProcessRuntime::new(
+    let cgroups = setup_cgroups(&cfg, &layout);
+    let processes = Arc::new(crate::runtime::process::ProcessRuntime::with_cgroups(
         clock.clone(),
         runtime_tx,
+        cgroups,
     ));
     let log_feeds = processes.log_feeds();
     let runtime: Arc<dyn Runtime> = processes.clone();
@@ -303,9 +305,47 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     };
     let result = daemon.run_loop(inputs, signals).await;
     serve::notify("STOPPING=1");
+    // The containers are done: what they left behind goes too.
+    daemon.runtime.shutdown();
     server.abort();
     let _ = std::fs::remove_file(&daemon.layout.socket);
     result
+}
+
+/// Detects and sets up the pods' cgroups (`runtime/cgroup.rs`); `None`, logged with the
+/// reason, when the daemon runs without them.
+fn setup_cgroups(cfg: &Config, layout: &Layout) -> Option<Arc<crate::runtime::cgroup::Cgroups>> {
+    use crate::runtime::cgroup::{CgroupMode, Cgroups, Host, detect, instance_name};
+    let under_systemd = std::env::var_os("INVOCATION_ID").is_some();
+    let mode = match cfg.cgroups {
+        crate::config::CgroupsSetting::None => CgroupMode::None {
+            reason: "cgroups: none in the config".into(),
+        },
+        crate::config::CgroupsSetting::Auto => {
+            let self_cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+            detect(&Host {
+                root: std::path::Path::new("/sys/fs/cgroup"),
+                self_cgroup: &self_cgroup,
+                under_systemd,
+                instance: &instance_name(&layout.state),
+            })
+        }
+    };
+    let limits_note = if cfg.pod_pids_limit >= 0 {
+        "; podPidsLimit and resources limits are not enforced"
+    } else {
+        "; resources limits are not enforced"
+    };
+    match Cgroups::setup(mode, under_systemd) {
+        Ok(cg) => {
+            tracing::info!(mode = ?cg.mode, "pods run in cgroups");
+            Some(Arc::new(cg))
+        }
+        Err(reason) => {
+            tracing::warn!(%reason, "running without cgroups{limits_note}");
+            None
+        }
+    }
 }
 
 /// `jobvisor recover-state`: the explicit way out of a corrupt journal (see `store::recover`).

@@ -79,14 +79,16 @@ impl Daemon {
                     .containers
                     .iter()
                     .find(|c| c.name == s.container)?;
-                Some(launch(
+                let mut l = launch(
                     &rec.pod,
                     c,
                     s.restart_count,
                     &self.layout.logs,
                     &self.home,
                     &self.cfg.images,
-                ))
+                );
+                l.pids_limit = (self.cfg.pod_pids_limit >= 0).then_some(self.cfg.pod_pids_limit);
+                Some(l)
             })
             .collect();
         let involved = pod_ref(&rec.pod);
@@ -94,6 +96,18 @@ impl Daemon {
         drop(rec);
         for e in &d.events {
             self.record_event(involved.clone(), e.clone(), "kubelet");
+        }
+        if !self.runtime.enforces_limits() {
+            for l in launches.iter().filter(|l| !l.limits.is_empty()) {
+                let e = crate::controller::EventSpec::warning(
+                    "LimitsNotEnforced",
+                    format!(
+                        "resources of container {} are not enforced: the daemon runs without cgroups",
+                        l.container
+                    ),
+                );
+                self.record_event(involved.clone(), e, "kubelet");
+            }
         }
         // A settled pod's sync usually changes nothing: it is unpacked only to change it.
         let starts = launches.iter().any(|l| l.refused.is_none());

@@ -775,8 +775,8 @@ fn container<'a>(
     if c.volume_mounts.is_some() {
         v.not_yet(&p("volumeMounts"));
     }
-    if c.resources.as_ref().is_some_and(|r| !is_empty_object(r)) {
-        v.warn(&p("resources"), "resource limits are not enforced yet");
+    if let Some(r) = c.resources.as_ref().filter(|r| !is_empty_object(r)) {
+        resources(r, &p("resources"), v);
     }
     if c.security_context.is_some() {
         v.not_yet(&p("securityContext"));
@@ -826,6 +826,35 @@ fn runnable(c: &Container, path: &str, images: Option<&Images>, v: &mut Findings
             v.invalid(&format!("{path}.image"), &image, &error.to_string());
         }
         Err(why) => v.required(&format!("{path}.command"), &why.to_string()),
+    }
+}
+
+/// `resources`: `cpu` and `memory` limits and requests, checked as the API server does
+/// (`crate::quantity::resource_limits`); anything else is named and ignored.
+fn resources(r: &Value, path: &str, v: &mut Findings) {
+    if let Err(errors) = crate::quantity::resource_limits(r) {
+        for e in errors {
+            v.errors.push(format!("{path}.{e}"));
+        }
+    }
+    let Some(map) = r.as_object() else {
+        v.invalid(path, "", "must be an object");
+        return;
+    };
+    for (section, value) in map {
+        match section.as_str() {
+            "limits" | "requests" => {
+                for name in value.as_object().into_iter().flat_map(|m| m.keys()) {
+                    if name != "cpu" && name != "memory" {
+                        v.warn(
+                            &format!("{path}.{section}[{name}]"),
+                            "ignored: only cpu and memory are enforced",
+                        );
+                    }
+                }
+            }
+            other => v.not_yet(&format!("{path}.{other}")),
+        }
     }
 }
 
@@ -1290,8 +1319,11 @@ spec:
             ),
             (
                 "resources",
-                |j| c0(j).resources = Some(json!({"limits": {"cpu": "1"}})),
-                "spec.template.spec.containers[0].resources: resource limits are not enforced yet",
+                |j| {
+                    c0(j).resources =
+                        Some(json!({"limits": {"cpu": "1", "ephemeral-storage": "1Gi"}}))
+                },
+                "spec.template.spec.containers[0].resources.limits[ephemeral-storage]: ignored: only cpu and memory are enforced",
             ),
             (
                 "ports",

@@ -11,9 +11,11 @@ use jiff::Timestamp;
 
 use crate::api::TerminatedReason;
 
+pub mod cgroup;
 mod ledger;
 pub mod logs;
 pub mod process;
+mod procs;
 mod reaper;
 mod spawn;
 pub mod spool;
@@ -41,6 +43,21 @@ pub struct ContainerLaunch {
     pub working_dir: PathBuf,
     /// `logs/pods/<ns>_<pod>_<uid>/<container>/<restart_count>.log`
     pub log_path: PathBuf,
+    /// `resources` of the container, applied to its cgroup (when there are cgroups).
+    pub limits: cgroup::Limits,
+    /// The config's `podPidsLimit`, applied to the pod's cgroup (`None`: no limit).
+    pub pids_limit: Option<i64>,
+    /// The user the process runs as (`securityContext`); `None`: the daemon's own.
+    pub user: Option<RunAs>,
+}
+
+/// Credentials of a container's process, set in the child before exec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunAs {
+    pub uid: u32,
+    pub gid: u32,
+    /// Supplementary groups (`supplementalGroups`, then `fsGroup`).
+    pub groups: Vec<u32>,
 }
 
 impl std::fmt::Debug for ContainerLaunch {
@@ -64,7 +81,8 @@ pub struct ExitInfo {
     /// `Completed` (exit 0), `Error` (non-zero or signal), `StartError` (exec failed).
     pub reason: TerminatedReason,
     /// For StartError: the OS error worded like runc's, e.g.
-    /// `exec: "nope": executable file not found in $PATH`.
+    /// `exec: "nope": executable file not found in $PATH`. For OOMKilled: set by the kernel's
+    /// count, never guessed from the exit code.
     pub message: Option<String>,
     pub started_at: Timestamp,
     pub finished_at: Timestamp,
@@ -103,4 +121,16 @@ pub trait Runtime: Send + Sync + 'static {
     fn kill_leftover(&self, pid: u32, proc_start: Option<u64>);
     /// Number of containers currently running.
     fn running(&self) -> usize;
+    /// Whether `resources` limits are enforced (cgroups are in use); when not, the daemon
+    /// warns on pods that set them.
+    fn enforces_limits(&self) -> bool {
+        true
+    }
+    /// `(cpu nanoseconds, memory bytes)` a pod uses now, from its cgroup (`top pods`).
+    fn usage(&self, _pod_uid: &str) -> Option<(Option<u64>, Option<u64>)> {
+        None
+    }
+    /// The daemon is stopping and its containers are done: kill whatever they left behind
+    /// (every pod cgroup; without cgroups, every process below the daemon).
+    fn shutdown(&self) {}
 }

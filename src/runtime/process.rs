@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::cgroup::Cgroups;
 use super::logs::LogFeeds;
 use super::supervise::{self, Shared};
 use super::{ContainerLaunch, Runtime, RuntimeEvent};
@@ -37,8 +38,18 @@ impl ProcessRuntime {
     /// # Panics
     /// When called outside a tokio runtime.
     pub fn new(clock: Arc<dyn Clock>, events: UnboundedSender<RuntimeEvent>) -> ProcessRuntime {
+        Self::with_cgroups(clock, events, None)
+    }
+
+    /// Like [`ProcessRuntime::new`], putting each pod and container in its cgroup when
+    /// `cgroups` is set up (`cgroup.rs`).
+    pub fn with_cgroups(
+        clock: Arc<dyn Clock>,
+        events: UnboundedSender<RuntimeEvent>,
+        cgroups: Option<Arc<Cgroups>>,
+    ) -> ProcessRuntime {
         ProcessRuntime {
-            shared: Shared::new(clock, events),
+            shared: Shared::new(clock, events, cgroups),
         }
     }
 
@@ -48,7 +59,12 @@ impl ProcessRuntime {
     /// mistake never touches the first one's processes. Returns how many were killed.
     pub fn take_over_spawns(&self, path: &std::path::Path) -> std::io::Result<usize> {
         let (ledger, previous) = super::ledger::Ledger::take_over(path)?;
-        let mut killed = 0;
+        // Leftovers by cgroup first: that finds every process of every pod, escapees too.
+        let mut killed = self
+            .shared
+            .cgroups
+            .as_ref()
+            .map_or(0, |cg| cg.kill_all_pods());
         for (pid, start) in previous {
             if proc_start_time(pid) == Some(start) {
                 supervise::kill_leftover(pid, Some(start));
@@ -80,6 +96,28 @@ impl Runtime for ProcessRuntime {
 
     fn running(&self) -> usize {
         self.shared.running()
+    }
+
+    fn enforces_limits(&self) -> bool {
+        self.shared
+            .cgroups
+            .as_ref()
+            .is_some_and(|cg| cg.enforces_limits())
+    }
+
+    fn usage(&self, pod_uid: &str) -> Option<(Option<u64>, Option<u64>)> {
+        self.shared.cgroups.as_ref().map(|cg| cg.usage(pod_uid))
+    }
+
+    fn shutdown(&self) {
+        if let Some(cg) = &self.shared.cgroups {
+            cg.kill_all_pods();
+            cg.remove_base();
+        }
+        // Without cgroups, or what escaped them: every process still below the daemon.
+        let me = nix::unistd::getpid().as_raw();
+        let procs = super::procs::scan();
+        super::procs::kill_all(&super::procs::descendants(&procs, &[me]));
     }
 }
 
@@ -113,6 +151,9 @@ mod perf {
             refused: None,
             env: vec![("PATH".into(), "/usr/bin:/bin".into())],
             working_dir: dir.path().into(),
+            limits: Default::default(),
+            pids_limit: None,
+            user: None,
             log_path: super::super::logs::container_log_path(
                 dir.path(),
                 "default",

@@ -91,6 +91,9 @@ impl Harness {
             refused: None,
             env: vec![("PATH".into(), PATH.into())],
             working_dir: self.dir.path().to_path_buf(),
+            limits: Default::default(),
+            pids_limit: None,
+            user: None,
         }
     }
 

@@ -15,3 +15,4 @@ mod images;
 mod lifecycle;
 mod pods;
 mod retention;
+mod supervision;

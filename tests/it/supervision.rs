@@ -1,0 +1,245 @@
+//! Supervision like systemd: cgroups per pod and container, whole-tree kills, limits, OOM.
+//!
+//! Tests that need root and a writable cgroup file system print a `SKIP` line and return
+//! elsewhere; the whole-tree kills also run with `cgroups: none`, which needs neither.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::*;
+
+const T: Duration = Duration::from_secs(60);
+
+fn config(extra: &str) -> String {
+    format!("{FAST_CONFIG}{extra}")
+}
+
+/// Root with a cgroup file system we may write: else prints why this test is skipped.
+fn cgroups_or_skip(test: &str) -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    let fs = std::path::Path::new("/sys/fs/cgroup").exists();
+    if !(root && fs) {
+        eprintln!("SKIP {test}: needs root and /sys/fs/cgroup (root: {root}, cgroupfs: {fs})");
+    }
+    root && fs
+}
+
+fn pod_yaml(name: &str, script: &str, extra_container: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: busybox
+    command: [sh, -c, {}]
+{extra_container}",
+        serde_json::to_string(script).expect("json")
+    )
+}
+
+fn pod(d: &TestDaemon, name: &str) -> Value {
+    d.get_json(&format!("/api/v1/namespaces/default/pods/{name}"))
+        .1
+}
+
+fn wait_pod(d: &TestDaemon, name: &str, what: &str, cond: impl Fn(&Value) -> bool) -> Value {
+    let mut last = Value::Null;
+    let ok = wait_until(T, || {
+        last = pod(d, name);
+        cond(&last)
+    });
+    assert!(
+        ok,
+        "pod {name} never {what}: {last:#}\n--- daemon log ---\n{}",
+        tail(&d.daemon_log(), 40)
+    );
+    last
+}
+
+fn terminated(p: &Value) -> &Value {
+    &p["status"]["containerStatuses"][0]["state"]["terminated"]
+}
+
+/// Pids whose command line is exactly `argv`.
+fn pids_running(argv: &[&str]) -> Vec<u32> {
+    let want: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want))
+        .filter(|pid| crate::files::process_alive(*pid))
+        .collect()
+}
+
+/// The issue's escapee: a grandchild in a session of its own that ignores SIGTERM.
+fn escapee_script(n: u32) -> String {
+    format!(
+        "setsid sh -c 'trap \"\" TERM; exec sleep {n}' & sleep {}",
+        n + 1
+    )
+}
+
+fn wait_escapee(d: &TestDaemon, n: u32) -> u32 {
+    let mut pids = Vec::new();
+    let ok = wait_until(T, || {
+        pids = pids_running(&["sleep", &n.to_string()]);
+        !pids.is_empty()
+    });
+    assert!(ok, "sleep {n} never ran\n{}", tail(&d.daemon_log(), 40));
+    pids[0]
+}
+
+fn wait_gone(pid: u32, what: &str) {
+    let start = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok();
+    let ok = wait_until(T, || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).ok() != start
+            || !crate::files::process_alive(pid)
+    });
+    if !ok {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    assert!(ok, "{what}: pid {pid} still runs");
+}
+
+fn escapee_dies_with_its_pod(cgroups: &str, n: u32) {
+    let d = TestDaemon::start_with(&config(&format!("cgroups: {cgroups}\n")));
+    d.drop_manifest("esc.yaml", &pod_yaml("esc", &escapee_script(n), ""));
+    let pid = wait_escapee(&d, n);
+    d.cli_ok(&["delete", "pod", "esc"]);
+    wait_gone(pid, "the setsid'd grandchild outlived its pod");
+}
+
+fn escapee_dies_with_the_daemon(cgroups: &str, n: u32) {
+    let mut d = TestDaemon::start_with(&config(&format!("cgroups: {cgroups}\n")));
+    d.drop_manifest("esc.yaml", &pod_yaml("esc", &escapee_script(n), ""));
+    let pid = wait_escapee(&d, n);
+    d.stop();
+    wait_gone(pid, "the setsid'd grandchild outlived the daemon");
+}
+
+#[test]
+fn setsid_grandchild_dies_with_its_pod_in_cgroups() {
+    if cgroups_or_skip("setsid_grandchild_dies_with_its_pod_in_cgroups") {
+        escapee_dies_with_its_pod("auto", 1001);
+    }
+}
+
+#[test]
+fn setsid_grandchild_dies_with_its_pod_without_cgroups() {
+    escapee_dies_with_its_pod("none", 1011);
+}
+
+#[test]
+fn setsid_grandchild_dies_with_the_daemon_in_cgroups() {
+    if cgroups_or_skip("setsid_grandchild_dies_with_the_daemon_in_cgroups") {
+        escapee_dies_with_the_daemon("auto", 1021);
+    }
+}
+
+#[test]
+fn setsid_grandchild_dies_with_the_daemon_without_cgroups() {
+    escapee_dies_with_the_daemon("none", 1031);
+}
+
+/// The container is in `pod<uid>/main` from its first instruction on: the process reads its
+/// own cgroup as the first thing it does.
+#[test]
+fn containers_start_inside_their_pod_cgroup() {
+    if !cgroups_or_skip("containers_start_inside_their_pod_cgroup") {
+        return;
+    }
+    let d = TestDaemon::start_with(&config("cgroups: auto\n"));
+    d.drop_manifest(
+        "where.yaml",
+        &pod_yaml("where", "cat /proc/self/cgroup", ""),
+    );
+    let p = wait_pod(&d, "where", "completed", |p| {
+        terminated(p)["reason"] == "Completed"
+    });
+    let uid = p["metadata"]["uid"].as_str().unwrap_or_default().to_owned();
+    let log = d.cli_ok(&["logs", "where"]);
+    let want = format!("/pod{uid}/main");
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(":memory:") || l.contains(":pids:") || l.starts_with("0::"))
+        .collect();
+    assert!(!lines.is_empty(), "{log}");
+    for l in lines {
+        assert!(l.ends_with(&want), "{l} is not in {want}:\n{log}");
+    }
+}
+
+#[test]
+fn memory_hog_is_oom_killed_and_the_daemon_lives() {
+    if !cgroups_or_skip("memory_hog_is_oom_killed_and_the_daemon_lives") {
+        return;
+    }
+    let d = TestDaemon::start_with(&config("cgroups: auto\n"));
+    let limits = "    resources:\n      limits:\n        memory: 32Mi\n";
+    d.drop_manifest("hog.yaml", &pod_yaml("hog", "exec tail /dev/zero", limits));
+    let p = wait_pod(&d, "hog", "ended", |p| terminated(p).is_object());
+    assert_eq!(terminated(&p)["reason"], "OOMKilled", "{p:#}");
+    assert_eq!(terminated(&p)["exitCode"], 137);
+    // The daemon still answers.
+    assert_eq!(pod(&d, "hog")["metadata"]["name"], "hog");
+}
+
+/// Killed by a plain SIGKILL, not the OOM killer: `Error` with 137, never a guessed OOMKilled.
+#[test]
+fn sigkill_without_oom_is_not_oomkilled() {
+    if !cgroups_or_skip("sigkill_without_oom_is_not_oomkilled") {
+        return;
+    }
+    let d = TestDaemon::start_with(&config("cgroups: auto\n"));
+    let limits = "    resources:\n      limits:\n        memory: 32Mi\n";
+    d.drop_manifest("k.yaml", &pod_yaml("k", "kill -9 $$$$", limits));
+    let p = wait_pod(&d, "k", "ended", |p| terminated(p).is_object());
+    assert_eq!(terminated(&p)["reason"], "Error", "{p:#}");
+    assert_eq!(terminated(&p)["exitCode"], 137);
+}
+
+#[test]
+fn fork_bomb_stops_at_the_pids_limit() {
+    if !cgroups_or_skip("fork_bomb_stops_at_the_pids_limit") {
+        return;
+    }
+    let d = TestDaemon::start_with(&config("cgroups: auto\npodPidsLimit: 20\n"));
+    // Each successful fork says so; the shell gives up at the first that fails.
+    let script = "i=0; while [ $i -lt 100 ]; do sleep 30 & echo forked; i=$((i+1)); done";
+    d.drop_manifest("bomb.yaml", &pod_yaml("bomb", script, ""));
+    let p = wait_pod(&d, "bomb", "ended", |p| terminated(p).is_object());
+    let log = d.cli_ok(&["logs", "bomb"]);
+    let forked = log.lines().filter(|l| *l == "forked").count();
+    assert!(forked < 20, "{forked} forks under a limit of 20:\n{log}");
+    assert_ne!(terminated(&p)["exitCode"], 0, "{p:#}\n{log}");
+}
+
+#[test]
+fn limits_without_cgroups_run_with_a_warning() {
+    let d = TestDaemon::start_with(&config("cgroups: none\n"));
+    let limits = "    resources:\n      limits:\n        memory: 32Mi\n";
+    d.drop_manifest("w.yaml", &pod_yaml("w", "true", limits));
+    let p = wait_pod(&d, "w", "completed", |p| {
+        terminated(p)["reason"] == "Completed"
+    });
+    assert_eq!(p["status"]["phase"], "Succeeded");
+    assert!(
+        d.event_reasons().iter().any(|r| r == "LimitsNotEnforced"),
+        "{:?}",
+        d.event_reasons()
+    );
+}
