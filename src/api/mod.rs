@@ -13,6 +13,7 @@ use serde_json::Value;
 pub mod kind;
 mod label_map;
 pub mod labels;
+pub mod security;
 pub mod table;
 
 pub use cronjob::{

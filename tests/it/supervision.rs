@@ -243,3 +243,70 @@ fn limits_without_cgroups_run_with_a_warning() {
         d.event_reasons()
     );
 }
+
+#[test]
+fn run_as_user_65534_runs_as_nobody() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIP run_as_user_65534_runs_as_nobody: needs root");
+        return;
+    }
+    let d = TestDaemon::start_with(&config("cgroups: none\n"));
+    let sc = "  securityContext:\n    supplementalGroups: [4000]\n    fsGroup: 2000\n";
+    let yaml = pod_yaml("nobody", "id -u; id -g; id -G; echo $HOME", "")
+        .replace("  containers:\n", &format!("{sc}  containers:\n"))
+        + "    securityContext:\n      runAsUser: 65534\n";
+    d.drop_manifest("nobody.yaml", &yaml);
+    let p = wait_pod(&d, "nobody", "ended", |p| terminated(p).is_object());
+    assert_eq!(terminated(&p)["reason"], "Completed", "{p:#}");
+    let log = d.cli_ok(&["logs", "nobody"]);
+    let want_home = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(65534))
+        .ok()
+        .flatten()
+        .map_or_else(|| "/".to_owned(), |u| u.dir.display().to_string());
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines[0], "65534", "{log}");
+    let mut groups: Vec<&str> = lines[2].split_whitespace().collect();
+    groups.sort();
+    assert!(
+        groups.contains(&"4000") && groups.contains(&"2000"),
+        "{log}"
+    );
+    assert_eq!(lines[3], want_home, "{log}");
+}
+
+#[test]
+fn run_as_non_root_refuses_a_root_container() {
+    let d = TestDaemon::start_with(&config("cgroups: none\n"));
+    let yaml = pod_yaml(
+        "nonroot",
+        "true",
+        "    securityContext:\n      runAsNonRoot: true\n      runAsUser: 0\n",
+    );
+    d.drop_manifest("nonroot.yaml", &yaml);
+    let p = wait_pod(&d, "nonroot", "ended", |p| terminated(p).is_object());
+    assert_eq!(terminated(&p)["reason"], "StartError", "{p:#}");
+    let msg = terminated(&p)["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.starts_with("container's runAsUser breaks non-root policy"),
+        "{msg}"
+    );
+}
+
+/// After a crash, the next daemon finds what the last one left by its cgroups: the escapee
+/// too, which no pid the store or the spawn ledger recorded names.
+#[test]
+fn leftovers_of_a_crash_are_found_by_cgroup() {
+    if !cgroups_or_skip("leftovers_of_a_crash_are_found_by_cgroup") {
+        return;
+    }
+    let mut d = TestDaemon::start_with(&config("cgroups: auto\n"));
+    d.drop_manifest("esc.yaml", &pod_yaml("esc", &escapee_script(1041), ""));
+    let pid = wait_escapee(&d, 1041);
+    d.kill9();
+    assert!(
+        crate::files::process_alive(pid),
+        "a SIGKILLed daemon kills nothing"
+    );
+    d.respawn();
+    wait_gone(pid, "the escapee outlived the crash recovery");
+}
