@@ -90,22 +90,27 @@ fn escapee_script(n: u32) -> String {
     )
 }
 
-fn wait_escapee(d: &TestDaemon, n: u32) -> u32 {
+/// The escapee's pid and start time, once it runs.
+fn wait_escapee(d: &TestDaemon, n: u32) -> (u32, String) {
     let mut pids = Vec::new();
     let ok = wait_until(T, || {
         pids = pids_running(&["sleep", &n.to_string()]);
         !pids.is_empty()
     });
     assert!(ok, "sleep {n} never ran\n{}", tail(&d.daemon_log(), 40));
-    pids[0]
+    let start = start_time(pids[0]).unwrap_or_default();
+    (pids[0], start)
 }
 
-fn wait_gone(pid: u32, what: &str) {
-    let start = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok();
-    let ok = wait_until(T, || {
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).ok() != start
-            || !crate::files::process_alive(pid)
-    });
+/// Start time of `pid` (`/proc/<pid>/stat` field 22), if it is alive and not a zombie.
+fn start_time(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    (rest.first() != Some(&"Z")).then(|| rest.get(19).map(|s| s.to_string()))?
+}
+
+fn wait_gone((pid, start): (u32, String), what: &str) {
+    let ok = wait_until(T, || start_time(pid).as_ref() != Some(&start));
     if !ok {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid as i32),
@@ -118,17 +123,17 @@ fn wait_gone(pid: u32, what: &str) {
 fn escapee_dies_with_its_pod(cgroups: &str, n: u32) {
     let d = TestDaemon::start_with(&config(&format!("cgroups: {cgroups}\n")));
     d.drop_manifest("esc.yaml", &pod_yaml("esc", &escapee_script(n), ""));
-    let pid = wait_escapee(&d, n);
+    let esc = wait_escapee(&d, n);
     d.cli_ok(&["delete", "pod", "esc"]);
-    wait_gone(pid, "the setsid'd grandchild outlived its pod");
+    wait_gone(esc, "the setsid'd grandchild outlived its pod");
 }
 
 fn escapee_dies_with_the_daemon(cgroups: &str, n: u32) {
     let mut d = TestDaemon::start_with(&config(&format!("cgroups: {cgroups}\n")));
     d.drop_manifest("esc.yaml", &pod_yaml("esc", &escapee_script(n), ""));
-    let pid = wait_escapee(&d, n);
+    let esc = wait_escapee(&d, n);
     d.stop();
-    wait_gone(pid, "the setsid'd grandchild outlived the daemon");
+    wait_gone(esc, "the setsid'd grandchild outlived the daemon");
 }
 
 #[test]
@@ -301,12 +306,12 @@ fn leftovers_of_a_crash_are_found_by_cgroup() {
     }
     let mut d = TestDaemon::start_with(&config("cgroups: auto\n"));
     d.drop_manifest("esc.yaml", &pod_yaml("esc", &escapee_script(1041), ""));
-    let pid = wait_escapee(&d, 1041);
+    let esc = wait_escapee(&d, 1041);
     d.kill9();
     assert!(
-        crate::files::process_alive(pid),
+        crate::files::process_alive(esc.0),
         "a SIGKILLed daemon kills nothing"
     );
     d.respawn();
-    wait_gone(pid, "the escapee outlived the crash recovery");
+    wait_gone(esc, "the escapee outlived the crash recovery");
 }
