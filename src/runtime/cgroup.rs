@@ -519,23 +519,29 @@ impl Cgroups {
         }
     }
 
-    /// `(cpu nanoseconds, memory bytes)` used by a pod, for `top pods`.
-    pub fn usage(&self, pod_uid: &str) -> (Option<u64>, Option<u64>) {
+    /// `(cpu nanoseconds since it started, memory working set in bytes)` of a container,
+    /// for `top pods`.
+    pub fn usage(&self, pod_uid: &str, container: &str) -> (Option<u64>, Option<u64>) {
         let mut cpu = None;
         let mut mem = None;
         for t in &self.trees {
-            let d = Self::pod_dir(t, pod_uid);
+            let d = Self::pod_dir(t, pod_uid).join(container);
             match t.kind {
                 Kind::Unified if self.is_v2() => {
                     cpu = cpu.or_else(|| {
                         let s = std::fs::read_to_string(d.join("cpu.stat")).ok()?;
                         keyed_value(&s, "usage_usec").map(|u| u * 1000)
                     });
-                    mem = mem.or_else(|| read_u64(&d.join("memory.current")));
+                    // The kubelet's working set: usage less inactive file pages.
+                    mem = mem.or_else(|| {
+                        let usage = read_u64(&d.join("memory.current"))?;
+                        let stat = std::fs::read_to_string(d.join("memory.stat")).ok()?;
+                        let inactive = keyed_value(&stat, "inactive_file").unwrap_or(0);
+                        Some(usage.saturating_sub(inactive))
+                    });
                 }
                 Kind::V1("cpuacct") => cpu = cpu.or_else(|| read_u64(&d.join("cpuacct.usage"))),
                 Kind::V1("memory") => {
-                    // The kubelet's working set: usage minus inactive file pages.
                     mem = mem.or_else(|| {
                         let usage = read_u64(&d.join("memory.usage_in_bytes"))?;
                         let stat = std::fs::read_to_string(d.join("memory.stat")).ok()?;

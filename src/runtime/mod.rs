@@ -51,6 +51,17 @@ pub struct ContainerLaunch {
     pub user: Option<RunAs>,
 }
 
+/// A container's resource use, as metrics-server reports it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Usage {
+    /// CPU over `window`, in billionths of a core.
+    pub cpu_nanocores: Option<u64>,
+    /// The window the CPU figure covers.
+    pub window: Option<Duration>,
+    /// The working set (usage less inactive file pages), in bytes.
+    pub memory_bytes: Option<u64>,
+}
+
 /// Credentials of a container's process, set in the child before exec.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunAs {
@@ -126,8 +137,9 @@ pub trait Runtime: Send + Sync + 'static {
     fn enforces_limits(&self) -> bool {
         true
     }
-    /// `(cpu nanoseconds, memory bytes)` a pod uses now, from its cgroup (`top pods`).
-    fn usage(&self, _pod_uid: &str) -> Option<(Option<u64>, Option<u64>)> {
+    /// What a running container uses now, from its cgroup (`top pods`); `None` without
+    /// cgroups.
+    fn usage(&self, _pod_uid: &str, _container: &str) -> Option<Usage> {
         None
     }
     /// The daemon is stopping and its containers are done: kill whatever they left behind

@@ -14,14 +14,23 @@
 //! (see `reaper.rs`).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::cgroup::Cgroups;
 use super::logs::LogFeeds;
 use super::supervise::{self, Shared};
-use super::{ContainerLaunch, Runtime, RuntimeEvent};
+use super::{ContainerLaunch, Runtime, RuntimeEvent, Usage};
+
+/// The shortest CPU window `top pods` reports over.
+const MIN_WINDOW: Duration = Duration::from_secs(1);
+
+/// `ns` nanoseconds of CPU over `window`, in nanocores.
+fn per_second(ns: u64, window: Duration) -> u64 {
+    let w = window.as_nanos().max(1);
+    u64::try_from(u128::from(ns) * 1_000_000_000 / w).unwrap_or(u64::MAX)
+}
 use crate::clock::Clock;
 
 pub use super::spawn::{DEFAULT_PATH, proc_start_time};
@@ -30,6 +39,9 @@ pub use super::supervise::STOPPED_BEFORE_START;
 /// Runs containers as process groups of this host. See the module docs.
 pub struct ProcessRuntime {
     shared: Arc<Shared>,
+    /// The last CPU reading of each container (`top pods`): `(pod uid, container)` →
+    /// `(when, cpu ns)`.
+    samples: std::sync::Mutex<std::collections::HashMap<(String, String), (Instant, u64)>>,
 }
 
 impl ProcessRuntime {
@@ -50,6 +62,7 @@ impl ProcessRuntime {
     ) -> ProcessRuntime {
         ProcessRuntime {
             shared: Shared::new(clock, events, cgroups),
+            samples: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -105,8 +118,46 @@ impl Runtime for ProcessRuntime {
             .is_some_and(|cg| cg.enforces_limits())
     }
 
-    fn usage(&self, pod_uid: &str) -> Option<(Option<u64>, Option<u64>)> {
-        self.shared.cgroups.as_ref().map(|cg| cg.usage(pod_uid))
+    fn usage(&self, pod_uid: &str, container: &str) -> Option<Usage> {
+        let cg = self.shared.cgroups.as_ref()?;
+        let (cpu_ns, memory_bytes) = cg.usage(pod_uid, container);
+        let now = Instant::now();
+        let mut samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        // Runs that ended leave their readings behind: forget those of gone pods.
+        if samples.len() > 4 * self.shared.running() + 64 {
+            samples.retain(|(uid, c), _| self.shared.started(uid, c).is_some());
+        }
+        let key = (pod_uid.to_owned(), container.to_owned());
+        // Over the window since the previous look when it is at least a second old (as
+        // metrics-server's window), else since the container started.
+        let (window, cpu_nanocores) = match (cpu_ns, samples.get(&key)) {
+            (Some(ns), Some((then, before)))
+                if now.duration_since(*then) >= MIN_WINDOW && ns >= *before =>
+            {
+                let w = now.duration_since(*then);
+                (Some(w), Some(per_second(ns - before, w)))
+            }
+            (Some(ns), _) => match self.shared.started(pod_uid, container) {
+                Some(t) => {
+                    let w = now.duration_since(t);
+                    (Some(w), Some(per_second(ns, w)))
+                }
+                None => (None, None),
+            },
+            (None, _) => (None, None),
+        };
+        if let Some(ns) = cpu_ns
+            && samples
+                .get(&key)
+                .is_none_or(|(then, _)| now.duration_since(*then) >= MIN_WINDOW)
+        {
+            samples.insert(key, (now, ns));
+        }
+        Some(Usage {
+            cpu_nanocores,
+            window,
+            memory_bytes,
+        })
     }
 
     fn shutdown(&self) {

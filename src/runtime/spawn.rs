@@ -153,6 +153,7 @@ fn spawn(
         clone_exec(&mut args).inspect(|pid| {
             owned_pids().insert(pid.as_raw());
             ctl.pgid = Some(*pid);
+            ctl.started = Some(std::time::Instant::now());
         })
     };
     // Worded outside the locks: it looks at the file system.

@@ -84,6 +84,7 @@ pub(super) struct Shared {
 /// One container run, shared by its task and `stop_pod`.
 pub(super) struct Slot {
     ctl: Mutex<Ctl>,
+    pub(super) container: String,
 }
 
 #[derive(Default)]
@@ -95,6 +96,8 @@ pub(super) struct Ctl {
     pub(super) stopping: bool,
     /// SIGKILL was sent by a stop (no need to send it again).
     killed: bool,
+    /// When the process was spawned (for `top pods`' first CPU window).
+    pub(super) started: Option<std::time::Instant>,
     /// Without cgroups: sessions that descendants made of their own (`setsid`), found at the
     /// stop, killed with the container.
     sessions: Vec<(i32, Option<u64>)>,
@@ -164,6 +167,7 @@ impl Shared {
     pub(super) fn start(self: &Arc<Self>, launch: ContainerLaunch) {
         let slot = Arc::new(Slot {
             ctl: Mutex::new(Ctl::default()),
+            container: launch.container.clone(),
         });
         // Registered before returning, so a `stop_pod` right after `start` finds it.
         self.pods()
@@ -238,6 +242,15 @@ impl Shared {
 
     pub(super) fn running(&self) -> usize {
         self.running.load(Ordering::SeqCst)
+    }
+
+    /// When the running `container` of the pod was spawned.
+    pub(super) fn started(&self, pod_uid: &str, container: &str) -> Option<std::time::Instant> {
+        let slots = self.pods().get(pod_uid)?.clone();
+        slots
+            .iter()
+            .filter(|s| s.container == container)
+            .find_map(|s| s.ctl().started)
     }
 }
 
@@ -882,6 +895,7 @@ mod tests {
                 pgid: Some(pid),
                 ..Ctl::default()
             }),
+            container: "main".into(),
         };
         let status = reap(&slot, pid).unwrap();
         assert_eq!(status, Ok(WaitStatus::Exited(pid, 0)));

@@ -315,3 +315,43 @@ fn leftovers_of_a_crash_are_found_by_cgroup() {
     d.respawn();
     wait_gone(esc, "the escapee outlived the crash recovery");
 }
+
+#[test]
+fn top_pods_reads_the_pod_cgroups() {
+    if !cgroups_or_skip("top_pods_reads_the_pod_cgroups") {
+        return;
+    }
+    let d = TestDaemon::start_with(&config("cgroups: auto\n"));
+    let limits = "    resources:\n      limits:\n        cpu: 200m\n";
+    d.drop_manifest(
+        "busy.yaml",
+        &pod_yaml("busy", "while :; do :; done", limits),
+    );
+    wait_pod(&d, "busy", "running", |p| {
+        p["status"]["containerStatuses"][0]["state"]["running"].is_object()
+    });
+    let mut out = String::new();
+    let ok = wait_until(T, || {
+        out = d.cli_ok(&["top", "pods"]);
+        out.lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("busy") && !l.contains(" 0m "))
+    });
+    assert!(ok, "{out}");
+    assert_eq!(
+        out.lines()
+            .next()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>()),
+        Some(vec!["NAME", "CPU(cores)", "MEMORY(bytes)"])
+    );
+    d.cli_ok(&["delete", "pod", "busy"]);
+}
+
+#[test]
+fn top_pods_without_cgroups_says_metrics_are_not_available() {
+    let d = TestDaemon::start_with(&config("cgroups: none\n"));
+    let out = d.cli(&["top", "pods"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Metrics API not available"), "{err}");
+}
