@@ -231,6 +231,7 @@ pub fn load_config(opts: &DaemonOptions) -> anyhow::Result<(Config, Layout)> {
 /// Runs the daemon until SIGTERM/SIGINT. Errors here are start-up failures.
 pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     heap::configure();
+    bench_ballast();
     let (cfg, layout) = load_config(&opts)?;
     init_tracing(&cfg.log.level);
     raise_fd_limit();
@@ -310,6 +311,25 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     server.abort();
     let _ = std::fs::remove_file(&daemon.layout.socket);
     result
+}
+
+/// Bench only (`benches/bench.py`, spawn cost against the daemon's size): with
+/// `JOBVISOR_BENCH_BALLAST_MIB=N` the daemon allocates and touches N MiB it never frees, so
+/// that its RSS is that much larger. Not a config key: nothing but the bench needs it.
+fn bench_ballast() {
+    let Some(mib) = std::env::var("JOBVISOR_BENCH_BALLAST_MIB")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    else {
+        return;
+    };
+    let mut ballast = vec![0u8; mib << 20];
+    // Touch every page, or it stays unbacked (and out of the RSS).
+    for page in ballast.chunks_mut(4096) {
+        page[0] = 1;
+    }
+    tracing::warn!(mib, "bench ballast allocated (JOBVISOR_BENCH_BALLAST_MIB)");
+    std::mem::forget(ballast);
 }
 
 /// Detects and sets up the pods' cgroups (`runtime/cgroup.rs`); `None`, logged with the

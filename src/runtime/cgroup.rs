@@ -360,7 +360,19 @@ impl Cgroups {
     ) -> Result<Placement, CgroupError> {
         let mut procs = Vec::with_capacity(self.trees.len());
         let mut oom_before = 0;
-        for t in &self.trees {
+        let has_unified = self.trees.iter().any(|t| t.kind == Kind::Unified);
+        // Each cgroup costs a mkdir and an rmdir per run: only the v1 hierarchies this run
+        // needs (memory and cpuacct always, for OOM and `top pods`; the freezer only to
+        // kill where there is no unified tree).
+        let needed = |t: &&Tree| match t.kind {
+            Kind::V1("cpu") => {
+                limits.cpu_limit_millis.is_some() || limits.cpu_request_millis.is_some()
+            }
+            Kind::V1("pids") => pids_limit.is_some(),
+            Kind::V1("freezer") => !has_unified,
+            _ => true,
+        };
+        for t in self.trees.iter().filter(needed) {
             let pod = Self::pod_dir(t, pod_uid);
             let fresh_pod = !pod.exists();
             std::fs::create_dir_all(&pod).map_err(err("creating", &pod))?;
@@ -668,6 +680,12 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 /// processes are gone: try for up to a second (killed processes die within milliseconds,
 /// unless stuck in the kernel), then leave it for the next daemon's start.
 fn remove_tree(dir: &Path) {
+    // The common case: a container's cgroup, empty and without children.
+    match std::fs::remove_dir(dir) {
+        Ok(()) => return,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+        Err(_) => {}
+    }
     for attempt in 0..200 {
         let mut busy = false;
         for d in walk(dir) {

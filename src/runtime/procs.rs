@@ -49,6 +49,20 @@ pub fn scan() -> Vec<ProcInfo> {
         .collect()
 }
 
+/// This process's children, from `/proc/self/task/*/children` (every thread's); `None` where
+/// the kernel does not provide those files.
+pub fn our_children() -> Option<Vec<i32>> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let text = std::fs::read_to_string(task.path().join("children")).ok()?;
+        out.extend(
+            text.split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok()),
+        );
+    }
+    Some(out)
+}
+
 /// The descendants of `roots` (not the roots themselves), by parent pid.
 pub fn descendants(procs: &[ProcInfo], roots: &[i32]) -> Vec<ProcInfo> {
     let mut found: Vec<ProcInfo> = Vec::new();
@@ -115,6 +129,7 @@ mod tests {
         assert_eq!(parse_stat("garbage"), None);
         let me = std::process::id() as i32;
         assert!(scan().iter().any(|p| p.pid == me));
+        assert!(our_children().is_some(), "CONFIG_PROC_CHILDREN");
     }
 
     #[test]

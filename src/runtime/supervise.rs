@@ -547,7 +547,16 @@ async fn end_of_tree(
             oom
         }
         _ => {
-            kill_sessions(&sessions);
+            // Whatever is left of the container descends from a process that became our
+            // child when its parent died: none that is not a container of ours, nothing to
+            // look for (and no scan of /proc at every exit).
+            let orphans = super::procs::our_children().map(|c| {
+                let owned = owned_pids();
+                c.into_iter().any(|p| !owned.contains(&p))
+            });
+            if orphans != Some(false) {
+                kill_sessions(&sessions);
+            }
             false
         }
     })
