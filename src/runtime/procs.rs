@@ -35,6 +35,11 @@ pub fn parse_stat(text: &str) -> Option<ProcInfo> {
     })
 }
 
+/// One process's line, if it exists.
+pub fn stat(pid: i32) -> Option<ProcInfo> {
+    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
 /// Every process now.
 pub fn scan() -> Vec<ProcInfo> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
@@ -43,8 +48,7 @@ pub fn scan() -> Vec<ProcInfo> {
     dir.flatten()
         .filter_map(|e| {
             let name = e.file_name();
-            let pid: i32 = name.to_str()?.parse().ok()?;
-            parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+            stat(name.to_str()?.parse().ok()?)
         })
         .collect()
 }
@@ -98,10 +102,7 @@ pub fn in_sessions(procs: &[ProcInfo], sids: &[(i32, Option<u64>)], me: i32) -> 
 /// SIGKILL to each, if its pid still names the same process.
 pub fn kill_all(victims: &[ProcInfo]) {
     for v in victims {
-        let still = std::fs::read_to_string(format!("/proc/{}/stat", v.pid))
-            .ok()
-            .and_then(|t| parse_stat(&t))
-            .is_some_and(|now| now.start == v.start);
+        let still = stat(v.pid).is_some_and(|now| now.start == v.start);
         if still {
             let _ = kill(Pid::from_raw(v.pid), Signal::SIGKILL);
         }

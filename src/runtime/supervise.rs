@@ -493,7 +493,7 @@ async fn supervise(
                     let finished = clock.now();
                     // The rest of the container's tree dies with its main process, as a pid
                     // namespace dies with its init; that also ends the pipes of an escapee.
-                    oom = end_of_tree(shared, &launch, &slot, pgid, placement.as_ref()).await;
+                    oom = end_of_tree(shared, &launch, &slot, (pgid, proc_start), placement.as_ref()).await;
                     exited = Some((status, finished));
                     drain_until = Some(Instant::now() + DRAIN_TIMEOUT);
                 }
@@ -531,12 +531,13 @@ async fn end_of_tree(
     shared: &Arc<Shared>,
     launch: &Arc<ContainerLaunch>,
     slot: &Arc<Slot>,
-    pgid: Pid,
+    (pgid, proc_start): (Pid, Option<u64>),
     placement: Option<&Placement>,
 ) -> bool {
     let mut sessions = std::mem::take(&mut slot.ctl().sessions);
-    // The leader is reaped: its session's pid cannot be reused while members carry it.
-    sessions.push((pgid.as_raw(), None));
+    // The leader is reaped: its pid names this session while members carry it, and a new
+    // process with that pid (another start time) once none does.
+    sessions.push((pgid.as_raw(), proc_start));
     let cgroups = shared.cgroups.clone();
     let launch = launch.clone();
     let oom_before = placement.map(|p| p.oom_before);
@@ -547,14 +548,20 @@ async fn end_of_tree(
             oom
         }
         _ => {
-            // Whatever is left of the container descends from a process that became our
-            // child when its parent died: none that is not a container of ours, nothing to
-            // look for (and no scan of /proc at every exit).
-            let orphans = super::procs::our_children().map(|c| {
+            // A process of one of these sessions whose leader is gone has its parent in the
+            // session too, or became our child when its parent died: without such a child
+            // of ours, nothing is left to look for (and no scan of /proc at every exit).
+            let suspects = super::procs::our_children().is_none_or(|children| {
                 let owned = owned_pids();
-                c.into_iter().any(|p| !owned.contains(&p))
+                children
+                    .into_iter()
+                    .filter(|p| !owned.contains(p))
+                    .any(|p| {
+                        super::procs::stat(p)
+                            .is_some_and(|i| sessions.iter().any(|(s, _)| *s == i.sid))
+                    })
             });
-            if orphans != Some(false) {
+            if suspects {
                 kill_sessions(&sessions);
             }
             false

@@ -363,3 +363,40 @@ fn top_pods_without_cgroups_says_metrics_are_not_available() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("Metrics API not available"), "{err}");
 }
+
+/// Without cgroups, a descendant that left the process group but not the session dies when
+/// the container's main process ends (as it would with the container's pid namespace).
+#[test]
+fn process_group_escapee_dies_with_its_container_without_cgroups() {
+    let d = TestDaemon::start_with(&config("cgroups: none\n"));
+    let py = "import os,time; os.setpgid(0,0); time.sleep(1051)";
+    // The main process ends once the test has seen the escapee (it creates `go`).
+    let go = d.path().join("go");
+    let script = format!(
+        "python3 -c '{py}' & while [ ! -e {} ]; do sleep 0.01; done",
+        go.display()
+    );
+    d.drop_manifest("pg.yaml", &pod_yaml("pg", &script, ""));
+    let mut pids = Vec::new();
+    let ok = wait_until(T, || {
+        pids = pids_running(&["python3", "-c", py]);
+        !pids.is_empty()
+    });
+    assert!(ok, "the escapee never ran\n{}", tail(&d.daemon_log(), 40));
+    // In its own group by now? Then let the main process end.
+    let ok = wait_until(T, || {
+        std::fs::read_to_string(format!("/proc/{}/stat", pids[0])).is_ok_and(|s| {
+            let rest: Vec<&str> = s[s.rfind(')').unwrap_or(0) + 1..]
+                .split_whitespace()
+                .collect();
+            rest.get(2) == Some(&pids[0].to_string().as_str())
+        })
+    });
+    assert!(ok, "the escapee never left its group");
+    let esc = (pids[0], start_time(pids[0]).unwrap_or_default());
+    std::fs::write(&go, "").expect("go");
+    wait_pod(&d, "pg", "completed", |p| {
+        terminated(p)["reason"] == "Completed"
+    });
+    wait_gone(esc, "the process-group escapee outlived its container");
+}
