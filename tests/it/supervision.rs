@@ -400,3 +400,54 @@ fn process_group_escapee_dies_with_its_container_without_cgroups() {
     });
     wait_gone(esc, "the process-group escapee outlived its container");
 }
+
+/// A double fork into a session of its own whose parent ends first: with cgroups it dies
+/// with its container; without, nothing says which pod it came from (the README's "what
+/// escapes"), so it lives on until the daemon stops, which kills every process below it.
+fn double_fork_escapee(cgroups: &str, n: u32) {
+    let mut d = TestDaemon::start_with(&config(&format!("cgroups: {cgroups}\n")));
+    let go = d.path().join("go");
+    // The main process ends once the test has seen the escapee in its own session.
+    let script = format!(
+        "setsid sh -c 'exec sleep {n}' & while [ ! -e {} ]; do sleep 0.01; done",
+        go.display()
+    );
+    d.drop_manifest("df.yaml", &pod_yaml("df", &script, ""));
+    let esc = wait_escapee(&d, n);
+    let ok = wait_until(T, || {
+        std::fs::read_to_string(format!("/proc/{}/stat", esc.0)).is_ok_and(|s| {
+            let rest: Vec<&str> = s[s.rfind(')').unwrap_or(0) + 1..]
+                .split_whitespace()
+                .collect();
+            rest.get(3) == Some(&esc.0.to_string().as_str())
+        })
+    });
+    assert!(ok, "the escapee never made its own session");
+    std::fs::write(&go, "").expect("go");
+    wait_pod(&d, "df", "completed", |p| {
+        terminated(p)["reason"] == "Completed"
+    });
+    if cgroups == "auto" {
+        wait_gone(esc, "the double-forked escapee outlived its container");
+        return;
+    }
+    // `Completed` is recorded after the container's leftovers were looked for.
+    assert!(
+        start_time(esc.0).as_ref() == Some(&esc.1),
+        "without cgroups the escapee is not attributable to its pod"
+    );
+    d.stop();
+    wait_gone(esc, "the double-forked escapee outlived the daemon");
+}
+
+#[test]
+fn double_forked_escapee_dies_with_its_container_in_cgroups() {
+    if cgroups_or_skip("double_forked_escapee_dies_with_its_container_in_cgroups") {
+        double_fork_escapee("auto", 1071);
+    }
+}
+
+#[test]
+fn double_forked_escapee_dies_with_the_daemon_without_cgroups() {
+    double_fork_escapee("none", 1081);
+}
