@@ -312,6 +312,14 @@ impl Cgroups {
                     .map_err(|e| format!("cannot move into {}: {e}", leaf.display()))?;
             }
             if t.kind == Kind::Unified {
+                // Down from the v2 root: a controller reaches a cgroup only if every ancestor
+                // passes it on (`jobvisor.slice` and our instance, or our delegated cgroup).
+                if !under_systemd && let Some(slice) = t.base.parent() {
+                    if let Some(root) = slice.parent() {
+                        enable_controllers(root);
+                    }
+                    enable_controllers(slice);
+                }
                 enable_controllers(&t.base);
             }
             // Probe that we may really create below it (EACCES on a read-only delegation).
@@ -399,6 +407,14 @@ impl Cgroups {
                     Err(e) if e.kind() == io::ErrorKind::NotFound && tries < 3 => {
                         tries += 1;
                         std::fs::create_dir_all(&pod).map_err(err("creating", &pod))?;
+                        if t.kind == Kind::Unified && self.is_v2() {
+                            enable_controllers(&pod);
+                        }
+                        if let Some(n) = pids_limit.filter(|_| {
+                            t.kind == Kind::V1("pids") || (t.kind == Kind::Unified && self.is_v2())
+                        }) {
+                            write_limit(&pod.join("pids.max"), &pids_max(n))?;
+                        }
                     }
                     Err(e) => return Err(err("creating", &dir)(e)),
                 }

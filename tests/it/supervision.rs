@@ -194,6 +194,33 @@ fn containers_start_inside_their_pod_cgroup() {
     for l in lines {
         assert!(l.ends_with(&want), "{l} is not in {want}:\n{log}");
     }
+    // The pod ended: its cgroups go, in every hierarchy.
+    let name = format!("pod{uid}");
+    let mut left = Vec::new();
+    let ok = wait_until(T, || {
+        left = find_dirs(std::path::Path::new("/sys/fs/cgroup"), &name, 6);
+        left.is_empty()
+    });
+    assert!(ok, "cgroups left after the pod ended: {left:?}");
+}
+
+/// Directories named `name` below `dir`, at most `depth` levels down.
+fn find_dirs(dir: &std::path::Path, name: &str, depth: usize) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for e in entries.flatten() {
+        if !e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        if e.file_name() == name {
+            found.push(e.path());
+        } else if depth > 0 {
+            found.extend(find_dirs(&e.path(), name, depth - 1));
+        }
+    }
+    found
 }
 
 #[test]
