@@ -21,6 +21,11 @@
    --history-jobs Jobs of `true` at parallelism 50. Figures: state on disk, RSS idle, and
    restart: start -> a full `get jobs` answered, and the RSS then.
 6. Idle (`--only idle`): the RSS of a daemon with nothing loaded.
+6b. Spawn cost against the daemon's size (`--only spawn`): the throughput Job with the daemon at
+   its own size (~10 MiB) and grown by --ballast MiB (500; `JOBVISOR_BENCH_BALLAST_MIB`, a
+   bench-only knob that allocates and touches that much at start), with `cgroups: auto` (as
+   root) and `cgroups: none`, each round beside `xargs -P P`. Figures: pods/s, the ratio to
+   xargs (target with cgroups: >= 1.0) and the large daemon's ratio to the small one (>= 0.9).
 7. CronJobs (`--only cron`): with --cron-others (1,000) CronJobs loaded that fire hourly (at a
    minute outside the window), 20 CronJobs on `@every 1m` are created 3 s apart and left to fire
    for --cron-minutes (3) minutes, so their 60 firings never coincide. Figure: firing lateness,
@@ -40,7 +45,8 @@
 
 Usage: benches/bench.py [--pods 5000] [--parallelism 50] [--rounds 3] [--files 200]
                         [--watch-pods 2000] [--watchers 0,20,200] [--watch-rounds 3]
-                        [--only throughput,latency,watch,scale-jobs,scale-pods,history,idle]
+                        [--only throughput,latency,watch,idle,spawn,scale-jobs,scale-pods,history,cron]
+                        [--ballast 500]
                         [--scale 10000] [--history-pods 100000] [--history-jobs 10]
                         [--latency-runs 7] [--settle 12]
                         [--cron-others 1000] [--cron-minutes 3] [--log-bytes 1000000000]
@@ -71,7 +77,7 @@ import time
 from datetime import datetime
 
 
-SCENARIOS = ["throughput", "latency", "watch", "idle", "scale-jobs", "scale-pods", "history", "cron", "logs"]
+SCENARIOS = ["throughput", "latency", "watch", "idle", "spawn", "scale-jobs", "scale-pods", "history", "cron", "logs"]
 
 
 class UnixHTTP(http.client.HTTPConnection):
@@ -122,14 +128,15 @@ spec:
 
 
 class Daemon:
-    def __init__(self, binary, parent=None, root=None, wait=True):
+    def __init__(self, binary, parent=None, root=None, wait=True, config="", env=None):
         """A daemon on a new root under `parent`, or on `root` (made by `new_root`) as it is.
-        `wait=False` returns as soon as the process is started (`self.started`)."""
-        self.root = root or new_root(parent)
+        `wait=False` returns as soon as the process is started (`self.started`). `config` is
+        appended to the new root's config; `env` is added to the daemon's environment."""
+        self.root = root or new_root(parent, config)
         self.sock = os.path.join(self.root, "jobvisor.sock")
         self.started = time.time()
         self.proc = subprocess.Popen([binary, "daemon", "--root", self.root], stderr=subprocess.DEVNULL,
-                                     preexec_fn=service_limits)
+                                     preexec_fn=service_limits, env={**os.environ, **(env or {})})
         if not wait:
             return
         deadline = time.time() + 30
@@ -165,10 +172,10 @@ def service_limits():
         pass
 
 
-def new_root(parent):
+def new_root(parent, config=""):
     root = tempfile.mkdtemp(prefix="root-", dir=parent)
     with open(os.path.join(root, "config.yaml"), "w") as f:
-        f.write("log:\n  level: warn\n")
+        f.write("log:\n  level: warn\n" + config)
     return root
 
 
@@ -262,9 +269,12 @@ def watched_throughput(binary, pods, parallelism, watchers, parent=None):
     return pods / elapsed, drain.bytes, drain.ended
 
 
-def throughput(binary, pods, parallelism, parent=None):
-    """One round: the Job, then xargs right after it (the VM's speed drifts: compare neighbours)."""
-    d = Daemon(binary, parent)
+def throughput(binary, pods, parallelism, parent=None, config="", env=None, rss=None):
+    """One round: the Job, then xargs right after it (the VM's speed drifts: compare neighbours).
+    `rss`, a list, gets the daemon's RSS before the Job."""
+    d = Daemon(binary, parent, config=config, env=env)
+    if rss is not None:
+        rss.append(memory(d.proc.pid)[0])
     try:
         t0 = d.drop("tp.yaml", job_yaml("tp", ["true"], pods, parallelism))
         while True:
@@ -654,6 +664,40 @@ def row(label, measured, target=""):
     print(f"  {label:44}{measured:>14}{target:>12}")
 
 
+def run_spawn(a, parent):
+    """Spawn cost against the daemon's size, cgroups on and off, beside xargs in each round."""
+    sizes = [0, a.ballast]
+    modes = ["auto", "none"] if os.geteuid() == 0 else ["none"]
+    results = {}
+    for _ in range(a.rounds):
+        # Interleaved, so the VM's drift hits each alike.
+        for mode in modes:
+            for mib in sizes:
+                env = {"JOBVISOR_BENCH_BALLAST_MIB": str(mib)} if mib else {}
+                rss = []
+                pods_s, xargs_s, _ = throughput(a.bin, a.pods, a.parallelism, parent,
+                                                config=f"cgroups: {mode}\n", env=env, rss=rss)
+                results.setdefault((mode, mib), []).append((pods_s, xargs_s, rss[0]))
+    print(f"\nspawn cost against the daemon's size: a Job of {a.pods} `true` pods at parallelism "
+          f"{a.parallelism}, medians of {a.rounds} rounds, each beside `xargs -P {a.parallelism}`:")
+    row("", "measured", "target")
+    for mode in modes:
+        small = statistics.median(r[0] for r in results[(mode, 0)])
+        for mib in sizes:
+            rs = results[(mode, mib)]
+            pods_s = statistics.median(r[0] for r in rs)
+            xargs_s = statistics.median(r[1] for r in rs)
+            rss = statistics.median(r[2] for r in rs)
+            label = f"cgroups {mode}, daemon RSS {mb(rss)} MiB: pods/s"
+            row(label, f"{pods_s:.0f}")
+            row(f"  xargs -P {a.parallelism} in the same rounds, /s", f"{xargs_s:.0f}")
+            row("  ratio to xargs", f"{pods_s / xargs_s:.2f}", ">= 1.0" if mode == "auto" else "")
+            if mib:
+                row("  ratio to the small daemon", f"{pods_s / small:.2f}", ">= 0.9")
+    if len(modes) == 1:
+        print("  (cgroups on: needs root; skipped)")
+
+
 def run_scale(a, parent, kind):
     f = scale(a, parent, kind)
     what = "Jobs (one `true` pod each)" if kind == "jobs" else "bare Pods (`true`, restartPolicy Never)"
@@ -854,6 +898,8 @@ def main():
     ap.add_argument("--cron-minutes", type=int, default=3, help="how long the 20 `@every 1m` CronJobs fire")
     ap.add_argument("--log-bytes", type=int, default=1_000_000_000, help="bytes the chatty container writes")
     ap.add_argument("--log-rounds", type=int, default=3, help="log capture rounds; medians are reported")
+    ap.add_argument("--ballast", type=int, default=500,
+                    help="MiB the large daemon of the spawn scenario allocates (JOBVISOR_BENCH_BALLAST_MIB)")
     ap.add_argument("--bin", default="target/release/jobvisor")
     ap.add_argument("--dir", default=None, help="where the daemon's --root goes (default: $TMPDIR); try /dev/shm")
     a = ap.parse_args()
@@ -881,6 +927,8 @@ def run(a, where, parent):
         run_watch(a, parent)
     if "idle" in a.only:
         run_idle(a, parent)
+    if "spawn" in a.only:
+        run_spawn(a, parent)
     if "scale-jobs" in a.only:
         run_scale(a, parent, "jobs")
     if "scale-pods" in a.only:

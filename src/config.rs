@@ -31,7 +31,7 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Config {
     pub paths: Paths,
@@ -44,6 +44,12 @@ pub struct Config {
     /// What running an image means here, for containers without `command`: the built-in
     /// aliases with the config's entries on top (`src/images.rs`).
     pub images: crate::images::Images,
+    // --- supervision (cgroups, limits): see `src/runtime/cgroup.rs` ---
+    /// `auto`: use cgroups when the host has them and our subtree is writable; `none`: never.
+    pub cgroups: CgroupsSetting,
+    /// The kubelet's `podPidsLimit`: the most processes (threads included) a pod may have;
+    /// `-1` (the default) for no limit. Needs cgroups.
+    pub pod_pids_limit: i64,
     /// Who may connect to the API socket (`server/access.rs` decides who may write).
     pub socket: Socket,
 }
@@ -82,6 +88,33 @@ fn octal_mode<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
                 "invalid mode {text:?}: want an octal string from \"0000\" to \"0777\", e.g. \"0660\""
             ))
         })
+}
+
+/// The `cgroups` key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CgroupsSetting {
+    #[default]
+    Auto,
+    None,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            paths: Paths::default(),
+            backoff: Backoff::default(),
+            store: Store::default(),
+            watch: Watch::default(),
+            api: Api::default(),
+            log: Log::default(),
+            logs: Logs::default(),
+            images: crate::images::Images::default(),
+            cgroups: CgroupsSetting::Auto,
+            pod_pids_limit: -1,
+            socket: Socket::default(),
+        }
+    }
 }
 
 /// How long the logs of deleted pods stay in the spool (`daemon/retention.rs`).

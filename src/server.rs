@@ -153,6 +153,11 @@ fn router(api: Api) -> Router {
         .route("/version", get(version))
         .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(pod_log))
         .route(&manifests_route, get(manifests).post(apply))
+        .route("/apis/metrics.k8s.io/v1beta1/pods", get(pod_metrics_all))
+        .route(
+            "/apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods",
+            get(pod_metrics_in),
+        )
         .fallback(|| async {
             status_response(Status::failure(
                 404,
@@ -549,6 +554,24 @@ async fn delete_one(
         response.headers_mut().insert(header::WARNING, value);
     }
     response
+}
+
+async fn pod_metrics(api: Api, namespace: Option<String>) -> Response {
+    match api
+        .ask(|reply| Request::PodMetrics { namespace, reply })
+        .await
+    {
+        Ok(v) => Json(v).into_response(),
+        Err(s) => status_response(s),
+    }
+}
+
+async fn pod_metrics_all(State(api): State<Api>) -> Response {
+    pod_metrics(api, None).await
+}
+
+async fn pod_metrics_in(State(api): State<Api>, Path(ns): Path<String>) -> Response {
+    pod_metrics(api, Some(ns)).await
 }
 
 async fn manifests(State(api): State<Api>) -> Response {

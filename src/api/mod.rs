@@ -15,6 +15,7 @@ pub mod declared;
 pub mod kind;
 mod label_map;
 pub mod labels;
+pub mod security;
 pub mod table;
 
 pub use cronjob::{

@@ -22,6 +22,7 @@ pub mod get;
 pub mod logs;
 /// kubectl's tables, shared with the daemon's server-side printing.
 pub use crate::printers as table;
+pub mod top;
 pub mod validate;
 pub mod version;
 pub mod wait;
@@ -76,6 +77,8 @@ pub enum Command {
     Create(create::CreateArgs),
     /// Wait for a job to reach a condition (complete, failed).
     Wait(wait::WaitArgs),
+    /// Display CPU and memory of the running pods, from their cgroups (kubectl top pods).
+    Top(top::TopArgs),
     /// Check manifest files offline, without the daemon.
     Validate(validate::ValidateArgs),
     /// CronJob schedules, offline: `cron next` prints when a schedule fires.
@@ -166,6 +169,7 @@ pub async fn run(ctx: &mut Ctx<'_>, command: Command) -> anyhow::Result<()> {
         Command::Apply(args) => apply::run(ctx, args).await,
         Command::Create(args) => create::run(ctx, args).await,
         Command::Wait(args) => wait::run(ctx, args).await,
+        Command::Top(args) => top::run(ctx, args).await,
         Command::Validate(args) => validate::run(ctx, args),
         Command::Cron(args) => cron::run(ctx, args),
         Command::Version(args) => version::run(ctx, args).await,

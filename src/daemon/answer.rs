@@ -15,6 +15,72 @@ use crate::api::{ContainerStatus, Status};
 const LARGE_LIST: usize = 1000;
 
 impl Daemon {
+    /// The PodMetricsList metrics-server would give for the running pods: per container, CPU
+    /// in nanocores (over the window since the previous look, or since the container
+    /// started) and the memory working set in bytes, from the container cgroups.
+    fn pod_metrics(&self, namespace: Option<&str>) -> Result<Value, Status> {
+        let unavailable = || {
+            Status::failure(
+                503,
+                "ServiceUnavailable",
+                "the server is currently unable to handle the request (get pods.metrics.k8s.io): \
+                 the daemon runs without cgroups, so there are no metrics",
+            )
+        };
+        if !self.runtime.enforces_limits() {
+            return Err(unavailable());
+        }
+        let now = self.clock.now();
+        let mut items = Vec::new();
+        for (_, rec) in self.world.unsettled_pods() {
+            let pod = &rec.pod;
+            if namespace.is_some_and(|ns| ns != pod.metadata.namespace())
+                || pod.status.phase.is_terminal()
+            {
+                continue;
+            }
+            let mut containers = Vec::new();
+            let mut window = None;
+            for cs in &pod.status.container_statuses {
+                if cs.state.running.is_none() {
+                    continue;
+                }
+                let Some(u) = self.runtime.usage(pod.metadata.uid(), &cs.name) else {
+                    return Err(unavailable());
+                };
+                window = window.or(u.window);
+                containers.push(json!({
+                    "name": cs.name,
+                    "usage": {
+                        "cpu": format!("{}n", u.cpu_nanocores.unwrap_or(0)),
+                        "memory": format!("{}Ki", u.memory_bytes.unwrap_or(0) / 1024),
+                    },
+                }));
+            }
+            if containers.is_empty() {
+                continue;
+            }
+            let window_s = window.map_or(0.0, |w: std::time::Duration| w.as_secs_f64());
+            items.push(json!({
+                "metadata": {
+                    "name": pod.metadata.name(),
+                    "namespace": pod.metadata.namespace(),
+                    "labels": pod.metadata.labels,
+                    "creationTimestamp": now.to_string(),
+                },
+                "timestamp": now.to_string(),
+                "window": format!("{window_s:.3}s"),
+                "containers": containers,
+            }));
+        }
+        Ok(json!({
+            "kind": "PodMetricsList",
+            "apiVersion": "metrics.k8s.io/v1beta1",
+            "metadata": {},
+            "items": items,
+        }))
+    }
+
     pub(super) fn on_request(&mut self, req: Request) {
         match req {
             Request::List {
@@ -78,6 +144,10 @@ impl Daemon {
                         self.answer_when_durable(held(reply, Err(refused)));
                     }
                 }
+            }
+            Request::PodMetrics { namespace, reply } => {
+                let answer = self.pod_metrics(namespace.as_deref());
+                let _ = reply.send(answer);
             }
             Request::Manifests { reply } => {
                 let unavailable = &self.problems.manifests;

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use crate::api::{ANNOTATION_EXEC, Container, Labels, Pod};
 use crate::images::Images;
-use crate::runtime::ContainerLaunch;
 use crate::runtime::logs::container_log_path;
 use crate::runtime::process::DEFAULT_PATH;
+use crate::runtime::{ContainerLaunch, RunAs};
 
 pub fn launch(
     pod: &Pod,
@@ -25,13 +25,24 @@ pub fn launch(
         Ok(p) => (p.env, p.working_dir),
         Err(_) => (&[][..], None),
     };
+    let identity = identity(
+        pod,
+        container,
+        nix::unistd::geteuid().as_raw(),
+        &passwd_entry,
+    );
+    let home = match &identity {
+        Ok(Identity { home: Some(h), .. }) => h.as_str(),
+        _ => home,
+    };
     let env = environment(pod, container, home, image_env);
     // Validation refused such a container; the config can have changed since it was
     // admitted (a daemon restarted without the alias): the run ends StartError, as a
     // container whose image cannot be had never starts.
-    let (argv, refused) = match &process {
-        Ok(p) => (p.argv(|word| expand(word, &env)), None),
-        Err(why) => (Vec::new(), Some(why.to_string())),
+    let (argv, refused) = match (&process, &identity) {
+        (Ok(p), Ok(_)) => (p.argv(|word| expand(word, &env)), None),
+        (Err(why), _) => (Vec::new(), Some(why.to_string())),
+        (_, Err(why)) => (Vec::new(), Some(why.clone())),
     };
     ContainerLaunch {
         pod_uid: meta.uid().to_string(),
@@ -53,7 +64,112 @@ pub fn launch(
         ),
         // The caller sets the config's (`logs.containerLogMaxSize`, `containerLogMaxFiles`).
         log_limits: Default::default(),
+        // Validation refused bad quantities; one that slipped in (an older state) runs
+        // without limits rather than not at all.
+        limits: container
+            .resources
+            .as_ref()
+            .and_then(|r| crate::quantity::resource_limits(r).ok())
+            .unwrap_or_default(),
+        pids_limit: None,
+        user: identity.ok().and_then(|i| i.user),
     }
+}
+
+/// Who a container's process is, from its effective `securityContext`.
+#[derive(Debug, PartialEq)]
+struct Identity {
+    /// `None`: the daemon's own user and groups.
+    user: Option<RunAs>,
+    /// `HOME` from the user's passwd entry, when a user is set.
+    home: Option<String>,
+}
+
+/// A passwd entry's primary group and home directory.
+fn passwd_entry(uid: u32) -> Option<(u32, String)> {
+    let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok()??;
+    Some((user.gid.as_raw(), user.dir.to_string_lossy().into_owned()))
+}
+
+/// The kubelet's rules, as far as they apply to a process of this host:
+/// - `runAsUser`/`runAsGroup` of the container over the pod's; `supplementalGroups` and
+///   `fsGroup` (the kubelet adds it as a supplementary group) from the pod;
+/// - without `runAsGroup`, the user's primary group from its passwd entry (`0` when it has
+///   none, as runc does), and `HOME` from that entry (`/` without one);
+/// - `runAsNonRoot` refuses a process that would run as uid 0, with the kubelet's words
+///   (`pkg/kubelet/kuberuntime/security_context_others.go`, `verifyRunAsNonRoot`); without
+///   `runAsUser` the "image's user" is the daemon's;
+/// - a daemon that is not root can only run containers as itself.
+fn identity(
+    pod: &Pod,
+    container: &Container,
+    daemon_uid: u32,
+    passwd: &dyn Fn(u32) -> Option<(u32, String)>,
+) -> Result<Identity, String> {
+    use crate::api::security::SecurityContext;
+    let read =
+        |v| SecurityContext::from_value(v).map_err(|(f, m)| format!("securityContext.{f}: {m}"));
+    let sc = SecurityContext::effective(
+        &read(pod.spec.security_context.as_ref())?,
+        &read(container.security_context.as_ref())?,
+    );
+    let id = |n: i64, what: &str| {
+        u32::try_from(n).map_err(|_| format!("securityContext.{what}: {n} is not a valid id"))
+    };
+    let uid = sc.run_as_user.map(|n| id(n, "runAsUser")).transpose()?;
+    let gid = sc.run_as_group.map(|n| id(n, "runAsGroup")).transpose()?;
+    let mut groups = Vec::new();
+    for g in sc.supplemental_groups.iter().flatten() {
+        groups.push(id(*g, "supplementalGroups")?);
+    }
+    if let Some(g) = sc.fs_group {
+        groups.push(id(g, "fsGroup")?);
+    }
+    if sc.run_as_non_root == Some(true) {
+        let who = format!("pod: {:?}, container: {}", pod_label(pod), container.name);
+        match uid {
+            Some(0) => {
+                return Err(format!(
+                    "container's runAsUser breaks non-root policy ({who})"
+                ));
+            }
+            None if daemon_uid == 0 => {
+                return Err(format!(
+                    "container has runAsNonRoot and image will run as root ({who})"
+                ));
+            }
+            _ => {}
+        }
+    }
+    if uid.is_none() && gid.is_none() && groups.is_empty() {
+        return Ok(Identity {
+            user: None,
+            home: None,
+        });
+    }
+    let uid_now = uid.unwrap_or(daemon_uid);
+    if daemon_uid != 0 && uid_now != daemon_uid {
+        return Err(format!(
+            "securityContext.runAsUser {uid_now}: the daemon runs as uid {daemon_uid}, not root, \
+             and cannot run containers as another user"
+        ));
+    }
+    let entry = passwd(uid_now);
+    let gid = gid.unwrap_or_else(|| entry.as_ref().map_or(0, |(g, _)| *g));
+    Ok(Identity {
+        user: Some(RunAs {
+            uid: uid_now,
+            gid,
+            groups,
+        }),
+        home: uid.map(|_| entry.map_or_else(|| "/".to_owned(), |(_, h)| h)),
+    })
+}
+
+/// `name_namespace(uid)`, as the kubelet names a pod in its messages.
+fn pod_label(pod: &Pod) -> String {
+    let m = &pod.metadata;
+    format!("{}_{}({})", m.name(), m.namespace(), m.uid())
 }
 
 /// Notes in the pod's [`ANNOTATION_EXEC`] the argv a container's run executes: a JSON
@@ -149,6 +265,97 @@ pub fn expand(input: &str, env: &[(String, String)]) -> String {
 mod tests {
     use super::*;
     use crate::api::{EnvVar, ObjectMeta};
+    use serde_json::json;
+
+    #[test]
+    fn identity_follows_the_kubelet() {
+        let mk = |pod_sc: serde_json::Value, c_sc: serde_json::Value| {
+            let pod = Pod {
+                metadata: ObjectMeta {
+                    name: Some("p".into()),
+                    namespace: Some("default".into()),
+                    uid: Some("u".into()),
+                    ..Default::default()
+                },
+                spec: crate::api::PodSpec {
+                    security_context: Some(pod_sc),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let c = Container {
+                name: "main".into(),
+                security_context: Some(c_sc),
+                ..Default::default()
+            };
+            (pod, c)
+        };
+        let passwd = |uid: u32| (uid == 65534).then(|| (65534, "/nonexistent".to_owned()));
+        // Nothing set: the daemon's own user.
+        let (p, c) = mk(json!({}), json!({}));
+        assert_eq!(
+            identity(&p, &c, 0, &passwd),
+            Ok(Identity {
+                user: None,
+                home: None
+            })
+        );
+        // nobody: its primary group and home; fsGroup after supplementalGroups.
+        let (p, c) = mk(
+            json!({"supplementalGroups": [10], "fsGroup": 20}),
+            json!({"runAsUser": 65534}),
+        );
+        assert_eq!(
+            identity(&p, &c, 0, &passwd),
+            Ok(Identity {
+                user: Some(RunAs {
+                    uid: 65534,
+                    gid: 65534,
+                    groups: vec![10, 20]
+                }),
+                home: Some("/nonexistent".into()),
+            })
+        );
+        // A uid without a passwd entry: group 0 and HOME=/, as runc; runAsGroup wins.
+        let (p, c) = mk(json!({"runAsUser": 1000}), json!({"runAsGroup": 7}));
+        assert_eq!(
+            identity(&p, &c, 0, &passwd).unwrap().user,
+            Some(RunAs {
+                uid: 1000,
+                gid: 7,
+                groups: vec![]
+            })
+        );
+        let (p, c) = mk(json!({"runAsUser": 1234}), json!({}));
+        assert_eq!(
+            identity(&p, &c, 0, &passwd).unwrap().home.as_deref(),
+            Some("/")
+        );
+        // runAsNonRoot.
+        let (p, c) = mk(json!({"runAsNonRoot": true}), json!({}));
+        assert_eq!(
+            identity(&p, &c, 0, &passwd).unwrap_err(),
+            r#"container has runAsNonRoot and image will run as root (pod: "p_default(u)", container: main)"#
+        );
+        assert!(
+            identity(&p, &c, 1000, &passwd).is_ok(),
+            "an unprivileged daemon is not root"
+        );
+        let (p, c) = mk(json!({"runAsNonRoot": true}), json!({"runAsUser": 0}));
+        assert_eq!(
+            identity(&p, &c, 0, &passwd).unwrap_err(),
+            r#"container's runAsUser breaks non-root policy (pod: "p_default(u)", container: main)"#
+        );
+        // An unprivileged daemon runs containers as itself only.
+        let (p, c) = mk(json!({}), json!({"runAsUser": 65534}));
+        assert_eq!(
+            identity(&p, &c, 1000, &passwd).unwrap_err(),
+            "securityContext.runAsUser 65534: the daemon runs as uid 1000, not root, and cannot \
+             run containers as another user"
+        );
+        let (p, c) = mk(json!({}), json!({"runAsUser": 1000}));
+        assert!(identity(&p, &c, 1000, &passwd).is_ok());
+    }
 
     #[test]
     fn expansion_table() {

@@ -240,6 +240,7 @@ pub fn load_config(opts: &DaemonOptions) -> anyhow::Result<(Config, Layout)> {
 /// Runs the daemon until SIGTERM/SIGINT. Errors here are start-up failures.
 pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     heap::configure();
+    bench_ballast();
     let (cfg, layout) = load_config(&opts)?;
     let log = logging::init(&cfg.log.level, opts.log_target);
     raise_fd_limit();
@@ -255,9 +256,11 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (runtime_tx, runtime_rx) = mpsc::unbounded_channel();
-    let processes = Arc::new(crate::runtime::process::ProcessRuntime::new(
+    let cgroups = setup_cgroups(&cfg, &layout);
+    let processes = Arc::new(crate::runtime::process::ProcessRuntime::with_cgroups(
         clock.clone(),
         runtime_tx,
+        cgroups,
     ));
     let log_feeds = processes.log_feeds();
     let runtime: Arc<dyn Runtime> = processes.clone();
@@ -318,9 +321,66 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     };
     let result = daemon.run_loop(inputs, signals).await;
     serve::notify("STOPPING=1");
+    // The containers are done: what they left behind goes too.
+    daemon.runtime.shutdown();
     server.abort();
     let _ = std::fs::remove_file(&daemon.layout.socket);
     result
+}
+
+/// Bench only (`benches/bench.py`, spawn cost against the daemon's size): with
+/// `JOBVISOR_BENCH_BALLAST_MIB=N` the daemon allocates and touches N MiB it never frees, so
+/// that its RSS is that much larger. Not a config key: nothing but the bench needs it.
+fn bench_ballast() {
+    let Some(mib) = std::env::var("JOBVISOR_BENCH_BALLAST_MIB")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    else {
+        return;
+    };
+    let mut ballast = vec![0u8; mib << 20];
+    // Touch every page, or it stays unbacked (and out of the RSS).
+    for page in ballast.chunks_mut(4096) {
+        page[0] = 1;
+    }
+    tracing::warn!(mib, "bench ballast allocated (JOBVISOR_BENCH_BALLAST_MIB)");
+    std::mem::forget(ballast);
+}
+
+/// Detects and sets up the pods' cgroups (`runtime/cgroup.rs`); `None`, logged with the
+/// reason, when the daemon runs without them.
+fn setup_cgroups(cfg: &Config, layout: &Layout) -> Option<Arc<crate::runtime::cgroup::Cgroups>> {
+    use crate::runtime::cgroup::{CgroupMode, Cgroups, Host, detect, instance_name};
+    let under_systemd = std::env::var_os("INVOCATION_ID").is_some();
+    let mode = match cfg.cgroups {
+        crate::config::CgroupsSetting::None => CgroupMode::None {
+            reason: "cgroups: none in the config".into(),
+        },
+        crate::config::CgroupsSetting::Auto => {
+            let self_cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+            detect(&Host {
+                root: std::path::Path::new("/sys/fs/cgroup"),
+                self_cgroup: &self_cgroup,
+                under_systemd,
+                instance: &instance_name(&layout.state),
+            })
+        }
+    };
+    let limits_note = if cfg.pod_pids_limit >= 0 {
+        "; podPidsLimit and resources limits are not enforced"
+    } else {
+        "; resources limits are not enforced"
+    };
+    match Cgroups::setup(mode, under_systemd) {
+        Ok(cg) => {
+            tracing::info!(mode = ?cg.mode, "pods run in cgroups");
+            Some(Arc::new(cg))
+        }
+        Err(reason) => {
+            tracing::warn!(%reason, "running without cgroups{limits_note}");
+            None
+        }
+    }
 }
 
 /// `jobvisor recover-state`: the explicit way out of a corrupt journal (see `store::recover`).

@@ -88,6 +88,7 @@ impl Daemon {
                     &self.cfg.images,
                 );
                 l.log_limits = self.cfg.logs.limits();
+                l.pids_limit = (self.cfg.pod_pids_limit >= 0).then_some(self.cfg.pod_pids_limit);
                 Some(l)
             })
             .collect();
@@ -96,6 +97,18 @@ impl Daemon {
         drop(rec);
         for e in &d.events {
             self.record_event(involved.clone(), e.clone(), "kubelet");
+        }
+        if !self.runtime.enforces_limits() {
+            for l in launches.iter().filter(|l| !l.limits.is_empty()) {
+                let e = crate::controller::EventSpec::warning(
+                    "LimitsNotEnforced",
+                    format!(
+                        "resources of container {} are not enforced: the daemon runs without cgroups",
+                        l.container
+                    ),
+                );
+                self.record_event(involved.clone(), e, "kubelet");
+            }
         }
         // A settled pod's sync usually changes nothing: it is unpacked only to change it.
         let starts = launches.iter().any(|l| l.refused.is_none());

@@ -195,6 +195,12 @@ pub enum Request {
     Manifests {
         reply: Reply<Value>,
     },
+    /// `metrics.k8s.io/v1beta1` PodMetrics of the running pods (`top pods`), from their
+    /// cgroups; all namespaces when `None`.
+    PodMetrics {
+        namespace: Option<String>,
+        reply: Reply<Value>,
+    },
     /// What keeps the daemon from its job now: `/healthz`, `/readyz`.
     Health {
         reply: Reply<super::health::Problems>,

@@ -201,6 +201,11 @@ pub(super) fn reload_plan(old: &Config, new: &Config) -> ReloadPlan {
         restart.push("api");
         config.api = old.api.clone();
     }
+    // The cgroup layout is detected and made once, at start (`runtime/cgroup.rs`).
+    if new.cgroups != old.cgroups {
+        restart.push("cgroups");
+        config.cgroups = old.cgroups;
+    }
     let mut live = Vec::new();
     for (key, changed) in [
         ("backoff", config.backoff != old.backoff),
@@ -209,6 +214,7 @@ pub(super) fn reload_plan(old: &Config, new: &Config) -> ReloadPlan {
         ("log", config.log != old.log),
         ("images", config.images != old.images),
         ("socket", config.socket != old.socket),
+        ("podPidsLimit", config.pod_pids_limit != old.pod_pids_limit),
     ] {
         if changed {
             live.push(key);
@@ -395,9 +401,16 @@ mod tests {
         new.log.level = "debug".into();
         new.api.max_connections = 5;
         new.paths.socket = Some("/elsewhere.sock".into());
+        new.cgroups = crate::config::CgroupsSetting::None;
+        new.pod_pids_limit = 20;
         let plan = reload_plan(&old, &new);
-        assert_eq!(plan.live, ["backoff", "log"]);
-        assert_eq!(plan.restart, ["paths", "api"]);
+        assert_eq!(plan.live, ["backoff", "log", "podPidsLimit"]);
+        assert_eq!(plan.restart, ["paths", "api", "cgroups"]);
+        assert_eq!(
+            plan.config.cgroups, old.cgroups,
+            "the cgroup layout is made at start"
+        );
+        assert_eq!(plan.config.pod_pids_limit, 20);
         assert_eq!(plan.config.backoff.pod_failure_base, Duration::from_secs(1));
         assert_eq!(plan.config.log.level, "debug");
         assert_eq!(plan.config.api, old.api, "api keys need a restart");

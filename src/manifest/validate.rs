@@ -667,9 +667,12 @@ fn pod_spec(pod: &crate::api::PodSpec, base: &str, images: Option<&Images>, v: &
         &p("terminationGracePeriodSeconds"),
         pod.termination_grace_period_seconds,
     );
-    if pod.security_context.is_some() {
-        v.not_yet(&p("securityContext"));
-    }
+    security_context(
+        pod.security_context.as_ref(),
+        &p("securityContext"),
+        &crate::api::security::POD_FIELDS,
+        v,
+    );
 
     // Cluster-only fields: accepted so that cluster manifests run unchanged.
     const ONE_HOST: &str = "ignored: jobvisor runs every pod on this host";
@@ -775,12 +778,15 @@ fn container<'a>(
     if c.volume_mounts.is_some() {
         v.not_yet(&p("volumeMounts"));
     }
-    if c.resources.as_ref().is_some_and(|r| !is_empty_object(r)) {
-        v.warn(&p("resources"), "resource limits are not enforced yet");
+    if let Some(r) = c.resources.as_ref().filter(|r| !is_empty_object(r)) {
+        resources(r, &p("resources"), v);
     }
-    if c.security_context.is_some() {
-        v.not_yet(&p("securityContext"));
-    }
+    security_context(
+        c.security_context.as_ref(),
+        &p("securityContext"),
+        &crate::api::security::CONTAINER_FIELDS,
+        v,
+    );
     if c.stdin == Some(true) {
         v.not_yet(&p("stdin"));
     }
@@ -826,6 +832,76 @@ fn runnable(c: &Container, path: &str, images: Option<&Images>, v: &mut Findings
             v.invalid(&format!("{path}.image"), &image, &error.to_string());
         }
         Err(why) => v.required(&format!("{path}.command"), &why.to_string()),
+    }
+}
+
+/// `resources`: `cpu` and `memory` limits and requests, checked as the API server does
+/// (`crate::quantity::resource_limits`); anything else is named and ignored.
+fn resources(r: &Value, path: &str, v: &mut Findings) {
+    if let Err(errors) = crate::quantity::resource_limits(r) {
+        for e in errors {
+            v.errors.push(format!("{path}.{e}"));
+        }
+    }
+    let Some(map) = r.as_object() else {
+        v.invalid(path, "", "must be an object");
+        return;
+    };
+    for (section, value) in map {
+        match section.as_str() {
+            "limits" | "requests" => {
+                for name in value.as_object().into_iter().flat_map(|m| m.keys()) {
+                    if name != "cpu" && name != "memory" {
+                        v.warn(
+                            &format!("{path}.{section}[{name}]"),
+                            "ignored: only cpu and memory are enforced",
+                        );
+                    }
+                }
+            }
+            other => v.not_yet(&format!("{path}.{other}")),
+        }
+    }
+}
+
+/// `securityContext`: the user and group fields, checked as the API server does
+/// (`ValidatePodSecurityContext`, `ValidateSecurityContext`: ids non-negative); any other
+/// field is refused as not supported yet, since ignoring a restriction would be unsafe.
+fn security_context(sc: Option<&Value>, path: &str, known: &[&str], v: &mut Findings) {
+    let Some(sc) = sc else { return };
+    let Some(map) = sc.as_object() else {
+        v.invalid(path, "", "must be an object");
+        return;
+    };
+    for name in map.keys().filter(|k| !known.contains(&k.as_str())) {
+        v.not_yet(&format!("{path}.{name}"));
+    }
+    match crate::api::security::SecurityContext::from_value(Some(sc)) {
+        Err((field, msg)) => v.invalid(&format!("{path}.{field}"), "", &msg),
+        Ok(s) => {
+            for (field, value) in [
+                ("runAsUser", s.run_as_user),
+                ("runAsGroup", s.run_as_group),
+                ("fsGroup", s.fs_group),
+            ] {
+                if let Some(n) = value.filter(|n| !(0..=i64::from(i32::MAX)).contains(n)) {
+                    v.invalid(
+                        &format!("{path}.{field}"),
+                        &n,
+                        "must be between 0 and 2147483647, inclusive",
+                    );
+                }
+            }
+            for (i, g) in s.supplemental_groups.iter().flatten().enumerate() {
+                if !(0..=i64::from(i32::MAX)).contains(g) {
+                    v.invalid(
+                        &format!("{path}.supplementalGroups[{i}]"),
+                        g,
+                        "must be between 0 and 2147483647, inclusive",
+                    );
+                }
+            }
+        }
     }
 }
 
@@ -1173,14 +1249,27 @@ spec:
              vec!["spec.template.spec.initContainers: Forbidden: not supported by jobvisor yet".into()]),
             ("pod activeDeadlineSeconds", |j| j.spec.template.spec.active_deadline_seconds = Some(5),
              vec!["spec.template.spec.activeDeadlineSeconds: Forbidden: not supported by jobvisor yet".into()]),
-            ("pod securityContext", |j| j.spec.template.spec.security_context = Some(json!({})),
-             vec!["spec.template.spec.securityContext: Forbidden: not supported by jobvisor yet".into()]),
+            ("pod securityContext users", |j| j.spec.template.spec.security_context = Some(json!({
+                "runAsUser": 1000, "runAsGroup": 3000, "supplementalGroups": [4000], "fsGroup": 2000, "runAsNonRoot": true})),
+             vec![]),
+            ("pod securityContext: other fields, negative ids", |j| j.spec.template.spec.security_context = Some(json!({
+                "runAsUser": -1, "supplementalGroups": [5, -2], "seccompProfile": {"type": "RuntimeDefault"}})),
+             vec![
+                "spec.template.spec.securityContext.seccompProfile: Forbidden: not supported by jobvisor yet".into(),
+                "spec.template.spec.securityContext.runAsUser: Invalid value: -1: must be between 0 and 2147483647, inclusive".into(),
+                "spec.template.spec.securityContext.supplementalGroups[1]: Invalid value: -2: must be between 0 and 2147483647, inclusive".into(),
+             ]),
             ("volumes", |j| j.spec.template.spec.volumes = Some(json!([])),
              vec!["spec.template.spec.volumes: Forbidden: not supported by jobvisor yet".into()]),
             ("envFrom", |j| c0(j).env_from = Some(json!([])),
              vec!["spec.template.spec.containers[0].envFrom: Forbidden: not supported by jobvisor yet".into()]),
-            ("container securityContext", |j| c0(j).security_context = Some(json!({"runAsUser": 1000})),
-             vec!["spec.template.spec.containers[0].securityContext: Forbidden: not supported by jobvisor yet".into()]),
+            ("container securityContext", |j| c0(j).security_context = Some(json!({"runAsUser": 1000, "runAsNonRoot": true})),
+             vec![]),
+            ("container securityContext: pod-only field, bad type", |j| c0(j).security_context = Some(json!({"fsGroup": 1, "runAsGroup": "x"})),
+             vec![
+                "spec.template.spec.containers[0].securityContext.fsGroup: Forbidden: not supported by jobvisor yet".into(),
+                "spec.template.spec.containers[0].securityContext.runAsGroup: Invalid value: \"\": must be an integer, not \"x\"".into(),
+             ]),
             ("volumeMounts", |j| c0(j).volume_mounts = Some(json!([])),
              vec!["spec.template.spec.containers[0].volumeMounts: Forbidden: not supported by jobvisor yet".into()]),
             ("stdin", |j| c0(j).stdin = Some(true),
@@ -1290,8 +1379,11 @@ spec:
             ),
             (
                 "resources",
-                |j| c0(j).resources = Some(json!({"limits": {"cpu": "1"}})),
-                "spec.template.spec.containers[0].resources: resource limits are not enforced yet",
+                |j| {
+                    c0(j).resources =
+                        Some(json!({"limits": {"cpu": "1", "ephemeral-storage": "1Gi"}}))
+                },
+                "spec.template.spec.containers[0].resources.limits[ephemeral-storage]: ignored: only cpu and memory are enforced",
             ),
             (
                 "ports",

@@ -11,9 +11,11 @@ use jiff::Timestamp;
 
 use crate::api::TerminatedReason;
 
+pub mod cgroup;
 mod ledger;
 pub mod logs;
 pub mod process;
+mod procs;
 mod reaper;
 mod spawn;
 pub mod spool;
@@ -43,6 +45,32 @@ pub struct ContainerLaunch {
     pub log_path: PathBuf,
     /// When the log is rotated and how many files of it are kept.
     pub log_limits: logs::LogLimits,
+    /// `resources` of the container, applied to its cgroup (when there are cgroups).
+    pub limits: cgroup::Limits,
+    /// The config's `podPidsLimit`, applied to the pod's cgroup (`None`: no limit).
+    pub pids_limit: Option<i64>,
+    /// The user the process runs as (`securityContext`); `None`: the daemon's own.
+    pub user: Option<RunAs>,
+}
+
+/// A container's resource use, as metrics-server reports it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Usage {
+    /// CPU over `window`, in billionths of a core.
+    pub cpu_nanocores: Option<u64>,
+    /// The window the CPU figure covers.
+    pub window: Option<Duration>,
+    /// The working set (usage less inactive file pages), in bytes.
+    pub memory_bytes: Option<u64>,
+}
+
+/// Credentials of a container's process, set in the child before exec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunAs {
+    pub uid: u32,
+    pub gid: u32,
+    /// Supplementary groups (`supplementalGroups`, then `fsGroup`).
+    pub groups: Vec<u32>,
 }
 
 impl std::fmt::Debug for ContainerLaunch {
@@ -66,7 +94,8 @@ pub struct ExitInfo {
     /// `Completed` (exit 0), `Error` (non-zero or signal), `StartError` (exec failed).
     pub reason: TerminatedReason,
     /// For StartError: the OS error worded like runc's, e.g.
-    /// `exec: "nope": executable file not found in $PATH`.
+    /// `exec: "nope": executable file not found in $PATH`. For OOMKilled: set by the kernel's
+    /// count, never guessed from the exit code.
     pub message: Option<String>,
     pub started_at: Timestamp,
     pub finished_at: Timestamp,
@@ -122,4 +151,17 @@ pub trait Runtime: Send + Sync + 'static {
     fn log_bytes_written(&self) -> u64 {
         0
     }
+    /// Whether `resources` limits are enforced (cgroups are in use); when not, the daemon
+    /// warns on pods that set them.
+    fn enforces_limits(&self) -> bool {
+        true
+    }
+    /// What a running container uses now, from its cgroup (`top pods`); `None` without
+    /// cgroups.
+    fn usage(&self, _pod_uid: &str, _container: &str) -> Option<Usage> {
+        None
+    }
+    /// The daemon is stopping and its containers are done: kill whatever they left behind
+    /// (every pod cgroup; without cgroups, every process below the daemon).
+    fn shutdown(&self) {}
 }

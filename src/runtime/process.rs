@@ -14,13 +14,23 @@
 //! (see `reaper.rs`).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::cgroup::Cgroups;
 use super::logs::LogFeeds;
 use super::supervise::{self, Shared};
-use super::{ContainerLaunch, Runtime, RuntimeEvent};
+use super::{ContainerLaunch, Runtime, RuntimeEvent, Usage};
+
+/// The shortest CPU window `top pods` reports over.
+const MIN_WINDOW: Duration = Duration::from_secs(1);
+
+/// `ns` nanoseconds of CPU over `window`, in nanocores.
+fn per_second(ns: u64, window: Duration) -> u64 {
+    let w = window.as_nanos().max(1);
+    u64::try_from(u128::from(ns) * 1_000_000_000 / w).unwrap_or(u64::MAX)
+}
 use crate::clock::Clock;
 
 pub use super::spawn::{DEFAULT_PATH, proc_start_time};
@@ -29,6 +39,9 @@ pub use super::supervise::STOPPED_BEFORE_START;
 /// Runs containers as process groups of this host. See the module docs.
 pub struct ProcessRuntime {
     shared: Arc<Shared>,
+    /// The last CPU reading of each container (`top pods`): `(pod uid, container)` →
+    /// `(when, cpu ns)`.
+    samples: std::sync::Mutex<std::collections::HashMap<(String, String), (Instant, u64)>>,
 }
 
 impl ProcessRuntime {
@@ -37,8 +50,19 @@ impl ProcessRuntime {
     /// # Panics
     /// When called outside a tokio runtime.
     pub fn new(clock: Arc<dyn Clock>, events: UnboundedSender<RuntimeEvent>) -> ProcessRuntime {
+        Self::with_cgroups(clock, events, None)
+    }
+
+    /// Like [`ProcessRuntime::new`], putting each pod and container in its cgroup when
+    /// `cgroups` is set up (`cgroup.rs`).
+    pub fn with_cgroups(
+        clock: Arc<dyn Clock>,
+        events: UnboundedSender<RuntimeEvent>,
+        cgroups: Option<Arc<Cgroups>>,
+    ) -> ProcessRuntime {
         ProcessRuntime {
-            shared: Shared::new(clock, events),
+            shared: Shared::new(clock, events, cgroups),
+            samples: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -48,7 +72,12 @@ impl ProcessRuntime {
     /// mistake never touches the first one's processes. Returns how many were killed.
     pub fn take_over_spawns(&self, path: &std::path::Path) -> std::io::Result<usize> {
         let (ledger, previous) = super::ledger::Ledger::take_over(path)?;
-        let mut killed = 0;
+        // Leftovers by cgroup first: that finds every process of every pod, escapees too.
+        let mut killed = self
+            .shared
+            .cgroups
+            .as_ref()
+            .map_or(0, |cg| cg.kill_all_pods());
         for (pid, start) in previous {
             if proc_start_time(pid) == Some(start) {
                 supervise::kill_leftover(pid, Some(start));
@@ -85,6 +114,66 @@ impl Runtime for ProcessRuntime {
     fn log_bytes_written(&self) -> u64 {
         self.shared.feeds.bytes_written()
     }
+
+    fn enforces_limits(&self) -> bool {
+        self.shared
+            .cgroups
+            .as_ref()
+            .is_some_and(|cg| cg.enforces_limits())
+    }
+
+    fn usage(&self, pod_uid: &str, container: &str) -> Option<Usage> {
+        let cg = self.shared.cgroups.as_ref()?;
+        let (cpu_ns, memory_bytes) = cg.usage(pod_uid, container);
+        let now = Instant::now();
+        let mut samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        // Runs that ended leave their readings behind: forget those of gone pods.
+        if samples.len() > 4 * self.shared.running() + 64 {
+            samples.retain(|(uid, c), _| self.shared.started(uid, c).is_some());
+        }
+        let key = (pod_uid.to_owned(), container.to_owned());
+        // Over the window since the previous look when it is at least a second old (as
+        // metrics-server's window), else since the container started.
+        let (window, cpu_nanocores) = match (cpu_ns, samples.get(&key)) {
+            (Some(ns), Some((then, before)))
+                if now.duration_since(*then) >= MIN_WINDOW && ns >= *before =>
+            {
+                let w = now.duration_since(*then);
+                (Some(w), Some(per_second(ns - before, w)))
+            }
+            (Some(ns), _) => match self.shared.started(pod_uid, container) {
+                Some(t) => {
+                    let w = now.duration_since(t);
+                    (Some(w), Some(per_second(ns, w)))
+                }
+                None => (None, None),
+            },
+            (None, _) => (None, None),
+        };
+        if let Some(ns) = cpu_ns
+            && samples
+                .get(&key)
+                .is_none_or(|(then, _)| now.duration_since(*then) >= MIN_WINDOW)
+        {
+            samples.insert(key, (now, ns));
+        }
+        Some(Usage {
+            cpu_nanocores,
+            window,
+            memory_bytes,
+        })
+    }
+
+    fn shutdown(&self) {
+        if let Some(cg) = &self.shared.cgroups {
+            cg.kill_all_pods();
+            cg.remove_base();
+        }
+        // Without cgroups, or what escaped them: every process still below the daemon.
+        let me = nix::unistd::getpid().as_raw();
+        let procs = super::procs::scan();
+        super::procs::kill_all(&super::procs::descendants(&procs, &[me]));
+    }
 }
 
 #[cfg(test)]
@@ -117,6 +206,9 @@ mod perf {
             refused: None,
             env: vec![("PATH".into(), "/usr/bin:/bin".into())],
             working_dir: dir.path().into(),
+            limits: Default::default(),
+            pids_limit: None,
+            user: None,
             log_path: super::super::logs::container_log_path(
                 dir.path(),
                 "default",

@@ -48,6 +48,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
 use tracing::{debug, trace, warn};
 
+use super::cgroup::{Cgroups, Placement};
 use super::logs::LogFeeds;
 use super::logs::sink::LogSink;
 use super::reaper::{Reaper, owned_pids, recv_opt};
@@ -76,11 +77,14 @@ pub(super) struct Shared {
     pub(super) feeds: LogFeeds,
     /// Every spawn, for the next daemon if this one crashes (`ledger.rs`).
     pub(super) ledger: Mutex<Option<super::ledger::Ledger>>,
+    /// The pods' cgroups; `None`: no cgroups (see `procs.rs` for what is done instead).
+    pub(super) cgroups: Option<Arc<Cgroups>>,
 }
 
 /// One container run, shared by its task and `stop_pod`.
 pub(super) struct Slot {
     ctl: Mutex<Ctl>,
+    pub(super) container: String,
 }
 
 #[derive(Default)]
@@ -92,6 +96,11 @@ pub(super) struct Ctl {
     pub(super) stopping: bool,
     /// SIGKILL was sent by a stop (no need to send it again).
     killed: bool,
+    /// When the process was spawned (for `top pods`' first CPU window).
+    pub(super) started: Option<std::time::Instant>,
+    /// Without cgroups: sessions that descendants made of their own (`setsid`), found at the
+    /// stop, killed with the container.
+    sessions: Vec<(i32, Option<u64>)>,
 }
 
 impl Slot {
@@ -103,7 +112,11 @@ impl Slot {
 impl Shared {
     /// # Panics
     /// When called outside a tokio runtime.
-    pub(super) fn new(clock: Arc<dyn Clock>, events: UnboundedSender<RuntimeEvent>) -> Arc<Shared> {
+    pub(super) fn new(
+        clock: Arc<dyn Clock>,
+        events: UnboundedSender<RuntimeEvent>,
+        cgroups: Option<Arc<Cgroups>>,
+    ) -> Arc<Shared> {
         let handle = tokio::runtime::Handle::current();
         Arc::new(Shared {
             clock,
@@ -114,6 +127,7 @@ impl Shared {
             running: AtomicUsize::new(0),
             feeds: LogFeeds::new(),
             ledger: Mutex::new(None),
+            cgroups,
         })
     }
 
@@ -153,6 +167,7 @@ impl Shared {
     pub(super) fn start(self: &Arc<Self>, launch: ContainerLaunch) {
         let slot = Arc::new(Slot {
             ctl: Mutex::new(Ctl::default()),
+            container: launch.container.clone(),
         });
         // Registered before returning, so a `stop_pod` right after `start` finds it.
         self.pods()
@@ -178,6 +193,9 @@ impl Shared {
         let Some(slots) = self.pods().get(pod_uid).cloned() else {
             return;
         };
+        if self.cgroups.is_none() {
+            remember_sessions(&slots);
+        }
         for slot in &slots {
             let mut ctl = slot.ctl();
             let first = !ctl.stopping;
@@ -187,6 +205,7 @@ impl Shared {
                 if !ctl.killed {
                     ctl.killed = true;
                     signal_group(pgid, Signal::SIGKILL);
+                    kill_sessions(&ctl.sessions);
                 }
             } else if first {
                 // Only the first stop sends SIGTERM: some programs treat a second one as
@@ -194,7 +213,15 @@ impl Shared {
                 signal_group(pgid, Signal::SIGTERM);
             }
         }
+        let cgroups = self.cgroups.clone();
+        let uid = pod_uid.to_owned();
+        let kill_pod_cgroup = move || {
+            if let Some(cg) = &cgroups {
+                cg.kill(&uid, None);
+            }
+        };
         if grace.is_zero() {
+            self.handle.spawn_blocking(kill_pod_cgroup);
             return;
         }
         self.handle.spawn(async move {
@@ -206,13 +233,24 @@ impl Shared {
                 {
                     ctl.killed = true;
                     signal_group(pgid, Signal::SIGKILL);
+                    kill_sessions(&ctl.sessions);
                 }
             }
+            let _ = tokio::task::spawn_blocking(kill_pod_cgroup).await;
         });
     }
 
     pub(super) fn running(&self) -> usize {
         self.running.load(Ordering::SeqCst)
+    }
+
+    /// When the running `container` of the pod was spawned.
+    pub(super) fn started(&self, pod_uid: &str, container: &str) -> Option<std::time::Instant> {
+        let slots = self.pods().get(pod_uid)?.clone();
+        slots
+            .iter()
+            .filter(|s| s.container == container)
+            .find_map(|s| s.ctl().started)
     }
 }
 
@@ -237,6 +275,37 @@ pub(super) fn kill_leftover(pid: u32, proc_start: Option<u64>) {
     // hold it as their pgid, so killing that group is still safe.
     debug!(pid, "killing leftover process group");
     signal_group(Pid::from_raw(raw), Signal::SIGKILL);
+}
+
+/// Without cgroups: notes the sessions the descendants of each running container made of
+/// their own, while the containers still run (after their end, their orphans are ours and
+/// nothing says where they came from).
+fn remember_sessions(slots: &[Arc<Slot>]) {
+    let procs = super::procs::scan();
+    for slot in slots {
+        let mut ctl = slot.ctl();
+        let Some(pgid) = ctl.pgid else { continue };
+        let root = pgid.as_raw();
+        for d in super::procs::descendants(&procs, &[root]) {
+            if d.sid != root && !ctl.sessions.iter().any(|(s, _)| *s == d.sid) {
+                let leader = procs.iter().find(|p| p.pid == d.sid).map(|p| p.start);
+                ctl.sessions.push((d.sid, leader));
+            }
+        }
+    }
+}
+
+/// Without cgroups: SIGKILL to every process of these sessions and their descendants.
+fn kill_sessions(sessions: &[(i32, Option<u64>)]) {
+    if sessions.is_empty() {
+        return;
+    }
+    let procs = super::procs::scan();
+    let me = nix::unistd::getpid().as_raw();
+    let mut victims = super::procs::in_sessions(&procs, sessions, me);
+    let roots: Vec<i32> = victims.iter().map(|p| p.pid).collect();
+    victims.extend(super::procs::descendants(&procs, &roots));
+    super::procs::kill_all(&victims);
 }
 
 fn signal_group(pgid: Pid, sig: Signal) {
@@ -338,16 +407,44 @@ async fn supervise(
     }
     let prepared = {
         let (launch, slot, shared) = (launch.clone(), slot.clone(), shared.clone());
+        let cgroups = shared.cgroups.clone();
         tokio::task::spawn_blocking(move || {
-            let prepared = prepare(&launch, &slot);
+            let placement = match &cgroups {
+                Some(cg) => match cg.prepare(
+                    &launch.pod_uid,
+                    &launch.container,
+                    &launch.limits,
+                    launch.pids_limit,
+                ) {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        return (
+                            Prepared::Failed(format!("cannot create the container's cgroup: {e}")),
+                            None,
+                        );
+                    }
+                },
+                None => None,
+            };
+            let fds = placement.as_ref().map_or(&[][..], |p| &p.procs[..]);
+            let prepared = prepare(&launch, &slot, fds);
             if let Prepared::Running(s) = &prepared {
                 shared.record_spawn(s.pid.as_raw().unsigned_abs(), s.proc_start);
             }
-            prepared
+            // The child has its own copies now (or never came).
+            let placement = placement.map(|mut p| {
+                p.procs.clear();
+                p
+            });
+            (prepared, placement)
         })
         .await
     };
     shared.reaper.spawn_done();
+    let (prepared, placement) = match prepared {
+        Ok((p, placement)) => (Ok(p), placement),
+        Err(e) => (Err(e), None),
+    };
     let child = match prepared {
         Err(e) => return start_error(clock.now(), format!("internal error: {e}")),
         Ok(Prepared::Stopped) => return stopped_before_start(clock.now()),
@@ -381,6 +478,7 @@ async fn supervise(
     let mut watch = ExitWatch::new(pgid);
     let mut exited: Option<(nix::Result<WaitStatus>, Timestamp)> = None;
     let mut drain_until: Option<Instant> = None;
+    let mut oom = false;
 
     loop {
         if exited.is_some() && log.drained() {
@@ -392,7 +490,11 @@ async fn supervise(
                 if let Some(status) = reap(&slot, pgid) {
                     owned.0 = None;
                     shared.reaper.reaped_ours();
-                    exited = Some((status, clock.now()));
+                    let finished = clock.now();
+                    // The rest of the container's tree dies with its main process, as a pid
+                    // namespace dies with its init; that also ends the pipes of an escapee.
+                    oom = end_of_tree(shared, &launch, &slot, (pgid, proc_start), placement.as_ref()).await;
+                    exited = Some((status, finished));
                     drain_until = Some(Instant::now() + DRAIN_TIMEOUT);
                 }
             }
@@ -410,10 +512,63 @@ async fn supervise(
     log.close(now).await;
 
     match exited {
-        Some((status, finished_at)) => exit_info(status, started_at, finished_at),
+        Some((status, finished_at)) => {
+            let mut exit = exit_info(status, started_at, finished_at);
+            if oom {
+                exit.reason = crate::api::TerminatedReason::OOMKilled;
+            }
+            exit
+        }
         // The loop only ends without an exit through the drain timeout, which needs one.
         None => start_error(now, "internal error: no exit status".into()),
     }
+}
+
+/// After the main process is reaped: kills the rest of the container's processes (its cgroup;
+/// without one, its session and the sessions noted at a stop) and says whether the OOM killer
+/// struck (read from the cgroup's counter, never guessed from the exit code).
+async fn end_of_tree(
+    shared: &Arc<Shared>,
+    launch: &Arc<ContainerLaunch>,
+    slot: &Arc<Slot>,
+    (pgid, proc_start): (Pid, Option<u64>),
+    placement: Option<&Placement>,
+) -> bool {
+    let mut sessions = std::mem::take(&mut slot.ctl().sessions);
+    // The leader is reaped: its pid names this session while members carry it, and a new
+    // process with that pid (another start time) once none does.
+    sessions.push((pgid.as_raw(), proc_start));
+    let cgroups = shared.cgroups.clone();
+    let launch = launch.clone();
+    let oom_before = placement.map(|p| p.oom_before);
+    tokio::task::spawn_blocking(move || match (&cgroups, oom_before) {
+        (Some(cg), Some(before)) => {
+            let oom = cg.oom_killed(&launch.pod_uid, &launch.container, before);
+            cg.kill_container(&launch.pod_uid, &launch.container);
+            oom
+        }
+        _ => {
+            // A process of one of these sessions whose leader is gone has its parent in the
+            // session too, or became our child when its parent died: without such a child
+            // of ours, nothing is left to look for (and no scan of /proc at every exit).
+            let suspects = super::procs::our_children().is_none_or(|children| {
+                let owned = owned_pids();
+                children
+                    .into_iter()
+                    .filter(|p| !owned.contains(p))
+                    .any(|p| {
+                        super::procs::stat(p)
+                            .is_some_and(|i| sessions.iter().any(|(s, _)| *s == i.sid))
+                    })
+            });
+            if suspects {
+                kill_sessions(&sessions);
+            }
+            false
+        }
+    })
+    .await
+    .unwrap_or(false)
 }
 
 /// Kills what is left of the group, then reaps the main process. `None` if it has not
@@ -756,6 +911,7 @@ mod tests {
                 pgid: Some(pid),
                 ..Ctl::default()
             }),
+            container: "main".into(),
         };
         let status = reap(&slot, pid).unwrap();
         assert_eq!(status, Ok(WaitStatus::Exited(pid, 0)));

@@ -92,6 +92,9 @@ impl Harness {
             env: vec![("PATH".into(), PATH.into())],
             working_dir: self.dir.path().to_path_buf(),
             log_limits: Default::default(),
+            limits: Default::default(),
+            pids_limit: None,
+            user: None,
         }
     }
 

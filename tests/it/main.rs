@@ -17,3 +17,4 @@ mod logs;
 mod pods;
 mod retention;
 mod service;
+mod supervision;
