@@ -370,19 +370,30 @@ impl Daemon {
                 bytes,
                 lines,
                 error,
-            } => self.on_log_lost(&pod_uid, &container, restart_count, bytes, lines, &error),
+            } => self.on_log_write_failed(
+                &pod_uid,
+                &container,
+                restart_count,
+                Some((bytes, lines)),
+                &error,
+            ),
+            RuntimeEvent::LogWriteFailing {
+                pod_uid,
+                container,
+                restart_count,
+                error,
+            } => self.on_log_write_failed(&pod_uid, &container, restart_count, None, &error),
         }
     }
 
-    /// A Warning `LogWriteFailed` event on the pod (if it is still there) for output its
-    /// container's log could not hold.
-    fn on_log_lost(
+    /// A Warning `LogWriteFailed` event on the pod (if it is still there): its container's
+    /// output is being dropped (`lost: None`), or this much of it was (`Some((bytes, lines))`).
+    fn on_log_write_failed(
         &mut self,
         uid: &str,
         container: &str,
         restart_count: i32,
-        bytes: u64,
-        lines: u64,
+        lost: Option<(u64, u64)>,
         error: &str,
     ) {
         let Some(k) = self.world.pod_by_uid.get(uid).cloned() else {
@@ -393,15 +404,38 @@ impl Daemon {
         };
         let involved = pod_ref(&rec.pod);
         drop(rec);
-        tracing::warn!(pod = %format!("{}/{}", k.0, k.1), container, restart_count, bytes, lines, error, "container output lost");
-        self.record_event(
-            involved,
-            EventSpec::warning(
-                "LogWriteFailed",
+        let pod = format!("{}/{}", k.0, k.1);
+        let message = match lost {
+            None => {
+                tracing::warn!(
+                    pod,
+                    container,
+                    restart_count,
+                    error,
+                    "container output is being dropped"
+                );
+                format!(
+                    "cannot write the log of container \"{container}\" (run {restart_count}): {error}; its output is dropped and counted until a write works again"
+                )
+            }
+            Some((bytes, lines)) => {
+                tracing::warn!(
+                    pod,
+                    container,
+                    restart_count,
+                    bytes,
+                    lines,
+                    error,
+                    "container output lost"
+                );
                 format!(
                     "lost {lines} lines ({bytes} bytes) of the output of container \"{container}\" (run {restart_count}): {error}"
-                ),
-            ),
+                )
+            }
+        };
+        self.record_event(
+            involved,
+            EventSpec::warning("LogWriteFailed", message),
             "kubelet",
         );
     }

@@ -897,8 +897,9 @@ mod tests {
         assert!(exists(&h, &new) && exists(&h, &live));
     }
 
-    /// Output lost to a full disk is a Warning `LogWriteFailed` event on the pod with the
-    /// counts; a report about a pod that is gone is dropped.
+    /// Output lost to a full disk is a Warning `LogWriteFailed` event on the pod when the
+    /// episode begins and another with the counts when it ends; a report about a pod that is
+    /// gone is dropped.
     #[test]
     fn lost_output_is_a_warning_event_on_the_pod() {
         let root = tempfile::tempdir().unwrap();
@@ -913,6 +914,13 @@ mod tests {
             lines: 42,
             error: "writing /logs/x/0.log: No space left on device (os error 28)".into(),
         };
+        h.daemon
+            .on_runtime(crate::runtime::RuntimeEvent::LogWriteFailing {
+                pod_uid: uid.clone(),
+                container: "main".into(),
+                restart_count: 0,
+                error: "writing /logs/x/0.log: No space left on device (os error 28)".into(),
+            });
         h.daemon.on_runtime(lost(&uid));
         h.daemon.on_runtime(lost("no-such-pod"));
         h.daemon.turn();
@@ -924,8 +932,12 @@ mod tests {
             .into_iter()
             .filter(|e| e.reason == "LogWriteFailed")
             .collect();
-        assert_eq!(events.len(), 1, "{events:#?}");
-        let e = &events[0];
+        assert_eq!(events.len(), 2, "{events:#?}");
+        assert_eq!(
+            events[0].message,
+            "cannot write the log of container \"main\" (run 0): writing /logs/x/0.log: No space left on device (os error 28); its output is dropped and counted until a write works again"
+        );
+        let e = &events[1];
         assert_eq!(e.type_, crate::api::EventType::Warning);
         assert_eq!(e.involved_object.uid, uid);
         assert_eq!(

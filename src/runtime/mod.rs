@@ -113,6 +113,15 @@ pub enum RuntimeEvent {
         proc_start: Option<u64>,
         started_at: Timestamp,
     },
+    /// A run's log cannot be written (a full disk): from now on its output is dropped and
+    /// counted, until a write works again ([`RuntimeEvent::LogLost`] then says how much). Sent
+    /// at the first failed write of an episode, so a disk that stays full is seen at once.
+    LogWriteFailing {
+        pod_uid: String,
+        container: String,
+        restart_count: i32,
+        error: String,
+    },
     /// Output of a run was lost because its log could not be written (a full disk): sent
     /// once per episode, when writing works again or the run's log is closed (before its
     /// `Exited`). The container went on running and its pipes were drained meanwhile.

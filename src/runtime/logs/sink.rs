@@ -11,7 +11,8 @@
 //!   compresses the older rotated files; the next write creates a new live file.
 //! - **A failed write** (a full disk) cuts the file back to its last whole record; the batch is
 //!   counted lost, the pipes are still drained, and every later batch tries again. The episode
-//!   is reported once, as [`RuntimeEvent::LogLost`], when a write works again or at the end.
+//!   is reported when it begins ([`RuntimeEvent::LogWriteFailing`]) and, with what was lost,
+//!   when a write works again or at the end ([`RuntimeEvent::LogLost`]).
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -69,6 +70,10 @@ pub(in crate::runtime) struct LogSink {
     /// run; the next rotation's plan picks up what it left).
     compressing: std::sync::Arc<Compressing>,
 }
+
+/// Free space beyond a batch that a full file system must have again before writing resumes
+/// (see [`LogSink::room_for`]): two pipe buffers.
+const RESUME_MARGIN: u64 = 128 * 1024;
 
 /// An episode of lost output.
 #[derive(Debug)]
@@ -179,7 +184,11 @@ impl LogSink {
             return;
         }
         let batch = std::mem::take(&mut self.batch);
-        let (written, r) = self.write_records(&batch).await;
+        let (written, r) = if self.lost.is_some() && !self.room_for(batch.len()) {
+            (0, Err(io::Error::from(io::ErrorKind::StorageFull)))
+        } else {
+            self.write_records(&batch).await
+        };
         match r {
             Ok(()) => {
                 if let Some(loss) = self.lost.take() {
@@ -197,6 +206,14 @@ impl LogSink {
                     }
                     None => {
                         warn!(path = %self.path.display(), error = %e, "writing container log failed; dropping its output until a write works again");
+                        let o = &self.owner;
+                        // The daemon is gone only when it stops.
+                        let _ = o.events.send(RuntimeEvent::LogWriteFailing {
+                            pod_uid: o.pod_uid.clone(),
+                            container: o.container.clone(),
+                            restart_count: o.restart_count,
+                            error: e.to_string(),
+                        });
                         self.lost = Some(Loss {
                             bytes: unwritten.len() as u64,
                             lines,
@@ -211,6 +228,28 @@ impl LogSink {
         }
         self.batch = batch;
         self.batch.clear();
+    }
+
+    /// During an episode of lost output: whether the log's file system has room for `len`
+    /// bytes and [`RESUME_MARGIN`] more. A failed write frees what it had written (a torn
+    /// record is cut off), and without the margin the next small batch would fit into that
+    /// and end the episode while the disk is still full: each batch a new episode.
+    fn room_for(&self, len: usize) -> bool {
+        let free = match &self.file {
+            Some(f) => nix::sys::statvfs::fstatvfs(f),
+            None => match self.path.parent() {
+                Some(dir) => nix::sys::statvfs::statvfs(dir),
+                None => return true,
+            },
+        };
+        match free {
+            Ok(st) => {
+                let free = st.blocks_available().saturating_mul(st.fragment_size());
+                free >= len as u64 + RESUME_MARGIN
+            }
+            // Cannot tell: try the write.
+            Err(_) => true,
+        }
     }
 
     fn report(&self, loss: Loss) {
@@ -789,8 +828,18 @@ mod tests {
         let run = h.wait(&uid, log).await;
         assert_eq!(run.exit.exit_code, 0, "{:?}", run.exit);
 
-        let lost: Vec<(u64, u64, String)> = h
-            .take_seen()
+        let seen = h.take_seen();
+        let began: Vec<usize> = (0..seen.len())
+            .filter(|&i| matches!(&seen[i], RuntimeEvent::LogWriteFailing { error, .. } if error.contains("No space left on device")))
+            .collect();
+        let ended = seen
+            .iter()
+            .position(|e| matches!(e, RuntimeEvent::LogLost { .. }));
+        assert!(
+            began.len() == 1 && ended.is_some_and(|end| began[0] < end),
+            "one episode, said when it began and when it ended: {seen:?}"
+        );
+        let lost: Vec<(u64, u64, String)> = seen
             .into_iter()
             .filter_map(|e| match e {
                 RuntimeEvent::LogLost {
