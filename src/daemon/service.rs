@@ -313,12 +313,15 @@ impl super::Daemon {
         {
             tracing::error!("{e}; the log filter stays as it was");
         }
-        if plan.config.socket != self.cfg.socket
-            && let Err(e) = super::serve::set_access(&self.layout.socket, &plan.config.socket)
+        let mut config = plan.config;
+        if config.socket != self.cfg.socket
+            && let Err(e) = super::serve::set_access(&self.layout.socket, &config.socket)
         {
-            tracing::error!("socket: {e:#}");
+            tracing::error!("socket: {e:#}; the next reload tries again");
+            // Not in effect, so not recorded: the next reload sees the change again.
+            config.socket = self.cfg.socket.clone();
         }
-        self.cfg = plan.config;
+        self.cfg = config;
         tracing::info!(keys = %plan.live.join(", "), "config reloaded");
     }
 }
@@ -432,6 +435,33 @@ mod tests {
         assert_eq!(d.cfg.backoff.pod_failure_base, Duration::from_secs(1));
         assert_eq!(d.cfg.log.level, "debug");
         assert_eq!(d.notifier.reload_error, None);
+    }
+
+    /// A socket mode or group that could not be set is not recorded as in effect: the next
+    /// reload tries it again instead of seeing no change.
+    #[tokio::test]
+    async fn a_socket_access_that_failed_is_tried_again() {
+        let root = tempfile::tempdir().unwrap();
+        let (mut d, _clock, _rt) = super::super::testing::daemon_in(root.path(), Config::default());
+        // No socket is bound in-process: setting its mode fails.
+        assert!(!d.layout.socket.exists());
+        let file = root.path().join("reload.yaml");
+        std::fs::write(&file, "socket:\n  mode: \"0600\"\n").unwrap();
+        d.opts.config = Some(file);
+        d.reload_config();
+        assert_eq!(
+            d.cfg.socket,
+            Config::default().socket,
+            "recorded as applied"
+        );
+        // Once there, the same file applies it.
+        std::fs::write(&d.layout.socket, "").unwrap();
+        d.reload_config();
+        assert_eq!(d.cfg.socket.mode, 0o600);
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&d.layout.socket).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]
