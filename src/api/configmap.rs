@@ -65,29 +65,56 @@ impl Declared for ConfigMap {
 
 /// The decoded length of padded standard base64 (Go's `base64.StdEncoding`, which
 /// `encoding/json` decodes `[]byte` with; it skips `\r` and `\n`), or the offset of the
-/// first byte that makes it invalid.
+/// first byte that makes it invalid, as Go reports it: its `decodeQuantum`
+/// (`src/encoding/base64/base64.go`), counting the bytes instead of writing them.
 pub fn decoded_len(text: &str) -> Result<usize, usize> {
-    let symbols: Vec<(usize, u8)> = text
-        .bytes()
-        .enumerate()
-        .filter(|(_, b)| !matches!(b, b'\r' | b'\n'))
-        .collect();
+    let src = text.as_bytes();
     let alphabet = |b: u8| b.is_ascii_alphanumeric() || b == b'+' || b == b'/';
-    let mut len = 0;
-    for (q, quantum) in symbols.chunks(4).enumerate() {
-        let last = (q + 1) * 4 >= symbols.len();
-        if quantum.len() < 4 {
-            return Err(text.len());
+    let newline = |b: u8| b == b'\n' || b == b'\r';
+    let skip_newlines = |mut si: usize| {
+        while si < src.len() && newline(src[si]) {
+            si += 1;
         }
-        let pad = quantum.iter().rev().take_while(|(_, b)| *b == b'=').count();
-        if pad > 2 || (pad > 0 && !last) {
-            let (at, _) = quantum[4 - pad];
-            return Err(at);
+        si
+    };
+    let (mut si, mut len) = (0, 0);
+    loop {
+        // Symbols of this quantum so far (newlines are not symbols).
+        let mut j = 0;
+        while j < 4 {
+            let Some(&c) = src.get(si) else {
+                // The end of input: between quanta it is the end; inside one, an error at
+                // where the quantum began.
+                return if j == 0 { Ok(len) } else { Err(si - j) };
+            };
+            si += 1;
+            if alphabet(c) {
+                j += 1;
+                continue;
+            }
+            if newline(c) {
+                continue;
+            }
+            if c != b'=' || j < 2 {
+                return Err(si - 1);
+            }
+            if j == 2 {
+                // "==" is due; the first is consumed.
+                si = skip_newlines(si);
+                match src.get(si) {
+                    None => return Err(src.len()),
+                    Some(b'=') => si += 1,
+                    Some(_) => return Err(si - 1),
+                }
+            }
+            si = skip_newlines(si);
+            // Padding ends the input: anything after it is trailing garbage.
+            return if si < src.len() {
+                Err(si)
+            } else {
+                Ok(len + j - 1)
+            };
         }
-        if let Some((at, _)) = quantum[..4 - pad].iter().find(|(_, b)| !alphabet(*b)) {
-            return Err(*at);
-        }
-        len += 3 - pad;
+        len += 3;
     }
-    Ok(len)
 }

@@ -183,7 +183,7 @@ mod tests {
                 "unpadded base64",
                 cm(&[], &[("b", "aGk")]),
                 vec![
-                    "binaryData[b]: Invalid value: \"aGk\": illegal base64 data at input byte 3"
+                    "binaryData[b]: Invalid value: \"aGk\": illegal base64 data at input byte 0"
                         .into(),
                 ],
             ),
@@ -206,8 +206,19 @@ mod tests {
         assert_eq!(base64_len("aGVsbG8="), Ok(5));
         assert_eq!(base64_len("aGVs\nbG8="), Ok(5));
         assert_eq!(base64_len("aQ=="), Ok(1));
-        assert_eq!(base64_len("aQ==aQ=="), Err(2));
         assert_eq!(base64_len("a==="), Err(1));
+        // The offsets Go's `decodeQuantum` (src/encoding/base64/base64.go) reports: an
+        // incomplete last quantum at its start, data after padding where it resumes, a
+        // single `=` where two are due at the end of input.
+        assert_eq!(base64_len("aGk"), Err(0));
+        assert_eq!(base64_len("aGkaGk"), Err(4));
+        assert_eq!(base64_len("a"), Err(0));
+        assert_eq!(base64_len("aQ==aQ=="), Err(4));
+        assert_eq!(base64_len("aGk=aGk="), Err(4));
+        assert_eq!(base64_len("aQ==\n"), Ok(1));
+        assert_eq!(base64_len("aQ=\n"), Err(4));
+        assert_eq!(base64_len("aQ=x"), Err(2));
+        assert_eq!(base64_len("aG*k"), Err(2));
     }
 
     /// `ValidateConfigMapUpdate`: once immutable, data, binaryData and the flag stay.
