@@ -13,9 +13,12 @@
 //! - the file actually opened, by `fstat` of its descriptor (so the target of a symlink, and
 //!   never a second look at a path that may have changed meanwhile);
 //! - the manifests directory `ROOT` itself (its ancestors are the administrator's choice);
-//! - when the entry is a symlink: the symlink's own owner (a trusted user made it), and every
-//!   directory from the resolved target's parent up to `ROOT` when the target lies inside it,
-//!   else up to `/`, both along the resolved path and along the path the link names.
+//! - when the entry is a symlink: the owner of every symlink on the way (the entry, each
+//!   further hop of a chain, and a symlink named as a directory: a trusted user made each,
+//!   since its owner may re-point it where the kernel follows links in sticky directories,
+//!   `fs.protected_symlinks=0`), and every directory from the resolved target's parent up
+//!   to `ROOT` when the target lies inside it, else up to `/`, along the resolved path and
+//!   along the path each link names.
 //!
 //! A directory writable by group or others is accepted only with the sticky bit (like
 //! `/tmp`): others may add entries there but not rename or remove one they do not own, and
@@ -103,13 +106,14 @@ pub enum Untrusted {
     },
 }
 
-/// Pure: may a daemon running as `daemon_uid` run `file`, found through `link` (the
-/// symlink's own metadata, when the entry is one) in the directories `dirs`? The first
-/// failure, file before link before directories (in the order given).
+/// Pure: may a daemon running as `daemon_uid` run `file`, found through `links` (each
+/// symlink's own metadata, when the entry is one: the entry, every further hop of a chain,
+/// and every symlink named as a directory on the way) in the directories `dirs`? The first
+/// failure, file before links before directories (in the order given).
 pub fn trust_verdict(
     daemon_uid: u32,
     file: Meta,
-    link: Option<Meta>,
+    links: &[Meta],
     dirs: &[(PathBuf, Meta)],
 ) -> Result<(), Untrusted> {
     let trusted = |uid: u32| uid == 0 || uid == daemon_uid;
@@ -122,9 +126,7 @@ pub fn trust_verdict(
             mode: file.mode,
         });
     }
-    if let Some(link) = link
-        && !trusted(link.uid)
-    {
+    if let Some(link) = links.iter().find(|l| !trusted(l.uid)) {
         return Err(Untrusted::LinkOwner { uid: link.uid });
     }
     for (dir, meta) in dirs {
@@ -147,6 +149,10 @@ pub fn trust_verdict(
     }
     Ok(())
 }
+
+/// The most symlinks one path may pass through (the kernel's `MAXSYMLINKS`): the file was
+/// opened through them a moment ago, so a chain is never longer.
+const MAX_HOPS: usize = 40;
 
 /// The check a root daemon applies to every manifest it reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,12 +186,28 @@ impl Policy {
             parent.to_path_buf(),
             Meta::from(&std::fs::metadata(parent)?),
         )];
-        let link = if entry.file_type().is_symlink() {
+        let mut links = Vec::new();
+        if entry.file_type().is_symlink() {
             let root = std::fs::canonicalize(&self.root)?;
             let resolved = std::fs::canonicalize(path)?;
-            // The path the link names, made absolute against the link's directory.
-            let named = parent.join(std::fs::read_link(path)?);
-            for chain in [resolved, named] {
+            links.push(Meta::from(&entry));
+            // Every hop of a chain of links, by the path each names (made absolute against
+            // its link's directory): a link made by another user anywhere in the chain could
+            // be re-pointed by them.
+            let mut chains = vec![resolved];
+            let mut hop = path.to_path_buf();
+            for _ in 0..MAX_HOPS {
+                let dir = hop.parent().unwrap_or(Path::new("/"));
+                let named = dir.join(std::fs::read_link(&hop)?);
+                chains.push(named.clone());
+                let next = std::fs::symlink_metadata(&named)?;
+                if !next.file_type().is_symlink() {
+                    break;
+                }
+                links.push(Meta::from(&next));
+                hop = named;
+            }
+            for chain in chains {
                 for dir in chain.ancestors().skip(1) {
                     if dir.as_os_str().is_empty() {
                         break;
@@ -196,16 +218,18 @@ impl Policy {
                     if dir == root || dir == self.root {
                         break;
                     }
+                    // A directory the path names through a symlink: who made that link.
+                    let own = std::fs::symlink_metadata(dir)?;
+                    if own.file_type().is_symlink() {
+                        links.push(Meta::from(&own));
+                    }
                 }
             }
-            Some(Meta::from(&entry))
-        } else {
-            None
-        };
+        }
         Ok(trust_verdict(
             self.daemon_uid,
             Meta::from(opened),
-            link,
+            &links,
             &dirs,
         ))
     }
@@ -345,7 +369,11 @@ mod tests {
             ),
         ];
         for (name, file, link, dirs, want) in cases {
-            assert_eq!(trust_verdict(DAEMON, file, link, &dirs), want, "{name}");
+            assert_eq!(
+                trust_verdict(DAEMON, file, link.as_slice(), &dirs),
+                want,
+                "{name}"
+            );
         }
     }
 
@@ -353,10 +381,10 @@ mod tests {
     #[test]
     fn the_daemons_own_user_is_trusted() {
         let d = [dir("/m", 998, 0o40755)];
-        assert_eq!(trust_verdict(998, m(998, 0o100644), None, &d), Ok(()));
-        assert_eq!(trust_verdict(998, m(0, 0o100644), None, &d), Ok(()));
+        assert_eq!(trust_verdict(998, m(998, 0o100644), &[], &d), Ok(()));
+        assert_eq!(trust_verdict(998, m(0, 0o100644), &[], &d), Ok(()));
         assert_eq!(
-            trust_verdict(998, m(1000, 0o100644), None, &d),
+            trust_verdict(998, m(1000, 0o100644), &[], &d),
             Err(Untrusted::FileOwner { uid: 1000 })
         );
     }
@@ -390,6 +418,60 @@ mod tests {
     fn check(policy: &Policy, path: &Path) -> Result<(), Untrusted> {
         let opened = std::fs::File::open(path).unwrap().metadata().unwrap();
         policy.check(path, &opened).unwrap()
+    }
+
+    /// A chain of links is judged link by link: a link made by another user further along
+    /// the chain (it could re-point it), or named as a directory on the way, is refused.
+    #[test]
+    fn every_link_of_a_chain_is_owner_checked() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root (lchown)");
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("manifests");
+        let elsewhere = tmp.path().join("elsewhere");
+        let sub = elsewhere.join("sub");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&sub).unwrap();
+        for d in [&root, &elsewhere, &sub] {
+            chmod(d, 0o755);
+        }
+        let policy = Policy {
+            daemon_uid: 0,
+            root: root.clone(),
+        };
+        let target = sub.join("t.yaml");
+        std::fs::write(&target, "").unwrap();
+        chmod(&target, 0o644);
+        let user_link = |link: &Path, to: &Path| {
+            std::os::unix::fs::symlink(to, link).unwrap();
+            std::os::unix::fs::lchown(link, Some(1000), None).unwrap();
+        };
+        // root's link -> uid 1000's link -> a trusted file.
+        let hop = elsewhere.join("hop.yaml");
+        user_link(&hop, &target);
+        let entry = root.join("x.yaml");
+        std::os::unix::fs::symlink(&hop, &entry).unwrap();
+        assert_eq!(
+            check(&policy, &entry),
+            Err(Untrusted::LinkOwner { uid: 1000 })
+        );
+        // root's link through a directory that is uid 1000's link.
+        let dir_link = elsewhere.join("d");
+        user_link(&dir_link, &sub);
+        let entry = root.join("y.yaml");
+        std::os::unix::fs::symlink(dir_link.join("t.yaml"), &entry).unwrap();
+        assert_eq!(
+            check(&policy, &entry),
+            Err(Untrusted::LinkOwner { uid: 1000 })
+        );
+        // The same chains made by root are fine.
+        for l in [&hop, &dir_link] {
+            std::os::unix::fs::lchown(l, Some(0), None).unwrap();
+        }
+        assert_eq!(check(&policy, &root.join("x.yaml")), Ok(()));
+        assert_eq!(check(&policy, &entry), Ok(()));
     }
 
     /// On real files: the opened file, the directory, a symlink's target and its directories.

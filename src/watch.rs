@@ -189,14 +189,23 @@ pub fn read_entry(path: &Path) -> Entry {
 }
 
 /// [`read_entry`] by a daemon whose `trust` policy (`trust.rs`, a root daemon's) refuses a
-/// file others could have written: checked on the file actually opened.
+/// file others could have written: its path judged before anything is opened through it, and
+/// the file actually opened judged by its `fstat`.
 pub fn read_entry_as(path: &Path, trust: Option<&crate::trust::Policy>) -> Entry {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     // Look before opening: opening a FIFO, socket or device must never block or have effects.
+    // A root daemon also judges the path first: once every link and directory on it is
+    // trusted, nobody else can re-point it at a device between this look and the open.
     match std::fs::metadata(path) {
         Ok(m) if !m.is_file() => return Entry::Ignored(not_regular(path, m.file_type())),
-        Ok(_) => {}
+        Ok(m) => match trust.map(|t| t.check(path, &m)) {
+            None | Some(Ok(Ok(()))) => {}
+            Some(Ok(Err(why))) => {
+                return Entry::Invalid(format!("{}: refused: {why}", path.display()));
+            }
+            Some(Err(e)) => return open_error(path, e),
+        },
         Err(e) => return open_error(path, e),
     }
     // Non-blocking open and a check on the open file: it may have been replaced meanwhile.
@@ -546,5 +555,66 @@ mod tests {
             }
         }
         assert_eq!(scan(dir.path()).unwrap(), vec![b]);
+    }
+
+    /// A root daemon judges the path before it opens anything through it: a chain with a
+    /// link another user could re-point (at a device, whose open may have effects) is
+    /// refused without the target ever being opened.
+    #[test]
+    fn nothing_is_opened_through_an_untrusted_chain() {
+        use std::os::unix::fs::PermissionsExt;
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root (lchown)");
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let (root, sub) = (tmp.path().join("m"), tmp.path().join("sub"));
+        std::fs::create_dir(&root).unwrap();
+        std::fs::create_dir(&sub).unwrap();
+        let target = sub.join("t.yaml");
+        std::fs::write(&target, "").unwrap();
+        let perm = |p: &Path, mode| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+        };
+        for (p, mode) in [(&root, 0o755), (&sub, 0o755), (&target, 0o644)] {
+            perm(p, mode);
+        }
+        // root's link -> uid 1000's link -> a trusted file.
+        let hop = sub.join("hop");
+        std::os::unix::fs::symlink(&target, &hop).unwrap();
+        std::os::unix::fs::lchown(&hop, Some(1000), None).unwrap();
+        let entry = root.join("x.yaml");
+        std::os::unix::fs::symlink(&hop, &entry).unwrap();
+
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut watcher = notify::recommended_watcher(tx).unwrap();
+        watcher.watch(&sub, RecursiveMode::NonRecursive).unwrap();
+        let policy = crate::trust::Policy {
+            daemon_uid: 0,
+            root: root.clone(),
+        };
+        let read = read_entry_as(&entry, Some(&policy));
+        assert!(
+            matches!(&read, Entry::Invalid(m) if m.contains("symlink is owned by uid 1000")),
+            "{read:?}"
+        );
+        // A marker after the read: every event before it is the read's.
+        perm(&target, 0o640);
+        let mut opened = false;
+        loop {
+            let event = rx
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .expect("the marker's event")
+                .unwrap();
+            if !event.paths.contains(&target) {
+                continue;
+            }
+            match event.kind {
+                EventKind::Access(AccessKind::Open(_)) => opened = true,
+                EventKind::Modify(ModifyKind::Metadata(_)) => break,
+                _ => {}
+            }
+        }
+        assert!(!opened, "the target was opened before the chain was judged");
     }
 }

@@ -65,29 +65,74 @@ impl Declared for ConfigMap {
 
 /// The decoded length of padded standard base64 (Go's `base64.StdEncoding`, which
 /// `encoding/json` decodes `[]byte` with; it skips `\r` and `\n`), or the offset of the
-/// first byte that makes it invalid.
+/// first byte that makes it invalid, as Go reports it ([`decode_base64`]).
 pub fn decoded_len(text: &str) -> Result<usize, usize> {
-    let symbols: Vec<(usize, u8)> = text
-        .bytes()
-        .enumerate()
-        .filter(|(_, b)| !matches!(b, b'\r' | b'\n'))
-        .collect();
-    let alphabet = |b: u8| b.is_ascii_alphanumeric() || b == b'+' || b == b'/';
-    let mut len = 0;
-    for (q, quantum) in symbols.chunks(4).enumerate() {
-        let last = (q + 1) * 4 >= symbols.len();
-        if quantum.len() < 4 {
-            return Err(text.len());
+    decode_base64(text).map(|bytes| bytes.len())
+}
+
+/// The bytes of padded standard base64 as Go's non-strict `base64.StdEncoding` decodes them
+/// (newlines skipped, unused trailing bits ignored), or the offset of the first byte that
+/// makes it invalid, as Go reports it: a port of its `decodeQuantum`
+/// (`src/encoding/base64/base64.go`).
+pub fn decode_base64(text: &str) -> Result<Vec<u8>, usize> {
+    let src = text.as_bytes();
+    let symbol = |b: u8| -> Option<u32> {
+        match b {
+            b'A'..=b'Z' => Some(u32::from(b - b'A')),
+            b'a'..=b'z' => Some(u32::from(b - b'a') + 26),
+            b'0'..=b'9' => Some(u32::from(b - b'0') + 52),
+            b'+' => Some(62),
+            b'/' => Some(63),
+            _ => None,
         }
-        let pad = quantum.iter().rev().take_while(|(_, b)| *b == b'=').count();
-        if pad > 2 || (pad > 0 && !last) {
-            let (at, _) = quantum[4 - pad];
-            return Err(at);
+    };
+    let newline = |b: u8| b == b'\n' || b == b'\r';
+    let skip_newlines = |mut si: usize| {
+        while si < src.len() && newline(src[si]) {
+            si += 1;
         }
-        if let Some((at, _)) = quantum[..4 - pad].iter().find(|(_, b)| !alphabet(*b)) {
-            return Err(*at);
+        si
+    };
+    let mut out = Vec::with_capacity(src.len() / 4 * 3);
+    let mut si = 0;
+    loop {
+        // This quantum's symbols so far (newlines are not symbols), 6 bits each.
+        let (mut j, mut bits) = (0, 0u32);
+        while j < 4 {
+            let Some(&c) = src.get(si) else {
+                // The end of input: between quanta it is the end; inside one, an error at
+                // where the quantum began.
+                return if j == 0 { Ok(out) } else { Err(si - j) };
+            };
+            si += 1;
+            if let Some(v) = symbol(c) {
+                bits |= v << (18 - 6 * j);
+                j += 1;
+                continue;
+            }
+            if newline(c) {
+                continue;
+            }
+            if c != b'=' || j < 2 {
+                return Err(si - 1);
+            }
+            if j == 2 {
+                // "==" is due; the first is consumed.
+                si = skip_newlines(si);
+                match src.get(si) {
+                    None => return Err(src.len()),
+                    Some(b'=') => si += 1,
+                    Some(_) => return Err(si - 1),
+                }
+            }
+            si = skip_newlines(si);
+            // Padding ends the input: anything after it is trailing garbage.
+            if si < src.len() {
+                return Err(si);
+            }
+            out.extend_from_slice(&bits.to_be_bytes()[1..j]);
+            return Ok(out);
         }
-        len += 3 - pad;
+        out.extend_from_slice(&bits.to_be_bytes()[1..]);
     }
-    Ok(len)
 }

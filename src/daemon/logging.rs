@@ -60,6 +60,11 @@ impl LogHandle {
     }
 }
 
+/// Whether `level` is a filter the log can take (a reload refuses a file whose is not).
+pub fn check_level(level: &str) -> Result<(), String> {
+    parse(level).map(|_| ())
+}
+
 fn parse(spec: &str) -> Result<Targets, String> {
     Targets::from_str(spec).map_err(|e| format!("log.level {spec:?}: {e}"))
 }

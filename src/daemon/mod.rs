@@ -865,12 +865,17 @@ impl Daemon {
     /// The manifests directory is created only on a first start (nothing applied yet): if it
     /// went missing later, creating it empty would delete every Job; the daemon waits for the
     /// user instead, and a failure here is reported as an unavailable source, not a start-up
-    /// failure.
+    /// failure. Mode 0755 whatever the umask: the unit's `UMask=0007` would leave it
+    /// group-writable, and a root daemon then refuses every file in it (`trust.rs`).
     fn create_manifests_dir_on_first_start(&self) {
+        use std::os::unix::fs::DirBuilderExt;
         let dir = &self.layout.manifests;
         if self.world.manifests.is_empty()
             && std::fs::symlink_metadata(dir).is_err()
-            && let Err(e) = std::fs::create_dir_all(dir)
+            && let Err(e) = std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(dir)
         {
             tracing::warn!(dir = %dir.display(), error = %e, "cannot create the manifests directory");
         }

@@ -34,6 +34,11 @@ pub fn set_access(path: &Path, cfg: &crate::config::Socket) -> anyhow::Result<()
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(cfg.mode))
         .with_context(|| format!("setting mode {:04o} on {}", cfg.mode, path.display()))?;
     if cfg.group.is_empty() {
+        // The daemon's own group, which a reload may have to give back (a bound socket
+        // already has it).
+        let gid = nix::unistd::getegid();
+        nix::unistd::chown(path, None, Some(gid))
+            .with_context(|| format!("giving {} to the daemon's group", path.display()))?;
         return Ok(());
     }
     match nix::unistd::Group::from_name(&cfg.group) {
@@ -67,5 +72,34 @@ pub fn notify(state: &str) {
     };
     if let Err(e) = sent {
         tracing::debug!(error = %e, "sd_notify failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    /// `socket.group: ""` means the daemon's own group, on a reload too: a socket another
+    /// group was given gets the daemon's back (its members could still connect otherwise).
+    #[test]
+    fn an_empty_group_gives_the_socket_back_to_the_daemons_group() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root (chown to another group)");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        std::fs::write(&path, "").unwrap();
+        let other = nix::unistd::Gid::from_raw(65534);
+        nix::unistd::chown(&path, None, Some(other)).unwrap();
+        let cfg = crate::config::Socket {
+            mode: 0o660,
+            group: String::new(),
+        };
+        set_access(&path, &cfg).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.gid(), nix::unistd::getegid().as_raw());
+        assert_eq!(meta.mode() & 0o777, 0o660);
     }
 }

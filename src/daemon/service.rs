@@ -276,13 +276,27 @@ impl super::Daemon {
     }
 
     fn reload_config(&mut self) {
-        let new = match Config::find(self.opts.root.as_deref(), self.opts.config.as_deref()) {
+        let opts = &self.opts;
+        // A `log.level` the filter cannot take refuses the file like a key that does not
+        // parse: nothing of it applied, rather than every key but that one.
+        let new = Config::find(opts.root.as_deref(), opts.config.as_deref())
+            .map_err(|e| e.to_string())
+            .and_then(|c| match super::logging::check_level(&c.log.level) {
+                Ok(()) => Ok(c),
+                Err(e) => Err(crate::config::ConfigError::Parse {
+                    path: opts.config.clone().unwrap_or_else(|| {
+                        crate::config::Layout::default_config_file(opts.root.as_deref())
+                    }),
+                    message: e,
+                }
+                .to_string()),
+            });
+        let new = match new {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!("config not reloaded, the running one stays: {e}");
                 // One line for systemctl status: the parser's message may span several.
-                let first = e.to_string();
-                let first = first.lines().next().unwrap_or_default().to_string();
+                let first = e.lines().next().unwrap_or_default().to_string();
                 self.notifier.reload_error = Some(first);
                 return;
             }
@@ -305,12 +319,15 @@ impl super::Daemon {
         {
             tracing::error!("{e}; the log filter stays as it was");
         }
-        if plan.config.socket != self.cfg.socket
-            && let Err(e) = super::serve::set_access(&self.layout.socket, &plan.config.socket)
+        let mut config = plan.config;
+        if config.socket != self.cfg.socket
+            && let Err(e) = super::serve::set_access(&self.layout.socket, &config.socket)
         {
-            tracing::error!("socket: {e:#}");
+            tracing::error!("socket: {e:#}; the next reload tries again");
+            // Not in effect, so not recorded: the next reload sees the change again.
+            config.socket = self.cfg.socket.clone();
         }
-        self.cfg = plan.config;
+        self.cfg = config;
         tracing::info!(keys = %plan.live.join(", "), "config reloaded");
     }
 }
@@ -391,6 +408,66 @@ mod tests {
         assert!(!n.status_changed(later, "ready: 0 pods running".into()));
         assert!(n.status_changed(later, "ready: 1 pod running".into()));
         assert_eq!(n.status(), "ready: 1 pod running");
+    }
+
+    /// A file whose `log.level` does not parse is refused whole, like one that does not load:
+    /// none of its keys applied, the running config kept, the reason in `STATUS=`.
+    #[tokio::test]
+    async fn a_bad_log_level_refuses_the_whole_reload() {
+        let root = tempfile::tempdir().unwrap();
+        let (mut d, _clock, _rt) = super::super::testing::daemon_in(root.path(), Config::default());
+        let file = root.path().join("reload.yaml");
+        std::fs::write(
+            &file,
+            "backoff:\n  podFailureBase: 1s\nlog:\n  level: \"info,x=loud\"\n",
+        )
+        .unwrap();
+        d.opts.config = Some(file);
+        let before = d.cfg.clone();
+        d.reload_config();
+        assert_eq!(d.cfg, before, "a refused file was applied in part");
+        let why = d.notifier.reload_error.clone().unwrap_or_default();
+        assert!(
+            why.contains("log.level") && why.contains("info,x=loud"),
+            "{why:?}"
+        );
+        // Fixed, it applies.
+        std::fs::write(
+            d.opts.config.as_ref().unwrap(),
+            "backoff:\n  podFailureBase: 1s\nlog:\n  level: debug\n",
+        )
+        .unwrap();
+        d.reload_config();
+        assert_eq!(d.cfg.backoff.pod_failure_base, Duration::from_secs(1));
+        assert_eq!(d.cfg.log.level, "debug");
+        assert_eq!(d.notifier.reload_error, None);
+    }
+
+    /// A socket mode or group that could not be set is not recorded as in effect: the next
+    /// reload tries it again instead of seeing no change.
+    #[tokio::test]
+    async fn a_socket_access_that_failed_is_tried_again() {
+        let root = tempfile::tempdir().unwrap();
+        let (mut d, _clock, _rt) = super::super::testing::daemon_in(root.path(), Config::default());
+        // No socket is bound in-process: setting its mode fails.
+        assert!(!d.layout.socket.exists());
+        let file = root.path().join("reload.yaml");
+        std::fs::write(&file, "socket:\n  mode: \"0600\"\n").unwrap();
+        d.opts.config = Some(file);
+        d.reload_config();
+        assert_eq!(
+            d.cfg.socket,
+            Config::default().socket,
+            "recorded as applied"
+        );
+        // Once there, the same file applies it.
+        std::fs::write(&d.layout.socket, "").unwrap();
+        d.reload_config();
+        assert_eq!(d.cfg.socket.mode, 0o600);
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&d.layout.socket).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]

@@ -4,7 +4,9 @@
 
 use super::declared::Admit;
 use super::validate::invalid_value;
-use crate::api::configmap::{ConfigMap, decoded_len as base64_len};
+use std::collections::BTreeMap;
+
+use crate::api::configmap::{ConfigMap, decode_base64, decoded_len as base64_len};
 
 /// `core.MaxSecretSize`, which also bounds a ConfigMap's data: 1 MiB.
 pub const MAX_CONFIGMAP_BYTES: usize = 1024 * 1024;
@@ -68,12 +70,21 @@ impl Admit for ConfigMap {
             if self.data != old.data {
                 errors.push(format!("data: {IMMUTABLE}"));
             }
-            if self.binary_data != old.binary_data {
+            if binary_bytes(&self.binary_data) != binary_bytes(&old.binary_data) {
                 errors.push(format!("binaryData: {IMMUTABLE}"));
             }
         }
         errors
     }
+}
+
+/// `binaryData` as the API server holds it, bytes (compared with `reflect.DeepEqual`): the
+/// same bytes written another way are the same. A value that does not decode stays text
+/// (validation refuses it anyway).
+fn binary_bytes(map: &BTreeMap<String, String>) -> BTreeMap<&str, Result<Vec<u8>, &str>> {
+    map.iter()
+        .map(|(k, v)| (k.as_str(), decode_base64(v).map_err(|_| v.as_str())))
+        .collect()
 }
 
 /// `IsConfigMapKey`: at most 253 characters of `[-._a-zA-Z0-9]`, not `.`, `..` or `..*`.
@@ -183,7 +194,7 @@ mod tests {
                 "unpadded base64",
                 cm(&[], &[("b", "aGk")]),
                 vec![
-                    "binaryData[b]: Invalid value: \"aGk\": illegal base64 data at input byte 3"
+                    "binaryData[b]: Invalid value: \"aGk\": illegal base64 data at input byte 0"
                         .into(),
                 ],
             ),
@@ -206,8 +217,19 @@ mod tests {
         assert_eq!(base64_len("aGVsbG8="), Ok(5));
         assert_eq!(base64_len("aGVs\nbG8="), Ok(5));
         assert_eq!(base64_len("aQ=="), Ok(1));
-        assert_eq!(base64_len("aQ==aQ=="), Err(2));
         assert_eq!(base64_len("a==="), Err(1));
+        // The offsets Go's `decodeQuantum` (src/encoding/base64/base64.go) reports: an
+        // incomplete last quantum at its start, data after padding where it resumes, a
+        // single `=` where two are due at the end of input.
+        assert_eq!(base64_len("aGk"), Err(0));
+        assert_eq!(base64_len("aGkaGk"), Err(4));
+        assert_eq!(base64_len("a"), Err(0));
+        assert_eq!(base64_len("aQ==aQ=="), Err(4));
+        assert_eq!(base64_len("aGk=aGk="), Err(4));
+        assert_eq!(base64_len("aQ==\n"), Ok(1));
+        assert_eq!(base64_len("aQ=\n"), Err(4));
+        assert_eq!(base64_len("aQ=x"), Err(2));
+        assert_eq!(base64_len("aG*k"), Err(2));
     }
 
     /// `ValidateConfigMapUpdate`: once immutable, data, binaryData and the flag stay.
@@ -236,6 +258,29 @@ mod tests {
             bin.validate_update(&old),
             ["binaryData: Forbidden: field is immutable when `immutable` is set"]
         );
+        // The API server compares the bytes: the same bytes written another way (a block
+        // scalar's newline, wrapped lines, unused trailing bits) are no change.
+        let mut rewrapped = bin.clone();
+        rewrapped.binary_data.insert("b".into(), "aQ==\n".into());
+        assert!(rewrapped.validate_update(&bin).is_empty());
+        rewrapped.binary_data.insert("b".into(), "aR==".into());
+        assert!(rewrapped.validate_update(&bin).is_empty(), "trailing bits");
+        rewrapped.binary_data.insert("b".into(), "aA==".into());
+        assert_eq!(
+            rewrapped.validate_update(&bin),
+            ["binaryData: Forbidden: field is immutable when `immutable` is set"]
+        );
+    }
+
+    #[test]
+    fn base64_decodes_as_go_does() {
+        use crate::api::configmap::decode_base64 as decode;
+        assert_eq!(decode(""), Ok(vec![]));
+        assert_eq!(decode("aGk="), Ok(b"hi".to_vec()));
+        assert_eq!(decode("aGVs\nbG8="), Ok(b"hello".to_vec()));
+        assert_eq!(decode("aQ=="), Ok(b"i".to_vec()));
+        assert_eq!(decode("+/8="), Ok(vec![0xfb, 0xff]));
+        assert_eq!(decode("aGk"), Err(0));
     }
 }
 

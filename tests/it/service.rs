@@ -500,3 +500,22 @@ fn a_manifest_owned_by_another_user_or_reached_through_an_untrusted_symlink_is_r
         "an untrusted file ran"
     );
 }
+
+/// Under the unit's `UMask=0007`, the manifests directory the daemon creates on a first start
+/// is still one a root daemon trusts (not group-writable), so the files put in it run.
+#[test]
+fn the_manifests_directory_created_under_umask_0007_is_trusted() {
+    need_root!();
+    let d = TestDaemon::start_with_umask(FAST_CONFIG, 0o007);
+    let mode = mode_of(&d.manifests());
+    assert_eq!(
+        mode & 0o022,
+        0,
+        "created writable by group or others: {mode:04o}"
+    );
+    let tmp = d.manifests().join(".m.tmp");
+    std::fs::write(&tmp, job_yaml("m", "Never", &["true"], "")).expect("write");
+    chmod(&tmp, 0o644);
+    std::fs::rename(&tmp, d.manifests().join("m.yaml")).expect("rename");
+    d.wait_condition("m", "Complete", T);
+}

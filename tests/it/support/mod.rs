@@ -31,6 +31,8 @@ pub struct TestDaemon {
     child: Option<Child>,
     /// Extra environment for every daemon process this starts (test-only store modes).
     env: Vec<(String, String)>,
+    /// The file-creation mask the daemon starts with (a unit's `UMask=`), if not ours.
+    umask: Option<u32>,
     /// systemd's notify socket as the daemon sees it: READY=1, STATUS=…
     notify: Option<UnixDatagram>,
 }
@@ -50,6 +52,7 @@ impl TestDaemon {
             root,
             child: None,
             env: Vec::new(),
+            umask: None,
             notify: None,
         }
     }
@@ -57,6 +60,16 @@ impl TestDaemon {
     /// Like `start_with`, with extra environment variables for the daemon (kept across
     /// `spawn`s, so a restarted daemon runs in the same mode).
     pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> TestDaemon {
+        Self::start_as(config, env, None)
+    }
+
+    /// Like `start_with`, the daemon started with the file-creation mask `umask` (as the
+    /// unit's `UMask=0007` starts it).
+    pub fn start_with_umask(config: &str, umask: u32) -> TestDaemon {
+        Self::start_as(config, &[], Some(umask))
+    }
+
+    fn start_as(config: &str, env: &[(&str, &str)], umask: Option<u32>) -> TestDaemon {
         let root = tempfile::Builder::new()
             .prefix("jobvisor-it-")
             .tempdir()
@@ -69,6 +82,7 @@ impl TestDaemon {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            umask,
             notify: None,
         };
         d.spawn();
@@ -149,6 +163,17 @@ impl TestDaemon {
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log);
+        if let Some(mask) = self.umask {
+            use std::os::unix::process::CommandExt;
+            let mask = nix::sys::stat::Mode::from_bits_truncate(mask);
+            // SAFETY: umask(2) is async-signal-safe and allocates nothing.
+            unsafe {
+                cmd.pre_exec(move || {
+                    nix::sys::stat::umask(mask);
+                    Ok(())
+                });
+            }
+        }
         cmd
     }
 
