@@ -33,6 +33,8 @@ mod source;
 mod table;
 #[cfg(test)]
 mod testing;
+#[cfg(test)]
+mod ttl_scenarios;
 mod wall_timer;
 mod world;
 mod writes;

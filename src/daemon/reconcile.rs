@@ -258,6 +258,7 @@ impl Daemon {
             rec.job.status = Some(d.status);
             self.job_changed(k);
         }
+        self.expire_job(k, now);
     }
 
     /// The pods a Job sync must see: all but the successes already counted, plus the latest

@@ -535,10 +535,10 @@ fn spec(job: &Job, images: Option<&Images>, v: &mut Findings) {
     v.non_negative("spec.completions", s.completions);
     v.non_negative("spec.activeDeadlineSeconds", s.active_deadline_seconds);
     v.non_negative("spec.backoffLimit", s.backoff_limit);
+    v.non_negative("spec.ttlSecondsAfterFinished", s.ttl_seconds_after_finished);
     // Valid Kubernetes that jobvisor does not run yet: a bad value gets the Kubernetes
     // error, a good one the Forbidden.
     for (path, value) in [
-        ("spec.ttlSecondsAfterFinished", s.ttl_seconds_after_finished),
         ("spec.backoffLimitPerIndex", s.backoff_limit_per_index),
         ("spec.maxFailedIndexes", s.max_failed_indexes),
     ] {
@@ -1240,8 +1240,8 @@ spec:
             ("managedBy", |j| j.spec.managed_by = Some("example.com/other".into()),
              vec!["spec.managedBy: Forbidden: not supported by jobvisor yet".into()]),
             ("managedBy job-controller", |j| j.spec.managed_by = Some("kubernetes.io/job-controller".into()), vec![]),
-            ("ttlSecondsAfterFinished", |j| j.spec.ttl_seconds_after_finished = Some(100),
-             vec!["spec.ttlSecondsAfterFinished: Forbidden: not supported by jobvisor yet".into()]),
+            ("ttlSecondsAfterFinished is supported", |j| j.spec.ttl_seconds_after_finished = Some(100), vec![]),
+            ("ttlSecondsAfterFinished 0 is supported", |j| j.spec.ttl_seconds_after_finished = Some(0), vec![]),
             ("suspend", |j| j.spec.suspend = Some(true),
              vec!["spec.suspend: Forbidden: not supported by jobvisor yet".into()]),
             ("suspend false", |j| j.spec.suspend = Some(false), vec![]),
