@@ -30,6 +30,8 @@ mod scenarios;
 mod serve;
 mod service;
 mod source;
+#[cfg(test)]
+mod suspend_scenarios;
 mod table;
 #[cfg(test)]
 mod testing;

@@ -556,9 +556,6 @@ fn spec(job: &Job, images: Option<&Images>, v: &mut Findings) {
         ),
         Some(other) => v.not_supported("spec.completionMode", other, &["NonIndexed", "Indexed"]),
     }
-    if s.suspend == Some(true) {
-        v.not_yet("spec.suspend");
-    }
     if s.pod_failure_policy.is_some() {
         v.not_yet("spec.podFailurePolicy");
     }
@@ -1242,8 +1239,7 @@ spec:
             ("managedBy job-controller", |j| j.spec.managed_by = Some("kubernetes.io/job-controller".into()), vec![]),
             ("ttlSecondsAfterFinished is supported", |j| j.spec.ttl_seconds_after_finished = Some(100), vec![]),
             ("ttlSecondsAfterFinished 0 is supported", |j| j.spec.ttl_seconds_after_finished = Some(0), vec![]),
-            ("suspend", |j| j.spec.suspend = Some(true),
-             vec!["spec.suspend: Forbidden: not supported by jobvisor yet".into()]),
+            ("suspend is supported", |j| j.spec.suspend = Some(true), vec![]),
             ("suspend false", |j| j.spec.suspend = Some(false), vec![]),
             ("initContainers", |j| j.spec.template.spec.init_containers = Some(json!([])),
              vec!["spec.template.spec.initContainers: Forbidden: not supported by jobvisor yet".into()]),
