@@ -13,6 +13,8 @@ mod create_scenarios;
 mod cron;
 #[cfg(test)]
 mod cron_scenarios;
+#[cfg(test)]
+mod deadline_scenarios;
 mod durable;
 mod gc;
 pub mod health;

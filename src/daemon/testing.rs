@@ -434,6 +434,20 @@ impl Harness {
         true
     }
 
+    /// What the loop does when the timer of the pod `default/name` comes due: the pod
+    /// syncs, and all that follows runs. False if no timer was armed for it.
+    pub fn pod_timer_fires(&mut self, name: &str) -> bool {
+        let k = super::world::key("default", name);
+        let target = super::Target::Pod(k.clone());
+        if self.daemon.timer_index.remove(&target).is_none() {
+            return false;
+        }
+        self.daemon.dirty_pods.insert(k);
+        self.daemon.turn();
+        self.run();
+        true
+    }
+
     /// Moves the clock to the next CronJob wake-up and fires the timer there.
     pub fn advance_to_next_slot(&mut self) -> jiff::Timestamp {
         let at = self.next_cron_wake().expect("a CronJob wake-up armed");

@@ -657,8 +657,15 @@ fn pod_spec(pod: &crate::api::PodSpec, base: &str, images: Option<&Images>, v: &
             v.invalid(&p("hostname"), hostname, &msg);
         }
     }
-    if pod.active_deadline_seconds.is_some() {
-        v.not_yet(&p("activeDeadlineSeconds"));
+    // Core `ValidatePodSpec`: 1..=MaxUint32 (`InclusiveRangeError`); a Job's may be 0.
+    if let Some(secs) = pod.active_deadline_seconds
+        && !(1..=i64::from(u32::MAX)).contains(&secs)
+    {
+        v.invalid(
+            &p("activeDeadlineSeconds"),
+            &secs,
+            "must be between 1 and 4294967295, inclusive",
+        );
     }
     v.non_negative(
         &p("terminationGracePeriodSeconds"),
@@ -1243,8 +1250,11 @@ spec:
             ("suspend false", |j| j.spec.suspend = Some(false), vec![]),
             ("initContainers", |j| j.spec.template.spec.init_containers = Some(json!([])),
              vec!["spec.template.spec.initContainers: Forbidden: not supported by jobvisor yet".into()]),
-            ("pod activeDeadlineSeconds", |j| j.spec.template.spec.active_deadline_seconds = Some(5),
-             vec!["spec.template.spec.activeDeadlineSeconds: Forbidden: not supported by jobvisor yet".into()]),
+            ("pod activeDeadlineSeconds is supported", |j| j.spec.template.spec.active_deadline_seconds = Some(5), vec![]),
+            ("pod activeDeadlineSeconds 0", |j| j.spec.template.spec.active_deadline_seconds = Some(0),
+             vec!["spec.template.spec.activeDeadlineSeconds: Invalid value: 0: must be between 1 and 4294967295, inclusive".into()]),
+            ("pod activeDeadlineSeconds too big", |j| j.spec.template.spec.active_deadline_seconds = Some(4294967296),
+             vec!["spec.template.spec.activeDeadlineSeconds: Invalid value: 4294967296: must be between 1 and 4294967295, inclusive".into()]),
             ("pod securityContext users", |j| j.spec.template.spec.security_context = Some(json!({
                 "runAsUser": 1000, "runAsGroup": 3000, "supplementalGroups": [4000], "fsGroup": 2000, "runAsNonRoot": true})),
              vec![]),
