@@ -752,6 +752,27 @@ pub struct ManifestFile {
     pub message: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied_time: Option<Timestamp>,
+    /// Jobs of this file that finished and were deleted by their `ttlSecondsAfterFinished`:
+    /// they do not run again until their spec in the file changes.
+    #[serde(
+        deserialize_with = "exact",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub ttl_deleted: Vec<TtlDeletedJob>,
+}
+
+/// A Job its `ttlSecondsAfterFinished` deleted while its file still defines it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TtlDeletedJob {
+    pub namespace: String,
+    pub name: String,
+    /// The uid of the Job that was deleted.
+    pub uid: String,
+    /// When it finished: its `Complete` or `Failed` condition's `lastTransitionTime`.
+    pub finished_time: Timestamp,
+    pub deletion_time: Timestamp,
 }
 
 /// What became of a manifest file. On the wire the variant's name, as in `v1` state files.

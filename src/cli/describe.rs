@@ -852,6 +852,27 @@ Events:
         assert_eq!(text, want);
     }
 
+    /// `describeJob` prints the TTL only when set, after the backoff limit.
+    #[test]
+    fn job_ttl_line_only_when_set() {
+        let now = ts("2024-01-15T10:00:00Z");
+        let text = describe_job(&sample_job(), None, now, &TimeZone::UTC);
+        assert!(!text.contains("TTL Seconds After Finished"), "{text}");
+        let mut job = sample_job();
+        job.spec.ttl_seconds_after_finished = Some(100);
+        let text = describe_job(&job, None, now, &TimeZone::UTC);
+        let lines: Vec<&str> = text.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| l.starts_with("TTL Seconds After Finished:"))
+            .unwrap_or_else(|| panic!("no TTL line: {text}"));
+        assert!(lines[at - 1].starts_with("Backoff Limit:"), "{text}");
+        assert_eq!(
+            lines[at].split_whitespace().collect::<Vec<_>>(),
+            ["TTL", "Seconds", "After", "Finished:", "100"]
+        );
+    }
+
     #[test]
     fn job_without_events_keeps_the_last_block_aligned() {
         let now = ts("2024-01-15T10:00:00Z");

@@ -113,7 +113,13 @@ pub fn sync(job: &Job, pods: &[&Pod], now: Timestamp, cfg: PodFailureBackoff) ->
             d.untrack.push(p.metadata.name().to_string());
         }
     }
-    if status.start_time.is_none() {
+    let suspended = suspended(job);
+    // A suspended Job has not started: its activeDeadlineSeconds clock is not running. One
+    // resumed now starts now, before its deadline is looked at.
+    if !suspended && status.condition(JobConditionType::Suspended).is_some() {
+        status.start_time = None;
+    }
+    if status.start_time.is_none() && !suspended {
         status.start_time = Some(now);
     }
     let mut live: Vec<&Pod> = pods.iter().copied().filter(|p| active(p)).collect();
@@ -157,6 +163,7 @@ pub fn sync(job: &Job, pods: &[&Pod], now: Timestamp, cfg: PodFailureBackoff) ->
         }
     } else {
         manage(job, &status, &mut live, pods, now, cfg, &mut d);
+        suspension(&mut status, suspended, now, &mut d.events);
     }
 
     let still_terminating = pods.iter().filter(|p| terminating(p)).count() + d.delete.len();
@@ -218,7 +225,11 @@ fn failure(
             "Job has reached the specified backoff limit",
         ));
     }
-    if let (Some(secs), Some(start)) = (job.spec.active_deadline_seconds, status.start_time) {
+    if let (Some(secs), Some(start), false) = (
+        job.spec.active_deadline_seconds,
+        status.start_time,
+        suspended(job),
+    ) {
         let deadline = add(start, Duration::from_secs(u64::try_from(secs).unwrap_or(0)));
         if now >= deadline {
             return Some((
@@ -249,6 +260,17 @@ fn manage(
     cfg: PodFailureBackoff,
     d: &mut JobDecision,
 ) {
+    if suspended(job) {
+        // Every active pod goes, counted neither failed nor succeeded.
+        let n = live.len().min(MAX_PER_SYNC);
+        for p in live.drain(..n) {
+            d.delete_pod(p, false);
+        }
+        if !live.is_empty() {
+            d.requeue(Duration::ZERO);
+        }
+        return;
+    }
     let parallelism = job.spec.parallelism.unwrap_or(1).max(0) as usize;
     let want = match job.spec.completions {
         Some(c) => ((c - status.succeeded).max(0) as usize).min(parallelism),
@@ -312,6 +334,60 @@ fn failure_backoff_remaining(pods: &[&Pod], now: Timestamp, cfg: PodFailureBacko
     };
     let delay = backoff::pod_failure_delay(failures.len() as u32, cfg.base, cfg.max);
     elapsed(now, add(*last_failure, delay))
+}
+
+fn suspended(job: &Job) -> bool {
+    job.spec.suspend == Some(true)
+}
+
+/// The `Suspended` condition, after `manageJob` ran: `True` while suspended (its
+/// `startTime` cleared), turned `False` on resume (`startTime` reset to now, so
+/// activeDeadlineSeconds counts from the resume). A Job never suspended gets none.
+fn suspension(
+    status: &mut JobStatus,
+    suspended: bool,
+    now: Timestamp,
+    events: &mut Vec<EventSpec>,
+) {
+    if suspended {
+        status.start_time = None;
+        let cond = (JobConditionType::Suspended, "JobSuspended", "Job suspended");
+        if ensure_condition(status, cond, true, now) {
+            events.push(EventSpec::normal("Suspended", "Job suspended"));
+        }
+    } else {
+        let cond = (JobConditionType::Suspended, "JobResumed", "Job resumed");
+        if ensure_condition(status, cond, false, now) {
+            events.push(EventSpec::normal("Resumed", "Job resumed"));
+            status.start_time = Some(now);
+        }
+    }
+}
+
+/// `ensureJobConditionStatus`: sets the condition to `want` (with its reason and message),
+/// saying whether anything changed. A condition is never added as `False`.
+fn ensure_condition(
+    status: &mut JobStatus,
+    (type_, reason, message): (JobConditionType, &str, &str),
+    want: bool,
+    now: Timestamp,
+) -> bool {
+    let value = if want { "True" } else { "False" };
+    if let Some(c) = status.conditions.iter_mut().find(|c| c.type_ == type_) {
+        if c.status == value && c.reason == reason && c.message == message {
+            return false;
+        }
+        *c = condition(type_, reason, message, now);
+        c.status = value.into();
+        return true;
+    }
+    if !want {
+        return false;
+    }
+    status
+        .conditions
+        .push(condition(type_, reason, message, now));
+    true
 }
 
 /// The second step of finishing: once no pod is left terminating, the interim condition

@@ -596,3 +596,208 @@ fn complete_sets_completion_time_and_event() {
         Some("Reached expected number of succeeded pods")
     );
 }
+
+/// One suspend case: the Job before (`suspend`, its prior `Suspended` condition, pods, start)
+/// and what one sync must decide.
+struct Suspend {
+    name: &'static str,
+    suspend: bool,
+    /// The `Suspended` condition already there: `Some(true)` True, `Some(false)` False.
+    was: Option<bool>,
+    pods: Vec<(P, bool)>,
+    started_ago: Option<i64>,
+    deadline: Option<i64>,
+    prior_failed: i32,
+    backoff_limit: i32,
+    create: usize,
+    delete: usize,
+    active: i32,
+    failed: i32,
+    /// The `Suspended` condition after: (status, reason); None: no such condition.
+    condition: Option<(&'static str, &'static str)>,
+    events: &'static [&'static str],
+    /// startTime after, as seconds ago (0: now); None: unset.
+    start: Option<i64>,
+    /// A terminal condition reached: its type.
+    terminal: Option<&'static str>,
+}
+
+const SUSPEND: Suspend = Suspend {
+    name: "",
+    suspend: true,
+    was: None,
+    pods: Vec::new(),
+    started_ago: None,
+    deadline: None,
+    prior_failed: 0,
+    backoff_limit: 6,
+    create: 0,
+    delete: 0,
+    active: 0,
+    failed: 0,
+    condition: None,
+    events: &[],
+    start: None,
+    terminal: None,
+};
+
+/// The suspend cases of Kubernetes' `TestControllerSyncJob` ("suspending a job…", "resuming
+/// a suspended job", created suspended) and of `TestPastDeadlineJobFinished`, in our words.
+#[test]
+fn suspend_table() {
+    use P::*;
+    let cases = vec![
+        Suspend {
+            name: "created suspended: no pods, no start, condition and event",
+            condition: Some(("True", "JobSuspended")),
+            events: &["Suspended"],
+            ..SUSPEND
+        },
+        Suspend {
+            name: "suspending a running job deletes its pods uncounted and clears startTime",
+            pods: vec![(Running, true), (Pending, true)],
+            started_ago: Some(50),
+            delete: 2,
+            condition: Some(("True", "JobSuspended")),
+            events: &["Suspended"],
+            ..SUSPEND
+        },
+        Suspend {
+            name: "already suspended: nothing new, no second event",
+            was: Some(true),
+            condition: Some(("True", "JobSuspended")),
+            ..SUSPEND
+        },
+        Suspend {
+            name: "suspended past its deadline does not fail",
+            was: Some(true),
+            started_ago: Some(500),
+            deadline: Some(10),
+            condition: Some(("True", "JobSuspended")),
+            ..SUSPEND
+        },
+        Suspend {
+            name: "suspended, a pod that failed before still counts against backoffLimit",
+            pods: vec![(Failed(5), true)],
+            backoff_limit: 0,
+            started_ago: Some(50),
+            failed: 1,
+            terminal: Some("Failed"),
+            start: Some(50),
+            ..SUSPEND
+        },
+        Suspend {
+            name: "resuming: pods created, condition False, startTime now",
+            suspend: false,
+            was: Some(true),
+            create: 1,
+            active: 1,
+            condition: Some(("False", "JobResumed")),
+            events: &["Resumed"],
+            start: Some(0),
+            ..SUSPEND
+        },
+        Suspend {
+            name: "resuming restarts the deadline clock",
+            suspend: false,
+            was: Some(true),
+            started_ago: Some(500),
+            deadline: Some(10),
+            create: 1,
+            active: 1,
+            condition: Some(("False", "JobResumed")),
+            events: &["Resumed"],
+            start: Some(0),
+            ..SUSPEND
+        },
+        Suspend {
+            name: "resumed before: no second event, startTime kept",
+            suspend: false,
+            was: Some(false),
+            pods: vec![(Running, true)],
+            started_ago: Some(30),
+            active: 1,
+            condition: Some(("False", "JobResumed")),
+            start: Some(30),
+            ..SUSPEND
+        },
+        Suspend {
+            name: "never suspended: no condition at all",
+            suspend: false,
+            create: 1,
+            active: 1,
+            start: Some(0),
+            ..SUSPEND
+        },
+    ];
+    for c in &cases {
+        let mut job = Job {
+            spec: JobSpec {
+                parallelism: Some(1),
+                completions: Some(1),
+                backoff_limit: Some(c.backoff_limit),
+                active_deadline_seconds: c.deadline,
+                suspend: Some(c.suspend),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        job.spec.template.spec.restart_policy = Some("Never".into());
+        let mut status = JobStatus {
+            failed: c.prior_failed,
+            start_time: c.started_ago.map(ago),
+            ..Default::default()
+        };
+        if let Some(was) = c.was {
+            let (reason, message) = if was {
+                ("JobSuspended", "Job suspended")
+            } else {
+                ("JobResumed", "Job resumed")
+            };
+            let mut cond = condition(JobConditionType::Suspended, reason, message, ago(100));
+            cond.status = if was { "True" } else { "False" }.into();
+            status.conditions.push(cond);
+        }
+        job.status = Some(status);
+        let pods: Vec<Pod> = c
+            .pods
+            .iter()
+            .enumerate()
+            .map(|(i, (k, t))| pod(i, *k, *t))
+            .collect();
+        let refs: Vec<&Pod> = pods.iter().collect();
+        let d = sync(&job, &refs, now(), CFG);
+        let n = c.name;
+        assert_eq!(d.create, c.create, "{n}: create");
+        assert_eq!(d.delete.len(), c.delete, "{n}: delete");
+        assert!(
+            d.delete.iter().all(|x| !x.count_as_failed),
+            "{n}: a suspended pod is counted failed"
+        );
+        assert_eq!(d.status.active, c.active, "{n}: active");
+        assert_eq!(d.status.failed, c.failed, "{n}: failed");
+        assert_eq!(d.status.succeeded, 0, "{n}: succeeded");
+        let got = d
+            .status
+            .conditions
+            .iter()
+            .find(|x| x.type_ == JobConditionType::Suspended)
+            .map(|x| (x.status.as_str(), x.reason.as_str()));
+        assert_eq!(got, c.condition, "{n}: Suspended condition");
+        let reasons: Vec<&str> = d
+            .events
+            .iter()
+            .filter(|e| e.reason == "Suspended" || e.reason == "Resumed")
+            .map(|e| e.reason.as_str())
+            .collect();
+        assert_eq!(reasons, c.events, "{n}: events");
+        assert_eq!(d.status.start_time, c.start.map(ago), "{n}: startTime");
+        let terminal = d
+            .status
+            .conditions
+            .iter()
+            .find(|x| x.type_ == JobConditionType::Complete || x.type_ == JobConditionType::Failed)
+            .map(|x| x.type_.as_str());
+        assert_eq!(terminal, c.terminal, "{n}: terminal condition");
+    }
+}

@@ -42,8 +42,9 @@ pub fn classify(old: &Job, new: &Job) -> JobUpdate {
     } = &old.spec;
     let n = &new.spec;
     let immutable = [
-        // Kubernetes lets the template change while a Job is suspended; jobvisor does not run
-        // suspended Jobs yet.
+        // Kubernetes lets the template's scheduling directives change while a Job is
+        // suspended and has never started; here any template change recreates the Job, which
+        // for such a Job (no pods yet) comes to the same.
         ("spec.template", *template == n.template),
         // Kubernetes lets an Indexed Job change completions together with parallelism
         // (elastic Indexed Jobs); jobvisor does not run Indexed Jobs yet, so for every Job it

@@ -38,6 +38,43 @@ pub struct PodDecision {
     pub events: Vec<EventSpec>,
     /// CrashLoopBackOff restart counting starts again from this restartCount (per container).
     pub backoff_resets: Vec<(String, i32)>,
+    /// The pod's `activeDeadlineSeconds` has just passed: kill its containers (with its
+    /// grace period). It ends `Failed`, reason `DeadlineExceeded`, once none runs.
+    pub kill: bool,
+}
+
+/// The pod's `status.reason` and `status.message` (and the event) when its
+/// `activeDeadlineSeconds` passed (kubelet `pkg/kubelet/active_deadline.go`).
+pub const DEADLINE_EXCEEDED: &str = "DeadlineExceeded";
+pub const DEADLINE_EXCEEDED_MESSAGE: &str =
+    "Pod was active on the node longer than the specified deadline";
+
+/// Where a pod stands against its `activeDeadlineSeconds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deadline {
+    /// No deadline, or the pod has ended.
+    None,
+    /// Passes after this long.
+    In(Duration),
+    Exceeded,
+}
+
+/// kubelet `activeDeadlineHandler.pastActiveDeadline`: measured from `status.startTime`
+/// (when the node took the pod; its creation if unset).
+pub fn deadline(pod: &Pod, now: Timestamp) -> Deadline {
+    let start = pod.status.start_time.or(pod.metadata.creation_timestamp);
+    let (Some(secs), Some(start)) = (pod.spec.active_deadline_seconds, start) else {
+        return Deadline::None;
+    };
+    if pod.status.phase.is_terminal() {
+        return Deadline::None;
+    }
+    let at = add(start, Duration::from_secs(u64::try_from(secs).unwrap_or(0)));
+    if now >= at {
+        Deadline::Exceeded
+    } else {
+        Deadline::In(elapsed(now, at))
+    }
 }
 
 /// Where a container's CrashLoopBackOff count restarts from (`restartCount` at the last
@@ -117,6 +154,26 @@ pub fn sync(
     let mut resets = Vec::new();
     let deleted = pod.metadata.deletion_timestamp.is_some();
     let policy = pod.spec.restart_policy();
+    let mut kill = false;
+    let expired = match deadline(pod, now) {
+        Deadline::Exceeded => true,
+        Deadline::In(left) => {
+            requeue = Some(left);
+            false
+        }
+        Deadline::None => false,
+    };
+    if expired && status.reason.as_deref() != Some(DEADLINE_EXCEEDED) {
+        status.reason = Some(DEADLINE_EXCEEDED.into());
+        status.message = Some(DEADLINE_EXCEEDED_MESSAGE.into());
+        events.push(EventSpec::normal(
+            DEADLINE_EXCEEDED,
+            DEADLINE_EXCEEDED_MESSAGE,
+        ));
+        kill = true;
+    }
+    // Past its deadline a pod starts nothing more, as a deleted one.
+    let stopping = deleted || expired;
 
     if !status.phase.is_terminal() {
         for container in &pod.spec.containers {
@@ -134,7 +191,7 @@ pub fn sync(
                 restart_delay(cs, backoff_base(&cs.name), now, cfg)
             });
             let due = delay.as_ref().is_some_and(|d| d.remaining.is_zero());
-            match (step(state, restarts, deleted, due), i) {
+            match (step(state, restarts, stopping, due), i) {
                 (Step::Create, _) => {
                     status.container_statuses.push(creating(
                         &container.name,
@@ -180,7 +237,7 @@ pub fn sync(
             }
         }
     }
-    let phase = phase(pod, &status, deleted);
+    let phase = phase(pod, &status, deleted, expired);
     if phase != status.phase {
         status.phase = phase;
     }
@@ -191,6 +248,7 @@ pub fn sync(
         requeue_after: requeue,
         events,
         backoff_resets: resets,
+        kill,
     }
 }
 
@@ -330,8 +388,9 @@ fn terminated(cs: &ContainerStatus) -> Option<&ContainerStateTerminated> {
     cs.state.terminated.as_ref()
 }
 
-/// kubelet `getPhase` for a pod without init containers.
-fn phase(pod: &Pod, status: &PodStatus, deleted: bool) -> PodPhase {
+/// kubelet `getPhase` for a pod without init containers. `expired`: past its
+/// activeDeadlineSeconds, it is `Failed` once nothing of it runs, whatever the exit codes.
+fn phase(pod: &Pod, status: &PodStatus, deleted: bool, expired: bool) -> PodPhase {
     if status.phase.is_terminal() {
         return status.phase;
     }
@@ -352,6 +411,9 @@ fn phase(pod: &Pod, status: &PodStatus, deleted: bool) -> PodPhase {
     let running = statuses
         .iter()
         .any(|s| s.is_some_and(|s| s.state.running.is_some() || is_starting(s)));
+    if expired && !running {
+        return PodPhase::Failed;
+    }
     if deleted && !running {
         return if all_ok {
             PodPhase::Succeeded

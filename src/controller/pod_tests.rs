@@ -387,3 +387,137 @@ fn always_pod_phase_when_deleted() {
         assert_eq!(d.status.phase, want, "exit {code}");
     }
 }
+
+/// Pod `activeDeadlineSeconds`, after the cases of the kubelet's `active_deadline_test.go`
+/// (in our words) and what `syncPod` does with a pod it evicts: containers killed, nothing
+/// started again, `Failed` with reason `DeadlineExceeded` once none runs.
+#[test]
+fn active_deadline_table() {
+    let base = |policy: &str, deadline: Option<i64>, started_ago: i64, cs: Vec<ContainerStatus>| {
+        let mut p = pod(policy, &["a"]);
+        p.spec.active_deadline_seconds = deadline;
+        p.status.start_time = Some(ago(started_ago));
+        p.status.phase = PodPhase::Running;
+        p.status.container_statuses = cs;
+        p
+    };
+    struct Case {
+        name: &'static str,
+        pod: Pod,
+        kill: bool,
+        phase: PodPhase,
+        reason: Option<&'static str>,
+        starts: usize,
+        requeue: Option<u64>,
+        event: bool,
+    }
+    let mut marked = base("Never", Some(30), 60, vec![running("a", 0)]);
+    marked.status.reason = Some(DEADLINE_EXCEEDED.into());
+    marked.status.message = Some(DEADLINE_EXCEEDED_MESSAGE.into());
+    let mut marked_exited = marked.clone();
+    marked_exited.status.container_statuses = vec![exited("a", 143, 0, 40, 1)];
+    let mut ended = base("Never", Some(30), 60, vec![exited("a", 1, 0, 10, 50)]);
+    ended.status.phase = PodPhase::Failed;
+    let cases = vec![
+        Case {
+            name: "no deadline",
+            pod: base("Never", None, 1000, vec![running("a", 0)]),
+            kill: false,
+            phase: PodPhase::Running,
+            reason: None,
+            starts: 0,
+            requeue: None,
+            event: false,
+        },
+        Case {
+            name: "not yet: look again when it passes",
+            pod: base("Never", Some(30), 10, vec![running("a", 0)]),
+            kill: false,
+            phase: PodPhase::Running,
+            reason: None,
+            starts: 0,
+            requeue: Some(20),
+            event: false,
+        },
+        Case {
+            name: "passed exactly: kill, reason, event; Running until the container ends",
+            pod: base("Never", Some(30), 30, vec![running("a", 0)]),
+            kill: true,
+            phase: PodPhase::Running,
+            reason: Some(DEADLINE_EXCEEDED),
+            starts: 0,
+            requeue: None,
+            event: true,
+        },
+        Case {
+            name: "already killed: no second kill or event",
+            pod: marked,
+            kill: false,
+            phase: PodPhase::Running,
+            reason: Some(DEADLINE_EXCEEDED),
+            starts: 0,
+            requeue: None,
+            event: false,
+        },
+        Case {
+            name: "killed container ended: Failed, not restarted under OnFailure either",
+            pod: {
+                let mut p = marked_exited.clone();
+                p.spec.restart_policy = Some("OnFailure".into());
+                p
+            },
+            kill: false,
+            phase: PodPhase::Failed,
+            reason: Some(DEADLINE_EXCEEDED),
+            starts: 0,
+            requeue: None,
+            event: false,
+        },
+        Case {
+            name: "past the deadline with a success: still Failed",
+            pod: base("Never", Some(30), 60, vec![exited("a", 0, 0, 10, 1)]),
+            kill: true,
+            phase: PodPhase::Failed,
+            reason: Some(DEADLINE_EXCEEDED),
+            starts: 0,
+            requeue: None,
+            event: true,
+        },
+        Case {
+            name: "a pod that ended is left alone",
+            pod: ended,
+            kill: false,
+            phase: PodPhase::Failed,
+            reason: None,
+            starts: 0,
+            requeue: None,
+            event: false,
+        },
+    ];
+    for c in cases {
+        let d = sync(&c.pod, &|_| 0, now(), CFG);
+        let n = c.name;
+        assert_eq!(d.kill, c.kill, "{n}: kill");
+        assert_eq!(d.status.phase, c.phase, "{n}: phase");
+        assert_eq!(d.status.reason.as_deref(), c.reason, "{n}: reason");
+        if c.reason.is_some() {
+            assert_eq!(
+                d.status.message.as_deref(),
+                Some(DEADLINE_EXCEEDED_MESSAGE),
+                "{n}: message"
+            );
+        }
+        assert_eq!(d.start.len(), c.starts, "{n}: starts");
+        assert_eq!(
+            d.requeue_after,
+            c.requeue.map(Duration::from_secs),
+            "{n}: requeue"
+        );
+        let evented = d.events.iter().any(|e| {
+            e.reason == DEADLINE_EXCEEDED
+                && e.message == DEADLINE_EXCEEDED_MESSAGE
+                && e.type_ == crate::api::EventType::Normal
+        });
+        assert_eq!(evented, c.event, "{n}: event");
+    }
+}

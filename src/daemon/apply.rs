@@ -230,6 +230,7 @@ impl Daemon {
             }
             if let Some(m) = self.world.manifests.get_mut(path) {
                 m.file.objects.clear();
+                forget_undefined_ttl_deletions(m);
             }
         }
         if !self
@@ -367,6 +368,7 @@ impl Daemon {
         if let Some(m) = self.world.manifests.get_mut(path) {
             m.defines = now;
             m.file.objects = object_refs(m);
+            forget_undefined_ttl_deletions(m);
         }
         if !any_dropped {
             // Everything it defined is back: a drop read earlier did not hold for the grace,
@@ -605,8 +607,31 @@ impl Daemon {
                 self.delete_job(k, "its pod template changed");
                 self.create_job(path, k, applied, true);
             }
+            None if self.deleted_by_ttl(path, k, &applied) => {}
             None => self.create_job(path, k, applied, false),
         }
+    }
+
+    /// Whether `path` still says what it said when the Job `k` finished and its
+    /// `ttlSecondsAfterFinished` deleted it: then it is not run again. A changed spec forgets
+    /// the deletion and the Job runs anew; changed labels or annotations alone do not.
+    fn deleted_by_ttl(&mut self, path: &Path, k: &Key, applied: &Job) -> bool {
+        let Some(m) = self.world.manifests.get_mut(path) else {
+            return false;
+        };
+        let Some(i) = m.ttl_deleted.iter().position(|t| t.key == *k) else {
+            return false;
+        };
+        if m.ttl_deleted[i].spec == applied.spec {
+            return true;
+        }
+        m.ttl_deleted.remove(i);
+        m.file
+            .ttl_deleted
+            .retain(|t| (&t.namespace, &t.name) != (&k.0, &k.1));
+        self.store.touch(manifest_store_key(path));
+        tracing::info!(namespace = %k.0, job_name = %k.1, file = %path.display(), "the spec of a Job deleted by its ttlSecondsAfterFinished changed: it runs anew");
+        false
     }
 
     fn create_job(&mut self, path: &Path, k: &Key, applied: Job, recreated: bool) {
@@ -871,4 +896,16 @@ fn object_refs(m: &ManifestRecord) -> Vec<ObjectReference> {
             api_version: Some(kind.resource().api_version.into()),
         })
         .collect()
+}
+
+/// A Job the file no longer defines is no longer held back by its TTL deletion: defined
+/// again later, it runs.
+fn forget_undefined_ttl_deletions(m: &mut ManifestRecord) {
+    let defined = m.defines.keys(Kind::Job).to_vec();
+    m.ttl_deleted.retain(|t| defined.contains(&t.key));
+    m.file.ttl_deleted.retain(|t| {
+        defined
+            .iter()
+            .any(|k| (&k.0, &k.1) == (&t.namespace, &t.name))
+    });
 }

@@ -13,8 +13,9 @@
 //! CronJob's Jobs.
 
 use super::Daemon;
-use super::world::{Key, job_store_key, key};
-use crate::api::{JOB_TRACKING_FINALIZER, Kind, Propagation};
+use super::world::{Key, TtlDeleted, job_store_key, key, manifest_store_key};
+use crate::api::{JOB_TRACKING_FINALIZER, Kind, Propagation, TtlDeletedJob};
+use crate::controller::ttl::{self, Ttl};
 
 /// The finalizer that holds an owner deleted in the foreground until its dependents are gone.
 pub const FOREGROUND_DELETION: &str = "foregroundDeletion";
@@ -71,6 +72,64 @@ impl Daemon {
             return;
         }
         self.remove_job(k);
+    }
+
+    /// The TTL-after-finished controller: a finished Job whose `ttlSecondsAfterFinished` has
+    /// passed is deleted with its pods (background propagation), or looked at again when it
+    /// will have. A Job its file still defines is noted on the file's record first, in the
+    /// same store batch as the deletion, so neither a re-read of the file nor a restart runs
+    /// it again; only a changed spec in the file does (`apply.rs`).
+    pub(super) fn expire_job(&mut self, k: &Key, now: jiff::Timestamp) {
+        let Some(rec) = self.world.job(k) else {
+            return;
+        };
+        let finished = match ttl::decide(&rec.job, now) {
+            Ttl::Keep => return,
+            Ttl::WakeAfter(after) => {
+                drop(rec);
+                self.schedule(after, super::Target::Job(k.clone()));
+                return;
+            }
+            Ttl::Delete { finished } => finished,
+        };
+        let uid = rec.job.metadata.uid().to_string();
+        let spec = rec.applied.spec.clone();
+        let source = rec.source.clone();
+        let cronjob = rec
+            .job
+            .metadata
+            .owner_references
+            .iter()
+            .find(|o| o.controller == Some(true) && o.kind == "CronJob")
+            .map(|o| key(&k.0, &o.name));
+        drop(rec);
+        if let Some(owner) = cronjob {
+            // Its CronJob sees it finished before it goes (`lastSuccessfulTime`), as the
+            // CronJob controller sees the Job's update before the TTL controller's delete.
+            self.sync_cronjob(&owner);
+        }
+        if let Some(path) = source
+            && let Some(m) = self.world.manifests.get_mut(&path)
+            && m.defined(Kind::Job).contains(k)
+        {
+            m.ttl_deleted.retain(|t| t.key != *k);
+            m.ttl_deleted.push(TtlDeleted {
+                key: k.clone(),
+                spec,
+            });
+            m.file
+                .ttl_deleted
+                .retain(|t| (&t.namespace, &t.name) != (&k.0, &k.1));
+            m.file.ttl_deleted.push(TtlDeletedJob {
+                namespace: k.0.clone(),
+                name: k.1.clone(),
+                uid,
+                finished_time: finished,
+                deletion_time: now,
+            });
+            self.store.touch(manifest_store_key(&path));
+        }
+        self.delete_job(k, "ttlSecondsAfterFinished passed since it finished");
     }
 
     /// A Job deleted in the foreground goes once no pod of it is left.

@@ -13,6 +13,8 @@ mod create_scenarios;
 mod cron;
 #[cfg(test)]
 mod cron_scenarios;
+#[cfg(test)]
+mod deadline_scenarios;
 mod durable;
 mod gc;
 pub mod health;
@@ -30,9 +32,13 @@ mod scenarios;
 mod serve;
 mod service;
 mod source;
+#[cfg(test)]
+mod suspend_scenarios;
 mod table;
 #[cfg(test)]
 mod testing;
+#[cfg(test)]
+mod ttl_scenarios;
 mod wall_timer;
 mod world;
 mod writes;

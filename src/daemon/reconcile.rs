@@ -94,9 +94,36 @@ impl Daemon {
             .collect();
         let involved = pod_ref(&rec.pod);
         let changed = rec.pod.status != d.status;
+        // Past activeDeadlineSeconds: the kubelet kills the containers with the pod's grace.
+        let kill = d.kill.then(|| {
+            let running: Vec<String> = rec
+                .pod
+                .status
+                .container_statuses
+                .iter()
+                .filter(|c| c.state.running.is_some())
+                .map(|c| c.name.clone())
+                .collect();
+            (
+                rec.pod.metadata.uid().to_string(),
+                self.grace_of(&rec.pod),
+                running,
+            )
+        });
         drop(rec);
         for e in &d.events {
             self.record_event(involved.clone(), e.clone(), "kubelet");
+        }
+        if let Some((uid, grace, running)) = kill {
+            self.runtime.stop_pod(&uid, grace);
+            for name in running {
+                let msg = format!("Stopping container {name}");
+                self.record_event(
+                    involved.clone(),
+                    EventSpec::normal("Killing", msg),
+                    "kubelet",
+                );
+            }
         }
         if !self.runtime.enforces_limits() {
             for l in launches.iter().filter(|l| !l.limits.is_empty()) {
@@ -258,6 +285,7 @@ impl Daemon {
             rec.job.status = Some(d.status);
             self.job_changed(k);
         }
+        self.expire_job(k, now);
     }
 
     /// The pods a Job sync must see: all but the successes already counted, plus the latest

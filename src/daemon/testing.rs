@@ -420,6 +420,34 @@ impl Harness {
         }
     }
 
+    /// What the loop does when the timer of the Job `default/name` comes due (`fire_timers`):
+    /// the Job syncs, and all that follows runs. False if no timer was armed for it.
+    pub fn job_timer_fires(&mut self, name: &str) -> bool {
+        let k = super::world::key("default", name);
+        let target = super::Target::Job(k.clone());
+        if self.daemon.timer_index.remove(&target).is_none() {
+            return false;
+        }
+        self.daemon.dirty_jobs.insert(k);
+        self.daemon.turn();
+        self.run();
+        true
+    }
+
+    /// What the loop does when the timer of the pod `default/name` comes due: the pod
+    /// syncs, and all that follows runs. False if no timer was armed for it.
+    pub fn pod_timer_fires(&mut self, name: &str) -> bool {
+        let k = super::world::key("default", name);
+        let target = super::Target::Pod(k.clone());
+        if self.daemon.timer_index.remove(&target).is_none() {
+            return false;
+        }
+        self.daemon.dirty_pods.insert(k);
+        self.daemon.turn();
+        self.run();
+        true
+    }
+
     /// Moves the clock to the next CronJob wake-up and fires the timer there.
     pub fn advance_to_next_slot(&mut self) -> jiff::Timestamp {
         let at = self.next_cron_wake().expect("a CronJob wake-up armed");

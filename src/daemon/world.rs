@@ -255,6 +255,17 @@ pub struct ManifestRecord {
     /// flat, one list under each kind's plural (`"jobs": [...]`, `"pods": [...]`).
     #[serde(flatten)]
     pub defines: Defined,
+    /// The Jobs of `file.ttl_deleted`, with the spec each had in the file when it was
+    /// deleted: that spec read again does not run the Job again, another one does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ttl_deleted: Vec<TtlDeleted>,
+}
+
+/// A Job of this file deleted by its `ttlSecondsAfterFinished`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TtlDeleted {
+    pub key: Key,
+    pub spec: crate::api::JobSpec,
 }
 
 impl ManifestRecord {
@@ -267,6 +278,7 @@ impl ManifestRecord {
             },
             content: String::new(),
             defines: Defined::default(),
+            ttl_deleted: Vec::new(),
         }
     }
 

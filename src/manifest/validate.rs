@@ -535,10 +535,10 @@ fn spec(job: &Job, images: Option<&Images>, v: &mut Findings) {
     v.non_negative("spec.completions", s.completions);
     v.non_negative("spec.activeDeadlineSeconds", s.active_deadline_seconds);
     v.non_negative("spec.backoffLimit", s.backoff_limit);
+    v.non_negative("spec.ttlSecondsAfterFinished", s.ttl_seconds_after_finished);
     // Valid Kubernetes that jobvisor does not run yet: a bad value gets the Kubernetes
     // error, a good one the Forbidden.
     for (path, value) in [
-        ("spec.ttlSecondsAfterFinished", s.ttl_seconds_after_finished),
         ("spec.backoffLimitPerIndex", s.backoff_limit_per_index),
         ("spec.maxFailedIndexes", s.max_failed_indexes),
     ] {
@@ -555,9 +555,6 @@ fn spec(job: &Job, images: Option<&Images>, v: &mut Findings) {
             "Indexed completion mode is not supported by jobvisor yet",
         ),
         Some(other) => v.not_supported("spec.completionMode", other, &["NonIndexed", "Indexed"]),
-    }
-    if s.suspend == Some(true) {
-        v.not_yet("spec.suspend");
     }
     if s.pod_failure_policy.is_some() {
         v.not_yet("spec.podFailurePolicy");
@@ -660,8 +657,15 @@ fn pod_spec(pod: &crate::api::PodSpec, base: &str, images: Option<&Images>, v: &
             v.invalid(&p("hostname"), hostname, &msg);
         }
     }
-    if pod.active_deadline_seconds.is_some() {
-        v.not_yet(&p("activeDeadlineSeconds"));
+    // Core `ValidatePodSpec`: 1..=MaxUint32 (`InclusiveRangeError`); a Job's may be 0.
+    if let Some(secs) = pod.active_deadline_seconds
+        && !(1..=i64::from(u32::MAX)).contains(&secs)
+    {
+        v.invalid(
+            &p("activeDeadlineSeconds"),
+            &secs,
+            "must be between 1 and 4294967295, inclusive",
+        );
     }
     v.non_negative(
         &p("terminationGracePeriodSeconds"),
@@ -1240,15 +1244,17 @@ spec:
             ("managedBy", |j| j.spec.managed_by = Some("example.com/other".into()),
              vec!["spec.managedBy: Forbidden: not supported by jobvisor yet".into()]),
             ("managedBy job-controller", |j| j.spec.managed_by = Some("kubernetes.io/job-controller".into()), vec![]),
-            ("ttlSecondsAfterFinished", |j| j.spec.ttl_seconds_after_finished = Some(100),
-             vec!["spec.ttlSecondsAfterFinished: Forbidden: not supported by jobvisor yet".into()]),
-            ("suspend", |j| j.spec.suspend = Some(true),
-             vec!["spec.suspend: Forbidden: not supported by jobvisor yet".into()]),
+            ("ttlSecondsAfterFinished is supported", |j| j.spec.ttl_seconds_after_finished = Some(100), vec![]),
+            ("ttlSecondsAfterFinished 0 is supported", |j| j.spec.ttl_seconds_after_finished = Some(0), vec![]),
+            ("suspend is supported", |j| j.spec.suspend = Some(true), vec![]),
             ("suspend false", |j| j.spec.suspend = Some(false), vec![]),
             ("initContainers", |j| j.spec.template.spec.init_containers = Some(json!([])),
              vec!["spec.template.spec.initContainers: Forbidden: not supported by jobvisor yet".into()]),
-            ("pod activeDeadlineSeconds", |j| j.spec.template.spec.active_deadline_seconds = Some(5),
-             vec!["spec.template.spec.activeDeadlineSeconds: Forbidden: not supported by jobvisor yet".into()]),
+            ("pod activeDeadlineSeconds is supported", |j| j.spec.template.spec.active_deadline_seconds = Some(5), vec![]),
+            ("pod activeDeadlineSeconds 0", |j| j.spec.template.spec.active_deadline_seconds = Some(0),
+             vec!["spec.template.spec.activeDeadlineSeconds: Invalid value: 0: must be between 1 and 4294967295, inclusive".into()]),
+            ("pod activeDeadlineSeconds too big", |j| j.spec.template.spec.active_deadline_seconds = Some(4294967296),
+             vec!["spec.template.spec.activeDeadlineSeconds: Invalid value: 4294967296: must be between 1 and 4294967295, inclusive".into()]),
             ("pod securityContext users", |j| j.spec.template.spec.security_context = Some(json!({
                 "runAsUser": 1000, "runAsGroup": 3000, "supplementalGroups": [4000], "fsGroup": 2000, "runAsNonRoot": true})),
              vec![]),
