@@ -366,7 +366,7 @@ fn setup_cgroups(cfg: &Config, layout: &Layout) -> Option<Arc<crate::runtime::cg
             })
         }
     };
-    let limits_note = if cfg.pod_pids_limit >= 0 {
+    let limits_note = if cfg.pids_limit().is_some() {
         "; podPidsLimit and resources limits are not enforced"
     } else {
         "; resources limits are not enforced"
