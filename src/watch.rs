@@ -330,10 +330,15 @@ fn complete(kind: &EventKind, path: &Path) -> bool {
         // changed (`trust.rs`), so `chmod go-w` is enough to have a refused file read again.
         EventKind::Modify(ModifyKind::Metadata(_)) => true,
         // A regular file is complete only when closed after writing (reading it now could
-        // apply half of it); anything else is complete the moment it exists. One lstat, in
-        // the watcher's thread, and only for creations.
+        // apply half of it); anything else is complete the moment it exists, and so is a
+        // hard link to a file that exists elsewhere (`ln`, `cp -l`: a second name, no write,
+        // so no close-after-write ever comes). One lstat, in the watcher's thread, and only
+        // for creations.
         EventKind::Create(CreateKind::Folder) => true,
-        EventKind::Create(_) => std::fs::symlink_metadata(path).is_ok_and(|m| !m.is_file()),
+        EventKind::Create(_) => {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::symlink_metadata(path).is_ok_and(|m| !m.is_file() || m.nlink() > 1)
+        }
         _ => false,
     }
 }
@@ -529,6 +534,15 @@ mod tests {
         let job = dir.path().join("a.yaml");
         std::fs::write(&job, "x").unwrap();
         assert_eq!(next(&mut rx).await, Some(Hint::Path(job.clone())));
+        // A hard link made into the directory is complete at once: no write follows it.
+        let outside = tempfile::tempdir().unwrap();
+        let original = outside.path().join("l.yaml");
+        std::fs::write(&original, "z").unwrap();
+        let linked = dir.path().join("l.yaml");
+        std::fs::hard_link(&original, &linked).unwrap();
+        assert_eq!(next(&mut rx).await, Some(Hint::Path(linked.clone())));
+        std::fs::remove_file(&linked).unwrap();
+        assert_eq!(next(&mut rx).await, Some(Hint::Path(linked)));
         let tmp = dir.path().join(".b.yaml.tmp");
         std::fs::write(&tmp, "y").unwrap();
         let b = dir.path().join("b.yaml");
