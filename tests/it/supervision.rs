@@ -332,6 +332,33 @@ fn run_as_non_root_refuses_a_root_container() {
     );
 }
 
+/// A container that never runs a process (its exec fails, or its securityContext is
+/// refused) leaves no cgroup behind: they were made before the spawn.
+#[test]
+fn start_errors_leave_no_cgroup() {
+    if !cgroups_or_skip("start_errors_leave_no_cgroup") {
+        return;
+    }
+    let d = TestDaemon::start_with(&config("cgroups: auto\n"));
+    let refused = "    securityContext:\n      runAsNonRoot: true\n      runAsUser: 0\n";
+    d.drop_manifest("noexec.yaml", &pod_yaml("noexec", "true", refused));
+    d.drop_manifest(
+        "missing.yaml",
+        &pod_yaml("missing", "true", "").replace("[sh, -c, \"true\"]", "[/nonexistent]"),
+    );
+    for name in ["noexec", "missing"] {
+        let p = wait_pod(&d, name, "ended", |p| terminated(p).is_object());
+        assert_eq!(terminated(&p)["reason"], "StartError", "{p:#}");
+        let dir = format!("pod{}", p["metadata"]["uid"].as_str().unwrap_or_default());
+        let mut left = Vec::new();
+        let ok = wait_until(T, || {
+            left = find_dirs(std::path::Path::new("/sys/fs/cgroup"), &dir, 6);
+            left.is_empty()
+        });
+        assert!(ok, "cgroups left after {name} failed to start: {left:?}");
+    }
+}
+
 /// After a crash, the next daemon finds what the last one left by its cgroups: the escapee
 /// too, which no pid the store or the spawn ledger recorded names.
 #[test]
