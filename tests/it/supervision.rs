@@ -332,6 +332,22 @@ fn run_as_non_root_refuses_a_root_container() {
     );
 }
 
+/// A daemon restarted with `cgroups: none` after a crash of one that used cgroups still
+/// finds the escapee by the old pod cgroup, and removes that subtree.
+#[test]
+fn leftovers_of_a_crash_are_found_by_cgroup_after_cgroups_none() {
+    if !cgroups_or_skip("leftovers_of_a_crash_are_found_by_cgroup_after_cgroups_none") {
+        return;
+    }
+    let mut d = TestDaemon::start_with(&config("cgroups: auto\n"));
+    d.drop_manifest("esc.yaml", &pod_yaml("esc", &escapee_script(1043), ""));
+    let esc = wait_escapee(&d, 1043);
+    d.kill9();
+    std::fs::write(d.path().join("config.yaml"), config("cgroups: none\n")).expect("config");
+    d.respawn();
+    wait_gone(esc, "the escapee outlived a restart with cgroups: none");
+}
+
 /// A container that never runs a process (its exec fails, or its securityContext is
 /// refused) leaves no cgroup behind: they were made before the spawn.
 #[test]
