@@ -305,8 +305,19 @@ impl Scope {
                     p == parent || (p.parent() == Some(parent) && p.file_name() == Some(name))
                 });
             if leads_to_dir {
+                if p == &self.dir
+                    && matches!(event.kind, EventKind::Modify(ModifyKind::Metadata(_)))
+                {
+                    // chmod/chown of the directory itself: a root daemon's trust in every file
+                    // in it may have changed (`trust.rs`), so `chmod go-w` on the directory has
+                    // the files it refused read again; a rescan also checks where it leads.
+                    if !hints.contains(&Hint::Rescan) {
+                        hints.push(Hint::Rescan);
+                    }
                 // Opening the directory (every rescan does) is no news about where it is.
-                if !matches!(event.kind, EventKind::Access(_)) && !hints.contains(&Hint::Recheck) {
+                } else if !matches!(event.kind, EventKind::Access(_))
+                    && !hints.contains(&Hint::Recheck)
+                {
                     hints.push(Hint::Recheck);
                 }
             } else if p.parent() == Some(self.dir.as_path())
@@ -517,6 +528,18 @@ mod tests {
         let _w = watch(&dir, tx).unwrap();
         nix::unistd::mkfifo(&dir.join("p.yaml"), nix::sys::stat::Mode::S_IRWXU).unwrap();
         assert_eq!(next(&mut rx).await, Some(Hint::Path(dir.join("p.yaml"))));
+    }
+
+    #[tokio::test]
+    async fn chmod_of_the_directory_asks_for_a_rescan() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("manifests");
+        std::fs::create_dir(&dir).unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let _w = watch(&dir, tx).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(next(&mut rx).await, Some(Hint::Rescan));
     }
 
     async fn next(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Hint>) -> Option<Hint> {
