@@ -48,7 +48,7 @@ pub struct Config {
     /// `auto`: use cgroups when the host has them and our subtree is writable; `none`: never.
     pub cgroups: CgroupsSetting,
     /// The kubelet's `podPidsLimit`: the most processes (threads included) a pod may have;
-    /// `-1` (the default) for no limit. Needs cgroups.
+    /// `-1` (the default) or `0` for no limit. Needs cgroups.
     pub pod_pids_limit: i64,
     /// Who may connect to the API socket (`server/access.rs` decides who may write).
     pub socket: Socket,
@@ -345,6 +345,13 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
 }
 
 impl Config {
+    /// The pod cgroup's `pids.max`, if any: as the kubelet, only a positive `podPidsLimit`
+    /// sets one (`if m.podPidsLimit > 0` in `pkg/kubelet/cm/pod_container_manager_linux.go`);
+    /// `0`, like `-1`, is no limit, where `pids.max` 0 would let no container start a process.
+    pub fn pids_limit(&self) -> Option<i64> {
+        (self.pod_pids_limit > 0).then_some(self.pod_pids_limit)
+    }
+
     pub fn from_yaml(path: &Path, text: &str) -> Result<Config, ConfigError> {
         if text.trim().is_empty() {
             return Ok(Config::default());
@@ -471,6 +478,17 @@ impl Layout {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_positive_pod_pids_limit_limits() {
+        for (value, want) in [(-1, None), (0, None), (1, Some(1)), (4096, Some(4096))] {
+            let cfg = Config {
+                pod_pids_limit: value,
+                ..Config::default()
+            };
+            assert_eq!(cfg.pids_limit(), want, "podPidsLimit {value}");
+        }
+    }
 
     #[test]
     fn durations_parse_like_kubernetes() {

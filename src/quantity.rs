@@ -271,9 +271,13 @@ pub fn resource_limits(resources: &serde_json::Value) -> Result<ResourceLimits, 
     if !errors.is_empty() {
         return Err(errors);
     }
+    // A zero limit is no limit: the kubelet sets a memory limit only `if memLimit != 0`, and
+    // `milliCPUToQuota` returns no quota for 0 (`pkg/kubelet/kuberuntime/
+    // kuberuntime_container_linux.go`, `helpers_linux.go`). Written as is, 0 bytes would
+    // make every exec fail and 0 millicores would become the 1 ms minimum quota.
     Ok(ResourceLimits {
-        memory_bytes: mem_limit.map(|(n, _)| n),
-        cpu_limit_millis: cpu_limit.as_ref().map(|(n, _)| *n),
+        memory_bytes: mem_limit.map(|(n, _)| n).filter(|&n| n > 0),
+        cpu_limit_millis: cpu_limit.as_ref().map(|(n, _)| *n).filter(|&n| n > 0),
         cpu_request_millis: cpu_request.or(cpu_limit).map(|(n, _)| n),
     })
 }
@@ -354,6 +358,16 @@ mod tests {
         assert_eq!(req.cpu_request_millis, Some(250));
         assert_eq!(req.cpu_limit_millis, None);
         assert!(resource_limits(&json!({})).unwrap().is_empty());
+        // Zero limits are no limits, as the kubelet reads them; the request defaults to 0.
+        let zero = resource_limits(&json!({"limits": {"memory": "0", "cpu": 0}})).unwrap();
+        assert_eq!(
+            zero,
+            ResourceLimits {
+                memory_bytes: None,
+                cpu_limit_millis: None,
+                cpu_request_millis: Some(0),
+            }
+        );
         let errs = resource_limits(&json!({
             "limits": {"cpu": "1", "memory": "-1"},
             "requests": {"cpu": "2", "memory": "lots"}

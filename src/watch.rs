@@ -314,8 +314,19 @@ impl Scope {
                     p == parent || (p.parent() == Some(parent) && p.file_name() == Some(name))
                 });
             if leads_to_dir {
+                if p == &self.dir
+                    && matches!(event.kind, EventKind::Modify(ModifyKind::Metadata(_)))
+                {
+                    // chmod/chown of the directory itself: a root daemon's trust in every file
+                    // in it may have changed (`trust.rs`), so `chmod go-w` on the directory has
+                    // the files it refused read again; a rescan also checks where it leads.
+                    if !hints.contains(&Hint::Rescan) {
+                        hints.push(Hint::Rescan);
+                    }
                 // Opening the directory (every rescan does) is no news about where it is.
-                if !matches!(event.kind, EventKind::Access(_)) && !hints.contains(&Hint::Recheck) {
+                } else if !matches!(event.kind, EventKind::Access(_))
+                    && !hints.contains(&Hint::Recheck)
+                {
                     hints.push(Hint::Recheck);
                 }
             } else if p.parent() == Some(self.dir.as_path())
@@ -339,10 +350,15 @@ fn complete(kind: &EventKind, path: &Path) -> bool {
         // changed (`trust.rs`), so `chmod go-w` is enough to have a refused file read again.
         EventKind::Modify(ModifyKind::Metadata(_)) => true,
         // A regular file is complete only when closed after writing (reading it now could
-        // apply half of it); anything else is complete the moment it exists. One lstat, in
-        // the watcher's thread, and only for creations.
+        // apply half of it); anything else is complete the moment it exists, and so is a
+        // hard link to a file that exists elsewhere (`ln`, `cp -l`: a second name, no write,
+        // so no close-after-write ever comes). One lstat, in the watcher's thread, and only
+        // for creations.
         EventKind::Create(CreateKind::Folder) => true,
-        EventKind::Create(_) => std::fs::symlink_metadata(path).is_ok_and(|m| !m.is_file()),
+        EventKind::Create(_) => {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::symlink_metadata(path).is_ok_and(|m| !m.is_file() || m.nlink() > 1)
+        }
         _ => false,
     }
 }
@@ -523,6 +539,18 @@ mod tests {
         assert_eq!(next(&mut rx).await, Some(Hint::Path(dir.join("p.yaml"))));
     }
 
+    #[tokio::test]
+    async fn chmod_of_the_directory_asks_for_a_rescan() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("manifests");
+        std::fs::create_dir(&dir).unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let _w = watch(&dir, tx).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(next(&mut rx).await, Some(Hint::Rescan));
+    }
+
     async fn next(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Hint>) -> Option<Hint> {
         tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
             .await
@@ -538,6 +566,15 @@ mod tests {
         let job = dir.path().join("a.yaml");
         std::fs::write(&job, "x").unwrap();
         assert_eq!(next(&mut rx).await, Some(Hint::Path(job.clone())));
+        // A hard link made into the directory is complete at once: no write follows it.
+        let outside = tempfile::tempdir().unwrap();
+        let original = outside.path().join("l.yaml");
+        std::fs::write(&original, "z").unwrap();
+        let linked = dir.path().join("l.yaml");
+        std::fs::hard_link(&original, &linked).unwrap();
+        assert_eq!(next(&mut rx).await, Some(Hint::Path(linked.clone())));
+        std::fs::remove_file(&linked).unwrap();
+        assert_eq!(next(&mut rx).await, Some(Hint::Path(linked)));
         let tmp = dir.path().join(".b.yaml.tmp");
         std::fs::write(&tmp, "y").unwrap();
         let b = dir.path().join("b.yaml");

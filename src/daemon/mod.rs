@@ -262,7 +262,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (runtime_tx, runtime_rx) = mpsc::unbounded_channel();
-    let cgroups = setup_cgroups(&cfg, &layout);
+    let (cgroups, leftovers) = setup_cgroups(&cfg, &layout);
     let processes = Arc::new(crate::runtime::process::ProcessRuntime::with_cgroups(
         clock.clone(),
         runtime_tx,
@@ -280,6 +280,15 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             Ok(0) => {}
             Ok(n) => tracing::warn!(processes = n, "killed processes a previous daemon left running"),
             Err(e) => tracing::warn!(file = %ledger.display(), error = %e, "cannot use the spawn ledger: a crash may leave processes running"),
+        }
+        // A daemon without cgroups after one with them: what that one left in its pod
+        // cgroups (escapees no pid on record names) dies too, and its subtree goes.
+        if let Some(old) = leftovers {
+            let pods = old.kill_all_pods();
+            old.remove_base();
+            if pods > 0 {
+                tracing::warn!(pods, "killed what a previous daemon left in its pod cgroups");
+            }
         }
         daemon.create_manifests_dir_on_first_start();
         anyhow::Ok(daemon)
@@ -354,30 +363,41 @@ fn bench_ballast() {
 }
 
 /// Detects and sets up the pods' cgroups (`runtime/cgroup.rs`); `None`, logged with the
-/// reason, when the daemon runs without them.
-fn setup_cgroups(cfg: &Config, layout: &Layout) -> Option<Arc<crate::runtime::cgroup::Cgroups>> {
+/// reason, when the daemon runs without them. Then also the subtree a previous daemon on
+/// this state directory left, if any, for the caller to clean while it holds the state's lock.
+fn setup_cgroups(
+    cfg: &Config,
+    layout: &Layout,
+) -> (
+    Option<Arc<crate::runtime::cgroup::Cgroups>>,
+    Option<crate::runtime::cgroup::Cgroups>,
+) {
     use crate::runtime::cgroup::{CgroupMode, Cgroups, Host, detect, instance_name};
     let under_systemd = std::env::var_os("INVOCATION_ID").is_some();
-    let mode = match cfg.cgroups {
-        crate::config::CgroupsSetting::None => CgroupMode::None {
-            reason: "cgroups: none in the config".into(),
-        },
-        crate::config::CgroupsSetting::Auto => {
-            let self_cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-            detect(&Host {
-                root: std::path::Path::new("/sys/fs/cgroup"),
-                self_cgroup: &self_cgroup,
-                under_systemd,
-                instance: &instance_name(&layout.state),
-            })
-        }
+    let detected = || {
+        let self_cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        detect(&Host {
+            root: std::path::Path::new("/sys/fs/cgroup"),
+            self_cgroup: &self_cgroup,
+            under_systemd,
+            instance: &instance_name(&layout.state),
+        })
     };
-    let limits_note = if cfg.pod_pids_limit >= 0 {
+    let (mode, leftovers) = match cfg.cgroups {
+        crate::config::CgroupsSetting::None => (
+            CgroupMode::None {
+                reason: "cgroups: none in the config".into(),
+            },
+            Cgroups::leftovers(detected(), under_systemd),
+        ),
+        crate::config::CgroupsSetting::Auto => (detected(), None),
+    };
+    let limits_note = if cfg.pids_limit().is_some() {
         "; podPidsLimit and resources limits are not enforced"
     } else {
         "; resources limits are not enforced"
     };
-    match Cgroups::setup(mode, under_systemd) {
+    let cgroups = match Cgroups::setup(mode, under_systemd) {
         Ok(cg) => {
             tracing::info!(mode = ?cg.mode, "pods run in cgroups");
             Some(Arc::new(cg))
@@ -386,7 +406,8 @@ fn setup_cgroups(cfg: &Config, layout: &Layout) -> Option<Arc<crate::runtime::cg
             tracing::warn!(%reason, "running without cgroups{limits_note}");
             None
         }
-    }
+    };
+    (cgroups, leftovers)
 }
 
 /// `jobvisor recover-state`: the explicit way out of a corrupt journal (see `store::recover`).

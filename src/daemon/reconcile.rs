@@ -88,7 +88,7 @@ impl Daemon {
                     &self.cfg.images,
                 );
                 l.log_limits = self.cfg.logs.limits();
-                l.pids_limit = (self.cfg.pod_pids_limit >= 0).then_some(self.cfg.pod_pids_limit);
+                l.pids_limit = self.cfg.pids_limit();
                 Some(l)
             })
             .collect();

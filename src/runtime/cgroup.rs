@@ -283,7 +283,24 @@ impl Cgroups {
     /// Sets the subtree up for `mode`; on a subtree we may not write, says why (the daemon
     /// then runs without cgroups).
     pub fn setup(mode: CgroupMode, under_systemd: bool) -> Result<Cgroups, String> {
-        let trees: Vec<Tree> = match &mode {
+        let trees = Self::trees(&mode)?;
+        Self::set_up_trees(trees, mode, under_systemd)
+    }
+
+    /// The subtree a crashed daemon on the same state directory left (outside systemd, where
+    /// the unit's cgroup is systemd's to clean), without creating anything: for a daemon that
+    /// runs without cgroups now (`cgroups: none`) but may follow one that used them.
+    pub fn leftovers(mode: CgroupMode, under_systemd: bool) -> Option<Cgroups> {
+        let trees = Self::trees(&mode).ok()?;
+        (!under_systemd && trees.iter().any(|t| t.base.is_dir())).then_some(Cgroups {
+            trees,
+            under_systemd,
+            mode,
+        })
+    }
+
+    fn trees(mode: &CgroupMode) -> Result<Vec<Tree>, String> {
+        Ok(match mode {
             CgroupMode::None { reason } => return Err(reason.clone()),
             CgroupMode::V2 { base } => vec![Tree {
                 kind: Kind::Unified,
@@ -300,7 +317,14 @@ impl Cgroups {
                     base: b.clone(),
                 }))
                 .collect(),
-        };
+        })
+    }
+
+    fn set_up_trees(
+        trees: Vec<Tree>,
+        mode: CgroupMode,
+        under_systemd: bool,
+    ) -> Result<Cgroups, String> {
         for t in &trees {
             std::fs::create_dir_all(&t.base)
                 .map_err(|e| format!("cannot create {}: {e}", t.base.display()))?;

@@ -418,6 +418,8 @@ async fn supervise(
                 ) {
                     Ok(p) => Some(p),
                     Err(e) => {
+                        // What was made before the failure goes (the pod's too when empty).
+                        cg.kill_container(&launch.pod_uid, &launch.container);
                         return (
                             Prepared::Failed(format!("cannot create the container's cgroup: {e}")),
                             None,
@@ -428,8 +430,15 @@ async fn supervise(
             };
             let fds = placement.as_ref().map_or(&[][..], |p| &p.procs[..]);
             let prepared = prepare(&launch, &slot, fds);
-            if let Prepared::Running(s) = &prepared {
-                shared.record_spawn(s.pid.as_raw().unsigned_abs(), s.proc_start);
+            match (&prepared, &cgroups) {
+                (Prepared::Running(s), _) => {
+                    shared.record_spawn(s.pid.as_raw().unsigned_abs(), s.proc_start);
+                }
+                // No process runs (a refused securityContext, a failed exec, a stop before
+                // the spawn): nothing else would remove the cgroups made for it, and they
+                // would stay until the daemon's next start.
+                (_, Some(cg)) => cg.kill_container(&launch.pod_uid, &launch.container),
+                (_, None) => {}
             }
             // The child has its own copies now (or never came).
             let placement = placement.map(|mut p| {

@@ -332,6 +332,49 @@ fn run_as_non_root_refuses_a_root_container() {
     );
 }
 
+/// A daemon restarted with `cgroups: none` after a crash of one that used cgroups still
+/// finds the escapee by the old pod cgroup, and removes that subtree.
+#[test]
+fn leftovers_of_a_crash_are_found_by_cgroup_after_cgroups_none() {
+    if !cgroups_or_skip("leftovers_of_a_crash_are_found_by_cgroup_after_cgroups_none") {
+        return;
+    }
+    let mut d = TestDaemon::start_with(&config("cgroups: auto\n"));
+    d.drop_manifest("esc.yaml", &pod_yaml("esc", &escapee_script(1043), ""));
+    let esc = wait_escapee(&d, 1043);
+    d.kill9();
+    std::fs::write(d.path().join("config.yaml"), config("cgroups: none\n")).expect("config");
+    d.respawn();
+    wait_gone(esc, "the escapee outlived a restart with cgroups: none");
+}
+
+/// A container that never runs a process (its exec fails, or its securityContext is
+/// refused) leaves no cgroup behind: they were made before the spawn.
+#[test]
+fn start_errors_leave_no_cgroup() {
+    if !cgroups_or_skip("start_errors_leave_no_cgroup") {
+        return;
+    }
+    let d = TestDaemon::start_with(&config("cgroups: auto\n"));
+    let refused = "    securityContext:\n      runAsNonRoot: true\n      runAsUser: 0\n";
+    d.drop_manifest("noexec.yaml", &pod_yaml("noexec", "true", refused));
+    d.drop_manifest(
+        "missing.yaml",
+        &pod_yaml("missing", "true", "").replace("[sh, -c, \"true\"]", "[/nonexistent]"),
+    );
+    for name in ["noexec", "missing"] {
+        let p = wait_pod(&d, name, "ended", |p| terminated(p).is_object());
+        assert_eq!(terminated(&p)["reason"], "StartError", "{p:#}");
+        let dir = format!("pod{}", p["metadata"]["uid"].as_str().unwrap_or_default());
+        let mut left = Vec::new();
+        let ok = wait_until(T, || {
+            left = find_dirs(std::path::Path::new("/sys/fs/cgroup"), &dir, 6);
+            left.is_empty()
+        });
+        assert!(ok, "cgroups left after {name} failed to start: {left:?}");
+    }
+}
+
 /// After a crash, the next daemon finds what the last one left by its cgroups: the escapee
 /// too, which no pid the store or the spawn ledger recorded names.
 #[test]
