@@ -96,14 +96,7 @@ impl Daemon {
         let changed = rec.pod.status != d.status;
         // Past activeDeadlineSeconds: the kubelet kills the containers with the pod's grace.
         let kill = d.kill.then(|| {
-            let running: Vec<String> = rec
-                .pod
-                .status
-                .container_statuses
-                .iter()
-                .filter(|c| c.state.running.is_some())
-                .map(|c| c.name.clone())
-                .collect();
+            let running = running_containers(&rec.pod);
             (
                 rec.pod.metadata.uid().to_string(),
                 self.grace_of(&rec.pod),
@@ -343,14 +336,7 @@ impl Daemon {
         if !rec.pod.status.phase.is_terminal() {
             self.runtime.stop_pod(rec.pod.metadata.uid(), grace);
             let involved = pod_ref(&rec.pod);
-            let running: Vec<String> = rec
-                .pod
-                .status
-                .container_statuses
-                .iter()
-                .filter(|c| c.state.running.is_some())
-                .map(|c| c.name.clone())
-                .collect();
+            let running = running_containers(&rec.pod);
             for name in running {
                 let msg = format!("Stopping container {name}");
                 self.record_event(
@@ -838,4 +824,14 @@ pub(super) fn job_ref(j: &crate::api::Job) -> ObjectReference {
         uid: j.metadata.uid().into(),
         api_version: Some("batch/v1".into()),
     }
+}
+
+/// The names of a pod's containers that are running now.
+fn running_containers(pod: &crate::api::Pod) -> Vec<String> {
+    pod.status
+        .container_statuses
+        .iter()
+        .filter(|c| c.state.running.is_some())
+        .map(|c| c.name.clone())
+        .collect()
 }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::testing::{Call, Harness, job};
-use crate::api::{Job, JobConditionType, Pod};
+use crate::api::{Job, JobConditionType};
 use crate::clock::Clock;
 use crate::config::Config;
 
@@ -14,15 +14,6 @@ fn the_job(h: &Harness) -> Job {
     let job = jobs.next().expect("a Job").job;
     assert!(jobs.next().is_none(), "one Job");
     job
-}
-
-fn pods(h: &Harness) -> Vec<Pod> {
-    h.daemon
-        .world
-        .all_pods()
-        .into_iter()
-        .map(|r| r.pod)
-        .collect()
 }
 
 fn suspended_condition(job: &Job) -> Option<(String, String)> {
@@ -54,7 +45,7 @@ fn suspend_and_resume_through_the_file() {
     let mut h = Harness::new(root.path(), Config::default());
     h.apply("j.yaml", &job("j", "Never", "sleep", &spec(true)));
     let created = the_job(&h);
-    assert!(pods(&h).is_empty(), "{:#?}", pods(&h));
+    assert!(h.pods().is_empty(), "{:#?}", h.pods());
     assert_eq!(
         suspended_condition(&created),
         Some(("True".into(), "JobSuspended".into()))
@@ -80,7 +71,7 @@ fn suspend_and_resume_through_the_file() {
     let status = resumed.status.clone().unwrap_or_default();
     assert_eq!(status.start_time, Some(h.clock.now()));
     assert!(!status.is_finished(), "{status:#?}");
-    let running = pods(&h);
+    let running = h.pods();
     assert_eq!(running.len(), 1, "{running:#?}");
     assert_eq!(running[0].status.phase.as_str(), "Running");
     // As `syncJob`: `manageJob` creates the pods, then the condition changes.
@@ -94,7 +85,7 @@ fn suspend_and_resume_through_the_file() {
         grace: Duration::from_secs(30),
     };
     assert!(h.runtime.calls().contains(&stop), "{:?}", h.runtime.calls());
-    assert!(pods(&h).is_empty(), "{:#?}", pods(&h));
+    assert!(h.pods().is_empty(), "{:#?}", h.pods());
     let again = the_job(&h);
     let status = again.status.clone().unwrap_or_default();
     assert_eq!((status.active, status.failed, status.succeeded), (0, 0, 0));
@@ -108,7 +99,7 @@ fn suspend_and_resume_through_the_file() {
     // Resumed again: a new pod, and the deadline counts from here.
     h.advance(50);
     h.apply("j.yaml", &job("j", "Never", "sleep", &spec(false)));
-    assert_eq!(pods(&h).len(), 1);
+    assert_eq!(h.pods().len(), 1);
     h.advance(10);
     assert!(h.job_timer_fires("j"), "no deadline timer armed");
     let failed = the_job(&h);
@@ -127,7 +118,7 @@ fn a_suspended_job_stays_suspended_after_a_crash() {
     let mut h = Harness::new(root.path(), Config::default());
     h.apply("j.yaml", &job("j", "Never", "sleep", &spec(true)));
     let h = h.crash_and_restart_after(60);
-    assert!(pods(&h).is_empty());
+    assert!(h.pods().is_empty());
     assert!(h.runtime.starts().is_empty());
     assert!(job_events(&h).is_empty(), "{:?}", job_events(&h));
     let job = the_job(&h);

@@ -227,6 +227,16 @@ pub struct Harness {
 }
 
 impl Harness {
+    /// Every pod the daemon has, typed.
+    pub fn pods(&self) -> Vec<crate::api::Pod> {
+        self.daemon
+            .world
+            .all_pods()
+            .into_iter()
+            .map(|r| r.pod)
+            .collect()
+    }
+
     pub fn new(root: &Path, cfg: Config) -> Harness {
         let (mut daemon, clock, runtime) = daemon_in(root, cfg.clone());
         let durability = daemon

@@ -16,21 +16,13 @@ fn jobs(h: &Harness) -> Vec<Job> {
         .collect()
 }
 
-fn pods(h: &Harness) -> Vec<Pod> {
-    h.daemon
-        .world
-        .all_pods()
-        .into_iter()
-        .map(|r| r.pod)
-        .collect()
-}
-
 /// The one Job there is, and the uid of its one pod.
 fn the_job(h: &Harness) -> (Job, String) {
     let js = jobs(h);
     assert_eq!(js.len(), 1, "{js:#?}");
     let job = js[0].clone();
-    let ps: Vec<Pod> = pods(h)
+    let ps: Vec<Pod> = h
+        .pods()
         .into_iter()
         .filter(|p| {
             p.metadata
@@ -75,7 +67,7 @@ fn a_finished_job_goes_after_its_ttl_and_its_file_does_not_run_it_again() {
     h.advance(1);
     assert!(h.job_timer_fires("j"), "no TTL timer armed again");
     assert!(jobs(&h).is_empty(), "{:#?}", jobs(&h));
-    assert!(pods(&h).is_empty(), "{:#?}", pods(&h));
+    assert!(h.pods().is_empty(), "{:#?}", h.pods());
     let note = noted(&h);
     assert_eq!(note.len(), 1, "{note:#?}");
     assert_eq!(
@@ -124,7 +116,7 @@ fn ttl_zero_deletes_a_failed_job_as_it_finishes_and_the_note_survives_a_crash() 
     h.runtime.exit(&pod_uid, "main", 1);
     h.run();
     assert!(jobs(&h).is_empty(), "{:#?}", jobs(&h));
-    assert!(pods(&h).is_empty(), "{:#?}", pods(&h));
+    assert!(h.pods().is_empty(), "{:#?}", h.pods());
     assert_eq!(noted(&h).len(), 1);
     // What the writer was handed holds the note with the deletion.
     let h = h.crash_and_restart();
@@ -184,7 +176,7 @@ fn a_cronjob_job_goes_after_its_ttl() {
     h.runtime.exit(&pod_uid, "main", 0);
     h.run();
     assert!(jobs(&h).is_empty(), "{:#?}", jobs(&h));
-    assert!(pods(&h).is_empty(), "{:#?}", pods(&h));
+    assert!(h.pods().is_empty(), "{:#?}", h.pods());
     let cj = h
         .daemon
         .world
