@@ -246,6 +246,15 @@ pub struct CgroupError {
     source: io::Error,
 }
 
+impl CgroupError {
+    /// Whether it failed for want of file descriptors (EMFILE, ENFILE): worth trying again.
+    pub fn out_of_descriptors(&self) -> bool {
+        self.source
+            .raw_os_error()
+            .is_some_and(|n| super::spawn::out_of_descriptors(nix::errno::Errno::from_raw(n)))
+    }
+}
+
 fn err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> CgroupError + 'a {
     move |source| CgroupError {
         op,

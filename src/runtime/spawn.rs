@@ -58,6 +58,10 @@ pub(super) enum Prepared {
     Stopped,
     /// The spawn failed; the message says why in runc's words.
     Failed(String),
+    /// The daemon ran out of file descriptors (its own or the system's) on the way: nothing
+    /// about the container is wrong, so the start is tried again (the kubelet retries a
+    /// container it could not create) instead of ending it `StartError`.
+    OutOfDescriptors(String),
     Running(Spawned),
 }
 
@@ -78,8 +82,28 @@ pub(super) fn prepare(launch: &ContainerLaunch, slot: &Slot, placement: &[OwnedF
     match spawn(launch, slot, placement) {
         Ok(Some(child)) => Prepared::Running(child),
         Ok(None) => Prepared::Stopped,
-        Err(message) => Prepared::Failed(message),
+        Err(SpawnError::Transient(message)) => Prepared::OutOfDescriptors(message),
+        Err(SpawnError::Start(message)) => Prepared::Failed(message),
     }
+}
+
+/// Why a spawn did not happen.
+enum SpawnError {
+    /// The container's own fault or its spec's: it ends `StartError` with this message.
+    Start(String),
+    /// The daemon's file descriptors ran out (EMFILE, ENFILE): worth trying again.
+    Transient(String),
+}
+
+impl From<String> for SpawnError {
+    fn from(message: String) -> Self {
+        SpawnError::Start(message)
+    }
+}
+
+/// EMFILE or ENFILE: the process's or the system's open files are used up.
+pub(super) fn out_of_descriptors(e: Errno) -> bool {
+    matches!(e, Errno::EMFILE | Errno::ENFILE)
 }
 
 /// Spawns the container; `Ok(None)` if a stop came first, `Err` with the StartError message.
@@ -87,9 +111,9 @@ fn spawn(
     launch: &ContainerLaunch,
     slot: &Slot,
     placement: &[OwnedFd],
-) -> Result<Option<Spawned>, String> {
+) -> Result<Option<Spawned>, SpawnError> {
     if let Some(why) = &launch.refused {
-        return Err(why.clone());
+        return Err(why.clone().into());
     }
     let argv0 = launch
         .argv
@@ -107,7 +131,14 @@ fn spawn(
     let envp = env_block(&launch.env).ok_or_else(|| nul("the environment"))?;
     let cwd =
         CString::new(launch.working_dir.as_os_str().as_bytes()).map_err(|_| nul("workingDir"))?;
-    let fail = |e: Errno| start_error_message(argv0, &launch.working_dir, &io::Error::from(e));
+    let fail = |e: Errno| {
+        let message = start_error_message(argv0, &launch.working_dir, &io::Error::from(e));
+        if out_of_descriptors(e) {
+            SpawnError::Transient(message)
+        } else {
+            SpawnError::Start(message)
+        }
+    };
 
     // Close-on-exec, so children spawned at the same time by other threads do not inherit
     // them; the dup2 onto 1 and 2 in the child clears the flag there.
@@ -159,9 +190,9 @@ fn spawn(
     // Worded outside the locks: it looks at the file system.
     let pid = match spawned {
         Ok(pid) => pid,
-        Err((stage, e)) => {
-            let e = io::Error::from(e);
-            return Err(match stage {
+        Err((stage, errno)) => {
+            let e = io::Error::from(errno);
+            let message = match stage {
                 Stage::Cgroup => format!("cannot join the container's cgroup: {}", errno_words(&e)),
                 Stage::User => {
                     let (uid, gid) = args.user.unwrap_or_default();
@@ -175,6 +206,11 @@ fn spawn(
                 Stage::None | Stage::Stdio | Stage::Exec => {
                     start_error_message(argv0, &launch.working_dir, &e)
                 }
+            };
+            return Err(if out_of_descriptors(errno) {
+                SpawnError::Transient(message)
+            } else {
+                SpawnError::Start(message)
             });
         }
     };

@@ -394,17 +394,17 @@ fn stopped_before_start(now: Timestamp) -> ExitInfo {
     }
 }
 
-async fn supervise(
+/// The first wait before a start that ran out of file descriptors is tried again; it doubles
+/// up to [`RETRY_MAX`].
+const RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(50);
+const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The blocking half of one start attempt: the container's cgroups, then the spawn.
+async fn prepare_run(
     shared: &Arc<Shared>,
-    launch: Arc<ContainerLaunch>,
-    slot: Arc<Slot>,
-    mut log: LogSink,
-) -> ExitInfo {
-    let clock = &shared.clock;
-    // Cheap early exit before the trip to the blocking pool.
-    if slot.ctl().stopping {
-        return stopped_before_start(clock.now());
-    }
+    launch: &Arc<ContainerLaunch>,
+    slot: &Arc<Slot>,
+) -> (Result<Prepared, tokio::task::JoinError>, Option<Placement>) {
     let prepared = {
         let (launch, slot, shared) = (launch.clone(), slot.clone(), shared.clone());
         let cgroups = shared.cgroups.clone();
@@ -420,10 +420,13 @@ async fn supervise(
                     Err(e) => {
                         // What was made before the failure goes (the pod's too when empty).
                         cg.kill_container(&launch.pod_uid, &launch.container);
-                        return (
-                            Prepared::Failed(format!("cannot create the container's cgroup: {e}")),
-                            None,
-                        );
+                        let message = format!("cannot create the container's cgroup: {e}");
+                        let failed = if e.out_of_descriptors() {
+                            Prepared::OutOfDescriptors(message)
+                        } else {
+                            Prepared::Failed(message)
+                        };
+                        return (failed, None);
                     }
                 },
                 None => None,
@@ -450,14 +453,46 @@ async fn supervise(
         .await
     };
     shared.reaper.spawn_done();
-    let (prepared, placement) = match prepared {
+    match prepared {
         Ok((p, placement)) => (Ok(p), placement),
         Err(e) => (Err(e), None),
+    }
+}
+
+async fn supervise(
+    shared: &Arc<Shared>,
+    launch: Arc<ContainerLaunch>,
+    slot: Arc<Slot>,
+    mut log: LogSink,
+) -> ExitInfo {
+    let clock = &shared.clock;
+    // Cheap early exit before the trip to the blocking pool.
+    if slot.ctl().stopping {
+        return stopped_before_start(clock.now());
+    }
+    // Out of file descriptors is the daemon's state, not the container's: wait for some to be
+    // given back (by containers that end) and try again, as the kubelet retries a container
+    // it could not create, while the pod waits in ContainerCreating.
+    let mut pause = RETRY_FIRST;
+    let (prepared, placement) = loop {
+        let (prepared, placement) = prepare_run(shared, &launch, &slot).await;
+        match prepared {
+            Ok(Prepared::OutOfDescriptors(message)) => {
+                debug!(?launch, %message, retry_in = ?pause, "out of file descriptors; trying the start again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(RETRY_MAX);
+                if slot.ctl().stopping {
+                    return stopped_before_start(clock.now());
+                }
+            }
+            other => break (other, placement),
+        }
     };
     let child = match prepared {
         Err(e) => return start_error(clock.now(), format!("internal error: {e}")),
         Ok(Prepared::Stopped) => return stopped_before_start(clock.now()),
-        Ok(Prepared::Failed(message)) => {
+        // (The loop above only ends on the others.)
+        Ok(Prepared::Failed(message) | Prepared::OutOfDescriptors(message)) => {
             debug!(?launch, %message, "container failed to start");
             log.message(&message, clock.now()).await;
             return start_error(clock.now(), message);

@@ -521,3 +521,37 @@ fn double_forked_escapee_dies_with_its_container_in_cgroups() {
 fn double_forked_escapee_dies_with_the_daemon_without_cgroups() {
     double_fork_escapee("none", 1081);
 }
+
+/// A daemon out of file descriptors (here a limit of 64, as a host's limit would be with
+/// thousands of containers) makes the pods it cannot start yet wait and starts them when
+/// descriptors are given back, as the kubelet retries a container it could not create: none
+/// ends `StartError`, so a Job with `backoffLimit: 0` completes. Each running container holds
+/// three (its two pipes and a pidfd), so 40 at once are far beyond the limit.
+#[test]
+fn pods_wait_for_file_descriptors_instead_of_failing() {
+    let d = TestDaemon::start_with_nofile(&config(""), 64);
+    d.drop_manifest(
+        "fds.yaml",
+        &job_yaml(
+            "fds",
+            "Never",
+            &["sleep", "1"],
+            "  completions: 40\n  parallelism: 40\n  backoffLimit: 0\n",
+        ),
+    );
+    let mut job = Value::Null;
+    let ended = wait_until(Duration::from_secs(120), || {
+        job = d.job("fds").unwrap_or(Value::Null);
+        has_condition(&job, "Complete") || has_condition(&job, "Failed")
+    });
+    assert!(
+        ended && has_condition(&job, "Complete"),
+        "{job:#}\n{}",
+        tail(&d.daemon_log(), 40)
+    );
+    assert_eq!(job["status"]["succeeded"], 40, "{job:#}");
+    assert!(
+        job["status"]["failed"].as_i64().unwrap_or(0) == 0,
+        "{job:#}"
+    );
+}

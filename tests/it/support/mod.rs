@@ -33,6 +33,8 @@ pub struct TestDaemon {
     env: Vec<(String, String)>,
     /// The file-creation mask the daemon starts with (a unit's `UMask=`), if not ours.
     umask: Option<u32>,
+    /// The daemon's open-files limit, soft and hard (a unit's `LimitNOFILE=`), if not ours.
+    nofile: Option<u64>,
     /// systemd's notify socket as the daemon sees it: READY=1, STATUS=…
     notify: Option<UnixDatagram>,
 }
@@ -53,6 +55,7 @@ impl TestDaemon {
             child: None,
             env: Vec::new(),
             umask: None,
+            nofile: None,
             notify: None,
         }
     }
@@ -60,16 +63,27 @@ impl TestDaemon {
     /// Like `start_with`, with extra environment variables for the daemon (kept across
     /// `spawn`s, so a restarted daemon runs in the same mode).
     pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> TestDaemon {
-        Self::start_as(config, env, None)
+        Self::start_as(config, env, None, None)
     }
 
     /// Like `start_with`, the daemon started with the file-creation mask `umask` (as the
     /// unit's `UMask=0007` starts it).
     pub fn start_with_umask(config: &str, umask: u32) -> TestDaemon {
-        Self::start_as(config, &[], Some(umask))
+        Self::start_as(config, &[], Some(umask), None)
     }
 
-    fn start_as(config: &str, env: &[(&str, &str)], umask: Option<u32>) -> TestDaemon {
+    /// Like `start_with`, the daemon started with an open-files limit of `nofile` (soft and
+    /// hard, so it cannot raise it).
+    pub fn start_with_nofile(config: &str, nofile: u64) -> TestDaemon {
+        Self::start_as(config, &[], None, Some(nofile))
+    }
+
+    fn start_as(
+        config: &str,
+        env: &[(&str, &str)],
+        umask: Option<u32>,
+        nofile: Option<u64>,
+    ) -> TestDaemon {
         let root = tempfile::Builder::new()
             .prefix("jobvisor-it-")
             .tempdir()
@@ -83,6 +97,7 @@ impl TestDaemon {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             umask,
+            nofile,
             notify: None,
         };
         d.spawn();
@@ -163,6 +178,16 @@ impl TestDaemon {
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log);
+        if let Some(n) = self.nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit(2) is async-signal-safe and allocates nothing.
+            unsafe {
+                cmd.pre_exec(move || {
+                    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, n, n)
+                        .map_err(std::io::Error::from)
+                });
+            }
+        }
         if let Some(mask) = self.umask {
             use std::os::unix::process::CommandExt;
             let mask = nix::sys::stat::Mode::from_bits_truncate(mask);
