@@ -1875,9 +1875,10 @@ mod tests {
         struct Unmount(PathBuf);
         impl Drop for Unmount {
             fn drop(&mut self) {
-                let _ = crate::runtime::testing::command_status(
-                    std::process::Command::new("umount").arg(&self.0),
-                );
+                // By system call and detached: umount(8)'s exit status can be reaped by
+                // another test's runtime, and a file still open would keep a plain unmount
+                // busy; each run left its 64k tmpfs mounted under /tmp.
+                let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
             }
         }
         let _unmount = Unmount(mnt.path().to_path_buf());
