@@ -204,6 +204,19 @@ pub fn cronjob_row(cj: &CronJob, now: Timestamp, wide: bool) -> Vec<String> {
     row
 }
 
+/// The metadata a row shows, decoded from JSON by [`job_row_from_json`] and
+/// [`pod_row_from_json`].
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct RowJsonMeta {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    creation_timestamp: Option<Timestamp>,
+    #[serde(default)]
+    deletion_timestamp: Option<Timestamp>,
+}
+
 /// `job_row` of a Job given as its JSON, decoding only what the row shows: the daemon's
 /// Table of 10,000 finished Jobs, which it holds as JSON (`daemon/pack.rs`), costs half of
 /// what decoding each whole Job would. Whatever `job_row` reads must be decoded here too
@@ -221,21 +234,11 @@ pub fn job_row_from_json(
 
     #[derive(Deserialize)]
     struct Shown {
-        metadata: Meta,
+        metadata: RowJsonMeta,
         #[serde(default)]
         spec: Spec,
         #[serde(default)]
         status: Option<Status>,
-    }
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Meta {
-        #[serde(default)]
-        name: Option<String>,
-        #[serde(default)]
-        creation_timestamp: Option<Timestamp>,
-        #[serde(default)]
-        deletion_timestamp: Option<Timestamp>,
     }
     #[derive(Deserialize, Default)]
     struct Spec {
@@ -473,21 +476,11 @@ pub fn pod_row_from_json(
     #[derive(Deserialize)]
     struct Shown {
         #[serde(default)]
-        metadata: Meta,
+        metadata: RowJsonMeta,
         #[serde(default)]
         spec: Spec,
         #[serde(default)]
         status: PodStatus,
-    }
-    #[derive(Deserialize, Default)]
-    #[serde(rename_all = "camelCase")]
-    struct Meta {
-        #[serde(default)]
-        name: Option<String>,
-        #[serde(default)]
-        creation_timestamp: Option<Timestamp>,
-        #[serde(default)]
-        deletion_timestamp: Option<Timestamp>,
     }
     #[derive(Deserialize, Default)]
     #[serde(rename_all = "camelCase")]
