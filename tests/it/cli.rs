@@ -579,10 +579,11 @@ fn get_jobs_shows_failure_target_while_pods_terminate() {
     let d = TestDaemon::start();
     let gate = tempfile::tempdir().expect("tempdir");
     let g = gate.path().display();
-    // The first pod to take the lock fails; the other holds on through SIGTERM.
+    // The first pod to take the lock fails; the other holds on through SIGTERM (until the
+    // gate opens, or goes with a test that failed: `gate` is dropped before `d`).
     let script = format!(
         "trap '' TERM; if mkdir {g}/first 2>/dev/null; then exit 1; fi; \
-         while [ ! -e {g}/open ]; do sleep 0.05; done"
+         while [ -d {g} ] && [ ! -e {g}/open ]; do sleep 0.05; done"
     );
     let yaml = job_yaml(
         "ending",

@@ -76,8 +76,10 @@ impl Gate {
             .expect("tempdir");
         let open = dir.path().join("open");
         let go = dir.path().join("go");
+        // Waits until the gate opens, or its folder goes with a test that failed.
         let wait = format!(
-            "while [ ! -e {} ]; do /bin/sleep 0.01; done",
+            "while [ -d {} ] && [ ! -e {} ]; do /bin/sleep 0.01; done",
+            dir.path().display(),
             open.display()
         );
         let scripts = [
@@ -85,7 +87,7 @@ impl Gate {
             (
                 "python3",
                 format!(
-                    "#!/bin/sh\ngrep -qx \"$JOB_COMPLETION_INDEX\" {} 2>/dev/null || {{ {wait}; }}\nexec /usr/bin/python3 \"$@\"\n",
+                    "#!/bin/sh\n{{ [ -n \"$JOB_COMPLETION_INDEX\" ] && grep -qx \"$JOB_COMPLETION_INDEX\" {}; }} || {{ {wait}; }}\nexec /usr/bin/python3 \"$@\"\n",
                     go.display()
                 ),
             ),
@@ -108,7 +110,8 @@ impl Gate {
     }
 
     fn let_through(&self, indexes: &[&str]) {
-        std::fs::write(self.dir.path().join("go"), indexes.join("\n") + "\n").expect("go");
+        let lines: String = indexes.iter().map(|i| format!("{i}\n")).collect();
+        std::fs::write(self.dir.path().join("go"), lines).expect("go");
     }
 
     /// The daemon config: the fast delays, and `image` (the examples' own reference) with
@@ -123,6 +126,47 @@ impl Gate {
 }
 
 // ------------------------------------------------------------------ shipped
+
+/// The harness the awaiting tests stand on: under [`Gate::config`], the examples' image
+/// (`docker.io/library/bash:5`, built-in alias) runs `bash` whose `sleep` is the gate's, so a
+/// `sleep 90` ends when the test opens the gate, not 90 s later; and `python3` holds back
+/// the indexes not let through.
+#[test]
+fn the_gate_stands_in_for_the_examples_sleep() {
+    let gate = Gate::new();
+    gate.let_through(&[]);
+    let mut config = gate.config("docker.io/library/bash:5", "bash");
+    config.push_str(&format!(
+        "  python:\n    cmd: [python3]\n    env: [\"PATH={}:/usr/bin:/bin\"]\n",
+        gate.path().display()
+    ));
+    let d = TestDaemon::start_with(&config);
+    let job = |name: &str, image: &str, command: &str| {
+        format!(
+            "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: {name}\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: main\n        image: {image}\n        command: {command}\n"
+        )
+    };
+    d.drop_manifest(
+        "slow.yaml",
+        &job(
+            "slow",
+            "docker.io/library/bash:5",
+            r#"["bash", "-c", "echo hi && sleep 90 && echo done"]"#,
+        ),
+    );
+    d.drop_manifest(
+        "py.yaml",
+        &job("py", "python:3", r#"["python3", "-c", "print('ran')"]"#),
+    );
+    assert!(wait_until(T, || d.cli(&["logs", "job/slow"]).stdout == b"hi\n"));
+    assert!(!has_condition(&d.job("slow").unwrap(), "Complete"));
+    assert!(!has_condition(&d.job("py").unwrap(), "Complete"));
+    gate.open();
+    d.wait_condition("slow", "Complete", T);
+    assert_eq!(d.cli_ok(&["logs", "job/slow"]), "hi\ndone\n");
+    d.wait_condition("py", "Complete", T);
+    assert_eq!(d.cli_ok(&["logs", "job/py"]), "ran\n");
+}
 
 /// `controllers/job.yaml` (`job.md`, "Running an example Job"): computes π to 2000 places
 /// and prints it; the Job completes with one succeeded pod, and `kubectl logs jobs/pi`
