@@ -706,6 +706,7 @@ mod tests {
                 "hello",
                 "onfailure-job",
                 "parallel-job",
+                "pi",
                 "run-once-pod",
                 "sequential-job",
                 "simple-job",
