@@ -16,10 +16,12 @@ pub mod cronjob;
 pub mod disruption;
 pub mod events;
 pub mod job;
+pub mod job_indexed;
 pub mod job_pod;
 pub mod job_update;
 pub mod pod;
 pub mod retention;
+pub mod success_policy;
 pub mod ttl;
 
 use jiff::Timestamp;
