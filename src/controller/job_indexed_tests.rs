@@ -321,6 +321,10 @@ fn indexed_pods_by_index() {
          { let mut j = job(2, 2); j.spec.pod_replacement_policy = Some("Failed".into()); j },
          vec![p(0, Terminating), p(1, Running)],
          Got { active: 1, ..NONE }),
+        ("podReplacementPolicy Failed: a free slot goes to the next index, not the terminating one",
+         { let mut j = job(3, 3); j.spec.pod_replacement_policy = Some("Failed".into()); j },
+         vec![p(0, Terminating), p(1, Running)],
+         Got { create: idx(&[2]), active: 2, ..NONE }),
         ("podReplacementPolicy TerminatingOrFailed: a terminating pod's index runs again at once",
          job(2, 2), vec![p(0, Terminating), p(1, Running)],
          Got { create: idx(&[0]), untrack: names(&[0]), failed: 1, active: 2, ..NONE }),
@@ -486,8 +490,9 @@ fn success_policy_ends_the_job_early() {
 /// `TestFirstPendingIndexes`.
 #[test]
 fn first_pending_indexes() {
+    type Row<'a> = (&'a str, &'a [(i32, i32)], i32, usize, &'a [i32]);
     #[rustfmt::skip]
-    let rows: &[(&str, &[(i32, i32)], i32, usize, &[i32])] = &[
+    let rows: &[Row] = &[
         ("cnt greater than completions", &[], 5, 10, &[0, 1, 2, 3, 4]),
         ("cnt less than completions", &[], 5, 2, &[0, 1]),
         ("first pods active", &[(0, 1)], 10, 3, &[2, 3, 4]),

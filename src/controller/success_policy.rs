@@ -60,8 +60,14 @@ mod tests {
     /// (name, rules or no policy, succeeded indexes, the rule met).
     #[test]
     fn first_rule_met_wins() {
+        type Row = (
+            &'static str,
+            Option<Vec<SuccessPolicyRule>>,
+            &'static str,
+            Option<usize>,
+        );
         #[rustfmt::skip]
-        let rows: Vec<(&str, Option<Vec<SuccessPolicyRule>>, &str, Option<usize>)> = vec![
+        let rows: Vec<Row> = vec![
             ("no policy", None, "0", None),
             ("no rules", Some(vec![]), "0", None),
             ("unreadable indexes are skipped", Some(vec![rule(Some("invalid-form"), None)]), "0", None),
