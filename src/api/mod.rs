@@ -12,6 +12,7 @@ use serde_json::Value;
 
 pub mod configmap;
 pub mod declared;
+pub mod intervals;
 pub mod kind;
 mod label_map;
 pub mod labels;
@@ -130,6 +131,13 @@ pub const LABEL_JOB_NAME: &str = "batch.kubernetes.io/job-name";
 pub const LABEL_LEGACY_CONTROLLER_UID: &str = "controller-uid";
 pub const LABEL_LEGACY_JOB_NAME: &str = "job-name";
 pub const JOB_TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
+/// An Indexed Job's pod: its completion index, as annotation and as label.
+pub const JOB_COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";
+/// With `backoffLimitPerIndex`: the counted failures of the earlier pods of the pod's index.
+pub const JOB_INDEX_FAILURE_COUNT: &str = "batch.kubernetes.io/job-index-failure-count";
+/// With `backoffLimitPerIndex`: the failures a podFailurePolicy `Ignore` rule did not count.
+pub const JOB_INDEX_IGNORED_FAILURE_COUNT: &str =
+    "batch.kubernetes.io/job-index-ignored-failure-count";
 /// Annotation jobvisor puts on every object it read from a file: the file's path.
 pub const ANNOTATION_SOURCE: &str = "jobvisor.io/source";
 
@@ -280,9 +288,27 @@ pub struct JobSpec {
     /// Valid Kubernetes, not run by jobvisor yet: validation rejects it by name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_failure_policy: Option<Value>,
-    /// Valid Kubernetes, not run by jobvisor yet: validation rejects it by name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub success_policy: Option<Value>,
+    pub success_policy: Option<SuccessPolicy>,
+}
+
+/// `spec.successPolicy` of an Indexed Job: the first rule met makes the Job succeed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SuccessPolicy {
+    #[serde(default)]
+    pub rules: Vec<SuccessPolicyRule>,
+}
+
+/// One rule: `succeededIndexes` (interval form, `0,2-4`), `succeededCount`, or both (that
+/// many of those indexes).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SuccessPolicyRule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub succeeded_indexes: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub succeeded_count: Option<i32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -317,6 +343,12 @@ pub struct JobStatus {
     pub succeeded: i32,
     #[serde(default)]
     pub failed: i32,
+    /// Indexed Jobs: the succeeded indexes in interval form (`1,3-5`); empty is left out.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub completed_indexes: String,
+    /// Indexed Jobs with `backoffLimitPerIndex`: the failed indexes, `""` while none failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_indexes: Option<String>,
     #[serde(default)]
     pub uncounted_terminated_pods: UncountedTerminatedPods,
 }

@@ -313,6 +313,14 @@ pub fn describe_job(
         "Pods Statuses:\t{} Active ({} Ready) / {} Succeeded / {} Failed",
         status.active, status.ready, status.succeeded, status.failed
     );
+    // kubectl prints the completed indexes of an Indexed Job (and no failed indexes).
+    if spec.completion_mode.as_deref() == Some("Indexed") {
+        let _ = writeln!(
+            w,
+            "Completed Indexes:\t{}",
+            cap_indexes(&status.completed_indexes, 50)
+        );
+    }
     if let Some(b) = backoff {
         let _ = writeln!(
             w,
@@ -332,6 +340,18 @@ fn time_until(at: Timestamp, now: Timestamp) -> String {
     let left = at.duration_since(now);
     let secs = left.as_secs() + i64::from(left.subsec_nanos() > 0);
     human_duration(jiff::SignedDuration::from_secs(secs.max(0)))
+}
+
+/// kubectl's `capIndexesListOrNone`: `<none>` when empty, else cut at the first comma at or
+/// after `soft_limit` characters, with `...`.
+fn cap_indexes(indexes: &str, soft_limit: usize) -> String {
+    if indexes.is_empty() {
+        return "<none>".into();
+    }
+    match indexes.get(soft_limit..).and_then(|rest| rest.find(',')) {
+        Some(at) => format!("{}...", &indexes[..soft_limit + at + 1]),
+        None => indexes.to_string(),
+    }
 }
 
 /// kubectl's `DescribePodTemplate`, as `describe job` and `describe cronjob` print it.
@@ -882,6 +902,34 @@ Events:
   Normal  Completed         10s (x4 over 2m)  job-controller  Job completed
 ";
         assert_eq!(text, want);
+    }
+
+    /// An Indexed Job: `Completed Indexes:` after the pod statuses, `<none>` while empty,
+    /// cut after 50 characters as kubectl's `capIndexesListOrNone` does.
+    #[test]
+    fn job_completed_indexes_line() {
+        let now = ts("2024-01-15T10:00:00Z");
+        let mut job = sample_job();
+        let line = |job: &Job| {
+            let text = describe_job(job, None, now, &TimeZone::UTC);
+            let lines: Vec<&str> = text.lines().collect();
+            let at = lines.iter().position(|l| l.starts_with("Pods Statuses:"));
+            at.and_then(|i| lines.get(i + 1)).map(|l| l.to_string())
+        };
+        assert_eq!(line(&job).as_deref(), Some("Pod Template:"));
+        job.spec.completion_mode = Some("Indexed".into());
+        assert_eq!(line(&job).as_deref(), Some("Completed Indexes:  <none>"));
+        job.status.as_mut().unwrap().completed_indexes = "0,2-4".into();
+        assert_eq!(line(&job).as_deref(), Some("Completed Indexes:  0,2-4"));
+        let long: Vec<String> = (0..40).map(|i| (i * 2).to_string()).collect();
+        job.status.as_mut().unwrap().completed_indexes = long.join(",");
+        assert_eq!(
+            line(&job).as_deref(),
+            Some("Completed Indexes:  0,2,4,6,8,10,12,14,16,18,20,22,24,26,28,30,32,34,36,...")
+        );
+        assert_eq!(cap_indexes("0-9", 50), "0-9");
+        assert_eq!(cap_indexes("1,3", 1), "1,...");
+        assert_eq!(cap_indexes("1,3", 3), "1,3");
     }
 
     /// `describeJob` prints the TTL only when set, after the backoff limit.

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
+use super::job_indexed::{Indexes, NewIndex};
 use super::{EventSpec, add, backoff, elapsed, pod};
 use crate::api::{
     JOB_TRACKING_FINALIZER, Job, JobCondition, JobConditionType, JobStatus, Pod, PodPhase,
@@ -40,6 +41,8 @@ pub struct JobDecision {
     pub status: JobStatus,
     /// New pods to create from the template now.
     pub create: usize,
+    /// Indexed Jobs: the index of each of the `create` pods, in order.
+    pub indexes: Vec<NewIndex>,
     /// Active pods to terminate gracefully.
     pub delete: Vec<Delete>,
     /// Pods whose tracking finalizer the daemon must remove in the same store batch as this
@@ -54,6 +57,7 @@ impl JobDecision {
         JobDecision {
             status,
             create: 0,
+            indexes: Vec::new(),
             delete: Vec::new(),
             untrack: Vec::new(),
             events: Vec::new(),
@@ -76,21 +80,21 @@ impl JobDecision {
     }
 }
 
-fn tracked(p: &Pod) -> bool {
+pub(super) fn tracked(p: &Pod) -> bool {
     p.metadata
         .finalizers
         .iter()
         .any(|f| f == JOB_TRACKING_FINALIZER)
 }
-fn terminating(p: &Pod) -> bool {
+pub(super) fn terminating(p: &Pod) -> bool {
     p.metadata.deletion_timestamp.is_some() && !p.status.phase.is_terminal()
 }
-fn active(p: &Pod) -> bool {
+pub(super) fn active(p: &Pod) -> bool {
     p.metadata.deletion_timestamp.is_none() && !p.status.phase.is_terminal()
 }
 /// `isPodFailed` under podReplacementPolicy TerminatingOrFailed: a pod deleted by someone
 /// else counts as failed as soon as it is terminating.
-fn failed(p: &Pod, terminating_counts: bool) -> bool {
+pub(super) fn failed(p: &Pod, terminating_counts: bool) -> bool {
     p.status.phase == PodPhase::Failed || (terminating_counts && terminating(p))
 }
 
@@ -103,8 +107,9 @@ pub fn sync(job: &Job, pods: &[&Pod], now: Timestamp, cfg: PodFailureBackoff) ->
     let terminating_counts = spec.pod_replacement_policy.as_deref() != Some("Failed");
     let mut d = JobDecision::new(JobStatus::default());
 
-    // Count what finished since the last sync.
-    for p in pods.iter().filter(|p| tracked(p)) {
+    // Count what finished since the last sync (Indexed Jobs count by index).
+    let mut indexed = Indexes::count(job, pods, terminating_counts, &mut status, &mut d.untrack);
+    for p in pods.iter().filter(|p| tracked(p) && indexed.is_none()) {
         if p.status.phase == PodPhase::Succeeded {
             status.succeeded += 1;
             d.untrack.push(p.metadata.name().to_string());
@@ -129,12 +134,24 @@ pub fn sync(job: &Job, pods: &[&Pod], now: Timestamp, cfg: PodFailureBackoff) ->
         .is_none()
         && status.condition(JobConditionType::FailureTarget).is_none()
     {
-        if let Some((reason, message)) = failure(job, &status, &live, now, &mut d) {
+        let held = indexed.as_ref().map_or(0, Indexes::held_failures);
+        let failure = failure(job, &status, held, &live, now, &mut d)
+            .or_else(|| indexed.as_ref().and_then(|ix| ix.failure(job)));
+        let policy = indexed.as_ref().and_then(|ix| ix.success(job));
+        if let Some((reason, message)) = failure {
             set_condition(
                 &mut status,
                 JobConditionType::FailureTarget,
                 reason,
                 message,
+                now,
+            );
+        } else if let Some(message) = policy {
+            set_condition(
+                &mut status,
+                JobConditionType::SuccessCriteriaMet,
+                "SuccessPolicy",
+                &message,
                 now,
             );
         } else if succeeded(job, &status, live.len()) {
@@ -155,6 +172,9 @@ pub fn sync(job: &Job, pods: &[&Pod], now: Timestamp, cfg: PodFailureBackoff) ->
             .is_some()
     {
         // Terminate what still runs; on failure those pods count as failed.
+        if let Some(ix) = indexed.as_mut() {
+            ix.release_held(&mut status, &mut d.untrack);
+        }
         for p in live.drain(..) {
             if failing {
                 status.failed += 1;
@@ -162,7 +182,8 @@ pub fn sync(job: &Job, pods: &[&Pod], now: Timestamp, cfg: PodFailureBackoff) ->
             d.delete_pod(p, failing);
         }
     } else {
-        manage(job, &status, &mut live, pods, now, cfg, &mut d);
+        let ix = indexed.as_ref();
+        manage(job, &status, ix, &mut live, pods, now, cfg, &mut d);
         suspension(&mut status, suspended, now, &mut d.events);
     }
 
@@ -195,9 +216,12 @@ fn finished(status: JobStatus, pods: &[&Pod]) -> JobDecision {
 }
 
 /// Failure criteria in `syncJob`'s order: backoffLimit, then activeDeadlineSeconds.
+/// `held`: failed pods not counted into `status.failed` yet that backoffLimit counts all the
+/// same (an Indexed Job's pods holding their index's failure count).
 fn failure(
     job: &Job,
     status: &JobStatus,
+    held: i32,
     live: &[&Pod],
     now: Timestamp,
     d: &mut JobDecision,
@@ -219,7 +243,7 @@ fn failure(
         } else {
             restarts >= i64::from(limit)
         };
-    if status.failed > limit || past_restarts {
+    if status.failed.saturating_add(held) > limit || past_restarts {
         return Some((
             "BackoffLimitExceeded",
             "Job has reached the specified backoff limit",
@@ -251,9 +275,11 @@ fn succeeded(job: &Job, status: &JobStatus, active: usize) -> bool {
 }
 
 /// `manageJob`: create or delete pods to reach the wanted number of active pods.
+#[allow(clippy::too_many_arguments)]
 fn manage(
     job: &Job,
     status: &JobStatus,
+    indexed: Option<&Indexes>,
     live: &mut Vec<&Pod>,
     pods: &[&Pod],
     now: Timestamp,
@@ -277,7 +303,19 @@ fn manage(
         None if status.succeeded > 0 => live.len(),
         None => parallelism,
     };
-    if live.len() > want {
+    if let Some(ix) = indexed {
+        // Duplicate and out-of-range indexes go even when no pod is in excess.
+        let excess = live.len().saturating_sub(want);
+        let mut remove = ix.removals(live, excess);
+        remove.truncate(MAX_PER_SYNC);
+        if !remove.is_empty() {
+            live.retain(|p| !remove.iter().any(|r| std::ptr::eq(*r, *p)));
+            for p in remove {
+                d.delete_pod(p, false);
+            }
+            return;
+        }
+    } else if live.len() > want {
         // Prefer removing pods that are not ready, then the newest.
         live.sort_by_key(|p| {
             (
@@ -302,9 +340,25 @@ fn manage(
     if missing == 0 {
         return;
     }
-    let wait = failure_backoff_remaining(pods, now, cfg);
+    // With backoffLimitPerIndex each index waits out its own delay instead.
+    let wait = match indexed {
+        Some(_) if job.spec.backoff_limit_per_index.is_some() => Duration::ZERO,
+        _ => failure_backoff_remaining(pods, now, cfg),
+    };
     if wait > Duration::ZERO {
         d.requeue(wait);
+        return;
+    }
+    if let Some(ix) = indexed {
+        let (new, next) = ix.to_create(missing.min(MAX_PER_SYNC), pods, waits_for_failed, now, cfg);
+        if let Some(after) = next {
+            d.requeue(after);
+        }
+        d.create = new.len();
+        d.indexes = new;
+        if missing > MAX_PER_SYNC {
+            d.requeue(Duration::ZERO);
+        }
         return;
     }
     d.create = missing.min(MAX_PER_SYNC);

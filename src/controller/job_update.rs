@@ -46,10 +46,13 @@ pub fn classify(old: &Job, new: &Job) -> JobUpdate {
         // suspended and has never started; here any template change recreates the Job, which
         // for such a Job (no pods yet) comes to the same.
         ("spec.template", *template == n.template),
-        // Kubernetes lets an Indexed Job change completions together with parallelism
-        // (elastic Indexed Jobs); jobvisor does not run Indexed Jobs yet, so for every Job it
-        // runs completions is immutable.
-        ("spec.completions", *completions == n.completions),
+        // Elastic Indexed Jobs (`validateCompletions`): an Indexed Job may change
+        // completions to a number equal to its new parallelism; the controller then removes
+        // the pods of the indexes past the new end, or runs the new ones.
+        (
+            "spec.completions",
+            *completions == n.completions || elastic(new),
+        ),
         ("spec.completionMode", *completion_mode == n.completion_mode),
         ("spec.selector", *selector == n.selector),
         // Not checked by Kubernetes itself, but it decides whether the selector and the
@@ -74,6 +77,14 @@ pub fn classify(old: &Job, new: &Job) -> JobUpdate {
         Some((field, _)) => JobUpdate::Recreate { field },
         None => JobUpdate::InPlace,
     }
+}
+
+/// An Indexed Job whose completions are set and equal to its parallelism.
+fn elastic(job: &Job) -> bool {
+    let s = &job.spec;
+    s.completion_mode.as_deref() == Some("Indexed")
+        && s.completions.is_some()
+        && s.completions == s.parallelism
 }
 
 /// `manualSelector` unset is `false`: Kubernetes does not default it.
@@ -170,7 +181,7 @@ mod tests {
              recreate("spec.selector")),
             ("manualSelector", |j| j.spec.manual_selector = Some(true), recreate("spec.manualSelector")),
             ("podFailurePolicy", |j| j.spec.pod_failure_policy = Some(json!({"rules": []})), recreate("spec.podFailurePolicy")),
-            ("successPolicy", |j| j.spec.success_policy = Some(json!({"rules": []})), recreate("spec.successPolicy")),
+            ("successPolicy", |j| j.spec.success_policy = Some(Default::default()), recreate("spec.successPolicy")),
             ("backoffLimitPerIndex", |j| j.spec.backoff_limit_per_index = Some(1), recreate("spec.backoffLimitPerIndex")),
             ("managedBy", |j| j.spec.managed_by = Some("example.com/other".into()), recreate("spec.managedBy")),
             // ---- both
@@ -184,6 +195,35 @@ mod tests {
             assert_eq!(classify(&job(), &new), want, "{name}");
             // The other way round decides the same.
             assert_eq!(classify(&new, &job()), want, "{name}, reversed");
+        }
+    }
+
+    /// Elastic Indexed Jobs (`validateCompletions`, `TestValidateJobUpdate` "elastic" cases):
+    /// (change from an Indexed Job with completions = parallelism = 3, outcome).
+    #[test]
+    fn an_indexed_job_scales_completions_with_parallelism() {
+        let indexed = || {
+            let mut j = job();
+            j.spec.completion_mode = Some("Indexed".into());
+            j.spec.completions = Some(3);
+            j.spec.parallelism = Some(3);
+            j
+        };
+        #[rustfmt::skip]
+        let rows: Vec<Row> = vec![
+            ("scaled up in tandem", |j| { j.spec.completions = Some(5); j.spec.parallelism = Some(5); }, IN_PLACE),
+            ("scaled down in tandem", |j| { j.spec.completions = Some(1); j.spec.parallelism = Some(1); }, IN_PLACE),
+            ("to zero in tandem", |j| { j.spec.completions = Some(0); j.spec.parallelism = Some(0); }, IN_PLACE),
+            ("completions alone", |j| j.spec.completions = Some(5), recreate("spec.completions")),
+            ("completions unequal to the new parallelism",
+             |j| { j.spec.completions = Some(5); j.spec.parallelism = Some(4); },
+             recreate("spec.completions")),
+            ("parallelism alone", |j| j.spec.parallelism = Some(1), IN_PLACE),
+        ];
+        for (name, change, want) in rows {
+            let mut new = indexed();
+            change(&mut new);
+            assert_eq!(classify(&indexed(), &new), want, "{name}");
         }
     }
 }

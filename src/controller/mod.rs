@@ -4,7 +4,8 @@
 //! part of the kubelet that decides container starts, restarts and pod phase. Both are
 //! level-triggered: they look at the whole current state and say what should happen next,
 //! so after a crash they simply converge again. [`backoff`] holds the two exponential delays.
-//! [`job_pod`] builds the pod a Job creates from its template; [`disruption`] ends pods the
+//! [`job_indexed`] is the Indexed completion mode with per-index backoff, [`success_policy`]
+//! an Indexed Job's `successPolicy`; [`job_pod`] builds the pod a Job creates from its template; [`disruption`] ends pods the
 //! node ends (shutdown, recovery after a crash); [`events`] tells a repeated event from a new
 //! one; [`job_update`] says whether an edited manifest updates its Job in place or replaces it;
 //! [`retention`] says which logs of deleted pods go; [`ttl`] says when a finished Job's
@@ -18,10 +19,12 @@ pub mod disruption;
 pub mod events;
 pub mod job;
 pub mod job_backoff;
+pub mod job_indexed;
 pub mod job_pod;
 pub mod job_update;
 pub mod pod;
 pub mod retention;
+pub mod success_policy;
 pub mod ttl;
 
 use jiff::Timestamp;

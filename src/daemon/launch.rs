@@ -217,10 +217,48 @@ fn environment(
         set(&mut env, name, value.clone());
     }
     for var in &container.env {
-        let value = expand(var.value.as_deref().unwrap_or(""), &env);
+        let value = match field_ref(pod, var) {
+            Some(v) => v,
+            None => expand(var.value.as_deref().unwrap_or(""), &env),
+        };
         set(&mut env, &var.name, value);
     }
     env
+}
+
+/// The downward API's `valueFrom.fieldRef` for the pod's own metadata: how an Indexed Job's
+/// pod gets `JOB_COMPLETION_INDEX` (from its `batch.kubernetes.io/job-completion-index`
+/// label, as the Job controller writes it). Manifests cannot use `valueFrom` yet
+/// (validation refuses it); only the controller's own references reach here.
+fn field_ref(pod: &Pod, var: &crate::api::EnvVar) -> Option<String> {
+    let path = var
+        .value_from
+        .as_ref()?
+        .get("fieldRef")?
+        .get("fieldPath")?
+        .as_str()?;
+    let meta = &pod.metadata;
+    let keyed = |prefix: &str| {
+        path.strip_prefix(prefix)?
+            .strip_suffix("']")
+            .map(str::to_string)
+    };
+    let value = match path {
+        "metadata.name" => meta.name().to_string(),
+        "metadata.namespace" => meta.namespace().to_string(),
+        "metadata.uid" => meta.uid().to_string(),
+        "spec.nodeName" => pod.spec.node_name.clone().unwrap_or_default(),
+        _ => {
+            if let Some(k) = keyed("metadata.labels['") {
+                meta.labels.get(&k).cloned().unwrap_or_default()
+            } else if let Some(k) = keyed("metadata.annotations['") {
+                meta.annotations.get(&k).cloned().unwrap_or_default()
+            } else {
+                return None;
+            }
+        }
+    };
+    Some(value)
 }
 
 /// Sets a variable, in its first place when it is there already.
@@ -423,6 +461,60 @@ mod tests {
             l.log_path,
             PathBuf::from("/logs/pods/default_p-abcde_u1/main/2.log")
         );
+    }
+
+    /// An Indexed Job's pod: `JOB_COMPLETION_INDEX` from its label, `HOSTNAME` from
+    /// `spec.hostname` (`<job>-<index>`), and the other metadata references.
+    #[test]
+    fn field_refs_read_the_pods_own_metadata() {
+        let mut pod = Pod {
+            metadata: ObjectMeta {
+                name: Some("idx-2-abcde".into()),
+                namespace: Some("default".into()),
+                uid: Some("u1".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        pod.metadata.labels.insert(
+            "batch.kubernetes.io/job-completion-index".into(),
+            "2".into(),
+        );
+        pod.metadata.annotations.insert("note".into(), "hi".into());
+        pod.spec.hostname = Some("idx-2".into());
+        let from = |name: &str, path: &str| EnvVar {
+            name: name.into(),
+            value: None,
+            value_from: Some(json!({"fieldRef": {"fieldPath": path}})),
+        };
+        let c = Container {
+            name: "main".into(),
+            command: Some(vec!["echo".into(), "$(JOB_COMPLETION_INDEX)".into()]),
+            env: vec![
+                from(
+                    "JOB_COMPLETION_INDEX",
+                    "metadata.labels['batch.kubernetes.io/job-completion-index']",
+                ),
+                from("NOTE", "metadata.annotations['note']"),
+                from("MISSING", "metadata.labels['nope']"),
+                from("POD", "metadata.name"),
+                from("NS", "metadata.namespace"),
+                from("UID", "metadata.uid"),
+                from("ODD", "status.podIP"),
+            ],
+            ..Default::default()
+        };
+        let l = launch(&pod, &c, 0, Path::new("/logs"), "/root", &Images::builtin());
+        let get = |k: &str| l.env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(l.argv, ["echo", "2"]);
+        assert_eq!(get("JOB_COMPLETION_INDEX"), Some("2"));
+        assert_eq!(get("HOSTNAME"), Some("idx-2"));
+        assert_eq!(get("NOTE"), Some("hi"));
+        assert_eq!(get("MISSING"), Some(""));
+        assert_eq!(get("POD"), Some("idx-2-abcde"));
+        assert_eq!(get("NS"), Some("default"));
+        assert_eq!(get("UID"), Some("u1"));
+        assert_eq!(get("ODD"), Some(""));
     }
 
     fn var(name: &str, value: &str) -> EnvVar {

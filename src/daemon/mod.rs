@@ -19,6 +19,8 @@ mod durable;
 mod gc;
 pub mod health;
 mod heap;
+#[cfg(test)]
+mod indexed_scenarios;
 mod launch;
 pub mod logging;
 mod names;

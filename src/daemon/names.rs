@@ -3,6 +3,11 @@
 
 use std::io::Read;
 
+/// A NonIndexed Job's pods' `generateName`, `<job>-`, cut to the API server's 58 characters.
+pub fn generate_name(job: &str) -> String {
+    format!("{job}-").chars().take(58).collect()
+}
+
 pub struct Names {
     state: u64,
 }
@@ -30,9 +35,10 @@ impl Names {
         self.state.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
-    /// `<prefix>-xxxxx`, the prefix cut to 58 characters as the API server does.
-    pub fn pod_name(&mut self, job: &str) -> String {
-        let mut name: String = format!("{job}-").chars().take(58).collect();
+    /// A name from a `generateName` prefix already within 58 characters: it and five
+    /// random characters.
+    pub fn generated(&mut self, prefix: &str) -> String {
+        let mut name = prefix.to_string();
         for _ in 0..5 {
             let i = (self.next() % ALPHABET.len() as u64) as usize;
             name.push(char::from(ALPHABET[i]));
@@ -65,10 +71,10 @@ mod tests {
     #[test]
     fn names_look_like_kubernetes() {
         let mut n = Names::new();
-        let p = n.pod_name("simple-job");
+        let p = n.generated(&generate_name("simple-job"));
         assert!(p.starts_with("simple-job-") && p.len() == 16, "{p}");
         assert!(p[11..].bytes().all(|c| ALPHABET.contains(&c)));
-        let long = n.pod_name(&"a".repeat(70));
+        let long = n.generated(&generate_name(&"a".repeat(70)));
         assert_eq!(long.len(), 63);
         let uid = n.uid();
         assert_eq!(uid.len(), 36);

@@ -14,6 +14,7 @@ use crate::controller::EventSpec;
 use crate::controller::disruption;
 use crate::controller::events::{Dedup, dedupe};
 use crate::controller::job::{self, PodFailureBackoff};
+use crate::controller::job_indexed;
 use crate::controller::job_pod::pod_for_job;
 use crate::controller::pod::{self, RestartBackoff};
 use crate::runtime::{ExitInfo, RuntimeEvent};
@@ -260,8 +261,8 @@ impl Daemon {
             );
         }
         if let Some(job) = &template_job {
-            for _ in 0..d.create {
-                let name = self.create_pod(job, now);
+            for i in 0..d.create {
+                let name = self.create_pod(job, d.indexes.get(i), now);
                 let msg = format!("Created pod: {name}");
                 let event = EventSpec::normal("SuccessfulCreate", msg);
                 self.record_event(involved.clone(), event, "job-controller");
@@ -302,14 +303,27 @@ impl Daemon {
     }
 
     /// A pod from the Job's template, as `manageJob` and the API server would make it.
-    fn create_pod(&mut self, job: &crate::api::Job, now: Timestamp) -> String {
+    /// `index`: an Indexed Job's pod, named `<job>-<index>-xxxxx`.
+    fn create_pod(
+        &mut self,
+        job: &crate::api::Job,
+        index: Option<&job_indexed::NewIndex>,
+        now: Timestamp,
+    ) -> String {
         let meta = &job.metadata;
-        let mut name = self.names.pod_name(meta.name());
+        let prefix = match index {
+            Some(n) => job_indexed::generate_name(meta.name(), n.index),
+            None => super::names::generate_name(meta.name()),
+        };
+        let mut name = self.names.generated(&prefix);
         while self.world.has_pod(&key(meta.namespace(), &name)) {
-            name = self.names.pod_name(meta.name());
+            name = self.names.generated(&prefix);
         }
         let uid = self.names.uid();
-        let pod = pod_for_job(job, &name, &uid, &self.node_name, now);
+        let mut pod = pod_for_job(job, &name, &uid, &self.node_name, now);
+        if let Some(n) = index {
+            job_indexed::apply(&mut pod, job, n);
+        }
         let k = key(meta.namespace(), &name);
         self.world.insert_pod(PodRecord {
             pod,

@@ -704,6 +704,7 @@ mod tests {
                 "failing-job",
                 "flaky-job",
                 "hello",
+                "job-indexed",
                 "onfailure-job",
                 "parallel-job",
                 "pi",

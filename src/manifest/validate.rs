@@ -18,6 +18,9 @@ use crate::api::{
 use super::parse::go_quote;
 use crate::images::{Images, Reference, Unrunnable};
 
+#[path = "validate_indexed.rs"]
+mod indexed;
+
 /// The detail of every error for a valid Kubernetes field that jobvisor cannot run yet.
 pub(crate) const NOT_SUPPORTED_YET: &str = "not supported by jobvisor yet";
 
@@ -38,6 +41,8 @@ pub(crate) fn validate(job: &Job, images: Option<&Images>) -> Findings {
     generated_selector(job, &mut v);
     spec(job, images, &mut v);
     selector(job, &mut v);
+    indexed::name(job, &mut v);
+    indexed::warnings(job, &mut v);
     // kubectl prints identical causes once (the API reports a long name once per
     // job-name label, for instance).
     dedup(&mut v.errors);
@@ -536,31 +541,9 @@ fn spec(job: &Job, images: Option<&Images>, v: &mut Findings) {
     v.non_negative("spec.activeDeadlineSeconds", s.active_deadline_seconds);
     v.non_negative("spec.backoffLimit", s.backoff_limit);
     v.non_negative("spec.ttlSecondsAfterFinished", s.ttl_seconds_after_finished);
-    // Valid Kubernetes that jobvisor does not run yet: a bad value gets the Kubernetes
-    // error, a good one the Forbidden.
-    for (path, value) in [
-        ("spec.backoffLimitPerIndex", s.backoff_limit_per_index),
-        ("spec.maxFailedIndexes", s.max_failed_indexes),
-    ] {
-        match value {
-            Some(n) if n < 0 => v.non_negative(path, Some(n)),
-            Some(_) => v.not_yet(path),
-            None => {}
-        }
-    }
-    match s.completion_mode.as_deref() {
-        None | Some("NonIndexed") => {}
-        Some("Indexed") => v.forbidden(
-            "spec.completionMode",
-            "Indexed completion mode is not supported by jobvisor yet",
-        ),
-        Some(other) => v.not_supported("spec.completionMode", other, &["NonIndexed", "Indexed"]),
-    }
+    indexed::spec(job, v);
     if s.pod_failure_policy.is_some() {
         v.not_yet("spec.podFailurePolicy");
-    }
-    if s.success_policy.is_some() {
-        v.not_yet("spec.successPolicy");
     }
     if let Some(by) = s.managed_by.as_deref()
         && by != JOB_CONTROLLER
@@ -1185,8 +1168,6 @@ spec:
             // ---- enums
             ("completionMode unknown", |j| j.spec.completion_mode = Some("Ordered".into()),
              vec!["spec.completionMode: Unsupported value: \"Ordered\": supported values: \"NonIndexed\", \"Indexed\"".into()]),
-            ("completionMode Indexed", |j| { j.spec.completion_mode = Some("Indexed".into()); j.spec.completions = Some(2) },
-             vec!["spec.completionMode: Forbidden: Indexed completion mode is not supported by jobvisor yet".into()]),
             ("podReplacementPolicy unknown", |j| j.spec.pod_replacement_policy = Some("Never".into()),
              vec!["spec.podReplacementPolicy: Unsupported value: \"Never\": supported values: \"Failed\", \"TerminatingOrFailed\"".into()]),
             ("podReplacementPolicy Failed", |j| j.spec.pod_replacement_policy = Some("Failed".into()), vec![]),
@@ -1235,12 +1216,6 @@ spec:
             // ---- not run by jobvisor yet
             ("podFailurePolicy", |j| j.spec.pod_failure_policy = Some(json!({"rules": []})),
              vec!["spec.podFailurePolicy: Forbidden: not supported by jobvisor yet".into()]),
-            ("successPolicy", |j| j.spec.success_policy = Some(json!({"rules": []})),
-             vec!["spec.successPolicy: Forbidden: not supported by jobvisor yet".into()]),
-            ("backoffLimitPerIndex", |j| j.spec.backoff_limit_per_index = Some(1),
-             vec!["spec.backoffLimitPerIndex: Forbidden: not supported by jobvisor yet".into()]),
-            ("maxFailedIndexes", |j| j.spec.max_failed_indexes = Some(1),
-             vec!["spec.maxFailedIndexes: Forbidden: not supported by jobvisor yet".into()]),
             ("managedBy", |j| j.spec.managed_by = Some("example.com/other".into()),
              vec!["spec.managedBy: Forbidden: not supported by jobvisor yet".into()]),
             ("managedBy job-controller", |j| j.spec.managed_by = Some("kubernetes.io/job-controller".into()), vec![]),

@@ -164,3 +164,84 @@ fn throw_dice_cronjob_runs_until_a_six() {
         );
     }
 }
+
+/// The Indexed example through its file, the CLI and the socket: one pod per index named
+/// `<job>-<index>-xxxxx`, `$JOB_COMPLETION_INDEX` and `$HOSTNAME` in the process, index 2
+/// failing twice (backoffLimitPerIndex 1) and the Job failing with `FailedIndexes`.
+#[test]
+fn indexed_job_fails_its_failing_index_only() {
+    let d = TestDaemon::start();
+    d.copy_example("job-indexed.yaml");
+    let job = d.wait_condition("job-indexed", "Failed", T);
+    assert_eq!(condition_types(&job), ["FailureTarget", "Failed"]);
+    assert_eq!(job["status"]["conditions"][1]["reason"], "FailedIndexes");
+    assert_eq!(
+        job["status"]["conditions"][1]["message"],
+        "Job has failed indexes"
+    );
+    assert_eq!(job["status"]["completedIndexes"], "0,1,3,4");
+    assert_eq!(job["status"]["failedIndexes"], "2");
+    assert_eq!(job["status"]["succeeded"], 4);
+    assert_eq!(job["status"]["failed"], 2);
+
+    let pods = d.pods_of("job-indexed");
+    assert_eq!(pods.len(), 6, "{pods:#?}");
+    for pod in &pods {
+        let name = pod["metadata"]["name"].as_str().unwrap();
+        let index = pod["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"]
+            .as_str()
+            .unwrap();
+        assert!(
+            name.starts_with(&format!("job-indexed-{index}-")) && name.len() == 19,
+            "{name}"
+        );
+        assert_eq!(pod["spec"]["hostname"], format!("job-indexed-{index}"));
+        let (code, log) = d.http(
+            "GET",
+            &format!("/api/v1/namespaces/default/pods/{name}/log"),
+            None,
+        );
+        assert_eq!(code, 200);
+        assert_eq!(log, format!("index {index} on job-indexed-{index}\n"));
+        let failures =
+            &pod["metadata"]["annotations"]["batch.kubernetes.io/job-index-failure-count"];
+        if index != "2" {
+            assert_eq!(failures, "0", "{name}");
+        }
+    }
+    let twos: Vec<&str> = pods
+        .iter()
+        .filter(|p| p["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"] == "2")
+        .map(|p| {
+            p["metadata"]["annotations"]["batch.kubernetes.io/job-index-failure-count"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(twos, ["0", "1"]);
+
+    let table = d.cli_ok(&["get", "jobs"]);
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(row[..3], ["job-indexed", "Failed", "4/5"], "{table}");
+    let names = d.cli_ok(&["get", "pods", "-o", "name"]);
+    for index in 0..5 {
+        assert!(
+            names.contains(&format!("pod/job-indexed-{index}-")),
+            "{names}"
+        );
+    }
+    let describe = d.cli_ok(&["describe", "job", "job-indexed"]);
+    assert!(
+        describe.contains("Completion Mode:    Indexed\n"),
+        "{describe}"
+    );
+    assert!(
+        describe.contains("Backoff Limit:      2147483647\n"),
+        "{describe}"
+    );
+    assert!(
+        describe.contains("Pods Statuses:      0 Active (0 Ready) / 4 Succeeded / 2 Failed\nCompleted Indexes:  0,1,3,4\n"),
+        "{describe}"
+    );
+    assert!(describe.contains("Warning  FailedIndexes"), "{describe}");
+}
