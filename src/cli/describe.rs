@@ -911,7 +911,7 @@ Events:
         let now = ts("2024-01-15T10:00:00Z");
         let mut job = sample_job();
         let line = |job: &Job| {
-            let text = describe_job(job, None, now, &TimeZone::UTC);
+            let text = describe_job(job, None, None, now, &TimeZone::UTC);
             let lines: Vec<&str> = text.lines().collect();
             let at = lines.iter().position(|l| l.starts_with("Pods Statuses:"));
             at.and_then(|i| lines.get(i + 1)).map(|l| l.to_string())
