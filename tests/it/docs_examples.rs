@@ -216,7 +216,6 @@ fn pi_prints_pi_to_2000_places() {
 /// index"): odd indexes succeed, even ones fail twice (one retry each), so the Job fails
 /// with `FailedIndexes` and the documented status.
 #[test]
-#[ignore = "needs Indexed completion and backoffLimitPerIndex (branch idx)"]
 fn backoff_limit_per_index_example() {
     let d = TestDaemon::start();
     apply(&d, "job-backoff-limit-per-index-example.yaml");
@@ -426,7 +425,6 @@ fn pod_failure_policy_ignore_survives_a_daemon_restart() {
 /// `Complete`. The other indexes' `python3` waits (a gate that never opens), as pods that are
 /// still working when the leader finishes.
 #[test]
-#[ignore = "needs Indexed completion and successPolicy (branch idx)"]
 fn success_policy_completes_on_index_2() {
     let gate = Gate::new();
     gate.let_through(&["2"]);
