@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::{EventSpec, add, backoff, elapsed, pod};
+use super::{EventSpec, add, backoff, elapsed, pod, pod_failure_policy};
 use crate::api::{
     JOB_TRACKING_FINALIZER, Job, JobCondition, JobConditionType, JobStatus, Pod, PodPhase,
     RestartPolicy,
@@ -103,13 +103,17 @@ pub fn sync(job: &Job, pods: &[&Pod], now: Timestamp, cfg: PodFailureBackoff) ->
     let terminating_counts = spec.pod_replacement_policy.as_deref() != Some("Failed");
     let mut d = JobDecision::new(JobStatus::default());
 
-    // Count what finished since the last sync.
+    let policy = spec.pod_failure_policy.as_ref();
+    // Count what finished since the last sync; a failure as its podFailurePolicy verdict says
+    // (the one place a verdict is consumed for counting: FailIndex goes here too).
     for p in pods.iter().filter(|p| tracked(p)) {
         if p.status.phase == PodPhase::Succeeded {
             status.succeeded += 1;
             d.untrack.push(p.metadata.name().to_string());
         } else if failed(p, terminating_counts) {
-            status.failed += 1;
+            if pod_failure_policy::classify(policy, p).counts() {
+                status.failed += 1;
+            }
             d.untrack.push(p.metadata.name().to_string());
         }
     }
@@ -129,12 +133,23 @@ pub fn sync(job: &Job, pods: &[&Pod], now: Timestamp, cfg: PodFailureBackoff) ->
         .is_none()
         && status.condition(JobConditionType::FailureTarget).is_none()
     {
-        if let Some((reason, message)) = failure(job, &status, &live, now, &mut d) {
+        // A FailJob rule first (`getFailJobMessage`), over every failed pod.
+        let fail_job = pod_failure_policy::fail_job_message(
+            policy,
+            pods.iter()
+                .copied()
+                .filter(|p| failed(p, terminating_counts)),
+        );
+        let failing = match fail_job {
+            Some(message) => Some((pod_failure_policy::REASON, message)),
+            None => failure(job, &status, &live, now, &mut d).map(|(r, m)| (r, m.to_string())),
+        };
+        if let Some((reason, message)) = failing {
             set_condition(
                 &mut status,
                 JobConditionType::FailureTarget,
                 reason,
-                message,
+                &message,
                 now,
             );
         } else if succeeded(job, &status, live.len()) {
@@ -154,9 +169,10 @@ pub fn sync(job: &Job, pods: &[&Pod], now: Timestamp, cfg: PodFailureBackoff) ->
             .condition(JobConditionType::SuccessCriteriaMet)
             .is_some()
     {
-        // Terminate what still runs; on failure those pods count as failed.
+        // Terminate what still runs; on failure those pods count as failed (unless a rule
+        // ignores one: a container of it may have exited already).
         for p in live.drain(..) {
-            if failing {
+            if failing && pod_failure_policy::classify(policy, p).counts() {
                 status.failed += 1;
             }
             d.delete_pod(p, failing);
@@ -194,7 +210,8 @@ fn finished(status: JobStatus, pods: &[&Pod]) -> JobDecision {
     d
 }
 
-/// Failure criteria in `syncJob`'s order: backoffLimit, then activeDeadlineSeconds.
+/// Failure criteria in `syncJob`'s order after a FailJob rule: backoffLimit, then
+/// activeDeadlineSeconds.
 fn failure(
     job: &Job,
     status: &JobStatus,
@@ -444,3 +461,7 @@ fn condition(type_: JobConditionType, reason: &str, message: &str, now: Timestam
 #[cfg(test)]
 #[path = "job_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "job_pod_failure_policy_tests.rs"]
+mod pod_failure_policy_tests;

@@ -16,6 +16,9 @@ use crate::api::{
 };
 
 use super::parse::go_quote;
+
+#[path = "pod_failure_policy.rs"]
+mod pod_failure_policy;
 use crate::images::{Images, Reference, Unrunnable};
 
 /// The detail of every error for a valid Kubernetes field that jobvisor cannot run yet.
@@ -133,6 +136,13 @@ impl Findings {
             "{path}: Unsupported value: {}: supported values: {}",
             go_quote(value),
             list.join(", ")
+        ));
+    }
+
+    /// `field.TooMany`: `<path>: Too many: <n>: must have at most <max> items`.
+    fn too_many(&mut self, path: &str, n: usize, max: usize) {
+        self.errors.push(format!(
+            "{path}: Too many: {n}: must have at most {max} items"
         ));
     }
 
@@ -556,8 +566,8 @@ fn spec(job: &Job, images: Option<&Images>, v: &mut Findings) {
         ),
         Some(other) => v.not_supported("spec.completionMode", other, &["NonIndexed", "Indexed"]),
     }
-    if s.pod_failure_policy.is_some() {
-        v.not_yet("spec.podFailurePolicy");
+    if let Some(policy) = &s.pod_failure_policy {
+        pod_failure_policy::validate(job, policy, v);
     }
     if s.success_policy.is_some() {
         v.not_yet("spec.successPolicy");
@@ -1059,14 +1069,14 @@ spec:
           command: [\"true\"]
 ";
 
-    fn check(edit: impl FnOnce(&mut Job)) -> Findings {
+    pub(super) fn check(edit: impl FnOnce(&mut Job)) -> Findings {
         let mut job: Job = serde_saphyr::from_str(BASE).expect("base manifest parses");
         edit(&mut job);
         defaults::apply(&mut job);
         validate(&job, Some(&Images::builtin()))
     }
 
-    fn c0(job: &mut Job) -> &mut Container {
+    pub(super) fn c0(job: &mut Job) -> &mut Container {
         &mut job.spec.template.spec.containers[0]
     }
 
@@ -1233,8 +1243,6 @@ spec:
             ("template controller-uid label", |j| j.spec.template.metadata.labels = labels_of(&[(LABEL_CONTROLLER_UID, "123")]),
              vec!["spec.template.metadata.labels[batch.kubernetes.io/controller-uid]: Forbidden: set to the Job's uid by jobvisor; set manualSelector: true to choose labels and selector yourself".into()]),
             // ---- not run by jobvisor yet
-            ("podFailurePolicy", |j| j.spec.pod_failure_policy = Some(json!({"rules": []})),
-             vec!["spec.podFailurePolicy: Forbidden: not supported by jobvisor yet".into()]),
             ("successPolicy", |j| j.spec.success_policy = Some(json!({"rules": []})),
              vec!["spec.successPolicy: Forbidden: not supported by jobvisor yet".into()]),
             ("backoffLimitPerIndex", |j| j.spec.backoff_limit_per_index = Some(1),
