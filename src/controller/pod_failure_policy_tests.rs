@@ -85,6 +85,10 @@ fn fail_job(message: &str) -> FailureVerdict {
     }
 }
 
+type Rules = Vec<PodFailurePolicyRule>;
+/// The matching rule's index and verdict.
+type Matched = Option<(usize, FailureVerdict)>;
+
 #[test]
 fn match_pod_failure_policy_table() {
     use FailureVerdict::*;
@@ -92,7 +96,7 @@ fn match_pod_failure_policy_table() {
     let with_condition = |type_, status| failed_pod(vec![], vec![condition(type_, status)]);
     const TARGET: &str = "DisruptionTarget";
     #[rustfmt::skip]
-    let rows: Vec<(&str, Option<Vec<PodFailurePolicyRule>>, Pod, Option<(usize, FailureVerdict)>)> = vec![
+    let rows: Vec<(&str, Option<Rules>, Pod, Matched)> = vec![
         ("a rule with an unknown action is skipped (exit codes)",
          Some(vec![on_codes("UnknownAction", "In", &[1, 2], None), on_codes("FailJob", "In", &[2, 3], None)]),
          exited("main-container", 2),
