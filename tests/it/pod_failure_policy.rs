@@ -224,3 +224,25 @@ fn validate_names_every_bad_rule() {
         assert!(text.contains(&format!("* {want}")), "missing {want:?} in:\n{text}");
     }
 }
+
+/// `examples/job-pod-failure-policy.yaml`: its two pods exit 42 (or one does and the other is
+/// stopped), and the Job fails at once instead of retrying six times.
+#[test]
+fn the_example_fails_on_exit_code_42() {
+    let d = TestDaemon::start();
+    d.copy_example("job-pod-failure-policy.yaml");
+    let job = d.wait_condition("job-pod-failure-policy", "Failed", T);
+    let c = condition(&job, "Failed");
+    assert_eq!(c["reason"], "PodFailurePolicy", "{job:#}");
+    let pods = pods_named(&d, "job-pod-failure-policy");
+    assert_eq!(pods.len(), 2, "{pods:?}");
+    let named = pods.iter().any(|p| {
+        c["message"]
+            == format!(
+                "Container main for pod default/{p} failed with exit code 42 matching FailJob rule at index 0"
+            )
+            .as_str()
+    });
+    assert!(named, "{job:#}");
+    assert_eq!(job["status"]["failed"], 2, "{job:#}");
+}
