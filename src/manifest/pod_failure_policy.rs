@@ -311,3 +311,38 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod parse_tests {
+    /// Misspelt or mistyped fields inside the policy are refused where they stand, as
+    /// `kubectl --validate=strict` and the API server's decoder refuse them.
+    #[test]
+    fn the_policy_is_decoded_strictly() {
+        let job = |policy: &str| {
+            format!(
+                "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: j\nspec:\n  podFailurePolicy:\n{policy}  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: c\n        image: busybox\n        command: [\"true\"]\n"
+            )
+        };
+        let cases = [
+            (
+                "    rules:\n    - action: Ignore\n      onExitCode: {operator: In, values: [1]}\n",
+                "x.yaml:9:7: spec.podFailurePolicy.rules[0]: unknown field \"onExitCode\"",
+            ),
+            (
+                "    rules:\n    - action: Ignore\n      onExitCodes: {operator: In, values: [\"1\"]}\n",
+                "spec.podFailurePolicy.rules[0].onExitCodes.values[0]: cannot unmarshal string into a field of type int32",
+            ),
+        ];
+        for (policy, want) in cases {
+            let r = crate::manifest::load(std::path::Path::new("x.yaml"), &job(policy), None);
+            assert!(
+                r.errors.iter().any(|e| e.contains(want)),
+                "want {want:?} in {:?}",
+                r.errors
+            );
+        }
+        let ok = "    rules:\n    - action: Ignore\n      onPodConditions:\n      - type: DisruptionTarget\n";
+        let r = crate::manifest::load(std::path::Path::new("x.yaml"), &job(ok), None);
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+    }
+}
