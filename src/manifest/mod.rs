@@ -704,6 +704,7 @@ mod tests {
                 "failing-job",
                 "flaky-job",
                 "hello",
+                "job-pod-failure-policy",
                 "onfailure-job",
                 "parallel-job",
                 "run-once-pod",
