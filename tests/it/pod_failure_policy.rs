@@ -226,7 +226,7 @@ fn validate_names_every_bad_rule() {
 }
 
 /// `examples/job-pod-failure-policy.yaml`: its two pods exit 42 (or one does and the other is
-/// stopped), and the Job fails at once instead of retrying six times.
+/// stopped, counted failed), and the Job fails at once instead of retrying six times.
 #[test]
 fn the_example_fails_on_exit_code_42() {
     let d = TestDaemon::start();
@@ -234,8 +234,10 @@ fn the_example_fails_on_exit_code_42() {
     let job = d.wait_condition("job-pod-failure-policy", "Failed", T);
     let c = condition(&job, "Failed");
     assert_eq!(c["reason"], "PodFailurePolicy", "{job:#}");
+    // Two pods ran; one still running when the other failed was deleted, and is gone once
+    // counted.
     let pods = pods_named(&d, "job-pod-failure-policy");
-    assert_eq!(pods.len(), 2, "{pods:?}");
+    assert!((1..=2).contains(&pods.len()), "{pods:?}");
     let named = pods.iter().any(|p| {
         c["message"]
             == format!(
