@@ -86,7 +86,8 @@ if [ ! -f "$BINARY" ] || [ ! -x "$BINARY" ]; then
     die "$BINARY is not an executable file"
 fi
 for f in "$unit_src" "$tmpfile_src" "$sysusers_src" "$config_src" \
-    "$images_src/throw-dice.sh" "$images_src/random-error.sh"; do
+    "$images_src/throw-dice.sh" "$images_src/random-error.sh" \
+    "$images_src/bash-entrypoint.sh"; do
     [ -f "$f" ] || die "missing $f (run this script from a jobvisor checkout)"
 done
 

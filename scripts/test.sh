@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly as CI runs it (.ci/run calls this script).
 #   formatting · clippy · controller/manifest purity · examples against the Kubernetes schema
-#   · unit tests (controllers table-driven, fake clock) · integration tests (real daemon).
+#   · host prerequisites of the examples · unit tests (controllers table-driven, fake clock) · integration tests (real daemon).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,6 +39,18 @@ if ! command -v "$validator" >/dev/null 2>&1; then
   validator="$venv/bin/kubernetes-validate"
 fi
 "$validator" --strict examples/*.yaml
+
+step "host programs the documentation examples run (perl's bignum computes pi to 2000 places)"
+# examples/job.yaml runs `perl -Mbignum=bpi -wle 'print bpi(2000)'`. Debian 12's perl 5.36
+# ships Math::BigInt 1.999830, whose bpi dies past about 1000 places ("Can't use an
+# undefined value as an ARRAY reference"); Debian's libmath-bigint-perl (1.999838) fixes it.
+if ! perl -Mbignum=bpi -e 'bpi(2000)' >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q libmath-bigint-perl >/dev/null
+  fi
+  perl -Mbignum=bpi -e 'bpi(2000)' >/dev/null || {
+    echo "error: perl cannot compute bpi(2000): sudo apt-get install -y libmath-bigint-perl" >&2; exit 1; }
+fi
 
 step "cargo test"
 cargo test --locked --all-targets -- --test-threads="${JOBVISOR_TEST_THREADS:-4}"

@@ -43,6 +43,8 @@ const NAME_TOTAL_LENGTH_MAX: usize = 255;
 /// from a clone (`--root`) and in tests.
 const RANDOM_ERROR_SCRIPT: &str = include_str!("../packaging/images/random-error.sh");
 const THROW_DICE_SCRIPT: &str = include_str!("../packaging/images/throw-dice.sh");
+/// The official `bash` image's `docker-entrypoint.sh`, as a one-line script.
+const BASH_ENTRYPOINT_SCRIPT: &str = include_str!("../packaging/images/bash-entrypoint.sh");
 
 // ---------------------------------------------------------------- references
 
@@ -363,17 +365,27 @@ impl Default for Images {
 }
 
 impl Images {
-    /// What the Kubernetes tutorials' images run: `busybox` and `ubuntu` start a shell (their
-    /// real configs' `cmd`: `sh`, `/bin/bash`), `kodekloud/random-error` fails at random and
-    /// `kodekloud/throw-dice` succeeds only on a six (`packaging/images/`).
+    /// What the Kubernetes tutorials' and documentation examples' images run, as their real
+    /// configs say: `busybox` and `ubuntu` start a shell (`cmd`: `sh`, `/bin/bash`), `python`
+    /// the interpreter (`cmd`: `python3`), `perl` its debugger (`cmd`: `perl5.x -de0`; here
+    /// the host's `perl`), `bash` its `docker-entrypoint.sh` with `cmd` `bash`;
+    /// `kodekloud/random-error` fails at random and `kodekloud/throw-dice` succeeds only on a
+    /// six (`packaging/images/`).
     pub fn builtin() -> Images {
-        let shell = |cmd: &str| ImageConfig {
-            cmd: vec![cmd.to_string()],
+        let cmd = |words: &[&str]| ImageConfig {
+            cmd: words.iter().map(|w| w.to_string()).collect(),
             ..ImageConfig::default()
         };
+        let bash = ImageConfig {
+            cmd: vec!["bash".to_string()],
+            ..script(BASH_ENTRYPOINT_SCRIPT, "docker-entrypoint.sh")
+        };
         let builtins = [
-            ("busybox", shell("sh")),
-            ("ubuntu", shell("/bin/bash")),
+            ("busybox", cmd(&["sh"])),
+            ("ubuntu", cmd(&["/bin/bash"])),
+            ("python", cmd(&["python3"])),
+            ("perl", cmd(&["perl", "-de0"])),
+            ("bash", bash),
             (
                 "kodekloud/random-error",
                 script(RANDOM_ERROR_SCRIPT, "random-error"),

@@ -296,7 +296,7 @@ fn config_entries_overlay_the_builtins_and_may_not_repeat_an_image() {
     // An exact key beside the built-in repository key: both stay.
     let user: BTreeMap<String, ImageConfig> =
         [("busybox:1.36".to_string(), cfg(&[], &["x"]))].into();
-    assert_eq!(Images::builtin().with(user).unwrap().entries.len(), 5);
+    assert_eq!(Images::builtin().with(user).unwrap().entries.len(), 8);
 
     let twice: BTreeMap<String, ImageConfig> = [
         ("busybox".to_string(), cfg(&[], &["a"])),
@@ -317,7 +317,7 @@ fn config_entries_overlay_the_builtins_and_may_not_repeat_an_image() {
 #[test]
 fn builtins_run_the_tutorials_images() {
     let images = Images::builtin();
-    assert_eq!(images.entries.len(), 4, "every built-in key parses");
+    assert_eq!(images.entries.len(), 7, "every built-in key parses");
     let get = |image: &str| {
         images
             .lookup(&Reference::normalized(image).unwrap())
@@ -347,6 +347,49 @@ fn builtins_run_the_tutorials_images() {
         assert!(!script.contains('\n') && !script.contains('#'), "{script}");
         assert!(file.starts_with("#!/bin/sh\n") && file.contains(script.as_str()));
     }
+}
+
+/// The images of the Kubernetes documentation's Job examples (`content/en/examples/controllers/`
+/// in kubernetes/website): `perl:5.34.0`, `python`, `docker.io/library/python:3`,
+/// `docker.io/library/bash:5`, under their real images' entrypoint and cmd.
+#[test]
+fn builtins_run_the_documentation_examples_images() {
+    let images = Images::builtin();
+    let get = |image: &str| {
+        images
+            .lookup(&Reference::normalized(image).unwrap())
+            .unwrap_or_else(|| panic!("no entry for {image}"))
+            .clone()
+    };
+    assert_eq!(get("perl:5.34.0"), cfg(&[], &["perl", "-de0"]));
+    assert_eq!(get("python"), cfg(&[], &["python3"]));
+    assert_eq!(get("docker.io/library/python:3"), cfg(&[], &["python3"]));
+    let bash = get("docker.io/library/bash:5");
+    assert_eq!(bash.cmd, ["bash"]);
+    assert_eq!(bash.entrypoint.len(), 4);
+    assert_eq!(bash.entrypoint[..2], ["/bin/sh", "-c"]);
+    assert_eq!(bash.entrypoint[3], "docker-entrypoint.sh");
+    let script = &bash.entrypoint[2];
+    assert!(!script.contains('\n'), "one line: {script}");
+    assert!(BASH_ENTRYPOINT_SCRIPT.starts_with("#!/bin/sh\n"));
+    assert!(BASH_ENTRYPOINT_SCRIPT.ends_with(&format!("{script}\n")));
+
+    // As with the image: no command and no args runs `bash` through the entrypoint; `args`
+    // starting with an option go to bash; a command replaces the entrypoint.
+    let argv = |c: &Container| resolve(&images, c).unwrap().argv(|w| w.to_string());
+    let entry = |rest: &[&str]| {
+        let mut v = bash.entrypoint.clone();
+        v.extend(rest.iter().map(|w| w.to_string()));
+        v
+    };
+    let c = container(Some("bash:5"), None, None);
+    assert_eq!(argv(&c), entry(&["bash"]));
+    let c = container(Some("bash:5"), None, Some(&["-c", "echo hi"]));
+    assert_eq!(argv(&c), entry(&["-c", "echo hi"]));
+    let c = container(Some("bash:5"), Some(&["bash"]), Some(&["-c", "exit 42"]));
+    assert_eq!(argv(&c), ["bash", "-c", "exit 42"]);
+    let c = container(Some("python"), None, Some(&["python3", "-V"]));
+    assert_eq!(argv(&c), ["python3", "-V"]);
 }
 
 fn container(image: Option<&str>, command: Option<&[&str]>, args: Option<&[&str]>) -> Container {

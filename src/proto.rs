@@ -61,6 +61,36 @@ pub fn manifests_path() -> String {
     Kind::Manifest.collection_path(None)
 }
 
+/// `/apis/jobvisor.io/v1/namespaces/{ns}/jobs/{name}/backoff`: whether the Job's next pod
+/// waits out the pod-failure backoff ([`JobBackoff`]). jobvisor's own group, not a
+/// Kubernetes subresource: the Job object itself stays as Kubernetes has it.
+pub fn job_backoff_path(namespace: &str, name: &str) -> String {
+    format!(
+        "/apis/jobvisor.io/v1/namespaces/{}/jobs/{}/backoff",
+        encode(namespace),
+        encode(name)
+    )
+}
+
+/// The answer at [`job_backoff_path`]: `pending` is `null` unless a pod creation waits.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobBackoff {
+    pub pending: Option<PendingBackoff>,
+}
+
+/// A pod creation held back by the pod-failure backoff (`describe job`: "attempt N of M,
+/// next pod in Xs").
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingBackoff {
+    /// Failed pods so far + 1.
+    pub attempt: i32,
+    /// `backoffLimit + 1`.
+    pub attempts: i32,
+    pub next_pod_at: jiff::Timestamp,
+}
+
 /// Appends `?k=v&…`, percent-encoding each key and value.
 pub fn with_query<K: AsRef<str>, V: AsRef<str>>(path: &str, params: &[(K, V)]) -> String {
     if params.is_empty() {

@@ -153,6 +153,10 @@ fn router(api: Api) -> Router {
         .route("/version", get(version))
         .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(pod_log))
         .route(&manifests_route, get(manifests).post(apply))
+        .route(
+            "/apis/jobvisor.io/v1/namespaces/{ns}/jobs/{name}/backoff",
+            get(job_backoff),
+        )
         .route("/apis/metrics.k8s.io/v1beta1/pods", get(pod_metrics_all))
         .route(
             "/apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods",
@@ -572,6 +576,23 @@ async fn pod_metrics_all(State(api): State<Api>) -> Response {
 
 async fn pod_metrics_in(State(api): State<Api>, Path(ns): Path<String>) -> Response {
     pod_metrics(api, Some(ns)).await
+}
+
+async fn job_backoff(
+    State(api): State<Api>,
+    Path((namespace, name)): Path<(String, String)>,
+) -> Response {
+    match api
+        .ask(|reply| Request::JobBackoff {
+            namespace,
+            name,
+            reply,
+        })
+        .await
+    {
+        Ok(v) => Json(v).into_response(),
+        Err(s) => status_response(s),
+    }
 }
 
 async fn manifests(State(api): State<Api>) -> Response {

@@ -148,8 +148,15 @@ async fn describe_one(
         Kind::Job => {
             let job: Job = ctx.client.get_json(&proto::job_path(ns, name)).await?;
             let events = events_for(ctx, "Job", ns, name, job.metadata.uid()).await;
+            // Left out, as the events are, when it cannot be had (a daemon without it).
+            let backoff: Option<proto::JobBackoff> = ctx
+                .client
+                .get_json(&proto::job_backoff_path(ns, name))
+                .await
+                .ok();
             Ok(describe_job(
                 &job,
+                backoff.and_then(|b| b.pending).as_ref(),
                 events.as_deref(),
                 ctx.clock.now(),
                 &TimeZone::system(),
@@ -242,7 +249,15 @@ pub fn describe_declared(
     finish(w, events, now)
 }
 
-pub fn describe_job(job: &Job, events: Option<&[Event]>, now: Timestamp, tz: &TimeZone) -> String {
+/// kubectl's `describeJob`, and one line of jobvisor's own while a pod waits out the
+/// pod-failure backoff: `Pod Failure Backoff:  attempt N of M, next pod in Xs`.
+pub fn describe_job(
+    job: &Job,
+    backoff: Option<&proto::PendingBackoff>,
+    events: Option<&[Event]>,
+    now: Timestamp,
+    tz: &TimeZone,
+) -> String {
     let mut w = String::new();
     let spec = &job.spec;
     let status = job.status.clone().unwrap_or_default();
@@ -298,8 +313,25 @@ pub fn describe_job(job: &Job, events: Option<&[Event]>, now: Timestamp, tz: &Ti
         "Pods Statuses:\t{} Active ({} Ready) / {} Succeeded / {} Failed",
         status.active, status.ready, status.succeeded, status.failed
     );
+    if let Some(b) = backoff {
+        let _ = writeln!(
+            w,
+            "Pod Failure Backoff:\tattempt {} of {}, next pod in {}",
+            b.attempt,
+            b.attempts,
+            time_until(b.next_pod_at, now)
+        );
+    }
     pod_template(&mut w, &spec.template, tz);
     finish(w, events, now)
+}
+
+/// Whole seconds to go, rounded up (a wait of 50 ms is "1s", never "0s" while it lasts),
+/// in kubectl's human format.
+fn time_until(at: Timestamp, now: Timestamp) -> String {
+    let left = at.duration_since(now);
+    let secs = left.as_secs() + i64::from(left.subsec_nanos() > 0);
+    human_duration(jiff::SignedDuration::from_secs(secs.max(0)))
 }
 
 /// kubectl's `DescribePodTemplate`, as `describe job` and `describe cronjob` print it.
@@ -815,7 +847,7 @@ mod tests {
             ),
             sample_event("Completed", "Job completed", "2024-01-15T09:59:50Z", 4),
         ];
-        let text = describe_job(&sample_job(), Some(&events), now, &TimeZone::UTC);
+        let text = describe_job(&sample_job(), None, Some(&events), now, &TimeZone::UTC);
         let want = "\
 Name:             pi
 Namespace:        default
@@ -856,11 +888,11 @@ Events:
     #[test]
     fn job_ttl_line_only_when_set() {
         let now = ts("2024-01-15T10:00:00Z");
-        let text = describe_job(&sample_job(), None, now, &TimeZone::UTC);
+        let text = describe_job(&sample_job(), None, None, now, &TimeZone::UTC);
         assert!(!text.contains("TTL Seconds After Finished"), "{text}");
         let mut job = sample_job();
         job.spec.ttl_seconds_after_finished = Some(100);
-        let text = describe_job(&job, None, now, &TimeZone::UTC);
+        let text = describe_job(&job, None, None, now, &TimeZone::UTC);
         let lines: Vec<&str> = text.lines().collect();
         let at = lines
             .iter()
@@ -873,15 +905,57 @@ Events:
         );
     }
 
+    /// While a pod waits out the pod-failure backoff, one line after `Pods Statuses:`
+    /// says which attempt it is and when it comes; none otherwise.
+    #[test]
+    fn job_pending_backoff_line() {
+        let now = ts("2024-01-15T10:00:00Z");
+        let pending = |after_ms: i64| proto::PendingBackoff {
+            attempt: 3,
+            attempts: 7,
+            next_pod_at: now + jiff::SignedDuration::from_millis(after_ms),
+        };
+        for (after_ms, want) in [
+            (18_000, "attempt 3 of 7, next pod in 18s"),
+            (17_001, "attempt 3 of 7, next pod in 18s"),
+            (50, "attempt 3 of 7, next pod in 1s"),
+            (0, "attempt 3 of 7, next pod in 0s"),
+            (-2_000, "attempt 3 of 7, next pod in 0s"),
+            (200_000, "attempt 3 of 7, next pod in 3m20s"),
+            (3_600_000, "attempt 3 of 7, next pod in 60m"),
+        ] {
+            let text = describe_job(
+                &sample_job(),
+                Some(&pending(after_ms)),
+                None,
+                now,
+                &TimeZone::UTC,
+            );
+            let lines: Vec<&str> = text.lines().collect();
+            let at = lines
+                .iter()
+                .position(|l| l.starts_with("Pod Failure Backoff:"))
+                .unwrap_or_else(|| panic!("no backoff line: {text}"));
+            assert!(lines[at - 1].starts_with("Pods Statuses:"), "{text}");
+            assert_eq!(
+                lines[at],
+                format!("Pod Failure Backoff:  {want}"),
+                "{after_ms} ms"
+            );
+        }
+        let text = describe_job(&sample_job(), None, None, now, &TimeZone::UTC);
+        assert!(!text.contains("Backoff:"), "{text}");
+    }
+
     #[test]
     fn job_without_events_keeps_the_last_block_aligned() {
         let now = ts("2024-01-15T10:00:00Z");
-        let text = describe_job(&sample_job(), Some(&[]), now, &TimeZone::UTC);
+        let text = describe_job(&sample_job(), None, Some(&[]), now, &TimeZone::UTC);
         assert!(
             text.ends_with("    Environment:\n      GREETING:  hi\nEvents:          <none>\n"),
             "{text}"
         );
-        let text = describe_job(&sample_job(), None, now, &TimeZone::UTC);
+        let text = describe_job(&sample_job(), None, None, now, &TimeZone::UTC);
         assert!(!text.contains("Events:"));
     }
 

@@ -33,7 +33,15 @@ pub fn to_json(value: &Value) -> String {
     text
 }
 
-/// Block-style YAML for a JSON value, ending in a newline.
+/// A map's entries by key: kubectl's `-o yaml` sorts keys (sigs.k8s.io/yaml goes through a
+/// Go map), while `-o json` keeps the object's field order, as a `Value` here does.
+pub(crate) fn sorted(map: &serde_json::Map<String, Value>) -> Vec<(&String, &Value)> {
+    let mut entries: Vec<_> = map.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    entries
+}
+
+/// Block-style YAML for a JSON value, keys sorted as kubectl's, ending in a newline.
 pub fn to_yaml(value: &Value) -> String {
     let mut out = String::new();
     match value {
@@ -48,7 +56,7 @@ pub fn to_yaml(value: &Value) -> String {
 }
 
 fn write_map(out: &mut String, map: &serde_json::Map<String, Value>, indent: usize) {
-    for (i, (key, value)) in map.iter().enumerate() {
+    for (i, (key, value)) in sorted(map).into_iter().enumerate() {
         // The first key of a map inside a sequence item sits right after "- ".
         if i > 0 || !out.ends_with("- ") {
             push_indent(out, indent);

@@ -332,7 +332,11 @@ fn manage(
 
 /// Time left before pods may be created again: `base·2^(n−1)` after the last of the `n`
 /// failures that finished after the latest success (`backoff_utils.go`).
-fn failure_backoff_remaining(pods: &[&Pod], now: Timestamp, cfg: PodFailureBackoff) -> Duration {
+pub fn failure_backoff_remaining(
+    pods: &[&Pod],
+    now: Timestamp,
+    cfg: PodFailureBackoff,
+) -> Duration {
     let finish = |p: &&Pod| pod::finish_time(p);
     let last_success = pods
         .iter()

@@ -8,7 +8,8 @@
 //! node ends (shutdown, recovery after a crash); [`events`] tells a repeated event from a new
 //! one; [`job_update`] says whether an edited manifest updates its Job in place or replaces it;
 //! [`retention`] says which logs of deleted pods go; [`ttl`] says when a finished Job's
-//! `ttlSecondsAfterFinished` deletes it; [`pod_failure_policy`] gives each failed pod its
+//! `ttlSecondsAfterFinished` deletes it; [`job_backoff`] says whether a pod waits out the
+//! pod-failure backoff (for `describe job`); [`pod_failure_policy`] gives each failed pod its
 //! verdict under the Job's `podFailurePolicy`.
 //! This module must not use tokio, `std::fs` or `std::process` (CI checks it).
 
@@ -17,6 +18,7 @@ pub mod cronjob;
 pub mod disruption;
 pub mod events;
 pub mod job;
+pub mod job_backoff;
 pub mod job_pod;
 pub mod job_update;
 pub mod pod;

@@ -149,6 +149,14 @@ impl Daemon {
                 let answer = self.pod_metrics(namespace.as_deref());
                 let _ = reply.send(answer);
             }
+            Request::JobBackoff {
+                namespace,
+                name,
+                reply,
+            } => {
+                let answer = self.job_backoff(&key(&namespace, &name));
+                self.answer_when_durable(held(reply, answer));
+            }
             Request::Manifests { reply } => {
                 let unavailable = &self.problems.manifests;
                 let items: Vec<Value> = self
@@ -242,6 +250,29 @@ impl Daemon {
             .served_all(kind, ns)
             .filter_map(|o| listed(filter, &o))
             .collect()
+    }
+
+    /// The Job controller's own view of the pod-failure backoff, from the pods its sync
+    /// looks at, the config's delays and now (`controller::job_backoff`).
+    fn job_backoff(&self, k: &Key) -> Result<crate::proto::JobBackoff, Status> {
+        let Some(rec) = self.world.job(k) else {
+            return Err(not_found(Kind::Job, &k.1));
+        };
+        let cfg = crate::controller::job::PodFailureBackoff {
+            base: self.cfg.backoff.pod_failure_base,
+            max: self.cfg.backoff.pod_failure_max,
+        };
+        let pods = self.pods_that_matter(rec.job.metadata.uid());
+        let refs: Vec<&crate::api::Pod> = pods.iter().map(|p| &p.pod).collect();
+        let pending =
+            crate::controller::job_backoff::pending(&rec.job, &refs, self.clock.now(), cfg).map(
+                |p| crate::proto::PendingBackoff {
+                    attempt: p.attempt,
+                    attempts: p.attempts,
+                    next_pod_at: p.next_pod_at,
+                },
+            );
+        Ok(crate::proto::JobBackoff { pending })
     }
 
     fn get(&self, kind: Kind, k: &Key) -> Result<Value, Status> {

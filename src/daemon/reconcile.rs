@@ -284,7 +284,7 @@ impl Daemon {
     /// The pods a Job sync must see: all but the successes already counted, plus the latest
     /// of those (it bounds the failure backoff). A Job that ran thousands of pods then costs a
     /// sync in proportion to its unfinished pods, not its history.
-    fn pods_that_matter(&self, job_uid: &str) -> Vec<std::borrow::Cow<'_, PodRecord>> {
+    pub(super) fn pods_that_matter(&self, job_uid: &str) -> Vec<std::borrow::Cow<'_, PodRecord>> {
         let pending = self.world.pending_of_job.get(job_uid).into_iter().flatten();
         let last = self.world.last_success_of_job.get(job_uid);
         pending

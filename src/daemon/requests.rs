@@ -192,6 +192,12 @@ pub enum Request {
         delete: Deletion,
         reply: Reply<Value>,
     },
+    /// Whether the Job's next pod waits out the pod-failure backoff (`describe job`).
+    JobBackoff {
+        namespace: String,
+        name: String,
+        reply: Reply<crate::proto::JobBackoff>,
+    },
     Manifests {
         reply: Reply<Value>,
     },

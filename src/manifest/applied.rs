@@ -85,7 +85,7 @@ impl fmt::Display for ObjectId {
 // ---------------------------------------------------------------- YAML out
 
 /// Block-style YAML that reads back as exactly `value`: strings are quoted unless plainly
-/// strings, multi-line ones become literal blocks, and key order is the map's.
+/// strings, multi-line ones become literal blocks, and keys are sorted (as `kubectl -o yaml`).
 pub fn to_yaml(value: &Value) -> String {
     let mut out = String::new();
     match value {
@@ -108,7 +108,9 @@ fn write_map(
     after_dash: bool,
     out: &mut String,
 ) {
-    for (i, (k, v)) in m.iter().enumerate() {
+    let mut entries: Vec<_> = m.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    for (i, (k, v)) in entries.into_iter().enumerate() {
         if i > 0 || !after_dash {
             pad(indent, out);
         }

@@ -480,3 +480,134 @@ fn cron_next_says_when_a_schedule_never_fires_or_stops() {
         "{err}"
     );
 }
+
+/// The lines of `describe`, each with its runs of spaces made one (the columns' padding).
+fn squeezed(text: &str) -> String {
+    text.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// While the next pod waits out the pod-failure backoff, `describe job` says which attempt
+/// it will be and when it comes (beyond kubectl). The backoff is an hour here, so the
+/// line stays while the test looks; the barrier is the first failure in the Job's status.
+#[test]
+fn describe_job_says_attempt_and_next_pod_while_backing_off() {
+    let config = FAST_CONFIG.replace("podFailureBase: 50ms", "podFailureBase: 1h");
+    let config = config.replace("podFailureMax: 400ms", "podFailureMax: 6h");
+    let d = TestDaemon::start_with(&config);
+    d.drop_manifest(
+        "fails.yaml",
+        &job_yaml(
+            "fails",
+            "Never",
+            &["sh", "-c", "exit 3"],
+            "  backoffLimit: 2\n",
+        ),
+    );
+    assert!(wait_until(T, || d
+        .job("fails")
+        .is_some_and(|j| j["status"]["failed"] == 1)));
+    let describe = squeezed(&d.cli_ok(&["describe", "job", "fails"]));
+    let want = "Pods Statuses: 0 Active (0 Ready) / 0 Succeeded / 1 Failed\nPod Failure Backoff: attempt 2 of 3, next pod in ";
+    assert!(describe.contains(want), "{want:?} missing in:\n{describe}");
+    let line = describe
+        .lines()
+        .find(|l| l.starts_with("Pod Failure Backoff:"))
+        .unwrap();
+    // An hour from the failure, a little of it gone: 60m or 59m, never seconds.
+    assert!(
+        line.ends_with("in 60m") || line.ends_with("in 59m"),
+        "{line}"
+    );
+    // The daemon's answer, in jobvisor's own group; the Job object carries nothing new.
+    let (code, v) = d.get_json("/apis/jobvisor.io/v1/namespaces/default/jobs/fails/backoff");
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["pending"]["attempt"], 2);
+    assert_eq!(v["pending"]["attempts"], 3);
+    assert!(v["pending"]["nextPodAt"].is_string(), "{v}");
+    let (code, _) = d.get_json("/apis/jobvisor.io/v1/namespaces/default/jobs/nope/backoff");
+    assert_eq!(code, 404);
+    // A Job that runs has nothing pending, and describe says nothing of it.
+    d.drop_manifest("ok.yaml", &job_yaml("ok", "Never", &["true"], ""));
+    d.wait_condition("ok", "Complete", T);
+    let (_, v) = d.get_json("/apis/jobvisor.io/v1/namespaces/default/jobs/ok/backoff");
+    assert!(v["pending"].is_null(), "{v}");
+    let describe = d.cli_ok(&["describe", "job", "ok"]);
+    assert!(!describe.contains("Backoff:"), "{describe}");
+}
+
+/// A suspended Job as kubectl shows it (spec §6.2, §6.4): STATUS `Suspended`, no start
+/// time, `Suspend: true`, and the `Suspended` event in the table.
+#[test]
+fn get_and_describe_a_suspended_job() {
+    let d = TestDaemon::start();
+    d.drop_manifest(
+        "held.yaml",
+        &job_yaml("held", "Never", &["true"], "  suspend: true\n"),
+    );
+    d.wait_condition("held", "Suspended", T);
+    let get = d.cli_ok(&["get", "jobs"]);
+    let row: Vec<&str> = get
+        .lines()
+        .find(|l| l.starts_with("held "))
+        .unwrap_or_else(|| panic!("{get}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(row[..3], ["held", "Suspended", "0/1"], "{get}");
+    // Never started: DURATION is empty, so the row is NAME STATUS COMPLETIONS AGE.
+    assert_eq!(row.len(), 4, "{get}");
+    let describe = squeezed(&d.cli_ok(&["describe", "job", "held"]));
+    for want in [
+        "Suspend: true\n",
+        "Pods Statuses: 0 Active (0 Ready) / 0 Succeeded / 0 Failed\n",
+        "Normal Suspended ",
+        " job-controller Job suspended",
+    ] {
+        assert!(describe.contains(want), "{want:?} missing in:\n{describe}");
+    }
+    assert!(!describe.contains("Start Time:"), "{describe}");
+    assert!(!describe.contains("Pod Failure Backoff:"), "{describe}");
+}
+
+/// `FailureTarget` shows in STATUS while the failed Job's last pod is still stopping: here a
+/// pod that ignores SIGTERM until the test opens a gate, so the state lasts as long as the
+/// test looks. Then `Failed`.
+#[test]
+fn get_jobs_shows_failure_target_while_pods_terminate() {
+    let d = TestDaemon::start();
+    let gate = tempfile::tempdir().expect("tempdir");
+    let g = gate.path().display();
+    // The first pod to take the lock fails; the other holds on through SIGTERM (until the
+    // gate opens, or goes with a test that failed: `gate` is dropped before `d`).
+    let script = format!(
+        "trap '' TERM; if mkdir {g}/first 2>/dev/null; then exit 1; fi; \
+         while [ -d {g} ] && [ ! -e {g}/open ]; do sleep 0.05; done"
+    );
+    let yaml = job_yaml(
+        "ending",
+        "Never",
+        &["sh", "-c", &script],
+        "  parallelism: 2\n  completions: 2\n  backoffLimit: 0\n",
+    )
+    .replace(
+        "terminationGracePeriodSeconds: 2",
+        "terminationGracePeriodSeconds: 3600",
+    );
+    d.drop_manifest("ending.yaml", &yaml);
+    let job = d.wait_condition("ending", "FailureTarget", T);
+    assert!(!has_condition(&job, "Failed"), "{job}");
+    let status = |d: &TestDaemon| {
+        let get = d.cli_ok(&["get", "jobs"]);
+        let row = get
+            .lines()
+            .find(|l| l.starts_with("ending "))
+            .map(|l| l.split_whitespace().nth(1).unwrap_or("").to_string());
+        row.unwrap_or_else(|| panic!("{get}"))
+    };
+    assert_eq!(status(&d), "FailureTarget");
+    std::fs::write(gate.path().join("open"), "").expect("open the gate");
+    d.wait_condition("ending", "Failed", T);
+    assert_eq!(status(&d), "Failed");
+}

@@ -8,6 +8,7 @@ mod bare_pods;
 mod cli;
 mod crash;
 mod cronjobs;
+mod docs_examples;
 mod durability;
 mod examples;
 mod files;
