@@ -24,6 +24,11 @@ pub use cronjob::{
     CronJob, CronJobSpec, CronJobStatus, JobTemplateSpec,
 };
 pub use kind::Kind;
+pub use pod_failure_policy::{
+    PodFailurePolicy, PodFailurePolicyAction, PodFailurePolicyOnExitCodesOperator,
+    PodFailurePolicyOnExitCodesRequirement, PodFailurePolicyOnPodConditionsPattern,
+    PodFailurePolicyRule,
+};
 
 /// An enum for a Kubernetes string field whose values jobvisor acts on: a variant per known
 /// value, `Other` keeping anything else as written (the API server takes any string in such a
@@ -76,8 +81,9 @@ macro_rules! string_enum {
     };
 }
 
-// After the macro: the module uses it.
+// After the macro: the modules use it.
 pub mod cronjob;
+pub mod pod_failure_policy;
 
 string_enum!(
     /// A Job condition's `type`.
@@ -285,9 +291,8 @@ pub struct JobSpec {
     pub pod_replacement_policy: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub managed_by: Option<String>,
-    /// Valid Kubernetes, not run by jobvisor yet: validation rejects it by name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pod_failure_policy: Option<Value>,
+    pub pod_failure_policy: Option<PodFailurePolicy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub success_policy: Option<SuccessPolicy>,
 }

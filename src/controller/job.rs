@@ -14,7 +14,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::job_indexed::{Indexes, NewIndex};
-use super::{EventSpec, add, backoff, elapsed, pod};
+use super::{EventSpec, add, backoff, elapsed, pod, pod_failure_policy};
 use crate::api::{
     JOB_TRACKING_FINALIZER, Job, JobCondition, JobConditionType, JobStatus, Pod, PodPhase,
     RestartPolicy,
@@ -107,14 +107,18 @@ pub fn sync(job: &Job, pods: &[&Pod], now: Timestamp, cfg: PodFailureBackoff) ->
     let terminating_counts = spec.pod_replacement_policy.as_deref() != Some("Failed");
     let mut d = JobDecision::new(JobStatus::default());
 
-    // Count what finished since the last sync (Indexed Jobs count by index).
+    let policy = spec.pod_failure_policy.as_ref();
+    // Count what finished since the last sync (Indexed Jobs count by index), a failure as its
+    // podFailurePolicy verdict says (`job_indexed::classify` for an Indexed Job).
     let mut indexed = Indexes::count(job, pods, terminating_counts, &mut status, &mut d.untrack);
     for p in pods.iter().filter(|p| tracked(p) && indexed.is_none()) {
         if p.status.phase == PodPhase::Succeeded {
             status.succeeded += 1;
             d.untrack.push(p.metadata.name().to_string());
         } else if failed(p, terminating_counts) {
-            status.failed += 1;
+            if pod_failure_policy::classify(policy, p).counts() {
+                status.failed += 1;
+            }
             d.untrack.push(p.metadata.name().to_string());
         }
     }
@@ -134,19 +138,31 @@ pub fn sync(job: &Job, pods: &[&Pod], now: Timestamp, cfg: PodFailureBackoff) ->
         .is_none()
         && status.condition(JobConditionType::FailureTarget).is_none()
     {
+        // `syncJob`'s order: a FailJob rule over every failed pod (`getFailJobMessage`),
+        // backoffLimit, activeDeadlineSeconds, the failed indexes; then a successPolicy.
+        let fail_job = pod_failure_policy::fail_job_message(
+            policy,
+            pods.iter()
+                .copied()
+                .filter(|p| failed(p, terminating_counts)),
+        );
         let held = indexed.as_ref().map_or(0, Indexes::held_failures);
-        let failure = failure(job, &status, held, &live, now, &mut d)
-            .or_else(|| indexed.as_ref().and_then(|ix| ix.failure(job)));
-        let policy = indexed.as_ref().and_then(|ix| ix.success(job));
-        if let Some((reason, message)) = failure {
+        let failing = match fail_job {
+            Some(message) => Some((pod_failure_policy::REASON, message)),
+            None => failure(job, &status, held, &live, now, &mut d)
+                .or_else(|| indexed.as_ref().and_then(|ix| ix.failure(job)))
+                .map(|(r, m)| (r, m.to_string())),
+        };
+        let success = indexed.as_ref().and_then(|ix| ix.success(job));
+        if let Some((reason, message)) = failing {
             set_condition(
                 &mut status,
                 JobConditionType::FailureTarget,
                 reason,
-                message,
+                &message,
                 now,
             );
-        } else if let Some(message) = policy {
+        } else if let Some(message) = success {
             set_condition(
                 &mut status,
                 JobConditionType::SuccessCriteriaMet,
@@ -171,12 +187,13 @@ pub fn sync(job: &Job, pods: &[&Pod], now: Timestamp, cfg: PodFailureBackoff) ->
             .condition(JobConditionType::SuccessCriteriaMet)
             .is_some()
     {
-        // Terminate what still runs; on failure those pods count as failed.
+        // Terminate what still runs; on failure those pods count as failed (unless a rule
+        // ignores one: a container of it may have exited already).
         if let Some(ix) = indexed.as_mut() {
             ix.release_held(&mut status, &mut d.untrack);
         }
         for p in live.drain(..) {
-            if failing {
+            if failing && pod_failure_policy::classify(policy, p).counts() {
                 status.failed += 1;
             }
             d.delete_pod(p, failing);
@@ -215,7 +232,8 @@ fn finished(status: JobStatus, pods: &[&Pod]) -> JobDecision {
     d
 }
 
-/// Failure criteria in `syncJob`'s order: backoffLimit, then activeDeadlineSeconds.
+/// Failure criteria in `syncJob`'s order after a FailJob rule: backoffLimit, then
+/// activeDeadlineSeconds.
 /// `held`: failed pods not counted into `status.failed` yet that backoffLimit counts all the
 /// same (an Indexed Job's pods holding their index's failure count).
 fn failure(
@@ -502,3 +520,7 @@ fn condition(type_: JobConditionType, reason: &str, message: &str, now: Timestam
 #[cfg(test)]
 #[path = "job_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "job_pod_failure_policy_tests.rs"]
+mod pod_failure_policy_tests;

@@ -22,6 +22,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::job::{PodFailureBackoff, active, failed, terminating, tracked};
+use super::pod_failure_policy::{self, FailureVerdict};
 use super::{add, backoff, elapsed, pod, success_policy};
 use crate::api::intervals::Intervals;
 use crate::api::{
@@ -48,10 +49,15 @@ pub enum PodFailure {
     FailIndex,
 }
 
-/// The one entry point for podFailurePolicy: how the failure of `pod` (failed, or
-/// terminating under `TerminatingOrFailed`) counts. Today every failure is counted.
-pub fn classify(_job: &Job, _pod: &Pod) -> PodFailure {
-    PodFailure::Counted
+/// How the failure of `pod` (failed, or terminating under `TerminatingOrFailed`) counts for
+/// its index, from the Job's podFailurePolicy. A `FailJob` match counts like `Count` here: the
+/// Job-level check fails the whole Job before any index is looked at.
+pub fn classify(job: &Job, pod: &Pod) -> PodFailure {
+    match pod_failure_policy::classify(job.spec.pod_failure_policy.as_ref(), pod) {
+        FailureVerdict::Ignore => PodFailure::Ignored,
+        FailureVerdict::FailIndex => PodFailure::FailIndex,
+        FailureVerdict::Count | FailureVerdict::FailJob { .. } => PodFailure::Counted,
+    }
 }
 
 pub fn is_indexed(job: &Job) -> bool {

@@ -411,6 +411,58 @@ fn per_index_backoff_and_failed_indexes() {
     }
 }
 
+/// With a podFailurePolicy whose one rule matches exit code 1 (every failed pod here).
+fn on_exit_1(mut j: Job, action: &str) -> Job {
+    use crate::api::{
+        PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement, PodFailurePolicyRule,
+    };
+    j.spec.pod_failure_policy = Some(PodFailurePolicy {
+        rules: vec![PodFailurePolicyRule {
+            action: action.into(),
+            on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
+                container_name: None,
+                operator: "In".into(),
+                values: Some(vec![1]),
+            }),
+            on_pod_conditions: Vec::new(),
+        }],
+    });
+    j.spec.pod_replacement_policy = Some("Failed".into());
+    j
+}
+
+/// `TestBackoffLimitPerIndex`'s podFailurePolicy rows: `FailIndex` fails the index at its
+/// first failure whatever its budget; `Ignore` counts nowhere, the replacement carrying one
+/// more ignored failure; `FailJob` fails the whole Job before any index is looked at.
+#[test]
+fn pod_failure_policy_by_index() {
+    use K::*;
+    #[rustfmt::skip]
+    let cases: Vec<(&str, Job, Vec<PodRow>, Got)> = vec![
+        ("FailIndex: the index fails at once, counted; the others go on",
+         on_exit_1(per_index(job(2, 3), 5, None), "FailIndex"), vec![p(0, Failed(20)), p(1, Running)],
+         Got { create: vec![(2, Some((0, 0)))], untrack: names(&[0]), failed_indexes: Some("0".into()), failed: 1, active: 2, ..NONE }),
+        ("Count: the index's budget as without a policy (held until replaced)",
+         on_exit_1(per_index(job(2, 2), 5, None), "Count"), vec![p(0, Failed(20)), p(1, Running)],
+         Got { create: vec![(0, Some((1, 0)))], failed_indexes: Some("".into()), active: 2, ..NONE }),
+        ("Ignore: uncounted, the replacement carries one ignored failure",
+         on_exit_1(per_index(job(2, 2), 0, None), "Ignore"), vec![p(0, Failed(20)), p(1, Running)],
+         Got { create: vec![(0, Some((0, 1)))], failed_indexes: Some("".into()), active: 2, ..NONE }),
+        ("Ignore once replaced: released, failed stays 0",
+         on_exit_1(per_index(job(2, 2), 0, None), "Ignore"), vec![p(0, Failed(20)), PodRow { ix: Some(0), kind: Running, tracked: true, failures: (0, 1) }, p(1, Running)],
+         Got { untrack: names(&[0]), failed_indexes: Some("".into()), active: 2, ..NONE }),
+        ("FailJob: the Job fails with the rule's message, the running pods counted",
+         on_exit_1(per_index(job(2, 2), 5, None), "FailJob"), vec![p(0, Failed(20)), p(1, Running)],
+         Got { delete: names(&[1]), untrack: names(&[0, 1]), failed_indexes: Some("".into()), failed: 2,
+               conditions: conds(&["FailureTarget"]),
+               reason: "PodFailurePolicy: Container c for pod default/p0 failed with exit code 1 matching FailJob rule at index 0".into(), ..NONE }),
+    ];
+    for (name, j, rows, want) in cases {
+        let d = run(&j, &rows);
+        assert_eq!(got(&d), want, "{name}");
+    }
+}
+
 fn with_policy(mut j: Job, rules: &[(Option<&str>, Option<i32>)]) -> Job {
     j.spec.success_policy = Some(SuccessPolicy {
         rules: rules

@@ -94,7 +94,6 @@ fn is_true(flag: Option<bool>) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
 
     use super::*;
     use crate::api::{Container, LabelSelector, PodSpec, PodTemplateSpec};
@@ -180,7 +179,7 @@ mod tests {
              }),
              recreate("spec.selector")),
             ("manualSelector", |j| j.spec.manual_selector = Some(true), recreate("spec.manualSelector")),
-            ("podFailurePolicy", |j| j.spec.pod_failure_policy = Some(json!({"rules": []})), recreate("spec.podFailurePolicy")),
+            ("podFailurePolicy", |j| j.spec.pod_failure_policy = Some(Default::default()), recreate("spec.podFailurePolicy")),
             ("successPolicy", |j| j.spec.success_policy = Some(Default::default()), recreate("spec.successPolicy")),
             ("backoffLimitPerIndex", |j| j.spec.backoff_limit_per_index = Some(1), recreate("spec.backoffLimitPerIndex")),
             ("managedBy", |j| j.spec.managed_by = Some("example.com/other".into()), recreate("spec.managedBy")),

@@ -10,7 +10,8 @@
 //! one; [`job_update`] says whether an edited manifest updates its Job in place or replaces it;
 //! [`retention`] says which logs of deleted pods go; [`ttl`] says when a finished Job's
 //! `ttlSecondsAfterFinished` deletes it; [`job_backoff`] says whether a pod waits out the
-//! pod-failure backoff (for `describe job`).
+//! pod-failure backoff (for `describe job`); [`pod_failure_policy`] gives each failed pod its
+//! verdict under the Job's `podFailurePolicy`.
 //! This module must not use tokio, `std::fs` or `std::process` (CI checks it).
 
 pub mod backoff;
@@ -23,6 +24,7 @@ pub mod job_indexed;
 pub mod job_pod;
 pub mod job_update;
 pub mod pod;
+pub mod pod_failure_policy;
 pub mod retention;
 pub mod success_policy;
 pub mod ttl;

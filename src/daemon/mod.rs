@@ -25,6 +25,8 @@ mod launch;
 pub mod logging;
 mod names;
 mod pack;
+#[cfg(test)]
+mod pod_failure_policy_scenarios;
 mod reads;
 mod reconcile;
 pub mod requests;

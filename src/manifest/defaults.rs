@@ -52,6 +52,19 @@ pub(crate) fn apply(job: &mut Job) {
         }
     });
 
+    // A pattern without a status matches the condition being True.
+    for rule in spec
+        .pod_failure_policy
+        .iter_mut()
+        .flat_map(|p| &mut p.rules)
+    {
+        for pattern in &mut rule.on_pod_conditions {
+            if pattern.status.is_empty() {
+                pattern.status = "True".into();
+            }
+        }
+    }
+
     pod_spec(&mut spec.template.spec);
 }
 
@@ -234,9 +247,27 @@ mod tests {
     fn per_index_and_failure_policy_variants() {
         let mut job = Job::default();
         job.spec.backoff_limit_per_index = Some(1);
-        job.spec.pod_failure_policy = Some(serde_json::json!({"rules": []}));
+        job.spec.pod_failure_policy = Some(crate::api::PodFailurePolicy::default());
         apply(&mut job);
         assert_eq!(job.spec.backoff_limit, Some(i32::MAX));
         assert_eq!(job.spec.pod_replacement_policy.as_deref(), Some("Failed"));
+    }
+
+    /// `onPodConditions[].status` defaults to True; a status given is kept.
+    #[test]
+    fn pod_condition_patterns_default_to_true() {
+        let mut job: Job = serde_json::from_value(serde_json::json!({
+            "spec": {"podFailurePolicy": {"rules": [{"action": "Ignore", "onPodConditions": [
+                {"type": "DisruptionTarget"}, {"type": "Ready", "status": "False"}]}]}}
+        }))
+        .expect("a Job");
+        apply(&mut job);
+        let rules = &job.spec.pod_failure_policy.expect("the policy").rules;
+        let statuses: Vec<&str> = rules[0]
+            .on_pod_conditions
+            .iter()
+            .map(|p| p.status.as_str())
+            .collect();
+        assert_eq!(statuses, ["True", "False"]);
     }
 }

@@ -705,7 +705,12 @@ mod tests {
                 "flaky-job",
                 "hello",
                 "job-backoff-limit-per-index-example",
+                "job-backoff-limit-per-index-failindex",
                 "job-indexed",
+                "job-pod-failure-policy",
+                "job-pod-failure-policy-example",
+                "job-pod-failure-policy-failjob",
+                "job-pod-failure-policy-ignore",
                 "job-success",
                 "onfailure-job",
                 "parallel-job",
@@ -766,6 +771,8 @@ mod tests {
             (cronjob_yaml("c", "", "      backoffLimit: -1\n"), "spec.jobTemplate.spec.backoffLimit: Invalid value: -1: must be greater than or equal to 0".into()),
             (cronjob_yaml("c", "", "      selector: {matchLabels: {a: b}}\n"), "spec.jobTemplate.spec.selector: Invalid value: {\"matchLabels\":{\"a\":\"b\"}}: `selector` will be auto-generated".into()),
             (cronjob_yaml("c", "", "").replace("OnFailure", "Always"), "spec.jobTemplate.spec.template.spec.restartPolicy: Required value: valid values: \"OnFailure\", \"Never\"".into()),
+            (cronjob_yaml("c", "", "      podFailurePolicy: {rules: [{action: Ignore}]}\n"), "spec.jobTemplate.spec.podFailurePolicy.rules[0]: Invalid value: specifying one of OnExitCodes and OnPodConditions is required".into()),
+            (cronjob_yaml("c", "", "      podFailurePolicy: {rules: []}\n"), "spec.jobTemplate.spec.template.spec.restartPolicy: Invalid value: \"OnFailure\": only \"Never\" is supported when podFailurePolicy is specified".into()),
         ];
         for (text, want) in cases {
             let r = load_str("c.yaml", &text);

@@ -16,6 +16,9 @@ use crate::api::{
 };
 
 use super::parse::go_quote;
+
+#[path = "pod_failure_policy.rs"]
+mod pod_failure_policy;
 use crate::images::{Images, Reference, Unrunnable};
 
 #[path = "validate_indexed.rs"]
@@ -138,6 +141,13 @@ impl Findings {
             "{path}: Unsupported value: {}: supported values: {}",
             go_quote(value),
             list.join(", ")
+        ));
+    }
+
+    /// `field.TooMany`: `<path>: Too many: <n>: must have at most <max> items`.
+    fn too_many(&mut self, path: &str, n: usize, max: usize) {
+        self.errors.push(format!(
+            "{path}: Too many: {n}: must have at most {max} items"
         ));
     }
 
@@ -542,8 +552,8 @@ fn spec(job: &Job, images: Option<&Images>, v: &mut Findings) {
     v.non_negative("spec.backoffLimit", s.backoff_limit);
     v.non_negative("spec.ttlSecondsAfterFinished", s.ttl_seconds_after_finished);
     indexed::spec(job, v);
-    if s.pod_failure_policy.is_some() {
-        v.not_yet("spec.podFailurePolicy");
+    if let Some(policy) = &s.pod_failure_policy {
+        pod_failure_policy::validate(job, policy, v);
     }
     if let Some(by) = s.managed_by.as_deref()
         && by != JOB_CONTROLLER
@@ -1042,14 +1052,14 @@ spec:
           command: [\"true\"]
 ";
 
-    fn check(edit: impl FnOnce(&mut Job)) -> Findings {
+    pub(super) fn check(edit: impl FnOnce(&mut Job)) -> Findings {
         let mut job: Job = serde_saphyr::from_str(BASE).expect("base manifest parses");
         edit(&mut job);
         defaults::apply(&mut job);
         validate(&job, Some(&Images::builtin()))
     }
 
-    fn c0(job: &mut Job) -> &mut Container {
+    pub(super) fn c0(job: &mut Job) -> &mut Container {
         &mut job.spec.template.spec.containers[0]
     }
 
@@ -1214,8 +1224,6 @@ spec:
             ("template controller-uid label", |j| j.spec.template.metadata.labels = labels_of(&[(LABEL_CONTROLLER_UID, "123")]),
              vec!["spec.template.metadata.labels[batch.kubernetes.io/controller-uid]: Forbidden: set to the Job's uid by jobvisor; set manualSelector: true to choose labels and selector yourself".into()]),
             // ---- not run by jobvisor yet
-            ("podFailurePolicy", |j| j.spec.pod_failure_policy = Some(json!({"rules": []})),
-             vec!["spec.podFailurePolicy: Forbidden: not supported by jobvisor yet".into()]),
             ("managedBy", |j| j.spec.managed_by = Some("example.com/other".into()),
              vec!["spec.managedBy: Forbidden: not supported by jobvisor yet".into()]),
             ("managedBy job-controller", |j| j.spec.managed_by = Some("kubernetes.io/job-controller".into()), vec![]),

@@ -253,7 +253,6 @@ fn backoff_limit_per_index_example() {
 /// exits 42, which `FailIndex` fails without a retry; 2 and 3 succeed. Five pods, and
 /// `failedIndexes: "0,1"` with `failed: 3`.
 #[test]
-#[ignore = "needs Indexed completion, backoffLimitPerIndex (branch idx) and podFailurePolicy FailIndex (branch pfp)"]
 fn backoff_limit_per_index_failindex() {
     let d = TestDaemon::start();
     apply(&d, "job-backoff-limit-per-index-failindex.yaml");
@@ -290,7 +289,6 @@ fn backoff_limit_per_index_failindex() {
 /// `main` container exits 42, the `FailJob` rule matches, and the **entire Job** fails at
 /// once with reason `PodFailurePolicy`, its other pods terminated; no pod is retried.
 #[test]
-#[ignore = "needs podFailurePolicy (branch pfp)"]
 fn pod_failure_policy_example_fails_the_job_on_exit_42() {
     let gate = Gate::new();
     gate.open();
@@ -326,7 +324,6 @@ fn pod_failure_policy_example_fails_the_job_on_exit_42() {
 /// unnecessary Pod retries"): `FailureTarget` with reason `PodFailurePolicy` and the
 /// documented message, then `Failed` with the same reason and message; not six retries.
 #[test]
-#[ignore = "needs podFailurePolicy (branch pfp)"]
 fn pod_failure_policy_failjob() {
     let gate = Gate::new();
     let d = TestDaemon::start_with(&gate.config("docker.io/library/bash:5", "bash"));
@@ -359,7 +356,10 @@ fn pod_failure_policy_failjob() {
         .iter()
         .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(pods.len(), 2, "no retry");
+    // No retry: of the two pods, one still running when the other failed is deleted, and
+    // gone once counted (as a deleted pod without finalizer is in Kubernetes).
+    assert!((1..=2).contains(&pods.len()), "no retry: {pods:?}");
+    assert_eq!(job["status"]["failed"], 2, "{job:#}");
     assert!(
         pods.iter().any(|p| message
             == format!("Container main for pod default/{p} failed with exit code 42 matching FailJob rule at index 0")),
@@ -373,7 +373,6 @@ fn pod_failure_policy_failjob() {
 /// The `Ignore` rule keeps `.status.failed` at 0 though `backoffLimit` is 0, and the Job
 /// resumes and succeeds.
 #[test]
-#[ignore = "needs podFailurePolicy (branch pfp)"]
 fn pod_failure_policy_ignore_survives_a_daemon_restart() {
     let gate = Gate::new();
     let mut d = TestDaemon::start_with(&gate.config("docker.io/library/bash:5", "bash"));

@@ -15,6 +15,7 @@ mod files;
 mod images;
 mod lifecycle;
 mod logs;
+mod pod_failure_policy;
 mod pods;
 mod retention;
 mod service;
