@@ -116,6 +116,37 @@ pub fn invalid_value(path: &str, value: &str, detail: &str) -> String {
     invalid_rendered(path, &go_quote(value), detail)
 }
 
+/// `validateManagedBy`: a domain-prefixed path of at most 63 bytes. Only the built-in
+/// controller's value is run: jobvisor is the one controller here, and Kubernetes' own skips a
+/// Job managed by another, which would then never run at all.
+fn managed_by(by: &str, v: &mut Findings) {
+    const PATH: &str = "spec.managedBy";
+    const MAX: usize = 63;
+    let domain_prefixed = by
+        .split_once('/')
+        .is_some_and(|(host, rest)| dns1123_subdomain(host).is_empty() && !rest.is_empty());
+    if !domain_prefixed {
+        v.errors.push(invalid_value(
+            PATH,
+            by,
+            "must be a domain-prefixed path (such as \"acme.io/foo\")",
+        ));
+    }
+    if by.len() > MAX {
+        v.errors.push(format!(
+            "{PATH}: Too long: may not be more than {MAX} bytes"
+        ));
+    }
+    if domain_prefixed && by.len() <= MAX && by != JOB_CONTROLLER {
+        v.forbidden(
+            PATH,
+            &format!(
+                "not supported by jobvisor: it runs every Job itself, so only {JOB_CONTROLLER:?}"
+            ),
+        );
+    }
+}
+
 /// `<path>: Required value[: <detail>]`, as validation reports a missing value.
 pub fn required_value(path: &str, detail: &str) -> String {
     with_detail(format!("{path}: Required value"), detail)
@@ -555,10 +586,8 @@ fn spec(job: &Job, images: Option<&Images>, v: &mut Findings) {
     if let Some(policy) = &s.pod_failure_policy {
         pod_failure_policy::validate(job, policy, v);
     }
-    if let Some(by) = s.managed_by.as_deref()
-        && by != JOB_CONTROLLER
-    {
-        v.not_yet("spec.managedBy");
+    if let Some(by) = s.managed_by.as_deref() {
+        managed_by(by, v);
     }
     if let Some(policy) = s.pod_replacement_policy.as_deref() {
         if s.pod_failure_policy.is_some() {
@@ -1225,7 +1254,11 @@ spec:
              vec!["spec.template.metadata.labels[batch.kubernetes.io/controller-uid]: Forbidden: set to the Job's uid by jobvisor; set manualSelector: true to choose labels and selector yourself".into()]),
             // ---- not run by jobvisor yet
             ("managedBy", |j| j.spec.managed_by = Some("example.com/other".into()),
-             vec!["spec.managedBy: Forbidden: not supported by jobvisor yet".into()]),
+             vec!["spec.managedBy: Forbidden: not supported by jobvisor: it runs every Job itself, so only \"kubernetes.io/job-controller\"".into()]),
+            ("managedBy not a path", |j| j.spec.managed_by = Some("other".into()),
+             vec!["spec.managedBy: Invalid value: \"other\": must be a domain-prefixed path (such as \"acme.io/foo\")".into()]),
+            ("managedBy too long", |j| j.spec.managed_by = Some(format!("example.com/{}", "x".repeat(52))),
+             vec!["spec.managedBy: Too long: may not be more than 63 bytes".into()]),
             ("managedBy job-controller", |j| j.spec.managed_by = Some("kubernetes.io/job-controller".into()), vec![]),
             ("ttlSecondsAfterFinished is supported", |j| j.spec.ttl_seconds_after_finished = Some(100), vec![]),
             ("ttlSecondsAfterFinished 0 is supported", |j| j.spec.ttl_seconds_after_finished = Some(0), vec![]),
