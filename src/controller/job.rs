@@ -209,7 +209,7 @@ pub fn sync(job: &Job, pods: &[&Pod], now: Timestamp, cfg: PodFailureBackoff) ->
     status.ready = live.iter().filter(|p| pod::is_ready(p)).count() as i32;
     status.terminating = still_terminating as i32;
     if still_terminating == 0 {
-        finish(&mut status, now, &mut d.events);
+        finish(&mut status, spec.completions, now, &mut d.events);
     }
     if status.is_finished() {
         status.active = 0;
@@ -468,7 +468,12 @@ fn ensure_condition(
 
 /// The second step of finishing: once no pod is left terminating, the interim condition
 /// becomes terminal.
-fn finish(status: &mut JobStatus, now: Timestamp, events: &mut Vec<EventSpec>) {
+fn finish(
+    status: &mut JobStatus,
+    completions: Option<i32>,
+    now: Timestamp,
+    events: &mut Vec<EventSpec>,
+) {
     if let Some(c) = status
         .condition(JobConditionType::SuccessCriteriaMet)
         .cloned()
@@ -481,6 +486,13 @@ fn finish(status: &mut JobStatus, now: Timestamp, events: &mut Vec<EventSpec>) {
             now,
         );
         status.completion_time = Some(now);
+        // `recordJobFinished`: more successes than asked for (pods that succeeded together).
+        if completions.is_some_and(|c| status.succeeded > c) {
+            events.push(EventSpec::warning(
+                "TooManySucceededPods",
+                "Too many succeeded pods running after completion count reached",
+            ));
+        }
         events.push(EventSpec::normal("Completed", "Job completed"));
     } else if let Some(c) = status.condition(JobConditionType::FailureTarget).cloned() {
         set_condition(status, JobConditionType::Failed, &c.reason, &c.message, now);

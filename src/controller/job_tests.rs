@@ -597,6 +597,29 @@ fn complete_sets_completion_time_and_event() {
     );
 }
 
+/// `recordJobFinished`: a Job that counted more successes than its completions (two pods
+/// succeeding in the same sync after a parallelism change) warns before `Completed`.
+#[test]
+fn too_many_succeeded_pods_warns() {
+    let case = Case {
+        completions: Some(1),
+        pods: vec![(P::Succeeded(2), true), (P::Succeeded(1), true)],
+        ..BASE
+    };
+    let d = run(&case);
+    assert_eq!(d.status.succeeded, 2);
+    assert_eq!(
+        d.events,
+        vec![
+            EventSpec::warning(
+                "TooManySucceededPods",
+                "Too many succeeded pods running after completion count reached"
+            ),
+            EventSpec::normal("Completed", "Job completed")
+        ]
+    );
+}
+
 /// One suspend case: the Job before (`suspend`, its prior `Suspended` condition, pods, start)
 /// and what one sync must decide.
 struct Suspend {
