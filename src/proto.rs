@@ -84,12 +84,9 @@ pub struct JobBackoff {
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PendingBackoff {
-    /// With `backoffLimitPerIndex`: the index whose next pod waits.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub index: Option<i32>,
-    /// Failed pods so far + 1 (of the index, per index).
+    /// Failed pods so far + 1.
     pub attempt: i32,
-    /// `backoffLimit + 1` (`backoffLimitPerIndex + 1` per index).
+    /// `backoffLimit + 1`.
     pub attempts: i32,
     pub next_pod_at: jiff::Timestamp,
 }

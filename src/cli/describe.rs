@@ -322,10 +322,9 @@ pub fn describe_job(
         );
     }
     if let Some(b) = backoff {
-        let index = b.index.map(|i| format!("index {i}: ")).unwrap_or_default();
         let _ = writeln!(
             w,
-            "Pod Failure Backoff:\t{index}attempt {} of {}, next pod in {}",
+            "Pod Failure Backoff:\tattempt {} of {}, next pod in {}",
             b.attempt,
             b.attempts,
             time_until(b.next_pod_at, now)
@@ -960,7 +959,6 @@ Events:
     fn job_pending_backoff_line() {
         let now = ts("2024-01-15T10:00:00Z");
         let pending = |after_ms: i64| proto::PendingBackoff {
-            index: None,
             attempt: 3,
             attempts: 7,
             next_pod_at: now + jiff::SignedDuration::from_millis(after_ms),
@@ -995,18 +993,6 @@ Events:
         }
         let text = describe_job(&sample_job(), None, None, now, &TimeZone::UTC);
         assert!(!text.contains("Backoff:"), "{text}");
-        // Per index, the index waiting is named.
-        let per_index = proto::PendingBackoff {
-            index: Some(4),
-            attempts: 2,
-            attempt: 2,
-            ..pending(5_000)
-        };
-        let text = describe_job(&sample_job(), Some(&per_index), None, now, &TimeZone::UTC);
-        assert!(
-            text.contains("Pod Failure Backoff:  index 4: attempt 2 of 2, next pod in 5s"),
-            "{text}"
-        );
     }
 
     #[test]

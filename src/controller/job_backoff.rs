@@ -14,12 +14,9 @@ use crate::api::{Job, Pod};
 /// A pod creation held back by the pod-failure backoff.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PendingBackoff {
-    /// With `backoffLimitPerIndex`: the index whose next pod waits (the lowest of them).
-    pub index: Option<i32>,
-    /// The attempt the next pod is: failed pods so far + 1 (of its index, per index).
+    /// The attempt the next pod is: failed pods so far + 1.
     pub attempt: i32,
-    /// `backoffLimit + 1` (`backoffLimitPerIndex + 1` per index): the attempts the Job (the
-    /// index) has before it fails.
+    /// `backoffLimit + 1`: the attempts the Job has before it fails.
     pub attempts: i32,
     /// When the Job controller creates the next pod.
     pub next_pod_at: Timestamp,
@@ -34,40 +31,22 @@ pub fn pending(
     now: Timestamp,
     cfg: PodFailureBackoff,
 ) -> Option<PendingBackoff> {
+    let wait = job::failure_backoff_remaining(pods, now, cfg);
+    if wait.is_zero() {
+        return None;
+    }
     let decision = job::sync(job, pods, now, cfg);
     let no_backoff = PodFailureBackoff {
         base: Duration::ZERO,
         max: Duration::ZERO,
     };
-    let unhindered = job::sync(job, pods, now, no_backoff);
-    if decision.create > 0 || unhindered.create == 0 {
+    if decision.create > 0 || job::sync(job, pods, now, no_backoff).create == 0 {
         return None;
     }
-    // An Indexed Job's delays are per index: the sync's own look-again time is the earliest.
-    let wait = if super::job_indexed::is_indexed(job) {
-        decision.requeue_after
-    } else {
-        Some(job::failure_backoff_remaining(pods, now, cfg))
-    };
-    let wait = wait.filter(|w| !w.is_zero())?;
-    let per_index = job.spec.backoff_limit_per_index;
-    let waiting = unhindered.indexes.first();
-    let (index, attempt, attempts) = match (per_index, waiting) {
-        (Some(limit), Some(ix)) => {
-            let (counted, _) = ix.failures.unwrap_or((0, 0));
-            (Some(ix.index), counted + 1, limit.saturating_add(1))
-        }
-        // The status as this sync counts it: a failure not yet in the stored status counts.
-        _ => (
-            None,
-            decision.status.failed + 1,
-            job.spec.backoff_limit.unwrap_or(6).saturating_add(1),
-        ),
-    };
     Some(PendingBackoff {
-        index,
-        attempt,
-        attempts,
+        // The status as this sync counts it: a failure not yet in the stored status counts.
+        attempt: decision.status.failed + 1,
+        attempts: job.spec.backoff_limit.unwrap_or(6) + 1,
         next_pod_at: add(now, wait),
     })
 }
@@ -282,42 +261,5 @@ mod tests {
         let got = pending(&j, &refs, now(), CFG).unwrap();
         assert_eq!((got.attempt, got.attempts), (2, 7));
         assert_eq!(got.next_pod_at, ago(-7));
-    }
-
-    /// Per index: the waiting index's own count and budget, and its own delay (10 s after
-    /// its first failure, where a Job-wide backoff after two failures would wait 17 s), while
-    /// another index runs.
-    #[test]
-    fn an_indexed_job_names_the_index_that_waits() {
-        use crate::api::{JOB_COMPLETION_INDEX, JOB_INDEX_FAILURE_COUNT, JOB_TRACKING_FINALIZER};
-        let mut j = job(2, i32::MAX, 1);
-        j.spec.completions = Some(2);
-        j.spec.completion_mode = Some("Indexed".into());
-        j.spec.backoff_limit_per_index = Some(2);
-        j.status.as_mut().unwrap().failed_indexes = Some(String::new());
-        let mut failed = pod(0, Some((1, 3)));
-        let mut running = pod(1, None);
-        for (p, ix) in [(&mut failed, "1"), (&mut running, "0")] {
-            let a = &mut p.metadata.annotations;
-            a.insert(JOB_COMPLETION_INDEX.into(), ix.into());
-            a.insert(JOB_INDEX_FAILURE_COUNT.into(), "0".into());
-            p.metadata.finalizers.push(JOB_TRACKING_FINALIZER.into());
-        }
-        // Index 0 failed before (counted, released): a Job-wide backoff would say 17 s.
-        let mut earlier = pod(2, Some((1, 50)));
-        earlier
-            .metadata
-            .annotations
-            .insert(JOB_COMPLETION_INDEX.into(), "0".into());
-        running
-            .metadata
-            .annotations
-            .insert(JOB_INDEX_FAILURE_COUNT.into(), "1".into());
-        let refs = [&failed, &running, &earlier];
-        let got = pending(&j, &refs, now(), CFG).unwrap();
-        assert_eq!(
-            (got.index, got.attempt, got.attempts, got.next_pod_at),
-            (Some(1), 2, 3, ago(-7))
-        );
     }
 }
