@@ -84,10 +84,14 @@ pub struct JobBackoff {
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PendingBackoff {
-    /// Failed pods so far + 1.
+    /// With `backoffLimitPerIndex`: the index whose next pod comes first ("index I,
+    /// attempt N of M"); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<i32>,
+    /// Failed pods so far + 1 (of the index, with `index`).
     pub attempt: i32,
-    /// `backoffLimit + 1`.
-    pub attempts: i32,
+    /// `backoffLimit + 1` (`backoffLimitPerIndex + 1` with `index`); 2^31 at most.
+    pub attempts: i64,
     pub next_pod_at: jiff::Timestamp,
 }
 

@@ -322,9 +322,10 @@ pub fn describe_job(
         );
     }
     if let Some(b) = backoff {
+        let index = b.index.map(|i| format!("index {i}, ")).unwrap_or_default();
         let _ = writeln!(
             w,
-            "Pod Failure Backoff:\tattempt {} of {}, next pod in {}",
+            "Pod Failure Backoff:\t{index}attempt {} of {}, next pod in {}",
             b.attempt,
             b.attempts,
             time_until(b.next_pod_at, now)
@@ -959,6 +960,7 @@ Events:
     fn job_pending_backoff_line() {
         let now = ts("2024-01-15T10:00:00Z");
         let pending = |after_ms: i64| proto::PendingBackoff {
+            index: None,
             attempt: 3,
             attempts: 7,
             next_pod_at: now + jiff::SignedDuration::from_millis(after_ms),
@@ -993,6 +995,18 @@ Events:
         }
         let text = describe_job(&sample_job(), None, None, now, &TimeZone::UTC);
         assert!(!text.contains("Backoff:"), "{text}");
+        // backoffLimitPerIndex: the index whose pod comes next, and its own attempts.
+        let per_index = proto::PendingBackoff {
+            index: Some(4),
+            attempt: 2,
+            attempts: 4,
+            next_pod_at: now + jiff::SignedDuration::from_secs(9),
+        };
+        let text = describe_job(&sample_job(), Some(&per_index), None, now, &TimeZone::UTC);
+        assert!(
+            text.contains("Pod Failure Backoff:  index 4, attempt 2 of 4, next pod in 9s"),
+            "{text}"
+        );
     }
 
     #[test]

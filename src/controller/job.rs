@@ -50,6 +50,22 @@ pub struct JobDecision {
     pub untrack: Vec<String>,
     pub events: Vec<EventSpec>,
     pub requeue_after: Option<Duration>,
+    /// Set when a pod is wanted but the pod-failure backoff holds its creation back.
+    pub backoff: Option<BackoffHold>,
+}
+
+/// What holds a wanted pod back (`describe job`'s "Pod Failure Backoff:" line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackoffHold {
+    /// The Job-wide delay after its consecutive failed pods.
+    Job { wait: Duration },
+    /// `backoffLimitPerIndex`: the index whose own delay ends first; its next pod is its
+    /// `attempt`-th (its counted failures + 1).
+    Index {
+        wait: Duration,
+        index: i32,
+        attempt: i32,
+    },
 }
 
 impl JobDecision {
@@ -62,6 +78,7 @@ impl JobDecision {
             untrack: Vec::new(),
             events: Vec::new(),
             requeue_after: None,
+            backoff: None,
         }
     }
     /// Deleting a pod always releases it from tracking, so it is never counted twice.
@@ -365,12 +382,18 @@ fn manage(
     };
     if wait > Duration::ZERO {
         d.requeue(wait);
+        d.backoff = Some(BackoffHold::Job { wait });
         return;
     }
     if let Some(ix) = indexed {
         let (new, next) = ix.to_create(missing.min(MAX_PER_SYNC), pods, waits_for_failed, now, cfg);
-        if let Some(after) = next {
-            d.requeue(after);
+        if let Some(w) = next {
+            d.requeue(w.wait);
+            d.backoff = Some(BackoffHold::Index {
+                wait: w.wait,
+                index: w.index,
+                attempt: w.attempt,
+            });
         }
         d.create = new.len();
         d.indexes = new;

@@ -3,57 +3,66 @@
 //! controller's own pure functions ([`job::sync`], [`job::failure_backoff_remaining`]), so
 //! there is no second copy of the backoff rule to drift from the one that decides.
 
-use std::time::Duration;
-
 use jiff::Timestamp;
 
 use super::add;
-use super::job::{self, PodFailureBackoff};
+use super::job::{self, BackoffHold, PodFailureBackoff};
 use crate::api::{Job, Pod};
 
 /// A pod creation held back by the pod-failure backoff.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PendingBackoff {
-    /// The attempt the next pod is: failed pods so far + 1.
+    /// With `backoffLimitPerIndex`: the index whose next pod comes first; each index waits
+    /// out its own delay and has its own attempts.
+    pub index: Option<i32>,
+    /// The attempt the next pod is: failed pods so far + 1 (of the index, with an index).
     pub attempt: i32,
-    /// `backoffLimit + 1`: the attempts the Job has before it fails.
-    pub attempts: i32,
+    /// `backoffLimit + 1` (`backoffLimitPerIndex + 1` with an index): the attempts before
+    /// the Job (the index) fails. Wide: `backoffLimit` may be the largest int32.
+    pub attempts: i64,
     /// When the Job controller creates the next pod.
     pub next_pod_at: Timestamp,
 }
 
-/// The pending backoff, if the backoff is what keeps this sync from creating a pod: it
-/// creates none with `cfg`, and would create one were there no backoff. A finished,
-/// suspended or full Job, or one whose backoff has run out, has none.
+/// The pending backoff, if the backoff is what keeps this sync from creating a pod: the
+/// controller's own sync wants a pod and says the backoff holds it. A finished, suspended
+/// or full Job, or one whose backoff has run out, has none.
 pub fn pending(
     job: &Job,
     pods: &[&Pod],
     now: Timestamp,
     cfg: PodFailureBackoff,
 ) -> Option<PendingBackoff> {
-    let wait = job::failure_backoff_remaining(pods, now, cfg);
-    if wait.is_zero() {
-        return None;
-    }
     let decision = job::sync(job, pods, now, cfg);
-    let no_backoff = PodFailureBackoff {
-        base: Duration::ZERO,
-        max: Duration::ZERO,
-    };
-    if decision.create > 0 || job::sync(job, pods, now, no_backoff).create == 0 {
+    if decision.create > 0 {
         return None;
     }
-    Some(PendingBackoff {
-        // The status as this sync counts it: a failure not yet in the stored status counts.
-        attempt: decision.status.failed + 1,
-        attempts: job.spec.backoff_limit.unwrap_or(6) + 1,
-        next_pod_at: add(now, wait),
-    })
+    match decision.backoff? {
+        BackoffHold::Job { wait } => Some(PendingBackoff {
+            index: None,
+            // The status as this sync counts it: a failure not yet in the stored status counts.
+            attempt: decision.status.failed.saturating_add(1),
+            attempts: i64::from(job.spec.backoff_limit.unwrap_or(6)) + 1,
+            next_pod_at: add(now, wait),
+        }),
+        BackoffHold::Index {
+            wait,
+            index,
+            attempt,
+        } => Some(PendingBackoff {
+            index: Some(index),
+            attempt,
+            attempts: i64::from(job.spec.backoff_limit_per_index.unwrap_or(0)) + 1,
+            next_pod_at: add(now, wait),
+        }),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
 
     use jiff::SignedDuration;
 
@@ -143,7 +152,7 @@ mod tests {
             job: Job,
             /// (exit code, finished seconds ago); `None`: running
             pods: Vec<Option<(i32, i64)>>,
-            want: Option<(i32, i32, Option<Timestamp>)>,
+            want: Option<(i32, i64, Option<Timestamp>)>,
             /// The pods still carry the tracking finalizer: not yet in the status.
             uncounted: bool,
         }
@@ -261,5 +270,58 @@ mod tests {
         let got = pending(&j, &refs, now(), CFG).unwrap();
         assert_eq!((got.attempt, got.attempts), (2, 7));
         assert_eq!(got.next_pod_at, ago(-7));
+    }
+    /// An Indexed pod of `index` that failed `secs` ago with `behind` counted failures of
+    /// its index before it, still tracked (the controller holds it until its replacement).
+    fn index_pod(i: usize, index: i32, behind: i32, secs: i64) -> Pod {
+        let mut p = pod(i, Some((1, secs)));
+        let a = &mut p.metadata.annotations;
+        a.insert(crate::api::JOB_COMPLETION_INDEX.into(), index.to_string());
+        a.insert(
+            crate::api::JOB_INDEX_FAILURE_COUNT.into(),
+            behind.to_string(),
+        );
+        p.metadata
+            .finalizers
+            .push(crate::api::JOB_TRACKING_FINALIZER.into());
+        p
+    }
+
+    /// With backoffLimitPerIndex each index waits out its own delay (`base·2^(k−1)`, k its
+    /// own failures) and the Job's backoffLimit defaults to 2147483647: the line names the
+    /// index and its attempt of `backoffLimitPerIndex + 1`, at the time the controller
+    /// creates that index's pod, never the Job-wide delay or `backoffLimit + 1`.
+    #[test]
+    fn backoff_limit_per_index_waits_per_index() {
+        let mut j = job(3, i32::MAX, 0);
+        j.spec.completions = Some(3);
+        j.spec.completion_mode = Some("Indexed".into());
+        j.spec.backoff_limit_per_index = Some(3);
+        // Three indexes failed once each, 3 s ago: Job-wide that would be 40 s after the
+        // last; per index it is 10 s after each, and index 2 failed a second time (20 s).
+        let pods = [
+            index_pod(0, 0, 0, 3),
+            index_pod(1, 1, 0, 2),
+            index_pod(2, 2, 1, 1),
+        ];
+        let refs: Vec<&Pod> = pods.iter().collect();
+        let got = pending(&j, &refs, now(), CFG).unwrap();
+        assert_eq!(
+            (got.index, got.attempt, got.attempts, got.next_pod_at),
+            (Some(0), 2, 4, ago(-7))
+        );
+        // The controller creates index 0's pod exactly then.
+        let at = |t: Timestamp| job::sync(&j, &refs, t, CFG).indexes;
+        assert!(at(ago(-6)).is_empty());
+        assert_eq!(at(ago(-7)).iter().map(|n| n.index).collect::<Vec<_>>(), [0]);
+    }
+
+    /// A Job whose backoffLimit is the largest int32 has 2^31 attempts, not a wrapped count.
+    #[test]
+    fn the_largest_backoff_limit_does_not_overflow() {
+        let pods = [pod(0, Some((1, 3)))];
+        let refs: Vec<&Pod> = pods.iter().collect();
+        let got = pending(&job(1, i32::MAX, 1), &refs, now(), CFG).unwrap();
+        assert_eq!((got.index, got.attempts), (None, 2_147_483_648));
     }
 }

@@ -93,6 +93,15 @@ pub struct NewIndex {
     pub failures: Option<(i32, i32)>,
 }
 
+/// The index whose own pod-failure delay ends first, among those waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexWait {
+    pub wait: Duration,
+    pub index: i32,
+    /// Its next pod's attempt: the index's counted failures + 1.
+    pub attempt: i32,
+}
+
 /// The per-sync view of an Indexed Job: which indexes succeeded and failed, and which failed
 /// pods hold their index's failure count.
 #[derive(Debug)]
@@ -296,7 +305,7 @@ impl<'a> Indexes<'a> {
         replace_only_failed: bool,
         now: Timestamp,
         cfg: PodFailureBackoff,
-    ) -> (Vec<NewIndex>, Option<Duration>) {
+    ) -> (Vec<NewIndex>, Option<IndexWait>) {
         let mut taken: Vec<i32> = pods
             .iter()
             .filter(|p| active(p) || (replace_only_failed && terminating(p)))
@@ -320,14 +329,10 @@ impl<'a> Indexes<'a> {
             return (new, None);
         }
         let mut new = Vec::new();
-        let mut wait: Option<Duration> = None;
+        let mut wait: Option<IndexWait> = None;
         for index in pending {
             let held = self.held.get(&index);
             let remaining = held.map_or(Duration::ZERO, |(p, _)| index_delay(p, now, cfg));
-            if remaining > Duration::ZERO {
-                wait = Some(wait.map_or(remaining, |w| w.min(remaining)));
-                continue;
-            }
             let failures = match held {
                 None => (0, 0),
                 Some((p, kind)) => {
@@ -341,6 +346,16 @@ impl<'a> Indexes<'a> {
                     }
                 }
             };
+            if remaining > Duration::ZERO {
+                if wait.is_none_or(|w| remaining < w.wait) {
+                    wait = Some(IndexWait {
+                        wait: remaining,
+                        index,
+                        attempt: failures.0.saturating_add(1),
+                    });
+                }
+                continue;
+            }
             new.push(NewIndex {
                 index,
                 failures: Some(failures),

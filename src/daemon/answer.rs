@@ -267,6 +267,7 @@ impl Daemon {
         let pending =
             crate::controller::job_backoff::pending(&rec.job, &refs, self.clock.now(), cfg).map(
                 |p| crate::proto::PendingBackoff {
+                    index: p.index,
                     attempt: p.attempt,
                     attempts: p.attempts,
                     next_pod_at: p.next_pod_at,

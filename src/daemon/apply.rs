@@ -18,15 +18,18 @@ enum Delta {
     Same,
     /// Only mutable fields changed: apply in place.
     Mutable,
-    /// The pod template or another immutable field changed: a new Job replaces the old.
-    Immutable,
+    /// The pod template or another immutable field (`field`) changed: a new Job replaces
+    /// the old.
+    Immutable {
+        field: &'static str,
+    },
 }
 
 fn delta(old: &Job, new: &Job) -> Delta {
     match job_update::classify(old, new) {
         JobUpdate::Same => Delta::Same,
         JobUpdate::InPlace => Delta::Mutable,
-        JobUpdate::Recreate { .. } => Delta::Immutable,
+        JobUpdate::Recreate { field } => Delta::Immutable { field },
     }
 }
 
@@ -603,12 +606,12 @@ impl Daemon {
                 self.job_changed(k);
                 self.dirty_jobs.insert(k.clone());
             }
-            Some((Delta::Immutable, _)) => {
-                self.delete_job(k, "its pod template changed");
-                self.create_job(path, k, applied, true);
+            Some((Delta::Immutable { field }, _)) => {
+                self.delete_job(k, &format!("its {field} changed"));
+                self.create_job(path, k, applied, Some(field));
             }
             None if self.deleted_by_ttl(path, k, &applied) => {}
-            None => self.create_job(path, k, applied, false),
+            None => self.create_job(path, k, applied, None),
         }
     }
 
@@ -634,7 +637,8 @@ impl Daemon {
         false
     }
 
-    fn create_job(&mut self, path: &Path, k: &Key, applied: Job, recreated: bool) {
+    /// `recreated`: the immutable field whose change replaced the previous Job.
+    fn create_job(&mut self, path: &Path, k: &Key, applied: Job, recreated: Option<&str>) {
         let now = self.clock.now();
         let mut job = applied.clone();
         let uid = self.names.uid();
@@ -655,9 +659,9 @@ impl Daemon {
         self.note(Kind::Job, k, "ADDED");
         self.dirty_jobs.insert(k.clone());
         tracing::info!(namespace = %k.0, job_name = %k.1, file = %path.display(), "job created");
-        if recreated {
+        if let Some(field) = recreated {
             let msg = format!(
-                "Job recreated because its pod template in {} changed; pods of the previous Job were terminated",
+                "Job recreated because {field} in {} changed; pods of the previous Job were terminated",
                 path.display()
             );
             self.record_event(

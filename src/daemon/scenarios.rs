@@ -82,10 +82,11 @@ fn changing_completions_recreates_the_job_and_terminates_its_pods() {
     assert_eq!(phase(&new_pods[0]), "Running");
     let events = h.daemon.world.all_events();
     assert!(
-        events
-            .iter()
-            .any(|e| e.reason == "Recreated" && e.involved_object.uid == new.metadata.uid()),
-        "{events:#?}"
+        events.iter().any(|e| e.reason == "Recreated"
+            && e.involved_object.uid == new.metadata.uid()
+            && e.message
+                .starts_with("Job recreated because spec.completions in ")),
+        "the event names the field that changed: {events:#?}"
     );
 }
 
