@@ -536,13 +536,12 @@ impl Cgroups {
     /// Kills whatever runs in every pod cgroup of our subtree (a previous daemon's leftovers
     /// at start, everything at stop) and removes them. Returns how many pods there were.
     pub fn kill_all_pods(&self) -> usize {
-        let Some(first) = self.trees.first() else {
-            return 0;
-        };
-        let uids: Vec<String> = std::fs::read_dir(&first.base)
-            .into_iter()
-            .flatten()
-            .flatten()
+        // Every hierarchy, not one: a pod is made and removed one hierarchy after another, so
+        // a daemon killed in between leaves it in some of them only.
+        let uids: std::collections::BTreeSet<String> = self
+            .trees
+            .iter()
+            .flat_map(|t| std::fs::read_dir(&t.base).into_iter().flatten().flatten())
             .filter_map(|e| {
                 e.file_name()
                     .to_str()?

@@ -215,3 +215,32 @@ fn prepare_lays_out_pod_and_container_on_a_fake_v2() {
     std::fs::write(c.join("memory.events"), "oom_kill 3\n").unwrap();
     assert!(cg.oom_killed("uid1", "main", p.oom_before));
 }
+
+/// A daemon killed while it made or removed a pod's cgroups (one hierarchy after another)
+/// leaves the pod in some hierarchies only: the next start finds and removes it in each.
+#[test]
+fn leftovers_in_some_hierarchies_only_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = dir.path();
+    let base = |h: &str| r.join(h).join("jobvisor.slice/jobvisor-x");
+    let mode = CgroupMode::Hybrid {
+        unified: Some(base("unified")),
+        v1: vec![("memory", base("memory")), ("cpuacct", base("cpuacct"))],
+    };
+    let cg = Cgroups::setup(mode, false).unwrap();
+    // Gone from the unified tree (removed first), still in the v1 ones; another pod only in
+    // the unified tree (made first).
+    for h in ["memory", "cpuacct"] {
+        std::fs::create_dir_all(base(h).join("podA/main")).unwrap();
+    }
+    std::fs::create_dir_all(base("unified").join("podB")).unwrap();
+    assert_eq!(cg.kill_all_pods(), 2);
+    for h in ["unified", "memory", "cpuacct"] {
+        let left: Vec<_> = std::fs::read_dir(base(h))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert!(left.is_empty(), "{h}: {left:?}");
+    }
+}
