@@ -50,27 +50,43 @@ pub fn trim() {
     }
 }
 
-/// When the loop last changed state, and whether a trim is owed since.
+/// The longest a trim waits for a quiet second: a loop that is never quiet (a steady stream
+/// of pods, Jobs of 100,000 completions) still gives back what a burst or a restart's load
+/// freed. Measured: 120,000 pods' state loaded while three Jobs kept running stayed at
+/// 700+ MiB, three times what the same daemon held before the restart.
+pub const MAX_OWED: Duration = Duration::from_secs(30);
+
+/// When the loop last changed state, and since when a trim is owed.
 #[derive(Debug, Default)]
 pub struct Quiet {
     last_change: Option<Instant>,
+    owed_since: Option<Instant>,
 }
 
 impl Quiet {
     /// A turn changed state at `now`.
     pub fn changed(&mut self, now: Instant) {
         self.last_change = Some(now);
+        self.owed_since.get_or_insert(now);
     }
 
-    /// At a trim timer: `None` to trim now (quiet long enough, or nothing changed), or how
-    /// much longer to wait.
+    /// At a trim timer: `None` to trim now (quiet long enough, nothing changed, or owed for
+    /// [`MAX_OWED`]), or how much longer to wait.
     pub fn due(&mut self, now: Instant) -> Option<Duration> {
-        let wait = self
+        let quiet = self
             .last_change
-            .map(|at| (at + QUIET).saturating_duration_since(now))
-            .filter(|w| !w.is_zero());
+            .map(|at| (at + QUIET).saturating_duration_since(now));
+        let overdue = self
+            .owed_since
+            .map(|at| (at + MAX_OWED).saturating_duration_since(now));
+        let wait = match (quiet, overdue) {
+            (Some(q), Some(o)) => Some(q.min(o)),
+            (q, o) => q.or(o),
+        }
+        .filter(|w| !w.is_zero());
         if wait.is_none() {
             self.last_change = None;
+            self.owed_since = None;
         }
         wait
     }
@@ -97,5 +113,32 @@ mod tests {
             "still busy: wait for a quiet second after the last change"
         );
         assert_eq!(q.due(t0 + Duration::from_millis(1900)), None);
+    }
+
+    #[test]
+    fn a_loop_never_quiet_trims_every_max_owed() {
+        let t0 = Instant::now();
+        let mut q = Quiet::default();
+        let ms = Duration::from_millis;
+        // A change every 500 ms: never a quiet second.
+        let mut t = t0;
+        while t < t0 + MAX_OWED - ms(500) {
+            q.changed(t);
+            assert!(q.due(t + ms(1)).is_some(), "busy at {:?}", t - t0);
+            t += ms(500);
+        }
+        q.changed(t);
+        assert_eq!(q.due(t + ms(1)), Some(ms(499)), "owed since t0");
+        assert_eq!(
+            q.due(t0 + MAX_OWED),
+            None,
+            "owed too long: trim though busy"
+        );
+        q.changed(t0 + MAX_OWED + ms(100));
+        assert_eq!(
+            q.due(t0 + MAX_OWED + ms(200)),
+            Some(ms(900)),
+            "a new debt starts from the trim"
+        );
     }
 }
