@@ -90,6 +90,12 @@ impl Quiet {
         }
         wait
     }
+
+    /// Whether nothing changed for [`QUIET`] before `now` (else a trim is overdue while the
+    /// loop is busy: only the free pages go back, the world is not rebuilt mid-stream).
+    pub fn is_quiet(&self, now: Instant) -> bool {
+        self.last_change.is_none_or(|at| now >= at + QUIET)
+    }
 }
 
 #[cfg(test)]

@@ -752,10 +752,14 @@ impl Daemon {
                     }
                     Target::Rescan => self.rescan(),
                     Target::LogSweep => self.sweep_logs(),
-                    Target::Trim => match self.quiet.due(Instant::now()) {
-                        None => self.give_memory_back(),
-                        Some(wait) => self.schedule(wait, Target::Trim),
-                    },
+                    Target::Trim => {
+                        let quiet = self.quiet.is_quiet(Instant::now());
+                        match self.quiet.due(Instant::now()) {
+                            None if quiet => self.give_memory_back(),
+                            None => heap::trim(),
+                            Some(wait) => self.schedule(wait, Target::Trim),
+                        }
+                    }
                     Target::Status => self.notifier.status_timer_fired(),
                 }
             }
