@@ -115,16 +115,14 @@ fn on_exit_codes(
         v.too_many(&values_path, values.len(), MAX_VALUES);
     }
     let is_in = req.operator == PodFailurePolicyOnExitCodesOperator::In;
-    let mut seen: Vec<i32> = Vec::with_capacity(values.len());
+    let mut seen = std::collections::HashSet::with_capacity(values.len());
     for (j, &value) in values.iter().enumerate() {
         let at = format!("{values_path}[{j}]");
         if is_in && value == 0 {
             v.invalid(&at, &value, "must not be 0 for the In operator");
         }
-        if seen.contains(&value) {
+        if !seen.insert(value) {
             v.errors.push(format!("{at}: Duplicate value: {value}"));
-        } else {
-            seen.push(value);
         }
     }
     if values.windows(2).any(|w| w[0] > w[1]) {

@@ -54,13 +54,9 @@ pub(crate) fn validate(job: &Job, images: Option<&Images>) -> Findings {
 }
 
 fn dedup(list: &mut Vec<String>) {
-    let mut unique: Vec<String> = Vec::with_capacity(list.len());
-    for item in list.drain(..) {
-        if !unique.contains(&item) {
-            unique.push(item);
-        }
-    }
-    *list = unique;
+    // A set, not a scan: a 3 MiB manifest can carry a million errors (one per listed value).
+    let mut seen = std::collections::HashSet::with_capacity(list.len());
+    list.retain(|item| seen.insert(item.clone()));
 }
 
 // ---------------------------------------------------------------- error constructors
