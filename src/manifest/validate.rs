@@ -582,6 +582,7 @@ fn spec(job: &Job, images: Option<&Images>, v: &mut Findings) {
     if let Some(policy) = &s.pod_failure_policy {
         pod_failure_policy::validate(job, policy, v);
     }
+    indexed::success_policy(job, v);
     if let Some(by) = s.managed_by.as_deref() {
         managed_by(by, v);
     }

@@ -90,15 +90,15 @@ pub(super) fn spec(job: &Job, v: &mut Findings) {
             }
         }
     }
-    success_policy(job, indexed, v);
 }
 
-/// `validateSuccessPolicy` and its rules.
-fn success_policy(job: &Job, indexed: bool, v: &mut Findings) {
+/// `validateSuccessPolicy` and its rules; `validateJobSpec` checks them after the
+/// podFailurePolicy.
+pub(super) fn success_policy(job: &Job, v: &mut Findings) {
     let Some(policy) = &job.spec.success_policy else {
         return;
     };
-    if !indexed {
+    if job.spec.completion_mode.as_deref() != Some("Indexed") {
         // Kubernetes prints its internal struct here (`%#v`, with pointer addresses);
         // jobvisor prints the policy as JSON.
         let json = serde_json::to_string(policy).unwrap_or_default();
@@ -381,6 +381,16 @@ spec:
              |j| j.spec.success_policy = rules(&[(Some("x"), Some(1))]),
              vec![r#"spec.successPolicy.rules[0].succeededIndexes: Invalid value: "x": error parsing succeededIndexes: cannot convert string to integer for index: "x""#,
                   "spec.successPolicy.rules[0].succeededCount: Invalid value: 1: must be less than or equal to 0 (the number of indexes in the specified succeededIndexes field)"]),
+            // ---- order: `validateJobSpec` checks podFailurePolicy before successPolicy
+            ("podFailurePolicy errors come before successPolicy errors",
+             |j| {
+                 j.spec.success_policy = rules(&[]);
+                 j.spec.pod_failure_policy = Some(crate::api::PodFailurePolicy {
+                     rules: vec![crate::api::PodFailurePolicyRule { action: "Ignore".into(), ..Default::default() }],
+                 });
+             },
+             vec!["spec.podFailurePolicy.rules[0]: Invalid value: specifying one of OnExitCodes and OnPodConditions is required",
+                  "spec.successPolicy.rules: Required value: at least one rules must be specified when the successPolicy is specified"]),
         ];
         for (name, edit, want) in rows {
             let got = check(edit);
