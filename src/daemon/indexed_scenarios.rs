@@ -206,3 +206,68 @@ fn a_success_policy_ends_the_other_indexes() {
         Some("Normal Completed: Job completed")
     );
 }
+
+/// A failed pod held for its index (tracked, uncounted) survives a daemon crash as it was:
+/// the store keeps the pod with its finalizer, annotations and finish time, from which the
+/// restarted controller recounts the same status, waits out the rest of the same delay and
+/// hands the same failure count on; no pod is counted twice or lost.
+#[test]
+fn a_held_failure_survives_a_crash() {
+    let root = tempfile::tempdir().unwrap();
+    let mut h = Harness::new(root.path(), Config::default());
+    let spec = "  completionMode: Indexed\n  completions: 2\n  parallelism: 2\n  backoffLimitPerIndex: 2\n";
+    h.apply("idx.yaml", &job("idx", "Never", "work", spec));
+    let uid = |p: Pod| p.metadata.uid().to_string();
+    let failed = running_of(&h, "1");
+    h.runtime.exit(&uid(running_of(&h, "0")), "main", 0);
+    h.runtime.exit(&uid(failed.clone()), "main", 1);
+    h.run();
+    let before = the_job(&h).status.unwrap_or_default();
+    assert_eq!(
+        (before.succeeded, before.failed, before.active),
+        (1, 0, 0),
+        "{before:#?}"
+    );
+
+    h.advance(4);
+    let mut h = h.crash_and_restart();
+    let after = the_job(&h).status.unwrap_or_default();
+    assert_eq!(
+        (
+            after.completed_indexes.as_str(),
+            after.succeeded,
+            after.failed,
+            after.active
+        ),
+        ("0", 1, 0, 0),
+        "{after:#?}"
+    );
+    let held = h
+        .pods()
+        .into_iter()
+        .find(|p| p.metadata.uid() == failed.metadata.uid())
+        .expect("the held pod is still there");
+    assert_eq!(
+        held.metadata.finalizers,
+        ["batch.kubernetes.io/job-tracking"]
+    );
+
+    // The rest of the index's 10 s delay, from the pod's finish, not from the restart.
+    h.advance(6);
+    assert!(h.job_timer_fires("idx"), "no per-index delay armed");
+    let second = running_of(&h, "1");
+    assert_eq!(
+        second
+            .metadata
+            .annotations
+            .get("batch.kubernetes.io/job-index-failure-count")
+            .map(String::as_str),
+        Some("1")
+    );
+    let status = the_job(&h).status.unwrap_or_default();
+    assert_eq!(
+        (status.succeeded, status.failed, status.active),
+        (1, 1, 1),
+        "{status:#?}"
+    );
+}
