@@ -205,12 +205,15 @@ pub fn sync(job: &Job, pods: &[&Pod], now: Timestamp, cfg: PodFailureBackoff) ->
             .is_some()
     {
         // Terminate what still runs; on failure those pods count as failed (unless a rule
-        // ignores one: a container of it may have exited already).
+        // ignores one: a container of it may have exited already, or, in an Indexed Job, it
+        // has no index in range: such a pod counts for nothing, as a failed one).
         if let Some(ix) = indexed.as_mut() {
             ix.release_held(&mut status, &mut d.untrack);
         }
         for p in live.drain(..) {
-            if failing && pod_failure_policy::classify(policy, p).counts() {
+            let counts = pod_failure_policy::classify(policy, p).counts()
+                && indexed.as_ref().is_none_or(|ix| ix.in_range(p));
+            if failing && counts {
                 status.failed += 1;
             }
             d.delete_pod(p, failing);

@@ -224,6 +224,11 @@ impl<'a> Indexes<'a> {
         }
     }
 
+    /// Whether the pod has an index below `completions`: only such a pod counts.
+    pub fn in_range(&self, pod: &Pod) -> bool {
+        completion_index(pod).is_some_and(|i| i < self.completions)
+    }
+
     /// Failed pods held back from counting that `backoffLimit` must see all the same
     /// (`jobCtx.failed` counts every failed pod still carrying the finalizer).
     pub fn held_failures(&self) -> i32 {
