@@ -64,25 +64,24 @@ pub fn is_indexed(job: &Job) -> bool {
     job.spec.completion_mode.as_deref() == Some("Indexed")
 }
 
-/// The pod's completion index (`getCompletionIndex`): its annotation, if a non-negative number.
-pub fn completion_index(pod: &Pod) -> Option<i32> {
-    pod.metadata
-        .annotations
-        .get(JOB_COMPLETION_INDEX)
-        .and_then(|v| crate::api::intervals::atoi(v))
-        .and_then(|i| i32::try_from(i).ok())
-        .filter(|i| *i >= 0)
-}
-
-/// A count annotation (`parseInt32`): 0 when missing or not a number in `[0, 2^31)`.
-fn count_annotation(pod: &Pod, key: &str) -> i32 {
+/// An annotation read as Go's `strconv.Atoi` into an int32 that is not negative.
+fn annotation_number(pod: &Pod, key: &str) -> Option<i32> {
     pod.metadata
         .annotations
         .get(key)
         .and_then(|v| crate::api::intervals::atoi(v))
         .and_then(|i| i32::try_from(i).ok())
         .filter(|i| *i >= 0)
-        .unwrap_or(0)
+}
+
+/// The pod's completion index (`getCompletionIndex`): its annotation, if a non-negative number.
+pub fn completion_index(pod: &Pod) -> Option<i32> {
+    annotation_number(pod, JOB_COMPLETION_INDEX)
+}
+
+/// A count annotation (`parseInt32`): 0 when missing or not a number in `[0, 2^31)`.
+fn count_annotation(pod: &Pod, key: &str) -> i32 {
+    annotation_number(pod, key).unwrap_or(0)
 }
 
 /// A pod to create for an Indexed Job.
