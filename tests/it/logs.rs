@@ -294,15 +294,41 @@ fn the_spool_cap_removes_the_oldest_finished_pods_logs_with_an_event() {
             .unwrap_or_default()
     };
     let spool = d.path().join("logs/pods");
-    assert!(
-        wait_until(T, || tree_bytes(&spool) <= 300 * 1024),
-        "the spool stayed at {} bytes",
-        tree_bytes(&spool)
-    );
-    let events = removed();
-    assert!(events.len() >= 3, "{events:#?}");
     let pods = d.pods_of("chatty");
     assert_eq!(pods.len(), 5, "the pods stay");
+    // A pod's log directory goes before its event is recorded (and the event is seen only
+    // once it is on disk): wait for the spool within its cap and an event for every pod
+    // whose directory went.
+    let gone = || -> Vec<String> {
+        pods.iter()
+            .filter(|p| {
+                !spool
+                    .join(format!(
+                        "default_{}_{}",
+                        p["metadata"]["name"].as_str().unwrap_or(""),
+                        p["metadata"]["uid"].as_str().unwrap_or("")
+                    ))
+                    .exists()
+            })
+            .map(|p| p["metadata"]["uid"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    let mut events = Vec::new();
+    assert!(
+        wait_until(T, || {
+            events = removed();
+            tree_bytes(&spool) <= 300 * 1024
+                && gone()
+                    .iter()
+                    .all(|uid| events.iter().any(|e| e["involvedObject"]["uid"] == *uid))
+        }),
+        "the spool at {} bytes, the logs of {:?} gone, events: {events:#?}",
+        tree_bytes(&spool),
+        gone()
+    );
+    assert!(gone().len() >= 3, "{:?}", gone());
+    assert!(events.len() >= 3, "{events:#?}");
+    assert_eq!(d.pods_of("chatty").len(), 5, "the pods stay");
     for e in &events {
         assert_eq!(
             e["message"], "the logs in the spool exceeded logs.spoolMaxSize (300Ki)",
