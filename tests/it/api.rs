@@ -409,7 +409,7 @@ fn an_abandoned_follow_of_a_quiet_log_ends() {
             "",
         ),
     );
-    assert!(wait_until(Duration::from_secs(30), || d
+    assert!(wait_until(Duration::from_secs(60), || d
         .pods_of("quiet")
         .iter()
         .any(|p| p["status"]["phase"] == "Running")));
@@ -426,8 +426,23 @@ fn an_abandoned_follow_of_a_quiet_log_ends() {
             })
             .unwrap_or(0)
     };
-    // The runtime writes the log through one descriptor of its own.
+    // The runtime creates the log file with the container's first output, which may come
+    // well after the pod is Running: count the descriptors once "hi" is in the file.
+    assert!(
+        wait_until(Duration::from_secs(60), || d
+            .http(
+                "GET",
+                &format!("/api/v1/namespaces/default/pods/{pod}/log"),
+                None
+            )
+            .1
+            .contains("hi")),
+        "the container never wrote hi"
+    );
+    // The runtime writes the log through one descriptor of its own (a plain read's reader
+    // is closed before its response ends).
     let writer = log_fds();
+    assert_eq!(writer, 1, "the runtime's own descriptor of the log");
     let mut s = UnixStream::connect(d.socket()).unwrap();
     let req = format!(
         "GET /api/v1/namespaces/default/pods/{pod}/log?follow=true HTTP/1.1\r\nHost: l\r\n\r\n"
@@ -444,7 +459,7 @@ fn an_abandoned_follow_of_a_quiet_log_ends() {
     assert_eq!(log_fds(), writer + 1, "the follower holds the log open");
     drop(s);
     assert!(
-        wait_until(Duration::from_secs(20), || log_fds() == writer),
+        wait_until(Duration::from_secs(60), || log_fds() == writer),
         "the abandoned follower still holds the log file"
     );
 }

@@ -1,4 +1,4 @@
-//! CronJobs through the real daemon: a real `* * * * *` slot across a `kill -9`, the CLI's
+//! CronJobs through the real daemon: a real slot across a `kill -9`, the CLI's
 //! `create` (`cronjob`, `job --image`, `job --from=cronjob/…`), `describe cronjob`, `get`,
 //! `delete`, and the API's refusals of Jobs it does not create.
 
@@ -132,11 +132,22 @@ fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// One real `* * * * *` slot. The daemon is killed (SIGKILL) 1.5 s before the slot and
-/// started again just after it: the slot's Job is created exactly once, by the restarted
-/// daemon, which says it ran a missed schedule. A Job made with `create job --from` runs
-/// meanwhile; with `concurrencyPolicy: Forbid` it holds nothing back, being no run of the
-/// CronJob's. The only slow test here: up to a minute of wall time.
+/// A daily schedule at the minute of `at` in the daemon's zone (the system's): the only slot
+/// it has within the hours a test runs.
+fn pinned_to(at: Timestamp) -> String {
+    let z = at.to_zoned_datetime(TimeZone::system());
+    format!("{} {} * * *", z.minute(), z.hour())
+}
+
+/// One real slot. The daemon is killed (SIGKILL) before the slot and started again just
+/// after it: the slot's Job is created exactly once, by the restarted daemon, which says it
+/// ran a missed schedule. A Job made with `create job --from` runs meanwhile; with
+/// `concurrencyPolicy: Forbid` it holds nothing back, being no run of the CronJob's. The only
+/// slow test here: up to 20 s past the next minute of wall time.
+///
+/// The schedule names the slot's minute, set once the rest is in place and seen served
+/// before the kill: with `* * * * *`, a minute boundary falling while a loaded machine sets
+/// up would run a slot before the kill.
 #[test]
 fn a_real_slot_runs_once_across_a_kill_before_it_and_a_restart_after_it() {
     let mut d = TestDaemon::start();
@@ -146,15 +157,19 @@ fn a_real_slot_runs_once_across_a_kill_before_it_and_a_restart_after_it() {
         "echo \"$HOSTNAME\" >> {}; case \"$HOSTNAME\" in manual-*) exec sleep 300;; esac",
         marker.display()
     );
-    d.drop_manifest(
-        "tick.yaml",
-        &cronjob_yaml(
+    let tick = |schedule: &str| {
+        cronjob_yaml(
             "tick",
-            "* * * * *",
+            schedule,
             "  concurrencyPolicy: Forbid\n",
             "",
             &["sh", "-c", &script],
-        ),
+        )
+    };
+    // Half a day away until the slot is chosen.
+    d.drop_manifest(
+        "tick.yaml",
+        &tick(&pinned_to(now() + SignedDuration::from_hours(12))),
     );
     let mut cj = Value::Null;
     assert!(wait_until(T, || {
@@ -175,17 +190,25 @@ fn a_real_slot_runs_once_across_a_kill_before_it_and_a_restart_after_it() {
     };
     assert!(wait_until(T, || ran("manual-") >= 1), "the manual Job runs");
 
-    // The first slot at least 3 s away, so the daemon can be killed before it.
+    // The first minute at least 20 s away: room for the daemon to take the new schedule
+    // (a one-line update, seen served below) and be killed before the slot.
     let t = now().as_second();
-    let mut slot = t - t.rem_euclid(60) + 60;
-    if slot - t < 3 {
-        slot += 60;
-    }
-    let slot = Timestamp::from_second(slot).unwrap();
+    let slot = Timestamp::from_second(t + 20 + (60 - (t + 20).rem_euclid(60)) % 60).unwrap();
     let job = format!("tick-{}", slot.as_second() / 60);
-    sleep_until(slot - SignedDuration::from_millis(1500));
+    let schedule = pinned_to(slot);
+    d.drop_manifest("tick.yaml", &tick(&schedule));
+    assert!(wait_until(T, || {
+        cronjob(&d, "default", "tick").is_some_and(|cj| cj["spec"]["schedule"] == schedule)
+    }));
     assert!(d.job(&job).is_none(), "the slot has not come yet");
     d.kill9();
+    let killed = now();
+    assert!(
+        killed < slot,
+        "the daemon took the schedule and was killed only at {killed}, after the slot {slot}"
+    );
+    // Started again over a second after the slot, so the slot counts as missed (a sleep never
+    // ends early); nothing is judged by the time.
     sleep_until(slot + SignedDuration::from_millis(1200));
     d.respawn();
 

@@ -13,11 +13,12 @@ use crate::support::*;
 
 const T: Duration = Duration::from_secs(120);
 
-/// A Job whose container waits until the test opens `fifo` (so `logs -f` is attached first),
-/// then writes `lines` lines of 100 bytes (`%09d` and padding) as fast as it can.
+/// A Job whose container writes line 0, waits until the test opens `fifo` (once `logs -f`
+/// has shown line 0, so it is attached), then writes lines 1 to `lines`, 100 bytes each
+/// (`%09d` and padding), as fast as it can.
 fn burst_job(name: &str, fifo: &Path, lines: u64) -> String {
     let script = format!(
-        "read x < {}; awk 'BEGIN {{ p = sprintf(\"%90s\", \"\"); for (i = 1; i <= {lines}; i++) printf \"%09d%s\\n\", i, p }}'",
+        "printf '%09d attached\\n' 0; read x < {}; awk 'BEGIN {{ p = sprintf(\"%90s\", \"\"); for (i = 1; i <= {lines}; i++) printf \"%09d%s\\n\", i, p }}'",
         fifo.display()
     );
     job_yaml(name, "Never", &["sh", "-c", &script], "")
@@ -85,11 +86,17 @@ fn burst(config: &str, lines: u64) -> Burst {
         .spawn()
         .expect("jobvisor logs -f");
     let stdout = follower.stdout.take().expect("stdout");
+    let (attached_tx, attached) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
         let mut nums = Vec::new();
         for line in std::io::BufReader::new(stdout).lines() {
             let line = line.expect("a line");
-            nums.push(line[..9].parse::<u64>().expect("a numbered line"));
+            let n = line[..9].parse::<u64>().expect("a numbered line");
+            if n == 0 {
+                let _ = attached_tx.send(());
+                continue;
+            }
+            nums.push(n);
         }
         nums
     });
@@ -104,9 +111,11 @@ fn burst(config: &str, lines: u64) -> Burst {
             }
         })
     };
-    // The follower is attached once the API answered it; the container starts writing when
-    // the FIFO is opened. Whatever it writes before the follower's request lands is in the
-    // files the follower reads first anyway.
+    // The burst starts when the FIFO is opened: only once `logs -f` has shown line 0, so it
+    // follows the burst rather than reading it after the container ended.
+    attached
+        .recv_timeout(T)
+        .expect("logs -f never showed the line before the burst");
     std::fs::OpenOptions::new()
         .write(true)
         .open(&fifo)
@@ -206,8 +215,9 @@ fn logs_f_loses_nothing_across_rotations_when_the_files_are_kept() {
     );
     assert!(
         b.followed == (1..=LINES).collect::<Vec<_>>(),
-        "{} lines followed, not 1..={LINES} once each",
-        b.followed.len()
+        "{} lines followed, not 1..={LINES} once each: {}",
+        b.followed.len(),
+        first_gap(&b.followed)
     );
     let compressed = || {
         std::fs::read_dir(&b.dir)
@@ -225,6 +235,18 @@ fn logs_f_loses_nothing_across_rotations_when_the_files_are_kept() {
         "{} compressed files",
         compressed()
     );
+}
+
+/// Where `followed` first departs from 1, 2, 3, …: what came instead.
+fn first_gap(followed: &[u64]) -> String {
+    let mut want = 1;
+    for (i, &n) in followed.iter().enumerate() {
+        if n != want {
+            return format!("line {want} expected at position {i}, line {n} came");
+        }
+        want += 1;
+    }
+    format!("all in order, ending at line {}", want - 1)
 }
 
 /// Bytes of all files under `dir`.
@@ -272,15 +294,41 @@ fn the_spool_cap_removes_the_oldest_finished_pods_logs_with_an_event() {
             .unwrap_or_default()
     };
     let spool = d.path().join("logs/pods");
-    assert!(
-        wait_until(T, || tree_bytes(&spool) <= 300 * 1024),
-        "the spool stayed at {} bytes",
-        tree_bytes(&spool)
-    );
-    let events = removed();
-    assert!(events.len() >= 3, "{events:#?}");
     let pods = d.pods_of("chatty");
     assert_eq!(pods.len(), 5, "the pods stay");
+    // A pod's log directory goes before its event is recorded (and the event is seen only
+    // once it is on disk): wait for the spool within its cap and an event for every pod
+    // whose directory went.
+    let gone = || -> Vec<String> {
+        pods.iter()
+            .filter(|p| {
+                !spool
+                    .join(format!(
+                        "default_{}_{}",
+                        p["metadata"]["name"].as_str().unwrap_or(""),
+                        p["metadata"]["uid"].as_str().unwrap_or("")
+                    ))
+                    .exists()
+            })
+            .map(|p| p["metadata"]["uid"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    let mut events = Vec::new();
+    assert!(
+        wait_until(T, || {
+            events = removed();
+            tree_bytes(&spool) <= 300 * 1024
+                && gone()
+                    .iter()
+                    .all(|uid| events.iter().any(|e| e["involvedObject"]["uid"] == *uid))
+        }),
+        "the spool at {} bytes, the logs of {:?} gone, events: {events:#?}",
+        tree_bytes(&spool),
+        gone()
+    );
+    assert!(gone().len() >= 3, "{:?}", gone());
+    assert!(events.len() >= 3, "{events:#?}");
+    assert_eq!(d.pods_of("chatty").len(), 5, "the pods stay");
     for e in &events {
         assert_eq!(
             e["message"], "the logs in the spool exceeded logs.spoolMaxSize (300Ki)",

@@ -37,9 +37,11 @@
 //! follower at the end of the live file notices that it was renamed (the path names another
 //! file, or none), reads it to its end through its open descriptor, then goes on with the
 //! files after it: the rotated file it was renamed to is found by its inode, else (already
-//! compressed) as the first rotated after those there were when it was opened. Nothing is
-//! read twice or skipped, unless a follower falls so far behind that files it has not read
-//! are removed for `containerLogMaxFiles`.
+//! compressed) as the first rotated after those there were when it was opened. The rotated
+//! files are listed again after the live file is opened: one newer than those read was
+//! rotated since the reader chose the live file, and is read first. Nothing is read twice or
+//! skipped, unless a follower falls so far behind that files it has not read are removed for
+//! `containerLogMaxFiles`.
 //!
 //! Caveats: the reader uses blocking `std::fs` I/O (short reads of local files); call it from
 //! `spawn_blocking` in async code.
@@ -359,6 +361,10 @@ pub struct LogReader {
     /// Of the live file while it is the one open: its identity, to notice it was rotated
     /// away, and the newest rotated file there was before it was opened.
     live: Option<LiveFile>,
+    /// Bound for the live file, not open yet: the newest rotated file read (or passed over)
+    /// before it. A rotated file newer than this that is there when the live file is opened
+    /// was rotated since the reader chose the live file, and is read first.
+    read_through: Option<RotKey>,
     /// File offset of the next byte to read; `buf` holds the bytes just before it.
     pos: u64,
     /// An unfinished record carried over to the next read (at most [`READ_BUF`]).
@@ -420,6 +426,7 @@ impl LogReader {
             seg: Segment::Live,
             src: None,
             live: None,
+            read_through: None,
             pos: 0,
             buf: Vec::new(),
             timestamps: opts.timestamps,
@@ -519,18 +526,26 @@ impl LogReader {
         while self.src.is_none() {
             match self.seg.clone() {
                 Segment::Live => {
-                    let floor = self.rotated()?.last().map(|r| r.key.clone());
-                    match File::open(&self.path) {
-                        Ok(f) => {
-                            let id = file_id(
-                                &f.metadata().map_err(|e| with_path(e, "stat", &self.path))?,
-                            );
-                            self.live = Some(LiveFile { id, floor });
-                            self.src = Some(Source::Plain(f));
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+                    let opened = match File::open(&self.path) {
+                        Ok(f) => Some(f),
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
                         Err(e) => return Err(with_path(e, "open", &self.path)),
+                    };
+                    // Listed after the open: a rotated file newer than those read is one the
+                    // writer renamed since the reader chose the live file (before this one,
+                    // or this very file), and a rotated file changes no more: read it first.
+                    let all = self.rotated()?;
+                    if let Some(next) = rotation::successor(&all, self.read_through.as_ref()) {
+                        self.enter(Some(next));
+                        continue;
                     }
+                    let Some(f) = opened else {
+                        return Ok(false);
+                    };
+                    let id = file_id(&f.metadata().map_err(|e| with_path(e, "stat", &self.path))?);
+                    let floor = all.last().map(|r| r.key.clone());
+                    self.live = Some(LiveFile { id, floor });
+                    self.src = Some(Source::Plain(f));
                 }
                 Segment::Rotated(key) => {
                     let all = self.rotated()?;
@@ -538,7 +553,7 @@ impl LogReader {
                         .iter()
                         .find(|r| r.key == key && r.form != rotation::Form::GzTmp);
                     let Some(r) = at else {
-                        self.enter(rotation::successor(&all, Some(&key)));
+                        self.enter_after(&all, Some(&key));
                         continue;
                     };
                     let path = self.dir.join(&r.name);
@@ -573,12 +588,22 @@ impl LogReader {
         };
     }
 
+    /// Goes on with the oldest of `all` newer than `after` (`None`: the oldest), else the
+    /// live file, bounded by `after`.
+    fn enter_after(&mut self, all: &[Rotated], after: Option<&RotKey>) {
+        let next = rotation::successor(all, after);
+        self.enter(next);
+        if next.is_none() {
+            self.read_through = after.cloned();
+        }
+    }
+
     /// At the end of the current file: `true` when reading goes on in another one.
     fn next_segment(&mut self) -> io::Result<bool> {
         match self.seg.clone() {
             Segment::Rotated(key) => {
                 let all = self.rotated()?;
-                self.enter(rotation::successor(&all, Some(&key)));
+                self.enter_after(&all, Some(&key));
                 Ok(true)
             }
             Segment::Live => {
@@ -638,11 +663,27 @@ impl LogReader {
     /// Places the start: the oldest file, or, for `tail_lines`, where the last N lines begin
     /// (found in the live file, else counted back through the rotated ones).
     fn position(&mut self) -> io::Result<()> {
-        let all = self.rotated()?;
+        let mut all = self.rotated()?;
         let Some(n) = self.pending_tail else {
-            self.enter(rotation::successor(&all, None));
+            self.enter_after(&all, None);
             return Ok(());
         };
+        // The live file, bounded by the rotated files listed; rotated again meanwhile (the
+        // open found a newer one), the count starts over on a new listing.
+        loop {
+            self.enter(None);
+            self.read_through = all.last().map(|r| r.key.clone());
+            let opened = self.ensure_open()?;
+            if self.seg == Segment::Live {
+                return self.position_tail(&all, n, opened);
+            }
+            all = self.rotated()?;
+        }
+    }
+
+    /// [`LogReader::position`] for `tail_lines` `n`, the live file open (if `opened`) after
+    /// `all` were listed.
+    fn position_tail(&mut self, all: &[Rotated], n: usize, opened: bool) -> io::Result<()> {
         // One file per key, newest first: the plain one when both are there.
         let mut keys: Vec<&Rotated> = Vec::new();
         for r in all.iter().filter(|r| r.form != rotation::Form::GzTmp) {
@@ -650,11 +691,8 @@ impl LogReader {
                 keys.push(r);
             }
         }
-        self.enter(None);
         let mut remaining = n;
-        if self.ensure_open()?
-            && let Some(Source::Plain(file)) = &self.src
-        {
+        if opened && let Some(Source::Plain(file)) = &self.src {
             let (pos, skip, count) =
                 tail_start(file, n).map_err(|e| with_path(e, "read", &self.path))?;
             // A stream with no boundary has its first line shown begin before this file: in
@@ -692,7 +730,7 @@ impl LogReader {
             }
             remaining -= count;
         }
-        self.enter(rotation::successor(&all, None));
+        self.enter_after(all, None);
         Ok(())
     }
 
@@ -1675,5 +1713,54 @@ mod tests {
         append(&path, &numbered(30, 5));
         assert_eq!(drain(&mut f), lines(20, 35));
         assert_eq!(drain(&mut f), "");
+    }
+
+    /// A reader placed at the live file (no rotated file yet) that opens it only after the
+    /// writer rotated it and started a new one (`logs -f` attached during a burst: placed by
+    /// one blocking call, the first read in the next): it reads the rotated file first, then
+    /// the new live file, each line once.
+    #[test]
+    fn a_rotation_between_placing_a_reader_and_its_first_read_loses_nothing() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let path = d.join("0.log");
+        let append = |p: &Path, bytes: &[u8]| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .unwrap()
+                .write_all(bytes)
+                .unwrap();
+        };
+        // No file at all yet (the container has not written): the reader waits at the live
+        // file, which is then written, rotated and written again.
+        let mut early = LogReader::open(&path, ReadOptions::default()).unwrap();
+        append(&path, &numbered(0, 10));
+        let mut placed = LogReader::open(&path, ReadOptions::default()).unwrap();
+        std::fs::rename(&path, d.join("0.log.20261127-101112")).unwrap();
+        append(&path, &numbered(10, 5));
+        assert_eq!(drain(&mut placed), lines(0, 15));
+        assert_eq!(drain(&mut early), lines(0, 15));
+
+        // Placed after the first rotated file: two more rotations before the first read, the
+        // older of them compressed meanwhile.
+        let mut after_one = LogReader::open(&path, ReadOptions::default()).unwrap();
+        assert_eq!(drain(&mut after_one), lines(0, 15));
+        let mut placed = LogReader::open(&path, ReadOptions::default()).unwrap();
+        let r2 = d.join("0.log.20261127-101113");
+        std::fs::rename(&path, &r2).unwrap();
+        append(&path, &numbered(15, 5));
+        std::fs::rename(&path, d.join("0.log.20261127-101114")).unwrap();
+        std::fs::write(
+            d.join("0.log.20261127-101113.gz"),
+            gzip(&std::fs::read(&r2).unwrap()),
+        )
+        .unwrap();
+        std::fs::remove_file(&r2).unwrap();
+        append(&path, &numbered(20, 5));
+        assert_eq!(drain(&mut placed), lines(0, 25));
+        assert_eq!(drain(&mut after_one), lines(15, 25));
     }
 }
