@@ -1668,24 +1668,26 @@ mod tests {
         assert_eq!(tail(&path, 1), "last\n");
     }
 
+    /// Appends to a log file as the writer does (created with its first bytes).
+    fn append(p: &Path, bytes: &[u8]) {
+        use std::io::Write;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .unwrap()
+            .write_all(bytes)
+            .unwrap();
+    }
+
     /// The writer rotates while a follower reads: the follower reads the renamed file to its
     /// end through its descriptor, then the files after it, each line once, in order, also
     /// when it falls two rotations behind and the one it missed was compressed meanwhile.
     #[test]
     fn a_follower_goes_across_rotations_without_losing_or_repeating_lines() {
-        use std::io::Write;
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let path = d.join("0.log");
-        let append = |p: &Path, bytes: &[u8]| {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .unwrap()
-                .write_all(bytes)
-                .unwrap();
-        };
         append(&path, &numbered(0, 10));
         let mut f = LogReader::open(&path, ReadOptions::default()).unwrap();
         assert_eq!(drain(&mut f), lines(0, 10));
@@ -1721,19 +1723,9 @@ mod tests {
     /// the new live file, each line once.
     #[test]
     fn a_rotation_between_placing_a_reader_and_its_first_read_loses_nothing() {
-        use std::io::Write;
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let path = d.join("0.log");
-        let append = |p: &Path, bytes: &[u8]| {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .unwrap()
-                .write_all(bytes)
-                .unwrap();
-        };
         // No file at all yet (the container has not written): the reader waits at the live
         // file, which is then written, rotated and written again.
         let mut early = LogReader::open(&path, ReadOptions::default()).unwrap();
