@@ -82,6 +82,16 @@ fn a_job_pod_past_its_deadline_is_killed_and_counts_against_backoff_limit() {
         "{events:?}"
     );
     assert!(events.contains(&"Killing".to_string()), "{events:?}");
+    assert!(
+        h.daemon
+            .world
+            .all_events()
+            .iter()
+            .any(|e| e.involved_object.name == name
+                && e.reason == "Killing"
+                && e.message == "Stopping container main"),
+        "the kubelet's Killing message"
+    );
     let job = h.daemon.world.all_jobs().remove(0).job;
     assert_eq!(job.status.as_ref().map(|s| s.failed), Some(1));
 

@@ -109,15 +109,7 @@ impl Daemon {
             self.record_event(involved.clone(), e.clone(), "kubelet");
         }
         if let Some((uid, grace, running)) = kill {
-            self.runtime.stop_pod(&uid, grace);
-            for name in running {
-                let msg = format!("Stopping container {name}");
-                self.record_event(
-                    involved.clone(),
-                    EventSpec::normal("Killing", msg),
-                    "kubelet",
-                );
-            }
+            self.stop_pod_processes(&uid, grace, &involved, running);
         }
         if !self.runtime.enforces_limits() {
             for l in launches.iter().filter(|l| !l.limits.is_empty()) {
@@ -348,17 +340,10 @@ impl Daemon {
         rec.pod.metadata.deletion_timestamp = Some(now);
         rec.pod.metadata.deletion_grace_period_seconds = Some(grace.as_secs() as i64);
         if !rec.pod.status.phase.is_terminal() {
-            self.runtime.stop_pod(rec.pod.metadata.uid(), grace);
+            let uid = rec.pod.metadata.uid().to_string();
             let involved = pod_ref(&rec.pod);
             let running = running_containers(&rec.pod);
-            for name in running {
-                let msg = format!("Stopping container {name}");
-                self.record_event(
-                    involved.clone(),
-                    EventSpec::normal("Killing", msg),
-                    "kubelet",
-                );
-            }
+            self.stop_pod_processes(&uid, grace, &involved, running);
         }
         self.pod_changed(k);
         self.dirty_pods.insert(k.clone());
@@ -841,6 +826,28 @@ pub(super) fn job_ref(j: &crate::api::Job) -> ObjectReference {
 }
 
 /// The names of a pod's containers that are running now.
+impl Daemon {
+    /// SIGTERM to the pod's processes now, SIGKILL after `grace`, and the kubelet's
+    /// `Killing` event for each container that was running.
+    fn stop_pod_processes(
+        &mut self,
+        uid: &str,
+        grace: std::time::Duration,
+        involved: &ObjectReference,
+        running: Vec<String>,
+    ) {
+        self.runtime.stop_pod(uid, grace);
+        for name in running {
+            let msg = format!("Stopping container {name}");
+            self.record_event(
+                involved.clone(),
+                EventSpec::normal("Killing", msg),
+                "kubelet",
+            );
+        }
+    }
+}
+
 fn running_containers(pod: &crate::api::Pod) -> Vec<String> {
     pod.status
         .container_statuses

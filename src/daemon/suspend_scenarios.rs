@@ -85,6 +85,17 @@ fn suspend_and_resume_through_the_file() {
         grace: Duration::from_secs(30),
     };
     assert!(h.runtime.calls().contains(&stop), "{:?}", h.runtime.calls());
+    let stopped = running[0].metadata.name().to_string();
+    assert!(
+        h.daemon
+            .world
+            .all_events()
+            .iter()
+            .any(|e| e.involved_object.name == stopped
+                && e.reason == "Killing"
+                && e.message == "Stopping container main"),
+        "the kubelet's Killing event for the deleted pod"
+    );
     assert!(h.pods().is_empty(), "{:#?}", h.pods());
     let again = the_job(&h);
     let status = again.status.clone().unwrap_or_default();
