@@ -487,19 +487,24 @@ fn expired_line(missed: u64) -> Bytes {
     }
 }
 
+/// An answer of the daemon as the API server gives it: the object as JSON, or its Status.
+fn answer<T: serde::Serialize>(r: Result<T, Status>) -> Response {
+    match r {
+        Ok(v) => Json(v).into_response(),
+        Err(s) => status_response(s),
+    }
+}
+
 async fn get_one(api: Api, kind: Kind, namespace: String, name: String) -> Response {
-    match api
-        .ask(|reply| Request::Get {
+    answer(
+        api.ask(|reply| Request::Get {
             kind,
             namespace,
             name,
             reply,
         })
-        .await
-    {
-        Ok(v) => Json(v).into_response(),
-        Err(s) => status_response(s),
-    }
+        .await,
+    )
 }
 /// `DELETE` with the API's `DeleteOptions`, as a query parameter (`?propagationPolicy=…`)
 /// or as the body kubectl sends; the query wins, as in the API server.
@@ -539,19 +544,16 @@ async fn delete_one(
         Err(s) => return status_response(*s),
     };
     let warning = delete.warning;
-    let mut response = match api
-        .ask(|reply| Request::Delete {
+    let mut response = answer(
+        api.ask(|reply| Request::Delete {
             kind,
             namespace,
             name,
             delete,
             reply,
         })
-        .await
-    {
-        Ok(v) => Json(v).into_response(),
-        Err(s) => status_response(s),
-    };
+        .await,
+    );
     if let Some(text) = warning
         && let Ok(value) = header::HeaderValue::from_str(&format!("299 - \"{text}\""))
     {
@@ -561,13 +563,10 @@ async fn delete_one(
 }
 
 async fn pod_metrics(api: Api, namespace: Option<String>) -> Response {
-    match api
-        .ask(|reply| Request::PodMetrics { namespace, reply })
-        .await
-    {
-        Ok(v) => Json(v).into_response(),
-        Err(s) => status_response(s),
-    }
+    answer(
+        api.ask(|reply| Request::PodMetrics { namespace, reply })
+            .await,
+    )
 }
 
 async fn pod_metrics_all(State(api): State<Api>) -> Response {
@@ -582,24 +581,18 @@ async fn job_backoff(
     State(api): State<Api>,
     Path((namespace, name)): Path<(String, String)>,
 ) -> Response {
-    match api
-        .ask(|reply| Request::JobBackoff {
+    answer(
+        api.ask(|reply| Request::JobBackoff {
             namespace,
             name,
             reply,
         })
-        .await
-    {
-        Ok(v) => Json(v).into_response(),
-        Err(s) => status_response(s),
-    }
+        .await,
+    )
 }
 
 async fn manifests(State(api): State<Api>) -> Response {
-    match api.ask(|reply| Request::Manifests { reply }).await {
-        Ok(v) => Json(v).into_response(),
-        Err(s) => status_response(s),
-    }
+    answer(api.ask(|reply| Request::Manifests { reply }).await)
 }
 
 /// `?create=true` on an apply: `kubectl create`'s refusal of an object that exists.
